@@ -1,0 +1,115 @@
+/* Helpers that every resource handler uses. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api.h"
+#include "err.h"
+
+int
+api_reply(struct api_response *resp, int status, json_t *json)
+{
+    if (!json)
+        return -ENOMEM;
+    json_decref(resp->json);
+    resp->status = status;
+    resp->json = json;
+    return 0;
+}
+
+int
+api_reply_text(struct api_response *resp, int status, char *text, const char *content_type)
+{
+    if (!text)
+        return -ENOMEM;
+    free(resp->text);
+    resp->status = status;
+    resp->text = text;
+    resp->text_len = strlen(text);
+    resp->content_type = content_type;
+    return 0;
+}
+
+void
+api_set_location(struct api_response *resp, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(resp->location, sizeof(resp->location), fmt, ap);
+    va_end(ap);
+}
+
+int
+api_body_unpack(const struct api_request *req, const char *fmt, ...)
+{
+    json_t *empty = NULL;
+    json_t *body = req->body;
+    json_error_t jerr;
+    va_list ap;
+    int r;
+
+    if (!body)
+        body = empty = json_object();
+    if (!json_is_object(body)) {
+        json_decref(empty);
+        return err_set(-EINVAL, "the request body must be a JSON object");
+    }
+    va_start(ap, fmt);
+    r = json_vunpack_ex(body, &jerr, JSON_STRICT, fmt, ap);
+    va_end(ap);
+    json_decref(empty);
+    if (r < 0) {
+        return err_set(-EINVAL, "invalid request body: %s", jerr.text);
+    }
+    return 0;
+}
+
+int
+api_query_bool(const struct api_request *req, const char *key, bool def, bool *ret)
+{
+    const char *v = req->query ? req->query(req, key) : NULL;
+
+    if (!v) {
+        *ret = def;
+        return 0;
+    }
+    if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0 || strcmp(v, "") == 0)
+        *ret = true;
+    else if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+        *ret = false;
+    else
+        return err_set(-EINVAL, "query parameter '%s' must be true or false", key);
+    return 0;
+}
+
+int
+api_query_enum(const struct api_request *req, const char *key, const char *const *choices,
+               const char *def, const char **ret)
+{
+    const char *v = req->query ? req->query(req, key) : NULL;
+    char list[256] = "";
+
+    if (!v) {
+        *ret = def;
+        return 0;
+    }
+    for (size_t i = 0; choices[i]; i++) {
+        if (strcmp(v, choices[i]) == 0) {
+            *ret = choices[i];
+            return 0;
+        }
+        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "",
+                 choices[i]);
+    }
+    return err_set(-EINVAL, "query parameter '%s' must be one of: %s", key, list);
+}
+
+json_t *
+api_list(json_t *items)
+{
+    if (!items)
+        return NULL;
+    return json_pack("{s:o}", "items", items);
+}

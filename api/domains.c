@@ -1,0 +1,74 @@
+/* GET /v1/domains and /v1/domains/{domain}. */
+#include <errno.h>
+
+#include "api.h"
+#include "api_json.h"
+#include "cleanup.h"
+#include "core/core.h"
+
+static json_t *
+feature_json(const struct virt_feature *f)
+{
+    return json_pack("{s:b, s:s?}", "supported", f->supported, "reason", f->reason);
+}
+
+static json_t *
+disk_json(const struct virt_disk *k)
+{
+    return json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:s?}", "target", k->target, "device",
+                     k->device, "bus", k->bus, "type", k->type, "source", k->source, "format",
+                     k->format);
+}
+
+json_t *
+api_domain_json(const struct virt_domain *d)
+{
+    json_t *disks = json_array();
+    json_t *out;
+
+    if (!disks)
+        return NULL;
+    for (size_t i = 0; i < d->n_disks; i++)
+        json_array_append_new(disks, disk_json(&d->disks[i]));
+    out = json_pack("{s:s, s:s, s:s, s:b, s:i, s:I, s:o, s:{s:o, s:o, s:o, s:o, s:o}}", "name",
+                    d->name, "uuid", d->uuid, "state", d->state, "persistent", d->persistent,
+                    "vcpus", (int)d->vcpus, "memory_bytes", (json_int_t)d->memory_bytes, "disks",
+                    disks, "supports", "snapshots", feature_json(&d->snapshots), "checkpoints",
+                    feature_json(&d->checkpoints), "push_backup", feature_json(&d->push_backup),
+                    "pull_backup", feature_json(&d->pull_backup), "incremental",
+                    feature_json(&d->incremental));
+    return out;
+}
+
+int
+api_domains_list(const struct api_request *req, struct api_response *resp)
+{
+    struct virt_domain *list = NULL;
+    size_t n = 0;
+    json_t *items;
+    int r;
+
+    r = core_domain_list(&list, &n);
+    if (r < 0)
+        return r;
+    items = json_array();
+    for (size_t i = 0; items && i < n; i++)
+        json_array_append_new(items, api_domain_json(&list[i]));
+    virt_domain_list_free(list, n);
+    return api_reply(resp, 200, api_list(items));
+}
+
+int
+api_domain_get(const struct api_request *req, struct api_response *resp)
+{
+    struct virt_domain *d = NULL;
+    json_t *out;
+    int r;
+
+    r = core_domain_get(req->params[0], &d);
+    if (r < 0)
+        return r;
+    out = api_domain_json(d);
+    virt_domain_free(d);
+    return api_reply(resp, 200, out);
+}

@@ -1,0 +1,55 @@
+/*
+ * core.h - the service's use cases, free of HTTP. The process has one core:
+ * core_start() opens the database, the vault and the libvirt connection;
+ * core_stop() closes them. Every other core_* function may be called from
+ * any thread between the two.
+ */
+#ifndef VV_CORE_H
+#define VV_CORE_H
+
+#include <stdbool.h>
+
+#include "virt/virt.h"
+
+struct db;
+
+struct core_config {
+    const char *db_path;
+    const char *vault_dir;
+    const char *libvirt_uri;
+};
+
+/*
+ * Opens what the service stands on. A libvirt that cannot be reached is no
+ * failure (it is reconnected in the background); a database or vault that
+ * cannot be used is. Returns 0 or a negative errno with a detail.
+ */
+int core_start(const struct core_config *cfg);
+
+/* Closes the libvirt connection and the database. Safe to call once after start. */
+void core_stop(void);
+
+/* The open database (for the core's own files). Borrowed. */
+struct db *core_db(void);
+
+/* The vault folder. Borrowed. */
+const char *core_vault_dir(void);
+
+/*
+ * Says whether the service can do its work now: 0 when libvirt and the
+ * database are usable, else -ENOTCONN or -EIO with a detail.
+ */
+int core_ready(void);
+
+/* Versions of libvirt and the hypervisor (see virt.h); the URI the service was given. */
+int core_versions_get(struct virt_versions *ret);
+const char *core_libvirt_uri(void);
+
+/* True while the libvirt connection is up. */
+bool core_hypervisor_connected(void);
+
+/* Domains, as libvirt sees them (see virt.h for ownership). */
+int core_domain_list(struct virt_domain **ret, size_t *ret_n);
+int core_domain_get(const char *name_or_uuid, struct virt_domain **ret);
+
+#endif

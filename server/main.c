@@ -1,0 +1,170 @@
+/*
+ * virtvaultd: the process. Parses options, opens the core, serves HTTP
+ * until SIGINT or SIGTERM, then lets requests in flight finish and closes
+ * everything in order.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "cleanup.h"
+#include "config.h"
+#include "core/core.h"
+#include "err.h"
+#include "http.h"
+#include "log.h"
+#include "options.h"
+
+#define PEM_MAX (1u << 20)
+
+static int
+read_file(const char *path, char **ret)
+{
+    _cleanup_fclose_ FILE *f = fopen(path, "re");
+    _cleanup_free_ char *buf = NULL;
+    size_t n;
+
+    if (!f)
+        return err_set(-errno, "cannot read %s: %s", path, strerror(errno));
+    buf = malloc(PEM_MAX + 1);
+    if (!buf)
+        return -ENOMEM;
+    n = fread(buf, 1, PEM_MAX, f);
+    if (ferror(f))
+        return err_set(-EIO, "cannot read %s", path);
+    buf[n] = '\0';
+    *ret = TAKE_PTR(buf);
+    return 0;
+}
+
+/* The web UI: --web-dir, else the installed copy, else ./web. */
+static const char *
+pick_web_dir(const char *given)
+{
+    static const char *const candidates[] = {VV_DATADIR "/web", "web"};
+    struct stat st;
+
+    if (given)
+        return given;
+    for (size_t i = 0; i < ARRAY_SIZE(candidates); i++)
+        if (stat(candidates[i], &st) == 0 && S_ISDIR(st.st_mode))
+            return candidates[i];
+    return NULL;
+}
+
+static const char *
+env_lookup(const char *name)
+{
+    return getenv(name);
+}
+
+int
+main(int argc, char **argv)
+{
+    struct options opts;
+    enum options_action action;
+    struct auth auth = {0};
+    struct http_server *srv = NULL;
+    _cleanup_free_ char *cert = NULL;
+    _cleanup_free_ char *key = NULL;
+    char err[512];
+    unsigned port = 0;
+    sigset_t sigs;
+    int sig, r;
+
+    if (options_parse(argc, argv, env_lookup, &opts, &action, err, sizeof(err)) < 0) {
+        fprintf(stderr, "virtvaultd: %s\n", err);
+        return 2;
+    }
+    if (action == OPTIONS_HELP) {
+        fputs(options_usage, stdout);
+        options_clear(&opts);
+        return 0;
+    }
+    if (action == OPTIONS_VERSION) {
+        printf("virtvaultd %s\n", VV_VERSION);
+        options_clear(&opts);
+        return 0;
+    }
+    log_setup(opts.log_level, opts.log_format);
+
+    if (opts.token_file && auth_load(opts.token_file, &auth, err, sizeof(err)) < 0) {
+        fprintf(stderr, "virtvaultd: %s\n", err);
+        options_clear(&opts);
+        return 2;
+    }
+    if (opts.tls_cert &&
+        (read_file(opts.tls_cert, &cert) < 0 || read_file(opts.tls_key, &key) < 0)) {
+        fprintf(stderr, "virtvaultd: %s\n", err_detail());
+        options_clear(&opts);
+        auth_clear(&auth);
+        return 2;
+    }
+
+    /* Signals are taken by sigwait() below; every thread started later inherits the mask. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct core_config ccfg = {
+        .db_path = opts.db,
+        .vault_dir = opts.vault_dir,
+        .libvirt_uri = opts.libvirt_uri,
+    };
+    r = core_start(&ccfg);
+    if (r < 0) {
+        log_error("cannot start: %s", err_detail() ? err_detail() : strerror(-r));
+        options_clear(&opts);
+        auth_clear(&auth);
+        return 1;
+    }
+
+    struct http_config hcfg = {
+        .listen = opts.listen,
+        .web_dir = pick_web_dir(opts.web_dir),
+        .tls_cert_pem = cert,
+        .tls_key_pem = key,
+        .auth = opts.token_file ? &auth : NULL,
+        .threads = opts.threads,
+        .conn_timeout = opts.conn_timeout,
+        .conn_limit = opts.conn_limit,
+        .per_ip_limit = opts.per_ip_limit,
+        .max_body = opts.max_body,
+    };
+    r = http_start(&hcfg, &srv, &port);
+    if (r < 0) {
+        log_error("cannot start: %s", err_detail() ? err_detail() : strerror(-r));
+        core_stop();
+        options_clear(&opts);
+        auth_clear(&auth);
+        return r == -EPERM || r == -EINVAL ? 2 : 1;
+    }
+    if (!opts.token_file)
+        log_warn("no --token-file: authentication is off, serving loopback only");
+    else
+        log_info("authentication on: %zu token(s) from %s", auth.n, opts.token_file);
+    if (!hcfg.web_dir)
+        log_warn("no web UI folder found; use --web-dir");
+    log_info("virtvaultd %s listening on %s://%.*s:%u (libvirt %s, database %s, vault %s)",
+             VV_VERSION, cert ? "https" : "http", (int)(strrchr(opts.listen, ':') - opts.listen),
+             opts.listen, port, opts.libvirt_uri, opts.db, opts.vault_dir);
+
+    do {
+        r = sigwait(&sigs, &sig);
+    } while (r != 0);
+    log_info("received %s: finishing requests in flight and shutting down",
+             sig == SIGINT ? "SIGINT" : "SIGTERM");
+    http_stop(srv);
+    core_stop();
+    auth_clear(&auth);
+    options_clear(&opts);
+    log_info("stopped");
+    return 0;
+}

@@ -1,0 +1,19 @@
+/*
+ * metrics.h - counters for GET /metrics (Prometheus text format): requests
+ * by route and status, a latency histogram, in-flight requests and the
+ * libvirt connection state.
+ */
+#ifndef VV_METRICS_H
+#define VV_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Records one finished request. route is the template, or NULL when none matched. */
+void metrics_request_done(const char *method, const char *route, int status,
+                          uint64_t duration_ns);
+
+/* Renders every metric as Prometheus text. Returns a new string or NULL. */
+char *metrics_render(void);
+
+#endif

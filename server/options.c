@@ -1,0 +1,314 @@
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "options.h"
+
+const char options_usage[] =
+    "Usage: virtvaultd [OPTION]...\n"
+    "REST/JSON service for libvirt snapshots, checkpoints and backups.\n"
+    "\n"
+    "  --listen HOST:PORT     address to serve on (default 127.0.0.1:8080)\n"
+    "  --libvirt-uri URI      libvirt connection (default test:///default)\n"
+    "  --db PATH              SQLite database (default ./virtvault.db)\n"
+    "  --vault-dir PATH       folder for backups and managed files (default ./vault)\n"
+    "  --web-dir PATH         folder of the web UI (default: the installed one)\n"
+    "  --token-file PATH      bearer tokens with roles; without it only loopback is served\n"
+    "  --tls-cert PATH        serve HTTPS with this certificate (PEM)\n"
+    "  --tls-key PATH         private key for --tls-cert (PEM)\n"
+    "  --log-level LEVEL      debug, info, warn or error (default info)\n"
+    "  --log-format FORMAT    text or json (default text)\n"
+    "  --threads N            HTTP worker threads (default 4)\n"
+    "  --conn-timeout SECS    close idle connections after SECS (default 30)\n"
+    "  --conn-limit N         connections in all (default 512)\n"
+    "  --per-ip-limit N       connections from one address (default 64)\n"
+    "  --max-body BYTES       largest request body accepted (default 1048576)\n"
+    "  --help                 show this help and exit\n"
+    "  --version              show the version and exit\n"
+    "\n"
+    "Every option can also be set as VIRTVAULT_<OPTION>, e.g. VIRTVAULT_LISTEN=0.0.0.0:8080.\n";
+
+enum {
+    OPT_LISTEN = 1000,
+    OPT_LIBVIRT_URI,
+    OPT_DB,
+    OPT_VAULT_DIR,
+    OPT_WEB_DIR,
+    OPT_TOKEN_FILE,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
+    OPT_LOG_LEVEL,
+    OPT_LOG_FORMAT,
+    OPT_THREADS,
+    OPT_CONN_TIMEOUT,
+    OPT_CONN_LIMIT,
+    OPT_PER_IP_LIMIT,
+    OPT_MAX_BODY,
+    OPT_HELP,
+    OPT_VERSION,
+};
+
+static const struct option long_options[] = {
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"libvirt-uri", required_argument, NULL, OPT_LIBVIRT_URI},
+    {"db", required_argument, NULL, OPT_DB},
+    {"vault-dir", required_argument, NULL, OPT_VAULT_DIR},
+    {"web-dir", required_argument, NULL, OPT_WEB_DIR},
+    {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"conn-timeout", required_argument, NULL, OPT_CONN_TIMEOUT},
+    {"conn-limit", required_argument, NULL, OPT_CONN_LIMIT},
+    {"per-ip-limit", required_argument, NULL, OPT_PER_IP_LIMIT},
+    {"max-body", required_argument, NULL, OPT_MAX_BODY},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+static int
+fail(char *err, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(err, size, fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+static int
+parse_uint(const char *s, unsigned long long min, unsigned long long max,
+           unsigned long long *ret)
+{
+    char *end;
+    unsigned long long v;
+
+    if (!s || *s < '0' || *s > '9')
+        return -EINVAL;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return -EINVAL;
+    *ret = v;
+    return 0;
+}
+
+static int
+set_string(char **slot, const char *value)
+{
+    char *copy = strdup(value);
+
+    if (!copy)
+        return -ENOMEM;
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+/* Checks a HOST:PORT value: a host (or [v6]) and a port 0..65535. */
+static int
+listen_valid(const char *v)
+{
+    const char *colon = strrchr(v, ':');
+    unsigned long long port;
+
+    if (!colon || colon == v)
+        return -EINVAL;
+    if (v[0] == '[' && colon[-1] != ']')
+        return -EINVAL;
+    return parse_uint(colon + 1, 0, 65535, &port);
+}
+
+/* Applies one option; name is how the user spelled it, for messages. */
+static int
+apply(struct options *o, int id, const char *name, const char *value, char *err, size_t size)
+{
+    unsigned long long n;
+
+    if (value && value[0] == '\0')
+        return fail(err, size, "%s: empty value", name);
+    switch (id) {
+    case OPT_LISTEN:
+        if (listen_valid(value) < 0)
+            return fail(err, size, "%s: '%s' is not HOST:PORT", name, value);
+        return set_string(&o->listen, value);
+    case OPT_LIBVIRT_URI:
+        return set_string(&o->libvirt_uri, value);
+    case OPT_DB:
+        return set_string(&o->db, value);
+    case OPT_VAULT_DIR:
+        return set_string(&o->vault_dir, value);
+    case OPT_WEB_DIR:
+        return set_string(&o->web_dir, value);
+    case OPT_TOKEN_FILE:
+        return set_string(&o->token_file, value);
+    case OPT_TLS_CERT:
+        return set_string(&o->tls_cert, value);
+    case OPT_TLS_KEY:
+        return set_string(&o->tls_key, value);
+    case OPT_LOG_LEVEL:
+        if (log_level_from_string(value, &o->log_level) < 0)
+            return fail(err, size, "%s: '%s' is not one of debug, info, warn, error", name,
+                        value);
+        return 0;
+    case OPT_LOG_FORMAT:
+        if (log_format_from_string(value, &o->log_format) < 0)
+            return fail(err, size, "%s: '%s' is not one of text, json", name, value);
+        return 0;
+    case OPT_THREADS:
+        if (parse_uint(value, 1, 256, &n) < 0)
+            return fail(err, size, "%s: '%s' is not a number from 1 to 256", name, value);
+        o->threads = (unsigned)n;
+        return 0;
+    case OPT_CONN_TIMEOUT:
+        if (parse_uint(value, 1, 3600, &n) < 0)
+            return fail(err, size, "%s: '%s' is not a number of seconds from 1 to 3600", name,
+                        value);
+        o->conn_timeout = (unsigned)n;
+        return 0;
+    case OPT_CONN_LIMIT:
+        if (parse_uint(value, 1, 65536, &n) < 0)
+            return fail(err, size, "%s: '%s' is not a number from 1 to 65536", name, value);
+        o->conn_limit = (unsigned)n;
+        return 0;
+    case OPT_PER_IP_LIMIT:
+        if (parse_uint(value, 1, 65536, &n) < 0)
+            return fail(err, size, "%s: '%s' is not a number from 1 to 65536", name, value);
+        o->per_ip_limit = (unsigned)n;
+        return 0;
+    case OPT_MAX_BODY:
+        if (parse_uint(value, 1024, 64ull << 20, &n) < 0)
+            return fail(err, size, "%s: '%s' is not a size from 1024 to 67108864 bytes", name,
+                        value);
+        o->max_body = (size_t)n;
+        return 0;
+    default:
+        return fail(err, size, "%s: unknown option", name);
+    }
+}
+
+static void
+set_defaults(struct options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->log_level = LOG_LEVEL_INFO;
+    o->log_format = LOG_FORMAT_TEXT;
+    o->threads = 4;
+    o->conn_timeout = 30;
+    o->conn_limit = 512;
+    o->per_ip_limit = 64;
+    o->max_body = 1u << 20;
+}
+
+static int
+fill_missing(struct options *o)
+{
+    static const struct {
+        size_t offset;
+        const char *value;
+    } defaults[] = {
+        {offsetof(struct options, listen), "127.0.0.1:8080"},
+        {offsetof(struct options, libvirt_uri), "test:///default"},
+        {offsetof(struct options, db), "virtvault.db"},
+        {offsetof(struct options, vault_dir), "vault"},
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(defaults); i++) {
+        char **slot = (char **)((char *)o + defaults[i].offset);
+        if (!*slot && set_string(slot, defaults[i].value) < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+int
+options_parse(int argc, char **argv, options_getenv_fn env, struct options *opts,
+              enum options_action *ret_action, char *err, size_t err_size)
+{
+    struct options o;
+    enum options_action action = OPTIONS_RUN;
+    int r, c;
+
+    set_defaults(&o);
+    /* The environment first: VIRTVAULT_LISTEN for --listen, and so on. */
+    for (const struct option *lo = long_options; env && lo->name; lo++) {
+        char var[64] = "VIRTVAULT_";
+        const char *value;
+        size_t n = strlen(var);
+
+        if (lo->has_arg == no_argument)
+            continue;
+        for (const char *p = lo->name; *p && n < sizeof(var) - 1; p++)
+            var[n++] = *p == '-' ? '_' : (char)(*p - ('a' <= *p && *p <= 'z' ? 32 : 0));
+        var[n] = '\0';
+        value = env(var);
+        if (!value)
+            continue;
+        r = apply(&o, lo->val, var, value, err, err_size);
+        if (r < 0) {
+            options_clear(&o);
+            return r;
+        }
+    }
+
+    optind = 0; /* full reset, also of GNU getopt's internal state */
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":", long_options, NULL)) != -1) {
+        if (c == OPT_HELP) {
+            action = OPTIONS_HELP;
+        } else if (c == OPT_VERSION) {
+            action = OPTIONS_VERSION;
+        } else if (c == '?' || c == ':') {
+            const char *bad = argv[optind - 1];
+            options_clear(&o);
+            if (c == ':')
+                return fail(err, err_size, "%s: missing value", bad);
+            return fail(err, err_size, "%s: unknown option (see --help)", bad);
+        } else {
+            char name[64];
+            snprintf(name, sizeof(name), "--%s", long_options[c - OPT_LISTEN].name);
+            r = apply(&o, c, name, optarg, err, err_size);
+            if (r < 0) {
+                options_clear(&o);
+                return r;
+            }
+        }
+    }
+    if (optind < argc) {
+        options_clear(&o);
+        return fail(err, err_size, "%s: unexpected argument (see --help)", argv[optind]);
+    }
+    if ((o.tls_cert == NULL) != (o.tls_key == NULL)) {
+        options_clear(&o);
+        return fail(err, err_size, "--tls-cert and --tls-key go together");
+    }
+    if (fill_missing(&o) < 0) {
+        options_clear(&o);
+        return -ENOMEM;
+    }
+    *opts = o;
+    *ret_action = action;
+    return 0;
+}
+
+void
+options_clear(struct options *o)
+{
+    free(o->listen);
+    free(o->libvirt_uri);
+    free(o->db);
+    free(o->vault_dir);
+    free(o->web_dir);
+    free(o->token_file);
+    free(o->tls_cert);
+    free(o->tls_key);
+    memset(o, 0, sizeof(*o));
+}

@@ -1,0 +1,56 @@
+/*
+ * options.h - the command line and its VIRTVAULT_* environment twins.
+ *
+ * Every option --foo-bar VALUE can also be given as VIRTVAULT_FOO_BAR; the
+ * command line wins. options_parse() never exits and never prints: it
+ * returns what to do, and a one-line message on error.
+ */
+#ifndef VV_OPTIONS_H
+#define VV_OPTIONS_H
+
+#include <stddef.h>
+
+#include "log.h"
+
+struct options {
+    char *listen;      /* "HOST:PORT" */
+    char *libvirt_uri;
+    char *db;
+    char *vault_dir;
+    char *web_dir;
+    char *token_file;  /* NULL: no authentication, loopback only */
+    char *tls_cert;
+    char *tls_key;
+    enum log_level log_level;
+    enum log_format log_format;
+    unsigned threads;           /* HTTP worker threads */
+    unsigned conn_timeout;      /* seconds an idle connection is kept */
+    unsigned conn_limit;        /* connections in all */
+    unsigned per_ip_limit;      /* connections from one address */
+    size_t max_body;            /* bytes */
+};
+
+enum options_action {
+    OPTIONS_RUN,
+    OPTIONS_HELP,
+    OPTIONS_VERSION,
+};
+
+/* Lookup of an environment variable; getenv in production, a table in tests. */
+typedef const char *(*options_getenv_fn)(const char *name);
+
+/*
+ * Fills *opts from defaults, then the environment, then argv. On success
+ * returns 0 and sets *ret_action. On a bad option or value returns -EINVAL
+ * and writes a one-line message (no newline) into err.
+ */
+int options_parse(int argc, char **argv, options_getenv_fn env, struct options *opts,
+                  enum options_action *ret_action, char *err, size_t err_size);
+
+/* Frees the strings of opts. */
+void options_clear(struct options *opts);
+
+/* The --help text. */
+extern const char options_usage[];
+
+#endif

@@ -1,0 +1,44 @@
+/*
+ * The route table: every path the service answers, its method, handler and
+ * the least role a token needs. openapi.yaml describes exactly these routes
+ * (a test holds the two together).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "metrics.h"
+#include "router.h"
+
+extern const unsigned char vv_openapi_yaml[];
+extern const size_t vv_openapi_yaml_len;
+
+static int
+serve_openapi(const struct api_request *req, struct api_response *resp)
+{
+    char *copy = malloc(vv_openapi_yaml_len + 1);
+
+    if (!copy)
+        return -ENOMEM;
+    memcpy(copy, vv_openapi_yaml, vv_openapi_yaml_len + 1);
+    return api_reply_text(resp, 200, copy, "application/yaml");
+}
+
+static int
+serve_metrics(const struct api_request *req, struct api_response *resp)
+{
+    return api_reply_text(resp, 200, metrics_render(), "text/plain; version=0.0.4");
+}
+
+const struct route router_table[] = {
+    {"GET", "/healthz", api_healthz, ROLE_PUBLIC},
+    {"GET", "/readyz", api_readyz, ROLE_PUBLIC},
+    {"GET", "/metrics", serve_metrics, ROLE_VIEWER},
+    {"GET", "/openapi.yaml", serve_openapi, ROLE_PUBLIC},
+    {"GET", "/v1/version", api_version_get, ROLE_VIEWER},
+    {"GET", "/v1/domains", api_domains_list, ROLE_VIEWER},
+    {"GET", "/v1/domains/{domain}", api_domain_get, ROLE_VIEWER},
+};
+
+const size_t router_table_len = sizeof(router_table) / sizeof(router_table[0]);

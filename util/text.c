@@ -1,0 +1,233 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "text.h"
+
+bool
+text_name_valid(const char *s)
+{
+    size_t n = 0;
+
+    if (!s || s[0] == '\0' || s[0] == '.')
+        return false;
+    for (const char *p = s; *p; p++, n++) {
+        char c = *p;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+        if (!ok || n >= NAME_MAX_LEN)
+            return false;
+    }
+    return true;
+}
+
+char *
+text_xml_escape(const char *s)
+{
+    size_t len = 0;
+    char *out, *o;
+
+    for (const char *p = s; *p; p++) {
+        switch (*p) {
+        case '&':
+            len += 5;
+            break;
+        case '<':
+        case '>':
+            len += 4;
+            break;
+        case '"':
+        case '\'':
+            len += 6;
+            break;
+        default:
+            len++;
+        }
+    }
+    out = malloc(len + 1);
+    if (!out)
+        return NULL;
+    o = out;
+    for (const char *p = s; *p; p++) {
+        const char *rep = NULL;
+        switch (*p) {
+        case '&':
+            rep = "&amp;";
+            break;
+        case '<':
+            rep = "&lt;";
+            break;
+        case '>':
+            rep = "&gt;";
+            break;
+        case '"':
+            rep = "&quot;";
+            break;
+        case '\'':
+            rep = "&apos;";
+            break;
+        default:
+            *o++ = *p;
+            continue;
+        }
+        size_t n = strlen(rep);
+        memcpy(o, rep, n);
+        o += n;
+    }
+    *o = '\0';
+    return out;
+}
+
+static int
+hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int
+text_url_decode(const char *s, size_t len, char **ret)
+{
+    char *out = malloc(len + 1);
+    size_t o = 0;
+
+    if (!out)
+        return -ENOMEM;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '%') {
+            int hi, lo;
+            if (i + 2 >= len) {
+                free(out);
+                return -EINVAL;
+            }
+            hi = hexval(s[i + 1]);
+            lo = hexval(s[i + 2]);
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+                free(out);
+                return -EINVAL;
+            }
+            out[o++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else if (s[i] == '\0') {
+            free(out);
+            return -EINVAL;
+        } else {
+            out[o++] = s[i];
+        }
+    }
+    out[o] = '\0';
+    *ret = out;
+    return 0;
+}
+
+void
+text_time_rfc3339(char *buf, size_t size, time_t t)
+{
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void
+text_time_now_rfc3339(char *buf, size_t size, bool millis)
+{
+    struct timespec ts;
+    struct tm tm;
+    char base[32];
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+    if (millis)
+        snprintf(buf, size, "%s.%03ldZ", base, ts.tv_nsec / 1000000);
+    else
+        snprintf(buf, size, "%sZ", base);
+}
+
+int
+text_time_parse(const char *s, time_t *ret)
+{
+    struct tm tm = {0};
+    const char *p;
+
+    p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!p)
+        return -EINVAL;
+    if (*p == '.') {
+        p++;
+        if (*p < '0' || *p > '9')
+            return -EINVAL;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    if (strcmp(p, "Z") != 0)
+        return -EINVAL;
+    *ret = timegm(&tm);
+    return 0;
+}
+
+int64_t
+text_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+uint64_t
+text_mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int
+text_random_hex(char *buf, size_t size, size_t nbytes)
+{
+    unsigned char raw[64];
+
+    if (nbytes > sizeof(raw) || size < 2 * nbytes + 1)
+        return -EINVAL;
+    if (getrandom(raw, nbytes, 0) != (ssize_t)nbytes)
+        return -errno;
+    for (size_t i = 0; i < nbytes; i++)
+        snprintf(buf + 2 * i, 3, "%02x", raw[i]);
+    return 0;
+}
+
+bool
+text_startswith(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+bool
+text_is_uuid(const char *s)
+{
+    static const int dash[] = {8, 13, 18, 23};
+    size_t d = 0;
+
+    if (strlen(s) != 36)
+        return false;
+    for (int i = 0; i < 36; i++) {
+        if (d < 4 && i == dash[d]) {
+            if (s[i] != '-')
+                return false;
+            d++;
+        } else if (hexval(s[i]) < 0) {
+            return false;
+        }
+    }
+    return true;
+}

@@ -1,0 +1,60 @@
+/*
+ * text.h - small pure string functions shared by every layer: the one name
+ * rule, the one XML escape, times in RFC 3339, percent-decoding, ids.
+ * None of them allocate unless they say so; none log.
+ */
+#ifndef VV_TEXT_H
+#define VV_TEXT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define NAME_MAX_LEN 64
+
+/*
+ * The one rule for names the service creates (snapshots, checkpoints,
+ * restored domains): 1 to 64 characters from [A-Za-z0-9._-], not starting
+ * with '.'. Returns true when s follows it.
+ */
+bool text_name_valid(const char *s);
+
+/*
+ * Escapes s for use in XML text or in an attribute value (& < > " ').
+ * Returns a new string the caller frees, or NULL when out of memory.
+ * Every value that goes into libvirt XML passes through here.
+ */
+char *text_xml_escape(const char *s);
+
+/*
+ * Decodes %XX escapes of a URL path segment into a new string. Returns
+ * -EINVAL for a malformed escape or an encoded NUL, -ENOMEM when out of
+ * memory; fills *ret only on success.
+ */
+int text_url_decode(const char *s, size_t len, char **ret);
+
+/* Formats t as RFC 3339 UTC ("2026-11-26T10:56:25Z", or with milliseconds). */
+void text_time_rfc3339(char *buf, size_t size, time_t t);
+void text_time_now_rfc3339(char *buf, size_t size, bool millis);
+
+/* Parses an RFC 3339 UTC time ending in Z ("...T..Z", optional fraction); -EINVAL if not. */
+int text_time_parse(const char *s, time_t *ret);
+
+/* Wall clock in milliseconds and a monotonic clock in nanoseconds. */
+int64_t text_now_ms(void);
+uint64_t text_mono_ns(void);
+
+/*
+ * Writes a random identifier of 2*nbytes lowercase hex characters plus NUL
+ * into buf (size must be at least 2*nbytes+1). Returns 0 or -errno.
+ */
+int text_random_hex(char *buf, size_t size, size_t nbytes);
+
+/* True when s starts with prefix. */
+bool text_startswith(const char *s, const char *prefix);
+
+/* True when s is a valid UUID string in its 36-character form. */
+bool text_is_uuid(const char *s);
+
+#endif

@@ -1,0 +1,265 @@
+/* Domains: listing, lookup, disks and what each domain supports. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cleanup.h"
+#include "err.h"
+#include "text.h"
+#include "virt_priv.h"
+
+static const char *const state_names[] = {
+    [VIR_DOMAIN_NOSTATE] = "nostate",     [VIR_DOMAIN_RUNNING] = "running",
+    [VIR_DOMAIN_BLOCKED] = "blocked",     [VIR_DOMAIN_PAUSED] = "paused",
+    [VIR_DOMAIN_SHUTDOWN] = "shutdown",   [VIR_DOMAIN_SHUTOFF] = "shutoff",
+    [VIR_DOMAIN_CRASHED] = "crashed",     [VIR_DOMAIN_PMSUSPENDED] = "pmsuspended",
+};
+
+int
+virt_lookup(virConnectPtr conn, const char *name_or_uuid, virDomainPtr *ret)
+{
+    virDomainPtr dom = NULL;
+
+    if (text_is_uuid(name_or_uuid))
+        dom = virDomainLookupByUUIDString(conn, name_or_uuid);
+    if (!dom)
+        dom = virDomainLookupByName(conn, name_or_uuid);
+    if (!dom) {
+        virErrorPtr e = virGetLastError();
+        if (!e || e->code == VIR_ERR_NO_DOMAIN) {
+            virResetLastError();
+            return err_set(-ENOENT, "domain '%s' not found", name_or_uuid);
+        }
+        return virt_error("look up domain");
+    }
+    *ret = dom;
+    return 0;
+}
+
+static void
+feature_set(struct virt_feature *f, const char *reason)
+{
+    f->supported = reason == NULL;
+    f->reason = reason ? strdup(reason) : NULL;
+}
+
+static void
+disk_clear(struct virt_disk *d)
+{
+    free(d->target);
+    free(d->device);
+    free(d->bus);
+    free(d->type);
+    free(d->source);
+    free(d->format);
+    free(d->alias);
+}
+
+void
+virt_domain_clear(struct virt_domain *d)
+{
+    if (!d)
+        return;
+    free(d->name);
+    for (size_t i = 0; i < d->n_disks; i++)
+        disk_clear(&d->disks[i]);
+    free(d->disks);
+    free(d->snapshots.reason);
+    free(d->checkpoints.reason);
+    free(d->push_backup.reason);
+    free(d->pull_backup.reason);
+    free(d->incremental.reason);
+    memset(d, 0, sizeof(*d));
+}
+
+void
+virt_domain_free(struct virt_domain *d)
+{
+    virt_domain_clear(d);
+    free(d);
+}
+
+void
+virt_domain_list_free(struct virt_domain *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        virt_domain_clear(&list[i]);
+    free(list);
+}
+
+static int
+parse_disks(const char *xml, struct virt_domain *d)
+{
+    xmlDocPtr doc = NULL;
+    xmlXPathContextPtr ctx = NULL;
+    xmlXPathObjectPtr set;
+    int r, n;
+
+    r = virt_xml_parse(xml, &doc, &ctx);
+    if (r < 0)
+        return r;
+    set = xmlXPathEvalExpression((const xmlChar *)"/domain/devices/disk", ctx);
+    n = set && set->nodesetval ? set->nodesetval->nodeNr : 0;
+    d->disks = n > 0 ? calloc((size_t)n, sizeof(*d->disks)) : NULL;
+    for (int i = 0; i < n && d->disks; i++) {
+        struct virt_disk *k = &d->disks[d->n_disks];
+        xmlNodePtr saved = ctx->node;
+
+        ctx->node = set->nodesetval->nodeTab[i];
+        k->target = virt_xml_string(ctx, "string(target/@dev)");
+        k->device = virt_xml_string(ctx, "string(@device)");
+        k->bus = virt_xml_string(ctx, "string(target/@bus)");
+        k->type = virt_xml_string(ctx, "string(@type)");
+        k->source = virt_xml_string(ctx, "string(source/@file | source/@dev | source/@name)");
+        k->format = virt_xml_string(ctx, "string(driver/@type)");
+        k->alias = virt_xml_string(ctx, "string(alias/@name)");
+        ctx->node = saved;
+        if (k->target)
+            d->n_disks++;
+        else
+            disk_clear(k);
+    }
+    if (set)
+        xmlXPathFreeObject(set);
+    virt_xml_free(doc, ctx);
+    return n > 0 && !d->disks ? -ENOMEM : 0;
+}
+
+/* Decides, without side effects, what the domain can do and why not. */
+static void
+derive_features(virConnectPtr conn, struct virt_domain *d)
+{
+    const char *driver = virt_driver_name(conn);
+    bool is_test = strcasecmp(driver, "test") == 0;
+    bool running = strcmp(d->state, "running") == 0 || strcmp(d->state, "paused") == 0;
+    bool qcow2 = false;
+    const char *cp = NULL, *bk = NULL;
+
+    for (size_t i = 0; i < d->n_disks; i++)
+        if (d->disks[i].format && strcmp(d->disks[i].format, "qcow2") == 0 &&
+            d->disks[i].device && strcmp(d->disks[i].device, "disk") == 0)
+            qcow2 = true;
+
+    feature_set(&d->snapshots, NULL);
+
+    if (!running)
+        cp = "the domain is not running: libvirt creates checkpoints only for running domains";
+    else if (!is_test && !qcow2)
+        cp = "no qcow2 disk: checkpoints need dirty bitmaps, which only qcow2 images hold";
+    feature_set(&d->checkpoints, cp);
+
+    if (is_test)
+        bk = "the libvirt test driver has no backup API";
+    else if (!virt_backup_supported(conn))
+        bk = "this hypervisor does not offer libvirt's backup API";
+    else if (!running)
+        bk = "the domain is not running: libvirt backs up only running domains";
+    feature_set(&d->push_backup, bk);
+    feature_set(&d->pull_backup, bk);
+    feature_set(&d->incremental, bk ? bk : cp);
+}
+
+static int
+fill_domain(virConnectPtr conn, virDomainPtr dom, struct virt_domain *d)
+{
+    virDomainInfo info;
+    _cleanup_free_ char *xml = NULL;
+    const char *name;
+    int r;
+
+    name = virDomainGetName(dom);
+    if (!name || virDomainGetInfo(dom, &info) < 0 || virDomainGetUUIDString(dom, d->uuid) < 0)
+        return virt_error("read domain information");
+    d->name = strdup(name);
+    if (!d->name)
+        return -ENOMEM;
+    d->state = info.state < ARRAY_SIZE(state_names) && state_names[info.state]
+                   ? state_names[info.state]
+                   : "unknown";
+    d->id = (int)virDomainGetID(dom);
+    d->persistent = virDomainIsPersistent(dom) == 1;
+    d->vcpus = info.nrVirtCpu;
+    d->memory_bytes = (uint64_t)info.memory * 1024;
+    xml = virDomainGetXMLDesc(dom, 0);
+    if (!xml)
+        return virt_error("read domain XML");
+    r = parse_disks(xml, d);
+    if (r < 0)
+        return r;
+    derive_features(conn, d);
+    return 0;
+}
+
+int
+virt_domain_get(const char *name_or_uuid, struct virt_domain **ret)
+{
+    _cleanup_conn_ virConnectPtr conn = NULL;
+    _cleanup_dom_ virDomainPtr dom = NULL;
+    struct virt_domain *d;
+    int r;
+
+    r = virt_conn_get(&conn);
+    if (r < 0)
+        return r;
+    r = virt_lookup(conn, name_or_uuid, &dom);
+    if (r < 0)
+        return r;
+    d = calloc(1, sizeof(*d));
+    if (!d)
+        return -ENOMEM;
+    r = fill_domain(conn, dom, d);
+    if (r < 0) {
+        virt_domain_free(d);
+        return r;
+    }
+    *ret = d;
+    return 0;
+}
+
+static int
+by_name(const void *a, const void *b)
+{
+    return strcmp(((const struct virt_domain *)a)->name, ((const struct virt_domain *)b)->name);
+}
+
+int
+virt_domain_list(struct virt_domain **ret, size_t *ret_n)
+{
+    _cleanup_conn_ virConnectPtr conn = NULL;
+    virDomainPtr *doms = NULL;
+    struct virt_domain *list;
+    size_t n_ok = 0;
+    int n, r;
+
+    r = virt_conn_get(&conn);
+    if (r < 0)
+        return r;
+    n = virConnectListAllDomains(conn, &doms, 0);
+    if (n < 0)
+        return virt_error("list domains");
+    list = calloc(n > 0 ? (size_t)n : 1, sizeof(*list));
+    r = list ? 0 : -ENOMEM;
+    for (int i = 0; i < n; i++) {
+        if (r == 0) {
+            int q = fill_domain(conn, doms[i], &list[n_ok]);
+            if (q == 0)
+                n_ok++;
+            else if (q == -ENOENT)
+                virt_domain_clear(&list[n_ok]); /* undefined meanwhile: skip it */
+            else
+                r = q;
+        }
+        virDomainFree(doms[i]);
+    }
+    free(doms);
+    if (r < 0) {
+        virt_domain_list_free(list, n_ok + 1);
+        return r;
+    }
+    qsort(list, n_ok, sizeof(*list), by_name);
+    *ret = list;
+    *ret_n = n_ok;
+    return 0;
+}

@@ -1,0 +1,57 @@
+/*
+ * virt_priv.h - what the files of virt/ share. Only virt/ includes this.
+ */
+#ifndef VV_VIRT_PRIV_H
+#define VV_VIRT_PRIV_H
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <libxml/tree.h>
+#include <libxml/xpath.h>
+
+#include "virt.h"
+
+/*
+ * Gives a new reference to the shared connection, or -ENOTCONN with a
+ * detail when libvirt cannot be reached now. Release with virConnectClose
+ * (or _cleanup_conn_).
+ */
+int virt_conn_get(virConnectPtr *ret);
+
+/*
+ * Turns libvirt's last error on this thread into a negative errno with a
+ * detail "what: libvirt's message". When the error shows the connection is
+ * gone, the connection is marked lost so that it is opened again.
+ */
+int virt_error(const char *what);
+
+/* Looks up a domain by name or UUID on conn; -ENOENT when there is none. */
+int virt_lookup(virConnectPtr conn, const char *name_or_uuid, virDomainPtr *ret);
+
+/* Driver name of the connection ("QEMU", "Test", ...), cached per connection. */
+const char *virt_driver_name(virConnectPtr conn);
+
+/* True when the connection's hypervisor offers the backup API. */
+bool virt_backup_supported(virConnectPtr conn);
+
+/* XML helpers (xml.c). */
+int virt_xml_parse(const char *xml, xmlDocPtr *ret_doc, xmlXPathContextPtr *ret_ctx);
+char *virt_xml_string(xmlXPathContextPtr ctx, const char *xpath);
+void virt_xml_free(xmlDocPtr doc, xmlXPathContextPtr ctx);
+
+static inline void
+virt_conn_closep(virConnectPtr *c)
+{
+    if (*c)
+        virConnectClose(*c);
+}
+static inline void
+virt_dom_freep(virDomainPtr *d)
+{
+    if (*d)
+        virDomainFree(*d);
+}
+#define _cleanup_conn_ __attribute__((cleanup(virt_conn_closep)))
+#define _cleanup_dom_  __attribute__((cleanup(virt_dom_freep)))
+
+#endif
