@@ -14,6 +14,42 @@ const char *const db_migrations[] = {
     ") STRICT;",
     /* checkpoints: the next migration goes here */
     /* jobs: the migration after that goes here */
+    /* backups */
+    "CREATE TABLE backups ("
+    "  id TEXT PRIMARY KEY,"
+    "  domain_uuid TEXT NOT NULL,"
+    "  domain_name TEXT NOT NULL,"
+    "  mode TEXT NOT NULL CHECK (mode IN ('push', 'pull')),"
+    "  type TEXT NOT NULL CHECK (type IN ('full', 'incremental', 'differential')),"
+    "  state TEXT NOT NULL"
+    "    CHECK (state IN ('running', 'ready', 'completed', 'failed', 'cancelled')),"
+    "  job_id TEXT,"
+    "  chain_id TEXT NOT NULL,"
+    "  parent_id TEXT,"
+    "  base_checkpoint TEXT,"
+    "  checkpoint TEXT,"
+    "  domain_xml TEXT NOT NULL,"
+    "  stored_bytes INTEGER NOT NULL DEFAULT 0,"
+    "  started_at INTEGER NOT NULL,"
+    "  finished_at INTEGER,"
+    "  error_code TEXT,"
+    "  error_detail TEXT,"
+    "  verified_at INTEGER,"
+    "  verify_ok INTEGER,"
+    "  verify_detail TEXT"
+    ") STRICT;"
+    "CREATE INDEX backups_by_domain ON backups (domain_uuid, started_at);"
+    "CREATE INDEX backups_by_parent ON backups (parent_id);"
+    "CREATE TABLE backup_disks ("
+    "  backup_id TEXT NOT NULL REFERENCES backups (id) ON DELETE CASCADE,"
+    "  target TEXT NOT NULL,"
+    "  file TEXT NOT NULL,"
+    "  backing TEXT,"
+    "  size INTEGER NOT NULL,"
+    "  stored_bytes INTEGER NOT NULL DEFAULT 0,"
+    "  sha256 TEXT,"
+    "  PRIMARY KEY (backup_id, target)"
+    ") STRICT;",
 };
 
 const int db_migrations_count = (int)(sizeof(db_migrations) / sizeof(db_migrations[0]));
