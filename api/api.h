@@ -32,6 +32,7 @@ struct api_response {
     size_t text_len;
     const char *content_type; /* static */
     char location[512];       /* Location header, or "" */
+    bool event_stream;        /* answer with the event stream (text/event-stream) instead */
 };
 
 typedef int (*api_handler_fn)(const struct api_request *req, struct api_response *resp);
@@ -75,5 +76,14 @@ int api_healthz(const struct api_request *req, struct api_response *resp);
 int api_readyz(const struct api_request *req, struct api_response *resp);
 int api_domains_list(const struct api_request *req, struct api_response *resp);
 int api_domain_get(const struct api_request *req, struct api_response *resp);
+
+/* --- backups --- */
+int api_events_stream(const struct api_request *req, struct api_response *resp);
+int api_backups_list(const struct api_request *req, struct api_response *resp);
+int api_backup_create(const struct api_request *req, struct api_response *resp);
+int api_backup_get(const struct api_request *req, struct api_response *resp);
+int api_backup_delete(const struct api_request *req, struct api_response *resp);
+int api_backup_restore(const struct api_request *req, struct api_response *resp);
+int api_backup_verify(const struct api_request *req, struct api_response *resp);
 
 #endif
