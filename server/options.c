@@ -73,7 +73,7 @@ static const struct option long_options[] = {
     {NULL, 0, NULL, 0},
 };
 
-static int
+__attribute__((format(printf, 3, 4))) static int
 fail(char *err, size_t size, const char *fmt, ...)
 {
     va_list ap;
