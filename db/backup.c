@@ -12,7 +12,7 @@
 #define BACKUP_COLUMNS                                                                             \
     "id, domain_uuid, domain_name, mode, type, state, job_id, chain_id, parent_id, "              \
     "base_checkpoint, checkpoint, domain_xml, stored_bytes, started_at, finished_at, "            \
-    "error_code, error_detail, verified_at, verify_ok, verify_detail"
+    "error_errno, error_detail, verified_at, verify_ok, verify_detail"
 
 static void
 disk_clear(struct db_backup_disk *d)
@@ -40,7 +40,6 @@ db_backup_free(struct db_backup *b)
     free(b->base_checkpoint);
     free(b->checkpoint);
     free(b->domain_xml);
-    free(b->error_code);
     free(b->error_detail);
     free(b->verify_detail);
     for (size_t i = 0; i < b->n_disks; i++)
@@ -109,7 +108,7 @@ row_to_backup(sqlite3_stmt *st, struct db_backup **ret)
     b->stored_bytes = (uint64_t)sqlite3_column_int64(st, 12);
     b->started_at = sqlite3_column_int64(st, 13);
     b->finished_at = sqlite3_column_int64(st, 14);
-    b->error_code = column_dup(st, 15, &oom);
+    b->error_errno = sqlite3_column_int(st, 15);
     b->error_detail = column_dup(st, 16, &oom);
     b->verified_at = sqlite3_column_int64(st, 17);
     b->verify_ok = sqlite3_column_type(st, 18) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 18);
@@ -201,7 +200,7 @@ db_backup_insert(struct db *db, const struct db_backup *b)
     sqlite3_bind_int64(st, 13, (int64_t)b->stored_bytes);
     sqlite3_bind_int64(st, 14, b->started_at);
     bind_opt_int(st, 15, b->finished_at);
-    bind_text(st, 16, b->error_code);
+    bind_opt_int(st, 16, b->error_errno);
     bind_text(st, 17, b->error_detail);
     rc = sqlite3_step(st);
     if (rc != SQLITE_DONE)
@@ -350,7 +349,7 @@ db_backup_finish(struct db *db, const struct db_backup *b)
     DB_LOCK_SCOPE(db);
     r = db_prepare(db,
                    "UPDATE backups SET state = ?2, finished_at = ?3, stored_bytes = ?4, "
-                   "error_code = ?5, error_detail = ?6 WHERE id = ?1",
+                   "error_errno = ?5, error_detail = ?6 WHERE id = ?1",
                    &st);
     if (r < 0)
         return r;
@@ -367,7 +366,7 @@ db_backup_finish(struct db *db, const struct db_backup *b)
     bind_text(st, 2, b->state);
     bind_opt_int(st, 3, b->finished_at);
     sqlite3_bind_int64(st, 4, (int64_t)b->stored_bytes);
-    bind_text(st, 5, b->error_code);
+    bind_opt_int(st, 5, b->error_errno);
     bind_text(st, 6, b->error_detail);
     rc = sqlite3_step(st);
     if (rc != SQLITE_DONE)
@@ -479,5 +478,59 @@ db_backup_delete(struct db *db, const char *id)
         return db_error(db, rc, "delete backup");
     if (sqlite3_changes(db->h) == 0)
         return err_set(-ENOENT, "backup '%s' not found", id);
+    return 0;
+}
+
+int
+db_backup_set_job(struct db *db, const char *id, const char *job_id)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int r, rc;
+
+    DB_LOCK_SCOPE(db);
+    r = db_prepare(db, "UPDATE backups SET job_id = ?2 WHERE id = ?1", &st);
+    if (r < 0)
+        return r;
+    bind_text(st, 1, id);
+    bind_text(st, 2, job_id);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        return db_error(db, rc, "record a backup's job");
+    if (sqlite3_changes(db->h) == 0)
+        return err_set(-ENOENT, "backup '%s' not found", id);
+    return 0;
+}
+
+int
+db_backup_find_domain(struct db *db, const char *name_or_uuid, char ret_uuid[37],
+                      char **ret_name)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    const char *uuid, *name;
+    char *copy;
+    int r, rc;
+
+    DB_LOCK_SCOPE(db);
+    r = db_prepare(db,
+                   "SELECT domain_uuid, domain_name FROM backups WHERE domain_uuid = ?1 OR "
+                   "domain_name = ?1 ORDER BY domain_uuid = ?1 DESC, started_at DESC LIMIT 1",
+                   &st);
+    if (r < 0)
+        return r;
+    bind_text(st, 1, name_or_uuid);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        return err_set(-ENOENT, "domain '%s' not found", name_or_uuid);
+    if (rc != SQLITE_ROW)
+        return db_error(db, rc, "find a domain's backups");
+    uuid = (const char *)sqlite3_column_text(st, 0);
+    name = (const char *)sqlite3_column_text(st, 1);
+    if (!uuid || strlen(uuid) != 36 || !name)
+        return err_set(-EIO, "database: a backup row without its domain");
+    copy = strdup(name);
+    if (!copy)
+        return -ENOMEM;
+    memcpy(ret_uuid, uuid, 37);
+    *ret_name = copy;
     return 0;
 }

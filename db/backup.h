@@ -41,7 +41,7 @@ struct db_backup {
     uint64_t stored_bytes;
     int64_t started_at;
     int64_t finished_at;
-    char *error_code;   /* problem code when failed/cancelled */
+    int error_errno;    /* the negative errno it failed with, 0 when none */
     char *error_detail;
     int64_t verified_at;
     int verify_ok; /* -1 never verified, 0 failed, 1 passed */
@@ -98,6 +98,17 @@ int db_backup_set_verification(struct db *db, const char *id, int64_t at, int ok
  * NULL-terminated array of new strings (free each, then the array).
  */
 int db_backup_dependents(struct db *db, const char *id, char ***ret, size_t *ret_n);
+
+/* Sets the job of backup id. -ENOENT when the row is gone. */
+int db_backup_set_job(struct db *db, const char *id, const char *job_id);
+
+/*
+ * Finds the domain a name or UUID stands for among the domains that have
+ * backups (the newest one's name wins): its UUID into ret_uuid and its name
+ * as a new string in *ret_name. -ENOENT when no backup names it.
+ */
+int db_backup_find_domain(struct db *db, const char *name_or_uuid, char ret_uuid[37],
+                          char **ret_name);
 
 /* Deletes backup id and its disk rows. -ENOENT when there is none. */
 int db_backup_delete(struct db *db, const char *id);

@@ -53,7 +53,7 @@ const char *const db_migrations[] = {
     "  stored_bytes INTEGER NOT NULL DEFAULT 0,"
     "  started_at INTEGER NOT NULL,"
     "  finished_at INTEGER,"
-    "  error_code TEXT,"
+    "  error_errno INTEGER,"
     "  error_detail TEXT,"
     "  verified_at INTEGER,"
     "  verify_ok INTEGER,"

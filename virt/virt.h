@@ -186,6 +186,9 @@ int virt_job_abort(const char *uuid);
  */
 int virt_checkpoint_remove(const char *uuid, const char *name);
 
+/* 1 when the domain has checkpoint name in libvirt, 0 when not, or a negative errno. */
+int virt_checkpoint_exists(const char *uuid, const char *name);
+
 /* The capacity (virtual size) of the domain's disk target, in bytes. */
 int virt_disk_capacity(const char *uuid, const char *target, uint64_t *ret);
 
