@@ -1,5 +1,6 @@
 /* The event hub and its Server-Sent Events streams (see events.h). */
 #include <errno.h>
+#include <jansson.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -8,7 +9,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/api_json.h"
 #include "cleanup.h"
+#include "core/core.h"
+#include "core/jobs.h"
 #include "events.h"
 #include "log.h"
 
@@ -44,8 +48,10 @@ static struct {
     bool closing;
     bool stopping;
     bool started;
+    int job_listener;
     pthread_t keepalive_thread;
 } hub = {
+    .job_listener = -1,
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .wake = PTHREAD_COND_INITIALIZER,
     .head = 1,
@@ -234,6 +240,31 @@ events_stream_new(struct MHD_Connection *conn)
     return resp;
 }
 
+/* Every job change (jobs.h listener: quick, on the thread that made it). */
+static void
+on_job(const struct db_job *job, void *opaque)
+{
+    json_auto_t *j = api_job_json(job);
+    _cleanup_free_ char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    (void)opaque;
+
+    if (text)
+        events_publish("job", text);
+}
+
+/* Every domain lifecycle event (on libvirt's event thread). */
+static void
+on_domain(const struct virt_event *ev, void *opaque)
+{
+    json_auto_t *j = json_pack("{s:s?, s:s?, s:s}", "domain", ev->domain, "uuid", ev->uuid,
+                               "event", core_domain_event_name(ev->kind));
+    _cleanup_free_ char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    (void)opaque;
+
+    if (text)
+        events_publish("domain", text);
+}
+
 static void *
 keepalive_main(void *arg)
 {
@@ -260,9 +291,16 @@ keepalive_main(void *arg)
 int
 events_start(void)
 {
+    int r;
+
     if (pthread_create(&hub.keepalive_thread, NULL, keepalive_main, NULL) != 0)
         return -EAGAIN;
     hub.started = true;
+    r = core_jobs_listen(on_job, NULL);
+    if (r < 0)
+        return r;
+    hub.job_listener = r;
+    core_domain_events_listen(on_domain, NULL);
     return 0;
 }
 
@@ -278,6 +316,10 @@ events_shutdown(void)
 void
 events_stop(void)
 {
+    if (hub.job_listener >= 0)
+        core_jobs_unlisten(hub.job_listener);
+    hub.job_listener = -1;
+    core_domain_events_listen(NULL, NULL);
     events_shutdown();
     if (hub.started) {
         pthread_mutex_lock(&hub.lock);
