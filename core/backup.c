@@ -1319,9 +1319,11 @@ core_backup_init(const char *vault_dir, const char *roots)
     char *copy, *save = NULL;
     int r;
 
-    bk.vault = strdup(vault_dir);
+    /* libvirt takes absolute paths only: the vault may have been given relative. */
+    bk.vault = realpath(vault_dir, NULL);
     if (!bk.vault)
-        return -ENOMEM;
+        return err_set(-errno, "cannot resolve the vault folder %s: %s", vault_dir,
+                       strerror(errno));
     if (roots) {
         copy = strdup(roots);
         if (!copy)
@@ -1335,7 +1337,7 @@ core_backup_init(const char *vault_dir, const char *roots)
         free(copy);
     } else {
         char *def = NULL;
-        if (asprintf(&def, "%s/restore", vault_dir) < 0)
+        if (asprintf(&def, "%s/restore", bk.vault) < 0)
             return -ENOMEM;
         r = vault_prepare(def);
         if (r < 0) {

@@ -375,6 +375,21 @@ db_backup_finish(struct db *db, const struct db_backup *b)
         sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
         return err_set(-ENOENT, "backup '%s' not found", b->id);
     }
+    if (strcmp(b->state, "completed") != 0) {
+        /* A backup that did not complete has no files: its row must not claim any. */
+        sqlite3_finalize(sd);
+        sd = NULL;
+        r = db_prepare(db, "DELETE FROM backup_disks WHERE backup_id = ?1", &sd);
+        if (r < 0) {
+            sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+            return r;
+        }
+        bind_text(sd, 1, b->id);
+        rc = sqlite3_step(sd);
+        if (rc != SQLITE_DONE)
+            goto fail;
+        return db_exec(db, "COMMIT");
+    }
     for (size_t i = 0; i < b->n_disks; i++) {
         sqlite3_reset(sd);
         bind_text(sd, 1, b->id);

@@ -84,8 +84,9 @@ int db_backup_list(struct db *db, const struct db_backup_filter *filter, struct 
 
 /*
  * Records the end of backup b's job: state, finished_at, stored_bytes,
- * error_code/detail and, per disk, stored_bytes and sha256, in one
- * transaction. -ENOENT when the row is gone.
+ * error_errno/detail and, per disk, stored_bytes and sha256, in one
+ * transaction. A backup that did not complete keeps no disk rows: it
+ * stored no files. -ENOENT when the row is gone.
  */
 int db_backup_finish(struct db *db, const struct db_backup *b);
 
