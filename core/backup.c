@@ -538,8 +538,11 @@ backup_follow(struct job *job, struct backup_run *br)
             job_progress(job, ji.total, ji.total);
             return 0;
         }
-        if (job_cancelled(job) || ji.state == VIRT_JOB_CANCELLED)
+        if (job_cancelled(job))
             return err_set(-ECANCELED, "the backup was cancelled");
+        if (ji.state == VIRT_JOB_CANCELLED)
+            return err_set(-EIO, "libvirt's backup job was aborted outside virtvault%s%s",
+                           ji.error[0] ? ": " : "", ji.error);
         if (ji.state == VIRT_JOB_FAILED)
             return err_set(-EIO, "libvirt's backup job failed: %s",
                            ji.error[0] ? ji.error : "no reason given");
