@@ -75,5 +75,12 @@ int api_healthz(const struct api_request *req, struct api_response *resp);
 int api_readyz(const struct api_request *req, struct api_response *resp);
 int api_domains_list(const struct api_request *req, struct api_response *resp);
 int api_domain_get(const struct api_request *req, struct api_response *resp);
+/* --- checkpoints --- */
+int api_checkpoints_list(const struct api_request *req, struct api_response *resp);
+int api_checkpoint_create(const struct api_request *req, struct api_response *resp);
+int api_checkpoint_get(const struct api_request *req, struct api_response *resp);
+int api_checkpoint_delete(const struct api_request *req, struct api_response *resp);
+int api_checkpoints_reconcile(const struct api_request *req, struct api_response *resp);
+/* --- end checkpoints --- */
 
 #endif

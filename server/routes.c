@@ -39,6 +39,13 @@ const struct route router_table[] = {
     {"GET", "/v1/version", api_version_get, ROLE_VIEWER},
     {"GET", "/v1/domains", api_domains_list, ROLE_VIEWER},
     {"GET", "/v1/domains/{domain}", api_domain_get, ROLE_VIEWER},
+    /* --- checkpoints --- */
+    {"GET", "/v1/domains/{domain}/checkpoints", api_checkpoints_list, ROLE_VIEWER},
+    {"POST", "/v1/domains/{domain}/checkpoints", api_checkpoint_create, ROLE_OPERATOR},
+    {"POST", "/v1/domains/{domain}/checkpoints:reconcile", api_checkpoints_reconcile, ROLE_OPERATOR},
+    {"GET", "/v1/domains/{domain}/checkpoints/{name}", api_checkpoint_get, ROLE_VIEWER},
+    {"DELETE", "/v1/domains/{domain}/checkpoints/{name}", api_checkpoint_delete, ROLE_ADMIN},
+    /* --- end checkpoints --- */
 };
 
 const size_t router_table_len = sizeof(router_table) / sizeof(router_table[0]);
