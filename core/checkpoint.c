@@ -499,6 +499,12 @@ core_checkpoint_delete(const char *domain, const char *name, unsigned flags)
         r = virt_checkpoint_delete(dom->uuid, name, vflags | VIRT_CHECKPOINT_DELETE_METADATA_ONLY);
         if (r < 0)
             return r;
+    } else if (r == -EOPNOTSUPP && !domain_active(dom)) {
+        return err_set(-EBADFD,
+                       "domain '%s' is not running (%s): libvirt merges checkpoint bitmaps only "
+                       "for running domains; metadata_only=true forgets the checkpoint and "
+                       "leaves its bitmaps in the images",
+                       dom->name, dom->state);
     } else if (r < 0) {
         return r;
     }

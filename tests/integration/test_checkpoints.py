@@ -542,3 +542,21 @@ def test_qemu_busy_domain_answers_domain_busy(vv_qemu, qemu_domain, tmp_path):
     wait_for('the job to end', lambda: c.post(f'/v1/domains/{dom}/checkpoints',
                                                json={'name': 'b2'}).status == 201)
     assert [i['name'] for i in listing(c, dom)] == ['b1', 'b2']
+
+
+def test_qemu_delete_on_a_stopped_domain(vv_qemu, qemu_domain):
+    c, dom = vv_qemu.client, qemu_domain
+    for n in ('d1', 'd2', 'd3'):
+        create(c, dom, n)
+    path = disk_path(c, dom)
+    stop_domain(dom)
+    p = problem(c.delete(f'/v1/domains/{dom}/checkpoints/d2'), 409, 'conflict')
+    assert 'metadata_only=true' in p['detail'], p
+    assert [i['name'] for i in listing(c, dom)] == ['d1', 'd2', 'd3']
+    assert c.delete(f'/v1/domains/{dom}/checkpoints/d2?metadata_only=true').status == 204
+    items = listing(c, dom)
+    assert [(i['name'], i['parent'], i['state']) for i in items] == [('d1', None, 'ok'),
+                                                                   ('d3', 'd1', 'ok')]
+    assert virsh_checkpoints(dom) == {'d1': None, 'd3': 'd1'}
+    # Metadata only: the bitmap stays in the image.
+    assert set(image_bitmaps(path)) == {'d1', 'd2', 'd3'}
