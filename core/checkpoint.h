@@ -10,8 +10,10 @@
  *   ok         created through the service (or adopted) and present in libvirt
  *   redefined  was missing from libvirt and was put back from the stored XML
  *   broken     its bitmap is gone or inconsistent; never usable as a base again
- *   orphaned   found in libvirt but not created through the service; recorded
- *              (so it is protected like the others) until adopted
+ *   orphaned   found in libvirt but not created through the service: recorded and
+ *              listed, but not the service's to keep: when it disappears from
+ *              libvirt it is forgotten, not redefined. Adopting it (reconcile
+ *              with CORE_RECONCILE_ADOPT) makes it "ok": protected and usable.
  * together with the reason it has that state. "broken" is final: a bitmap
  * that has missed writes cannot become trustworthy again.
  *
@@ -58,7 +60,7 @@ struct core_checkpoint_request {
 struct core_reconcile_action {
     char *checkpoint;
     const char *action; /* static: "recorded", "redefined", "broken", "updated", "pending",
-                           "failed", "adopted" */
+                           "failed", "adopted", "forgotten" */
     char *detail;
 };
 

@@ -160,6 +160,13 @@ is_state(const struct db_checkpoint *c, const char *state)
     return strcmp(c->state, state) == 0;
 }
 
+/* An orphaned row that libvirt no longer has: forget_orphan() removed it. */
+static bool
+forgotten(const struct stored_list *st, size_t i)
+{
+    return !st->in_libvirt[i] && is_state(&st->items[i], CORE_CHECKPOINT_ORPHANED);
+}
+
 static bool
 same_text(const char *a, const char *b)
 {
@@ -202,8 +209,8 @@ store_from_libvirt(const struct virt_domain *dom, const struct libvirt_list *lv,
         snprintf(row.domain_uuid, sizeof(row.domain_uuid), "%s", dom->uuid);
         if (k < 0) {
             snprintf(row.state, sizeof(row.state), "%s", CORE_CHECKPOINT_ORPHANED);
-            row.reason = (char *)"found in libvirt but not created through virtvault: recorded so "
-                                 "that it can be redefined when lost; adopt it to use it as a base";
+            row.reason = (char *)"found in libvirt but not created through virtvault: adopt it to "
+                                 "have it redefined when lost and to use it as a base";
             r = db_checkpoint_put(core_db(), &row);
             if (r >= 0)
                 r = report_add(rep, v->name, "recorded", row.reason);
@@ -230,6 +237,23 @@ store_from_libvirt(const struct virt_domain *dom, const struct libvirt_list *lv,
     return 0;
 }
 
+/*
+ * An orphaned checkpoint was never the service's: when the tool that made it
+ * removes it, putting it back would undo that tool's work. It is forgotten.
+ */
+static int
+forget_orphan(const struct virt_domain *dom, const struct db_checkpoint *c,
+              struct core_reconcile_report *rep)
+{
+    int r = db_checkpoint_delete(core_db(), dom->uuid, c->name);
+
+    if (r < 0 && r != -ENOENT)
+        return r;
+    return report_add(rep, c->name, "forgotten",
+                      "orphaned (not created through virtvault) and gone from libvirt: forgotten, "
+                      "not redefined");
+}
+
 static int
 redefine_one(const struct virt_domain *dom, const struct virt_checkpoint_caps *caps,
              struct db_checkpoint *c, bool *in_libvirt, struct core_reconcile_report *rep)
@@ -239,6 +263,8 @@ redefine_one(const struct virt_domain *dom, const struct virt_checkpoint_caps *c
     char why[REASON_MAX], when[32];
     int r;
 
+    if (is_state(c, CORE_CHECKPOINT_ORPHANED))
+        return forget_orphan(dom, c, rep);
     r = virt_checkpoint_redefine(dom->uuid, c->xml, validate);
     if (r == -EBADFD && validate) {
         snprintf(why, sizeof(why), "its bitmaps failed validation when it was redefined: %s",
@@ -266,7 +292,7 @@ redefine_one(const struct virt_domain *dom, const struct virt_checkpoint_caps *c
              : broken       ? "not validated: it is broken"
              : caps->active ? "not validated: this driver cannot validate bitmaps"
                             : "not validated: the domain is not running");
-    if (!broken && !is_state(c, CORE_CHECKPOINT_ORPHANED)) {
+    if (!broken) {
         r = db_checkpoint_set_state(core_db(), dom->uuid, c->name, CORE_CHECKPOINT_REDEFINED, why);
         if (r < 0)
             return r;
@@ -445,7 +471,7 @@ check_images(const struct virt_domain *dom, struct stored_list *st,
         struct db_checkpoint *c = &st->items[i];
         struct virt_checkpoint *def = NULL;
 
-        if (is_state(c, CORE_CHECKPOINT_BROKEN))
+        if (is_state(c, CORE_CHECKPOINT_BROKEN) || forgotten(st, i))
             continue;
         r = virt_checkpoint_parse(c->xml, &def);
         if (r < 0) {
@@ -477,7 +503,7 @@ adopt_orphans(const struct virt_domain *dom, struct stored_list *st,
         const char *why = "adopted: created outside virtvault, now used like its own";
         int r;
 
-        if (!is_state(c, CORE_CHECKPOINT_ORPHANED))
+        if (!is_state(c, CORE_CHECKPOINT_ORPHANED) || forgotten(st, i))
             continue;
         r = db_checkpoint_set_state(core_db(), dom->uuid, c->name, CORE_CHECKPOINT_OK, why);
         if (r >= 0)

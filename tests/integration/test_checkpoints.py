@@ -511,14 +511,36 @@ def test_qemu_orphans_are_recorded_then_adopted(vv_qemu, qemu_domain):
     assert items['theirs']['state'] == 'orphaned', items
     assert 'not created through virtvault' in items['theirs']['reason']
     assert items['theirs']['parent'] == 'mine'
-    # An orphaned checkpoint is protected like the others: lost metadata comes back.
+    # Not the service's to keep: removed behind its back, it is forgotten, not redefined.
     virsh('checkpoint-delete', dom, 'theirs', '--metadata')
-    assert by_name(listing(c, dom))['theirs']['in_libvirt'] is True
-    assert 'theirs' in virsh_checkpoints(dom)
+    r = c.post(f'/v1/domains/{dom}/checkpoints:reconcile')
+    assert [(a['checkpoint'], a['action']) for a in r.json['actions']] == [('theirs', 'forgotten')]
+    assert virsh_checkpoints(dom) == {'mine': None}
+    assert [i['name'] for i in listing(c, dom)] == ['mine']
+
+    # Adopted, it is protected like the service's own: lost metadata comes back.
+    virsh('checkpoint-create-as', dom, 'theirs2')
     r = c.post(f'/v1/domains/{dom}/checkpoints:reconcile', json={'adopt': True})
     assert r.status == 200
-    assert [(a['checkpoint'], a['action']) for a in r.json['actions']] == [('theirs', 'adopted')]
-    assert by_name(listing(c, dom))['theirs']['state'] == 'ok'
+    assert [(a['checkpoint'], a['action']) for a in r.json['actions']] == [
+        ('theirs2', 'recorded'), ('theirs2', 'adopted')]
+    assert by_name(listing(c, dom))['theirs2']['state'] == 'ok'
+    virsh('checkpoint-delete', dom, 'theirs2', '--metadata')
+    items = by_name(listing(c, dom))
+    assert items['theirs2']['state'] == 'redefined' and items['theirs2']['in_libvirt'], items
+    assert virsh_checkpoints(dom) == {'mine': None, 'theirs2': 'mine'}
+
+
+def test_qemu_names_outside_the_rule_stay_addressable(vv_qemu, qemu_domain):
+    c, dom = vv_qemu.client, qemu_domain
+    long_name = 'L' * 80  # libvirt takes it; the service would not create it
+    virsh('checkpoint-create-as', dom, long_name)
+    problem(c.post(f'/v1/domains/{dom}/checkpoints', json={'name': long_name}), 400,
+            'invalid_request')
+    r = c.get(f'/v1/domains/{dom}/checkpoints/{urllib.parse.quote(long_name)}')
+    assert r.status == 200 and r.json['name'] == long_name and r.json['state'] == 'orphaned', r
+    assert c.delete(f'/v1/domains/{dom}/checkpoints/{long_name}').status == 204
+    assert virsh_checkpoints(dom) == {} and listing(c, dom) == []
 
 
 def test_qemu_busy_domain_answers_domain_busy(vv_qemu, qemu_domain, tmp_path):
