@@ -15,7 +15,7 @@
 #include "text.h"
 
 #define DESCRIPTION_MAX 1024
-#define DISKS_MAX 64
+#define DISKS_MAX       64
 #define LOOKUP_NAME_MAX 1024
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct core_checkpoint *, core_checkpoint_free);
@@ -233,10 +233,9 @@ api_checkpoints_reconcile(const struct api_request *req, struct api_response *re
         return r;
     actions = json_array();
     for (size_t i = 0; actions && i < rep->n_actions; i++)
-        json_array_append_new(actions, json_pack("{s:s, s:s, s:s?}", "checkpoint",
-                                                 rep->actions[i].checkpoint, "action",
-                                                 rep->actions[i].action, "detail",
-                                                 rep->actions[i].detail));
+        json_array_append_new(
+            actions, json_pack("{s:s, s:s, s:s?}", "checkpoint", rep->actions[i].checkpoint,
+                               "action", rep->actions[i].action, "detail", rep->actions[i].detail));
     return api_reply(resp, 200,
                      json_pack("{s:s, s:s, s:I, s:o}", "domain", rep->domain, "domain_uuid",
                                rep->domain_uuid, "checked", (json_int_t)rep->checked, "actions",

@@ -382,8 +382,9 @@ core_checkpoint_create(const char *domain, const struct core_checkpoint_request 
         return r;
     _cleanup_checkpoint_lock_ const char *locked = checkpoint_lock(dom->uuid);
     if (!domain_active(dom))
-        return err_set(-EBADFD, "domain '%s' is not running (%s): libvirt creates checkpoints "
-                                "only for running domains",
+        return err_set(-EBADFD,
+                       "domain '%s' is not running (%s): libvirt creates checkpoints "
+                       "only for running domains",
                        dom->name, dom->state);
     r = refuse_libvirt_job(dom);
     if (r < 0)

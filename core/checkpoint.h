@@ -35,10 +35,10 @@
 
 #include "virt/virt.h"
 
-#define CORE_CHECKPOINT_OK "ok"
+#define CORE_CHECKPOINT_OK        "ok"
 #define CORE_CHECKPOINT_REDEFINED "redefined"
-#define CORE_CHECKPOINT_BROKEN "broken"
-#define CORE_CHECKPOINT_ORPHANED "orphaned"
+#define CORE_CHECKPOINT_BROKEN    "broken"
+#define CORE_CHECKPOINT_ORPHANED  "orphaned"
 
 struct core_checkpoint {
     char domain_uuid[37];

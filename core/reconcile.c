@@ -18,8 +18,8 @@
 #include "reconcile.h"
 #include "text.h"
 
-#define LOCKS_MAX 64
-#define QUEUE_MAX 256
+#define LOCKS_MAX  64
+#define QUEUE_MAX  256
 #define REASON_MAX 1024
 
 /* ---- per-domain checkpoint locks ---- */
@@ -173,6 +173,17 @@ same_text(const char *a, const char *b)
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
+/* 'name', or none when name is NULL; written into buf. */
+static const char *
+quoted(char *buf, size_t size, const char *name)
+{
+    if (name)
+        snprintf(buf, size, "'%s'", name);
+    else
+        snprintf(buf, size, "none");
+    return buf;
+}
+
 /* Marks c broken for why, in the store and in rep (once). */
 static int
 mark_broken(const struct virt_domain *dom, struct db_checkpoint *c, const char *why,
@@ -224,10 +235,10 @@ store_from_libvirt(const struct virt_domain *dom, const struct libvirt_list *lv,
             row.reason = s->reason;
             r = db_checkpoint_put(core_db(), &row);
             if (r >= 0 && !same_text(s->parent, v->parent)) {
-                snprintf(detail, sizeof(detail), "libvirt now gives it the parent %s%s%s (was %s%s%s)",
-                         v->parent ? "'" : "", v->parent ? v->parent : "none",
-                         v->parent ? "'" : "", s->parent ? "'" : "",
-                         s->parent ? s->parent : "none", s->parent ? "'" : "");
+                char now[160], was[160];
+
+                snprintf(detail, sizeof(detail), "libvirt now gives it the parent %s (was %s)",
+                         quoted(now, sizeof(now), v->parent), quoted(was, sizeof(was), s->parent));
                 r = report_add(rep, v->name, "updated", detail);
             }
         }
@@ -287,7 +298,8 @@ redefine_one(const struct virt_domain *dom, const struct virt_checkpoint_caps *c
     *in_libvirt = true;
 
     text_time_now_rfc3339(when, sizeof(when), false);
-    snprintf(why, sizeof(why), "libvirt had lost it; redefined from the stored XML at %s (%s)", when,
+    snprintf(why, sizeof(why), "libvirt had lost it; redefined from the stored XML at %s (%s)",
+             when,
              validate       ? "validated against the disks' bitmaps"
              : broken       ? "not validated: it is broken"
              : caps->active ? "not validated: this driver cannot validate bitmaps"
@@ -371,10 +383,9 @@ check_running(const struct virt_domain *dom, struct stored_list *st,
 
             if (!v->disks[k].bitmap || v->disks[k].size_bytes >= 0)
                 continue;
-            snprintf(why, sizeof(why),
-                     "the bitmap '%s' of disk %s is missing from the running domain",
-                     v->disks[k].bitmap_name ? v->disks[k].bitmap_name : c->name,
-                     v->disks[k].target);
+            snprintf(
+                why, sizeof(why), "the bitmap '%s' of disk %s is missing from the running domain",
+                v->disks[k].bitmap_name ? v->disks[k].bitmap_name : c->name, v->disks[k].target);
             r = mark_broken(dom, c, why, rep);
         }
         virt_checkpoint_free(v);
@@ -452,8 +463,9 @@ check_image_disk(const struct virt_domain *dom, struct image_cache *cache,
                  "the bitmap may have missed writes",
                  bitmap, d->target, disk->source);
     else if (!b->recording)
-        snprintf(why, why_size, "the bitmap '%s' of disk %s is disabled: it no longer records writes",
-                 bitmap, d->target);
+        snprintf(why, why_size,
+                 "the bitmap '%s' of disk %s is disabled: it no longer records writes", bitmap,
+                 d->target);
     return 0;
 }
 

@@ -74,7 +74,8 @@ db_checkpoint_put(struct db *db, const struct db_checkpoint *c)
 
     DB_LOCK_SCOPE(db);
     r = db_prepare(db,
-                   "INSERT INTO checkpoints (" COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)"
+                   "INSERT INTO checkpoints (" COLUMNS
+                   ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)"
                    " ON CONFLICT (domain_uuid, name) DO UPDATE SET parent = excluded.parent,"
                    " xml = excluded.xml, state = excluded.state, reason = excluded.reason,"
                    " created = excluded.created, updated = excluded.updated",
@@ -174,8 +175,8 @@ db_checkpoint_list(struct db *db, const char *domain_uuid, struct db_checkpoint 
 }
 
 int
-db_checkpoint_set_state(struct db *db, const char *domain_uuid, const char *name,
-                        const char *state, const char *reason)
+db_checkpoint_set_state(struct db *db, const char *domain_uuid, const char *name, const char *state,
+                        const char *reason)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r, rc;

@@ -16,10 +16,10 @@
 #define SUBPROCESS_OUTPUT_MAX (1u << 20)
 
 struct subprocess_result {
-    int exit_code;   /* exit status, or 128 + signal number when killed by one */
-    char *out;       /* what it printed on stdout, NUL-terminated; owned */
+    int exit_code; /* exit status, or 128 + signal number when killed by one */
+    char *out;     /* what it printed on stdout, NUL-terminated; owned */
     size_t out_len;
-    char *err;       /* what it printed on stderr, NUL-terminated; owned */
+    char *err; /* what it printed on stderr, NUL-terminated; owned */
 };
 
 /*

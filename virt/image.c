@@ -28,11 +28,9 @@ virt_image_bitmaps_free(struct virt_image_bitmap *list, size_t n)
 static bool
 has_flag(json_t *flags, const char *flag)
 {
-    size_t i;
-    json_t *v;
-
-    json_array_foreach(flags, i, v) {
-        if (json_is_string(v) && strcmp(json_string_value(v), flag) == 0)
+    for (size_t i = 0; i < json_array_size(flags); i++) {
+        const char *v = json_string_value(json_array_get(flags, i));
+        if (v && strcmp(v, flag) == 0)
             return true;
     }
     return false;
@@ -47,13 +45,14 @@ subprocess_result_clearp(struct subprocess_result *r)
 int
 virt_image_bitmaps(const char *path, struct virt_image_bitmap **ret, size_t *ret_n)
 {
-    const char *const argv[] = {"qemu-img", "info", "-U", "-f", "qcow2", "--output=json", "--", path, NULL};
+    const char *const argv[] = {"qemu-img",      "info", "-U", "-f", "qcow2",
+                                "--output=json", "--",   path, NULL};
     _cleanup_(subprocess_result_clearp) struct subprocess_result res = {0};
     json_auto_t *info = NULL;
-    json_t *bitmaps, *b;
+    json_t *bitmaps;
     struct virt_image_bitmap *list;
     json_error_t jerr;
-    size_t n = 0, i;
+    size_t n = 0;
     int r;
 
     r = subprocess_capture(argv, QEMU_IMG_TIMEOUT_MS, &res);
@@ -74,7 +73,8 @@ virt_image_bitmaps(const char *path, struct virt_image_bitmap **ret, size_t *ret
     list = calloc(json_array_size(bitmaps) + 1, sizeof(*list));
     if (!list)
         return -ENOMEM;
-    json_array_foreach(bitmaps, i, b) {
+    for (size_t i = 0; i < json_array_size(bitmaps); i++) {
+        json_t *b = json_array_get(bitmaps, i);
         const char *name = json_string_value(json_object_get(b, "name"));
         json_t *flags = json_object_get(b, "flags");
 

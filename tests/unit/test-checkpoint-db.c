@@ -8,7 +8,7 @@
 #include "db/db.h"
 #include "tap.h"
 
-#define DOM "6695eb01-f6a4-8304-79aa-97f2502e193f"
+#define DOM   "6695eb01-f6a4-8304-79aa-97f2502e193f"
 #define OTHER "00000000-0000-0000-0000-000000000001"
 
 static struct db_checkpoint
@@ -80,7 +80,8 @@ main(void)
     db_checkpoint_list_free(list, n);
 
     ok(db_checkpoint_get(db, DOM, "zz", &one) == -ENOENT && !one, "get of an unknown name");
-    ok(db_checkpoint_set_state(db, DOM, "zz", "ok", NULL) == -ENOENT, "set_state of an unknown name");
+    ok(db_checkpoint_set_state(db, DOM, "zz", "ok", NULL) == -ENOENT,
+       "set_state of an unknown name");
     ok(db_checkpoint_delete(db, DOM, "a") == 0, "delete");
     ok(db_checkpoint_delete(db, DOM, "a") == -ENOENT, "delete again");
     ok(db_checkpoint_get(db, OTHER, "a", &one) == 0, "the other domain's row of that name stays");

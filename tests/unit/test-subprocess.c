@@ -11,21 +11,36 @@ static const struct {
     const char *title;
     const char *argv[6];
     int timeout_ms;
-    int ret;          /* expected return */
-    int exit_code;    /* expected exit code when ret == 0 */
-    const char *out;  /* expected stdout prefix, or NULL */
-    const char *err;  /* expected substring of stderr, or NULL */
+    int ret;         /* expected return */
+    int exit_code;   /* expected exit code when ret == 0 */
+    const char *out; /* expected stdout prefix, or NULL */
+    const char *err; /* expected substring of stderr, or NULL */
 } cases[] = {
     {"stdout is captured", {"printf", "%s", "hello", NULL}, 5000, 0, 0, "hello", NULL},
-    {"arguments are not a shell's", {"printf", "%s", "$(id);`id`|x", NULL}, 5000, 0, 0,
-     "$(id);`id`|x", NULL},
+    {"arguments are not a shell's",
+     {"printf", "%s", "$(id);`id`|x", NULL},
+     5000,
+     0,
+     0,
+     "$(id);`id`|x",
+     NULL},
     {"the exit code is reported", {"sh", "-c", "exit 3", NULL}, 5000, 0, 3, "", NULL},
-    {"stderr is captured apart", {"sh", "-c", "echo out; echo oops >&2", NULL}, 5000, 0, 0,
-     "out\n", "oops"},
+    {"stderr is captured apart",
+     {"sh", "-c", "echo out; echo oops >&2", NULL},
+     5000,
+     0,
+     0,
+     "out\n",
+     "oops"},
     {"stdin is empty", {"cat", NULL}, 5000, 0, 0, "", NULL},
     {"a missing program", {"no-such-program-vv", NULL}, 5000, -ENOENT, 0, NULL, NULL},
     {"a program that hangs is killed", {"sleep", "10", NULL}, 200, -ETIMEDOUT, 0, NULL, NULL},
-    {"output beyond the cap", {"head", "-c", "2000000", "/dev/zero", NULL}, 5000, -EFBIG, 0, NULL,
+    {"output beyond the cap",
+     {"head", "-c", "2000000", "/dev/zero", NULL},
+     5000,
+     -EFBIG,
+     0,
+     NULL,
      NULL},
     {"a child killed by a signal", {"sh", "-c", "kill -9 $$", NULL}, 5000, 0, 137, "", NULL},
 };
