@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "backup.h"
+#include "checkpoint.h"
 #include "cleanup.h"
 #include "core.h"
 #include "db/db.h"
@@ -26,7 +27,11 @@ static struct {
     .lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
-/* The one handler of libvirt's events: each module takes what concerns it. */
+/*
+ * The one handler of libvirt's events, on its event thread: each module
+ * takes what concerns it and queues its work; the event stream hears of
+ * domain lifecycle events.
+ */
 static void
 on_virt_event(const struct virt_event *ev, void *opaque)
 {
@@ -34,6 +39,7 @@ on_virt_event(const struct virt_event *ev, void *opaque)
     void *fn_opaque;
     (void)opaque;
 
+    core_checkpoint_on_event(ev);
     core_backup_on_event(ev);
     pthread_mutex_lock(&core.lock);
     fn = core.listener;
@@ -80,9 +86,17 @@ core_start(const struct core_config *cfg)
     r = db_open(cfg->db_path, &core.db);
     if (r < 0)
         return r;
+    r = core_checkpoint_start();
+    if (r < 0) {
+        db_close(core.db);
+        core.db = NULL;
+        return r;
+    }
     virt_set_event_handler(on_virt_event, NULL);
     r = virt_open(cfg->libvirt_uri);
     if (r < 0) {
+        virt_set_event_handler(NULL, NULL);
+        core_checkpoint_stop();
         db_close(core.db);
         core.db = NULL;
         return r;
@@ -94,7 +108,9 @@ core_start(const struct core_config *cfg)
     if (r >= 0)
         r = core_jobs_start(core.db, JOB_WORKERS);
     if (r < 0) {
+        virt_set_event_handler(NULL, NULL);
         virt_close();
+        core_checkpoint_stop();
         db_close(core.db);
         core.db = NULL;
         return r;
@@ -109,7 +125,10 @@ core_stop(void)
 {
     if (!core.started)
         return;
+    /* Jobs first: a running backup still follows libvirt's events while it ends. */
     core_jobs_stop();
+    virt_set_event_handler(NULL, NULL);
+    core_checkpoint_stop();
     core_backup_fini();
     virt_close();
     db_close(core.db);

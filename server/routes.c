@@ -58,6 +58,13 @@ const struct route router_table[] = {
     {"POST", "/v1/domains/{domain}/backups/{id}/restore", api_backup_restore, ROLE_ADMIN},
     {"POST", "/v1/domains/{domain}/backups/{id}/verify", api_backup_verify, ROLE_OPERATOR},
     {"GET", "/v1/events", api_events_stream, ROLE_VIEWER},
+    /* --- checkpoints --- */
+    {"GET", "/v1/domains/{domain}/checkpoints", api_checkpoints_list, ROLE_VIEWER},
+    {"POST", "/v1/domains/{domain}/checkpoints", api_checkpoint_create, ROLE_OPERATOR},
+    {"POST", "/v1/domains/{domain}/checkpoints:reconcile", api_checkpoints_reconcile, ROLE_OPERATOR},
+    {"GET", "/v1/domains/{domain}/checkpoints/{name}", api_checkpoint_get, ROLE_VIEWER},
+    {"DELETE", "/v1/domains/{domain}/checkpoints/{name}", api_checkpoint_delete, ROLE_ADMIN},
+    /* --- end checkpoints --- */
 };
 
 const size_t router_table_len = sizeof(router_table) / sizeof(router_table[0]);
