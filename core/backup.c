@@ -12,8 +12,10 @@
 
 #include "backup.h"
 #include "busy.h"
+#include "checkpoint.h"
 #include "cleanup.h"
 #include "core.h"
+#include "db/checkpoint.h"
 #include "err.h"
 #include "hash.h"
 #include "jobs.h"
@@ -195,6 +197,13 @@ base_sound(const char *uuid, const struct db_backup *parent, const struct plan_d
             return err_set(-EBADFD, "disk '%s' is new or changed size since backup %s",
                            disks[i].target, parent->id);
     }
+    /* The stored checkpoint decides: broken is final, missing means deleted. */
+    r = core_checkpoint_usable(uuid, parent->checkpoint);
+    if (r == -ENOENT)
+        return err_set(-EBADFD, "checkpoint '%s' of backup %s was deleted", parent->checkpoint,
+                       parent->id);
+    if (r < 0)
+        return r;
     r = virt_checkpoint_exists(uuid, parent->checkpoint);
     if (r < 0)
         return r;
@@ -249,6 +258,10 @@ plan_parent(const char *uuid, const struct core_backup_request *req, const struc
         *type = "full";
         return 0;
     }
+    /* Puts back into libvirt what it lost, and marks what is broken, before relying on it. */
+    r = core_checkpoint_reconcile(uuid, 0, NULL);
+    if (r < 0)
+        return r;
     r = find_backup(uuid, NULL, NULL, NULL, &latest);
     if (r == -ENOENT) {
         if (automatic) {
@@ -444,6 +457,10 @@ backup_begin(struct job *job, struct backup_run *br)
     if (r < 0)
         return r;
     br->begun = true;
+    /* The checkpoint's XML is stored in the same step: SQLite is its source of truth. */
+    r = core_checkpoint_store_created(b->domain_uuid, cpxml);
+    if (r < 0)
+        return r;
     log_info("backup %s of %s began (%s%s%s)", b->id, b->domain_name, b->type,
              b->base_checkpoint ? " since " : "", b->base_checkpoint ? b->base_checkpoint : "");
     return 0;
@@ -590,6 +607,22 @@ backup_seal(struct job *job, struct backup_run *br)
     return job_set_result(job, result);
 }
 
+/* Aborts libvirt's job when it still runs and waits (a little) for it to end. */
+static void
+job_stop(const char *uuid)
+{
+    struct virt_job_info ji;
+
+    for (int i = 0; i < 100; i++) {
+        if (virt_job_get(uuid, false, &ji) < 0 || ji.state != VIRT_JOB_RUNNING)
+            break;
+        if (i == 0 && virt_job_abort(uuid) < 0)
+            break;
+        usleep(100 * 1000);
+    }
+    err_clear();
+}
+
 /*
  * Undoes what a backup that did not complete left: its images, and the
  * checkpoint it created (its bitmaps merge into the parent checkpoint's,
@@ -603,8 +636,15 @@ backup_abandon(struct backup_run *br, int err)
     int r;
 
     snprintf(detail, sizeof(detail), "%s", err_detail() ? err_detail() : strerror(-err));
+    if (br->begun)
+        job_stop(b->domain_uuid);
     remove_images(b);
     if (b->checkpoint) {
+        /* The store first: a reconcile in between must not redefine what goes away. */
+        r = db_checkpoint_delete(core_db(), b->domain_uuid, b->checkpoint);
+        if (r < 0 && r != -ENOENT)
+            log_warn("backup %s: cannot forget checkpoint %s: %s", b->id, b->checkpoint,
+                     err_detail() ? err_detail() : strerror(-r));
         r = virt_checkpoint_remove(b->domain_uuid, b->checkpoint);
         if (r < 0)
             log_warn("backup %s: cannot remove checkpoint %s: %s", b->id, b->checkpoint,

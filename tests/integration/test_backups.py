@@ -184,6 +184,9 @@ def test_chain_restores_every_point_and_differential(vv_qemu, domain, sandbox, t
     assert 24 * MiB <= full['stored_bytes'] < 26 * MiB, full
     assert full['disks'][0]['sha256'] and full['disks'][0]['backing'] is None
     assert full['checkpoint'] in checkpoints(domain)
+    # Its XML was stored with it: the checkpoints API knows it as a healthy one.
+    cp = c.get(f'/v1/domains/{domain}/checkpoints/{full["checkpoint"]}')
+    assert cp.status == 200 and cp.json['state'] == 'ok', cp
 
     # B over part of A: an incremental holds what changed, not the disk.
     sandbox.write(domain, 16 * MiB, 16 * MiB, 0xb2)
@@ -281,6 +284,29 @@ def test_restore_defines_a_new_domain(vv_qemu, domain, sandbox, tmp_path):
         virsh('undefine', name, check=False)
 
 
+def test_incremental_after_libvirt_lost_the_checkpoint(vv_qemu, domain, sandbox, tmp_path):
+    c = vv_qemu.client
+    sandbox.write(domain, 0, 4 * MiB, 0x11)
+    full = backup(c, domain, type='full')
+    sandbox.write(domain, 64 * MiB, 4 * MiB, 0x22)
+    keep(domain, 256 * MiB, str(tmp_path / 'now.raw'))
+    # libvirt forgets the metadata; the bitmap stays in the image.
+    virsh('checkpoint-delete', domain, full['checkpoint'], '--metadata')
+    assert full['checkpoint'] not in checkpoints(domain)
+    inc = backup(c, domain, type='incremental')
+    assert inc['parent_id'] == full['id'] and full['checkpoint'] in checkpoints(domain)
+    assert 4 * MiB <= inc['stored_bytes'] <= 5 * MiB, inc
+    res = restore(c, domain, inc['id'], os.path.join(vv_qemu.vault_dir, 'restore', 'l'))
+    same_disk(res['disks'][0]['path'], str(tmp_path / 'now.raw'))
+
+    # A disk that changed size starts a new chain under auto, and is refused to incremental.
+    virsh('blockresize', domain, 'vda', '320M')
+    r = c.post(f'/v1/domains/{domain}/backups', json={'type': 'incremental'})
+    assert r.status == 409 and 'changed size' in r.json['detail'], r
+    nxt = backup(c, domain)
+    assert nxt['type'] == 'full' and nxt['chain_id'] == nxt['id'], nxt
+
+
 def test_verify_finds_a_flipped_byte(vv_qemu, domain, sandbox):
     c = vv_qemu.client
     sandbox.write(domain, 0, 8 * MiB, 0x42)
@@ -333,6 +359,7 @@ def test_cancel_leaves_nothing_and_next_auto_is_correct(vv_qemu, sandbox, tmp_pa
         assert got['state'] == 'cancelled' and got['disks'] == [] and got['error'], got
         assert vault_files(vv_qemu, b['id']) == []
         assert b['checkpoint'] not in checkpoints(dom)
+        assert c.get(f'/v1/domains/{dom}/checkpoints/{b["checkpoint"]}').status == 404
         assert full['checkpoint'] in checkpoints(dom)
         assert not libvirt_job_running(dom)
 
