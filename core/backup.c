@@ -23,7 +23,7 @@
 #include "text.h"
 #include "vault/vault.h"
 
-#define POLL_MS 500
+#define POLL_MS 250
 /* How long a job waits for a lost libvirt connection before it gives up. */
 #define RECONNECT_WAIT_MS (5 * 60 * 1000)
 #define MAX_DISKS 64
@@ -534,6 +534,8 @@ backup_follow(struct job *job, struct backup_run *br)
         lost_since = 0;
         if (ji.state == VIRT_JOB_RUNNING && ji.backup) {
             job_progress(job, ji.done, ji.total);
+            for (size_t i = 0; i < br->b->n_disks; i++)
+                (void)vault_image_writeback(bk.vault, br->b->disks[i].file);
             if (job_cancelled(job) && !aborted) {
                 /* The cancel hook aborts too; this covers a cancel that came first. */
                 if (virt_job_abort(uuid) < 0)

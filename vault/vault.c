@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -257,26 +258,69 @@ vault_image_create(const char *vault, const char *rel, uint64_t size, const char
 }
 
 int
+vault_image_writeback(const char *vault, const char *rel)
+{
+    char part[PATH_MAX];
+    _cleanup_close_ int fd = -1;
+    int r;
+
+    r = full_path(part, sizeof(part), vault, rel, VAULT_PART_SUFFIX);
+    if (r < 0)
+        return r;
+    fd = open(part, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE) < 0)
+        return -errno;
+    return 0;
+}
+
+struct fsync_task {
+    const char *path;
+    int r;
+    char detail[512];
+};
+
+static void *
+fsync_main(void *arg)
+{
+    struct fsync_task *t = arg;
+
+    t->r = fsync_path(t->path, 0);
+    if (t->r < 0)
+        snprintf(t->detail, sizeof(t->detail), "%s", err_detail() ? err_detail() : "");
+    return NULL;
+}
+
+int
 vault_image_seal(const char *vault, const char *rel, uint64_t *ret_stored, char *ret_sha256)
 {
     char part[PATH_MAX], final[PATH_MAX];
     char hex[HASH_SHA256_HEX_LEN + 1];
+    struct fsync_task sync_task = {0};
+    pthread_t syncer;
+    bool threaded;
     struct stat st;
-    int r;
+    int r = 0;
 
     r = full_path(part, sizeof(part), vault, rel, VAULT_PART_SUFFIX);
     if (r >= 0)
         r = full_path(final, sizeof(final), vault, rel, "");
     if (r < 0)
         return r;
-    r = fsync_path(part, 0);
+    /* Writing back and hashing both take a while; they overlap (the hash reads the cache). */
+    sync_task.path = part;
+    threaded = ret_sha256 && pthread_create(&syncer, NULL, fsync_main, &sync_task) == 0;
+    if (!threaded)
+        fsync_main(&sync_task);
+    if (ret_sha256)
+        r = hash_sha256_file(part, hex);
+    if (threaded)
+        pthread_join(syncer, NULL);
+    if (sync_task.r < 0)
+        return err_set(sync_task.r, "%s", sync_task.detail);
     if (r < 0)
         return r;
-    if (ret_sha256) {
-        r = hash_sha256_file(part, hex);
-        if (r < 0)
-            return r;
-    }
     if (stat(part, &st) < 0)
         return err_set(-errno, "cannot stat %s: %s", part, strerror(errno));
     if (rename(part, final) < 0)

@@ -48,12 +48,18 @@ int vault_image_path(const char *uuid, const char *chain_id, const char *backup_
 int vault_image_create(const char *vault, const char *rel, uint64_t size, const char *backing);
 
 /*
- * Seals a written image: fsyncs rel + ".part", renames it to rel and
- * fsyncs the folder. On success *ret_stored (may be NULL) holds the bytes
+ * Seals a written image: fsyncs rel + ".part" (while hashing it, in a
+ * second thread), renames it to rel and fsyncs the folder. On success *ret_stored (may be NULL) holds the bytes
  * the image takes on disk and ret_sha256 (may be NULL) its SHA-256.
  */
 int vault_image_seal(const char *vault, const char *rel, uint64_t *ret_stored,
                      char *ret_sha256);
+
+/*
+ * Starts writing back what is cached of rel + ".part" (without waiting), so
+ * that the fsync of vault_image_seal has little left to do. Best effort.
+ */
+int vault_image_writeback(const char *vault, const char *rel);
 
 /* Deletes rel and rel + ".part" when present; a missing file is no error. */
 int vault_image_remove(const char *vault, const char *rel);
