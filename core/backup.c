@@ -811,11 +811,9 @@ core_backup_create(const char *domain, const struct core_backup_request *req,
         db_backup_delete(core_db(), b->id);
         return err_set(r, "%s", keep);
     }
-    r = db_backup_set_job(core_db(), b->id, job->id);
-    if (r < 0) {
-        db_job_free(job);
-        return r;
-    }
+    /* The job runs now whatever happens here: a row without its job id is no reason to fail. */
+    if (db_backup_set_job(core_db(), b->id, job->id) < 0)
+        log_warn("backup %s: cannot record its job %s: %s", b->id, job->id, err_detail());
     free(b->job_id);
     b->job_id = strdup(job->id);
     *ret = TAKE_PTR(b);

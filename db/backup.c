@@ -56,6 +56,16 @@ db_backup_list_free(struct db_backup **list, size_t n)
     free(list);
 }
 
+/* Records rc as the failure of what and rolls the open transaction back. */
+static int
+rollback(struct db *db, int rc, const char *what)
+{
+    int r = db_error(db, rc, what);
+
+    sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+    return r;
+}
+
 /* Binds s as text, or NULL when s is NULL. */
 static int
 bind_text(sqlite3_stmt *st, int i, const char *s)
@@ -204,7 +214,7 @@ db_backup_insert(struct db *db, const struct db_backup *b)
     bind_text(st, 17, b->error_detail);
     rc = sqlite3_step(st);
     if (rc != SQLITE_DONE)
-        goto fail;
+        return rollback(db, rc, "insert backup");
     for (size_t i = 0; i < b->n_disks; i++) {
         const struct db_backup_disk *d = &b->disks[i];
 
@@ -218,14 +228,9 @@ db_backup_insert(struct db *db, const struct db_backup *b)
         bind_text(sd, 7, d->sha256);
         rc = sqlite3_step(sd);
         if (rc != SQLITE_DONE)
-            goto fail;
+            return rollback(db, rc, "insert backup disk");
     }
     return db_exec(db, "COMMIT");
-
-fail:
-    r = db_error(db, rc, "insert backup");
-    sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
-    return r;
 }
 
 int
@@ -370,7 +375,7 @@ db_backup_finish(struct db *db, const struct db_backup *b)
     bind_text(st, 6, b->error_detail);
     rc = sqlite3_step(st);
     if (rc != SQLITE_DONE)
-        goto fail;
+        return rollback(db, rc, "record the end of a backup");
     if (sqlite3_changes(db->h) == 0) {
         sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
         return err_set(-ENOENT, "backup '%s' not found", b->id);
@@ -387,7 +392,7 @@ db_backup_finish(struct db *db, const struct db_backup *b)
         bind_text(sd, 1, b->id);
         rc = sqlite3_step(sd);
         if (rc != SQLITE_DONE)
-            goto fail;
+            return rollback(db, rc, "forget the disks of a backup");
         return db_exec(db, "COMMIT");
     }
     for (size_t i = 0; i < b->n_disks; i++) {
@@ -398,14 +403,9 @@ db_backup_finish(struct db *db, const struct db_backup *b)
         bind_text(sd, 4, b->disks[i].sha256);
         rc = sqlite3_step(sd);
         if (rc != SQLITE_DONE)
-            goto fail;
+            return rollback(db, rc, "record a backup disk");
     }
     return db_exec(db, "COMMIT");
-
-fail:
-    r = db_error(db, rc, "record the end of a backup");
-    sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
-    return r;
 }
 
 int

@@ -231,9 +231,9 @@ virt_job_get(const char *uuid, bool completed, struct virt_job_info *ret)
     }
     if (virTypedParamsGetInt(params, n, VIR_DOMAIN_JOB_OPERATION, &op) > 0)
         info.backup = op == VIR_DOMAIN_JOB_OPERATION_BACKUP;
-    if (virTypedParamsGetBoolean(params, n, VIR_DOMAIN_JOB_SUCCESS, &success) > 0 &&
-        info.state != VIRT_JOB_RUNNING && info.state != VIRT_JOB_NONE && !success &&
-        info.state == VIRT_JOB_SUCCEEDED)
+    /* An ended job says "completed" with success false when QEMU's job failed. */
+    if (info.state == VIRT_JOB_SUCCEEDED &&
+        virTypedParamsGetBoolean(params, n, VIR_DOMAIN_JOB_SUCCESS, &success) > 0 && !success)
         info.state = VIRT_JOB_FAILED;
     if (virTypedParamsGetString(params, n, VIR_DOMAIN_JOB_ERRMSG, &msg) > 0 && msg)
         snprintf(info.error, sizeof(info.error), "%s", msg);
@@ -398,41 +398,38 @@ retarget_disk(xmlNodePtr disk, const struct virt_restored_disk *rd)
     return 0;
 }
 
-int
-virt_domain_define_restored(const char *xml, const char *name,
-                            const struct virt_restored_disk *disks, size_t n_disks,
-                            char ret_uuid[37])
+static inline void
+xpath_objp(xmlXPathObjectPtr *o)
 {
-    _cleanup_conn_ virConnectPtr conn = NULL;
-    _cleanup_dom_ virDomainPtr dom = NULL;
-    xmlDocPtr doc = NULL;
-    xmlXPathContextPtr ctx = NULL;
-    xmlXPathObjectPtr set = NULL;
-    xmlChar *out = NULL;
-    xmlNodePtr name_node;
-    char uuid[VIR_UUID_STRING_BUFLEN];
-    int len = 0, r;
+    if (*o)
+        xmlXPathFreeObject(*o);
+}
+static inline void
+xml_docp(xmlDocPtr *d)
+{
+    if (*d)
+        xmlFreeDoc(*d);
+}
+static inline void
+xpath_ctxp(xmlXPathContextPtr *c)
+{
+    if (*c)
+        xmlXPathFreeContext(*c);
+}
+static inline void
+xml_charp(xmlChar **s)
+{
+    xmlFree(*s);
+}
 
-    if (!text_name_valid(name))
-        return err_set(-EINVAL, "'%s' is not a valid domain name", name);
-    r = virt_conn_get(&conn);
-    if (r < 0)
-        return r;
-    r = virt_xml_parse(xml, &doc, &ctx);
-    if (r < 0)
-        return r;
+/* Applies the restore to the <disk> nodes of ctx's document. */
+static int
+retarget_disks(xmlXPathContextPtr ctx, const struct virt_restored_disk *disks, size_t n_disks)
+{
+    __attribute__((cleanup(xpath_objp))) xmlXPathObjectPtr set =
+        xmlXPathEvalExpression((const xmlChar *)"/domain/devices/disk", ctx);
+    int r;
 
-    remove_nodes(ctx, "/domain/uuid | /domain/devices/interface/mac");
-    set = xmlXPathEvalExpression((const xmlChar *)"/domain/name", ctx);
-    if (!set || !set->nodesetval || set->nodesetval->nodeNr != 1) {
-        r = err_set(-EINVAL, "the stored domain XML has no name");
-        goto out;
-    }
-    name_node = set->nodesetval->nodeTab[0];
-    xmlNodeSetContent(name_node, (const xmlChar *)name); /* a valid name needs no escape */
-    xmlXPathFreeObject(set);
-
-    set = xmlXPathEvalExpression((const xmlChar *)"/domain/devices/disk", ctx);
     for (int i = 0; set && set->nodesetval && i < set->nodesetval->nodeNr; i++) {
         xmlNodePtr disk = set->nodesetval->nodeTab[i];
         xmlNodePtr saved = ctx->node;
@@ -450,7 +447,7 @@ virt_domain_define_restored(const char *xml, const char *name,
         if (rd) {
             r = retarget_disk(disk, rd);
             if (r < 0)
-                goto out;
+                return r;
         } else if (!device || strcmp(device, "disk") == 0) {
             /* A disk that was not backed up would be shared with the original: drop it. */
             xmlUnlinkNode(disk);
@@ -458,26 +455,49 @@ virt_domain_define_restored(const char *xml, const char *name,
             set->nodesetval->nodeTab[i] = NULL;
         }
     }
+    return 0;
+}
+
+int
+virt_domain_define_restored(const char *xml, const char *name,
+                            const struct virt_restored_disk *disks, size_t n_disks,
+                            char ret_uuid[37])
+{
+    _cleanup_conn_ virConnectPtr conn = NULL;
+    _cleanup_dom_ virDomainPtr dom = NULL;
+    __attribute__((cleanup(xml_docp))) xmlDocPtr doc = NULL;
+    __attribute__((cleanup(xpath_ctxp))) xmlXPathContextPtr ctx = NULL;
+    __attribute__((cleanup(xpath_objp))) xmlXPathObjectPtr names = NULL;
+    __attribute__((cleanup(xml_charp))) xmlChar *out = NULL;
+    char uuid[VIR_UUID_STRING_BUFLEN];
+    int len = 0, r;
+
+    if (!text_name_valid(name))
+        return err_set(-EINVAL, "'%s' is not a valid domain name", name);
+    r = virt_conn_get(&conn);
+    if (r < 0)
+        return r;
+    r = virt_xml_parse(xml, &doc, &ctx);
+    if (r < 0)
+        return r;
+
+    remove_nodes(ctx, "/domain/uuid | /domain/devices/interface/mac");
+    names = xmlXPathEvalExpression((const xmlChar *)"/domain/name", ctx);
+    if (!names || !names->nodesetval || names->nodesetval->nodeNr != 1)
+        return err_set(-EINVAL, "the stored domain XML has no name");
+    /* A valid name has nothing to escape. */
+    xmlNodeSetContent(names->nodesetval->nodeTab[0], (const xmlChar *)name);
+    r = retarget_disks(ctx, disks, n_disks);
+    if (r < 0)
+        return r;
     xmlDocDumpMemory(doc, &out, &len);
-    if (!out) {
-        r = -ENOMEM;
-        goto out;
-    }
+    if (!out)
+        return -ENOMEM;
     dom = virDomainDefineXML(conn, (const char *)out);
-    if (!dom) {
-        r = virt_error("define the restored domain");
-        goto out;
-    }
-    if (virDomainGetUUIDString(dom, uuid) < 0) {
-        r = virt_error("read the restored domain's UUID");
-        goto out;
-    }
+    if (!dom)
+        return virt_error("define the restored domain");
+    if (virDomainGetUUIDString(dom, uuid) < 0)
+        return virt_error("read the restored domain's UUID");
     memcpy(ret_uuid, uuid, 37);
-    r = 0;
-out:
-    if (set)
-        xmlXPathFreeObject(set);
-    xmlFree(out);
-    virt_xml_free(doc, ctx);
-    return r;
+    return 0;
 }
