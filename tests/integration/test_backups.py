@@ -307,6 +307,31 @@ def test_incremental_after_libvirt_lost_the_checkpoint(vv_qemu, domain, sandbox,
     assert nxt['type'] == 'full' and nxt['chain_id'] == nxt['id'], nxt
 
 
+def test_restore_to_files_without_libvirt(vv_qemu, domain, sandbox, make_daemon, tmp_path):
+    c = vv_qemu.client
+    sandbox.write(domain, 0, 4 * MiB, 0x5e)
+    keep(domain, 256 * MiB, str(tmp_path / 'x.raw'))
+    b = backup(c, domain, type='full')
+    assert vv_qemu.stop() == 0
+
+    # The same database and vault, and a libvirt that cannot be reached.
+    d = make_daemon('qemu+unix:///system?socket=/nonexistent/libvirt-sock',
+                    workdir=vv_qemu.dir).start()
+    c = d.client
+    assert c.get('/readyz').status == 503
+    assert c.post(f'/v1/domains/{domain}/backups', json={}).status == 503
+    for who in (domain, b['domain_uuid']):
+        items = c.get(f'/v1/domains/{who}/backups').json['items']
+        assert [i['id'] for i in items] == [b['id']]
+    res = restore(c, domain, b['id'], os.path.join(d.vault_dir, 'restore', 'offline'))
+    same_disk(res['disks'][0]['path'], str(tmp_path / 'x.raw'))
+    assert verify(c, domain, b['id'])['ok'] is True
+    r = c.post(f'/v1/domains/{domain}/backups/{b["id"]}/restore',
+               json={'target_dir': os.path.join(d.vault_dir, 'restore', 'o2'),
+                     'define': {'name': domain + '-x'}})
+    assert r.status == 503, r
+
+
 def test_verify_finds_a_flipped_byte(vv_qemu, domain, sandbox):
     c = vv_qemu.client
     sandbox.write(domain, 0, 8 * MiB, 0x42)
