@@ -423,21 +423,25 @@ static int
 backup_begin(struct job *job, struct backup_run *br)
 {
     struct db_backup *b = br->b;
-    struct virt_backup_disk vd[MAX_DISKS];
-    char paths[MAX_DISKS][PATH_MAX];
+    _cleanup_free_ struct virt_backup_disk *vd = calloc(b->n_disks, sizeof(*vd));
+    _cleanup_free_ char *paths = calloc(b->n_disks, PATH_MAX);
     _cleanup_free_ char *cpxml = NULL;
     char desc[96];
     int r;
 
+    if (!vd || !paths)
+        return -ENOMEM;
     for (size_t i = 0; i < b->n_disks; i++) {
+        char *part = paths + i * PATH_MAX;
+
         r = vault_image_create(bk.vault, b->disks[i].file, b->disks[i].size, b->disks[i].backing);
-        if (r >= 0)
-            r = abs_path(b->disks[i].file, paths[i], sizeof(paths[i]) - strlen(VAULT_PART_SUFFIX));
         if (r < 0)
             return r;
-        strcat(paths[i], VAULT_PART_SUFFIX);
+        if ((size_t)snprintf(part, PATH_MAX, "%s/%s%s", bk.vault, b->disks[i].file,
+                             VAULT_PART_SUFFIX) >= PATH_MAX)
+            return err_set(-ENAMETOOLONG, "vault path too long");
         vd[i].target = b->disks[i].target;
-        vd[i].file = paths[i];
+        vd[i].file = part;
     }
     if (job_cancelled(job))
         return err_set(-ECANCELED, "the backup was cancelled before it began");
@@ -983,8 +987,8 @@ restore_job_run(struct job *job, void *data)
 {
     struct restore_run *rr = data;
     struct db_backup *b = rr->b;
-    struct virt_restored_disk rd[MAX_DISKS];
-    char dest[MAX_DISKS][PATH_MAX];
+    _cleanup_free_ struct virt_restored_disk *rd = calloc(b->n_disks + 1, sizeof(*rd));
+    _cleanup_free_ char (*dest)[PATH_MAX] = calloc(b->n_disks + 1, PATH_MAX);
     size_t done_disks = 0;
     uint64_t total = 0, done = 0;
     char *out = NULL;
@@ -993,6 +997,8 @@ restore_job_run(struct job *job, void *data)
     char uuid[37] = "";
     int r = 0;
 
+    if (!rd || !dest)
+        return -ENOMEM;
     for (size_t i = 0; i < b->n_disks; i++)
         total += b->disks[i].size;
     job_progress(job, 0, total);
@@ -1002,11 +1008,12 @@ restore_job_run(struct job *job, void *data)
         r = abs_path(b->disks[i].file, src, sizeof(src));
         if (r < 0)
             break;
-        if ((size_t)snprintf(dest[i], sizeof(dest[i]), "%s/%s-%s.%s", rr->target_dir,
+        /* "<new name>-vda.qcow2" for a define, else "<domain>-<backup>-vda.img". */
+        if ((size_t)snprintf(dest[i], PATH_MAX, "%s/%s%s%s-%s.%s", rr->target_dir,
                              rr->define_name ? rr->define_name : b->domain_name,
+                             rr->define_name ? "" : "-", rr->define_name ? "" : b->id,
                              b->disks[i].target,
-                             strcmp(rr->format, "raw") == 0 ? "img" : "qcow2") >=
-            sizeof(dest[i])) {
+                             strcmp(rr->format, "raw") == 0 ? "img" : "qcow2") >= PATH_MAX) {
             r = err_set(-ENAMETOOLONG, "restore path too long");
             break;
         }
