@@ -18,11 +18,11 @@
 #include "text.h"
 
 #define LIST_LIMIT_DEFAULT 100
-#define LIST_LIMIT_MAX 500
-#define MAX_REQUEST_DISKS 64
+#define LIST_LIMIT_MAX     500
+#define MAX_REQUEST_DISKS  64
 
 static const char *const backup_types[] = {"full", "incremental", "differential", NULL};
-static const char *const backup_states[] = {"running", "ready",  "completed",
+static const char *const backup_states[] = {"running", "ready",     "completed",
                                             "failed",  "cancelled", NULL};
 
 static json_t *
@@ -90,11 +90,11 @@ backup_json(const struct db_backup *b)
                      "s:O, s:o, s:o, s:o, s:o, s:o}",
                      "id", b->id, "domain", b->domain_name, "domain_uuid", b->domain_uuid, "mode",
                      b->mode, "type", b->type, "state", b->state, "job_id", b->job_id, "chain_id",
-                     b->chain_id, "parent_id", b->parent_id, "base_checkpoint",
-                     b->base_checkpoint, "checkpoint", b->checkpoint, "stored_bytes",
-                     (json_int_t)b->stored_bytes, "disk_size", (json_int_t)disk_size, "disks",
-                     disks, "started_at", time_json(b->started_at), "finished_at",
-                     time_json(b->finished_at), "duration_ms",
+                     b->chain_id, "parent_id", b->parent_id, "base_checkpoint", b->base_checkpoint,
+                     "checkpoint", b->checkpoint, "stored_bytes", (json_int_t)b->stored_bytes,
+                     "disk_size", (json_int_t)disk_size, "disks", disks, "started_at",
+                     time_json(b->started_at), "finished_at", time_json(b->finished_at),
+                     "duration_ms",
                      b->finished_at ? json_integer(b->finished_at - b->started_at) : json_null(),
                      "error", error, "verification", verification_json(b));
 }
@@ -192,7 +192,8 @@ api_backup_create(const struct api_request *req, struct api_response *resp)
             json_array_size(disks) > MAX_REQUEST_DISKS)
             return err_set(-EINVAL, "disks must be a list of 1 to %d disk targets",
                            MAX_REQUEST_DISKS);
-        json_array_foreach(disks, i, v) {
+        json_array_foreach(disks, i, v)
+        {
             if (!json_is_string(v) || !text_name_valid(json_string_value(v)))
                 return err_set(-EINVAL, "disks: item %zu is not a disk target such as \"vda\"", i);
             names[i] = json_string_value(v);

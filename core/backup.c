@@ -26,9 +26,9 @@
 #define POLL_MS 250
 /* How long a job waits for a lost libvirt connection before it gives up. */
 #define RECONNECT_WAIT_MS (5 * 60 * 1000)
-#define MAX_DISKS 64
-#define MAX_CHAIN 1024
-#define MAX_ROOTS 16
+#define MAX_DISKS         64
+#define MAX_CHAIN         1024
+#define MAX_ROOTS         16
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct db_backup *, db_backup_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct virt_domain *, virt_domain_free)
@@ -75,8 +75,9 @@ domain_resolve(const char *name_or_uuid, char ret_uuid[37], char **ret_name)
     if (r == -ENOENT || r == -ENOTCONN) {
         int q = db_backup_find_domain(core_db(), name_or_uuid, ret_uuid, ret_name);
         if (q == -ENOENT && r == -ENOTCONN)
-            return err_set(-ENOTCONN, "libvirt is not reachable and the catalog has no "
-                                      "backups of a domain '%s'",
+            return err_set(-ENOTCONN,
+                           "libvirt is not reachable and the catalog has no "
+                           "backups of a domain '%s'",
                            name_or_uuid);
         return q;
     }
@@ -384,7 +385,7 @@ struct backup_run {
     uint64_t bandwidth;
     char **skip; /* targets of the domain's other disks (NULL-terminated) */
     size_t n_skip;
-    bool begun;  /* libvirt's job was started by this process */
+    bool begun; /* libvirt's job was started by this process */
 };
 
 static void
@@ -988,7 +989,7 @@ restore_job_run(struct job *job, void *data)
     struct restore_run *rr = data;
     struct db_backup *b = rr->b;
     _cleanup_free_ struct virt_restored_disk *rd = calloc(b->n_disks + 1, sizeof(*rd));
-    _cleanup_free_ char (*dest)[PATH_MAX] = calloc(b->n_disks + 1, PATH_MAX);
+    _cleanup_free_ char(*dest)[PATH_MAX] = calloc(b->n_disks + 1, PATH_MAX);
     size_t done_disks = 0;
     uint64_t total = 0, done = 0;
     char *out = NULL;
@@ -1181,8 +1182,7 @@ verify_run_free(void *data)
 }
 
 /* Records one problem as a line of *text. */
-static void
-note(FILE *text, size_t *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void note(FILE *text, size_t *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static void
 note(FILE *text, size_t *n, const char *fmt, ...)

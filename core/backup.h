@@ -34,7 +34,7 @@ struct core_backup_request {
     const char *since;        /* differential: the checkpoint to count from, or NULL */
     const char *const *disks; /* targets; NULL: every disk that can be backed up */
     size_t n_disks;
-    uint64_t bandwidth;       /* bytes per second and disk, 0 for no limit */
+    uint64_t bandwidth; /* bytes per second and disk, 0 for no limit */
 };
 
 struct core_restore_request {
@@ -80,8 +80,8 @@ int core_backup_create(const char *domain, const struct core_backup_request *req
                        struct db_backup **ret, struct db_job **ret_job);
 
 /* Lists the catalog of domain (a name or UUID known to libvirt or to the catalog). */
-int core_backup_list(const char *domain, const struct core_backup_query *q,
-                     struct db_backup ***ret, size_t *ret_n, size_t *ret_total);
+int core_backup_list(const char *domain, const struct core_backup_query *q, struct db_backup ***ret,
+                     size_t *ret_n, size_t *ret_total);
 
 /* Reads one backup of domain. -ENOENT when domain has none of that id. */
 int core_backup_get(const char *domain, const char *id, struct db_backup **ret);

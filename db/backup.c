@@ -10,8 +10,8 @@
 #include "err.h"
 
 #define BACKUP_COLUMNS                                                                             \
-    "id, domain_uuid, domain_name, mode, type, state, job_id, chain_id, parent_id, "              \
-    "base_checkpoint, checkpoint, domain_xml, stored_bytes, started_at, finished_at, "            \
+    "id, domain_uuid, domain_name, mode, type, state, job_id, chain_id, parent_id, "               \
+    "base_checkpoint, checkpoint, domain_xml, stored_bytes, started_at, finished_at, "             \
     "error_errno, error_detail, verified_at, verify_ok, verify_detail"
 
 static void
@@ -264,8 +264,8 @@ db_backup_get(struct db *db, const char *id, struct db_backup **ret)
 
 /* The WHERE clause shared by the list and its count: every filter is a bound parameter. */
 #define FILTER_SQL                                                                                 \
-    " WHERE (?1 IS NULL OR domain_uuid = ?1) AND (?2 IS NULL OR type = ?2) AND "                  \
-    "(?3 IS NULL OR state = ?3) AND (?4 IS NULL OR chain_id = ?4) AND "                           \
+    " WHERE (?1 IS NULL OR domain_uuid = ?1) AND (?2 IS NULL OR type = ?2) AND "                   \
+    "(?3 IS NULL OR state = ?3) AND (?4 IS NULL OR chain_id = ?4) AND "                            \
     "(?5 IS NULL OR checkpoint = ?5)"
 
 static void
@@ -517,8 +517,7 @@ db_backup_set_job(struct db *db, const char *id, const char *job_id)
 }
 
 int
-db_backup_find_domain(struct db *db, const char *name_or_uuid, char ret_uuid[37],
-                      char **ret_name)
+db_backup_find_domain(struct db *db, const char *name_or_uuid, char ret_uuid[37], char **ret_name)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     const char *uuid, *name;

@@ -22,7 +22,7 @@ struct db_backup_disk {
     char *backing; /* the backing file's name, relative to file's folder; NULL for a full */
     uint64_t size; /* the disk's virtual size */
     uint64_t stored_bytes;
-    char *sha256;  /* hex, NULL until the job completed */
+    char *sha256; /* hex, NULL until the job completed */
 };
 
 struct db_backup {
@@ -41,7 +41,7 @@ struct db_backup {
     uint64_t stored_bytes;
     int64_t started_at;
     int64_t finished_at;
-    int error_errno;    /* the negative errno it failed with, 0 when none */
+    int error_errno; /* the negative errno it failed with, 0 when none */
     char *error_detail;
     int64_t verified_at;
     int verify_ok; /* -1 never verified, 0 failed, 1 passed */
@@ -57,7 +57,7 @@ struct db_backup_filter {
     const char *state;
     const char *chain_id;
     const char *checkpoint;
-    size_t limit;  /* 0: no limit */
+    size_t limit; /* 0: no limit */
     size_t offset;
 };
 

@@ -17,7 +17,7 @@
 #include "log.h"
 
 #define STREAM_BLOCK 4096
-#define MAX_WAKE 64
+#define MAX_WAKE     64
 
 static const char keepalive_line[] = ": keepalive\n\n";
 static const char missed_line[] = ": some events were dropped: the stream fell behind\n\n";
@@ -30,12 +30,12 @@ struct event {
 
 struct stream {
     struct MHD_Connection *conn;
-    uint64_t next;     /* seq of the next event to send */
-    size_t off;        /* bytes of that event already sent */
+    uint64_t next; /* seq of the next event to send */
+    size_t off;    /* bytes of that event already sent */
     bool suspended;
-    bool keepalive;    /* a keepalive comment is due */
-    bool missed;       /* the stream fell behind the ring */
-    size_t note_off;   /* bytes of the pending comment already sent */
+    bool keepalive;  /* a keepalive comment is due */
+    bool missed;     /* the stream fell behind the ring */
+    size_t note_off; /* bytes of the pending comment already sent */
     struct stream *link;
 };
 
@@ -110,8 +110,8 @@ events_publish(const char *name, const char *json)
         pthread_mutex_unlock(&hub.lock);
         return;
     }
-    len = asprintf(&text, "id: %llu\nevent: %s\ndata: %s\n\n", (unsigned long long)hub.head,
-                   name, json);
+    len = asprintf(&text, "id: %llu\nevent: %s\ndata: %s\n\n", (unsigned long long)hub.head, name,
+                   json);
     if (len < 0) {
         pthread_mutex_unlock(&hub.lock);
         return;
@@ -127,8 +127,7 @@ events_publish(const char *name, const char *json)
 
 /* Copies the rest of a comment line into buf; true when it was sent completely. */
 static size_t
-put_note(struct stream *s, const char *note, size_t note_len, char *buf, size_t max,
-         bool *done)
+put_note(struct stream *s, const char *note, size_t note_len, char *buf, size_t max, bool *done)
 {
     size_t n = note_len - s->note_off;
 
@@ -256,8 +255,8 @@ on_job(const struct db_job *job, void *opaque)
 static void
 on_domain(const struct virt_event *ev, void *opaque)
 {
-    json_auto_t *j = json_pack("{s:s?, s:s?, s:s}", "domain", ev->domain, "uuid", ev->uuid,
-                               "event", core_domain_event_name(ev->kind));
+    json_auto_t *j = json_pack("{s:s?, s:s?, s:s}", "domain", ev->domain, "uuid", ev->uuid, "event",
+                               core_domain_event_name(ev->kind));
     _cleanup_free_ char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     (void)opaque;
 

@@ -15,7 +15,7 @@
 
 #include <stdint.h>
 
-#define EVENTS_RING 512
+#define EVENTS_RING        512
 #define EVENTS_KEEPALIVE_S 15
 
 struct MHD_Connection;

@@ -20,8 +20,8 @@
 #include "text.h"
 #include "vault.h"
 
-#define QEMU_IMG "qemu-img"
-#define OUTPUT_MAX (256u << 10)
+#define QEMU_IMG     "qemu-img"
+#define OUTPUT_MAX   (256u << 10)
 #define STDERR_QUOTE 400
 
 extern char **environ;
@@ -55,8 +55,7 @@ vault_image_path(const char *uuid, const char *chain_id, const char *backup_id, 
 {
     char *p;
 
-    if (!plain_name(uuid) || !plain_name(chain_id) || !plain_name(backup_id) ||
-        !plain_name(disk))
+    if (!plain_name(uuid) || !plain_name(chain_id) || !plain_name(backup_id) || !plain_name(disk))
         return err_set(-EINVAL, "not a plain name in a vault path");
     if (asprintf(&p, "%s/%s/%s.%s.qcow2", uuid, chain_id, backup_id, disk) < 0)
         return -ENOMEM;
@@ -219,8 +218,8 @@ vault_run(char *const argv[], const struct vault_cancel *cancel, char **ret_out,
             *ret_status = code;
         if (ret_out && obuf)
             *ret_out = TAKE_PTR(obuf);
-        return err_set(-EIO, "%s %s failed (exit %d): %.*s", argv[0], argv[1] ? argv[1] : "",
-                       code, (int)(wl > STDERR_QUOTE ? STDERR_QUOTE : wl), why);
+        return err_set(-EIO, "%s %s failed (exit %d): %.*s", argv[0], argv[1] ? argv[1] : "", code,
+                       (int)(wl > STDERR_QUOTE ? STDERR_QUOTE : wl), why);
     }
     if (ret_status)
         *ret_status = 0;
@@ -247,13 +246,28 @@ vault_image_create(const char *vault, const char *rel, uint64_t size, const char
     if (backing) {
         if (!plain_name(backing) && strchr(backing, '/'))
             return err_set(-EINVAL, "backing file '%s' is not in the image's folder", backing);
-        char *argv[] = {(char *)QEMU_IMG, (char *)"create", (char *)"-q", (char *)"-f",
-                        (char *)"qcow2", (char *)"-b", (char *)backing, (char *)"-F",
-                        (char *)"qcow2", part, sz, NULL};
+        char *argv[] = {(char *)QEMU_IMG,
+                        (char *)"create",
+                        (char *)"-q",
+                        (char *)"-f",
+                        (char *)"qcow2",
+                        (char *)"-b",
+                        (char *)backing,
+                        (char *)"-F",
+                        (char *)"qcow2",
+                        part,
+                        sz,
+                        NULL};
         return vault_run(argv, NULL, NULL, NULL);
     }
-    char *argv[] = {(char *)QEMU_IMG, (char *)"create", (char *)"-q", (char *)"-f",
-                    (char *)"qcow2", part, sz, NULL};
+    char *argv[] = {(char *)QEMU_IMG,
+                    (char *)"create",
+                    (char *)"-q",
+                    (char *)"-f",
+                    (char *)"qcow2",
+                    part,
+                    sz,
+                    NULL};
     return vault_run(argv, NULL, NULL, NULL);
 }
 
@@ -425,8 +439,15 @@ vault_image_flatten(const char *src, const char *dest, const char *format,
         return err_set(-EEXIST, "%s exists already; restore does not replace files", dest);
     (void)unlink(part);
 
-    char *argv[] = {(char *)QEMU_IMG, (char *)"convert", (char *)"-f", (char *)"qcow2",
-                    (char *)"-O", (char *)format, (char *)src, part, NULL};
+    char *argv[] = {(char *)QEMU_IMG,
+                    (char *)"convert",
+                    (char *)"-f",
+                    (char *)"qcow2",
+                    (char *)"-O",
+                    (char *)format,
+                    (char *)src,
+                    part,
+                    NULL};
     r = vault_run(argv, cancel, NULL, NULL);
     if (r >= 0)
         r = fsync_path(part, 0);
@@ -444,7 +465,7 @@ vault_image_check(const char *path, const struct vault_cancel *cancel)
 {
     _cleanup_free_ char *out = NULL;
     char *argv[] = {(char *)QEMU_IMG, (char *)"check", (char *)"-U", (char *)"-f",
-                    (char *)"qcow2", (char *)path, NULL};
+                    (char *)"qcow2",  (char *)path,    NULL};
     int status = 0, r;
 
     r = vault_run(argv, cancel, &out, &status);
@@ -501,8 +522,7 @@ vault_dir_inside(const char *path, char *const *roots, size_t n_roots)
                 return err_set(-errno, "cannot create %s: %s", copy, strerror(errno));
             if (!realpath(copy, resolved))
                 return err_set(-errno, "cannot resolve %s: %s", copy, strerror(errno));
-            if (strncmp(resolved, root, rl) != 0 ||
-                (resolved[rl] != '/' && resolved[rl] != '\0'))
+            if (strncmp(resolved, root, rl) != 0 || (resolved[rl] != '/' && resolved[rl] != '\0'))
                 return err_set(-EACCES, "%s leads outside the restore roots", copy);
             *p = c;
             if (c == '\0')

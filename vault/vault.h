@@ -49,11 +49,10 @@ int vault_image_create(const char *vault, const char *rel, uint64_t size, const 
 
 /*
  * Seals a written image: fsyncs rel + ".part" (while hashing it, in a
- * second thread), renames it to rel and fsyncs the folder. On success *ret_stored (may be NULL) holds the bytes
- * the image takes on disk and ret_sha256 (may be NULL) its SHA-256.
+ * second thread), renames it to rel and fsyncs the folder. On success *ret_stored (may be NULL)
+ * holds the bytes the image takes on disk and ret_sha256 (may be NULL) its SHA-256.
  */
-int vault_image_seal(const char *vault, const char *rel, uint64_t *ret_stored,
-                     char *ret_sha256);
+int vault_image_seal(const char *vault, const char *rel, uint64_t *ret_stored, char *ret_sha256);
 
 /*
  * Starts writing back what is cached of rel + ".part" (without waiting), so

@@ -47,8 +47,9 @@ virt_backup_supported_for(const char *uuid)
     if (r < 0)
         return r;
     if (strcasecmp(virt_driver_name(conn), "test") == 0)
-        return err_set(-EOPNOTSUPP, "backups are not supported on libvirt's test driver (%s): "
-                                    "they need a QEMU/KVM hypervisor",
+        return err_set(-EOPNOTSUPP,
+                       "backups are not supported on libvirt's test driver (%s): "
+                       "they need a QEMU/KVM hypervisor",
                        virt_uri());
     if (!virt_backup_supported(conn))
         return err_set(-EOPNOTSUPP, "the hypervisor at %s does not offer libvirt's backup API",
@@ -142,8 +143,7 @@ checkpoint_drop(virDomainPtr dom, const char *name)
 }
 
 int
-virt_backup_begin(const char *uuid, const struct virt_backup_spec *spec,
-                  char **ret_checkpoint_xml)
+virt_backup_begin(const char *uuid, const struct virt_backup_spec *spec, char **ret_checkpoint_xml)
 {
     _cleanup_conn_ virConnectPtr conn = NULL;
     _cleanup_dom_ virDomainPtr dom = NULL;

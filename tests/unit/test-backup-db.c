@@ -77,8 +77,8 @@ main(void)
            strcmp(list[0]->id, "b3") == 0 && strcmp(list[2]->id, "b1") == 0,
        "listed newest first");
     db_backup_list_free(list, n);
-    struct db_backup_filter page = {.domain_uuid = UUID, .type = "incremental", .limit = 1,
-                                    .offset = 1};
+    struct db_backup_filter page = {
+        .domain_uuid = UUID, .type = "incremental", .limit = 1, .offset = 1};
     ok(db_backup_list(db, &page, &list, &n, &total) == 0 && n == 1 && total == 2 &&
            strcmp(list[0]->id, "b2") == 0,
        "filtered and paged, with the total");
@@ -117,8 +117,7 @@ main(void)
     db_backup_free(got);
 
     ok(db_backup_set_verification(db, "b1", 9000, 0, "x: checksum mismatch") == 0 &&
-           db_backup_get(db, "b1", &got) == 0 && got->verify_ok == 0 &&
-           got->verified_at == 9000,
+           db_backup_get(db, "b1", &got) == 0 && got->verify_ok == 0 && got->verified_at == 9000,
        "a verification is recorded");
     db_backup_free(got);
     ok(db_backup_set_job(db, "b2", "job1") == 0 && db_backup_set_job(db, "zz", "j") == -ENOENT,
@@ -130,8 +129,7 @@ main(void)
     free(name);
     ok(db_backup_find_domain(db, "other", uuid, &name) == -ENOENT, "an unknown domain");
 
-    ok(db_backup_delete(db, "b3") == 0 && db_backup_delete(db, "b3") == -ENOENT,
-       "delete, once");
+    ok(db_backup_delete(db, "b3") == 0 && db_backup_delete(db, "b3") == -ENOENT, "delete, once");
     db_close(db);
 
     char cmd[300];

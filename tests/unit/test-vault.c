@@ -16,10 +16,8 @@ static const struct {
     const char *uuid, *chain, *id, *disk;
     int want;
 } paths[] = {
-    {"u", "c", "b", "vda", 0},
-    {"u", "c", "b", "../vda", -EINVAL},
-    {"u", "c/x", "b", "vda", -EINVAL},
-    {"u", ".c", "b", "vda", -EINVAL},
+    {"u", "c", "b", "vda", 0},         {"u", "c", "b", "../vda", -EINVAL},
+    {"u", "c/x", "b", "vda", -EINVAL}, {"u", ".c", "b", "vda", -EINVAL},
     {"", "c", "b", "vda", -EINVAL},
 };
 
@@ -37,8 +35,7 @@ main(void)
         return 1;
 
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
-        int r = vault_image_path(paths[i].uuid, paths[i].chain, paths[i].id, paths[i].disk,
-                                 &rel);
+        int r = vault_image_path(paths[i].uuid, paths[i].chain, paths[i].id, paths[i].disk, &rel);
         ok(r == paths[i].want, "image path %s/%s/%s.%s -> %d", paths[i].uuid, paths[i].chain,
            paths[i].id, paths[i].disk, r);
         free(rel);
@@ -57,8 +54,7 @@ main(void)
            vault_image_seal(dir, "u/c/b2.vda.qcow2", NULL, NULL) == 0,
        "create and seal an image backed by it");
     snprintf(path, sizeof(path), "%s/u/c/b2.vda.qcow2", dir);
-    ok(vault_qcow2_backing(path, &backing) == 0 && backing &&
-           strcmp(backing, "b1.vda.qcow2") == 0,
+    ok(vault_qcow2_backing(path, &backing) == 0 && backing && strcmp(backing, "b1.vda.qcow2") == 0,
        "its header names the backing file relatively: %s", backing ? backing : "(none)");
     free(backing);
     backing = NULL;
