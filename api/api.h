@@ -99,5 +99,8 @@ int api_healthz(const struct api_request *req, struct api_response *resp);
 int api_readyz(const struct api_request *req, struct api_response *resp);
 int api_domains_list(const struct api_request *req, struct api_response *resp);
 int api_domain_get(const struct api_request *req, struct api_response *resp);
+int api_jobs_list(const struct api_request *req, struct api_response *resp);
+int api_job_get(const struct api_request *req, struct api_response *resp);
+int api_job_cancel(const struct api_request *req, struct api_response *resp);
 
 #endif

@@ -39,6 +39,10 @@ const struct route router_table[] = {
     {"GET", "/v1/version", api_version_get, ROLE_VIEWER},
     {"GET", "/v1/domains", api_domains_list, ROLE_VIEWER},
     {"GET", "/v1/domains/{domain}", api_domain_get, ROLE_VIEWER},
+    /* jobs */
+    {"GET", "/v1/jobs", api_jobs_list, ROLE_VIEWER},
+    {"GET", "/v1/jobs/{id}", api_job_get, ROLE_VIEWER},
+    {"DELETE", "/v1/jobs/{id}", api_job_cancel, ROLE_ADMIN},
 };
 
 const size_t router_table_len = sizeof(router_table) / sizeof(router_table[0]);
