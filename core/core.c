@@ -7,6 +7,7 @@
 #include "err.h"
 #include "jobs.h"
 #include "log.h"
+#include "snapshot.h"
 #include "vault/vault.h"
 
 #define JOB_WORKERS 4
@@ -37,7 +38,10 @@ core_start(const struct core_config *cfg)
         core.db = NULL;
         return r;
     }
-    r = core_jobs_start(core.db, JOB_WORKERS);
+    /* Job kinds first: the jobs an earlier process left are recovered by kind. */
+    r = core_snapshot_init();
+    if (r >= 0)
+        r = core_jobs_start(core.db, JOB_WORKERS);
     if (r < 0) {
         virt_close();
         db_close(core.db);
