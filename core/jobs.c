@@ -372,7 +372,7 @@ core_job_submit(const struct job_spec *spec, struct db_job **ret)
 
     pthread_mutex_lock(&jobs.lock);
     if (!jobs.started || jobs.stopping) {
-        r = err_set(-ESHUTDOWN, "the service is stopping; no new jobs are taken");
+        r = err_set(-EAGAIN, "the service is stopping; no new jobs are taken");
     } else {
         r = db_job_put(jobs.db, &j->rec);
         if (r >= 0)

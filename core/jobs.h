@@ -95,7 +95,7 @@ void core_jobs_stop(void);
 /*
  * Queues a job. spec->data is taken in every case (freed on failure). On
  * success *ret is a new copy of the queued job. Fails with -EBUSY (and the
- * holder in the detail) when the domain is claimed, -ESHUTDOWN when the
+ * holder in the detail) when the domain is claimed, -EAGAIN when the
  * service is stopping, or a database error.
  */
 int core_job_submit(const struct job_spec *spec, struct db_job **ret);
