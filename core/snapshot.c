@@ -313,6 +313,9 @@ make_plan(const struct virt_domain *d, const struct core_snapshot_req *req, stru
     p->memory = p->disk_only ? VIRT_SNAP_NONE : def_loc;
     if (req->memory_file && p->memory != VIRT_SNAP_EXTERNAL)
         return err_set(-EINVAL, "memory_file needs a full snapshot with location external");
+    if (req->quiesce && !p->disk_only)
+        return err_set(-EINVAL, "quiesce needs kind disk_only: libvirt freezes the guest's file "
+                                "systems only for disk-only snapshots");
     p->quiesce = req->quiesce;
 
     for (size_t i = 0; i < req->n_disks; i++) {
