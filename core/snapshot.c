@@ -478,8 +478,15 @@ static int
 snap_job_cancel(struct job *job, void *data)
 {
     const struct plan *p = data;
+    int r = virt_domain_abort_job(p->uuid);
 
-    return virt_domain_abort_job(p->uuid);
+    /*
+     * No job in libvirt: either run() has yet to call libvirt, and sees the
+     * flag first, or libvirt is done and the job ends as libvirt ended it.
+     */
+    if (r == -EBADFD)
+        return 0;
+    return r;
 }
 
 static int
