@@ -17,9 +17,9 @@
 #include "snapshot.h"
 #include "text.h"
 
-#define DESCRIPTION_MAX 4096
-#define FILE_ARG_MAX 1024
-#define RESUME_POLL_US (250 * 1000)
+#define DESCRIPTION_MAX  4096
+#define FILE_ARG_MAX     1024
+#define RESUME_POLL_US   (250 * 1000)
 #define RESUME_MAX_POLLS (4 * 3600)
 
 struct plan_disk {
@@ -451,8 +451,10 @@ snap_job_resume(struct job *job, const struct plan *p)
     }
     r = virt_snapshot_get(p->uuid, p->name, &s);
     if (r == -ENOENT)
-        return err_set(-EIO, "the service restarted while libvirt took snapshot '%s', and "
-                             "libvirt did not complete it", p->name);
+        return err_set(-EIO,
+                       "the service restarted while libvirt took snapshot '%s', and "
+                       "libvirt did not complete it",
+                       p->name);
     if (r < 0)
         return r;
     return snap_job_result(job, p);
@@ -581,8 +583,7 @@ core_snapshot_create(const char *domain, const struct core_snapshot_req *req,
 }
 
 int
-core_snapshot_revert(const char *domain, const char *name, enum virt_snap_start start,
-                     bool force)
+core_snapshot_revert(const char *domain, const char *name, enum virt_snap_start start, bool force)
 {
     _cleanup_(virt_domain_freep) struct virt_domain *d = NULL;
     _cleanup_claim_ const char *claimed = NULL;

@@ -104,11 +104,11 @@ parse_snapshot(const char *xml, struct virt_snapshot *s)
     s->memory_file = virt_xml_string(ctx, "string(/domainsnapshot/memory/@file)");
     s->created = created ? strtoll(created, NULL, 10) : 0;
     /* Without a <memory> element, a snapshot of a running domain holds its memory. */
-    s->memory = location_from_xml(memory, s->domain_state &&
-                                                  (strcmp(s->domain_state, "running") == 0 ||
-                                                   strcmp(s->domain_state, "paused") == 0)
-                                              ? VIRT_SNAP_INTERNAL
-                                              : VIRT_SNAP_NONE);
+    s->memory =
+        location_from_xml(memory, s->domain_state && (strcmp(s->domain_state, "running") == 0 ||
+                                                      strcmp(s->domain_state, "paused") == 0)
+                                      ? VIRT_SNAP_INTERNAL
+                                      : VIRT_SNAP_NONE);
 
     set = xmlXPathEvalExpression((const xmlChar *)"/domainsnapshot/disks/disk", ctx);
     n = set && set->nodesetval ? set->nodesetval->nodeNr : 0;
@@ -484,8 +484,7 @@ virt_snapshot_create(const char *domain, const struct virt_snapshot_spec *spec)
 }
 
 int
-virt_snapshot_revert(const char *domain, const char *name, enum virt_snap_start start,
-                     bool force)
+virt_snapshot_revert(const char *domain, const char *name, enum virt_snap_start start, bool force)
 {
     _cleanup_conn_ virConnectPtr conn = NULL;
     _cleanup_dom_ virDomainPtr dom = NULL;

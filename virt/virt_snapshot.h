@@ -51,12 +51,12 @@ struct virt_snapshot_spec_disk {
 
 struct virt_snapshot_spec {
     const char *name;
-    const char *description; /* or NULL */
-    bool disk_only;          /* no memory state */
-    bool quiesce;            /* freeze the guest's file systems (needs the guest agent) */
+    const char *description;        /* or NULL */
+    bool disk_only;                 /* no memory state */
+    bool quiesce;                   /* freeze the guest's file systems (needs the guest agent) */
     enum virt_snap_location memory; /* for !disk_only: internal or external */
     const char *memory_file;        /* for an external memory state */
-    size_t n_disks;                 /* disks named explicitly; the others follow libvirt's default */
+    size_t n_disks; /* disks named explicitly; the others follow libvirt's default */
     const struct virt_snapshot_spec_disk *disks;
 };
 
