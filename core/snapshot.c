@@ -1,6 +1,7 @@
 /* Snapshots: requests checked and completed, files placed, long ones run as jobs. */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #define FILE_ARG_MAX     1024
 #define RESUME_POLL_US   (250 * 1000)
 #define RESUME_MAX_POLLS (4 * 3600)
+#define PROGRESS_POLL_NS (200 * 1000 * 1000L)
 
 struct plan_disk {
     char *target;
@@ -460,19 +462,79 @@ snap_job_resume(struct job *job, const struct plan *p)
     return snap_job_result(job, p);
 }
 
+/* Reports libvirt's byte counts while a snapshot runs (memory, for external ones). */
+struct progress_poll {
+    struct job *job;
+    const char *uuid;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool stop;
+};
+
+static void *
+progress_main(void *arg)
+{
+    struct progress_poll *pp = arg;
+
+    pthread_mutex_lock(&pp->lock);
+    while (!pp->stop) {
+        struct timespec until;
+        uint64_t done, total;
+
+        pthread_mutex_unlock(&pp->lock);
+        if (virt_domain_job_progress(pp->uuid, false, &done, &total) == 0)
+            job_progress(pp->job, done, total);
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += PROGRESS_POLL_NS;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&pp->lock);
+        if (!pp->stop)
+            pthread_cond_timedwait(&pp->wake, &pp->lock, &until);
+    }
+    pthread_mutex_unlock(&pp->lock);
+    return NULL;
+}
+
 static int
 snap_job_run(struct job *job, void *data)
 {
     const struct plan *p = data;
+    struct progress_poll pp = {
+        .job = job,
+        .uuid = p->uuid,
+        .lock = PTHREAD_MUTEX_INITIALIZER,
+        .wake = PTHREAD_COND_INITIALIZER,
+    };
+    pthread_t poller;
+    bool polling;
+    uint64_t done, total;
     int r;
 
     if (job_resumed(job))
         return snap_job_resume(job, p);
     if (job_cancelled(job))
         return err_set(-ECANCELED, "the job was cancelled");
+    polling = pthread_create(&poller, NULL, progress_main, &pp) == 0;
     r = plan_execute(p);
+    if (polling) {
+        pthread_mutex_lock(&pp.lock);
+        pp.stop = true;
+        pthread_cond_signal(&pp.wake);
+        pthread_mutex_unlock(&pp.lock);
+        pthread_join(poller, NULL);
+    }
     if (r < 0)
         return r;
+    /*
+     * Only an external memory state gives byte counts; for other snapshots the
+     * "completed" statistics would be those of some earlier job.
+     */
+    if (p->memory == VIRT_SNAP_EXTERNAL &&
+        virt_domain_job_progress(p->uuid, true, &done, &total) == 0)
+        job_progress(job, done, total);
     return snap_job_result(job, p);
 }
 

@@ -565,6 +565,39 @@ virt_snapshot_job_active(const char *domain, bool *ret)
 }
 
 int
+virt_domain_job_progress(const char *domain, bool completed, uint64_t *ret_done,
+                         uint64_t *ret_total)
+{
+    _cleanup_conn_ virConnectPtr conn = NULL;
+    _cleanup_dom_ virDomainPtr dom = NULL;
+    virTypedParameterPtr params = NULL;
+    int nparams = 0, type = VIR_DOMAIN_JOB_NONE, r;
+    unsigned long long done = 0, total = 0;
+
+    r = open_domain(domain, &conn, &dom);
+    if (r < 0)
+        return r;
+    if (virDomainGetJobStats(dom, &type, &params, &nparams,
+                             completed ? VIR_DOMAIN_JOB_STATS_COMPLETED : 0) < 0) {
+        virResetLastError();
+        return err_set(-ENOENT, "libvirt gives no job statistics for domain '%s'", domain);
+    }
+    if (virTypedParamsGetULLong(params, nparams, VIR_DOMAIN_JOB_DATA_TOTAL, &total) != 1 ||
+        virTypedParamsGetULLong(params, nparams, VIR_DOMAIN_JOB_DATA_PROCESSED, &done) != 1) {
+        total = done = 0;
+        if (virTypedParamsGetULLong(params, nparams, VIR_DOMAIN_JOB_MEMORY_TOTAL, &total) != 1 ||
+            virTypedParamsGetULLong(params, nparams, VIR_DOMAIN_JOB_MEMORY_PROCESSED, &done) != 1)
+            total = done = 0;
+    }
+    virTypedParamsFree(params, nparams);
+    if (type == VIR_DOMAIN_JOB_NONE || total == 0)
+        return err_set(-ENOENT, "domain '%s' has no job with byte counts", domain);
+    *ret_done = done;
+    *ret_total = total;
+    return 0;
+}
+
+int
 virt_domain_abort_job(const char *domain)
 {
     _cleanup_conn_ virConnectPtr conn = NULL;

@@ -113,6 +113,14 @@ int virt_snapshot_delete(const char *domain, const char *name, enum virt_snap_de
  */
 int virt_snapshot_job_active(const char *domain, bool *ret);
 
+/*
+ * Reads the bytes processed and in all of the domain's running job, or with
+ * completed of the job that ended last. -ENOENT when there is no such job or
+ * libvirt gives no byte counts for it (internal snapshots, the test driver).
+ */
+int virt_domain_job_progress(const char *domain, bool completed, uint64_t *ret_done,
+                             uint64_t *ret_total);
+
 /* Asks libvirt to abort the domain's running job (virDomainAbortJob). */
 int virt_domain_abort_job(const char *domain);
 
