@@ -174,6 +174,7 @@ place_file(const char *managed, const char *given, const char *def_name, const c
 {
     _cleanup_free_ char *joined = NULL;
     _cleanup_free_ char *real_dir = NULL;
+    _cleanup_free_ char *path = NULL;
     char *slash, *base;
     struct stat st;
 
@@ -208,14 +209,11 @@ place_file(const char *managed, const char *given, const char *def_name, const c
                        "%s: '%s' lies outside the folders virtvault may write to (the vault "
                        "%s)",
                        what, given ? given : def_name, core_vault_dir());
-    if (asprintf(ret, "%s/%s", real_dir, base) < 0)
+    if (asprintf(&path, "%s/%s", real_dir, base) < 0)
         return -ENOMEM;
-    if (lstat(*ret, &st) == 0) {
-        int r = err_set(-EEXIST, "%s: %s exists already", what, *ret);
-        free(*ret);
-        *ret = NULL;
-        return r;
-    }
+    if (lstat(path, &st) == 0)
+        return err_set(-EEXIST, "%s: %s exists already", what, path);
+    *ret = TAKE_PTR(path);
     return 0;
 }
 
@@ -289,7 +287,7 @@ make_plan(const struct virt_domain *d, const struct core_snapshot_req *req, stru
     }
     if (req->description &&
         (strlen(req->description) > DESCRIPTION_MAX || has_control(req->description, true)))
-        return err_set(-EINVAL, "description: at most %d characters, no control characters",
+        return err_set(-EINVAL, "description: at most %d bytes, no control characters",
                        DESCRIPTION_MAX);
 
     if (!req->kind)
@@ -395,6 +393,10 @@ make_plan(const struct virt_domain *d, const struct core_snapshot_req *req, stru
         r = place_file(managed, req->memory_file, def, "memory_file", &p->memory_file);
         if (r < 0)
             return r;
+        for (size_t k = 0; k < p->n_disks; k++)
+            if (p->disks[k].file && strcmp(p->disks[k].file, p->memory_file) == 0)
+                return err_set(-EINVAL, "memory_file and disk %s would share the file %s",
+                               p->disks[k].target, p->memory_file);
     }
     *ret = TAKE_PTR(p);
     return 0;

@@ -190,6 +190,10 @@ def test_external_disk_only_in_managed_folder(vv_qemu, qemu_domain, sandbox):
                        json={'name': 'esc', 'location': 'external', 'memory_file': '/etc/mem'}),
                 400, 'invalid_request')
     assert 'memory_file' in p['detail']
+    p = problem(c.post(f'/v1/domains/{dom}/snapshots',
+                       json={'name': 'esc', 'location': 'external',
+                             'memory_file': 'esc.vda.qcow2'}), 400, 'invalid_request')
+    assert 'share' in p['detail']
     # An existing file is not overwritten.
     problem(c.post(f'/v1/domains/{dom}/snapshots',
                    json={'name': 'esc', 'kind': 'disk_only',
