@@ -99,5 +99,14 @@ int api_healthz(const struct api_request *req, struct api_response *resp);
 int api_readyz(const struct api_request *req, struct api_response *resp);
 int api_domains_list(const struct api_request *req, struct api_response *resp);
 int api_domain_get(const struct api_request *req, struct api_response *resp);
+int api_jobs_list(const struct api_request *req, struct api_response *resp);
+int api_job_get(const struct api_request *req, struct api_response *resp);
+int api_job_cancel(const struct api_request *req, struct api_response *resp);
+int api_snapshots_list(const struct api_request *req, struct api_response *resp);
+int api_snapshot_create(const struct api_request *req, struct api_response *resp);
+int api_snapshot_get(const struct api_request *req, struct api_response *resp);
+int api_snapshot_current(const struct api_request *req, struct api_response *resp);
+int api_snapshot_delete(const struct api_request *req, struct api_response *resp);
+int api_snapshot_revert(const struct api_request *req, struct api_response *resp);
 
 #endif

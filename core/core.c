@@ -5,8 +5,12 @@
 #include "core.h"
 #include "db/db.h"
 #include "err.h"
+#include "jobs.h"
 #include "log.h"
+#include "snapshot.h"
 #include "vault/vault.h"
+
+#define JOB_WORKERS 4
 
 static struct {
     struct db *db;
@@ -34,6 +38,16 @@ core_start(const struct core_config *cfg)
         core.db = NULL;
         return r;
     }
+    /* Job kinds first: the jobs an earlier process left are recovered by kind. */
+    r = core_snapshot_init();
+    if (r >= 0)
+        r = core_jobs_start(core.db, JOB_WORKERS);
+    if (r < 0) {
+        virt_close();
+        db_close(core.db);
+        core.db = NULL;
+        return r;
+    }
     core.started = true;
     return 0;
 }
@@ -43,6 +57,7 @@ core_stop(void)
 {
     if (!core.started)
         return;
+    core_jobs_stop();
     virt_close();
     db_close(core.db);
     core.db = NULL;
