@@ -8,7 +8,7 @@ LISTEN     ?= 127.0.0.1:8080
 PREFIX     ?= /usr/local
 PY         := /usr/bin/python3
 
-.PHONY: all build build-asan deps run test test-unit test-integration lint clean install
+.PHONY: all build build-asan deps run test test-unit test-integration lint clean install test-packaging
 
 all: build
 
@@ -44,8 +44,15 @@ test-unit: build
 test-integration: build
 	@$(PY) scripts/run-tests --build $(BUILD) --only integration
 
+# PREFIX also applies to a build folder set up earlier with another one: the
+# binary has its data folder (the web UI) compiled in.
 install: build
+	@meson configure $(BUILD) -Dprefix=$(PREFIX)
 	meson install -C $(BUILD) $(if $(DESTDIR),--destdir $(DESTDIR))
+
+# The install layout, the man page and the systemd unit (seconds).
+test-packaging:
+	@tests/packaging/test_install.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
