@@ -8,7 +8,8 @@ LISTEN     ?= 127.0.0.1:8080
 PREFIX     ?= /usr/local
 PY         := /usr/bin/python3
 
-.PHONY: all build build-asan deps run test test-unit test-integration lint clean install test-packaging
+.PHONY: all build build-asan deps run test test-unit test-integration lint clean install \
+        test-packaging test-container
 
 all: build
 
@@ -53,6 +54,11 @@ install: build
 # The install layout, the man page and the systemd unit (seconds).
 test-packaging:
 	@tests/packaging/test_install.sh
+
+# Builds the container image with podman from a local debootstrap base and
+# checks what is inside (minutes; installs podman and debootstrap if missing).
+test-container:
+	@scripts/test-container
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
