@@ -46,10 +46,11 @@ test-integration: build
 	@$(PY) scripts/run-tests --build $(BUILD) --only integration
 
 # PREFIX also applies to a build folder set up earlier with another one: the
-# binary has its data folder (the web UI) compiled in.
+# binary has its data folder (the web UI) compiled in. A relative DESTDIR is
+# taken from here, not from inside the build folder as meson would.
 install: build
 	@meson configure $(BUILD) -Dprefix=$(PREFIX)
-	meson install -C $(BUILD) $(if $(DESTDIR),--destdir $(DESTDIR))
+	meson install -C $(BUILD) $(if $(DESTDIR),--destdir $(abspath $(DESTDIR)))
 
 # The install layout, the man page and the systemd unit (seconds).
 test-packaging:
