@@ -4,10 +4,11 @@
 # temporary folder and checks what landed there: the layout, the man page
 # against --help, the example configuration, the systemd unit (through
 # `systemd-analyze verify` and `security`), the sysusers file, and the staged
-# daemon serving its web UI with the example tokens.
+# daemon serving its web UI with the example tokens, within the system calls
+# the unit allows.
 #
-# Usage: tests/packaging/test_install.sh      (needs make, meson, curl and
-# systemd-analyze from Debian's systemd package; no root, no systemd running)
+# Usage: tests/packaging/test_install.sh      (needs make, meson, curl, strace
+# and systemd-analyze from Debian's systemd package; no systemd running)
 set -u -o pipefail
 
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -28,7 +29,7 @@ check() { # check TITLE COMMAND...: passes when COMMAND succeeds
     if "$@" >"$TMP/out" 2>&1; then ok "$title"; else fail "$title"; sed 's/^/     | /' "$TMP/out"; fi
 }
 
-for tool in make meson ninja curl systemd-analyze; do
+for tool in make meson ninja curl strace systemd-analyze; do
     command -v $tool >/dev/null || { echo "missing $tool (systemd-analyze: apt-get install systemd)"; exit 1; }
 done
 
@@ -102,17 +103,27 @@ check "systemd-analyze security: exposure at most 2.0" \
 check "sysusers.d file is valid" systemd-sysusers --dry-run --root="$TMP/sysroot" \
     "$DEST/usr/lib/sysusers.d/virtvault.conf"
 
-echo "# the staged daemon with the example tokens"
-sed 's/^#\(sha256:\)/\1/' "$DEST/etc/virtvault/tokens.example" >"$TMP/tokens"
-check "tokens.example holds example lines" grep -q '^sha256:.* viewer ' "$TMP/tokens"
+echo "# the staged daemon with the example tokens, under strace"
+# As an unprivileged user, as under the unit: some libraries make other
+# system calls as root (SQLite chowns its journal).
+RUN=$TMP/run
+mkdir -m 0777 "$RUN"
+chmod 0755 "$TMP"
+as_user=()
+[ "$(id -u)" = 0 ] && as_user=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+sed 's/^#\(sha256:\)/\1/' "$DEST/etc/virtvault/tokens.example" >"$RUN/tokens"
+check "tokens.example holds example lines" grep -q '^sha256:.* viewer ' "$RUN/tokens"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$BIN" --listen "127.0.0.1:$port" --token-file "$TMP/tokens" --db "$TMP/vv.db" \
-    --vault-dir "$TMP/vault" --web-dir "$DEST/usr/share/virtvault/web" >"$TMP/daemon.log" 2>&1 &
-DAEMON_PID=$!
+"${as_user[@]}" strace -f -qq -o "$RUN/strace.log" "$BIN" --listen "127.0.0.1:$port" \
+    --token-file "$RUN/tokens" --db "$RUN/vv.db" --vault-dir "$RUN/vault" \
+    --web-dir "$DEST/usr/share/virtvault/web" >"$TMP/daemon.log" 2>&1 &
+TRACER_PID=$!
 for _ in $(seq 50); do
     curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break
     sleep 0.1
 done
+DAEMON_PID=$(pgrep -P "$TRACER_PID" -x virtvaultd || true)
+[ -n "$DAEMON_PID" ] || sed 's/^/     | /' "$TMP/daemon.log"
 base=http://127.0.0.1:$port
 check "daemon answers /healthz" curl -fsS "$base/healthz"
 check "daemon serves the installed web UI" \
@@ -121,7 +132,14 @@ check "a request without a token is refused" \
     test "$(curl -s -o /dev/null -w '%{http_code}' "$base/v1/version")" = 401
 check "the example viewer token is accepted" \
     curl -fsS -H "Authorization: Bearer viewer-example" "$base/v1/version"
-if ! kill -0 "$DAEMON_PID" 2>/dev/null; then cat "$TMP/daemon.log"; fi
+for path in /readyz /metrics /openapi.yaml /v1/domains /v1/domains/test /v1/no-such; do
+    curl -s -o /dev/null -H "Authorization: Bearer admin-example" "$base$path"
+done
+stop_daemon() { kill "$DAEMON_PID" && wait "$TRACER_PID"; } # strace exits as the daemon did
+check "SIGTERM stops it with exit 0" stop_daemon
+DAEMON_PID=
+check "the system calls it made are allowed by the unit's filter" \
+    "$SRC/tests/packaging/check_syscalls.py" "$UNIT" "$RUN/strace.log"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
