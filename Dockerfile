@@ -31,8 +31,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 # A fixed id, so that the host can give it access to the libvirt socket and
 # own the state volume (README-container.md).
-RUN groupadd --system --gid 10001 virtvault \
- && useradd --system --uid 10001 --gid virtvault --home-dir /var/lib/virtvault \
+RUN groupadd --gid 10001 virtvault \
+ && useradd --uid 10001 --gid virtvault --home-dir /var/lib/virtvault \
         --no-create-home --shell /usr/sbin/nologin virtvault
 COPY --from=build /out/ /
 RUN install -d -o virtvault -g virtvault -m 0755 /var/lib/virtvault \
