@@ -27,7 +27,7 @@ ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         libmicrohttpd12 libjansson4 libvirt0 libsqlite3-0 libxml2 libnettle8 libgnutls30 \
-        ca-certificates curl \
+        curl \
  && rm -rf /var/lib/apt/lists/*
 # A fixed id, so that the host can give it access to the libvirt socket and
 # own the state volume (README-container.md).

@@ -29,7 +29,7 @@ check() { # check TITLE COMMAND...: passes when COMMAND succeeds
     if "$@" >"$TMP/out" 2>&1; then ok "$title"; else fail "$title"; sed 's/^/     | /' "$TMP/out"; fi
 }
 
-for tool in make meson ninja curl strace systemd-analyze; do
+for tool in make meson ninja curl strace man systemd-analyze; do
     command -v $tool >/dev/null || { echo "missing $tool (systemd-analyze: apt-get install systemd)"; exit 1; }
 done
 
