@@ -17,10 +17,12 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
+# The host install's layout, less what only systemd reads.
 RUN meson setup /build --prefix=/usr \
  && ninja -C /build virtvaultd \
  && meson install -C /build --destdir /out --strip --no-rebuild \
- && install -m 0755 packaging/container-entrypoint /out/usr/sbin/virtvaultd-entrypoint
+ && install -m 0755 packaging/container-entrypoint /out/usr/sbin/virtvaultd-entrypoint \
+ && rm -r /out/usr/lib/systemd /out/usr/lib/sysusers.d /out/etc/virtvault/virtvaultd.env
 
 FROM ${BASE}
 ENV DEBIAN_FRONTEND=noninteractive
@@ -35,8 +37,7 @@ RUN groupadd --gid 10001 virtvault \
  && useradd --uid 10001 --gid virtvault --home-dir /var/lib/virtvault \
         --no-create-home --shell /usr/sbin/nologin virtvault
 COPY --from=build /out/ /
-RUN install -d -o virtvault -g virtvault -m 0755 /var/lib/virtvault \
- && rm -rf /usr/lib/systemd /usr/lib/sysusers.d /etc/virtvault/virtvaultd.env
+RUN install -d -o virtvault -g virtvault -m 0755 /var/lib/virtvault
 
 ENV VIRTVAULT_LISTEN=0.0.0.0:8080 \
     VIRTVAULT_LIBVIRT_URI=qemu:///system \
