@@ -7,8 +7,9 @@
 # daemon serving its web UI with the example tokens, within the system calls
 # the unit allows.
 #
-# Usage: tests/packaging/test_install.sh      (needs make, meson, curl, strace
-# and systemd-analyze from Debian's systemd package; no systemd running)
+# Usage: tests/packaging/test_install.sh      (needs make, meson, curl, strace,
+# man and systemd-analyze from Debian's systemd package, which works without
+# systemd running)
 set -u -o pipefail
 
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -29,8 +30,10 @@ check() { # check TITLE COMMAND...: passes when COMMAND succeeds
     if "$@" >"$TMP/out" 2>&1; then ok "$title"; else fail "$title"; sed 's/^/     | /' "$TMP/out"; fi
 }
 
-for tool in make meson ninja curl strace man systemd-analyze; do
-    command -v $tool >/dev/null || { echo "missing $tool (systemd-analyze: apt-get install systemd)"; exit 1; }
+for need in make:make meson:meson ninja:ninja-build curl:curl strace:strace man:man-db \
+        systemd-analyze:systemd python3:python3; do
+    command -v "${need%%:*}" >/dev/null ||
+        { echo "missing ${need%%:*}: apt-get install ${need#*:}"; exit 1; }
 done
 
 echo "# make install PREFIX=/usr DESTDIR=$DEST"
