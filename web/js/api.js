@@ -118,7 +118,10 @@ export async function api(method, path, body, opts = {}) {
     if (res.status === 401 && !opts.noPrompt) {
       const problem = await readProblem(res);
       const token = await askToken(problem);
-      if (!token) throw new ApiError(problem, 401);
+      if (!token) {
+        if (getToken()) setToken(null); // the one kept was refused
+        throw new ApiError(problem, 401);
+      }
       setToken(token);
       continue;
     }

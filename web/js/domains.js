@@ -34,7 +34,6 @@ export function lastBackup(items) {
 
 export function domainsView(main, { query }, { signal }) {
   const filterValue = query.get('q') ?? '';
-  const t0 = performance.now();
   const status = h('p', { class: 'muted', role: 'status' }, 'Loading domains…');
   const filter = h('input', {
     type: 'search', id: 'domain-filter', class: 'filter', value: filterValue,
@@ -72,6 +71,7 @@ export function domainsView(main, { query }, { signal }) {
   async function load() {
     const my = ++gen;
     let data;
+    const asked = performance.now();
     try {
       data = await get('/v1/domains', { signal });
     } catch (e) {
@@ -81,6 +81,7 @@ export function domainsView(main, { query }, { signal }) {
       return;
     }
     if (my !== gen) return;
+    const answered = performance.now();
     const items = data.items ?? [];
     rows = items.map(row);
     const tbody = h('tbody', null, rows.map((r) => r.tr));
@@ -92,13 +93,14 @@ export function domainsView(main, { query }, { signal }) {
         h('th', { scope: 'col' }, 'Checkpoint chain'))),
       tbody) : h('p', { class: 'empty' }, 'libvirt knows no domain on this host.'));
     applyFilter();
-    // The render time, for the performance test and for anyone curious (Performance panel).
-    requestAnimationFrame(() => {
-      const ms = performance.now() - t0;
-      window.virtvaultTimings = { ...(window.virtvaultTimings || {}), domainsRender: ms,
-        domainsRenderedAt: performance.now(), domains: items.length };
-      performance.mark('virtvault:domains-rendered', { detail: { ms, domains: items.length } });
-    });
+    // Render times, for the performance test and for anyone curious (Performance panel):
+    // from the answer to the frame painted (the UI's own work), and from the request.
+    requestAnimationFrame(() => setTimeout(() => {
+      const now = performance.now();
+      window.virtvaultTimings = { domainsRender: now - answered, domainsRequest: now - asked,
+        domainsRenderedAt: now, domains: items.length };
+      performance.measure('virtvault:domains-render', { start: answered, end: now });
+    }, 0));
     fillDetails(rows, my);
   }
 

@@ -5,7 +5,7 @@
 // job (or holds one as "job") updates the job it names. When the stream is missing (404/501)
 // or down, followed jobs are polled at GET /v1/jobs/{id}, so progress still moves.
 
-import { api, authHeaders, readProblem, ApiError, seg } from './api.js';
+import { api, authHeaders, readProblem, ApiError, seg, onTokenChange } from './api.js';
 
 const FINAL = new Set(['succeeded', 'failed', 'cancelled']);
 export const isFinal = (job) => FINAL.has(job?.state);
@@ -40,6 +40,9 @@ export function startEvents() {
   if (started) return;
   started = true;
   let delay = 1000;
+  let wake = null;
+  // A new token may open a stream that was refused: try again at once.
+  onTokenChange(() => { if (wake) wake(); });
   const loop = async () => {
     for (;;) {
       try {
@@ -61,7 +64,11 @@ export function startEvents() {
         setStatus('off', `the event stream failed: ${e.message}`);
         delay = Math.min(delay * 2, 30000);
       }
-      await new Promise((r) => setTimeout(r, delay));
+      await new Promise((r) => {
+        const t = setTimeout(r, delay);
+        wake = () => { clearTimeout(t); r(); };
+      });
+      wake = null;
     }
   };
   loop();
