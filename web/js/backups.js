@@ -60,6 +60,7 @@ export function backupsTab(panel, ctx) {
   }
 
   function duration(b) {
+    if (typeof b.duration_ms === 'number') return b.duration_ms / 1000;
     return b.finished_at ? secondsBetween(b.started_at, b.finished_at) : null;
   }
 
@@ -114,12 +115,14 @@ export function backupsTab(panel, ctx) {
           onclick: () => finishPull(b), 'aria-label': `End the export of backup ${shortId(b.id)}` }, 'End export') : null));
   }
 
+  /** The last verification ({ok, checked_at, problems}), as a badge with its time. */
   function verification(b) {
-    const v = b.verification ?? (b.verify_ok !== undefined ? { ok: b.verify_ok, verified_at: b.verified_at, detail: b.verify_detail } : null);
-    if (!v || v.ok === null || v.ok === undefined || v.ok === -1) return null;
-    const ok = v.ok === true || v.ok === 1 || v.state === 'ok' || v.result === 'ok';
-    return h('div', null, badge(ok ? 'verified' : 'verify failed', ok ? 'ok' : 'bad', v.detail ?? ''),
-      v.verified_at ? h('span', { class: 'muted small' }, ` ${fmtAge(v.verified_at)}`) : null);
+    const v = b.verification;
+    if (!v || typeof v.ok !== 'boolean') return null;
+    const problems = v.problems ?? [];
+    return h('div', null, badge(v.ok ? 'verified' : 'verify failed', v.ok ? 'ok' : 'bad', problems.join('\n')),
+      v.checked_at ? h('span', { class: 'muted small', title: fmtTime(v.checked_at) }, ` ${fmtAge(v.checked_at)}`) : null,
+      !v.ok && problems.length ? h('ul', { class: 'small' }, problems.map((p) => h('li', null, p))) : null);
   }
 
   function pullExports(b) {
@@ -184,7 +187,9 @@ export function backupsTab(panel, ctx) {
   async function backupDialog() {
     const checkpoints = await api('GET', `/v1/domains/${seg(domainName)}/checkpoints`, undefined, { noPrompt: true })
       .then((r) => r.data.items ?? []).catch(() => []);
-    const usable = checkpoints.filter((c) => c.state === 'ok' || c.state === 'redefined');
+    // A differential counts from a checkpoint of the current chain made by a backup.
+    const made = new Set(items.filter((x) => x.state === 'completed' && x.checkpoint).map((x) => x.checkpoint));
+    const usable = checkpoints.filter((c) => (c.state === 'ok' || c.state === 'redefined') && (!made.size || made.has(c.name)));
     const pushOk = sup.push_backup?.supported !== false;
     const pullOk = sup.pull_backup?.supported !== false;
     const incOk = sup.incremental?.supported !== false;
@@ -200,9 +205,9 @@ export function backupsTab(panel, ctx) {
         ['pull', 'Pull', { hint: pullOk ? 'disks exported for a client to read (NBD / HTTP)' : sup.pull_backup?.reason, disabled: !pullOk }],
       ], pushOk ? 'push' : 'pull'),
       usable.length ? [
-        h('label', { for: 'base-checkpoint' }, 'Base checkpoint (incremental or differential)'),
-        h('select', { id: 'base-checkpoint', name: 'base_checkpoint' },
-          h('option', { value: '' }, 'chosen by the server'),
+        h('label', { for: 'since-checkpoint' }, 'Differential: changes since checkpoint'),
+        h('select', { id: 'since-checkpoint', name: 'since' },
+          h('option', { value: '' }, 'the chain’s full backup (default)'),
           usable.map((c) => h('option', { value: c.name }, `${c.name} (${fmtAge(c.created_at)})`))),
       ] : null,
       !incOk ? h('p', { class: 'hint' }, `Incremental backups: ${sup.incremental?.reason ?? 'not supported'}`) : null,
@@ -211,9 +216,11 @@ export function backupsTab(panel, ctx) {
       title: `Back up ${domainName} now`, body, submitLabel: 'Start backup', id: 'backup-dialog',
       submit: async (form) => {
         const f = new FormData(form);
-        const req = { type: f.get('type'), mode: f.get('mode') };
-        const bc = f.get('base_checkpoint');
-        if (bc && (req.type === 'incremental' || req.type === 'differential')) req.base_checkpoint = bc;
+        const req = { type: f.get('type') };
+        // Push is the default: "mode" is only sent for a pull backup.
+        if (f.get('mode') === 'pull') req.mode = 'pull';
+        const since = f.get('since');
+        if (since && req.type === 'differential') req.since = since;
         return api('POST', base, req);
       },
     });
@@ -251,8 +258,8 @@ export function backupsTab(panel, ctx) {
   async function restoreDialog(b) {
     const body = [
       h('p', null, `Writes the disks of backup ${shortId(b.id)} (${b.type}, ${fmtTime(b.started_at)}) as new files. The domain ${domainName} is not touched.`),
-      textField('target_dir', 'Target folder', { required: true, placeholder: '/var/lib/libvirt/images/restore' },
-        'An absolute path on the server, inside the folders it may restore into; existing files are not overwritten.'),
+      textField('target_dir', 'Target folder', { required: true, placeholder: '/var/lib/virtvault/vault/restore/…' },
+        'An absolute folder on the server inside a restore root (--restore-roots; default <vault>/restore). Missing folders are made; existing files are never replaced.'),
       radioGroup('format', 'Format', [['qcow2', 'qcow2'], ['raw', 'raw']], 'qcow2'),
       textField('define', 'Define a new domain named', { maxlength: '64' }, 'Optional: a domain from the backup’s XML with the restored disks.'),
     ];
@@ -282,6 +289,18 @@ export function backupsTab(panel, ctx) {
 
   function showResult(what, b, result) {
     const disks = result?.disks ?? [];
+    if (what === 'Verification') {
+      const ok = result?.ok === true;
+      const problems = result?.problems ?? [];
+      const text = ok ? `Backup ${shortId(b.id)} verified: ${result.files ?? '?'} files of ${result.backups ?? '?'} backups match.`
+        : `Backup ${shortId(b.id)} failed verification.`;
+      replace(msg, h('div', { class: ok ? 'result' : 'problem', role: 'status', id: 'verification-result' },
+        h('h3', null, 'Verification result'), h('p', null, text),
+        result?.checked_at ? h('p', { class: 'small muted' }, `checked ${fmtTime(result.checked_at)}`) : null,
+        problems.length ? h('ul', null, problems.map((p) => h('li', null, p))) : null));
+      announce(text);
+      return;
+    }
     const text = `${what} of backup ${shortId(b.id)} succeeded.`;
     replace(msg, h('div', { class: 'result', role: 'status', id: `${what.toLowerCase()}-result` },
       h('h3', null, `${what} result`), h('p', null, text),

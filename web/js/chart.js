@@ -12,11 +12,13 @@ function s(tag, attrs, text) {
   return el;
 }
 
-/** A "nice" upper bound for an axis: 1, 2 or 5 times a power of ten (of base 1024 for bytes). */
+/** A "nice" upper bound for an axis: a round multiple of a power of ten (of 1024 for bytes). */
 function niceMax(v, base = 10) {
   if (!(v > 0)) return 1;
   const p = base ** Math.floor(Math.log(v) / Math.log(base));
-  for (const m of [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]) if (m * p >= v) return m * p;
+  // Steps that divide by the 4 grid lines into round labels.
+  const steps = base === 1024 ? [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024] : [1, 2, 4, 8, 10, 20, 40, 80, 100];
+  for (const m of steps) if (m * p >= v) return m * p;
   return v;
 }
 

@@ -133,7 +133,7 @@ export function domainsView(main, { query }, { signal }) {
       return;
     }
     try {
-      const data = await get(`/v1/domains/${seg(r.name)}/backups`, { signal, noPrompt: true });
+      const data = await get(`/v1/domains/${seg(r.name)}/backups?limit=1`, { signal, noPrompt: true });
       const b = lastBackup(data.items ?? []);
       r.backupCell.className = '';
       replace(r.backupCell, b
