@@ -48,23 +48,28 @@ export function checkpointsTab(panel, ctx) {
   const msg = h('div', { 'aria-live': 'polite' });
   const list = h('div', null, h('p', { class: 'muted' }, 'Loading checkpoints…'));
   const sup = ctx.domain?.supports?.checkpoints;
+  const adoptBtn = h('button', { type: 'button', class: 'btn', hidden: true, onclick: () => reconcile(true),
+    title: 'Take checkpoints made outside virtvault into its database' }, 'Reconcile and adopt orphaned');
   replace(panel,
     h('h2', { class: 'visually-hidden' }, 'Checkpoints'),
     h('div', { class: 'toolbar' },
       h('button', { type: 'button', class: 'btn primary', onclick: () => createDialog() }, 'Create checkpoint'),
-      h('button', { type: 'button', class: 'btn', onclick: () => reconcile() }, 'Reconcile'),
+      h('button', { type: 'button', class: 'btn', onclick: () => reconcile(false) }, 'Reconcile'),
+      adoptBtn,
       h('span', { class: 'spacer' }),
       h('button', { type: 'button', class: 'btn', onclick: () => load() }, 'Refresh')),
     sup && !sup.supported ? h('p', { class: 'notice' }, `Checkpoints are not supported for this domain: ${sup.reason ?? ''}`) : null,
     msg, list);
 
   let items = [];
+  let gen = 0;
 
   async function load() {
     try {
       const { data } = await api('GET', base, undefined, { signal: ctx.signal });
       items = data.items ?? [];
       draw();
+      sizes(++gen);
     } catch (e) {
       if (e.name === 'AbortError') return;
       replace(list, problemView(e, {
@@ -73,7 +78,38 @@ export function checkpointsTab(panel, ctx) {
     }
   }
 
+  /*
+   * The list may leave the sizes out (they cost a query of QEMU per disk): read each
+   * checkpoint that lacks them, a few at a time, and fill its cell in.
+   */
+  async function sizes(my) {
+    const todo = items.filter((c) => changedBytes(c) === null);
+    const worker = async () => {
+      while (todo.length && my === gen && !ctx.signal.aborted) {
+        const c = todo.shift();
+        const cell = list.querySelector(`li[data-checkpoint="${CSS.escape(c.name)}"] .changed`);
+        try {
+          const { data } = await api('GET', `${base}/${seg(c.name)}`, undefined, { signal: ctx.signal, noPrompt: true });
+          if (cell && my === gen) replace(cell, changedText(data));
+        } catch (e) {
+          if (e.name !== 'AbortError' && cell) replace(cell, h('span', { title: e.problem?.detail ?? e.message }, 'unknown'));
+        }
+      }
+    };
+    await Promise.all([worker(), worker(), worker()]);
+  }
+
+  function changedText(c) {
+    const changed = changedBytes(c);
+    const perDisk = (c.disks ?? []).filter((d) => typeof d.size_bytes === 'number')
+      .map((d) => `${d.target} ${fmtBytes(d.size_bytes)}`).join(', ');
+    return [h('b', null, changed === null ? 'unknown' : fmtBytes(changed)),
+      perDisk && (c.disks ?? []).length > 1 ? ` (${perDisk})` : ''];
+  }
+
   function draw() {
+    const orphans = items.filter((c) => c.state === 'orphaned').length;
+    adoptBtn.hidden = !orphans;
     if (!items.length) {
       replace(list, h('p', { class: 'empty' }, 'No checkpoints yet. A backup or “Create checkpoint” makes one.'));
       return;
@@ -82,18 +118,16 @@ export function checkpointsTab(panel, ctx) {
     replace(list,
       h('p', { class: 'muted small' }, `${items.length} checkpoint${items.length === 1 ? '' : 's'}, oldest first. `,
         'Each counts the data written since it was made: an incremental backup from it copies that much.'),
-      h('ol', { class: 'chain', 'aria-label': 'Checkpoint chain, oldest first' }, ordered.map(({ c, depth }) => {
-        const changed = changedBytes(c);
-        const perDisk = (c.disks ?? []).filter((d) => typeof d.size_bytes === 'number')
-          .map((d) => `${d.target} ${fmtBytes(d.size_bytes)}`).join(', ');
-        return h('li', { 'data-checkpoint': c.name, style: depth ? `margin-left:${depth * 0.75}rem` : null },
+      h('ol', { class: 'chain', 'aria-label': 'Checkpoint chain, oldest first' }, ordered.map(({ c }) => {
+        const known = changedBytes(c) !== null;
+        return h('li', { 'data-checkpoint': c.name },
           h('div', { class: `node ${c.state}` },
             h('span', { class: 'name' }, c.name),
             stateBadge(c.state, STATE_HELP[c.state]),
             h('span', { class: 'meta' }, c.parent ? `after ${c.parent}` : 'first of its chain'),
             h('span', { class: 'meta', title: fmtTime(c.created_at) }, fmtAge(c.created_at)),
-            h('span', { class: 'meta' }, 'changed since: ', h('b', null, changed === null ? 'unknown' : fmtBytes(changed)),
-              perDisk && (c.disks ?? []).length > 1 ? ` (${perDisk})` : ''),
+            h('span', { class: 'meta' }, 'changed since: ',
+              h('span', { class: 'changed' }, known ? changedText(c) : '…')),
             c.in_libvirt === false ? badge('not in libvirt', 'warn', 'libvirt does not know it right now') : null,
             c.reason ? h('span', { class: 'meta' }, c.reason) : null,
             c.description ? h('span', { class: 'meta' }, `“${c.description}”`) : null,
@@ -150,10 +184,10 @@ export function checkpointsTab(panel, ctx) {
     load();
   }
 
-  async function reconcile() {
+  async function reconcile(adopt) {
     done(h('p', { class: 'muted', role: 'status' }, 'Reconciling the database with libvirt…'));
     try {
-      const { data } = await api('POST', `${base}:reconcile`, {});
+      const { data } = await api('POST', `${base}:reconcile`, adopt ? { adopt: true } : {});
       const actions = data.actions ?? [];
       const text = `Reconciled: ${data.checked ?? items.length} checked, ${actions.length} change${actions.length === 1 ? '' : 's'}.`;
       done(h('div', { class: 'result', role: 'status', id: 'reconcile-result' },
