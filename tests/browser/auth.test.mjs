@@ -41,6 +41,8 @@ test('a 401 asks for a token, which is kept in sessionStorage and sent as Bearer
     assert.equal(await page.evaluate(() => sessionStorage.getItem('virtvault.token')), token);
     assert.equal(await page.evaluate(() => localStorage.length), 0);
     assert.ok(sent.includes(`Bearer ${token}`), JSON.stringify(sent));
+    // The event stream, refused before, opens with the token at once.
+    await page.locator('#live.on').waitFor({ timeout: 5000 });
 
     // The same tab keeps it across a reload; a new context (another session) does not have it.
     await page.reload();
