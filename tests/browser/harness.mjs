@@ -142,9 +142,19 @@ export async function shot(page, name) {
 
 const SANDBOX = join(ROOT, 'scripts/sandbox');
 
+/**
+ * Runs scripts/sandbox with args; resolves with its output. When libvirtd does not answer
+ * (other tests on the machine stop and start it on purpose), brings it up and tries once more.
+ */
 export async function sandbox(...args) {
-  const { stdout } = await run(SANDBOX, args, { timeout: 180000, maxBuffer: 1 << 24 });
-  return stdout;
+  const opts = { timeout: 180000, maxBuffer: 1 << 24 };
+  try {
+    return (await run(SANDBOX, args, opts)).stdout;
+  } catch (e) {
+    if (args[0] === 'up' || !/does not answer/.test(String(e.stderr ?? e.message))) throw e;
+    await run(SANDBOX, ['up'], opts);
+    return (await run(SANDBOX, args, opts)).stdout;
+  }
 }
 
 /** True when a QEMU libvirt answers (or can be started) at qemu:///system. */
