@@ -8,6 +8,7 @@
 import { getToken, setToken, onTokenChange } from './api.js';
 import { startEvents, onStatus } from './events.js';
 import { domainsView } from './domains.js';
+import { trapFocus } from './dialog.js';
 
 const main = document.getElementById('main');
 let cleanup = null;
@@ -75,6 +76,8 @@ onStatus(({ state, detail }) => {
   live.textContent = state === 'on' ? 'live' : state === 'off' ? 'live updates off' : 'live: connecting';
   live.title = state === 'on' ? 'Receiving /v1/events' : detail || 'Connecting to /v1/events';
 });
+
+trapFocus(document.getElementById('token-dialog'));
 
 route();
 startEvents();

@@ -8,6 +8,29 @@ import { problemView } from './api.js';
 let seq = 0;
 
 /**
+ * Keeps Tab inside dlg: from its last control to its first, and Shift+Tab the other way.
+ * (A modal <dialog> makes the page behind it inert, but Tab would still leave for the
+ * browser's own controls.)
+ */
+export function trapFocus(dlg) {
+  dlg.addEventListener('keydown', (ev) => {
+    if (ev.key !== 'Tab') return;
+    const els = [...dlg.querySelectorAll('button, input, select, textarea, a[href], [tabindex]:not([tabindex="-1"])')]
+      .filter((el) => !el.disabled && el.getClientRects().length);
+    if (!els.length) return;
+    const first = els[0];
+    const last = els[els.length - 1];
+    if (ev.shiftKey && document.activeElement === first) {
+      ev.preventDefault();
+      last.focus();
+    } else if (!ev.shiftKey && document.activeElement === last) {
+      ev.preventDefault();
+      first.focus();
+    }
+  });
+}
+
+/**
  * Opens a form dialog and resolves with what submit() returned, or null when cancelled.
  *   title:   the heading (also the dialog's accessible name)
  *   body:    nodes inside the form (fields, explanations)
@@ -24,6 +47,7 @@ export function formDialog({ title, body, submitLabel = 'OK', danger = false, su
   const form = h('form', { class: 'dialog-body', novalidate: true },
     h('h2', { id: titleId }, title), body, problem, h('div', { class: 'actions' }, cancel, ok));
   const dlg = h('dialog', { 'aria-labelledby': titleId, id }, form);
+  trapFocus(dlg);
   const opener = document.activeElement;
   document.body.append(dlg);
 
