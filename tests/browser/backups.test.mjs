@@ -91,6 +91,15 @@ test('a backup shows live progress up to 100% and its row appears in the catalog
     assert.equal(await page.locator('svg.chart rect.bar-size').count(), 2);
     await page.waitForTimeout(4500); // the finished bars fade out
     await shot(page, 'backups-catalog');
+    // At phone width the table turns into cards, no wider than the screen.
+    await page.setViewportSize({ width: 375, height: 812 });
+    await page.reload();
+    await incRow.waitFor();
+    await page.locator('svg.chart').waitFor();
+    const [scroll, width] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+    assert.ok(scroll <= width, `${scroll} px wide on a ${width} px screen`);
+    await shot(page, 'backups-catalog-phone');
+    await page.setViewportSize({ width: 1280, height: 860 });
     assert.deepEqual(page.foreign, []);
     assert.deepEqual(page.consoleErrors, []);
   } finally {

@@ -74,8 +74,9 @@ export function backupsTab(panel, ctx) {
     const done = byTime.filter((b) => b.state === 'completed' || b.state === 'ready').slice(-40);
     replace(chart, done.length ? [
       h('h3', null, 'Stored size and duration'),
+      // Drawn at the width it is shown at, so that its labels stay readable on a phone.
       sizeDurationChart(done.map((b) => ({ at: b.started_at, bytes: b.stored_bytes ?? 0, seconds: duration(b),
-        label: `${b.type} ${fmtTime(b.started_at)}` }))),
+        label: `${b.type} ${fmtTime(b.started_at)}` })), { width: Math.max(320, Math.min(960, panel.clientWidth || 720)) }),
       h('div', { class: 'legend' },
         h('span', null, h('span', { class: 'sw', style: 'background:var(--accent)' }), 'stored size (left)'),
         h('span', null, h('span', { class: 'sw', style: 'background:var(--warn)' }), 'duration (right)')),
@@ -92,18 +93,18 @@ export function backupsTab(panel, ctx) {
     const err = b.error && typeof b.error === 'object' ? b.error : null;
     const exports = b.mode === 'pull' && (b.state === 'ready' || b.state === 'running') ? pullExports(b) : null;
     return h('tr', { 'data-backup': b.id },
-      h('td', { 'data-label': 'Started', title: fmtTime(b.started_at) }, fmtAge(b.started_at),
-        h('div', { class: 'muted small mono' }, shortId(b.id))),
-      h('td', { 'data-label': 'Type' }, b.type,
-        b.base_checkpoint ? h('div', { class: 'muted small' }, `since ${b.base_checkpoint}`) : null),
+      h('td', { 'data-label': 'Started', title: fmtTime(b.started_at) }, h('span', null, fmtAge(b.started_at),
+        h('div', { class: 'muted small mono' }, shortId(b.id)))),
+      h('td', { 'data-label': 'Type' }, h('span', null, b.type,
+        b.base_checkpoint ? h('div', { class: 'muted small' }, `since ${b.base_checkpoint}`) : null)),
       h('td', { 'data-label': 'Mode' }, b.mode),
-      h('td', { 'data-label': 'Chain', class: 'mono', title: b.chain_id ?? '' }, shortId(b.chain_id)),
+      h('td', { 'data-label': 'Chain', title: b.chain_id ?? '' }, h('span', { class: 'mono' }, shortId(b.chain_id))),
       h('td', { 'data-label': 'Stored', class: 'num' }, fmtBytes(b.stored_bytes)),
       h('td', { 'data-label': 'Duration', class: 'num' }, fmtDuration(duration(b))),
-      h('td', { 'data-label': 'State' }, stateBadge(b.state),
+      h('td', { 'data-label': 'State' }, h('span', null, stateBadge(b.state),
         verification(b),
         err ? h('div', { class: 'small' }, h('b', null, err.title ?? 'Error'), err.detail ? `: ${err.detail}` : '') : null,
-        exports),
+        exports)),
       h('td', { 'data-label': 'Actions', class: 'actions-cell' },
         b.state === 'completed' ? [
           h('button', { type: 'button', class: 'btn small', onclick: () => verify(b),
