@@ -64,15 +64,27 @@ try {
     ['backups', `/#/d/${DOM}/backups`, '#backups-table'],
   ];
   for (const [name, path, sel] of shots) {
-    const page = await newPage(b.browser, d.url, { viewport: { width: 1200, height: 760 } });
-    await page.emulateMedia({ colorScheme: 'light' });
-    await page.goto(`${d.url}${path}`);
-    await page.locator(sel).waitFor();
-    await page.waitForLoadState('networkidle').catch(() => {});
-    await page.waitForTimeout(600);
-    await page.screenshot({ path: join(OUT, `${name}.png`) });
-    console.log(`docs/screenshots/${name}.png`);
-    await page.context().close();
+    // Other tests on the machine may restart libvirtd: wait until the daemon is ready, and
+    // take the picture again when the page shows a problem.
+    for (let attempt = 1; ; attempt++) {
+      while ((await apiJson(d.url, 'GET', '/readyz')).status !== 200) await new Promise((r) => setTimeout(r, 500));
+      const page = await newPage(b.browser, d.url, { viewport: { width: 1200, height: 760 } });
+      await page.emulateMedia({ colorScheme: 'light' });
+      await page.goto(`${d.url}${path}`);
+      await page.locator(sel).waitFor();
+      await page.waitForLoadState('networkidle').catch(() => {});
+      await page.waitForTimeout(600);
+      const problems = await page.locator('.problem:visible').count();
+      if (problems && attempt < 5) {
+        await page.context().close();
+        await new Promise((r) => setTimeout(r, 2000));
+        continue;
+      }
+      await page.screenshot({ path: join(OUT, `${name}.png`) });
+      console.log(`docs/screenshots/${name}.png${problems ? ' (shows a problem: check it)' : ''}`);
+      await page.context().close();
+      break;
+    }
   }
 } finally {
   await b.close();
