@@ -131,10 +131,14 @@ export async function newPage(browser, base, opts = {}) {
   return page;
 }
 
-/** Saves a full-page screenshot as out/browser/NAME.png. */
-export async function shot(page, name) {
+/**
+ * Saves a screenshot as out/browser/NAME.png: the full page, or with fullPage false the
+ * viewport (long lists render rows only as they come into view, which a full-page picture
+ * does not do).
+ */
+export async function shot(page, name, { fullPage = true } = {}) {
   const path = join(OUT, `${name}.png`);
-  await page.screenshot({ path, fullPage: true });
+  await page.screenshot({ path, fullPage });
   return path;
 }
 

@@ -84,13 +84,13 @@ export function domainsView(main, { query }, { signal }) {
     const answered = performance.now();
     const items = data.items ?? [];
     rows = items.map(row);
-    const tbody = h('tbody', null, rows.map((r) => r.tr));
-    replace(tableSlot, items.length ? h('table', { class: 'grid', id: 'domains-table' },
+    const tbody = h('tbody', { role: 'rowgroup' }, rows.map((r) => r.tr));
+    // The rows are laid out as grids (see app.css), so the table says what it is explicitly.
+    replace(tableSlot, items.length ? h('table', { class: 'grid', id: 'domains-table', role: 'table' },
       h('caption', { class: 'visually-hidden' }, 'Domains of this host'),
-      h('thead', null, h('tr', null,
-        h('th', { scope: 'col' }, 'Name'), h('th', { scope: 'col' }, 'State'),
-        h('th', { scope: 'col', class: 'num' }, 'Disks'), h('th', { scope: 'col' }, 'Last backup'),
-        h('th', { scope: 'col' }, 'Checkpoint chain'))),
+      h('thead', { role: 'rowgroup' }, h('tr', { role: 'row' },
+        ['Name', 'State', 'Disks', 'Last backup', 'Checkpoint chain'].map((t) =>
+          h('th', { scope: 'col', role: 'columnheader', class: t === 'Disks' ? 'num' : null }, t)))),
       tbody) : h('p', { class: 'empty' }, 'libvirt knows no domain on this host.'));
     applyFilter();
     // Render times, for the performance test and for anyone curious (Performance panel):
@@ -105,13 +105,13 @@ export function domainsView(main, { query }, { signal }) {
   }
 
   function row(d) {
-    const backupCell = h('td', { 'data-label': 'Last backup', class: 'muted' }, '…');
-    const cpCell = h('td', { 'data-label': 'Checkpoints', class: 'muted' }, '…');
-    const tr = h('tr', { 'data-domain': d.name },
-      h('th', { scope: 'row', 'data-label': 'Name' },
+    const backupCell = h('td', { 'data-label': 'Last backup', class: 'muted', role: 'cell' }, '…');
+    const cpCell = h('td', { 'data-label': 'Checkpoints', class: 'muted', role: 'cell' }, '…');
+    const tr = h('tr', { 'data-domain': d.name, role: 'row' },
+      h('th', { scope: 'row', 'data-label': 'Name', role: 'rowheader' },
         h('a', { href: `#/d/${encodeURIComponent(d.name)}` }, d.name)),
-      h('td', { 'data-label': 'State' }, stateBadge(d.state)),
-      h('td', { 'data-label': 'Disks', class: 'num' }, String(d.disks?.length ?? 0)),
+      h('td', { 'data-label': 'State', role: 'cell' }, stateBadge(d.state)),
+      h('td', { 'data-label': 'Disks', class: 'num', role: 'cell' }, String(d.disks?.length ?? 0)),
       backupCell, cpCell);
     return { name: d.name, d, tr, backupCell, cpCell };
   }
