@@ -168,6 +168,7 @@ int core_checkpoint_newest_healthy(const char *domain_uuid, char **ret);
  */
 int core_checkpoint_usable(const char *domain_uuid, const char *name);
 
+/* Free what the functions above return; all accept NULL. */
 void core_checkpoint_free(struct core_checkpoint *c);
 void core_checkpoint_list_free(struct core_checkpoint *list, size_t n);
 void core_reconcile_report_free(struct core_reconcile_report *r);
