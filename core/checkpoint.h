@@ -12,8 +12,9 @@
  *   broken     its bitmap is gone or inconsistent; never usable as a base again
  *   orphaned   found in libvirt but not created through the service: recorded and
  *              listed, but not the service's to keep: when it disappears from
- *              libvirt it is forgotten, not redefined. Adopting it (reconcile
- *              with CORE_RECONCILE_ADOPT) makes it "ok": protected and usable.
+ *              libvirt it is forgotten, not redefined (unless checkpoints the
+ *              service keeps descend from it). Adopting it (reconcile with
+ *              CORE_RECONCILE_ADOPT) makes it "ok": protected and usable.
  * together with the reason it has that state. "broken" is final: a bitmap
  * that has missed writes cannot become trustworthy again.
  *

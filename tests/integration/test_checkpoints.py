@@ -511,24 +511,38 @@ def test_qemu_orphans_are_recorded_then_adopted(vv_qemu, qemu_domain):
     assert items['theirs']['state'] == 'orphaned', items
     assert 'not created through virtvault' in items['theirs']['reason']
     assert items['theirs']['parent'] == 'mine'
-    # Not the service's to keep: removed behind its back, it is forgotten, not redefined.
-    virsh('checkpoint-delete', dom, 'theirs', '--metadata')
-    r = c.post(f'/v1/domains/{dom}/checkpoints:reconcile')
-    assert [(a['checkpoint'], a['action']) for a in r.json['actions']] == [('theirs', 'forgotten')]
-    assert virsh_checkpoints(dom) == {'mine': None}
-    assert [i['name'] for i in listing(c, dom)] == ['mine']
+    assert create(c, dom, 'after')['parent'] == 'theirs'
 
-    # Adopted, it is protected like the service's own: lost metadata comes back.
-    virsh('checkpoint-create-as', dom, 'theirs2')
+    # Lost metadata: an orphan that the service's own checkpoints descend from comes back
+    # with them (still orphaned), since the chain needs it.
+    for n in ('after', 'theirs', 'mine'):
+        virsh('checkpoint-delete', dom, n, '--metadata')
+    items = by_name(listing(c, dom))
+    assert [(n, items[n]['state'], items[n]['in_libvirt']) for n in ('mine', 'theirs', 'after')] \
+        == [('mine', 'redefined', True), ('theirs', 'orphaned', True), ('after', 'redefined', True)]
+    assert virsh_checkpoints(dom) == {'mine': None, 'theirs': 'mine', 'after': 'theirs'}
+
+    # An orphan nothing of the service's needs is not its to keep: removed behind its back,
+    # it is forgotten, not redefined.
+    virsh('checkpoint-create-as', dom, 'leaf')
+    assert by_name(listing(c, dom))['leaf']['state'] == 'orphaned'
+    virsh('checkpoint-delete', dom, 'leaf', '--metadata')
+    r = c.post(f'/v1/domains/{dom}/checkpoints:reconcile')
+    assert r.status == 200
+    assert [(a['checkpoint'], a['action']) for a in r.json['actions']] == [('leaf', 'forgotten')]
+    assert 'leaf' not in virsh_checkpoints(dom)
+    assert [i['name'] for i in listing(c, dom)] == ['mine', 'theirs', 'after']
+
+    # Adopted, it is the service's like any other.
     r = c.post(f'/v1/domains/{dom}/checkpoints:reconcile', json={'adopt': True})
     assert r.status == 200
-    assert [(a['checkpoint'], a['action']) for a in r.json['actions']] == [
-        ('theirs2', 'recorded'), ('theirs2', 'adopted')]
-    assert by_name(listing(c, dom))['theirs2']['state'] == 'ok'
-    virsh('checkpoint-delete', dom, 'theirs2', '--metadata')
+    assert [(a['checkpoint'], a['action']) for a in r.json['actions']] == [('theirs', 'adopted')]
+    assert by_name(listing(c, dom))['theirs']['state'] == 'ok'
+    for n in ('after', 'theirs'):
+        virsh('checkpoint-delete', dom, n, '--metadata')
     items = by_name(listing(c, dom))
-    assert items['theirs2']['state'] == 'redefined' and items['theirs2']['in_libvirt'], items
-    assert virsh_checkpoints(dom) == {'mine': None, 'theirs2': 'mine'}
+    assert items['theirs']['state'] == 'redefined' and items['after']['state'] == 'redefined'
+    assert virsh_checkpoints(dom) == {'mine': None, 'theirs': 'mine', 'after': 'theirs'}
 
 
 def test_qemu_names_outside_the_rule_stay_addressable(vv_qemu, qemu_domain):
