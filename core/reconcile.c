@@ -196,7 +196,36 @@ mark_broken(const struct virt_domain *dom, struct db_checkpoint *c, const char *
     return report_add(rep, c->name, "broken", why);
 }
 
-/* Step 1: every checkpoint libvirt has is stored; stored copies follow libvirt's changes. */
+static const struct virt_checkpoint *
+libvirt_find(const struct libvirt_list *lv, const char *name)
+{
+    for (size_t i = 0; name && i < lv->n; i++)
+        if (strcmp(lv->items[i].name, name) == 0)
+            return &lv->items[i];
+    return NULL;
+}
+
+/*
+ * When libvirt loses a checkpoint's metadata it gives the children another
+ * parent. True when that is why libvirt's parent of c differs from the
+ * stored one: the stored parent is one the store holds and libvirt lacks
+ * (it is about to be redefined, and c linked back to it).
+ */
+static bool
+parent_was_lost(const struct stored_list *st, const struct libvirt_list *lv,
+                const struct db_checkpoint *c)
+{
+    const struct virt_checkpoint *v = libvirt_find(lv, c->name);
+
+    return v && c->parent && !same_text(v->parent, c->parent) && stored_find(st, c->parent) >= 0 &&
+           !libvirt_find(lv, c->parent);
+}
+
+/*
+ * Step 1: every checkpoint libvirt has is stored; stored copies follow the
+ * changes libvirt makes (a deleted checkpoint's children get its parent),
+ * except the new parents it gives when metadata was lost.
+ */
 static int
 store_from_libvirt(const struct virt_domain *dom, const struct libvirt_list *lv,
                    const struct stored_list *st, struct core_reconcile_report *rep)
@@ -224,7 +253,7 @@ store_from_libvirt(const struct virt_domain *dom, const struct libvirt_list *lv,
             const struct db_checkpoint *s = &st->items[k];
             char detail[512];
 
-            if (strcmp(s->xml, v->xml) == 0)
+            if (strcmp(s->xml, v->xml) == 0 || parent_was_lost(st, lv, s))
                 continue;
             snprintf(row.state, sizeof(row.state), "%s", s->state);
             row.reason = s->reason;
@@ -372,6 +401,37 @@ redefine_missing(const struct virt_domain *dom, const struct virt_checkpoint_cap
         if (r < 0)
             return r;
     }
+}
+
+/* Step 2b: children that libvirt re-parented when their parent was lost are linked back. */
+static int
+relink_children(const struct virt_domain *dom, const struct libvirt_list *lv,
+                const struct stored_list *st, struct core_reconcile_report *rep)
+{
+    for (size_t i = 0; i < st->n; i++) {
+        const struct db_checkpoint *c = &st->items[i];
+        ssize_t p;
+        char detail[256];
+        int r;
+
+        if (!st->in_libvirt[i] || !parent_was_lost(st, lv, c))
+            continue;
+        p = stored_find(st, c->parent);
+        if (p < 0 || !st->in_libvirt[p])
+            continue; /* the parent could not be redefined: nothing to link to */
+        r = virt_checkpoint_redefine(dom->uuid, c->xml, false);
+        if (fatal(r))
+            return r;
+        if (r < 0) {
+            r = report_add(rep, c->name, "failed", err_detail());
+        } else {
+            snprintf(detail, sizeof(detail), "its parent '%s' is restored in libvirt", c->parent);
+            r = report_add(rep, c->name, "updated", detail);
+        }
+        if (r < 0)
+            return r;
+    }
+    return 0;
 }
 
 /* Step 3, running domain: libvirt reports no size for a bitmap that QEMU does not have. */
@@ -587,6 +647,9 @@ reconcile_locked(const struct virt_domain *dom, unsigned flags, struct core_reco
     rep->checked = st.n;
 
     r = redefine_missing(dom, &caps, &st, rep);
+    if (r < 0)
+        return r;
+    r = relink_children(dom, &lv, &st, rep);
     if (r < 0)
         return r;
     if (caps.sizes)

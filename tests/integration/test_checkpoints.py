@@ -392,7 +392,19 @@ def test_qemu_lost_metadata_is_redefined_and_incremental_works(vv_qemu, qemu_dom
     c, dom = vv_qemu.client, qemu_domain
     make_chain_with_writes(c, sandbox, dom)
     before = listing(c, dom)
-    for n in ('c3', 'c2', 'c1'):
+
+    # A parent lost alone: libvirt gives its child another parent; both are put right.
+    virsh('checkpoint-delete', dom, 'c2', '--metadata')
+    assert virsh_checkpoints(dom) == {'c1': None, 'c3': 'c1'}
+    r = c.post(f'/v1/domains/{dom}/checkpoints:reconcile')
+    assert r.status == 200
+    assert [(a['checkpoint'], a['action']) for a in r.json['actions']] == [
+        ('c2', 'redefined'), ('c3', 'updated')], r.json
+    assert virsh_checkpoints(dom) == {'c1': None, 'c2': 'c1', 'c3': 'c2'}
+    assert chain_view(listing(c, dom)) == chain_view(before)
+
+    # All of them lost, roots first (each loss re-parents the rest in libvirt).
+    for n in ('c1', 'c2', 'c3'):
         virsh('checkpoint-delete', dom, n, '--metadata')
     assert virsh_checkpoints(dom) == {}
 
