@@ -386,6 +386,16 @@ def test_qemu_restart_keeps_three_checkpoints(vv_qemu, qemu_domain, sandbox):
     assert all(i['state'] == 'ok' and i['reason'] is None and i['in_libvirt'] for i in after)
     assert virsh_checkpoints(dom) == {'c1': None, 'c2': 'c1', 'c3': 'c2'}
 
+    # Lost while the service was down: the start-up reconcile alone puts them back.
+    vv_qemu.stop()
+    for n in ('c3', 'c2', 'c1'):
+        virsh('checkpoint-delete', dom, n, '--metadata')
+    vv_qemu.start()
+    wait_for('the start-up reconcile', lambda: len(virsh_checkpoints(dom)) == 3)
+    assert virsh_checkpoints(dom) == {'c1': None, 'c2': 'c1', 'c3': 'c2'}
+    vv_qemu.wait_ready()
+    assert [i['state'] for i in listing(vv_qemu.client, dom)] == ['redefined'] * 3
+
 
 def test_qemu_lost_metadata_is_redefined_and_incremental_works(vv_qemu, qemu_domain, sandbox,
                                                                tmp_path):
