@@ -3,12 +3,14 @@
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 300
 STATE      ?= $(CURDIR)/.state
 LISTEN     ?= 127.0.0.1:8080
 PREFIX     ?= /usr/local
 PY         := /usr/bin/python3
 
-.PHONY: all build build-asan deps run test test-unit test-integration lint clean install
+.PHONY: all build build-asan build-fuzz deps run test test-unit test-integration fuzz clean install
 
 all: build
 
@@ -22,11 +24,22 @@ $(ASAN_BUILD)/build.ninja:
 	meson setup $(ASAN_BUILD) --werror -Db_sanitize=address,undefined -Db_lundef=false \
 	    -Dbuildtype=debug >/dev/null
 
+$(FUZZ_BUILD)/build.ninja:
+	CC=clang meson setup $(FUZZ_BUILD) --werror -Dfuzz=true -Db_lundef=false >/dev/null
+
 build: $(BUILD)/build.ninja
 	@ninja -C $(BUILD) >/dev/null && echo "built $(BUILD)/virtvaultd"
 
 build-asan: $(ASAN_BUILD)/build.ninja
 	@ninja -C $(ASAN_BUILD) >/dev/null && echo "built $(ASAN_BUILD)/virtvaultd (ASan+UBSan)"
+
+build-fuzz: $(FUZZ_BUILD)/build.ninja
+	@ninja -C $(FUZZ_BUILD) >/dev/null && echo "built the fuzz targets in $(FUZZ_BUILD)/tests"
+
+# The OpenAPI linter (and later the browser driver), pinned by package-lock.json.
+node_modules/.package-lock.json: package.json package-lock.json
+	@command -v npm >/dev/null || apt-get install -y --no-install-recommends npm
+	@npm ci --no-audit --no-fund --loglevel=error >/dev/null && echo "installed node_modules"
 
 run: deps build
 	@scripts/sandbox demo
@@ -35,17 +48,20 @@ run: deps build
 	exec $(BUILD)/virtvaultd --listen $(LISTEN) --libvirt-uri qemu:///system \
 	    --db $(STATE)/virtvault.db --vault-dir $(STATE)/vault --web-dir $(CURDIR)/web
 
-test: deps build build-asan
-	@$(PY) scripts/run-tests --build $(BUILD) --asan-build $(ASAN_BUILD)
+test: deps build build-asan build-fuzz node_modules/.package-lock.json
+	@$(PY) scripts/run-tests --build $(BUILD) --asan-build $(ASAN_BUILD) --fuzz-build $(FUZZ_BUILD)
+
+fuzz: build-fuzz
+	@$(PY) scripts/run-tests --only fuzz --fuzz-build $(FUZZ_BUILD) --fuzz-seconds $(FUZZ_SECONDS)
 
 test-unit: build
 	meson test -C $(BUILD) --print-errorlogs
 
-test-integration: build
+test-integration: build node_modules/.package-lock.json
 	@$(PY) scripts/run-tests --build $(BUILD) --only integration
 
 install: build
 	meson install -C $(BUILD) $(if $(DESTDIR),--destdir $(DESTDIR))
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) out

@@ -4,9 +4,17 @@
 
 #include <jansson.h>
 
+#include "db/jobs.h"
 #include "virt/virt.h"
 
 /* The JSON form of a domain. Returns a new reference or NULL. */
 json_t *api_domain_json(const struct virt_domain *d);
+
+/*
+ * The JSON form of a job (DESIGN.md's job object): error as a problem
+ * object or null, result parsed from the job's JSON text or null. Returns a
+ * new reference or NULL.
+ */
+json_t *api_job_json(const struct db_job *j);
 
 #endif

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
@@ -28,6 +29,16 @@ api_reply_text(struct api_response *resp, int status, char *text, const char *co
     resp->text = text;
     resp->text_len = strlen(text);
     resp->content_type = content_type;
+    return 0;
+}
+
+int
+api_reply_stream(struct api_response *resp, struct api_stream *stream)
+{
+    if (!stream)
+        return -ENOMEM;
+    resp->status = 200;
+    resp->stream = stream;
     return 0;
 }
 

@@ -16,6 +16,7 @@ static const struct problem_kind kinds[] = {
     {-EBADFD, 409, "conflict", "The resource's state does not allow this"},
     {-EBUSY, 409, "domain_busy", "The domain is busy with another job"},
     {-ECANCELED, 409, "cancelled", "The operation was cancelled"},
+    {-EINTR, 500, "interrupted", "The service stopped while the operation ran"},
     {-EFBIG, 413, "payload_too_large", "The request body is too large"},
     {0, 414, "uri_too_long", "The request URI is too long"},
     {-EPROTONOSUPPORT, 415, "unsupported_media_type", "The request body must be JSON"},

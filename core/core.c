@@ -6,8 +6,12 @@
 #include "core.h"
 #include "db/db.h"
 #include "err.h"
+#include "jobs.h"
 #include "log.h"
+#include "snapshot.h"
 #include "vault/vault.h"
+
+#define JOB_WORKERS 4
 
 static struct {
     struct db *db;
@@ -52,6 +56,18 @@ core_start(const struct core_config *cfg)
         core.db = NULL;
         return r;
     }
+    /* Job kinds first: the jobs an earlier process left are recovered by kind. */
+    r = core_snapshot_init();
+    if (r >= 0)
+        r = core_jobs_start(core.db, JOB_WORKERS);
+    if (r < 0) {
+        virt_set_event_handler(NULL, NULL);
+        core_checkpoint_stop();
+        virt_close();
+        db_close(core.db);
+        core.db = NULL;
+        return r;
+    }
     core.started = true;
     return 0;
 }
@@ -62,6 +78,7 @@ core_stop(void)
     if (!core.started)
         return;
     virt_set_event_handler(NULL, NULL);
+    core_jobs_stop();
     core_checkpoint_stop();
     virt_close();
     db_close(core.db);

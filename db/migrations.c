@@ -12,7 +12,29 @@ const char *const db_migrations[] = {
     "  key TEXT PRIMARY KEY,"
     "  value TEXT NOT NULL"
     ") STRICT;",
-    /* 2: checkpoints, with the full XML that redefining them needs. */
+    /* jobs: the migration after that goes here */
+    /* The generic jobs (core/jobs.h): one row per job, updated at every state change. */
+    "CREATE TABLE jobs ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  kind TEXT NOT NULL,"
+    "  domain TEXT,"
+    "  domain_uuid TEXT,"
+    "  state TEXT NOT NULL"
+    "    CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),"
+    "  bytes_done INTEGER NOT NULL DEFAULT 0,"
+    "  bytes_total INTEGER NOT NULL DEFAULT 0,"
+    "  error_errno INTEGER,"
+    "  error_detail TEXT,"
+    "  result TEXT,"
+    "  params TEXT,"
+    "  created_ms INTEGER NOT NULL,"
+    "  started_ms INTEGER,"
+    "  finished_ms INTEGER"
+    ") STRICT;"
+    "CREATE INDEX jobs_by_domain ON jobs (domain_uuid, seq);"
+    "CREATE INDEX jobs_by_state ON jobs (state, seq);",
+    /* 3: checkpoints, with the full XML that redefining them needs. */
     "CREATE TABLE checkpoints ("
     "  id INTEGER PRIMARY KEY,"
     "  domain_uuid TEXT NOT NULL,"
@@ -26,7 +48,6 @@ const char *const db_migrations[] = {
     "  updated INTEGER NOT NULL,"
     "  UNIQUE (domain_uuid, name)"
     ") STRICT;",
-    /* jobs: the migration after that goes here */
 };
 
 const int db_migrations_count = (int)(sizeof(db_migrations) / sizeof(db_migrations[0]));

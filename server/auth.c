@@ -13,7 +13,7 @@
 #define AUTH_MAX_FILE (1u << 20)
 #define AUTH_MAX_TOKENS 4096
 
-static int
+__attribute__((format(printf, 3, 4))) static int
 fail(char *err, size_t size, const char *fmt, ...)
 {
     va_list ap;

@@ -73,7 +73,7 @@ static const struct option long_options[] = {
     {NULL, 0, NULL, 0},
 };
 
-static int
+__attribute__((format(printf, 3, 4))) static int
 fail(char *err, size_t size, const char *fmt, ...)
 {
     va_list ap;
@@ -81,6 +81,10 @@ fail(char *err, size_t size, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, size, fmt, ap);
     va_end(ap);
+    /* The message echoes what the user typed: keep it on one printable line. */
+    for (char *p = err; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
     return -EINVAL;
 }
 
@@ -122,6 +126,9 @@ listen_valid(const char *v)
 
     if (!colon || colon == v)
         return -EINVAL;
+    for (const char *p = v; p < colon; p++)
+        if ((unsigned char)*p <= ' ' || *p == '/')
+            return -EINVAL;
     if (v[0] == '[' && colon[-1] != ']')
         return -EINVAL;
     return parse_uint(colon + 1, 0, 65535, &port);

@@ -39,6 +39,17 @@ const struct route router_table[] = {
     {"GET", "/v1/version", api_version_get, ROLE_VIEWER},
     {"GET", "/v1/domains", api_domains_list, ROLE_VIEWER},
     {"GET", "/v1/domains/{domain}", api_domain_get, ROLE_VIEWER},
+    /* snapshots: "current" before "{name}", which would match it too */
+    {"GET", "/v1/domains/{domain}/snapshots", api_snapshots_list, ROLE_VIEWER},
+    {"POST", "/v1/domains/{domain}/snapshots", api_snapshot_create, ROLE_OPERATOR},
+    {"GET", "/v1/domains/{domain}/snapshots/current", api_snapshot_current, ROLE_VIEWER},
+    {"GET", "/v1/domains/{domain}/snapshots/{name}", api_snapshot_get, ROLE_VIEWER},
+    {"DELETE", "/v1/domains/{domain}/snapshots/{name}", api_snapshot_delete, ROLE_ADMIN},
+    {"POST", "/v1/domains/{domain}/snapshots/{name}/revert", api_snapshot_revert, ROLE_ADMIN},
+    /* jobs */
+    {"GET", "/v1/jobs", api_jobs_list, ROLE_VIEWER},
+    {"GET", "/v1/jobs/{id}", api_job_get, ROLE_VIEWER},
+    {"DELETE", "/v1/jobs/{id}", api_job_cancel, ROLE_ADMIN},
     /* --- checkpoints --- */
     {"GET", "/v1/domains/{domain}/checkpoints", api_checkpoints_list, ROLE_VIEWER},
     {"POST", "/v1/domains/{domain}/checkpoints", api_checkpoint_create, ROLE_OPERATOR},

@@ -42,6 +42,8 @@ static const struct {
     {{"--max-body", "10"}, 0, NULL, "1024"},
     {{"--tls-cert", "c.pem"}, 0, NULL, "go together"},
     {{"--db", ""}, 0, NULL, "empty value"},
+    {{"\n"}, 0, NULL, "?: unexpected argument"},
+    {{"--listen", "a\nb:1"}, 0, NULL, "'a?b:1'"},
 };
 
 int

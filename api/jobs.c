@@ -1,0 +1,163 @@
+/* GET /v1/jobs, GET /v1/jobs/{id}, DELETE /v1/jobs/{id}: the jobs of core/jobs.h. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api.h"
+#include "api_json.h"
+#include "cleanup.h"
+#include "core/jobs.h"
+#include "err.h"
+#include "log.h"
+#include "problem.h"
+#include "text.h"
+
+#define JOBS_LIMIT_MAX 500
+
+static json_t *
+time_json(int64_t ms)
+{
+    char base[32], buf[40];
+
+    if (ms <= 0)
+        return json_null();
+    text_time_rfc3339(base, sizeof(base), (time_t)(ms / 1000));
+    /* "...:SSZ" -> "...:SS.mmmZ" */
+    snprintf(buf, sizeof(buf), "%.*s.%03dZ", (int)strlen(base) - 1, base, (int)(ms % 1000));
+    return json_string(buf);
+}
+
+json_t *
+api_job_json(const struct db_job *j)
+{
+    json_t *error = json_null();
+    json_t *result = json_null();
+
+    if (j->error_errno) {
+        char instance[64];
+        snprintf(instance, sizeof(instance), "/v1/jobs/%s", j->id);
+        json_decref(error);
+        error = problem_new(problem_for_errno(j->error_errno), j->error_detail, instance);
+    }
+    if (j->result) {
+        json_error_t jerr;
+        json_t *parsed = json_loads(j->result, JSON_REJECT_DUPLICATES, &jerr);
+        if (parsed) {
+            json_decref(result);
+            result = parsed;
+        } else {
+            log_warn("job %s: its result is not JSON: %s", j->id, jerr.text);
+        }
+    }
+    return json_pack("{s:s, s:s, s:s?, s:s, s:{s:I, s:I}, s:o, s:o, s:o, s:o, s:o}", "id", j->id,
+                     "kind", j->kind ? j->kind : "unknown", "domain", j->domain, "state",
+                     db_job_state_name(j->state), "progress", "bytes_done",
+                     (json_int_t)j->bytes_done, "bytes_total", (json_int_t)j->bytes_total, "error",
+                     error, "result", result, "created_at", time_json(j->created_ms), "started_at",
+                     time_json(j->started_ms), "finished_at", time_json(j->finished_ms));
+}
+
+static int
+parse_limit(const char *s, unsigned *ret)
+{
+    char *end;
+    unsigned long v;
+
+    if (!s) {
+        *ret = 0;
+        return 0;
+    }
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (s[0] < '0' || s[0] > '9' || errno || *end || v < 1 || v > JOBS_LIMIT_MAX)
+        return err_set(-EINVAL, "query parameter 'limit' must be a number from 1 to %d",
+                       JOBS_LIMIT_MAX);
+    *ret = (unsigned)v;
+    return 0;
+}
+
+static int
+parse_cursor(const char *s, int64_t *ret)
+{
+    char *end;
+    long long v;
+
+    if (!s) {
+        *ret = 0;
+        return 0;
+    }
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (s[0] < '1' || s[0] > '9' || errno || *end || v <= 0)
+        return err_set(-EINVAL, "query parameter 'cursor' is not one this service gave out");
+    *ret = v;
+    return 0;
+}
+
+int
+api_jobs_list(const struct api_request *req, struct api_response *resp)
+{
+    static const char *const states[] = {"queued", "running",   "succeeded",
+                                         "failed", "cancelled", NULL};
+    struct db_job_filter f = {0};
+    struct db_job *list = NULL;
+    size_t n = 0;
+    int64_t next = 0;
+    json_t *items, *out;
+    int r;
+
+    f.domain = req->query(req, "domain");
+    if (f.domain && !f.domain[0])
+        return err_set(-EINVAL, "query parameter 'domain' is empty");
+    r = api_query_enum(req, "state", states, NULL, &f.state);
+    if (r < 0)
+        return r;
+    r = parse_limit(req->query(req, "limit"), &f.limit);
+    if (r < 0)
+        return r;
+    r = parse_cursor(req->query(req, "cursor"), &f.before_seq);
+    if (r < 0)
+        return r;
+    r = core_job_list(&f, &list, &n, &next);
+    if (r < 0)
+        return r;
+    items = json_array();
+    for (size_t i = 0; items && i < n; i++)
+        json_array_append_new(items, api_job_json(&list[i]));
+    db_job_list_free(list, n);
+    out = api_list(items);
+    if (out) {
+        char cursor[32];
+        snprintf(cursor, sizeof(cursor), "%" PRId64, next);
+        json_object_set_new(out, "next_cursor", next ? json_string(cursor) : json_null());
+    }
+    return api_reply(resp, 200, out);
+}
+
+int
+api_job_get(const struct api_request *req, struct api_response *resp)
+{
+    _cleanup_(db_job_freep) struct db_job *j = NULL;
+    int r;
+
+    r = core_job_get(req->params[0], &j);
+    if (r < 0)
+        return r;
+    return api_reply(resp, 200, api_job_json(j));
+}
+
+int
+api_job_cancel(const struct api_request *req, struct api_response *resp)
+{
+    _cleanup_(db_job_freep) struct db_job *j = NULL;
+    int r;
+
+    r = core_job_cancel(req->params[0], &j);
+    if (r < 0)
+        return r;
+    /* 200: it ended cancelled; 202: the operation was asked to stop and will end soon. */
+    return api_reply(resp, db_job_state_final(j->state) ? 200 : 202, api_job_json(j));
+}

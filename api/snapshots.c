@@ -1,0 +1,364 @@
+/*
+ * /v1/domains/{domain}/snapshots: list (flat or tree, with filters), create,
+ * get (JSON or libvirt's XML), current, delete, revert.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api.h"
+#include "api_json.h"
+#include "cleanup.h"
+#include "core/core.h"
+#include "core/snapshot.h"
+#include "err.h"
+#include "text.h"
+
+#define SNAPSHOT_DISKS_MAX 64
+
+static const char *
+location_name(enum virt_snap_location l)
+{
+    switch (l) {
+    case VIRT_SNAP_INTERNAL:
+        return "internal";
+    case VIRT_SNAP_EXTERNAL:
+        return "external";
+    case VIRT_SNAP_NONE:
+        break;
+    }
+    return "none";
+}
+
+static bool
+snapshot_external(const struct virt_snapshot *s)
+{
+    if (s->memory == VIRT_SNAP_EXTERNAL)
+        return true;
+    for (size_t i = 0; i < s->n_disks; i++)
+        if (s->disks[i].location == VIRT_SNAP_EXTERNAL)
+            return true;
+    return false;
+}
+
+/* The JSON form of a snapshot. Returns a new reference or NULL. */
+static json_t *
+snapshot_json(const struct virt_snapshot *s)
+{
+    char created[32], state[32];
+    json_t *disks = json_array();
+
+    if (!disks)
+        return NULL;
+    for (size_t i = 0; i < s->n_disks; i++)
+        json_array_append_new(disks, json_pack("{s:s, s:s, s:s?}", "target", s->disks[i].target,
+                                               "location", location_name(s->disks[i].location),
+                                               "file", s->disks[i].file));
+    text_time_rfc3339(created, sizeof(created), (time_t)s->created);
+    /* libvirt says "disk-snapshot"; the API speaks snake_case. */
+    snprintf(state, sizeof(state), "%s", s->domain_state ? s->domain_state : "unknown");
+    for (char *p = state; *p; p++)
+        if (*p == '-')
+            *p = '_';
+    return json_pack("{s:s, s:s?, s:s?, s:I, s:s, s:s, s:b, s:s, s:{s:s, s:s?}, s:o}", "name",
+                     s->name, "description", s->description, "parent", s->parent, "children_count",
+                     (json_int_t)s->n_children, "created_at", created, "domain_state", state,
+                     "is_current", s->is_current, "kind",
+                     s->memory == VIRT_SNAP_NONE ? "disk_only" : "full", "memory", "location",
+                     location_name(s->memory), "file", s->memory_file, "disks", disks);
+}
+
+static int
+by_time(const void *a, const void *b)
+{
+    const struct virt_snapshot *x = a, *y = b;
+
+    if (x->created != y->created)
+        return x->created < y->created ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+/* The subtree below list[i] as a JSON node with "children". depth guards against cycles. */
+static json_t *
+tree_node(const struct virt_snapshot *list, size_t n, size_t i, unsigned depth)
+{
+    json_t *node = snapshot_json(&list[i]);
+    json_t *kids = json_array();
+
+    if (!node || !kids || depth > 10000) {
+        json_decref(node);
+        json_decref(kids);
+        return NULL;
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (list[k].parent && strcmp(list[k].parent, list[i].name) == 0) {
+            json_t *child = tree_node(list, n, k, depth + 1);
+            if (!child) {
+                json_decref(node);
+                json_decref(kids);
+                return NULL;
+            }
+            json_array_append_new(kids, child);
+        }
+    }
+    json_object_set_new(node, "children", kids);
+    return node;
+}
+
+static bool
+has_name(const struct virt_snapshot *list, size_t n, const char *name)
+{
+    for (size_t i = 0; name && i < n; i++)
+        if (strcmp(list[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+/* A tri-state query flag: absent -> -1, else 0 or 1. */
+static int
+query_tristate(const struct api_request *req, const char *key, int *ret)
+{
+    bool v;
+    int r;
+
+    if (!req->query(req, key)) {
+        *ret = -1;
+        return 0;
+    }
+    r = api_query_bool(req, key, false, &v);
+    if (r < 0)
+        return r;
+    *ret = v;
+    return 0;
+}
+
+int
+api_snapshots_list(const struct api_request *req, struct api_response *resp)
+{
+    static const char *const views[] = {"flat", "tree", NULL};
+    static const char *const locations[] = {"internal", "external", NULL};
+    struct virt_snapshot *list = NULL;
+    size_t n = 0;
+    const char *view, *location;
+    int roots, leaves, current, memory;
+    json_t *items;
+    int r;
+
+    r = api_query_enum(req, "view", views, "flat", &view);
+    if (r >= 0)
+        r = api_query_enum(req, "location", locations, NULL, &location);
+    if (r >= 0)
+        r = query_tristate(req, "roots", &roots);
+    if (r >= 0)
+        r = query_tristate(req, "leaves", &leaves);
+    if (r >= 0)
+        r = query_tristate(req, "current", &current);
+    if (r >= 0)
+        r = query_tristate(req, "memory", &memory);
+    if (r < 0)
+        return r;
+    if (strcmp(view, "tree") == 0 &&
+        (location || roots >= 0 || leaves >= 0 || current >= 0 || memory >= 0))
+        return err_set(-EINVAL, "filters apply to the flat view only (a tree needs every node)");
+
+    r = core_snapshot_list(req->params[0], &list, &n);
+    if (r < 0)
+        return r;
+    qsort(list, n, sizeof(*list), by_time);
+    items = json_array();
+    for (size_t i = 0; items && i < n; i++) {
+        const struct virt_snapshot *s = &list[i];
+        json_t *node;
+
+        if (strcmp(view, "tree") == 0) {
+            /* Roots, and orphans whose parent is not listed. */
+            if (s->parent && has_name(list, n, s->parent))
+                continue;
+            node = tree_node(list, n, i, 0);
+        } else {
+            if ((roots == 1 && s->parent) || (roots == 0 && !s->parent) ||
+                (leaves == 1 && s->n_children > 0) || (leaves == 0 && s->n_children == 0) ||
+                (current >= 0 && s->is_current != (current == 1)) ||
+                (memory >= 0 && (s->memory != VIRT_SNAP_NONE) != (memory == 1)) ||
+                (location && snapshot_external(s) != (strcmp(location, "external") == 0)))
+                continue;
+            node = snapshot_json(s);
+        }
+        if (!node) {
+            json_decref(items);
+            items = NULL;
+            break;
+        }
+        json_array_append_new(items, node);
+    }
+    virt_snapshot_list_free(list, n);
+    return api_reply(resp, 200, api_list(items));
+}
+
+/* Reads "disks" of a create request into reqs (at most SNAPSHOT_DISKS_MAX). */
+static int
+unpack_disks(json_t *disks, struct core_snapshot_disk_req *reqs, size_t *ret_n)
+{
+    size_t i;
+    json_t *d;
+
+    if (!json_is_array(disks))
+        return err_set(-EINVAL, "disks must be an array of objects");
+    if (json_array_size(disks) > SNAPSHOT_DISKS_MAX)
+        return err_set(-EINVAL, "disks: at most %d entries", SNAPSHOT_DISKS_MAX);
+    json_array_foreach(disks, i, d)
+    {
+        json_error_t jerr;
+        struct core_snapshot_disk_req *q = &reqs[i];
+        if (json_unpack_ex(d, &jerr, JSON_STRICT, "{s:s, s?s, s?s}", "target", &q->target,
+                           "location", &q->location, "file", &q->file) < 0)
+            return err_set(-EINVAL, "disks[%zu]: %s", i, jerr.text);
+    }
+    *ret_n = json_array_size(disks);
+    return 0;
+}
+
+int
+api_snapshot_create(const struct api_request *req, struct api_response *resp)
+{
+    struct core_snapshot_disk_req disks[SNAPSHOT_DISKS_MAX] = {{0}};
+    struct core_snapshot_req q = {.disks = disks};
+    _cleanup_(virt_snapshot_freep) struct virt_snapshot *snap = NULL;
+    _cleanup_(db_job_freep) struct db_job *job = NULL;
+    json_t *jdisks = NULL;
+    int quiesce = 0;
+    int r;
+
+    r = api_body_unpack(req, "{s?s, s?s, s?s, s?s, s?s, s?b, s?o}", "name", &q.name, "description",
+                        &q.description, "kind", &q.kind, "location", &q.location, "memory_file",
+                        &q.memory_file, "quiesce", &quiesce, "disks", &jdisks);
+    if (r < 0)
+        return r;
+    q.quiesce = quiesce;
+    if (jdisks && !json_is_null(jdisks)) {
+        r = unpack_disks(jdisks, disks, &q.n_disks);
+        if (r < 0)
+            return r;
+    }
+    r = core_snapshot_create(req->params[0], &q, &snap, &job);
+    if (r < 0)
+        return r;
+    if (job) {
+        api_set_location(resp, "/v1/jobs/%s", job->id);
+        return api_reply(resp, 202, api_job_json(job));
+    }
+    api_set_location(resp, "%s/%s", req->path, snap->name);
+    return api_reply(resp, 201, snapshot_json(snap));
+}
+
+int
+api_snapshot_get(const struct api_request *req, struct api_response *resp)
+{
+    static const char *const formats[] = {"json", "xml", NULL};
+    _cleanup_(virt_snapshot_freep) struct virt_snapshot *snap = NULL;
+    const char *format;
+    int r;
+
+    r = api_query_enum(req, "format", formats, "json", &format);
+    if (r < 0)
+        return r;
+    if (strcmp(format, "xml") == 0) {
+        char *xml = NULL;
+        r = core_snapshot_xml(req->params[0], req->params[1], &xml);
+        if (r < 0)
+            return r;
+        return api_reply_text(resp, 200, xml, "application/xml");
+    }
+    r = core_snapshot_get(req->params[0], req->params[1], &snap);
+    if (r < 0)
+        return r;
+    return api_reply(resp, 200, snapshot_json(snap));
+}
+
+int
+api_snapshot_current(const struct api_request *req, struct api_response *resp)
+{
+    _cleanup_(virt_snapshot_freep) struct virt_snapshot *snap = NULL;
+    int r;
+
+    r = core_snapshot_current(req->params[0], &snap);
+    if (r < 0)
+        return r;
+    return api_reply(resp, 200, snapshot_json(snap));
+}
+
+int
+api_snapshot_delete(const struct api_request *req, struct api_response *resp)
+{
+    enum virt_snap_delete mode = VIRT_SNAP_DELETE_ONE;
+    bool children, children_only, metadata_only;
+    char **names = NULL;
+    size_t n = 0;
+    json_t *gone;
+    int r;
+
+    r = api_query_bool(req, "children", false, &children);
+    if (r >= 0)
+        r = api_query_bool(req, "children_only", false, &children_only);
+    if (r >= 0)
+        r = api_query_bool(req, "metadata_only", false, &metadata_only);
+    if (r < 0)
+        return r;
+    if (children && children_only)
+        return err_set(-EINVAL, "children and children_only exclude each other");
+    if (children)
+        mode = VIRT_SNAP_DELETE_CHILDREN;
+    else if (children_only)
+        mode = VIRT_SNAP_DELETE_CHILDREN_ONLY;
+    r = core_snapshot_delete(req->params[0], req->params[1], mode, metadata_only, &names, &n);
+    if (r < 0)
+        return r;
+    gone = json_array();
+    for (size_t i = 0; gone && i < n; i++)
+        json_array_append_new(gone, json_string(names[i]));
+    core_snapshot_names_free(names, n);
+    return api_reply(resp, 200, json_pack("{s:o*}", "deleted", gone));
+}
+
+int
+api_snapshot_revert(const struct api_request *req, struct api_response *resp)
+{
+    static const struct {
+        const char *name;
+        enum virt_snap_start start;
+    } starts[] = {
+        {"as_taken", VIRT_SNAP_START_AS_TAKEN},
+        {"running", VIRT_SNAP_START_RUNNING},
+        {"paused", VIRT_SNAP_START_PAUSED},
+    };
+    const char *start = NULL;
+    enum virt_snap_start mode = VIRT_SNAP_START_AS_TAKEN;
+    struct virt_domain *d = NULL;
+    bool found = false;
+    int force = 0;
+    json_t *out;
+    int r;
+
+    r = api_body_unpack(req, "{s?s, s?b}", "start", &start, "force", &force);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; start && i < ARRAY_SIZE(starts); i++) {
+        if (strcmp(start, starts[i].name) == 0) {
+            mode = starts[i].start;
+            found = true;
+        }
+    }
+    if (start && !found)
+        return err_set(-EINVAL, "start must be running, paused or as_taken, not '%s'", start);
+    r = core_snapshot_revert(req->params[0], req->params[1], mode, force);
+    if (r < 0)
+        return r;
+    r = core_domain_get(req->params[0], &d);
+    if (r < 0)
+        return r;
+    out = api_domain_json(d);
+    virt_domain_free(d);
+    return api_reply(resp, 200, out);
+}

@@ -1,0 +1,66 @@
+"""The contract: openapi.yaml is valid, and it and the router describe the same routes."""
+import os
+import re
+import subprocess
+
+from client import ROOT, spec
+
+BUILD = os.environ.get('VIRTVAULT_BUILD', os.path.join(ROOT, 'build'))
+
+
+def router_routes():
+    out = subprocess.run([os.path.join(BUILD, 'tests', 'dump-routes')], check=True,
+                         capture_output=True, text=True).stdout
+    routes = {}
+    for line in out.splitlines():
+        method, path, role = line.split()
+        routes[(method, path)] = role
+    return routes
+
+
+def spec_routes():
+    found = {}
+    for path, item in spec()['paths'].items():
+        for method, op in item.items():
+            if method in ('get', 'post', 'put', 'patch', 'delete'):
+                found[(method.upper(), path)] = op
+    return found
+
+
+def normalise(path):
+    # Placeholder names may differ between the table and the spec.
+    return re.sub(r'\{[^}]+\}', '{}', path)
+
+
+def test_redocly_lint():
+    lint = os.path.join(ROOT, 'node_modules', '.bin', 'redocly')
+    p = subprocess.run([lint, 'lint', '--format=stylish', 'openapi.yaml'], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_every_route_is_in_the_spec_and_back():
+    r = {(m, normalise(p)) for (m, p) in router_routes()}
+    s = {(m, normalise(p)) for (m, p) in spec_routes()}
+    assert sorted(r - s) == [], 'routes missing from openapi.yaml'
+    assert sorted(s - r) == [], 'openapi.yaml describes routes the router lacks'
+
+
+def test_public_routes_match_spec_security():
+    ops = {(m, normalise(p)): op for (m, p), op in spec_routes().items()}
+    for (method, path), role in router_routes().items():
+        op = ops[(method, normalise(path))]
+        public_in_spec = op.get('security') == []
+        assert public_in_spec == (role == 'public'), f'{method} {path}: role {role}'
+
+
+def test_every_operation_documents_errors_and_ids():
+    ids = set()
+    for (method, path), op in spec_routes().items():
+        assert op.get('operationId'), f'{method} {path} has no operationId'
+        assert op['operationId'] not in ids
+        ids.add(op['operationId'])
+        codes = set(op['responses'])
+        assert any(c.startswith('2') for c in codes), f'{method} {path}: no success answer'
+        if op.get('security') != []:
+            assert '401' in codes, f'{method} {path}: 401 not documented'

@@ -1,0 +1,261 @@
+/*
+ * Unit tests: the generic jobs facility with made-up kinds. No worker
+ * threads at first, so that jobs stay queued; then workers, failures,
+ * cooperative cancellation, listeners, recovery after a "restart", paging.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/busy.h"
+#include "core/jobs.h"
+#include "db/db.h"
+#include "db/jobs.h"
+#include "err.h"
+#include "tap.h"
+#include "text.h"
+
+#define U1 "11111111-1111-1111-1111-111111111111"
+#define U2 "22222222-2222-2222-2222-222222222222"
+
+static atomic_int events;
+
+static int
+run_ok(struct job *job, void *data)
+{
+    job_progress(job, 5, 10);
+    job_progress(job, 10, 10);
+    return job_set_result(job, job_resumed(job) ? "{\"resumed\":true}" : "{\"ok\":true}");
+}
+
+static int
+run_fail(struct job *job, void *data)
+{
+    return err_set(-EBADFD, "made to fail");
+}
+
+static int
+run_coop(struct job *job, void *data)
+{
+    for (int i = 0; i < 500; i++) {
+        if (job_cancelled(job))
+            return err_set(-ECANCELED, "stopped as asked");
+        usleep(10 * 1000);
+    }
+    return 0;
+}
+
+static int
+recover_alive(const struct db_job *rec, void **ret_data)
+{
+    if (rec->params && strcmp(rec->params, "alive") == 0) {
+        *ret_data = strdup("data");
+        return 1;
+    }
+    return 0;
+}
+
+static const struct job_kind k_ok = {
+    .name = "t_ok", .run = run_ok, .recover = recover_alive, .free_data = free};
+static const struct job_kind k_fail = {.name = "t_fail", .run = run_fail};
+static const struct job_kind k_coop = {.name = "t_coop", .run = run_coop};
+
+static void
+on_event(const struct db_job *job, void *opaque)
+{
+    atomic_fetch_add(&events, 1);
+}
+
+static struct db_job *
+submit(const struct job_kind *k, const char *uuid)
+{
+    struct job_spec spec = {.kind = k, .domain = uuid ? "dom" : NULL, .domain_uuid = uuid};
+    struct db_job *j = NULL;
+
+    if (core_job_submit(&spec, &j) < 0)
+        return NULL;
+    return j;
+}
+
+/* Polls until the job is in a final state (or about 10 s went by); returns it. */
+static struct db_job *
+wait_final(const char *id)
+{
+    for (int i = 0; i < 1000; i++) {
+        struct db_job *j = NULL;
+        if (core_job_get(id, &j) == 0 && db_job_state_final(j->state))
+            return j;
+        db_job_free(j);
+        usleep(10 * 1000);
+    }
+    return NULL;
+}
+
+static void
+put_row(struct db *db, const char *id, const char *kind, enum db_job_state state,
+        const char *params)
+{
+    struct db_job j = {.state = state, .created_ms = text_now_ms()};
+
+    snprintf(j.id, sizeof(j.id), "%s", id);
+    j.kind = (char *)kind;
+    j.params = (char *)params;
+    if (state == DB_JOB_RUNNING)
+        j.started_ms = j.created_ms;
+    db_job_put(db, &j);
+}
+
+int
+main(void)
+{
+    char dir[] = "/tmp/vv-jobs-test-XXXXXX";
+    char path[256];
+    struct db *db = NULL;
+    struct db_job *j, *k;
+    char id[DB_JOB_ID_LEN + 1];
+    int r, h;
+
+    if (!mkdtemp(dir))
+        return 1;
+    snprintf(path, sizeof(path), "%s/t.db", dir);
+    if (db_open(path, &db) < 0)
+        return 1;
+    ok(core_jobs_register(&k_ok) == 0 && core_jobs_register(&k_fail) == 0 &&
+           core_jobs_register(&k_coop) == 0,
+       "kinds register");
+    h = core_jobs_listen(on_event, NULL);
+    ok(h >= 0, "a listener registers");
+
+    /* No workers: jobs stay queued. */
+    ok(core_jobs_start(db, 0) == 0, "start without workers");
+    j = submit(&k_ok, U1);
+    ok(j && j->state == DB_JOB_QUEUED && strlen(j->id) == DB_JOB_ID_LEN && j->created_ms > 0 &&
+           !j->started_ms,
+       "a submitted job is queued, with an id and a creation time");
+    ok(submit(&k_ok, U1) == NULL && err_detail() && strstr(err_detail(), j->id),
+       "a second job on the same domain is refused, naming the holder: %s",
+       err_detail() ? err_detail() : "");
+    ok(atomic_load(&events) == 1, "the listener heard of the queued job");
+    snprintf(id, sizeof(id), "%s", j->id);
+    db_job_free(j);
+    r = core_job_cancel(id, &j);
+    ok(r == 0 && j->state == DB_JOB_CANCELLED && j->error_errno == -ECANCELED && j->finished_ms,
+       "cancelling a queued job ends it cancelled at once");
+    db_job_free(j);
+    ok(core_busy_claim(U1, "test") == 0, "the domain is free again");
+    core_busy_release(U1);
+    ok(core_job_cancel(id, &j) == -EBADFD, "a job that ended cannot be cancelled");
+    ok(core_job_cancel("0123", &j) == -ENOENT, "an unknown job is not found");
+    j = submit(&k_ok, U2);
+    snprintf(id, sizeof(id), "%s", j ? j->id : "");
+    db_job_free(j);
+    core_jobs_stop();
+    ok(db_job_get(db, id, &j) == 0 && j->state == DB_JOB_FAILED && j->error_errno == -EINTR,
+       "a job still queued when the service stops ends interrupted");
+    db_job_free(j);
+    ok(core_busy_claim(U2, "test") == 0, "and its domain is free");
+    core_busy_release(U2);
+
+    /* Workers. */
+    ok(core_jobs_start(db, 2) == 0, "start with two workers");
+    j = submit(&k_ok, U1);
+    k = j ? wait_final(j->id) : NULL;
+    ok(k && k->state == DB_JOB_SUCCEEDED && k->bytes_done == 10 && k->bytes_total == 10 &&
+           k->result && strcmp(k->result, "{\"ok\":true}") == 0 && k->started_ms &&
+           k->finished_ms >= k->started_ms && !k->error_errno,
+       "a job runs and succeeds with progress and result");
+    db_job_free(j);
+    db_job_free(k);
+    j = submit(&k_fail, NULL);
+    k = j ? wait_final(j->id) : NULL;
+    ok(k && k->state == DB_JOB_FAILED && k->error_errno == -EBADFD && k->error_detail &&
+           strcmp(k->error_detail, "made to fail") == 0 && !k->domain,
+       "a failing job keeps its errno and detail; a job on no domain has none");
+    db_job_free(j);
+    db_job_free(k);
+
+    j = submit(&k_coop, U1);
+    for (int i = 0; j && i < 500; i++) {
+        if (core_job_get(j->id, &k) == 0 && k->state == DB_JOB_RUNNING) {
+            db_job_free(k);
+            break;
+        }
+        db_job_free(k);
+        usleep(10 * 1000);
+    }
+    r = j ? core_job_cancel(j->id, &k) : -1;
+    ok(r == 0 && k->state == DB_JOB_RUNNING, "cancelling a running job asks it to stop");
+    if (r == 0)
+        db_job_free(k);
+    k = j ? wait_final(j->id) : NULL;
+    ok(k && k->state == DB_JOB_CANCELLED && k->error_errno == -ECANCELED,
+       "the job sees the flag and ends cancelled");
+    db_job_free(j);
+    db_job_free(k);
+    core_jobs_stop();
+
+    /* What an earlier process left: recovered by kind, or interrupted. */
+    put_row(db, "aaaa0000000000000000000000000001", "t_ok", DB_JOB_RUNNING, "alive");
+    put_row(db, "aaaa0000000000000000000000000002", "t_ok", DB_JOB_RUNNING, "dead");
+    put_row(db, "aaaa0000000000000000000000000003", "t_ok", DB_JOB_QUEUED, "alive");
+    put_row(db, "aaaa0000000000000000000000000004", "gone_kind", DB_JOB_RUNNING, NULL);
+    ok(core_jobs_start(db, 2) == 0, "start again");
+    k = wait_final("aaaa0000000000000000000000000001");
+    ok(k && k->state == DB_JOB_SUCCEEDED && k->result && strstr(k->result, "resumed"),
+       "a job the kind says still runs is resumed and ends as it ends");
+    db_job_free(k);
+    static const char *const lost[] = {"aaaa0000000000000000000000000002",
+                                       "aaaa0000000000000000000000000003",
+                                       "aaaa0000000000000000000000000004"};
+    for (size_t i = 0; i < 3; i++) {
+        k = wait_final(lost[i]);
+        ok(k && k->state == DB_JOB_FAILED && k->error_errno == -EINTR && k->error_detail &&
+               strstr(k->error_detail, "interrupted"),
+           "job %s is marked failed/interrupted", lost[i]);
+        db_job_free(k);
+    }
+
+    /* Listing: newest first, filters, pages. */
+    struct db_job *list = NULL;
+    size_t n = 0;
+    int64_t next = 0;
+    struct db_job_filter f = {.limit = 3};
+    ok(core_job_list(&f, &list, &n, &next) == 0 && n == 3 && next > 0 &&
+           list[0].created_ms >= list[2].created_ms,
+       "a page of three, newest first, with a cursor");
+    db_job_list_free(list, n);
+    size_t total = 3;
+    f.before_seq = next;
+    while (f.before_seq) {
+        if (core_job_list(&f, &list, &n, &next) < 0)
+            break;
+        total += n;
+        db_job_list_free(list, n);
+        f.before_seq = next;
+    }
+    ok(total == 9, "paging visits each of the 9 jobs once (%zu)", total);
+    f = (struct db_job_filter){.state = "cancelled"};
+    r = core_job_list(&f, &list, &n, &next);
+    ok(r == 0 && n == 2 && next == 0, "filter by state (%zu)", n);
+    db_job_list_free(list, n);
+    f = (struct db_job_filter){.domain = U1};
+    r = core_job_list(&f, &list, &n, &next);
+    ok(r == 0 && n == 3, "filter by domain (%zu)", n);
+    db_job_list_free(list, n);
+    ok(atomic_load(&events) > 10, "the listener heard every change (%d)", atomic_load(&events));
+    core_jobs_unlisten(h);
+    core_jobs_stop();
+
+    db_close(db);
+    snprintf(path, sizeof(path), "%s/t.db", dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/t.db-wal", dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/t.db-shm", dir);
+    unlink(path);
+    rmdir(dir);
+    return tap_done();
+}
