@@ -84,6 +84,12 @@ int api_body_unpack(const struct api_request *req, const char *fmt, ...);
 int api_query_bool(const struct api_request *req, const char *key, bool def, bool *ret);
 
 /*
+ * Reads a boolean filter that may be absent: absent -> -1, else 0 or 1 as
+ * api_query_bool() reads it. Returns 0 or -EINVAL with a detail.
+ */
+int api_query_tristate(const struct api_request *req, const char *key, int *ret);
+
+/*
  * Reads a query parameter that must be one of choices (NULL-terminated);
  * absent -> def. Returns 0 or -EINVAL with a detail.
  */

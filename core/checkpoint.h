@@ -74,8 +74,10 @@ struct core_reconcile_report {
 };
 
 enum {
-    CORE_CHECKPOINT_LIST_ROOTS = 1 << 0,  /* only those without a parent */
-    CORE_CHECKPOINT_LIST_LEAVES = 1 << 1, /* only those without children */
+    CORE_CHECKPOINT_LIST_ROOTS = 1 << 0,     /* only those without a parent */
+    CORE_CHECKPOINT_LIST_LEAVES = 1 << 1,    /* only those without children */
+    CORE_CHECKPOINT_LIST_NO_ROOTS = 1 << 2,  /* only those with a parent */
+    CORE_CHECKPOINT_LIST_NO_LEAVES = 1 << 3, /* only those with children */
 };
 
 enum {

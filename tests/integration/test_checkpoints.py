@@ -196,6 +196,8 @@ def test_create_list_get_delete_on_the_test_driver(vv_test):
     assert [i['name'] for i in listing(c, 'test', '?roots=true')] == ['cp1']
     assert [i['name'] for i in listing(c, 'test', '?leaves=true')] == ['cp3']
     assert listing(c, 'test', '?roots=true&leaves=true') == []
+    assert [i['name'] for i in listing(c, 'test', '?roots=false')] == [gen['name'], 'cp3']
+    assert [i['name'] for i in listing(c, 'test', '?roots=false&leaves=false')] == [gen['name']]
 
     r = c.get('/v1/domains/test/checkpoints/cp1')
     assert r.status == 200 and r.json == items[0]
