@@ -620,3 +620,25 @@ def test_qemu_delete_on_a_stopped_domain(vv_qemu, qemu_domain):
     assert virsh_checkpoints(dom) == {'d1': None, 'd3': 'd1'}
     # Metadata only: the bitmap stays in the image.
     assert set(image_bitmaps(path)) == {'d1', 'd2', 'd3'}
+
+
+def test_qemu_busy_with_a_job_of_the_service(vv_qemu, qemu_domain):
+    """A snapshot job claims the domain: checkpoint changes answer domain_busy meanwhile."""
+    c, dom = vv_qemu.client, qemu_domain
+    create(c, dom, 'j0')
+    seen = []
+    for attempt in range(5):
+        r = c.post(f'/v1/domains/{dom}/snapshots', json={'name': f'full{attempt}'})
+        assert r.status == 202, r
+        job = r.json['id']
+        answer = c.post(f'/v1/domains/{dom}/checkpoints', json={'name': f'during{attempt}'})
+        c.wait_job(job)
+        if answer.status == 409:
+            p = problem(answer, 409, 'domain_busy')
+            assert job in p['detail'] or 'snapshot' in p['detail'], p
+            seen.append(attempt)
+            break
+        assert answer.status == 201, answer  # the job was quicker than the request
+    assert seen, 'no checkpoint request met the running snapshot job'
+    assert create(c, dom, 'after-job')['state'] == 'ok'
+    assert [i['name'] for i in listing(c, dom)][-1] == 'after-job'
