@@ -12,8 +12,7 @@ const char *const db_migrations[] = {
     "  key TEXT PRIMARY KEY,"
     "  value TEXT NOT NULL"
     ") STRICT;",
-    /* jobs: the migration after that goes here */
-    /* The generic jobs (core/jobs.h): one row per job, updated at every state change. */
+    /* 2: the generic jobs (core/jobs.h): one row per job, updated at every state change. */
     "CREATE TABLE jobs ("
     "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  id TEXT NOT NULL UNIQUE,"
