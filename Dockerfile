@@ -5,7 +5,7 @@
 #
 # BASE is the Debian 12 image both stages start from; `make test-container`
 # builds here from a base made locally with debootstrap. How to run the image
-# against the host's libvirt: packaging/README-container.md.
+# against the host's libvirt: README.md, section "Container".
 ARG BASE=debian:bookworm-slim
 
 FROM ${BASE} AS build
@@ -32,7 +32,7 @@ RUN apt-get update \
         curl \
  && rm -rf /var/lib/apt/lists/*
 # A fixed id, so that the host can give it access to the libvirt socket and
-# own the state volume (README-container.md).
+# own the state volume (README.md, "Container").
 RUN groupadd --gid 10001 virtvault \
  && useradd --uid 10001 --gid virtvault --home-dir /var/lib/virtvault \
         --no-create-home --shell /usr/sbin/nologin virtvault

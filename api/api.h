@@ -84,6 +84,12 @@ int api_body_unpack(const struct api_request *req, const char *fmt, ...);
 int api_query_bool(const struct api_request *req, const char *key, bool def, bool *ret);
 
 /*
+ * Reads a boolean filter that may be absent: absent -> -1, else 0 or 1 as
+ * api_query_bool() reads it. Returns 0 or -EINVAL with a detail.
+ */
+int api_query_tristate(const struct api_request *req, const char *key, int *ret);
+
+/*
  * Reads a query parameter that must be one of choices (NULL-terminated);
  * absent -> def. Returns 0 or -EINVAL with a detail.
  */
@@ -108,5 +114,12 @@ int api_snapshot_get(const struct api_request *req, struct api_response *resp);
 int api_snapshot_current(const struct api_request *req, struct api_response *resp);
 int api_snapshot_delete(const struct api_request *req, struct api_response *resp);
 int api_snapshot_revert(const struct api_request *req, struct api_response *resp);
+/* --- checkpoints --- */
+int api_checkpoints_list(const struct api_request *req, struct api_response *resp);
+int api_checkpoint_create(const struct api_request *req, struct api_response *resp);
+int api_checkpoint_get(const struct api_request *req, struct api_response *resp);
+int api_checkpoint_delete(const struct api_request *req, struct api_response *resp);
+int api_checkpoints_reconcile(const struct api_request *req, struct api_response *resp);
+/* --- end checkpoints --- */
 
 #endif

@@ -96,6 +96,23 @@ api_query_bool(const struct api_request *req, const char *key, bool def, bool *r
 }
 
 int
+api_query_tristate(const struct api_request *req, const char *key, int *ret)
+{
+    bool v;
+    int r;
+
+    if (!req->query || !req->query(req, key)) {
+        *ret = -1;
+        return 0;
+    }
+    r = api_query_bool(req, key, false, &v);
+    if (r < 0)
+        return r;
+    *ret = v;
+    return 0;
+}
+
+int
 api_query_enum(const struct api_request *req, const char *key, const char *const *choices,
                const char *def, const char **ret)
 {

@@ -116,24 +116,6 @@ has_name(const struct virt_snapshot *list, size_t n, const char *name)
     return false;
 }
 
-/* A tri-state query flag: absent -> -1, else 0 or 1. */
-static int
-query_tristate(const struct api_request *req, const char *key, int *ret)
-{
-    bool v;
-    int r;
-
-    if (!req->query(req, key)) {
-        *ret = -1;
-        return 0;
-    }
-    r = api_query_bool(req, key, false, &v);
-    if (r < 0)
-        return r;
-    *ret = v;
-    return 0;
-}
-
 int
 api_snapshots_list(const struct api_request *req, struct api_response *resp)
 {
@@ -150,13 +132,13 @@ api_snapshots_list(const struct api_request *req, struct api_response *resp)
     if (r >= 0)
         r = api_query_enum(req, "location", locations, NULL, &location);
     if (r >= 0)
-        r = query_tristate(req, "roots", &roots);
+        r = api_query_tristate(req, "roots", &roots);
     if (r >= 0)
-        r = query_tristate(req, "leaves", &leaves);
+        r = api_query_tristate(req, "leaves", &leaves);
     if (r >= 0)
-        r = query_tristate(req, "current", &current);
+        r = api_query_tristate(req, "current", &current);
     if (r >= 0)
-        r = query_tristate(req, "memory", &memory);
+        r = api_query_tristate(req, "memory", &memory);
     if (r < 0)
         return r;
     if (strcmp(view, "tree") == 0 &&

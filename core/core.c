@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkpoint.h"
 #include "core.h"
 #include "db/db.h"
 #include "err.h"
@@ -18,6 +19,14 @@ static struct {
     bool started;
 } core;
 
+/* libvirt's events, on its event thread: hand them to whoever queues work for them. */
+static void
+on_virt_event(const struct virt_event *ev, void *opaque)
+{
+    (void)opaque;
+    core_checkpoint_on_event(ev);
+}
+
 int
 core_start(const struct core_config *cfg)
 {
@@ -32,8 +41,17 @@ core_start(const struct core_config *cfg)
     r = db_open(cfg->db_path, &core.db);
     if (r < 0)
         return r;
+    r = core_checkpoint_start();
+    if (r < 0) {
+        db_close(core.db);
+        core.db = NULL;
+        return r;
+    }
+    virt_set_event_handler(on_virt_event, NULL);
     r = virt_open(cfg->libvirt_uri);
     if (r < 0) {
+        virt_set_event_handler(NULL, NULL);
+        core_checkpoint_stop();
         db_close(core.db);
         core.db = NULL;
         return r;
@@ -43,6 +61,8 @@ core_start(const struct core_config *cfg)
     if (r >= 0)
         r = core_jobs_start(core.db, JOB_WORKERS);
     if (r < 0) {
+        virt_set_event_handler(NULL, NULL);
+        core_checkpoint_stop();
         virt_close();
         db_close(core.db);
         core.db = NULL;
@@ -57,7 +77,9 @@ core_stop(void)
 {
     if (!core.started)
         return;
+    virt_set_event_handler(NULL, NULL);
     core_jobs_stop();
+    core_checkpoint_stop();
     virt_close();
     db_close(core.db);
     core.db = NULL;

@@ -12,9 +12,7 @@ const char *const db_migrations[] = {
     "  key TEXT PRIMARY KEY,"
     "  value TEXT NOT NULL"
     ") STRICT;",
-    /* checkpoints: the next migration goes here */
-    /* jobs: the migration after that goes here */
-    /* The generic jobs (core/jobs.h): one row per job, updated at every state change. */
+    /* 2: the generic jobs (core/jobs.h): one row per job, updated at every state change. */
     "CREATE TABLE jobs ("
     "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  id TEXT NOT NULL UNIQUE,"
@@ -35,6 +33,20 @@ const char *const db_migrations[] = {
     ") STRICT;"
     "CREATE INDEX jobs_by_domain ON jobs (domain_uuid, seq);"
     "CREATE INDEX jobs_by_state ON jobs (state, seq);",
+    /* 3: checkpoints, with the full XML that redefining them needs. */
+    "CREATE TABLE checkpoints ("
+    "  id INTEGER PRIMARY KEY,"
+    "  domain_uuid TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  parent TEXT,"
+    "  xml TEXT NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state IN ('ok', 'redefined', 'broken', 'orphaned')),"
+    "  reason TEXT,"
+    "  created INTEGER NOT NULL,"
+    "  stored INTEGER NOT NULL,"
+    "  updated INTEGER NOT NULL,"
+    "  UNIQUE (domain_uuid, name)"
+    ") STRICT;",
 };
 
 const int db_migrations_count = (int)(sizeof(db_migrations) / sizeof(db_migrations[0]));

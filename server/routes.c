@@ -50,6 +50,13 @@ const struct route router_table[] = {
     {"GET", "/v1/jobs", api_jobs_list, ROLE_VIEWER},
     {"GET", "/v1/jobs/{id}", api_job_get, ROLE_VIEWER},
     {"DELETE", "/v1/jobs/{id}", api_job_cancel, ROLE_ADMIN},
+    /* --- checkpoints --- */
+    {"GET", "/v1/domains/{domain}/checkpoints", api_checkpoints_list, ROLE_VIEWER},
+    {"POST", "/v1/domains/{domain}/checkpoints", api_checkpoint_create, ROLE_OPERATOR},
+    {"POST", "/v1/domains/{domain}/checkpoints:reconcile", api_checkpoints_reconcile, ROLE_OPERATOR},
+    {"GET", "/v1/domains/{domain}/checkpoints/{name}", api_checkpoint_get, ROLE_VIEWER},
+    {"DELETE", "/v1/domains/{domain}/checkpoints/{name}", api_checkpoint_delete, ROLE_ADMIN},
+    /* --- end checkpoints --- */
 };
 
 const size_t router_table_len = sizeof(router_table) / sizeof(router_table[0]);

@@ -117,4 +117,119 @@ void virt_domain_free(struct virt_domain *d);
 /* Frees the members of d (not d itself). */
 void virt_domain_clear(struct virt_domain *d);
 
+/* --- checkpoints --- */
+
+/* One disk of a checkpoint. */
+struct virt_checkpoint_disk {
+    char *target;       /* "vda" */
+    bool bitmap;        /* true: tracked by a dirty bitmap; false: checkpoint='no' */
+    char *bitmap_name;  /* the bitmap's name in the image, or NULL */
+    int64_t size_bytes; /* bytes changed since the checkpoint, -1 when not known */
+};
+
+/* A checkpoint, as libvirt describes it in its XML. */
+struct virt_checkpoint {
+    char *name;
+    char *parent;      /* NULL for a root */
+    char *description; /* NULL when none */
+    int64_t created;   /* creationTime, seconds since the epoch */
+    size_t n_disks;
+    struct virt_checkpoint_disk *disks;
+    char *xml;         /* the full XML (with <domain>), as redefining needs it */
+};
+
+/* What libvirt can do with a domain's checkpoints now (driver and domain state). */
+struct virt_checkpoint_caps {
+    bool active;        /* the domain is running or paused */
+    bool validate;      /* a redefine can be validated against the bitmaps (QEMU, active) */
+    bool sizes;         /* libvirt reports the size of each bitmap (QEMU, active) */
+    bool image_bitmaps; /* the bitmaps can be read from the qcow2 files (QEMU, inactive) */
+};
+
+/* What to create: name and description are raw text (escaped here). */
+struct virt_checkpoint_spec {
+    const char *name;
+    const char *description;  /* NULL: none */
+    const char *const *disks; /* targets that take part; NULL: all that can */
+    size_t n_disks;
+};
+
+enum {
+    VIRT_CHECKPOINT_DELETE_CHILDREN = 1 << 0,      /* the descendants too */
+    VIRT_CHECKPOINT_DELETE_METADATA_ONLY = 1 << 1, /* libvirt forgets; bitmaps stay */
+};
+
+/* A persistent dirty bitmap of a qcow2 image, as qemu-img reports it. */
+struct virt_image_bitmap {
+    char *name;
+    bool recording;       /* flag "auto": the bitmap records writes */
+    bool in_use;          /* flag "in-use": not closed cleanly, contents unreliable */
+    uint32_t granularity; /* bytes */
+};
+
+/* Fills *ret with what libvirt can do with domain's checkpoints now. */
+int virt_checkpoint_caps_get(const char *domain, struct virt_checkpoint_caps *ret);
+
+/*
+ * Parses checkpoint XML (with or without <domain>). *ret is new; its xml
+ * member is a copy of xml. Returns -EINVAL when xml is not checkpoint XML.
+ */
+int virt_checkpoint_parse(const char *xml, struct virt_checkpoint **ret);
+
+/*
+ * Lists the checkpoints libvirt knows for domain, parents before children,
+ * each with its full XML. *ret is a new array of *ret_n entries (free with
+ * virt_checkpoint_list_free()). -ENOENT when there is no such domain.
+ */
+int virt_checkpoint_list(const char *domain, struct virt_checkpoint **ret, size_t *ret_n);
+
+/*
+ * Looks one checkpoint up. With with_size, each disk's size_bytes is filled
+ * where the driver reports it (else -1). -ENOENT for an unknown domain or
+ * checkpoint (the detail says which).
+ */
+int virt_checkpoint_get(const char *domain, const char *name, bool with_size,
+                        struct virt_checkpoint **ret);
+
+/*
+ * Creates a checkpoint as spec says and returns it as libvirt made it (*ret
+ * new, with its full XML). The caller has validated the name; every value
+ * is escaped into the XML here.
+ */
+int virt_checkpoint_create(const char *domain, const struct virt_checkpoint_spec *spec,
+                           struct virt_checkpoint **ret);
+
+/*
+ * Gives libvirt a checkpoint back from its full XML (REDEFINE), with
+ * validation against the disks' bitmaps when validate is set. A failed
+ * validation answers -EBADFD with libvirt's reason.
+ */
+int virt_checkpoint_redefine(const char *domain, const char *xml, bool validate);
+
+/* Deletes a checkpoint (VIRT_CHECKPOINT_DELETE_* flags). -ENOENT when unknown. */
+int virt_checkpoint_delete(const char *domain, const char *name, unsigned flags);
+
+/* Free what the functions above return; both accept NULL. */
+void virt_checkpoint_free(struct virt_checkpoint *c);
+void virt_checkpoint_list_free(struct virt_checkpoint *list, size_t n);
+
+/*
+ * Says whether libvirt runs a job (backup, migration, dump, ...) on domain:
+ * 1 with its kind written into what, 0 when none (or the driver has no job
+ * API), or a negative errno.
+ */
+int virt_domain_job_active(const char *domain, char *what, size_t size);
+
+/*
+ * Reads the persistent bitmaps of the qcow2 image at path with
+ * "qemu-img info -U --output=json" (safe while QEMU has the image open, but
+ * only what QEMU has written back: read it for stopped domains). *ret is a
+ * new array of *ret_n (free with virt_image_bitmaps_free()); an image
+ * without bitmaps gives 0 entries. -ENOENT when qemu-img is missing, -EIO
+ * with qemu-img's message when it fails.
+ */
+int virt_image_bitmaps(const char *path, struct virt_image_bitmap **ret, size_t *ret_n);
+void virt_image_bitmaps_free(struct virt_image_bitmap *list, size_t n);
+/* --- end checkpoints --- */
+
 #endif

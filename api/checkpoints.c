@@ -1,0 +1,243 @@
+/*
+ * /v1/domains/{domain}/checkpoints[/{name}] and .../checkpoints:reconcile.
+ *
+ * Names of new checkpoints follow the one name rule (text_name_valid);
+ * existing ones, which libvirt may have under other names, are addressed by
+ * whatever name the path carries (percent-encoded).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "api.h"
+#include "cleanup.h"
+#include "core/checkpoint.h"
+#include "err.h"
+#include "text.h"
+
+#define DESCRIPTION_MAX 1024
+#define DISKS_MAX       64
+#define LOOKUP_NAME_MAX 1024
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct core_checkpoint *, core_checkpoint_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct core_reconcile_report *, core_reconcile_report_free);
+
+static json_t *
+disk_json(const struct virt_checkpoint_disk *d)
+{
+    json_t *size = d->size_bytes >= 0 ? json_integer(d->size_bytes) : json_null();
+
+    return json_pack("{s:s, s:s, s:s?, s:o}", "target", d->target, "checkpoint",
+                     d->bitmap ? "bitmap" : "no", "bitmap", d->bitmap ? d->bitmap_name : NULL,
+                     "size_bytes", size);
+}
+
+static json_t *
+checkpoint_json(const struct core_checkpoint *c)
+{
+    const struct virt_checkpoint *def = c->def;
+    json_t *disks = json_array();
+    char created[32];
+
+    if (!disks)
+        return NULL;
+    for (size_t i = 0; i < def->n_disks; i++)
+        json_array_append_new(disks, disk_json(&def->disks[i]));
+    text_time_rfc3339(created, sizeof(created), (time_t)def->created);
+    return json_pack("{s:s, s:s, s:s?, s:s?, s:s, s:s, s:s?, s:b, s:o}", "name", def->name,
+                     "domain_uuid", c->domain_uuid, "description", def->description, "parent",
+                     def->parent, "created_at", created, "state", c->state, "reason", c->reason,
+                     "in_libvirt", c->in_libvirt, "disks", disks);
+}
+
+static int
+lookup_name(const struct api_request *req, const char **ret)
+{
+    const char *name = req->params[1];
+
+    if (strlen(name) > LOOKUP_NAME_MAX)
+        return err_set(-EINVAL, "the checkpoint name is longer than %d bytes", LOOKUP_NAME_MAX);
+    *ret = name;
+    return 0;
+}
+
+int
+api_checkpoints_list(const struct api_request *req, struct api_response *resp)
+{
+    struct core_checkpoint *list = NULL;
+    unsigned filter = 0;
+    int roots, leaves;
+    size_t n = 0;
+    json_t *items;
+    int r;
+
+    r = api_query_tristate(req, "roots", &roots);
+    if (r < 0)
+        return r;
+    r = api_query_tristate(req, "leaves", &leaves);
+    if (r < 0)
+        return r;
+    if (roots >= 0)
+        filter |= roots ? CORE_CHECKPOINT_LIST_ROOTS : CORE_CHECKPOINT_LIST_NO_ROOTS;
+    if (leaves >= 0)
+        filter |= leaves ? CORE_CHECKPOINT_LIST_LEAVES : CORE_CHECKPOINT_LIST_NO_LEAVES;
+    r = core_checkpoint_list(req->params[0], filter, &list, &n);
+    if (r < 0)
+        return r;
+    items = json_array();
+    for (size_t i = 0; items && i < n; i++)
+        json_array_append_new(items, checkpoint_json(&list[i]));
+    core_checkpoint_list_free(list, n);
+    return api_reply(resp, 200, api_list(items));
+}
+
+/* Free text that goes into XML: bounded, no NUL, no control characters but tab and newline. */
+static int
+check_description(const char *s, size_t len)
+{
+    if (len > DESCRIPTION_MAX)
+        return err_set(-EINVAL, "description: at most %d bytes", DESCRIPTION_MAX);
+    if (strlen(s) != len)
+        return err_set(-EINVAL, "description: must not contain NUL characters");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if ((*p < 0x20 && *p != '\t' && *p != '\n') || *p == 0x7f)
+            return err_set(-EINVAL, "description: control characters other than tab and newline "
+                                    "are not allowed");
+    return 0;
+}
+
+static int
+read_disks(json_t *disks, const char **names, size_t *ret_n)
+{
+    size_t n = json_array_size(disks);
+
+    if (!json_is_array(disks))
+        return err_set(-EINVAL, "disks: must be an array of disk targets");
+    if (n == 0 || n > DISKS_MAX)
+        return err_set(-EINVAL, "disks: name 1 to %d disk targets (or leave it out for all)",
+                       DISKS_MAX);
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array_get(disks, i);
+        const char *t = json_string_value(v);
+
+        if (!json_is_string(v) || strlen(t) != json_string_length(v) || !text_name_valid(t))
+            return err_set(-EINVAL, "disks[%zu]: must be a disk target such as \"vda\"", i);
+        names[i] = t;
+    }
+    *ret_n = n;
+    return 0;
+}
+
+int
+api_checkpoint_create(const struct api_request *req, struct api_response *resp)
+{
+    _cleanup_(core_checkpoint_freep) struct core_checkpoint *c = NULL;
+    const char *name = NULL, *description = NULL;
+    const char *disk_names[DISKS_MAX];
+    size_t name_len = 0, description_len = 0;
+    json_t *disks = NULL;
+    struct core_checkpoint_request creq = {0};
+    int r;
+
+    r = api_body_unpack(req, "{s?s%, s?s%, s?o}", "name", &name, &name_len, "description",
+                        &description, &description_len, "disks", &disks);
+    if (r < 0)
+        return r;
+    if (name && (strlen(name) != name_len || !text_name_valid(name)))
+        return err_set(-EINVAL,
+                       "name: use 1 to %d characters from A-Z a-z 0-9 . _ -, not starting "
+                       "with '.'",
+                       NAME_MAX_LEN);
+    if (description) {
+        r = check_description(description, description_len);
+        if (r < 0)
+            return r;
+    }
+    if (disks) {
+        r = read_disks(disks, disk_names, &creq.n_disks);
+        if (r < 0)
+            return r;
+        creq.disks = disk_names;
+    }
+    creq.name = name;
+    creq.description = description;
+    r = core_checkpoint_create(req->params[0], &creq, &c);
+    if (r < 0)
+        return r;
+    api_set_location(resp, "/v1/domains/%s/checkpoints/%s", c->domain_uuid, c->def->name);
+    return api_reply(resp, 201, checkpoint_json(c));
+}
+
+int
+api_checkpoint_get(const struct api_request *req, struct api_response *resp)
+{
+    static const char *const formats[] = {"json", "xml", NULL};
+    _cleanup_(core_checkpoint_freep) struct core_checkpoint *c = NULL;
+    const char *format, *name = NULL;
+    int r;
+
+    r = api_query_enum(req, "format", formats, "json", &format);
+    if (r < 0)
+        return r;
+    r = lookup_name(req, &name);
+    if (r < 0)
+        return r;
+    r = core_checkpoint_get(req->params[0], name, &c);
+    if (r < 0)
+        return r;
+    if (strcmp(format, "xml") == 0)
+        return api_reply_text(resp, 200, strdup(c->def->xml), "application/xml");
+    return api_reply(resp, 200, checkpoint_json(c));
+}
+
+int
+api_checkpoint_delete(const struct api_request *req, struct api_response *resp)
+{
+    bool children, metadata_only;
+    unsigned flags = 0;
+    const char *name = NULL;
+    int r;
+
+    r = api_query_bool(req, "children", false, &children);
+    if (r < 0)
+        return r;
+    r = api_query_bool(req, "metadata_only", false, &metadata_only);
+    if (r < 0)
+        return r;
+    r = lookup_name(req, &name);
+    if (r < 0)
+        return r;
+    if (children)
+        flags |= CORE_CHECKPOINT_DELETE_CHILDREN;
+    if (metadata_only)
+        flags |= CORE_CHECKPOINT_DELETE_METADATA_ONLY;
+    r = core_checkpoint_delete(req->params[0], name, flags);
+    if (r < 0)
+        return r;
+    resp->status = 204;
+    return 0;
+}
+
+int
+api_checkpoints_reconcile(const struct api_request *req, struct api_response *resp)
+{
+    _cleanup_(core_reconcile_report_freep) struct core_reconcile_report *rep = NULL;
+    int adopt = 0;
+    json_t *actions;
+    int r;
+
+    r = api_body_unpack(req, "{s?b}", "adopt", &adopt);
+    if (r < 0)
+        return r;
+    r = core_checkpoint_reconcile_now(req->params[0], adopt ? CORE_RECONCILE_ADOPT : 0, &rep);
+    if (r < 0)
+        return r;
+    actions = json_array();
+    for (size_t i = 0; actions && i < rep->n_actions; i++)
+        json_array_append_new(
+            actions, json_pack("{s:s, s:s, s:s?}", "checkpoint", rep->actions[i].checkpoint,
+                               "action", rep->actions[i].action, "detail", rep->actions[i].detail));
+    return api_reply(resp, 200,
+                     json_pack("{s:s, s:s, s:I, s:o}", "domain", rep->domain, "domain_uuid",
+                               rep->domain_uuid, "checked", (json_int_t)rep->checked, "actions",
+                               actions));
+}

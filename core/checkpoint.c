@@ -1,0 +1,640 @@
+/* Checkpoint use cases: list, get, create, delete, reconcile; see checkpoint.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "busy.h"
+#include "cleanup.h"
+#include "core.h"
+#include "db/checkpoint.h"
+#include "err.h"
+#include "log.h"
+#include "reconcile.h"
+#include "text.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct virt_checkpoint *, virt_checkpoint_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct db_checkpoint *, db_checkpoint_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct core_checkpoint *, core_checkpoint_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct core_reconcile_report *, core_reconcile_report_free);
+
+void
+core_checkpoint_free(struct core_checkpoint *c)
+{
+    if (!c)
+        return;
+    virt_checkpoint_free(c->def);
+    free(c->reason);
+    free(c);
+}
+
+void
+core_checkpoint_list_free(struct core_checkpoint *list, size_t n)
+{
+    for (size_t i = 0; list && i < n; i++) {
+        virt_checkpoint_free(list[i].def);
+        free(list[i].reason);
+    }
+    free(list);
+}
+
+struct stored {
+    struct db_checkpoint *items;
+    size_t n;
+};
+
+static void
+stored_clear(struct stored *s)
+{
+    db_checkpoint_list_free(s->items, s->n);
+}
+
+static void
+busy_releasep(const char **uuid)
+{
+    if (*uuid)
+        core_busy_release(*uuid);
+}
+#define _cleanup_claim_ __attribute__((cleanup(busy_releasep)))
+
+/* Claims dom for holder; *ret is set to the UUID to release. */
+static int
+claim(const struct virt_domain *dom, const char *holder, const char **ret)
+{
+    int r = core_busy_claim(dom->uuid, holder);
+
+    if (r < 0)
+        return r;
+    *ret = dom->uuid;
+    return 0;
+}
+
+/* A libvirt job (a backup or migration started elsewhere) makes the domain busy too. */
+static int
+refuse_libvirt_job(const struct virt_domain *dom)
+{
+    char what[64];
+    int r = virt_domain_job_active(dom->uuid, what, sizeof(what));
+
+    if (r < 0)
+        return r;
+    if (r > 0)
+        return err_set(-EBUSY, "the domain is busy with %s run by libvirt", what);
+    return 0;
+}
+
+static bool
+domain_active(const struct virt_domain *dom)
+{
+    return strcmp(dom->state, "running") == 0 || strcmp(dom->state, "paused") == 0;
+}
+
+/* Reconciles for a reader, unless another operation holds the domain (it reconciles itself). */
+static int
+reconcile_if_free(const struct virt_domain *dom)
+{
+    struct core_reconcile_report rep = {0};
+    char holder[96];
+    int r;
+
+    if (core_busy_holder(dom->uuid, holder, sizeof(holder)))
+        return 0;
+    r = reconcile_locked(dom, 0, &rep);
+    reconcile_report_clear(&rep);
+    return r;
+}
+
+static ssize_t
+find_name(const struct stored *s, const char *name)
+{
+    for (size_t i = 0; name && i < s->n; i++)
+        if (strcmp(s->items[i].name, name) == 0)
+            return (ssize_t)i;
+    return -1;
+}
+
+static bool
+has_children(const struct stored *s, const char *name)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->items[i].parent && strcmp(s->items[i].parent, name) == 0)
+            return true;
+    return false;
+}
+
+/* Turns a stored row into a core_checkpoint (into *out, which is zeroed first). */
+static int
+from_row(const struct db_checkpoint *row, bool in_libvirt, struct core_checkpoint *out)
+{
+    struct virt_checkpoint *def = NULL;
+    int r;
+
+    memset(out, 0, sizeof(*out));
+    r = virt_checkpoint_parse(row->xml, &def);
+    if (r < 0)
+        return r;
+    out->def = def;
+    snprintf(out->domain_uuid, sizeof(out->domain_uuid), "%s", row->domain_uuid);
+    snprintf(out->state, sizeof(out->state), "%s", row->state);
+    out->in_libvirt = in_libvirt;
+    if (row->reason) {
+        out->reason = strdup(row->reason);
+        if (!out->reason)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* The names libvirt knows now, as a stored-order flag array. */
+static int
+libvirt_presence(const struct virt_domain *dom, const struct stored *s, bool **ret)
+{
+    struct virt_checkpoint *lv = NULL;
+    size_t n = 0;
+    bool *present;
+    int r;
+
+    r = virt_checkpoint_list(dom->uuid, &lv, &n);
+    if (r < 0)
+        return r;
+    present = calloc(s->n + 1, sizeof(bool));
+    if (!present) {
+        virt_checkpoint_list_free(lv, n);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ssize_t k = find_name(s, lv[i].name);
+        if (k >= 0)
+            present[k] = true;
+    }
+    virt_checkpoint_list_free(lv, n);
+    *ret = present;
+    return 0;
+}
+
+/* Orders s parents first (stable otherwise) into order[]. */
+static void
+topological_order(const struct stored *s, size_t *order)
+{
+    _cleanup_free_ bool *done = calloc(s->n + 1, sizeof(bool));
+    size_t n = 0;
+
+    if (!done) {
+        for (size_t i = 0; i < s->n; i++)
+            order[i] = i;
+        return;
+    }
+    while (n < s->n) {
+        size_t before = n;
+
+        for (size_t i = 0; i < s->n; i++) {
+            ssize_t p = find_name(s, s->items[i].parent);
+            if (done[i] || (p >= 0 && !done[p]))
+                continue;
+            done[i] = true;
+            order[n++] = i;
+        }
+        if (n == before) /* a loop of parents: keep the rest in stored order */
+            for (size_t i = 0; i < s->n; i++)
+                if (!done[i]) {
+                    done[i] = true;
+                    order[n++] = i;
+                }
+    }
+}
+
+static int
+build_list(const struct virt_domain *dom, unsigned filter, struct core_checkpoint **ret,
+           size_t *ret_n)
+{
+    _cleanup_(stored_clear) struct stored s = {0};
+    _cleanup_free_ bool *present = NULL;
+    _cleanup_free_ size_t *order = NULL;
+    struct core_checkpoint *list;
+    size_t n = 0;
+    int r;
+
+    r = db_checkpoint_list(core_db(), dom->uuid, &s.items, &s.n);
+    if (r < 0)
+        return r;
+    r = libvirt_presence(dom, &s, &present);
+    if (r < 0)
+        return r;
+    order = calloc(s.n + 1, sizeof(*order));
+    list = calloc(s.n + 1, sizeof(*list));
+    if (!order || !list) {
+        free(list);
+        return -ENOMEM;
+    }
+    topological_order(&s, order);
+    for (size_t i = 0; i < s.n; i++) {
+        const struct db_checkpoint *row = &s.items[order[i]];
+
+        bool root = find_name(&s, row->parent) < 0;
+        bool leaf = !has_children(&s, row->name);
+
+        if (((filter & CORE_CHECKPOINT_LIST_ROOTS) && !root) ||
+            ((filter & CORE_CHECKPOINT_LIST_NO_ROOTS) && root) ||
+            ((filter & CORE_CHECKPOINT_LIST_LEAVES) && !leaf) ||
+            ((filter & CORE_CHECKPOINT_LIST_NO_LEAVES) && leaf))
+            continue;
+        r = from_row(row, present[order[i]], &list[n]);
+        n++;
+        if (r < 0) {
+            core_checkpoint_list_free(list, n);
+            return r;
+        }
+    }
+    *ret = list;
+    *ret_n = n;
+    return 0;
+}
+
+int
+core_checkpoint_list(const char *domain, unsigned filter, struct core_checkpoint **ret,
+                     size_t *ret_n)
+{
+    _cleanup_(virt_domain_freep) struct virt_domain *dom = NULL;
+    int r;
+
+    r = virt_domain_get(domain, &dom);
+    if (r < 0)
+        return r;
+    _cleanup_checkpoint_lock_ const char *locked = checkpoint_lock(dom->uuid);
+    r = reconcile_if_free(dom);
+    if (r < 0)
+        return r;
+    return build_list(dom, filter, ret, ret_n);
+}
+
+/* Builds the answer for one stored checkpoint, with sizes from libvirt where it has them. */
+static int
+describe(const struct virt_domain *dom, const char *name, struct core_checkpoint **ret)
+{
+    _cleanup_(db_checkpoint_freep) struct db_checkpoint *row = NULL;
+    _cleanup_(core_checkpoint_freep) struct core_checkpoint *c = NULL;
+    _cleanup_(virt_checkpoint_freep) struct virt_checkpoint *live = NULL;
+    int r;
+
+    r = db_checkpoint_get(core_db(), dom->uuid, name, &row);
+    if (r == -ENOENT)
+        return err_set(-ENOENT, "domain '%s' has no checkpoint '%s'", dom->name, name);
+    if (r < 0)
+        return r;
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    r = virt_checkpoint_get(dom->uuid, name, true, &live);
+    if (r < 0 && r != -ENOENT) {
+        if (r == -ENOTCONN || r == -ENOMEM)
+            return r;
+        log_debug("no sizes for checkpoint '%s': %s", name, err_detail() ? err_detail() : "");
+    }
+    r = from_row(row, live != NULL, c);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; live && i < c->def->n_disks; i++)
+        for (size_t k = 0; k < live->n_disks; k++)
+            if (strcmp(c->def->disks[i].target, live->disks[k].target) == 0)
+                c->def->disks[i].size_bytes = live->disks[k].size_bytes;
+    *ret = TAKE_PTR(c);
+    return 0;
+}
+
+int
+core_checkpoint_get(const char *domain, const char *name, struct core_checkpoint **ret)
+{
+    _cleanup_(virt_domain_freep) struct virt_domain *dom = NULL;
+    int r;
+
+    r = virt_domain_get(domain, &dom);
+    if (r < 0)
+        return r;
+    _cleanup_checkpoint_lock_ const char *locked = checkpoint_lock(dom->uuid);
+    r = reconcile_if_free(dom);
+    if (r < 0)
+        return r;
+    return describe(dom, name, ret);
+}
+
+static int
+generate_name(char *buf, size_t size)
+{
+    char stamp[32], rnd[5];
+    time_t now = time(NULL);
+    struct tm tm;
+    int r;
+
+    r = text_random_hex(rnd, sizeof(rnd), 2);
+    if (r < 0)
+        return r;
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
+    snprintf(buf, size, "cp-%s-%s", stamp, rnd);
+    return 0;
+}
+
+/* Checks the disks a request names against the domain's. */
+static int
+check_disks(const struct virt_domain *dom, const struct core_checkpoint_request *req)
+{
+    for (size_t i = 0; req->disks && i < req->n_disks; i++) {
+        const struct virt_disk *disk = NULL;
+
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(req->disks[k], req->disks[i]) == 0)
+                return err_set(-EINVAL, "disk '%s' is named twice", req->disks[i]);
+        for (size_t k = 0; k < dom->n_disks && !disk; k++)
+            if (strcmp(dom->disks[k].target, req->disks[i]) == 0)
+                disk = &dom->disks[k];
+        if (!disk)
+            return err_set(-EINVAL, "domain '%s' has no disk '%s'", dom->name, req->disks[i]);
+        if (disk->device && strcmp(disk->device, "disk") != 0)
+            return err_set(-EINVAL, "'%s' is a %s, not a disk: it cannot take part in a checkpoint",
+                           req->disks[i], disk->device);
+        if (disk->format && strcmp(disk->format, "qcow2") != 0)
+            return err_set(-EINVAL,
+                           "disk '%s' is %s: checkpoints need dirty bitmaps, which only qcow2 "
+                           "images hold",
+                           req->disks[i], disk->format);
+    }
+    return 0;
+}
+
+int
+core_checkpoint_create(const char *domain, const struct core_checkpoint_request *req,
+                       struct core_checkpoint **ret)
+{
+    _cleanup_(virt_domain_freep) struct virt_domain *dom = NULL;
+    _cleanup_(virt_checkpoint_freep) struct virt_checkpoint *made = NULL;
+    _cleanup_(db_checkpoint_freep) struct db_checkpoint *existing = NULL;
+    _cleanup_claim_ const char *claimed = NULL;
+    struct core_reconcile_report rep = {0};
+    char generated[NAME_MAX_LEN + 1];
+    const char *name = req->name;
+    int r;
+
+    r = virt_domain_get(domain, &dom);
+    if (r < 0)
+        return r;
+    r = check_disks(dom, req);
+    if (r < 0)
+        return r;
+    r = claim(dom, "checkpoint create", &claimed);
+    if (r < 0)
+        return r;
+    _cleanup_checkpoint_lock_ const char *locked = checkpoint_lock(dom->uuid);
+    if (!domain_active(dom))
+        return err_set(-EBADFD,
+                       "domain '%s' is not running (%s): libvirt creates checkpoints "
+                       "only for running domains",
+                       dom->name, dom->state);
+    r = refuse_libvirt_job(dom);
+    if (r < 0)
+        return r;
+    /* The new checkpoint's parent is libvirt's newest one: make libvirt whole first. */
+    r = reconcile_locked(dom, 0, &rep);
+    reconcile_report_clear(&rep);
+    if (r < 0)
+        return r;
+    if (!name) {
+        r = generate_name(generated, sizeof(generated));
+        if (r < 0)
+            return r;
+        name = generated;
+    }
+    r = db_checkpoint_get(core_db(), dom->uuid, name, &existing);
+    if (r == 0)
+        return err_set(-EEXIST, "domain '%s' has a checkpoint '%s' already", dom->name, name);
+    if (r != -ENOENT)
+        return r;
+
+    struct virt_checkpoint_spec spec = {
+        .name = name,
+        .description = req->description,
+        .disks = req->disks,
+        .n_disks = req->n_disks,
+    };
+    r = virt_checkpoint_create(dom->uuid, &spec, &made);
+    if (r < 0)
+        return r;
+    r = core_checkpoint_store_created(dom->uuid, made->xml);
+    if (r < 0) {
+        char why[512];
+
+        /* Stored in the same step or not at all: take it back from libvirt. */
+        snprintf(why, sizeof(why), "%s", err_detail() ? err_detail() : "cannot store it");
+        if (virt_checkpoint_delete(dom->uuid, name, 0) < 0)
+            log_warn("checkpoint '%s' of '%s' could not be stored nor removed again: %s", name,
+                     dom->name, err_detail() ? err_detail() : "");
+        return err_set(r, "%s", why);
+    }
+    log_info("created checkpoint '%s' of domain '%s'", name, dom->name);
+    return describe(dom, name, ret);
+}
+
+/* Adds the stored descendants of s->items[i] to doomed[]. */
+static void
+mark_descendants(const struct stored *s, size_t i, bool *doomed)
+{
+    doomed[i] = true;
+    for (size_t k = 0; k < s->n; k++)
+        if (!doomed[k] && s->items[k].parent && strcmp(s->items[k].parent, s->items[i].name) == 0)
+            mark_descendants(s, k, doomed);
+}
+
+int
+core_checkpoint_delete(const char *domain, const char *name, unsigned flags)
+{
+    _cleanup_(virt_domain_freep) struct virt_domain *dom = NULL;
+    _cleanup_(stored_clear) struct stored s = {0};
+    _cleanup_free_ bool *doomed = NULL;
+    _cleanup_claim_ const char *claimed = NULL;
+    struct core_reconcile_report rep = {0};
+    unsigned vflags = 0;
+    ssize_t idx;
+    int r;
+
+    r = virt_domain_get(domain, &dom);
+    if (r < 0)
+        return r;
+    r = claim(dom, "checkpoint delete", &claimed);
+    if (r < 0)
+        return r;
+    _cleanup_checkpoint_lock_ const char *locked = checkpoint_lock(dom->uuid);
+    r = refuse_libvirt_job(dom);
+    if (r < 0)
+        return r;
+    r = reconcile_locked(dom, 0, &rep);
+    reconcile_report_clear(&rep);
+    if (r < 0)
+        return r;
+    r = db_checkpoint_list(core_db(), dom->uuid, &s.items, &s.n);
+    if (r < 0)
+        return r;
+    idx = find_name(&s, name);
+    if (idx < 0)
+        return err_set(-ENOENT, "domain '%s' has no checkpoint '%s'", dom->name, name);
+    doomed = calloc(s.n + 1, sizeof(bool));
+    if (!doomed)
+        return -ENOMEM;
+    if (flags & CORE_CHECKPOINT_DELETE_CHILDREN)
+        mark_descendants(&s, (size_t)idx, doomed);
+    doomed[idx] = true;
+
+    if (flags & CORE_CHECKPOINT_DELETE_CHILDREN)
+        vflags |= VIRT_CHECKPOINT_DELETE_CHILDREN;
+    if (flags & CORE_CHECKPOINT_DELETE_METADATA_ONLY)
+        vflags |= VIRT_CHECKPOINT_DELETE_METADATA_ONLY;
+    r = virt_checkpoint_delete(dom->uuid, name, vflags);
+    if (r == -ENOENT) {
+        /* libvirt cannot take it back now (say, a stopped domain): only the store has it. */
+        if (!(flags & CORE_CHECKPOINT_DELETE_CHILDREN) && has_children(&s, name))
+            return err_set(-EBADFD,
+                           "libvirt does not know checkpoint '%s' now, so its bitmap cannot be "
+                           "merged into its children's: delete it when the domain runs, or "
+                           "with children=true",
+                           name);
+    } else if (r < 0 && r != -ENOTCONN && !(vflags & VIRT_CHECKPOINT_DELETE_METADATA_ONLY) &&
+               strcmp(s.items[idx].state, CORE_CHECKPOINT_BROKEN) == 0) {
+        log_warn("checkpoint '%s' of '%s' is broken and libvirt cannot remove its bitmap (%s): "
+                 "deleting its metadata only",
+                 name, dom->name, err_detail() ? err_detail() : "");
+        r = virt_checkpoint_delete(dom->uuid, name, vflags | VIRT_CHECKPOINT_DELETE_METADATA_ONLY);
+        if (r < 0)
+            return r;
+    } else if (r == -EOPNOTSUPP && !domain_active(dom)) {
+        return err_set(-EBADFD,
+                       "domain '%s' is not running (%s): libvirt merges checkpoint bitmaps only "
+                       "for running domains; metadata_only=true forgets the checkpoint and "
+                       "leaves its bitmaps in the images",
+                       dom->name, dom->state);
+    } else if (r < 0) {
+        return r;
+    }
+
+    for (size_t i = 0; i < s.n; i++) {
+        if (!doomed[i])
+            continue;
+        r = db_checkpoint_delete(core_db(), dom->uuid, s.items[i].name);
+        if (r < 0 && r != -ENOENT)
+            return r;
+    }
+    log_info("deleted checkpoint '%s' of domain '%s'%s%s", name, dom->name,
+             flags & CORE_CHECKPOINT_DELETE_CHILDREN ? " with its children" : "",
+             flags & CORE_CHECKPOINT_DELETE_METADATA_ONLY ? " (metadata only)" : "");
+    /* libvirt gave the children of a deleted checkpoint a new parent: store that. */
+    r = reconcile_locked(dom, 0, &rep);
+    reconcile_report_clear(&rep);
+    return r;
+}
+
+int
+core_checkpoint_reconcile_now(const char *domain, unsigned flags,
+                              struct core_reconcile_report **ret)
+{
+    _cleanup_(virt_domain_freep) struct virt_domain *dom = NULL;
+    _cleanup_(core_reconcile_report_freep) struct core_reconcile_report *rep = NULL;
+    _cleanup_claim_ const char *claimed = NULL;
+    int r;
+
+    r = virt_domain_get(domain, &dom);
+    if (r < 0)
+        return r;
+    r = claim(dom, "checkpoint reconcile", &claimed);
+    if (r < 0)
+        return r;
+    _cleanup_checkpoint_lock_ const char *locked = checkpoint_lock(dom->uuid);
+    rep = calloc(1, sizeof(*rep));
+    if (!rep)
+        return -ENOMEM;
+    r = reconcile_locked(dom, flags, rep);
+    if (r < 0)
+        return r;
+    *ret = TAKE_PTR(rep);
+    return 0;
+}
+
+int
+core_checkpoint_reconcile(const char *domain_uuid, unsigned flags,
+                          struct core_reconcile_report **ret)
+{
+    _cleanup_(virt_domain_freep) struct virt_domain *dom = NULL;
+    _cleanup_(core_reconcile_report_freep) struct core_reconcile_report *rep = NULL;
+    int r;
+
+    r = virt_domain_get(domain_uuid, &dom);
+    if (r < 0)
+        return r;
+    _cleanup_checkpoint_lock_ const char *locked = checkpoint_lock(dom->uuid);
+    rep = calloc(1, sizeof(*rep));
+    if (!rep)
+        return -ENOMEM;
+    r = reconcile_locked(dom, flags, rep);
+    if (r < 0)
+        return r;
+    if (ret)
+        *ret = TAKE_PTR(rep);
+    return 0;
+}
+
+int
+core_checkpoint_store_created(const char *domain_uuid, const char *xml)
+{
+    _cleanup_(virt_checkpoint_freep) struct virt_checkpoint *def = NULL;
+    struct db_checkpoint row = {0};
+    int r;
+
+    r = virt_checkpoint_parse(xml, &def);
+    if (r < 0)
+        return r;
+    snprintf(row.domain_uuid, sizeof(row.domain_uuid), "%s", domain_uuid);
+    snprintf(row.state, sizeof(row.state), "%s", CORE_CHECKPOINT_OK);
+    row.name = def->name;
+    row.parent = def->parent;
+    row.xml = def->xml;
+    row.created = def->created;
+    return db_checkpoint_put(core_db(), &row);
+}
+
+int
+core_checkpoint_newest_healthy(const char *domain_uuid, char **ret)
+{
+    _cleanup_(stored_clear) struct stored s = {0};
+    const struct db_checkpoint *best = NULL;
+    char *name;
+    int r;
+
+    r = db_checkpoint_list(core_db(), domain_uuid, &s.items, &s.n);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < s.n; i++) {
+        const struct db_checkpoint *c = &s.items[i];
+        if (strcmp(c->state, CORE_CHECKPOINT_OK) == 0 ||
+            strcmp(c->state, CORE_CHECKPOINT_REDEFINED) == 0)
+            best = c; /* ordered by creation time: the last one wins */
+    }
+    if (!best)
+        return err_set(-ENOENT, "the domain has no healthy checkpoint");
+    name = strdup(best->name);
+    if (!name)
+        return -ENOMEM;
+    *ret = name;
+    return 0;
+}
+
+int
+core_checkpoint_usable(const char *domain_uuid, const char *name)
+{
+    _cleanup_(db_checkpoint_freep) struct db_checkpoint *c = NULL;
+    int r;
+
+    r = db_checkpoint_get(core_db(), domain_uuid, name, &c);
+    if (r < 0)
+        return r;
+    if (strcmp(c->state, CORE_CHECKPOINT_BROKEN) == 0)
+        return err_set(-EBADFD, "checkpoint '%s' is broken: %s", name,
+                       c->reason ? c->reason : "its bitmap cannot be trusted");
+    return 0;
+}

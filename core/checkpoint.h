@@ -1,0 +1,179 @@
+/*
+ * core/checkpoint.h - checkpoints, with SQLite as the source of truth.
+ *
+ * libvirt forgets checkpoint metadata (a domain undefined and defined again,
+ * a lost state directory, ...) while the dirty bitmaps live on in the qcow2
+ * files. So every checkpoint the service creates or finds is stored with
+ * its full XML, and a reconciler puts back into libvirt what libvirt lacks.
+ *
+ * Each stored checkpoint has a state:
+ *   ok         created through the service (or adopted) and present in libvirt
+ *   redefined  was missing from libvirt and was put back from the stored XML
+ *   broken     its bitmap is gone or inconsistent; never usable as a base again
+ *   orphaned   found in libvirt but not created through the service: recorded and
+ *              listed, but not the service's to keep: when it disappears from
+ *              libvirt it is forgotten, not redefined (unless checkpoints the
+ *              service keeps descend from it). Adopting it (reconcile with
+ *              CORE_RECONCILE_ADOPT) makes it "ok": protected and usable.
+ * together with the reason it has that state. "broken" is final: a bitmap
+ * that has missed writes cannot become trustworthy again.
+ *
+ * The reconciler runs at start-up (for every domain, on each connection to
+ * libvirt), when a domain is defined or started (on a worker thread, queued
+ * from libvirt's events), before every operation here, and on demand. It
+ * never runs while another operation holds the domain's busy claim (busy.h),
+ * except when that holder calls core_checkpoint_reconcile() itself.
+ *
+ * Domains are named by name or UUID where the parameter says "domain", by
+ * UUID where it says "domain_uuid". All functions return 0 or a negative
+ * errno with a detail (err.h); ret_* outputs are filled only on success.
+ */
+#ifndef VV_CORE_CHECKPOINT_H
+#define VV_CORE_CHECKPOINT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "virt/virt.h"
+
+#define CORE_CHECKPOINT_OK        "ok"
+#define CORE_CHECKPOINT_REDEFINED "redefined"
+#define CORE_CHECKPOINT_BROKEN    "broken"
+#define CORE_CHECKPOINT_ORPHANED  "orphaned"
+
+struct core_checkpoint {
+    char domain_uuid[37];
+    struct virt_checkpoint *def; /* name, parent, description, disks, full XML */
+    char state[16];              /* one of CORE_CHECKPOINT_* */
+    char *reason;                /* why it has that state, or NULL */
+    bool in_libvirt;             /* libvirt knows it right now */
+};
+
+/* What a new checkpoint should be. */
+struct core_checkpoint_request {
+    const char *name;         /* NULL: one is generated ("cp-20261126-110537-3fa2") */
+    const char *description;  /* NULL: none */
+    const char *const *disks; /* targets that take part; NULL: every disk that can */
+    size_t n_disks;
+};
+
+/* One thing the reconciler did. */
+struct core_reconcile_action {
+    char *checkpoint;
+    const char *action; /* static: "recorded", "redefined", "broken", "updated", "pending",
+                           "failed", "adopted", "forgotten" */
+    char *detail;
+};
+
+struct core_reconcile_report {
+    char domain[256];
+    char domain_uuid[37];
+    size_t checked; /* checkpoints looked at (stored and in libvirt, each once) */
+    size_t n_actions;
+    struct core_reconcile_action *actions;
+};
+
+enum {
+    CORE_CHECKPOINT_LIST_ROOTS = 1 << 0,     /* only those without a parent */
+    CORE_CHECKPOINT_LIST_LEAVES = 1 << 1,    /* only those without children */
+    CORE_CHECKPOINT_LIST_NO_ROOTS = 1 << 2,  /* only those with a parent */
+    CORE_CHECKPOINT_LIST_NO_LEAVES = 1 << 3, /* only those with children */
+};
+
+enum {
+    CORE_CHECKPOINT_DELETE_CHILDREN = 1 << 0,      /* the descendants too */
+    CORE_CHECKPOINT_DELETE_METADATA_ONLY = 1 << 1, /* leave the bitmaps in the images */
+};
+
+enum {
+    CORE_RECONCILE_ADOPT = 1 << 0, /* also turn every orphaned checkpoint into an ok one */
+};
+
+/* Starts the reconcile worker; call once before the libvirt connection opens. */
+int core_checkpoint_start(void);
+
+/* Stops the worker (waiting for a reconcile in progress). */
+void core_checkpoint_stop(void);
+
+/* Queues the reconciles that a libvirt event calls for (safe on libvirt's event thread). */
+void core_checkpoint_on_event(const struct virt_event *ev);
+
+/*
+ * Lists the checkpoints of domain after reconciling it, parents before
+ * children, filtered by CORE_CHECKPOINT_LIST_* flags. *ret is a new array
+ * (core_checkpoint_list_free). -ENOENT when there is no such domain.
+ */
+int core_checkpoint_list(const char *domain, unsigned filter, struct core_checkpoint **ret,
+                         size_t *ret_n);
+
+/*
+ * One checkpoint after reconciling, with each disk's size_bytes (the data
+ * written since the checkpoint) where libvirt reports it. -ENOENT for an
+ * unknown domain or checkpoint.
+ */
+int core_checkpoint_get(const char *domain, const char *name, struct core_checkpoint **ret);
+
+/*
+ * Creates a checkpoint and stores it in the same step (if it cannot be
+ * stored, it is deleted from libvirt again). The caller has checked the
+ * request's values against the name rule. -EBUSY when the domain is busy
+ * (with an operation of the service or a libvirt job), -EEXIST for a name
+ * in use, -EBADFD when the domain is not running, -EINVAL for an unknown or
+ * unsuitable disk, -EOPNOTSUPP when the driver has no checkpoints.
+ */
+int core_checkpoint_create(const char *domain, const struct core_checkpoint_request *req,
+                           struct core_checkpoint **ret);
+
+/*
+ * Deletes a checkpoint from libvirt (which merges its bitmap into the
+ * parent's) and from the store, with CORE_CHECKPOINT_DELETE_* flags. A
+ * broken checkpoint whose bitmap libvirt cannot remove any more is deleted
+ * as metadata. -EBADFD when libvirt does not know the checkpoint now and it
+ * has children (only children=true can remove it then).
+ */
+int core_checkpoint_delete(const char *domain, const char *name, unsigned flags);
+
+/*
+ * Runs the reconciler for domain now, on behalf of a client: claims the
+ * domain (-EBUSY when it is busy) and reports what was done in *ret
+ * (core_reconcile_report_free). CORE_RECONCILE_* flags.
+ */
+int core_checkpoint_reconcile_now(const char *domain, unsigned flags,
+                                  struct core_reconcile_report **ret);
+
+/*
+ * The reconciler, for a job that holds the domain's busy claim (a backup
+ * calls it before relying on a checkpoint). ret may be NULL when the caller
+ * does not want the report.
+ */
+int core_checkpoint_reconcile(const char *domain_uuid, unsigned flags,
+                              struct core_reconcile_report **ret);
+
+/*
+ * Stores a checkpoint that the caller has just made in libvirt (for example
+ * atomically with a backup), from its full XML (virDomainCheckpointGetXMLDesc
+ * with flags 0, including <domain>). Its state is "ok". Call it while
+ * holding the domain's busy claim, in the same step as the creation.
+ */
+int core_checkpoint_store_created(const char *domain_uuid, const char *xml);
+
+/*
+ * The name of the newest checkpoint in state ok or redefined (*ret new), the
+ * base an incremental backup can use. Run core_checkpoint_reconcile() first.
+ * -ENOENT when there is none.
+ */
+int core_checkpoint_newest_healthy(const char *domain_uuid, char **ret);
+
+/*
+ * Says whether the stored checkpoint name can serve as the base of an
+ * incremental backup: 0 when it can, -ENOENT when it is unknown, -EBADFD
+ * with the reason when it is broken.
+ */
+int core_checkpoint_usable(const char *domain_uuid, const char *name);
+
+/* Free what the functions above return; all accept NULL. */
+void core_checkpoint_free(struct core_checkpoint *c);
+void core_checkpoint_list_free(struct core_checkpoint *list, size_t n);
+void core_reconcile_report_free(struct core_reconcile_report *r);
+
+#endif

@@ -1,0 +1,812 @@
+/*
+ * The checkpoint reconciler: compares what SQLite holds with what libvirt
+ * knows for one domain and brings libvirt back in line (see checkpoint.h),
+ * plus the worker thread that runs it for libvirt's events.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "busy.h"
+#include "cleanup.h"
+#include "core.h"
+#include "db/checkpoint.h"
+#include "err.h"
+#include "log.h"
+#include "reconcile.h"
+#include "text.h"
+
+#define LOCKS_MAX  64
+#define QUEUE_MAX  256
+#define REASON_MAX 1024
+
+/* ---- per-domain checkpoint locks ---- */
+
+static pthread_mutex_t locks_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t locks_cond = PTHREAD_COND_INITIALIZER;
+static char locks[LOCKS_MAX][37];
+
+static bool
+lock_held(const char *uuid)
+{
+    for (size_t i = 0; i < LOCKS_MAX; i++)
+        if (strcmp(locks[i], uuid) == 0)
+            return true;
+    return false;
+}
+
+const char *
+checkpoint_lock(const char *uuid)
+{
+    pthread_mutex_lock(&locks_mutex);
+    for (;;) {
+        if (!lock_held(uuid)) {
+            for (size_t i = 0; i < LOCKS_MAX; i++) {
+                if (locks[i][0] == '\0') {
+                    snprintf(locks[i], sizeof(locks[i]), "%s", uuid);
+                    pthread_mutex_unlock(&locks_mutex);
+                    return uuid;
+                }
+            }
+        }
+        pthread_cond_wait(&locks_cond, &locks_mutex);
+    }
+}
+
+void
+checkpoint_unlock(const char *uuid)
+{
+    pthread_mutex_lock(&locks_mutex);
+    for (size_t i = 0; i < LOCKS_MAX; i++)
+        if (strcmp(locks[i], uuid) == 0)
+            locks[i][0] = '\0';
+    pthread_cond_broadcast(&locks_cond);
+    pthread_mutex_unlock(&locks_mutex);
+}
+
+/* ---- reports ---- */
+
+int
+report_add(struct core_reconcile_report *rep, const char *checkpoint, const char *action,
+           const char *detail)
+{
+    struct core_reconcile_action *grown, *a;
+
+    grown = realloc(rep->actions, (rep->n_actions + 1) * sizeof(*grown));
+    if (!grown)
+        return -ENOMEM;
+    rep->actions = grown;
+    a = &rep->actions[rep->n_actions];
+    a->action = action;
+    a->checkpoint = strdup(checkpoint);
+    a->detail = detail ? strdup(detail) : NULL;
+    if (!a->checkpoint || (detail && !a->detail)) {
+        free(a->checkpoint);
+        free(a->detail);
+        return -ENOMEM;
+    }
+    rep->n_actions++;
+    return 0;
+}
+
+void
+reconcile_report_clear(struct core_reconcile_report *rep)
+{
+    for (size_t i = 0; i < rep->n_actions; i++) {
+        free(rep->actions[i].checkpoint);
+        free(rep->actions[i].detail);
+    }
+    free(rep->actions);
+    rep->actions = NULL;
+    rep->n_actions = 0;
+}
+
+void
+core_reconcile_report_free(struct core_reconcile_report *r)
+{
+    if (!r)
+        return;
+    reconcile_report_clear(r);
+    free(r);
+}
+
+/* ---- the reconciler ---- */
+
+/* Errors after which going on with other checkpoints makes no sense. */
+static bool
+fatal(int r)
+{
+    return r == -ENOTCONN || r == -ENOMEM;
+}
+
+struct stored_list {
+    struct db_checkpoint *items;
+    size_t n;
+    bool *in_libvirt; /* per item: libvirt knows it now */
+    bool *forgotten;  /* per item: an orphan removed from the store (forget_orphan) */
+};
+
+static void
+stored_list_clear(struct stored_list *s)
+{
+    db_checkpoint_list_free(s->items, s->n);
+    free(s->in_libvirt);
+    free(s->forgotten);
+}
+
+struct libvirt_list {
+    struct virt_checkpoint *items;
+    size_t n;
+};
+
+static void
+libvirt_list_clear(struct libvirt_list *l)
+{
+    virt_checkpoint_list_free(l->items, l->n);
+}
+
+static ssize_t
+stored_find(const struct stored_list *s, const char *name)
+{
+    for (size_t i = 0; name && i < s->n; i++)
+        if (strcmp(s->items[i].name, name) == 0)
+            return (ssize_t)i;
+    return -1;
+}
+
+static bool
+is_state(const struct db_checkpoint *c, const char *state)
+{
+    return strcmp(c->state, state) == 0;
+}
+
+static bool
+same_text(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* 'name', or none when name is NULL; written into buf. */
+static const char *
+quoted(char *buf, size_t size, const char *name)
+{
+    if (name)
+        snprintf(buf, size, "'%s'", name);
+    else
+        snprintf(buf, size, "none");
+    return buf;
+}
+
+/* Marks c broken for why, in the store and in rep (once). */
+static int
+mark_broken(const struct virt_domain *dom, struct db_checkpoint *c, const char *why,
+            struct core_reconcile_report *rep)
+{
+    int r;
+
+    if (is_state(c, CORE_CHECKPOINT_BROKEN))
+        return 0;
+    r = db_checkpoint_set_state(core_db(), dom->uuid, c->name, CORE_CHECKPOINT_BROKEN, why);
+    if (r < 0)
+        return r;
+    snprintf(c->state, sizeof(c->state), "%s", CORE_CHECKPOINT_BROKEN);
+    log_warn("checkpoint '%s' of domain '%s' is broken: %s", c->name, dom->name, why);
+    return report_add(rep, c->name, "broken", why);
+}
+
+static const struct virt_checkpoint *
+libvirt_find(const struct libvirt_list *lv, const char *name)
+{
+    for (size_t i = 0; name && i < lv->n; i++)
+        if (strcmp(lv->items[i].name, name) == 0)
+            return &lv->items[i];
+    return NULL;
+}
+
+/*
+ * When libvirt loses a checkpoint's metadata it gives the children another
+ * parent. True when that is why libvirt's parent of c differs from the
+ * stored one: the stored parent is one the store holds and libvirt lacks
+ * (it is about to be redefined, and c linked back to it).
+ */
+static bool
+parent_was_lost(const struct stored_list *st, const struct libvirt_list *lv,
+                const struct db_checkpoint *c)
+{
+    const struct virt_checkpoint *v = libvirt_find(lv, c->name);
+
+    return v && c->parent && !same_text(v->parent, c->parent) && stored_find(st, c->parent) >= 0 &&
+           !libvirt_find(lv, c->parent);
+}
+
+/*
+ * Step 1: every checkpoint libvirt has is stored; stored copies follow the
+ * changes libvirt makes (a deleted checkpoint's children get its parent),
+ * except the new parents it gives when metadata was lost.
+ */
+static int
+store_from_libvirt(const struct virt_domain *dom, const struct libvirt_list *lv,
+                   const struct stored_list *st, struct core_reconcile_report *rep)
+{
+    for (size_t i = 0; i < lv->n; i++) {
+        const struct virt_checkpoint *v = &lv->items[i];
+        ssize_t k = stored_find(st, v->name);
+        struct db_checkpoint row = {
+            .name = v->name,
+            .parent = v->parent,
+            .xml = v->xml,
+            .created = v->created,
+        };
+        int r;
+
+        snprintf(row.domain_uuid, sizeof(row.domain_uuid), "%s", dom->uuid);
+        if (k < 0) {
+            snprintf(row.state, sizeof(row.state), "%s", CORE_CHECKPOINT_ORPHANED);
+            row.reason = (char *)"found in libvirt but not created through virtvault: adopt it to "
+                                 "have it redefined when lost and to use it as a base";
+            r = db_checkpoint_put(core_db(), &row);
+            if (r >= 0)
+                r = report_add(rep, v->name, "recorded", row.reason);
+        } else {
+            const struct db_checkpoint *s = &st->items[k];
+            char detail[512];
+
+            if (strcmp(s->xml, v->xml) == 0 || parent_was_lost(st, lv, s))
+                continue;
+            snprintf(row.state, sizeof(row.state), "%s", s->state);
+            row.reason = s->reason;
+            r = db_checkpoint_put(core_db(), &row);
+            if (r >= 0 && !same_text(s->parent, v->parent)) {
+                char now[160], was[160];
+
+                snprintf(detail, sizeof(detail), "libvirt now gives it the parent %s (was %s)",
+                         quoted(now, sizeof(now), v->parent), quoted(was, sizeof(was), s->parent));
+                r = report_add(rep, v->name, "updated", detail);
+            }
+        }
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+/*
+ * True when a checkpoint the service keeps (not orphaned) descends from the
+ * stored checkpoint name: then name is needed in libvirt as their ancestor.
+ */
+static bool
+ancestor_of_kept(const struct stored_list *st, const char *name, size_t depth)
+{
+    if (depth > st->n)
+        return false; /* a loop of parents */
+    for (size_t i = 0; i < st->n; i++) {
+        const struct db_checkpoint *c = &st->items[i];
+
+        if (!c->parent || strcmp(c->parent, name) != 0)
+            continue;
+        if (!is_state(c, CORE_CHECKPOINT_ORPHANED) || ancestor_of_kept(st, c->name, depth + 1))
+            return true;
+    }
+    return false;
+}
+
+/*
+ * An orphaned checkpoint was never the service's: when the tool that made it
+ * removes it, putting it back would undo that tool's work. It is forgotten,
+ * unless a checkpoint the service keeps descends from it.
+ */
+static int
+forget_orphan(const struct virt_domain *dom, const struct db_checkpoint *c, bool *forgotten,
+              struct core_reconcile_report *rep)
+{
+    int r = db_checkpoint_delete(core_db(), dom->uuid, c->name);
+
+    if (r < 0 && r != -ENOENT)
+        return r;
+    *forgotten = true;
+    return report_add(rep, c->name, "forgotten",
+                      "orphaned (not created through virtvault) and gone from libvirt: forgotten, "
+                      "not redefined");
+}
+
+static int
+redefine_one(const struct virt_domain *dom, const struct virt_checkpoint_caps *caps,
+             struct stored_list *st, size_t i, struct core_reconcile_report *rep)
+{
+    struct db_checkpoint *c = &st->items[i];
+    bool *in_libvirt = &st->in_libvirt[i];
+    bool broken = is_state(c, CORE_CHECKPOINT_BROKEN);
+    bool validate = caps->validate && !broken;
+    char why[REASON_MAX], when[32];
+    int r;
+
+    if (is_state(c, CORE_CHECKPOINT_ORPHANED) && !ancestor_of_kept(st, c->name, 0))
+        return forget_orphan(dom, c, &st->forgotten[i], rep);
+    r = virt_checkpoint_redefine(dom->uuid, c->xml, validate);
+    if (r == -EBADFD && validate) {
+        snprintf(why, sizeof(why), "its bitmaps failed validation when it was redefined: %s",
+                 err_detail() ? err_detail() : "inconsistent");
+        r = mark_broken(dom, c, why, rep);
+        if (r < 0)
+            return r;
+        /* Put it back without validation all the same, so that its children can follow. */
+        r = virt_checkpoint_redefine(dom->uuid, c->xml, false);
+        if (r == 0)
+            *in_libvirt = true;
+        return fatal(r) ? r : 0;
+    }
+    if (fatal(r))
+        return r;
+    if (r == -EOPNOTSUPP || r == -EBADFD)
+        return report_add(rep, c->name, "pending", err_detail());
+    if (r < 0)
+        return report_add(rep, c->name, "failed", err_detail());
+    *in_libvirt = true;
+
+    text_time_now_rfc3339(when, sizeof(when), false);
+    snprintf(why, sizeof(why), "libvirt had lost it; redefined from the stored XML at %s (%s)",
+             when,
+             validate       ? "validated against the disks' bitmaps"
+             : broken       ? "not validated: it is broken"
+             : caps->active ? "not validated: this driver cannot validate bitmaps"
+                            : "not validated: the domain is not running");
+    if (!broken && !is_state(c, CORE_CHECKPOINT_ORPHANED)) {
+        r = db_checkpoint_set_state(core_db(), dom->uuid, c->name, CORE_CHECKPOINT_REDEFINED, why);
+        if (r < 0)
+            return r;
+        snprintf(c->state, sizeof(c->state), "%s", CORE_CHECKPOINT_REDEFINED);
+    }
+    log_info("checkpoint '%s' of domain '%s': %s", c->name, dom->name, why);
+    return report_add(rep, c->name, "redefined", why);
+}
+
+/* True when c's parent is stored, not in libvirt, and not tried yet: c must wait for it. */
+static bool
+parent_pending(const struct stored_list *st, const bool *tried, const struct db_checkpoint *c)
+{
+    ssize_t k = stored_find(st, c->parent);
+
+    return k >= 0 && !st->in_libvirt[k] && !tried[k];
+}
+
+/* Step 2: what libvirt lacks is redefined, parents first. */
+static int
+redefine_missing(const struct virt_domain *dom, const struct virt_checkpoint_caps *caps,
+                 struct stored_list *st, struct core_reconcile_report *rep)
+{
+    _cleanup_free_ bool *tried = calloc(st->n + 1, sizeof(bool));
+
+    if (!tried)
+        return -ENOMEM;
+    for (;;) {
+        ssize_t pick = -1, fallback = -1;
+        int r;
+
+        for (size_t i = 0; i < st->n && pick < 0; i++) {
+            if (st->in_libvirt[i] || tried[i])
+                continue;
+            if (!parent_pending(st, tried, &st->items[i]))
+                pick = (ssize_t)i;
+            else if (fallback < 0)
+                fallback = (ssize_t)i;
+        }
+        if (pick < 0)
+            pick = fallback; /* a loop of parents: libvirt will say what is wrong */
+        if (pick < 0)
+            return 0;
+        tried[pick] = true;
+        r = redefine_one(dom, caps, st, (size_t)pick, rep);
+        if (r < 0)
+            return r;
+    }
+}
+
+/* Step 2b: children that libvirt re-parented when their parent was lost are linked back. */
+static int
+relink_children(const struct virt_domain *dom, const struct libvirt_list *lv,
+                const struct stored_list *st, struct core_reconcile_report *rep)
+{
+    for (size_t i = 0; i < st->n; i++) {
+        const struct db_checkpoint *c = &st->items[i];
+        ssize_t p;
+        char detail[256];
+        int r;
+
+        if (!st->in_libvirt[i] || !parent_was_lost(st, lv, c))
+            continue;
+        p = stored_find(st, c->parent);
+        if (p < 0 || !st->in_libvirt[p])
+            continue; /* the parent could not be redefined: nothing to link to */
+        r = virt_checkpoint_redefine(dom->uuid, c->xml, false);
+        if (fatal(r))
+            return r;
+        if (r < 0) {
+            r = report_add(rep, c->name, "failed", err_detail());
+        } else {
+            snprintf(detail, sizeof(detail), "its parent '%s' is restored in libvirt", c->parent);
+            r = report_add(rep, c->name, "updated", detail);
+        }
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+/* Step 3, running domain: libvirt reports no size for a bitmap that QEMU does not have. */
+static int
+check_running(const struct virt_domain *dom, struct stored_list *st,
+              struct core_reconcile_report *rep)
+{
+    for (size_t i = 0; i < st->n; i++) {
+        struct db_checkpoint *c = &st->items[i];
+        struct virt_checkpoint *v = NULL;
+        int r;
+
+        if (!st->in_libvirt[i] || is_state(c, CORE_CHECKPOINT_BROKEN))
+            continue;
+        r = virt_checkpoint_get(dom->uuid, c->name, true, &v);
+        if (r == -ENOENT)
+            continue;
+        if (r < 0) {
+            if (fatal(r))
+                return r;
+            r = report_add(rep, c->name, "failed", err_detail());
+            if (r < 0)
+                return r;
+            continue;
+        }
+        for (size_t k = 0; r == 0 && k < v->n_disks; k++) {
+            char why[REASON_MAX];
+
+            if (!v->disks[k].bitmap || v->disks[k].size_bytes >= 0)
+                continue;
+            snprintf(
+                why, sizeof(why), "the bitmap '%s' of disk %s is missing from the running domain",
+                v->disks[k].bitmap_name ? v->disks[k].bitmap_name : c->name, v->disks[k].target);
+            r = mark_broken(dom, c, why, rep);
+        }
+        virt_checkpoint_free(v);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+struct image_cache {
+    bool loaded;
+    bool failed;
+    struct virt_image_bitmap *bitmaps;
+    size_t n;
+};
+
+static const struct virt_disk *
+domain_disk(const struct virt_domain *dom, const char *target, size_t *ret_index)
+{
+    for (size_t i = 0; i < dom->n_disks; i++) {
+        if (strcmp(dom->disks[i].target, target) == 0) {
+            *ret_index = i;
+            return &dom->disks[i];
+        }
+    }
+    return NULL;
+}
+
+/* Checks one disk of one checkpoint against its image; why is filled when it is broken. */
+static int
+check_image_disk(const struct virt_domain *dom, struct image_cache *cache,
+                 const struct virt_checkpoint *def, const struct virt_checkpoint_disk *d,
+                 struct core_reconcile_report *rep, char *why, size_t why_size)
+{
+    const char *bitmap = d->bitmap_name ? d->bitmap_name : def->name;
+    const struct virt_disk *disk;
+    const struct virt_image_bitmap *b = NULL;
+    size_t idx = 0;
+    int r;
+
+    why[0] = '\0';
+    disk = domain_disk(dom, d->target, &idx);
+    if (!disk) {
+        snprintf(why, why_size, "its disk %s is no longer part of the domain", d->target);
+        return 0;
+    }
+    if (!disk->source || disk->source[0] != '/' || !disk->format ||
+        strcmp(disk->format, "qcow2") != 0) {
+        snprintf(why, why_size, "its disk %s is no longer a local qcow2 image, which bitmaps need",
+                 d->target);
+        return 0;
+    }
+    cache = &cache[idx];
+    if (!cache->loaded) {
+        cache->loaded = true;
+        r = virt_image_bitmaps(disk->source, &cache->bitmaps, &cache->n);
+        if (r < 0) {
+            cache->failed = true;
+            if (fatal(r))
+                return r;
+            return report_add(rep, def->name, "failed", err_detail());
+        }
+    }
+    if (cache->failed)
+        return 0;
+    for (size_t i = 0; i < cache->n && !b; i++)
+        if (strcmp(cache->bitmaps[i].name, bitmap) == 0)
+            b = &cache->bitmaps[i];
+    if (!b)
+        snprintf(why, why_size, "the bitmap '%s' is missing from disk %s (%s)", bitmap, d->target,
+                 disk->source);
+    else if (b->in_use)
+        snprintf(why, why_size,
+                 "the bitmap '%s' of disk %s is marked in-use: QEMU did not close %s cleanly, so "
+                 "the bitmap may have missed writes",
+                 bitmap, d->target, disk->source);
+    else if (!b->recording)
+        snprintf(why, why_size,
+                 "the bitmap '%s' of disk %s is disabled: it no longer records writes", bitmap,
+                 d->target);
+    return 0;
+}
+
+/* Step 3, stopped QEMU domain: the bitmaps are read from the qcow2 files themselves. */
+static int
+check_images(const struct virt_domain *dom, struct stored_list *st,
+             struct core_reconcile_report *rep)
+{
+    _cleanup_free_ struct image_cache *cache = calloc(dom->n_disks + 1, sizeof(*cache));
+    int r = 0;
+
+    if (!cache)
+        return -ENOMEM;
+    for (size_t i = 0; r == 0 && i < st->n; i++) {
+        struct db_checkpoint *c = &st->items[i];
+        struct virt_checkpoint *def = NULL;
+
+        if (is_state(c, CORE_CHECKPOINT_BROKEN) || st->forgotten[i])
+            continue;
+        r = virt_checkpoint_parse(c->xml, &def);
+        if (r < 0) {
+            r = mark_broken(dom, c, "its stored XML cannot be read", rep);
+            continue;
+        }
+        for (size_t k = 0; r == 0 && k < def->n_disks; k++) {
+            char why[REASON_MAX];
+
+            if (!def->disks[k].bitmap)
+                continue;
+            r = check_image_disk(dom, cache, def, &def->disks[k], rep, why, sizeof(why));
+            if (r == 0 && why[0])
+                r = mark_broken(dom, c, why, rep);
+        }
+        virt_checkpoint_free(def);
+    }
+    for (size_t i = 0; i < dom->n_disks; i++)
+        virt_image_bitmaps_free(cache[i].bitmaps, cache[i].n);
+    return r;
+}
+
+static int
+adopt_orphans(const struct virt_domain *dom, struct stored_list *st,
+              struct core_reconcile_report *rep)
+{
+    for (size_t i = 0; i < st->n; i++) {
+        struct db_checkpoint *c = &st->items[i];
+        const char *why = "adopted: created outside virtvault, now used like its own";
+        int r;
+
+        if (!is_state(c, CORE_CHECKPOINT_ORPHANED) || st->forgotten[i])
+            continue;
+        r = db_checkpoint_set_state(core_db(), dom->uuid, c->name, CORE_CHECKPOINT_OK, why);
+        if (r >= 0)
+            r = report_add(rep, c->name, "adopted", why);
+        if (r < 0)
+            return r;
+        snprintf(c->state, sizeof(c->state), "%s", CORE_CHECKPOINT_OK);
+    }
+    return 0;
+}
+
+int
+reconcile_locked(const struct virt_domain *dom, unsigned flags, struct core_reconcile_report *rep)
+{
+    _cleanup_(libvirt_list_clear) struct libvirt_list lv = {0};
+    _cleanup_(stored_list_clear) struct stored_list st = {0};
+    struct virt_checkpoint_caps caps;
+    int r;
+
+    snprintf(rep->domain, sizeof(rep->domain), "%s", dom->name);
+    snprintf(rep->domain_uuid, sizeof(rep->domain_uuid), "%s", dom->uuid);
+    r = virt_checkpoint_caps_get(dom->uuid, &caps);
+    if (r < 0)
+        return r;
+    r = virt_checkpoint_list(dom->uuid, &lv.items, &lv.n);
+    if (r < 0)
+        return r;
+    r = db_checkpoint_list(core_db(), dom->uuid, &st.items, &st.n);
+    if (r < 0)
+        return r;
+    r = store_from_libvirt(dom, &lv, &st, rep);
+    if (r < 0)
+        return r;
+
+    /* Read the store again: it now holds everything libvirt has. */
+    stored_list_clear(&st);
+    st = (struct stored_list){0};
+    r = db_checkpoint_list(core_db(), dom->uuid, &st.items, &st.n);
+    if (r < 0)
+        return r;
+    st.in_libvirt = calloc(st.n + 1, sizeof(bool));
+    st.forgotten = calloc(st.n + 1, sizeof(bool));
+    if (!st.in_libvirt || !st.forgotten)
+        return -ENOMEM;
+    for (size_t i = 0; i < lv.n; i++) {
+        ssize_t k = stored_find(&st, lv.items[i].name);
+        if (k >= 0)
+            st.in_libvirt[k] = true;
+    }
+    rep->checked = st.n;
+
+    r = redefine_missing(dom, &caps, &st, rep);
+    if (r < 0)
+        return r;
+    r = relink_children(dom, &lv, &st, rep);
+    if (r < 0)
+        return r;
+    if (caps.sizes)
+        r = check_running(dom, &st, rep);
+    else if (caps.image_bitmaps)
+        r = check_images(dom, &st, rep);
+    if (r < 0)
+        return r;
+    if (flags & CORE_RECONCILE_ADOPT)
+        r = adopt_orphans(dom, &st, rep);
+    return r;
+}
+
+/* ---- the worker: reconciles for libvirt's events, off the event thread ---- */
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    char queue[QUEUE_MAX][37];
+    size_t n;
+    bool all; /* every domain (a new connection) */
+    bool stop;
+    bool started;
+    pthread_t thread;
+} worker = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .wake = PTHREAD_COND_INITIALIZER,
+};
+
+static void
+reconcile_background(const char *uuid)
+{
+    _cleanup_(virt_domain_freep) struct virt_domain *dom = NULL;
+    struct core_reconcile_report rep = {0};
+    char holder[96];
+    int r;
+
+    r = virt_domain_get(uuid, &dom);
+    if (r < 0) {
+        log_debug("checkpoint reconcile of %s skipped: %s", uuid,
+                  err_detail() ? err_detail() : strerror(-r));
+        return;
+    }
+    _cleanup_checkpoint_lock_ const char *locked = checkpoint_lock(dom->uuid);
+    if (core_busy_holder(dom->uuid, holder, sizeof(holder))) {
+        log_debug("checkpoint reconcile of '%s' skipped: busy with %s", dom->name, holder);
+        return;
+    }
+    r = reconcile_locked(dom, 0, &rep);
+    if (r < 0)
+        log_warn("checkpoint reconcile of '%s' failed: %s", dom->name,
+                 err_detail() ? err_detail() : strerror(-r));
+    else if (rep.n_actions > 0)
+        log_info("checkpoint reconcile of '%s': %zu checkpoint(s), %zu action(s)", dom->name,
+                 rep.checked, rep.n_actions);
+    reconcile_report_clear(&rep);
+}
+
+static void
+reconcile_all(void)
+{
+    struct virt_domain *list = NULL;
+    size_t n = 0;
+    int r;
+
+    r = virt_domain_list(&list, &n);
+    if (r < 0) {
+        log_warn("checkpoint reconcile of all domains failed: %s",
+                 err_detail() ? err_detail() : strerror(-r));
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        bool stop;
+
+        pthread_mutex_lock(&worker.lock);
+        stop = worker.stop;
+        pthread_mutex_unlock(&worker.lock);
+        if (stop)
+            break;
+        reconcile_background(list[i].uuid);
+    }
+    virt_domain_list_free(list, n);
+}
+
+static void *
+worker_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        char uuid[37] = "";
+        bool all = false;
+
+        pthread_mutex_lock(&worker.lock);
+        while (!worker.stop && !worker.all && worker.n == 0)
+            pthread_cond_wait(&worker.wake, &worker.lock);
+        if (worker.stop) {
+            pthread_mutex_unlock(&worker.lock);
+            break;
+        }
+        if (worker.all) {
+            all = true;
+            worker.all = false;
+            worker.n = 0; /* covered by "all" */
+        } else {
+            memcpy(uuid, worker.queue[0], sizeof(uuid));
+            memmove(worker.queue[0], worker.queue[1], (worker.n - 1) * sizeof(worker.queue[0]));
+            worker.n--;
+        }
+        pthread_mutex_unlock(&worker.lock);
+        err_clear();
+        if (all)
+            reconcile_all();
+        else
+            reconcile_background(uuid);
+    }
+    return NULL;
+}
+
+void
+core_checkpoint_on_event(const struct virt_event *ev)
+{
+    pthread_mutex_lock(&worker.lock);
+    if (ev->kind == VIRT_EVENT_CONNECTED) {
+        worker.all = true;
+    } else if ((ev->kind == VIRT_EVENT_DEFINED || ev->kind == VIRT_EVENT_STARTED) && ev->uuid) {
+        bool queued = false;
+
+        for (size_t i = 0; i < worker.n && !queued; i++)
+            queued = strcmp(worker.queue[i], ev->uuid) == 0;
+        if (!queued && worker.n < QUEUE_MAX)
+            snprintf(worker.queue[worker.n++], sizeof(worker.queue[0]), "%s", ev->uuid);
+        else if (!queued)
+            worker.all = true; /* overflow: do them all */
+    }
+    pthread_cond_signal(&worker.wake);
+    pthread_mutex_unlock(&worker.lock);
+}
+
+int
+core_checkpoint_start(void)
+{
+    worker.stop = false;
+    if (pthread_create(&worker.thread, NULL, worker_main, NULL) != 0)
+        return err_set(-EAGAIN, "cannot start the checkpoint reconcile thread");
+    worker.started = true;
+    return 0;
+}
+
+void
+core_checkpoint_stop(void)
+{
+    if (!worker.started)
+        return;
+    pthread_mutex_lock(&worker.lock);
+    worker.stop = true;
+    pthread_cond_broadcast(&worker.wake);
+    pthread_mutex_unlock(&worker.lock);
+    pthread_join(worker.thread, NULL);
+    worker.started = false;
+}

@@ -1,0 +1,43 @@
+/*
+ * core/reconcile.h - what checkpoint.c and reconcile.c share inside core/.
+ *
+ * Checkpoint work on one domain is serialised by a per-domain lock (short
+ * waits: a reconcile, a create), separate from the busy claims of busy.h
+ * (which refuse, for long jobs). Lock order: claim first, then the lock.
+ */
+#ifndef VV_CORE_RECONCILE_H
+#define VV_CORE_RECONCILE_H
+
+#include "checkpoint.h"
+#include "cleanup.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct virt_domain *, virt_domain_free);
+
+/* Takes the checkpoint lock of the domain, waiting for it. Returns uuid. */
+const char *checkpoint_lock(const char *uuid);
+void checkpoint_unlock(const char *uuid);
+
+static inline void
+checkpoint_unlockp(const char **uuid)
+{
+    if (*uuid)
+        checkpoint_unlock(*uuid);
+}
+#define _cleanup_checkpoint_lock_ __attribute__((cleanup(checkpoint_unlockp)))
+
+/*
+ * The reconciler proper, with the domain's checkpoint lock held. rep is
+ * filled with what was done (it may already hold actions). Returns 0 or a
+ * negative errno; a failure of one checkpoint is an action, not an error.
+ */
+int reconcile_locked(const struct virt_domain *dom, unsigned flags,
+                     struct core_reconcile_report *rep);
+
+/* Records one action in rep (detail may be NULL). Returns 0 or -ENOMEM. */
+int report_add(struct core_reconcile_report *rep, const char *checkpoint, const char *action,
+               const char *detail);
+
+/* Frees the actions of rep (not rep itself) and empties it. */
+void reconcile_report_clear(struct core_reconcile_report *rep);
+
+#endif

@@ -1,0 +1,38 @@
+/*
+ * subprocess.h - running a helper program (qemu-img) and reading what it prints.
+ *
+ * The program is started with posix_spawnp() from an argument vector: no
+ * shell ever sees the arguments, so a value that came from outside cannot
+ * become a command. stdin is /dev/null; stdout and stderr are read into
+ * buffers with a hard maximum each; the child gets default signal handling
+ * and an empty signal mask (the daemon blocks SIGINT/SIGTERM in its threads).
+ * A child that outlives the timeout is killed.
+ */
+#ifndef VV_SUBPROCESS_H
+#define VV_SUBPROCESS_H
+
+#include <stddef.h>
+
+#define SUBPROCESS_OUTPUT_MAX (1u << 20)
+
+struct subprocess_result {
+    int exit_code; /* exit status, or 128 + signal number when killed by one */
+    char *out;     /* what it printed on stdout, NUL-terminated; owned */
+    size_t out_len;
+    char *err; /* what it printed on stderr, NUL-terminated; owned */
+};
+
+/*
+ * Runs argv[0] (searched in PATH) with argv (NULL-terminated) and waits for
+ * it, at most timeout_ms. On success fills *ret (free it with
+ * subprocess_result_clear()) whatever the exit code was. Returns -ENOENT with a
+ * detail when the program cannot be started, -ETIMEDOUT when it had to be
+ * killed, -EFBIG when it printed more than SUBPROCESS_OUTPUT_MAX on one stream,
+ * -ENOMEM or another negative errno otherwise.
+ */
+int subprocess_capture(const char *const argv[], int timeout_ms, struct subprocess_result *ret);
+
+/* Frees the buffers of r (not r itself). Accepts a zeroed result. */
+void subprocess_result_clear(struct subprocess_result *r);
+
+#endif
