@@ -10,7 +10,8 @@ LISTEN     ?= 127.0.0.1:8080
 PREFIX     ?= /usr/local
 PY         := /usr/bin/python3
 
-.PHONY: all build build-asan build-fuzz deps run test test-unit test-integration fuzz clean install
+.PHONY: all build build-asan build-fuzz deps run test test-unit test-integration fuzz clean \
+        install test-packaging test-container
 
 all: build
 
@@ -60,8 +61,21 @@ test-unit: build
 test-integration: build node_modules/.package-lock.json
 	@$(PY) scripts/run-tests --build $(BUILD) --only integration
 
+# PREFIX also applies to a build folder set up earlier with another one: the
+# binary has its data folder (the web UI) compiled in. A relative DESTDIR is
+# taken from here, not from inside the build folder as meson would.
 install: build
-	meson install -C $(BUILD) $(if $(DESTDIR),--destdir $(DESTDIR))
+	@meson configure $(BUILD) -Dprefix=$(PREFIX)
+	meson install -C $(BUILD) $(if $(DESTDIR),--destdir $(abspath $(DESTDIR)))
+
+# The install layout, the man page and the systemd unit (seconds).
+test-packaging:
+	@tests/packaging/test_install.sh
+
+# Builds the container image with podman from a local debootstrap base and
+# checks what is inside (minutes; installs podman and debootstrap if missing).
+test-container:
+	@scripts/test-container
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) out

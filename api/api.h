@@ -11,6 +11,8 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #define API_MAX_PARAMS 4
 
@@ -25,6 +27,24 @@ struct api_request {
     void *transport;                         /* the server's, for query() */
 };
 
+/*
+ * A body produced piece by piece (disk data). The server answers Range
+ * requests from it (206, multipart/byteranges, 416) when ranges is true.
+ * read() fills buf with up to max bytes at pos and returns how many (> 0),
+ * or a negative errno; free() releases opaque when the answer is done.
+ * Reads come in order within each range.
+ */
+struct api_stream {
+    uint64_t size;
+    bool ranges;
+    const char *content_type; /* static */
+    ssize_t (*read)(void *opaque, uint64_t pos, char *buf, size_t max);
+    /* Optional: the server is about to read [pos, pos+len) in order (lets it read ahead). */
+    void (*prepare)(void *opaque, uint64_t pos, uint64_t len);
+    void (*free)(void *opaque);
+    void *opaque;
+};
+
 struct api_response {
     int status;
     json_t *json;             /* owned; sent as application/json */
@@ -33,6 +53,7 @@ struct api_response {
     const char *content_type; /* static */
     char location[512];       /* Location header, or "" */
     bool event_stream;        /* answer with the event stream (text/event-stream) instead */
+    struct api_stream *stream; /* owned; sent when json and text are NULL */
 };
 
 typedef int (*api_handler_fn)(const struct api_request *req, struct api_response *resp);
@@ -42,6 +63,9 @@ int api_reply(struct api_response *resp, int status, json_t *json);
 
 /* Fills resp with status and a text body (stolen) of the given static type. */
 int api_reply_text(struct api_response *resp, int status, char *text, const char *content_type);
+
+/* Fills resp with a streamed body (stolen; freed through stream->free). */
+int api_reply_stream(struct api_response *resp, struct api_stream *stream);
 
 /* Sets the Location header. */
 void api_set_location(struct api_response *resp, const char *fmt, ...)
@@ -59,6 +83,12 @@ int api_body_unpack(const struct api_request *req, const char *fmt, ...);
  * "false"/"0" -> false; anything else -EINVAL with a detail.
  */
 int api_query_bool(const struct api_request *req, const char *key, bool def, bool *ret);
+
+/*
+ * Reads a boolean filter that may be absent: absent -> -1, else 0 or 1 as
+ * api_query_bool() reads it. Returns 0 or -EINVAL with a detail.
+ */
+int api_query_tristate(const struct api_request *req, const char *key, int *ret);
 
 /*
  * Reads a query parameter that must be one of choices (NULL-terminated);

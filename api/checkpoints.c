@@ -65,21 +65,21 @@ api_checkpoints_list(const struct api_request *req, struct api_response *resp)
 {
     struct core_checkpoint *list = NULL;
     unsigned filter = 0;
-    bool roots, leaves;
+    int roots, leaves;
     size_t n = 0;
     json_t *items;
     int r;
 
-    r = api_query_bool(req, "roots", false, &roots);
+    r = api_query_tristate(req, "roots", &roots);
     if (r < 0)
         return r;
-    r = api_query_bool(req, "leaves", false, &leaves);
+    r = api_query_tristate(req, "leaves", &leaves);
     if (r < 0)
         return r;
-    if (roots)
-        filter |= CORE_CHECKPOINT_LIST_ROOTS;
-    if (leaves)
-        filter |= CORE_CHECKPOINT_LIST_LEAVES;
+    if (roots >= 0)
+        filter |= roots ? CORE_CHECKPOINT_LIST_ROOTS : CORE_CHECKPOINT_LIST_NO_ROOTS;
+    if (leaves >= 0)
+        filter |= leaves ? CORE_CHECKPOINT_LIST_LEAVES : CORE_CHECKPOINT_LIST_NO_LEAVES;
     r = core_checkpoint_list(req->params[0], filter, &list, &n);
     if (r < 0)
         return r;

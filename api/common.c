@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
@@ -28,6 +29,16 @@ api_reply_text(struct api_response *resp, int status, char *text, const char *co
     resp->text = text;
     resp->text_len = strlen(text);
     resp->content_type = content_type;
+    return 0;
+}
+
+int
+api_reply_stream(struct api_response *resp, struct api_stream *stream)
+{
+    if (!stream)
+        return -ENOMEM;
+    resp->status = 200;
+    resp->stream = stream;
     return 0;
 }
 
@@ -81,6 +92,23 @@ api_query_bool(const struct api_request *req, const char *key, bool def, bool *r
         *ret = false;
     else
         return err_set(-EINVAL, "query parameter '%s' must be true or false", key);
+    return 0;
+}
+
+int
+api_query_tristate(const struct api_request *req, const char *key, int *ret)
+{
+    bool v;
+    int r;
+
+    if (!req->query || !req->query(req, key)) {
+        *ret = -1;
+        return 0;
+    }
+    r = api_query_bool(req, key, false, &v);
+    if (r < 0)
+        return r;
+    *ret = v;
     return 0;
 }
 

@@ -55,10 +55,9 @@ api_job_json(const struct db_job *j)
     return json_pack("{s:s, s:s, s:s?, s:s, s:{s:I, s:I}, s:o, s:o, s:o, s:o, s:o}", "id", j->id,
                      "kind", j->kind ? j->kind : "unknown", "domain", j->domain, "state",
                      db_job_state_name(j->state), "progress", "bytes_done",
-                     (json_int_t)j->bytes_done, "bytes_total", (json_int_t)j->bytes_total,
-                     "error", error, "result", result, "created_at", time_json(j->created_ms),
-                     "started_at", time_json(j->started_ms), "finished_at",
-                     time_json(j->finished_ms));
+                     (json_int_t)j->bytes_done, "bytes_total", (json_int_t)j->bytes_total, "error",
+                     error, "result", result, "created_at", time_json(j->created_ms), "started_at",
+                     time_json(j->started_ms), "finished_at", time_json(j->finished_ms));
 }
 
 static int
@@ -101,8 +100,8 @@ parse_cursor(const char *s, int64_t *ret)
 int
 api_jobs_list(const struct api_request *req, struct api_response *resp)
 {
-    static const char *const states[] = {"queued", "running", "succeeded", "failed",
-                                         "cancelled", NULL};
+    static const char *const states[] = {"queued", "running",   "succeeded",
+                                         "failed", "cancelled", NULL};
     struct db_job_filter f = {0};
     struct db_job *list = NULL;
     size_t n = 0;

@@ -63,9 +63,9 @@ snapshot_json(const struct virt_snapshot *s)
         if (*p == '-')
             *p = '_';
     return json_pack("{s:s, s:s?, s:s?, s:I, s:s, s:s, s:b, s:s, s:{s:s, s:s?}, s:o}", "name",
-                     s->name, "description", s->description, "parent", s->parent,
-                     "children_count", (json_int_t)s->n_children, "created_at", created,
-                     "domain_state", state, "is_current", s->is_current, "kind",
+                     s->name, "description", s->description, "parent", s->parent, "children_count",
+                     (json_int_t)s->n_children, "created_at", created, "domain_state", state,
+                     "is_current", s->is_current, "kind",
                      s->memory == VIRT_SNAP_NONE ? "disk_only" : "full", "memory", "location",
                      location_name(s->memory), "file", s->memory_file, "disks", disks);
 }
@@ -116,24 +116,6 @@ has_name(const struct virt_snapshot *list, size_t n, const char *name)
     return false;
 }
 
-/* A tri-state query flag: absent -> -1, else 0 or 1. */
-static int
-query_tristate(const struct api_request *req, const char *key, int *ret)
-{
-    bool v;
-    int r;
-
-    if (!req->query(req, key)) {
-        *ret = -1;
-        return 0;
-    }
-    r = api_query_bool(req, key, false, &v);
-    if (r < 0)
-        return r;
-    *ret = v;
-    return 0;
-}
-
 int
 api_snapshots_list(const struct api_request *req, struct api_response *resp)
 {
@@ -150,13 +132,13 @@ api_snapshots_list(const struct api_request *req, struct api_response *resp)
     if (r >= 0)
         r = api_query_enum(req, "location", locations, NULL, &location);
     if (r >= 0)
-        r = query_tristate(req, "roots", &roots);
+        r = api_query_tristate(req, "roots", &roots);
     if (r >= 0)
-        r = query_tristate(req, "leaves", &leaves);
+        r = api_query_tristate(req, "leaves", &leaves);
     if (r >= 0)
-        r = query_tristate(req, "current", &current);
+        r = api_query_tristate(req, "current", &current);
     if (r >= 0)
-        r = query_tristate(req, "memory", &memory);
+        r = api_query_tristate(req, "memory", &memory);
     if (r < 0)
         return r;
     if (strcmp(view, "tree") == 0 &&
@@ -208,7 +190,8 @@ unpack_disks(json_t *disks, struct core_snapshot_disk_req *reqs, size_t *ret_n)
         return err_set(-EINVAL, "disks must be an array of objects");
     if (json_array_size(disks) > SNAPSHOT_DISKS_MAX)
         return err_set(-EINVAL, "disks: at most %d entries", SNAPSHOT_DISKS_MAX);
-    json_array_foreach(disks, i, d) {
+    json_array_foreach(disks, i, d)
+    {
         json_error_t jerr;
         struct core_snapshot_disk_req *q = &reqs[i];
         if (json_unpack_ex(d, &jerr, JSON_STRICT, "{s:s, s?s, s?s}", "target", &q->target,
@@ -230,9 +213,9 @@ api_snapshot_create(const struct api_request *req, struct api_response *resp)
     int quiesce = 0;
     int r;
 
-    r = api_body_unpack(req, "{s?s, s?s, s?s, s?s, s?s, s?b, s?o}", "name", &q.name,
-                        "description", &q.description, "kind", &q.kind, "location", &q.location,
-                        "memory_file", &q.memory_file, "quiesce", &quiesce, "disks", &jdisks);
+    r = api_body_unpack(req, "{s?s, s?s, s?s, s?s, s?s, s?b, s?o}", "name", &q.name, "description",
+                        &q.description, "kind", &q.kind, "location", &q.location, "memory_file",
+                        &q.memory_file, "quiesce", &quiesce, "disks", &jdisks);
     if (r < 0)
         return r;
     q.quiesce = quiesce;

@@ -231,9 +231,13 @@ build_list(const struct virt_domain *dom, unsigned filter, struct core_checkpoin
     for (size_t i = 0; i < s.n; i++) {
         const struct db_checkpoint *row = &s.items[order[i]];
 
-        if ((filter & CORE_CHECKPOINT_LIST_ROOTS) && find_name(&s, row->parent) >= 0)
-            continue;
-        if ((filter & CORE_CHECKPOINT_LIST_LEAVES) && has_children(&s, row->name))
+        bool root = find_name(&s, row->parent) < 0;
+        bool leaf = !has_children(&s, row->name);
+
+        if (((filter & CORE_CHECKPOINT_LIST_ROOTS) && !root) ||
+            ((filter & CORE_CHECKPOINT_LIST_NO_ROOTS) && root) ||
+            ((filter & CORE_CHECKPOINT_LIST_LEAVES) && !leaf) ||
+            ((filter & CORE_CHECKPOINT_LIST_NO_LEAVES) && leaf))
             continue;
         r = from_row(row, present[order[i]], &list[n]);
         n++;

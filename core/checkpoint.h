@@ -12,8 +12,9 @@
  *   broken     its bitmap is gone or inconsistent; never usable as a base again
  *   orphaned   found in libvirt but not created through the service: recorded and
  *              listed, but not the service's to keep: when it disappears from
- *              libvirt it is forgotten, not redefined. Adopting it (reconcile
- *              with CORE_RECONCILE_ADOPT) makes it "ok": protected and usable.
+ *              libvirt it is forgotten, not redefined (unless checkpoints the
+ *              service keeps descend from it). Adopting it (reconcile with
+ *              CORE_RECONCILE_ADOPT) makes it "ok": protected and usable.
  * together with the reason it has that state. "broken" is final: a bitmap
  * that has missed writes cannot become trustworthy again.
  *
@@ -73,8 +74,10 @@ struct core_reconcile_report {
 };
 
 enum {
-    CORE_CHECKPOINT_LIST_ROOTS = 1 << 0,  /* only those without a parent */
-    CORE_CHECKPOINT_LIST_LEAVES = 1 << 1, /* only those without children */
+    CORE_CHECKPOINT_LIST_ROOTS = 1 << 0,     /* only those without a parent */
+    CORE_CHECKPOINT_LIST_LEAVES = 1 << 1,    /* only those without children */
+    CORE_CHECKPOINT_LIST_NO_ROOTS = 1 << 2,  /* only those with a parent */
+    CORE_CHECKPOINT_LIST_NO_LEAVES = 1 << 3, /* only those with children */
 };
 
 enum {
@@ -168,6 +171,7 @@ int core_checkpoint_newest_healthy(const char *domain_uuid, char **ret);
  */
 int core_checkpoint_usable(const char *domain_uuid, const char *name);
 
+/* Free what the functions above return; all accept NULL. */
 void core_checkpoint_free(struct core_checkpoint *c);
 void core_checkpoint_list_free(struct core_checkpoint *list, size_t n);
 void core_reconcile_report_free(struct core_reconcile_report *r);

@@ -109,8 +109,8 @@ core_start(const struct core_config *cfg)
         r = core_jobs_start(core.db, JOB_WORKERS);
     if (r < 0) {
         virt_set_event_handler(NULL, NULL);
-        virt_close();
         core_checkpoint_stop();
+        virt_close();
         db_close(core.db);
         core.db = NULL;
         return r;

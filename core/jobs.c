@@ -13,9 +13,9 @@
 #include "log.h"
 #include "text.h"
 
-#define MAX_KINDS 16
-#define MAX_LISTENERS 16
-#define MAX_WORKERS 16
+#define MAX_KINDS        16
+#define MAX_LISTENERS    16
+#define MAX_WORKERS      16
 #define PROGRESS_SAVE_MS 1000
 
 struct job {
@@ -413,8 +413,7 @@ core_job_get(const char *id, struct db_job **ret)
 }
 
 int
-core_job_list(const struct db_job_filter *f, struct db_job **ret, size_t *ret_n,
-              int64_t *ret_next)
+core_job_list(const struct db_job_filter *f, struct db_job **ret, size_t *ret_n, int64_t *ret_next)
 {
     struct db_job *list = NULL;
     size_t n = 0;

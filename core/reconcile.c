@@ -124,7 +124,8 @@ fatal(int r)
 struct stored_list {
     struct db_checkpoint *items;
     size_t n;
-    bool *in_libvirt;
+    bool *in_libvirt; /* per item: libvirt knows it now */
+    bool *forgotten;  /* per item: an orphan removed from the store (forget_orphan) */
 };
 
 static void
@@ -132,6 +133,7 @@ stored_list_clear(struct stored_list *s)
 {
     db_checkpoint_list_free(s->items, s->n);
     free(s->in_libvirt);
+    free(s->forgotten);
 }
 
 struct libvirt_list {
@@ -158,13 +160,6 @@ static bool
 is_state(const struct db_checkpoint *c, const char *state)
 {
     return strcmp(c->state, state) == 0;
-}
-
-/* An orphaned row that libvirt no longer has: forget_orphan() removed it. */
-static bool
-forgotten(const struct stored_list *st, size_t i)
-{
-    return !st->in_libvirt[i] && is_state(&st->items[i], CORE_CHECKPOINT_ORPHANED);
 }
 
 static bool
@@ -201,7 +196,36 @@ mark_broken(const struct virt_domain *dom, struct db_checkpoint *c, const char *
     return report_add(rep, c->name, "broken", why);
 }
 
-/* Step 1: every checkpoint libvirt has is stored; stored copies follow libvirt's changes. */
+static const struct virt_checkpoint *
+libvirt_find(const struct libvirt_list *lv, const char *name)
+{
+    for (size_t i = 0; name && i < lv->n; i++)
+        if (strcmp(lv->items[i].name, name) == 0)
+            return &lv->items[i];
+    return NULL;
+}
+
+/*
+ * When libvirt loses a checkpoint's metadata it gives the children another
+ * parent. True when that is why libvirt's parent of c differs from the
+ * stored one: the stored parent is one the store holds and libvirt lacks
+ * (it is about to be redefined, and c linked back to it).
+ */
+static bool
+parent_was_lost(const struct stored_list *st, const struct libvirt_list *lv,
+                const struct db_checkpoint *c)
+{
+    const struct virt_checkpoint *v = libvirt_find(lv, c->name);
+
+    return v && c->parent && !same_text(v->parent, c->parent) && stored_find(st, c->parent) >= 0 &&
+           !libvirt_find(lv, c->parent);
+}
+
+/*
+ * Step 1: every checkpoint libvirt has is stored; stored copies follow the
+ * changes libvirt makes (a deleted checkpoint's children get its parent),
+ * except the new parents it gives when metadata was lost.
+ */
 static int
 store_from_libvirt(const struct virt_domain *dom, const struct libvirt_list *lv,
                    const struct stored_list *st, struct core_reconcile_report *rep)
@@ -229,7 +253,7 @@ store_from_libvirt(const struct virt_domain *dom, const struct libvirt_list *lv,
             const struct db_checkpoint *s = &st->items[k];
             char detail[512];
 
-            if (strcmp(s->xml, v->xml) == 0)
+            if (strcmp(s->xml, v->xml) == 0 || parent_was_lost(st, lv, s))
                 continue;
             snprintf(row.state, sizeof(row.state), "%s", s->state);
             row.reason = s->reason;
@@ -249,17 +273,39 @@ store_from_libvirt(const struct virt_domain *dom, const struct libvirt_list *lv,
 }
 
 /*
+ * True when a checkpoint the service keeps (not orphaned) descends from the
+ * stored checkpoint name: then name is needed in libvirt as their ancestor.
+ */
+static bool
+ancestor_of_kept(const struct stored_list *st, const char *name, size_t depth)
+{
+    if (depth > st->n)
+        return false; /* a loop of parents */
+    for (size_t i = 0; i < st->n; i++) {
+        const struct db_checkpoint *c = &st->items[i];
+
+        if (!c->parent || strcmp(c->parent, name) != 0)
+            continue;
+        if (!is_state(c, CORE_CHECKPOINT_ORPHANED) || ancestor_of_kept(st, c->name, depth + 1))
+            return true;
+    }
+    return false;
+}
+
+/*
  * An orphaned checkpoint was never the service's: when the tool that made it
- * removes it, putting it back would undo that tool's work. It is forgotten.
+ * removes it, putting it back would undo that tool's work. It is forgotten,
+ * unless a checkpoint the service keeps descends from it.
  */
 static int
-forget_orphan(const struct virt_domain *dom, const struct db_checkpoint *c,
+forget_orphan(const struct virt_domain *dom, const struct db_checkpoint *c, bool *forgotten,
               struct core_reconcile_report *rep)
 {
     int r = db_checkpoint_delete(core_db(), dom->uuid, c->name);
 
     if (r < 0 && r != -ENOENT)
         return r;
+    *forgotten = true;
     return report_add(rep, c->name, "forgotten",
                       "orphaned (not created through virtvault) and gone from libvirt: forgotten, "
                       "not redefined");
@@ -267,15 +313,17 @@ forget_orphan(const struct virt_domain *dom, const struct db_checkpoint *c,
 
 static int
 redefine_one(const struct virt_domain *dom, const struct virt_checkpoint_caps *caps,
-             struct db_checkpoint *c, bool *in_libvirt, struct core_reconcile_report *rep)
+             struct stored_list *st, size_t i, struct core_reconcile_report *rep)
 {
+    struct db_checkpoint *c = &st->items[i];
+    bool *in_libvirt = &st->in_libvirt[i];
     bool broken = is_state(c, CORE_CHECKPOINT_BROKEN);
     bool validate = caps->validate && !broken;
     char why[REASON_MAX], when[32];
     int r;
 
-    if (is_state(c, CORE_CHECKPOINT_ORPHANED))
-        return forget_orphan(dom, c, rep);
+    if (is_state(c, CORE_CHECKPOINT_ORPHANED) && !ancestor_of_kept(st, c->name, 0))
+        return forget_orphan(dom, c, &st->forgotten[i], rep);
     r = virt_checkpoint_redefine(dom->uuid, c->xml, validate);
     if (r == -EBADFD && validate) {
         snprintf(why, sizeof(why), "its bitmaps failed validation when it was redefined: %s",
@@ -304,7 +352,7 @@ redefine_one(const struct virt_domain *dom, const struct virt_checkpoint_caps *c
              : broken       ? "not validated: it is broken"
              : caps->active ? "not validated: this driver cannot validate bitmaps"
                             : "not validated: the domain is not running");
-    if (!broken) {
+    if (!broken && !is_state(c, CORE_CHECKPOINT_ORPHANED)) {
         r = db_checkpoint_set_state(core_db(), dom->uuid, c->name, CORE_CHECKPOINT_REDEFINED, why);
         if (r < 0)
             return r;
@@ -349,10 +397,41 @@ redefine_missing(const struct virt_domain *dom, const struct virt_checkpoint_cap
         if (pick < 0)
             return 0;
         tried[pick] = true;
-        r = redefine_one(dom, caps, &st->items[pick], &st->in_libvirt[pick], rep);
+        r = redefine_one(dom, caps, st, (size_t)pick, rep);
         if (r < 0)
             return r;
     }
+}
+
+/* Step 2b: children that libvirt re-parented when their parent was lost are linked back. */
+static int
+relink_children(const struct virt_domain *dom, const struct libvirt_list *lv,
+                const struct stored_list *st, struct core_reconcile_report *rep)
+{
+    for (size_t i = 0; i < st->n; i++) {
+        const struct db_checkpoint *c = &st->items[i];
+        ssize_t p;
+        char detail[256];
+        int r;
+
+        if (!st->in_libvirt[i] || !parent_was_lost(st, lv, c))
+            continue;
+        p = stored_find(st, c->parent);
+        if (p < 0 || !st->in_libvirt[p])
+            continue; /* the parent could not be redefined: nothing to link to */
+        r = virt_checkpoint_redefine(dom->uuid, c->xml, false);
+        if (fatal(r))
+            return r;
+        if (r < 0) {
+            r = report_add(rep, c->name, "failed", err_detail());
+        } else {
+            snprintf(detail, sizeof(detail), "its parent '%s' is restored in libvirt", c->parent);
+            r = report_add(rep, c->name, "updated", detail);
+        }
+        if (r < 0)
+            return r;
+    }
+    return 0;
 }
 
 /* Step 3, running domain: libvirt reports no size for a bitmap that QEMU does not have. */
@@ -483,7 +562,7 @@ check_images(const struct virt_domain *dom, struct stored_list *st,
         struct db_checkpoint *c = &st->items[i];
         struct virt_checkpoint *def = NULL;
 
-        if (is_state(c, CORE_CHECKPOINT_BROKEN) || forgotten(st, i))
+        if (is_state(c, CORE_CHECKPOINT_BROKEN) || st->forgotten[i])
             continue;
         r = virt_checkpoint_parse(c->xml, &def);
         if (r < 0) {
@@ -515,7 +594,7 @@ adopt_orphans(const struct virt_domain *dom, struct stored_list *st,
         const char *why = "adopted: created outside virtvault, now used like its own";
         int r;
 
-        if (!is_state(c, CORE_CHECKPOINT_ORPHANED) || forgotten(st, i))
+        if (!is_state(c, CORE_CHECKPOINT_ORPHANED) || st->forgotten[i])
             continue;
         r = db_checkpoint_set_state(core_db(), dom->uuid, c->name, CORE_CHECKPOINT_OK, why);
         if (r >= 0)
@@ -557,7 +636,8 @@ reconcile_locked(const struct virt_domain *dom, unsigned flags, struct core_reco
     if (r < 0)
         return r;
     st.in_libvirt = calloc(st.n + 1, sizeof(bool));
-    if (!st.in_libvirt)
+    st.forgotten = calloc(st.n + 1, sizeof(bool));
+    if (!st.in_libvirt || !st.forgotten)
         return -ENOMEM;
     for (size_t i = 0; i < lv.n; i++) {
         ssize_t k = stored_find(&st, lv.items[i].name);
@@ -567,6 +647,9 @@ reconcile_locked(const struct virt_domain *dom, unsigned flags, struct core_reco
     rep->checked = st.n;
 
     r = redefine_missing(dom, &caps, &st, rep);
+    if (r < 0)
+        return r;
+    r = relink_children(dom, &lv, &st, rep);
     if (r < 0)
         return r;
     if (caps.sizes)

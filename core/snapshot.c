@@ -1,6 +1,7 @@
 /* Snapshots: requests checked and completed, files placed, long ones run as jobs. */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,10 +18,11 @@
 #include "snapshot.h"
 #include "text.h"
 
-#define DESCRIPTION_MAX 4096
-#define FILE_ARG_MAX 1024
-#define RESUME_POLL_US (250 * 1000)
+#define DESCRIPTION_MAX  4096
+#define FILE_ARG_MAX     1024
+#define RESUME_POLL_US   (250 * 1000)
 #define RESUME_MAX_POLLS (4 * 3600)
+#define PROGRESS_POLL_NS (200 * 1000 * 1000L)
 
 struct plan_disk {
     char *target;
@@ -172,6 +174,7 @@ place_file(const char *managed, const char *given, const char *def_name, const c
 {
     _cleanup_free_ char *joined = NULL;
     _cleanup_free_ char *real_dir = NULL;
+    _cleanup_free_ char *path = NULL;
     char *slash, *base;
     struct stat st;
 
@@ -206,14 +209,11 @@ place_file(const char *managed, const char *given, const char *def_name, const c
                        "%s: '%s' lies outside the folders virtvault may write to (the vault "
                        "%s)",
                        what, given ? given : def_name, core_vault_dir());
-    if (asprintf(ret, "%s/%s", real_dir, base) < 0)
+    if (asprintf(&path, "%s/%s", real_dir, base) < 0)
         return -ENOMEM;
-    if (lstat(*ret, &st) == 0) {
-        int r = err_set(-EEXIST, "%s: %s exists already", what, *ret);
-        free(*ret);
-        *ret = NULL;
-        return r;
-    }
+    if (lstat(path, &st) == 0)
+        return err_set(-EEXIST, "%s: %s exists already", what, path);
+    *ret = TAKE_PTR(path);
     return 0;
 }
 
@@ -287,7 +287,7 @@ make_plan(const struct virt_domain *d, const struct core_snapshot_req *req, stru
     }
     if (req->description &&
         (strlen(req->description) > DESCRIPTION_MAX || has_control(req->description, true)))
-        return err_set(-EINVAL, "description: at most %d characters, no control characters",
+        return err_set(-EINVAL, "description: at most %d bytes, no control characters",
                        DESCRIPTION_MAX);
 
     if (!req->kind)
@@ -393,6 +393,10 @@ make_plan(const struct virt_domain *d, const struct core_snapshot_req *req, stru
         r = place_file(managed, req->memory_file, def, "memory_file", &p->memory_file);
         if (r < 0)
             return r;
+        for (size_t k = 0; k < p->n_disks; k++)
+            if (p->disks[k].file && strcmp(p->disks[k].file, p->memory_file) == 0)
+                return err_set(-EINVAL, "memory_file and disk %s would share the file %s",
+                               p->disks[k].target, p->memory_file);
     }
     *ret = TAKE_PTR(p);
     return 0;
@@ -451,26 +455,88 @@ snap_job_resume(struct job *job, const struct plan *p)
     }
     r = virt_snapshot_get(p->uuid, p->name, &s);
     if (r == -ENOENT)
-        return err_set(-EIO, "the service restarted while libvirt took snapshot '%s', and "
-                             "libvirt did not complete it", p->name);
+        return err_set(-EIO,
+                       "the service restarted while libvirt took snapshot '%s', and "
+                       "libvirt did not complete it",
+                       p->name);
     if (r < 0)
         return r;
     return snap_job_result(job, p);
+}
+
+/* Reports libvirt's byte counts while a snapshot runs (memory, for external ones). */
+struct progress_poll {
+    struct job *job;
+    const char *uuid;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool stop;
+};
+
+static void *
+progress_main(void *arg)
+{
+    struct progress_poll *pp = arg;
+
+    pthread_mutex_lock(&pp->lock);
+    while (!pp->stop) {
+        struct timespec until;
+        uint64_t done, total;
+
+        pthread_mutex_unlock(&pp->lock);
+        if (virt_domain_job_progress(pp->uuid, false, &done, &total) == 0)
+            job_progress(pp->job, done, total);
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += PROGRESS_POLL_NS;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&pp->lock);
+        if (!pp->stop)
+            pthread_cond_timedwait(&pp->wake, &pp->lock, &until);
+    }
+    pthread_mutex_unlock(&pp->lock);
+    return NULL;
 }
 
 static int
 snap_job_run(struct job *job, void *data)
 {
     const struct plan *p = data;
+    struct progress_poll pp = {
+        .job = job,
+        .uuid = p->uuid,
+        .lock = PTHREAD_MUTEX_INITIALIZER,
+        .wake = PTHREAD_COND_INITIALIZER,
+    };
+    pthread_t poller;
+    bool polling;
+    uint64_t done, total;
     int r;
 
     if (job_resumed(job))
         return snap_job_resume(job, p);
     if (job_cancelled(job))
         return err_set(-ECANCELED, "the job was cancelled");
+    polling = pthread_create(&poller, NULL, progress_main, &pp) == 0;
     r = plan_execute(p);
+    if (polling) {
+        pthread_mutex_lock(&pp.lock);
+        pp.stop = true;
+        pthread_cond_signal(&pp.wake);
+        pthread_mutex_unlock(&pp.lock);
+        pthread_join(poller, NULL);
+    }
     if (r < 0)
         return r;
+    /*
+     * Only an external memory state gives byte counts; for other snapshots the
+     * "completed" statistics would be those of some earlier job.
+     */
+    if (p->memory == VIRT_SNAP_EXTERNAL &&
+        virt_domain_job_progress(p->uuid, true, &done, &total) == 0)
+        job_progress(job, done, total);
     return snap_job_result(job, p);
 }
 
@@ -478,8 +544,15 @@ static int
 snap_job_cancel(struct job *job, void *data)
 {
     const struct plan *p = data;
+    int r = virt_domain_abort_job(p->uuid);
 
-    return virt_domain_abort_job(p->uuid);
+    /*
+     * No job in libvirt: either run() has yet to call libvirt, and sees the
+     * flag first, or libvirt is done and the job ends as libvirt ended it.
+     */
+    if (r == -EBADFD)
+        return 0;
+    return r;
 }
 
 static int
@@ -574,8 +647,7 @@ core_snapshot_create(const char *domain, const struct core_snapshot_req *req,
 }
 
 int
-core_snapshot_revert(const char *domain, const char *name, enum virt_snap_start start,
-                     bool force)
+core_snapshot_revert(const char *domain, const char *name, enum virt_snap_start start, bool force)
 {
     _cleanup_(virt_domain_freep) struct virt_domain *d = NULL;
     _cleanup_claim_ const char *claimed = NULL;

@@ -30,7 +30,7 @@ struct core_snapshot_disk_req {
 
 /* A create request as the API received it; every field optional. Borrowed strings. */
 struct core_snapshot_req {
-    const char *name;        /* generated when NULL */
+    const char *name; /* generated when NULL */
     const char *description;
     const char *kind;        /* "full" or "disk_only"; NULL: full for a running domain */
     const char *location;    /* "internal" or "external"; NULL: see core_snapshot_create */

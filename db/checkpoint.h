@@ -51,6 +51,7 @@ int db_checkpoint_set_state(struct db *db, const char *domain_uuid, const char *
 /* Deletes one row. -ENOENT when there is none. */
 int db_checkpoint_delete(struct db *db, const char *domain_uuid, const char *name);
 
+/* Free what the functions above return; both accept NULL. */
 void db_checkpoint_free(struct db_checkpoint *c);
 void db_checkpoint_list_free(struct db_checkpoint *list, size_t n);
 

@@ -11,14 +11,13 @@
 #include "jobs.h"
 
 #define JOB_COLUMNS                                                                                \
-    "seq, id, kind, domain, domain_uuid, state, bytes_done, bytes_total, error_errno, "           \
+    "seq, id, kind, domain, domain_uuid, state, bytes_done, bytes_total, error_errno, "            \
     "error_detail, result, params, created_ms, started_ms, finished_ms"
 #define JOB_LIST_DEFAULT 100
 
 static const char *const state_names[] = {
-    [DB_JOB_QUEUED] = "queued",       [DB_JOB_RUNNING] = "running",
-    [DB_JOB_SUCCEEDED] = "succeeded", [DB_JOB_FAILED] = "failed",
-    [DB_JOB_CANCELLED] = "cancelled",
+    [DB_JOB_QUEUED] = "queued", [DB_JOB_RUNNING] = "running",     [DB_JOB_SUCCEEDED] = "succeeded",
+    [DB_JOB_FAILED] = "failed", [DB_JOB_CANCELLED] = "cancelled",
 };
 
 const char *

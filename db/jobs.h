@@ -46,10 +46,10 @@ struct db_job {
 
 /* What db_job_list() returns: every field is optional (NULL / 0 = no filter). */
 struct db_job_filter {
-    const char *domain;       /* a domain name or UUID */
-    const char *state;        /* a state name */
-    int64_t before_seq;       /* only rows older than this cursor; 0: from the newest */
-    unsigned limit;           /* at most this many rows; 0: 100 */
+    const char *domain; /* a domain name or UUID */
+    const char *state;  /* a state name */
+    int64_t before_seq; /* only rows older than this cursor; 0: from the newest */
+    unsigned limit;     /* at most this many rows; 0: 100 */
 };
 
 /* "queued", "running", ...; never NULL. */

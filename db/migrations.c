@@ -12,22 +12,7 @@ const char *const db_migrations[] = {
     "  key TEXT PRIMARY KEY,"
     "  value TEXT NOT NULL"
     ") STRICT;",
-    /* 2: checkpoints, with the full XML that redefining them needs. */
-    "CREATE TABLE checkpoints ("
-    "  id INTEGER PRIMARY KEY,"
-    "  domain_uuid TEXT NOT NULL,"
-    "  name TEXT NOT NULL,"
-    "  parent TEXT,"
-    "  xml TEXT NOT NULL,"
-    "  state TEXT NOT NULL CHECK (state IN ('ok', 'redefined', 'broken', 'orphaned')),"
-    "  reason TEXT,"
-    "  created INTEGER NOT NULL,"
-    "  stored INTEGER NOT NULL,"
-    "  updated INTEGER NOT NULL,"
-    "  UNIQUE (domain_uuid, name)"
-    ") STRICT;",
-    /* jobs: the migration after that goes here */
-    /* The generic jobs (core/jobs.h): one row per job, updated at every state change. */
+    /* 2: the generic jobs (core/jobs.h): one row per job, updated at every state change. */
     "CREATE TABLE jobs ("
     "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  id TEXT NOT NULL UNIQUE,"
@@ -48,7 +33,21 @@ const char *const db_migrations[] = {
     ") STRICT;"
     "CREATE INDEX jobs_by_domain ON jobs (domain_uuid, seq);"
     "CREATE INDEX jobs_by_state ON jobs (state, seq);",
-    /* backups */
+    /* 3: checkpoints, with the full XML that redefining them needs. */
+    "CREATE TABLE checkpoints ("
+    "  id INTEGER PRIMARY KEY,"
+    "  domain_uuid TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  parent TEXT,"
+    "  xml TEXT NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state IN ('ok', 'redefined', 'broken', 'orphaned')),"
+    "  reason TEXT,"
+    "  created INTEGER NOT NULL,"
+    "  stored INTEGER NOT NULL,"
+    "  updated INTEGER NOT NULL,"
+    "  UNIQUE (domain_uuid, name)"
+    ") STRICT;",
+    /* 4: backups, the catalog: one row per backup and one per stored disk. */
     "CREATE TABLE backups ("
     "  id TEXT PRIMARY KEY,"
     "  domain_uuid TEXT NOT NULL,"

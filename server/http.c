@@ -22,6 +22,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "router.h"
+#include "stream.h"
 #include "text.h"
 
 #define MAX_URL_LEN 8192
@@ -238,6 +239,40 @@ queue_event_stream(struct req *rq, const char *path)
     return ret;
 }
 
+/* Answers a streamed body (disk data), honouring Range; takes stream. */
+static enum MHD_Result
+queue_stream(struct req *rq, struct api_stream *stream, const char *path)
+{
+    const char *range =
+        MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE);
+    struct MHD_Response *resp = NULL;
+    int status = 0;
+    int r = stream_response_new(stream, range, &resp, &status);
+
+    if (r < 0) {
+        char detail[160];
+        uint64_t size = stream->size;
+
+        stream_free(stream);
+        if (r == -ERANGE) {
+            snprintf(detail, sizeof(detail), "no requested range lies within the %llu bytes",
+                     (unsigned long long)size);
+            return queue_problem_code(rq, "range_not_satisfiable", detail, path, NULL);
+        }
+        if (r == -EINVAL || r == -E2BIG)
+            return queue_problem_code(rq, "invalid_request",
+                                      r == -E2BIG ? "at most 16 ranges per request"
+                                                  : "the Range header is not a valid bytes range",
+                                      path, NULL);
+        return queue(rq, 500, NULL, 0, NULL, NULL, NULL, false);
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    rq->status = status;
+    enum MHD_Result ret = MHD_queue_response(rq->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
 /* Checks the bearer token against the route's role; answers 401/403 itself. */
 static int
 authorize(struct req *rq, const struct route *route, const char *path, enum MHD_Result *answered)
@@ -377,6 +412,8 @@ dispatch(struct req *rq, const char *url, const char *method)
     }
     if (resp.event_stream)
         return queue_event_stream(rq, url);
+    if (resp.stream)
+        return queue_stream(rq, resp.stream, url);
     if (resp.json)
         return queue_json(rq, resp.status, resp.json,
                           resp.content_type ? resp.content_type : "application/json",

@@ -104,11 +104,11 @@ parse_snapshot(const char *xml, struct virt_snapshot *s)
     s->memory_file = virt_xml_string(ctx, "string(/domainsnapshot/memory/@file)");
     s->created = created ? strtoll(created, NULL, 10) : 0;
     /* Without a <memory> element, a snapshot of a running domain holds its memory. */
-    s->memory = location_from_xml(memory, s->domain_state &&
-                                                  (strcmp(s->domain_state, "running") == 0 ||
-                                                   strcmp(s->domain_state, "paused") == 0)
-                                              ? VIRT_SNAP_INTERNAL
-                                              : VIRT_SNAP_NONE);
+    s->memory =
+        location_from_xml(memory, s->domain_state && (strcmp(s->domain_state, "running") == 0 ||
+                                                      strcmp(s->domain_state, "paused") == 0)
+                                      ? VIRT_SNAP_INTERNAL
+                                      : VIRT_SNAP_NONE);
 
     set = xmlXPathEvalExpression((const xmlChar *)"/domainsnapshot/disks/disk", ctx);
     n = set && set->nodesetval ? set->nodesetval->nodeNr : 0;
@@ -484,8 +484,7 @@ virt_snapshot_create(const char *domain, const struct virt_snapshot_spec *spec)
 }
 
 int
-virt_snapshot_revert(const char *domain, const char *name, enum virt_snap_start start,
-                     bool force)
+virt_snapshot_revert(const char *domain, const char *name, enum virt_snap_start start, bool force)
 {
     _cleanup_conn_ virConnectPtr conn = NULL;
     _cleanup_dom_ virDomainPtr dom = NULL;
@@ -562,6 +561,39 @@ virt_snapshot_job_active(const char *domain, bool *ret)
         op = 0;
     virTypedParamsFree(params, nparams);
     *ret = type != VIR_DOMAIN_JOB_NONE && op == VIR_DOMAIN_JOB_OPERATION_SNAPSHOT;
+    return 0;
+}
+
+int
+virt_domain_job_progress(const char *domain, bool completed, uint64_t *ret_done,
+                         uint64_t *ret_total)
+{
+    _cleanup_conn_ virConnectPtr conn = NULL;
+    _cleanup_dom_ virDomainPtr dom = NULL;
+    virTypedParameterPtr params = NULL;
+    int nparams = 0, type = VIR_DOMAIN_JOB_NONE, r;
+    unsigned long long done = 0, total = 0;
+
+    r = open_domain(domain, &conn, &dom);
+    if (r < 0)
+        return r;
+    if (virDomainGetJobStats(dom, &type, &params, &nparams,
+                             completed ? VIR_DOMAIN_JOB_STATS_COMPLETED : 0) < 0) {
+        virResetLastError();
+        return err_set(-ENOENT, "libvirt gives no job statistics for domain '%s'", domain);
+    }
+    if (virTypedParamsGetULLong(params, nparams, VIR_DOMAIN_JOB_DATA_TOTAL, &total) != 1 ||
+        virTypedParamsGetULLong(params, nparams, VIR_DOMAIN_JOB_DATA_PROCESSED, &done) != 1) {
+        total = done = 0;
+        if (virTypedParamsGetULLong(params, nparams, VIR_DOMAIN_JOB_MEMORY_TOTAL, &total) != 1 ||
+            virTypedParamsGetULLong(params, nparams, VIR_DOMAIN_JOB_MEMORY_PROCESSED, &done) != 1)
+            total = done = 0;
+    }
+    virTypedParamsFree(params, nparams);
+    if (type == VIR_DOMAIN_JOB_NONE || total == 0)
+        return err_set(-ENOENT, "domain '%s' has no job with byte counts", domain);
+    *ret_done = done;
+    *ret_total = total;
     return 0;
 }
 

@@ -303,6 +303,7 @@ int virt_checkpoint_redefine(const char *domain, const char *xml, bool validate)
 /* Deletes a checkpoint (VIRT_CHECKPOINT_DELETE_* flags). -ENOENT when unknown. */
 int virt_checkpoint_delete(const char *domain, const char *name, unsigned flags);
 
+/* Free what the functions above return; both accept NULL. */
 void virt_checkpoint_free(struct virt_checkpoint *c);
 void virt_checkpoint_list_free(struct virt_checkpoint *list, size_t n);
 

@@ -51,12 +51,12 @@ struct virt_snapshot_spec_disk {
 
 struct virt_snapshot_spec {
     const char *name;
-    const char *description; /* or NULL */
-    bool disk_only;          /* no memory state */
-    bool quiesce;            /* freeze the guest's file systems (needs the guest agent) */
+    const char *description;        /* or NULL */
+    bool disk_only;                 /* no memory state */
+    bool quiesce;                   /* freeze the guest's file systems (needs the guest agent) */
     enum virt_snap_location memory; /* for !disk_only: internal or external */
     const char *memory_file;        /* for an external memory state */
-    size_t n_disks;                 /* disks named explicitly; the others follow libvirt's default */
+    size_t n_disks; /* disks named explicitly; the others follow libvirt's default */
     const struct virt_snapshot_spec_disk *disks;
 };
 
@@ -112,6 +112,14 @@ int virt_snapshot_delete(const char *domain, const char *name, enum virt_snap_de
  * true). Drivers without job information answer false.
  */
 int virt_snapshot_job_active(const char *domain, bool *ret);
+
+/*
+ * Reads the bytes processed and in all of the domain's running job, or with
+ * completed of the job that ended last. -ENOENT when there is no such job or
+ * libvirt gives no byte counts for it (internal snapshots, the test driver).
+ */
+int virt_domain_job_progress(const char *domain, bool completed, uint64_t *ret_done,
+                             uint64_t *ret_total);
 
 /* Asks libvirt to abort the domain's running job (virDomainAbortJob). */
 int virt_domain_abort_job(const char *domain);

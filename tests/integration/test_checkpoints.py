@@ -196,6 +196,8 @@ def test_create_list_get_delete_on_the_test_driver(vv_test):
     assert [i['name'] for i in listing(c, 'test', '?roots=true')] == ['cp1']
     assert [i['name'] for i in listing(c, 'test', '?leaves=true')] == ['cp3']
     assert listing(c, 'test', '?roots=true&leaves=true') == []
+    assert [i['name'] for i in listing(c, 'test', '?roots=false')] == [gen['name'], 'cp3']
+    assert [i['name'] for i in listing(c, 'test', '?roots=false&leaves=false')] == [gen['name']]
 
     r = c.get('/v1/domains/test/checkpoints/cp1')
     assert r.status == 200 and r.json == items[0]
@@ -386,13 +388,35 @@ def test_qemu_restart_keeps_three_checkpoints(vv_qemu, qemu_domain, sandbox):
     assert all(i['state'] == 'ok' and i['reason'] is None and i['in_libvirt'] for i in after)
     assert virsh_checkpoints(dom) == {'c1': None, 'c2': 'c1', 'c3': 'c2'}
 
+    # Lost while the service was down: the start-up reconcile alone puts them back.
+    vv_qemu.stop()
+    for n in ('c3', 'c2', 'c1'):
+        virsh('checkpoint-delete', dom, n, '--metadata')
+    vv_qemu.start()
+    wait_for('the start-up reconcile', lambda: len(virsh_checkpoints(dom)) == 3)
+    assert virsh_checkpoints(dom) == {'c1': None, 'c2': 'c1', 'c3': 'c2'}
+    vv_qemu.wait_ready()
+    assert [i['state'] for i in listing(vv_qemu.client, dom)] == ['redefined'] * 3
+
 
 def test_qemu_lost_metadata_is_redefined_and_incremental_works(vv_qemu, qemu_domain, sandbox,
                                                                tmp_path):
     c, dom = vv_qemu.client, qemu_domain
     make_chain_with_writes(c, sandbox, dom)
     before = listing(c, dom)
-    for n in ('c3', 'c2', 'c1'):
+
+    # A parent lost alone: libvirt gives its child another parent; both are put right.
+    virsh('checkpoint-delete', dom, 'c2', '--metadata')
+    assert virsh_checkpoints(dom) == {'c1': None, 'c3': 'c1'}
+    r = c.post(f'/v1/domains/{dom}/checkpoints:reconcile')
+    assert r.status == 200
+    assert [(a['checkpoint'], a['action']) for a in r.json['actions']] == [
+        ('c2', 'redefined'), ('c3', 'updated')], r.json
+    assert virsh_checkpoints(dom) == {'c1': None, 'c2': 'c1', 'c3': 'c2'}
+    assert chain_view(listing(c, dom)) == chain_view(before)
+
+    # All of them lost, roots first (each loss re-parents the rest in libvirt).
+    for n in ('c1', 'c2', 'c3'):
         virsh('checkpoint-delete', dom, n, '--metadata')
     assert virsh_checkpoints(dom) == {}
 
@@ -511,24 +535,38 @@ def test_qemu_orphans_are_recorded_then_adopted(vv_qemu, qemu_domain):
     assert items['theirs']['state'] == 'orphaned', items
     assert 'not created through virtvault' in items['theirs']['reason']
     assert items['theirs']['parent'] == 'mine'
-    # Not the service's to keep: removed behind its back, it is forgotten, not redefined.
-    virsh('checkpoint-delete', dom, 'theirs', '--metadata')
-    r = c.post(f'/v1/domains/{dom}/checkpoints:reconcile')
-    assert [(a['checkpoint'], a['action']) for a in r.json['actions']] == [('theirs', 'forgotten')]
-    assert virsh_checkpoints(dom) == {'mine': None}
-    assert [i['name'] for i in listing(c, dom)] == ['mine']
+    assert create(c, dom, 'after')['parent'] == 'theirs'
 
-    # Adopted, it is protected like the service's own: lost metadata comes back.
-    virsh('checkpoint-create-as', dom, 'theirs2')
+    # Lost metadata: an orphan that the service's own checkpoints descend from comes back
+    # with them (still orphaned), since the chain needs it.
+    for n in ('after', 'theirs', 'mine'):
+        virsh('checkpoint-delete', dom, n, '--metadata')
+    items = by_name(listing(c, dom))
+    assert [(n, items[n]['state'], items[n]['in_libvirt']) for n in ('mine', 'theirs', 'after')] \
+        == [('mine', 'redefined', True), ('theirs', 'orphaned', True), ('after', 'redefined', True)]
+    assert virsh_checkpoints(dom) == {'mine': None, 'theirs': 'mine', 'after': 'theirs'}
+
+    # An orphan nothing of the service's needs is not its to keep: removed behind its back,
+    # it is forgotten, not redefined.
+    virsh('checkpoint-create-as', dom, 'leaf')
+    assert by_name(listing(c, dom))['leaf']['state'] == 'orphaned'
+    virsh('checkpoint-delete', dom, 'leaf', '--metadata')
+    r = c.post(f'/v1/domains/{dom}/checkpoints:reconcile')
+    assert r.status == 200
+    assert [(a['checkpoint'], a['action']) for a in r.json['actions']] == [('leaf', 'forgotten')]
+    assert 'leaf' not in virsh_checkpoints(dom)
+    assert [i['name'] for i in listing(c, dom)] == ['mine', 'theirs', 'after']
+
+    # Adopted, it is the service's like any other.
     r = c.post(f'/v1/domains/{dom}/checkpoints:reconcile', json={'adopt': True})
     assert r.status == 200
-    assert [(a['checkpoint'], a['action']) for a in r.json['actions']] == [
-        ('theirs2', 'recorded'), ('theirs2', 'adopted')]
-    assert by_name(listing(c, dom))['theirs2']['state'] == 'ok'
-    virsh('checkpoint-delete', dom, 'theirs2', '--metadata')
+    assert [(a['checkpoint'], a['action']) for a in r.json['actions']] == [('theirs', 'adopted')]
+    assert by_name(listing(c, dom))['theirs']['state'] == 'ok'
+    for n in ('after', 'theirs'):
+        virsh('checkpoint-delete', dom, n, '--metadata')
     items = by_name(listing(c, dom))
-    assert items['theirs2']['state'] == 'redefined' and items['theirs2']['in_libvirt'], items
-    assert virsh_checkpoints(dom) == {'mine': None, 'theirs2': 'mine'}
+    assert items['theirs']['state'] == 'redefined' and items['after']['state'] == 'redefined'
+    assert virsh_checkpoints(dom) == {'mine': None, 'theirs': 'mine', 'after': 'theirs'}
 
 
 def test_qemu_names_outside_the_rule_stay_addressable(vv_qemu, qemu_domain):
@@ -582,3 +620,25 @@ def test_qemu_delete_on_a_stopped_domain(vv_qemu, qemu_domain):
     assert virsh_checkpoints(dom) == {'d1': None, 'd3': 'd1'}
     # Metadata only: the bitmap stays in the image.
     assert set(image_bitmaps(path)) == {'d1', 'd2', 'd3'}
+
+
+def test_qemu_busy_with_a_job_of_the_service(vv_qemu, qemu_domain):
+    """A snapshot job claims the domain: checkpoint changes answer domain_busy meanwhile."""
+    c, dom = vv_qemu.client, qemu_domain
+    create(c, dom, 'j0')
+    seen = []
+    for attempt in range(5):
+        r = c.post(f'/v1/domains/{dom}/snapshots', json={'name': f'full{attempt}'})
+        assert r.status == 202, r
+        job = r.json['id']
+        answer = c.post(f'/v1/domains/{dom}/checkpoints', json={'name': f'during{attempt}'})
+        c.wait_job(job)
+        if answer.status == 409:
+            p = problem(answer, 409, 'domain_busy')
+            assert job in p['detail'] or 'snapshot' in p['detail'], p
+            seen.append(attempt)
+            break
+        assert answer.status == 201, answer  # the job was quicker than the request
+    assert seen, 'no checkpoint request met the running snapshot job'
+    assert create(c, dom, 'after-job')['state'] == 'ok'
+    assert [i['name'] for i in listing(c, dom)][-1] == 'after-job'

@@ -72,7 +72,9 @@ main(void)
     ok(auth_check(&a, NULL, now, &t) == AUTH_MISSING, "no header");
     ok(auth_check(&a, "Basic dXNlcjpwYXNz", now, &t) == AUTH_MISSING, "basic auth is no bearer");
     ok(auth_check(&a, "Bearer ", now, &t) == AUTH_MISSING, "empty bearer");
-    ok(auth_check(&a, "Bearer " "a5c1b5fa9b0e2bb6d0ab18a4b3b1a1f7d8e9c3b6a1f0e7d4c3b2a1908f7e6d5c",
+    ok(auth_check(&a,
+                  "Bearer "
+                  "a5c1b5fa9b0e2bb6d0ab18a4b3b1a1f7d8e9c3b6a1f0e7d4c3b2a1908f7e6d5c",
                   now, &t) == AUTH_INVALID,
        "presenting the hash itself is refused");
     auth_clear(&a);

@@ -58,8 +58,8 @@ recover_alive(const struct db_job *rec, void **ret_data)
     return 0;
 }
 
-static const struct job_kind k_ok = {.name = "t_ok", .run = run_ok, .recover = recover_alive,
-                                     .free_data = free};
+static const struct job_kind k_ok = {
+    .name = "t_ok", .run = run_ok, .recover = recover_alive, .free_data = free};
 static const struct job_kind k_fail = {.name = "t_fail", .run = run_fail};
 static const struct job_kind k_coop = {.name = "t_coop", .run = run_coop};
 

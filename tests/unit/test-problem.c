@@ -10,14 +10,22 @@ static const struct {
     int status;
     const char *code;
 } cases[] = {
-    {-EINVAL, 400, "invalid_request"},   {-ENOENT, 404, "not_found"},
-    {-EEXIST, 409, "conflict"},          {-ENOTEMPTY, 409, "conflict"},
-    {-EBADFD, 409, "conflict"},          {-EBUSY, 409, "domain_busy"},
-    {-EOPNOTSUPP, 501, "unsupported"},   {-ENOTCONN, 503, "hypervisor_unavailable"},
-    {-EFBIG, 413, "payload_too_large"},  {-EKEYREJECTED, 401, "unauthorized"},
-    {-EPERM, 403, "forbidden"},          {-ETIMEDOUT, 504, "timeout"},
-    {-ENOSPC, 507, "insufficient_storage"}, {-EIO, 500, "internal"},
-    {-ENOMEM, 500, "internal"},          {-12345, 500, "internal"},
+    {-EINVAL, 400, "invalid_request"},
+    {-ENOENT, 404, "not_found"},
+    {-EEXIST, 409, "conflict"},
+    {-ENOTEMPTY, 409, "conflict"},
+    {-EBADFD, 409, "conflict"},
+    {-EBUSY, 409, "domain_busy"},
+    {-EOPNOTSUPP, 501, "unsupported"},
+    {-ENOTCONN, 503, "hypervisor_unavailable"},
+    {-EFBIG, 413, "payload_too_large"},
+    {-EKEYREJECTED, 401, "unauthorized"},
+    {-EPERM, 403, "forbidden"},
+    {-ETIMEDOUT, 504, "timeout"},
+    {-ENOSPC, 507, "insufficient_storage"},
+    {-EIO, 500, "internal"},
+    {-ENOMEM, 500, "internal"},
+    {-12345, 500, "internal"},
 };
 
 int
@@ -40,8 +48,8 @@ main(void)
     json_decref(p);
 
     p = problem_new(problem_for_errno(-EINVAL), "bad \xff byte", NULL);
-    ok(p && strcmp(json_string_value(json_object_get(p, "detail")), "The request is not valid") ==
-                0,
+    ok(p &&
+           strcmp(json_string_value(json_object_get(p, "detail")), "The request is not valid") == 0,
        "invalid UTF-8 in a detail falls back to the title");
     json_decref(p);
     return tap_done();

@@ -13,7 +13,7 @@ static const struct {
     {"a", 1},
     {"cp-1", 1},
     {"Snap_2026.11.26", 1},
-    {"0123456789012345678901234567890123456789012345678901234567890123", 1}, /* 64 */
+    {"0123456789012345678901234567890123456789012345678901234567890123", 1},  /* 64 */
     {"01234567890123456789012345678901234567890123456789012345678901234", 0}, /* 65 */
     {"", 0},
     {".hidden", 0},
@@ -41,15 +41,9 @@ static const struct {
 static const struct {
     const char *in, *out; /* out NULL: must fail */
 } decodes[] = {
-    {"abc", "abc"},
-    {"a%20b", "a b"},
-    {"%2F", "/"},
-    {"%2f", "/"},
-    {"%", NULL},
-    {"%2", NULL},
-    {"%zz", NULL},
-    {"%00", NULL},
-    {"caf%C3%A9", "caf\xc3\xa9"},
+    {"abc", "abc"}, {"a%20b", "a b"}, {"%2F", "/"},
+    {"%2f", "/"},   {"%", NULL},      {"%2", NULL},
+    {"%zz", NULL},  {"%00", NULL},    {"caf%C3%A9", "caf\xc3\xa9"},
 };
 
 static const struct {
@@ -93,8 +87,7 @@ main(void)
         time_t t = 0;
         int r = text_time_parse(times[i].in, &t);
         if (times[i].t >= 0)
-            ok(r == 0 && (long long)t == times[i].t, "time '%s' = %lld", times[i].in,
-               (long long)t);
+            ok(r == 0 && (long long)t == times[i].t, "time '%s' = %lld", times[i].in, (long long)t);
         else
             ok(r == -EINVAL, "time '%s' is refused", times[i].in);
     }

@@ -1,0 +1,271 @@
+#include <errno.h>
+#include <libnbd.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "err.h"
+#include "nbd.h"
+
+struct slot {
+    uint64_t off;
+    size_t len;
+    char *buf;
+    int64_t cookie; /* 0 when idle */
+};
+
+struct virt_nbd {
+    struct nbd_handle *h;
+    uint64_t size;
+    /* Read-ahead window: slots[head..] hold consecutive chunks from win_start. */
+    struct slot slots[VIRT_NBD_DEPTH];
+    size_t head, count;
+    uint64_t issue_at;  /* next offset to request */
+    uint64_t limit;     /* end of the announced range */
+};
+
+static int
+nbd_fail(const char *what)
+{
+    int e = nbd_get_errno();
+    const char *msg = nbd_get_error();
+
+    return err_set(e > 0 ? -e : -EIO, "%s: %s", what, msg ? msg : "NBD error");
+}
+
+int
+virt_nbd_open(const char *uri, const char *meta_context, struct virt_nbd **ret)
+{
+    _cleanup_free_ struct virt_nbd *n = calloc(1, sizeof(*n));
+    int64_t size;
+
+    if (!n)
+        return -ENOMEM;
+    n->h = nbd_create();
+    if (!n->h)
+        return nbd_fail("create an NBD handle");
+    if (nbd_add_meta_context(n->h, VIRT_NBD_CONTEXT_ALLOCATION) < 0 ||
+        (meta_context && nbd_add_meta_context(n->h, meta_context) < 0) ||
+        nbd_connect_uri(n->h, uri) < 0) {
+        int r = nbd_fail("connect to the NBD export");
+        nbd_close(n->h);
+        return r;
+    }
+    size = nbd_get_size(n->h);
+    if (size < 0) {
+        int r = nbd_fail("read the export size");
+        nbd_close(n->h);
+        return r;
+    }
+    n->size = (uint64_t)size;
+    *ret = TAKE_PTR(n);
+    return 0;
+}
+
+/* Waits until the command of slot s completed; returns 0 or a negative errno. */
+static int
+wait_slot(struct virt_nbd *n, struct slot *s)
+{
+    for (;;) {
+        int done = nbd_aio_command_completed(n->h, (uint64_t)s->cookie);
+        if (done == 1) {
+            s->cookie = 0;
+            return 0;
+        }
+        if (done < 0) {
+            s->cookie = 0;
+            return nbd_fail("read from the NBD export");
+        }
+        if (nbd_poll(n->h, -1) < 0)
+            return nbd_fail("wait for the NBD export");
+    }
+}
+
+static void
+drop_window(struct virt_nbd *n)
+{
+    while (n->count > 0) {
+        struct slot *s = &n->slots[n->head];
+        if (s->cookie)
+            (void)wait_slot(n, s);
+        free(s->buf);
+        s->buf = NULL;
+        n->head = (n->head + 1) % VIRT_NBD_DEPTH;
+        n->count--;
+    }
+    n->head = 0;
+}
+
+void
+virt_nbd_close(struct virt_nbd *n)
+{
+    if (!n)
+        return;
+    drop_window(n);
+    nbd_close(n->h);
+    free(n);
+}
+
+uint64_t
+virt_nbd_size(const struct virt_nbd *n)
+{
+    return n->size;
+}
+
+/* Fills the window with requests up to its depth, within the announced range. */
+static int
+fill_window(struct virt_nbd *n)
+{
+    while (n->count < VIRT_NBD_DEPTH && n->issue_at < n->limit) {
+        struct slot *s = &n->slots[(n->head + n->count) % VIRT_NBD_DEPTH];
+        uint64_t left = n->limit - n->issue_at;
+
+        s->off = n->issue_at;
+        s->len = left < VIRT_NBD_CHUNK ? (size_t)left : VIRT_NBD_CHUNK;
+        s->buf = malloc(s->len);
+        if (!s->buf)
+            return -ENOMEM;
+        s->cookie = nbd_aio_pread(n->h, s->buf, s->len, s->off, NBD_NULL_COMPLETION, 0);
+        if (s->cookie < 0) {
+            free(s->buf);
+            s->buf = NULL;
+            s->cookie = 0;
+            return nbd_fail("request a read from the NBD export");
+        }
+        n->issue_at += s->len;
+        n->count++;
+    }
+    return 0;
+}
+
+void
+virt_nbd_prepare(struct virt_nbd *n, uint64_t pos, uint64_t len)
+{
+    drop_window(n);
+    n->issue_at = pos;
+    n->limit = pos + len > n->size ? n->size : pos + len;
+}
+
+ssize_t
+virt_nbd_read(struct virt_nbd *n, uint64_t pos, void *buf, size_t max)
+{
+    struct slot *s;
+    size_t take;
+    int r;
+
+    if (pos >= n->size)
+        return err_set(-EINVAL, "read beyond the end of the export");
+    /* Not where the window is: start a new one here (to the end of the export). */
+    if (n->count == 0 || pos < n->slots[n->head].off ||
+        pos >= n->slots[n->head].off + n->slots[n->head].len) {
+        if (n->count == 0 && n->issue_at == pos && n->limit > pos) {
+            /* The announced range starts here. */
+        } else {
+            virt_nbd_prepare(n, pos, n->size - pos);
+        }
+    }
+    r = fill_window(n);
+    if (r < 0)
+        return r;
+    s = &n->slots[n->head];
+    if (s->cookie) {
+        r = wait_slot(n, s);
+        if (r < 0)
+            return r;
+    }
+    take = s->off + s->len - pos;
+    if (take > max)
+        take = max;
+    memcpy(buf, s->buf + (pos - s->off), take);
+    if (pos + take == s->off + s->len) {
+        free(s->buf);
+        s->buf = NULL;
+        n->head = (n->head + 1) % VIRT_NBD_DEPTH;
+        n->count--;
+        r = fill_window(n);
+        if (r < 0)
+            return r;
+    }
+    return (ssize_t)take;
+}
+
+struct extent_acc {
+    const char *context;
+    struct virt_extent *items;
+    size_t n, cap;
+    uint64_t end;
+    bool seen;
+};
+
+static int
+on_extents(void *opaque, const char *metacontext, uint64_t offset, uint32_t *entries,
+           size_t nr_entries, int *error)
+{
+    struct extent_acc *a = opaque;
+    uint64_t at = offset;
+    (void)error;
+
+    if (strcmp(metacontext, a->context) != 0)
+        return 0;
+    a->seen = true;
+    for (size_t i = 0; i + 1 < nr_entries; i += 2) {
+        uint64_t len = entries[i];
+        uint32_t flags = entries[i + 1];
+
+        if (at + len > a->end)
+            len = a->end - at;
+        if (len == 0)
+            break;
+        if (a->n > 0 && a->items[a->n - 1].flags == flags &&
+            a->items[a->n - 1].start + a->items[a->n - 1].length == at) {
+            a->items[a->n - 1].length += len;
+        } else {
+            if (a->n == a->cap) {
+                size_t cap = a->cap ? a->cap * 2 : 64;
+                struct virt_extent *p = realloc(a->items, cap * sizeof(*p));
+                if (!p)
+                    return -1;
+                a->items = p;
+                a->cap = cap;
+            }
+            a->items[a->n++] = (struct virt_extent){at, len, flags};
+        }
+        at += len;
+    }
+    return 0;
+}
+
+int
+virt_nbd_extents(struct virt_nbd *n, const char *context, uint64_t offset, uint64_t length,
+                 struct virt_extent **ret, size_t *ret_n)
+{
+    struct extent_acc a = {.context = context};
+    uint64_t end = offset + length > n->size ? n->size : offset + length;
+
+    if (nbd_can_meta_context(n->h, context) != 1)
+        return err_set(-EOPNOTSUPP, "the export does not offer the context %s", context);
+    a.end = end;
+    while (offset < end) {
+        uint64_t count = end - offset > (1ull << 31) ? (1ull << 31) : end - offset;
+        size_t before = a.n;
+        uint64_t reached;
+
+        a.seen = false;
+        if (nbd_block_status(n->h, count, offset,
+                             (nbd_extent_callback){.callback = on_extents, .user_data = &a},
+                             0) < 0) {
+            free(a.items);
+            return nbd_fail("query block status");
+        }
+        reached = a.n > 0 ? a.items[a.n - 1].start + a.items[a.n - 1].length : offset;
+        if (!a.seen || (a.n == before && reached <= offset) || reached <= offset) {
+            free(a.items);
+            return err_set(-EIO, "the NBD server answered no extents for %s", context);
+        }
+        offset = reached;
+    }
+    *ret = a.items;
+    *ret_n = a.n;
+    return 0;
+}

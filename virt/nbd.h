@@ -1,0 +1,58 @@
+/*
+ * nbd.h - reading an NBD export (a pull-mode backup, or an image exported
+ * for a stopped domain) through libnbd. Only virt/ includes libnbd.h.
+ *
+ * A struct virt_nbd is one connection; it is not shared between threads.
+ * Reads keep several requests in flight ahead of the reader within the
+ * range announced by virt_nbd_prepare(), with bounded memory
+ * (VIRT_NBD_DEPTH chunks of VIRT_NBD_CHUNK bytes).
+ */
+#ifndef VV_VIRT_NBD_H
+#define VV_VIRT_NBD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define VIRT_NBD_CHUNK (2u << 20)
+#define VIRT_NBD_DEPTH 8
+
+#define VIRT_NBD_CONTEXT_ALLOCATION "base:allocation"
+
+struct virt_nbd;
+
+/* One extent: for base:allocation, flags has bit 0 hole and bit 1 zero; for a dirty bitmap, bit 0 dirty. */
+struct virt_extent {
+    uint64_t start;
+    uint64_t length;
+    uint32_t flags;
+};
+
+/*
+ * Connects to uri (e.g. "nbd+unix:///vda?socket=/run/x.sock"), asking for
+ * meta_context too when not NULL (base:allocation is always asked for).
+ * Returns 0 or a negative errno with a detail.
+ */
+int virt_nbd_open(const char *uri, const char *meta_context, struct virt_nbd **ret);
+
+/* Closes the connection. Accepts NULL. */
+void virt_nbd_close(struct virt_nbd *n);
+
+/* Size of the export in bytes. */
+uint64_t virt_nbd_size(const struct virt_nbd *n);
+
+/*
+ * The extents of context over [offset, offset+length), adjacent extents of
+ * equal flags merged. *ret is a new array the caller frees. -EOPNOTSUPP
+ * when the export does not offer that context.
+ */
+int virt_nbd_extents(struct virt_nbd *n, const char *context, uint64_t offset, uint64_t length,
+                     struct virt_extent **ret, size_t *ret_n);
+
+/* Announces that [pos, pos+len) will be read in order next. */
+void virt_nbd_prepare(struct virt_nbd *n, uint64_t pos, uint64_t len);
+
+/* Reads up to max bytes at pos into buf; returns the count (> 0) or a negative errno. */
+ssize_t virt_nbd_read(struct virt_nbd *n, uint64_t pos, void *buf, size_t max);
+
+#endif

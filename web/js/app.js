@@ -1,0 +1,83 @@
+// The entry point: a hash router over three kinds of page.
+//   #/                          the domains
+//   #/d/NAME[/snapshots|/checkpoints|/backups]   one domain, on one tab (snapshots first)
+// A view is a function (main, params, ctx) that renders into main and may return a cleanup
+// function; ctx.signal is aborted when the page changes. The domain page's modules are
+// loaded when first needed, so that the domains page starts with less to fetch.
+
+import { getToken, setToken, onTokenChange } from './api.js';
+import { startEvents, onStatus } from './events.js';
+import { domainsView } from './domains.js';
+import { trapFocus } from './dialog.js';
+
+const main = document.getElementById('main');
+let cleanup = null;
+let controller = null;
+let firstRender = true;
+
+function parse(hash) {
+  const path = hash.replace(/^#/, '') || '/';
+  const [pathname, query = ''] = path.split('?');
+  const parts = pathname.split('/').filter(Boolean).map(decodeURIComponent);
+  const params = new URLSearchParams(query);
+  if (parts[0] === 'd' && parts[1]) {
+    return { view: 'domain', params: { domain: parts[1], tab: parts[2] || 'snapshots', query: params } };
+  }
+  return { view: 'domains', params: { query: params } };
+}
+
+let domainModule = null;
+const views = {
+  domains: async () => domainsView,
+  domain: async () => {
+    domainModule ??= import('./domain.js');
+    return (await domainModule).domainView;
+  },
+};
+
+async function route() {
+  if (cleanup) cleanup();
+  if (controller) controller.abort();
+  cleanup = null;
+  controller = new AbortController();
+  const { view: name, params } = parse(location.hash);
+  const my = controller;
+  let view;
+  try {
+    view = await views[name]();
+  } catch (e) {
+    main.textContent = `The page could not be loaded: ${e.message}`;
+    return;
+  }
+  if (my !== controller) return; // another navigation came first
+  const same = main.dataset.view === name && main.dataset.domain === (params.domain ?? '');
+  main.dataset.view = name;
+  main.dataset.domain = params.domain ?? '';
+  const r = view(main, params, { signal: controller.signal, sameView: same });
+  cleanup = typeof r === 'function' ? r : null;
+  // A new page moves focus to its heading, so keyboard and screen reader users start there.
+  if (!firstRender && !same) main.querySelector('h1')?.focus();
+  firstRender = false;
+}
+
+window.addEventListener('hashchange', route);
+
+const forget = document.getElementById('forget-token');
+forget.hidden = !getToken();
+onTokenChange((has) => { forget.hidden = !has; });
+forget.addEventListener('click', () => {
+  setToken(null);
+  location.reload();
+});
+
+const live = document.getElementById('live');
+onStatus(({ state, detail }) => {
+  live.className = `live ${state}`;
+  live.textContent = state === 'on' ? 'live' : state === 'off' ? 'live updates off' : 'live: connecting';
+  live.title = state === 'on' ? 'Receiving /v1/events' : detail || 'Connecting to /v1/events';
+});
+
+trapFocus(document.getElementById('token-dialog'));
+
+route();
+startEvents();
