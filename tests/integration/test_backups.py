@@ -453,6 +453,36 @@ def test_kill_mid_backup_libvirt_job_aborted_meanwhile(vv_qemu, sandbox, tmp_pat
         same_disk(res['disks'][0]['path'], str(tmp_path / 'now.raw'))
 
 
+def test_kill_mid_backup_resumed_job_is_followed_and_cancelled(vv_qemu, sandbox):
+    c = vv_qemu.client
+    with prefilled_domain(sandbox, '1G', '384M') as dom:
+        b = start_backup(c, dom, type='full', bandwidth=MiB)
+        wait_running(c, b['job_id'])
+        vv_qemu.kill()
+        assert libvirt_job_running(dom)
+
+        vv_qemu.start()
+        vv_qemu.wait_ready()
+        j = c.get(f'/v1/jobs/{b["job_id"]}').json
+        assert j['state'] == 'running', j
+        r = c.post(f'/v1/domains/{dom}/backups', json={})
+        assert r.status == 409 and b['job_id'] in r.json['detail'], r
+        before = j['progress']['bytes_done']
+        deadline = time.time() + 20
+        while c.get(f'/v1/jobs/{b["job_id"]}').json['progress']['bytes_done'] <= before:
+            assert time.time() < deadline, 'the resumed job reports no progress'
+            time.sleep(0.3)
+
+        assert c.delete(f'/v1/jobs/{b["job_id"]}').status in (200, 202)
+        job = c.wait_job(b['job_id'])
+        assert job['state'] == 'cancelled', job
+        got = c.get(f'/v1/domains/{dom}/backups/{b["id"]}').json
+        assert got['state'] == 'cancelled' and got['disks'] == [], got
+        assert vault_files(vv_qemu, b['id']) == []
+        assert b['checkpoint'] not in checkpoints(dom)
+        assert not libvirt_job_running(dom)
+
+
 def read_events(sock, until, timeout=60):
     """Reads SSE events from sock until until(event, data) is true; returns them all."""
     buf = b''
@@ -491,6 +521,10 @@ def test_event_stream_carries_job_progress_and_states(vv_qemu, domain):
         b = start_backup(c, domain, type='full')
         events = read_events(sock, lambda e, d: e == 'job' and d['id'] == b['job_id']
                              and d['state'] in ('succeeded', 'failed'))
+        virsh('suspend', domain)
+        virsh('resume', domain)
+        events += read_events(sock, lambda e, d: e == 'domain' and d['domain'] == domain
+                              and d['event'] == 'resumed')
     finally:
         sock.close()
     mine = [d for e, d, _ in events if e == 'job' and d['id'] == b['job_id']]
@@ -499,4 +533,6 @@ def test_event_stream_carries_job_progress_and_states(vv_qemu, domain):
     assert mine[-1]['progress']['bytes_done'] == mine[-1]['progress']['bytes_total'] > 0
     ids = [i for _, _, i in events]
     assert ids == sorted(ids)
+    mine = [d['event'] for e, d, _ in events if e == 'domain' and d['domain'] == domain]
+    assert mine[-2:] == ['suspended', 'resumed'], mine
     # The daemon still stops cleanly with a stream that was open (fixture checks exit code).
