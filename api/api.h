@@ -97,6 +97,9 @@ int api_query_tristate(const struct api_request *req, const char *key, int *ret)
 int api_query_enum(const struct api_request *req, const char *key, const char *const *choices,
                    const char *def, const char **ret);
 
+/* A time in milliseconds since the epoch as RFC 3339 UTC with milliseconds; null for <= 0. */
+json_t *api_time_json(int64_t ms);
+
 /* Wraps an array (stolen) as {"items": [...]}. */
 json_t *api_list(json_t *items);
 

@@ -26,18 +26,6 @@ static const char *const backup_states[] = {"running", "ready",     "completed",
                                             "failed",  "cancelled", NULL};
 
 static json_t *
-time_json(int64_t ms)
-{
-    char base[32], buf[40];
-
-    if (ms <= 0)
-        return json_null();
-    text_time_rfc3339(base, sizeof(base), (time_t)(ms / 1000));
-    snprintf(buf, sizeof(buf), "%.*s.%03dZ", (int)strlen(base) - 1, base, (int)(ms % 1000));
-    return json_string(buf);
-}
-
-static json_t *
 disk_json(const struct db_backup_disk *k)
 {
     return json_pack("{s:s, s:s, s:s?, s:I, s:I, s:s?}", "target", k->target, "file", k->file,
@@ -63,7 +51,7 @@ verification_json(const struct db_backup *b)
         p += n + (p[n] == '\n');
     }
     return json_pack("{s:b, s:o, s:o}", "ok", b->verify_ok == 1, "checked_at",
-                     time_json(b->verified_at), "problems", problems);
+                     api_time_json(b->verified_at), "problems", problems);
 }
 
 /* The JSON form of a backup (DESIGN.md's backup object). Returns a new reference or NULL. */
@@ -93,7 +81,7 @@ backup_json(const struct db_backup *b)
                      b->chain_id, "parent_id", b->parent_id, "base_checkpoint", b->base_checkpoint,
                      "checkpoint", b->checkpoint, "stored_bytes", (json_int_t)b->stored_bytes,
                      "disk_size", (json_int_t)disk_size, "disks", disks, "started_at",
-                     time_json(b->started_at), "finished_at", time_json(b->finished_at),
+                     api_time_json(b->started_at), "finished_at", api_time_json(b->finished_at),
                      "duration_ms",
                      b->finished_at ? json_integer(b->finished_at - b->started_at) : json_null(),
                      "error", error, "verification", verification_json(b));

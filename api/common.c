@@ -7,6 +7,7 @@
 
 #include "api.h"
 #include "err.h"
+#include "text.h"
 
 int
 api_reply(struct api_response *resp, int status, json_t *json)
@@ -140,4 +141,17 @@ api_list(json_t *items)
     if (!items)
         return NULL;
     return json_pack("{s:o}", "items", items);
+}
+
+json_t *
+api_time_json(int64_t ms)
+{
+    char base[32], buf[40];
+
+    if (ms <= 0)
+        return json_null();
+    text_time_rfc3339(base, sizeof(base), (time_t)(ms / 1000));
+    /* "...:SSZ" -> "...:SS.mmmZ" */
+    snprintf(buf, sizeof(buf), "%.*s.%03dZ", (int)strlen(base) - 1, base, (int)(ms % 1000));
+    return json_string(buf);
 }

@@ -17,19 +17,6 @@
 
 #define JOBS_LIMIT_MAX 500
 
-static json_t *
-time_json(int64_t ms)
-{
-    char base[32], buf[40];
-
-    if (ms <= 0)
-        return json_null();
-    text_time_rfc3339(base, sizeof(base), (time_t)(ms / 1000));
-    /* "...:SSZ" -> "...:SS.mmmZ" */
-    snprintf(buf, sizeof(buf), "%.*s.%03dZ", (int)strlen(base) - 1, base, (int)(ms % 1000));
-    return json_string(buf);
-}
-
 json_t *
 api_job_json(const struct db_job *j)
 {
@@ -56,8 +43,8 @@ api_job_json(const struct db_job *j)
                      "kind", j->kind ? j->kind : "unknown", "domain", j->domain, "state",
                      db_job_state_name(j->state), "progress", "bytes_done",
                      (json_int_t)j->bytes_done, "bytes_total", (json_int_t)j->bytes_total, "error",
-                     error, "result", result, "created_at", time_json(j->created_ms), "started_at",
-                     time_json(j->started_ms), "finished_at", time_json(j->finished_ms));
+                     error, "result", result, "created_at", api_time_json(j->created_ms), "started_at",
+                     api_time_json(j->started_ms), "finished_at", api_time_json(j->finished_ms));
 }
 
 static int
