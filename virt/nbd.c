@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stdio.h>
 #include <libnbd.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -34,8 +35,9 @@ nbd_fail(const char *what)
     return err_set(e > 0 ? -e : -EIO, "%s: %s", what, msg ? msg : "NBD error");
 }
 
-int
-virt_nbd_open(const char *uri, const char *meta_context, struct virt_nbd **ret)
+/* Connects with uri, or with argv (a server started by socket activation) when uri is NULL. */
+static int
+nbd_open(const char *uri, char **argv, const char *meta_context, struct virt_nbd **ret)
 {
     _cleanup_free_ struct virt_nbd *n = calloc(1, sizeof(*n));
     int64_t size;
@@ -47,8 +49,9 @@ virt_nbd_open(const char *uri, const char *meta_context, struct virt_nbd **ret)
         return nbd_fail("create an NBD handle");
     if (nbd_add_meta_context(n->h, VIRT_NBD_CONTEXT_ALLOCATION) < 0 ||
         (meta_context && nbd_add_meta_context(n->h, meta_context) < 0) ||
-        nbd_connect_uri(n->h, uri) < 0) {
-        int r = nbd_fail("connect to the NBD export");
+        (uri ? nbd_connect_uri(n->h, uri) : nbd_connect_systemd_socket_activation(n->h, argv)) <
+            0) {
+        int r = nbd_fail(uri ? "connect to the NBD export" : "serve the image with qemu-nbd");
         nbd_close(n->h);
         return r;
     }
@@ -61,6 +64,36 @@ virt_nbd_open(const char *uri, const char *meta_context, struct virt_nbd **ret)
     n->size = (uint64_t)size;
     *ret = TAKE_PTR(n);
     return 0;
+}
+
+int
+virt_nbd_open(const char *uri, const char *meta_context, struct virt_nbd **ret)
+{
+    return nbd_open(uri, NULL, meta_context, ret);
+}
+
+int
+virt_nbd_open_image(const char *path, const char *bitmap, bool writable, struct virt_nbd **ret)
+{
+    _cleanup_free_ char *context = NULL;
+    char *argv[10];
+    size_t a = 0;
+
+    argv[a++] = (char *)"qemu-nbd";
+    argv[a++] = (char *)"--format=qcow2";
+    argv[a++] = (char *)"--cache=writeback";
+    if (!writable)
+        argv[a++] = (char *)"--read-only";
+    if (bitmap) {
+        argv[a++] = (char *)"--bitmap";
+        argv[a++] = (char *)bitmap;
+        if (asprintf(&context, "qemu:dirty-bitmap:%s", bitmap) < 0)
+            return -ENOMEM;
+    }
+    argv[a++] = (char *)"--";
+    argv[a++] = (char *)path;
+    argv[a] = NULL;
+    return nbd_open(NULL, argv, context, ret);
 }
 
 /* Waits until the command of slot s completed; returns 0 or a negative errno. */
@@ -268,4 +301,107 @@ virt_nbd_extents(struct virt_nbd *n, const char *context, uint64_t offset, uint6
     *ret = a.items;
     *ret_n = a.n;
     return 0;
+}
+
+struct write_state {
+    int error; /* the first error of a write, as a positive errno */
+};
+
+struct write_req {
+    char *buf;
+    struct write_state *state;
+};
+
+static int
+write_done(void *user_data, int *error)
+{
+    struct write_req *w = user_data;
+
+    if (*error && !w->state->error)
+        w->state->error = *error;
+    return 1; /* retire the command */
+}
+
+static void
+write_free(void *user_data)
+{
+    struct write_req *w = user_data;
+
+    free(w->buf);
+    free(w);
+}
+
+/* Waits until at most max writes of dst are in flight; 0 or a negative errno. */
+static int
+drain_writes(struct virt_nbd *dst, struct write_state *ws, unsigned max)
+{
+    while ((unsigned)nbd_aio_in_flight(dst->h) > max)
+        if (nbd_poll(dst->h, -1) < 0)
+            return nbd_fail("wait for writes to the NBD export");
+    if (ws->error)
+        return err_set(-ws->error, "write to the NBD export: %s", strerror(ws->error));
+    return 0;
+}
+
+int
+virt_nbd_copy(struct virt_nbd *src, struct virt_nbd *dst, const struct virt_extent *ext,
+              size_t n, virt_nbd_progress_fn progress, void *opaque)
+{
+    struct write_state ws = {0};
+    uint64_t done = 0;
+    int r = 0;
+
+    for (size_t i = 0; r >= 0 && i < n; i++) {
+        uint64_t pos = ext[i].start, end = ext[i].start + ext[i].length;
+
+        if (end > src->size || end > dst->size) {
+            r = err_set(-EINVAL, "extent beyond the end of the export");
+            break;
+        }
+        virt_nbd_prepare(src, pos, end - pos);
+        while (r >= 0 && pos < end) {
+            size_t len = end - pos < VIRT_NBD_CHUNK ? (size_t)(end - pos) : VIRT_NBD_CHUNK;
+            struct write_req *w = calloc(1, sizeof(*w));
+            size_t got = 0;
+
+            if (!w || !(w->buf = malloc(len))) {
+                free(w);
+                r = -ENOMEM;
+                break;
+            }
+            w->state = &ws;
+            while (got < len) {
+                ssize_t k = virt_nbd_read(src, pos + got, w->buf + got, len - got);
+                if (k < 0) {
+                    r = (int)k;
+                    break;
+                }
+                got += (size_t)k;
+            }
+            if (r < 0) {
+                write_free(w);
+                break;
+            }
+            /* On failure libnbd calls write_free itself. */
+            if (nbd_aio_pwrite(dst->h, w->buf, len, pos,
+                               (nbd_completion_callback){.callback = write_done,
+                                                         .user_data = w,
+                                                         .free = write_free},
+                               0) < 0) {
+                r = nbd_fail("write to the NBD export");
+                break;
+            }
+            pos += len;
+            done += len;
+            r = drain_writes(dst, &ws, VIRT_NBD_DEPTH - 1);
+            if (r >= 0 && progress)
+                r = progress(opaque, done);
+        }
+    }
+    /* Whatever happened, no write may still point into freed memory. */
+    if (drain_writes(dst, &ws, 0) < 0 && r >= 0)
+        r = -EIO;
+    if (r >= 0 && nbd_flush(dst->h, 0) < 0)
+        r = nbd_fail("flush the NBD export");
+    return r;
 }
