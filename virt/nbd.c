@@ -12,9 +12,12 @@
 struct slot {
     uint64_t off;
     size_t len;
-    char *buf;
+    char *buf;      /* NULL for a slot that reads as zeros */
     int64_t cookie; /* 0 when idle */
 };
+
+/* A zero extent of the announced range, long enough to be worth not reading. */
+#define ZERO_MIN (256u << 10)
 
 struct virt_nbd {
     struct nbd_handle *h;
@@ -24,6 +27,9 @@ struct virt_nbd {
     size_t head, count;
     uint64_t issue_at;  /* next offset to request */
     uint64_t limit;     /* end of the announced range */
+    /* The allocation of the announced range: what reads as zeros is not requested. */
+    struct virt_extent *alloc;
+    size_t n_alloc, at_alloc;
 };
 
 static int
@@ -136,6 +142,7 @@ virt_nbd_close(struct virt_nbd *n)
     if (!n)
         return;
     drop_window(n);
+    free(n->alloc);
     nbd_close(n->h);
     free(n);
 }
@@ -146,16 +153,58 @@ virt_nbd_size(const struct virt_nbd *n)
     return n->size;
 }
 
+static bool
+is_zero(const struct virt_extent *e)
+{
+    return (e->flags & 2) && e->length >= ZERO_MIN;
+}
+
+/*
+ * The length of the next slot at n->issue_at (at most left bytes) and
+ * whether it reads as zeros: a long zero extent is one slot, and a data
+ * chunk stops where one begins.
+ */
+static size_t
+next_slot(struct virt_nbd *n, uint64_t left, bool *ret_zero)
+{
+    uint64_t at = n->issue_at, len = left < VIRT_NBD_CHUNK ? left : VIRT_NBD_CHUNK;
+
+    *ret_zero = false;
+    while (n->at_alloc < n->n_alloc &&
+           n->alloc[n->at_alloc].start + n->alloc[n->at_alloc].length <= at)
+        n->at_alloc++;
+    for (size_t i = n->at_alloc; i < n->n_alloc && n->alloc[i].start < at + len; i++) {
+        const struct virt_extent *e = &n->alloc[i];
+        if (!is_zero(e))
+            continue;
+        if (e->start <= at) {
+            uint64_t end = e->start + e->length;
+            *ret_zero = true;
+            /* No memory is held for zeros: one slot covers the extent (bounded by size_t). */
+            return (size_t)(end - at < left ? end - at : left);
+        }
+        return (size_t)(e->start - at);
+    }
+    return (size_t)len;
+}
+
 /* Fills the window with requests up to its depth, within the announced range. */
 static int
 fill_window(struct virt_nbd *n)
 {
     while (n->count < VIRT_NBD_DEPTH && n->issue_at < n->limit) {
         struct slot *s = &n->slots[(n->head + n->count) % VIRT_NBD_DEPTH];
-        uint64_t left = n->limit - n->issue_at;
+        bool zero;
 
         s->off = n->issue_at;
-        s->len = left < VIRT_NBD_CHUNK ? (size_t)left : VIRT_NBD_CHUNK;
+        s->len = next_slot(n, n->limit - n->issue_at, &zero);
+        s->cookie = 0;
+        if (zero) {
+            s->buf = NULL;
+            n->issue_at += s->len;
+            n->count++;
+            continue;
+        }
         s->buf = malloc(s->len);
         if (!s->buf)
             return -ENOMEM;
@@ -172,12 +221,29 @@ fill_window(struct virt_nbd *n)
     return 0;
 }
 
-void
-virt_nbd_prepare(struct virt_nbd *n, uint64_t pos, uint64_t len)
+/* Starts a new window at pos; with probe, asks block status what not to read. */
+static void
+window_start(struct virt_nbd *n, uint64_t pos, uint64_t len, bool probe)
 {
     drop_window(n);
     n->issue_at = pos;
     n->limit = pos + len > n->size ? n->size : pos + len;
+    free(n->alloc);
+    n->alloc = NULL;
+    n->n_alloc = n->at_alloc = 0;
+    /* Without block status every byte is read: slower, not wrong. */
+    if (probe && n->limit > pos && virt_nbd_extents(n, VIRT_NBD_CONTEXT_ALLOCATION, pos, n->limit - pos,
+                                           &n->alloc, &n->n_alloc) < 0) {
+        n->alloc = NULL;
+        n->n_alloc = 0;
+        err_clear();
+    }
+}
+
+void
+virt_nbd_prepare(struct virt_nbd *n, uint64_t pos, uint64_t len)
+{
+    window_start(n, pos, len, true);
 }
 
 ssize_t
@@ -210,7 +276,10 @@ virt_nbd_read(struct virt_nbd *n, uint64_t pos, void *buf, size_t max)
     take = s->off + s->len - pos;
     if (take > max)
         take = max;
-    memcpy(buf, s->buf + (pos - s->off), take);
+    if (s->buf)
+        memcpy(buf, s->buf + (pos - s->off), take);
+    else
+        memset(buf, 0, take);
     if (pos + take == s->off + s->len) {
         free(s->buf);
         s->buf = NULL;
@@ -358,7 +427,8 @@ virt_nbd_copy(struct virt_nbd *src, struct virt_nbd *dst, const struct virt_exte
             r = err_set(-EINVAL, "extent beyond the end of the export");
             break;
         }
-        virt_nbd_prepare(src, pos, end - pos);
+        /* The caller chose the extents from block status already. */
+        window_start(src, pos, end - pos, false);
         while (r >= 0 && pos < end) {
             size_t len = end - pos < VIRT_NBD_CHUNK ? (size_t)(end - pos) : VIRT_NBD_CHUNK;
             struct write_req *w = calloc(1, sizeof(*w));
