@@ -127,6 +127,9 @@ int api_backup_get(const struct api_request *req, struct api_response *resp);
 int api_backup_delete(const struct api_request *req, struct api_response *resp);
 int api_backup_restore(const struct api_request *req, struct api_response *resp);
 int api_backup_verify(const struct api_request *req, struct api_response *resp);
+int api_backup_finish(const struct api_request *req, struct api_response *resp);
+int api_backup_extents(const struct api_request *req, struct api_response *resp);
+int api_backup_data(const struct api_request *req, struct api_response *resp);
 /* --- checkpoints --- */
 int api_checkpoints_list(const struct api_request *req, struct api_response *resp);
 int api_checkpoint_create(const struct api_request *req, struct api_response *resp);

@@ -25,12 +25,30 @@ static const char *const backup_types[] = {"full", "incremental", "differential"
 static const char *const backup_states[] = {"running", "ready",     "completed",
                                             "failed",  "cancelled", NULL};
 
+/* How a client reaches a disk's export while a pull backup runs or is ready, else null. */
 static json_t *
-disk_json(const struct db_backup_disk *k)
+export_json(const struct db_backup *b, const struct db_backup_disk *k)
 {
-    return json_pack("{s:s, s:s, s:s?, s:I, s:I, s:s?}", "target", k->target, "file", k->file,
-                     "backing", k->backing, "size", (json_int_t)k->size, "stored_bytes",
-                     (json_int_t)k->stored_bytes, "sha256", k->sha256);
+    struct core_pull_export e;
+
+    if (!core_backup_is_client_pull(b) ||
+        (strcmp(b->state, "running") != 0 && strcmp(b->state, "ready") != 0) ||
+        core_backup_pull_export(b, k->target, &e) < 0) {
+        err_clear();
+        return json_null();
+    }
+    return json_pack("{s:s, s:s, s:s, s:I, s:s?}", "uri", e.uri, "name", e.name, "socket",
+                     e.socket, "size", (json_int_t)e.size, "dirty_context",
+                     e.context[0] ? e.context : NULL);
+}
+
+static json_t *
+disk_json(const struct db_backup *b, const struct db_backup_disk *k)
+{
+    return json_pack("{s:s, s:s?, s:s?, s:I, s:I, s:s?, s:o}", "target", k->target, "file",
+                     k->file[0] ? k->file : NULL, "backing", k->backing, "size",
+                     (json_int_t)k->size, "stored_bytes", (json_int_t)k->stored_bytes, "sha256",
+                     k->sha256, "export", export_json(b, k));
 }
 
 /* The verification record: null, or {ok, checked_at, problems: [lines]}. */
@@ -65,7 +83,7 @@ backup_json(const struct db_backup *b)
     if (!disks)
         return NULL;
     for (size_t i = 0; i < b->n_disks; i++) {
-        json_array_append_new(disks, disk_json(&b->disks[i]));
+        json_array_append_new(disks, disk_json(b, &b->disks[i]));
         disk_size += b->disks[i].size;
     }
     if (b->error_errno) {
@@ -144,7 +162,7 @@ api_backups_list(const struct api_request *req, struct api_response *resp)
 int
 api_backup_create(const struct api_request *req, struct api_response *resp)
 {
-    const char *type = "auto", *since = NULL;
+    const char *type = "auto", *since = NULL, *mode = "push", *target = NULL;
     json_t *disks = NULL;
     json_int_t bandwidth = 0;
     const char *names[MAX_REQUEST_DISKS];
@@ -153,10 +171,21 @@ api_backup_create(const struct api_request *req, struct api_response *resp)
     json_t *out;
     int r;
 
-    r = api_body_unpack(req, "{s?s, s?s, s?o, s?I}", "type", &type, "since", &since, "disks",
-                        &disks, "bandwidth", &bandwidth);
+    r = api_body_unpack(req, "{s?s, s?s, s?o, s?I, s?s, s?s}", "type", &type, "since", &since,
+                        "disks", &disks, "bandwidth", &bandwidth, "mode", &mode, "target",
+                        &target);
     if (r < 0)
         return r;
+    if (strcmp(mode, "push") != 0 && strcmp(mode, "pull") != 0)
+        return err_set(-EINVAL, "mode must be push or pull");
+    if (target && strcmp(target, "vault") != 0 && strcmp(target, "client") != 0)
+        return err_set(-EINVAL, "target must be client or vault");
+    if (target && strcmp(target, "client") == 0 && strcmp(mode, "push") == 0)
+        return err_set(-EINVAL, "target client goes with mode pull (a push backup goes into "
+                                "the vault)");
+    if (bandwidth && strcmp(mode, "pull") == 0)
+        return err_set(-EINVAL, "bandwidth goes with mode push only (a pull reader sets its "
+                                "own pace)");
     if (strcmp(type, "auto") != 0 && strcmp(type, "full") != 0 &&
         strcmp(type, "incremental") != 0 && strcmp(type, "differential") != 0)
         return err_set(-EINVAL, "type must be one of full, incremental, differential, auto");
@@ -171,6 +200,8 @@ api_backup_create(const struct api_request *req, struct api_response *resp)
         .type = type,
         .since = since,
         .bandwidth = (uint64_t)bandwidth,
+        .mode = mode,
+        .to_vault = target && strcmp(target, "vault") == 0,
     };
     if (disks) {
         size_t i;
@@ -292,6 +323,126 @@ api_backup_verify(const struct api_request *req, struct api_response *resp)
     if (r < 0)
         return r;
     return reply_job(resp, job);
+}
+
+int
+api_backup_finish(const struct api_request *req, struct api_response *resp)
+{
+    struct db_backup *b = NULL;
+    json_t *out;
+    int r;
+
+    r = api_body_unpack(req, "{}");
+    if (r < 0)
+        return r;
+    r = core_backup_finish(req->params[0], req->params[1], &b);
+    if (r < 0)
+        return r;
+    out = backup_json(b);
+    db_backup_free(b);
+    return api_reply(resp, 200, out);
+}
+
+static void
+reader_freep(struct core_pull_reader **r)
+{
+    core_pull_reader_free(*r);
+}
+
+int
+api_backup_extents(const struct api_request *req, struct api_response *resp)
+{
+    static const char *const contexts[] = {"dirty", "allocation", NULL};
+    __attribute__((cleanup(reader_freep))) struct core_pull_reader *rd = NULL;
+    _cleanup_free_ struct virt_extent *ext = NULL;
+    const char *context = NULL;
+    bool dirty;
+    size_t n = 0;
+    json_t *items;
+    int r;
+
+    r = api_query_enum(req, "context", contexts, NULL, &context);
+    if (r < 0)
+        return r;
+    r = core_pull_reader_open(req->params[0], req->params[1], req->params[2], &rd);
+    if (r < 0)
+        return r;
+    /* Without a choice: the dirty bitmap of an incremental, the allocation of a full. */
+    dirty = context ? strcmp(context, "dirty") == 0 : false;
+    if (!context) {
+        struct db_backup *b = NULL;
+        if (core_backup_get(req->params[0], req->params[1], &b) == 0)
+            dirty = b->base_checkpoint != NULL;
+        db_backup_free(b);
+    }
+    r = core_pull_reader_extents(rd, dirty, &ext, &n);
+    if (r < 0)
+        return r;
+    items = json_array();
+    for (size_t i = 0; items && i < n; i++) {
+        json_t *it = dirty ? json_pack("{s:I, s:I, s:b}", "start", (json_int_t)ext[i].start,
+                                       "length", (json_int_t)ext[i].length, "dirty",
+                                       (ext[i].flags & 1) != 0)
+                           : json_pack("{s:I, s:I, s:b, s:b}", "start", (json_int_t)ext[i].start,
+                                       "length", (json_int_t)ext[i].length, "zero",
+                                       (ext[i].flags & 2) != 0, "data", (ext[i].flags & 1) == 0);
+        if (!it || json_array_append_new(items, it) < 0) {
+            json_decref(items);
+            return -ENOMEM;
+        }
+    }
+    if (!items)
+        return -ENOMEM;
+    return api_reply(resp, 200,
+                     json_pack("{s:o, s:s, s:I}", "items", items, "context",
+                               dirty ? "dirty" : "allocation", "size",
+                               (json_int_t)core_pull_reader_size(rd)));
+}
+
+static ssize_t
+data_read(void *opaque, uint64_t pos, char *buf, size_t max)
+{
+    return core_pull_reader_read(opaque, pos, buf, max);
+}
+
+static void
+data_prepare(void *opaque, uint64_t pos, uint64_t len)
+{
+    core_pull_reader_prepare(opaque, pos, len);
+}
+
+static void
+data_free(void *opaque)
+{
+    core_pull_reader_free(opaque);
+}
+
+int
+api_backup_data(const struct api_request *req, struct api_response *resp)
+{
+    struct core_pull_reader *rd = NULL;
+    struct api_stream *st;
+    int r;
+
+    /* A connection of its own: several range requests are read in parallel. */
+    r = core_pull_reader_open(req->params[0], req->params[1], req->params[2], &rd);
+    if (r < 0)
+        return r;
+    st = calloc(1, sizeof(*st));
+    if (!st) {
+        core_pull_reader_free(rd);
+        return -ENOMEM;
+    }
+    *st = (struct api_stream){
+        .size = core_pull_reader_size(rd),
+        .ranges = true,
+        .content_type = "application/octet-stream",
+        .read = data_read,
+        .prepare = data_prepare,
+        .free = data_free,
+        .opaque = rd,
+    };
+    return api_reply_stream(resp, st);
 }
 
 int

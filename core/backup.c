@@ -29,9 +29,24 @@
 #define MAX_DISKS         64
 #define MAX_CHAIN         1024
 #define MAX_ROOTS         16
+#define MAX_PULLS         64
+#define PULL_IDLE_DEFAULT 600
+/* How long finish waits for the job to record the end of a pull backup. */
+#define FINISH_WAIT_MS (60 * 1000)
+/* A unix socket path must fit into sun_path. */
+#define SOCKET_PATH_MAX 107
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct db_backup *, db_backup_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct virt_domain *, virt_domain_free)
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct virt_nbd *, virt_nbd_close)
+
+/* A pull backup whose exports are ready for clients (guarded by bk.lock). */
+struct pull_session {
+    bool used;
+    char id[17];
+    int64_t last_ms; /* the last read of one of its exports */
+    bool finish;     /* finish was asked for */
+};
 
 static struct {
     char *vault;
@@ -41,6 +56,8 @@ static struct {
     pthread_mutex_t lock;
     pthread_cond_t ended;
     uint64_t generation;
+    unsigned pull_idle_s;
+    struct pull_session pulls[MAX_PULLS];
 } bk = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .ended = PTHREAD_COND_INITIALIZER,
@@ -214,17 +231,28 @@ base_sound(const char *uuid, const struct db_backup *parent, const struct plan_d
     return 0;
 }
 
-/* The newest completed backup of the domain (optionally of one chain, of one checkpoint). */
+bool
+core_backup_is_client_pull(const struct db_backup *b)
+{
+    /* Its disks name no file: a client read the exports, the vault holds nothing. */
+    return b->mode && strcmp(b->mode, "pull") == 0 && b->n_disks > 0 && b->disks[0].file &&
+           b->disks[0].file[0] == '\0';
+}
+
+/*
+ * The newest completed backup of the domain (optionally of one chain, of
+ * one checkpoint). With vault, only backups whose images are in the vault
+ * count: a chain stands on images.
+ */
 static int
 find_backup(const char *uuid, const char *chain, const char *checkpoint, const char *type,
-            struct db_backup **ret)
+            bool vault, struct db_backup **ret)
 {
     struct db_backup_filter f = {.domain_uuid = uuid,
                                  .state = "completed",
                                  .chain_id = chain,
                                  .checkpoint = checkpoint,
-                                 .type = type,
-                                 .limit = 1};
+                                 .type = type};
     struct db_backup **list = NULL;
     size_t n = 0;
     int r;
@@ -232,13 +260,22 @@ find_backup(const char *uuid, const char *chain, const char *checkpoint, const c
     r = db_backup_list(core_db(), &f, &list, &n, NULL);
     if (r < 0)
         return r;
-    if (n == 0) {
+    for (size_t i = 0; i < n; i++) {
+        if (vault && core_backup_is_client_pull(list[i]))
+            continue;
+        *ret = TAKE_PTR(list[i]);
         db_backup_list_free(list, n);
-        return -ENOENT;
+        return 0;
     }
-    *ret = TAKE_PTR(list[0]);
     db_backup_list_free(list, n);
-    return 0;
+    return -ENOENT;
+}
+
+/* Whether the backup req asks for stores images in the vault. */
+static bool
+request_to_vault(const struct core_backup_request *req)
+{
+    return !req->mode || strcmp(req->mode, "pull") != 0 || req->to_vault;
 }
 
 /*
@@ -263,7 +300,7 @@ plan_parent(const char *uuid, const struct core_backup_request *req, const struc
     r = core_checkpoint_reconcile(uuid, 0, NULL);
     if (r < 0)
         return r;
-    r = find_backup(uuid, NULL, NULL, NULL, &latest);
+    r = find_backup(uuid, NULL, NULL, NULL, request_to_vault(req), &latest);
     if (r == -ENOENT) {
         if (automatic) {
             *type = "full";
@@ -277,9 +314,10 @@ plan_parent(const char *uuid, const struct core_backup_request *req, const struc
 
     if (strcmp(req->type, "differential") == 0) {
         if (req->since)
-            r = find_backup(uuid, latest->chain_id, req->since, NULL, &parent);
+            r = find_backup(uuid, latest->chain_id, req->since, NULL, request_to_vault(req),
+                            &parent);
         else
-            r = find_backup(uuid, latest->chain_id, NULL, "full", &parent);
+            r = find_backup(uuid, latest->chain_id, NULL, "full", request_to_vault(req), &parent);
         if (r == -ENOENT)
             return err_set(-EBADFD,
                            req->since ? "no completed backup of the current chain created "
@@ -346,7 +384,7 @@ plan_backup(const struct virt_domain *d, const struct core_backup_request *req,
     b->verify_ok = -1;
     b->started_at = text_now_ms();
     if (!(b->id = strdup(id)) || !(b->domain_uuid = strdup(d->uuid)) ||
-        !(b->domain_name = strdup(d->name)) || !(b->mode = strdup("push")) ||
+        !(b->domain_name = strdup(d->name)) || !(b->mode = strdup(req->mode ? req->mode : "push")) ||
         !(b->type = strdup(type)) || !(b->state = strdup("running")) ||
         !(b->chain_id = strdup(parent ? parent->chain_id : id)) ||
         (parent && !(b->parent_id = strdup(parent->id))) ||
@@ -365,6 +403,12 @@ plan_backup(const struct virt_domain *d, const struct core_backup_request *req,
         k->size = disks[i].size;
         if (!(k->target = strdup(disks[i].target)))
             return -ENOMEM;
+        if (!request_to_vault(req)) {
+            /* Read by a client: nothing of it goes into the vault. */
+            if (!(k->file = strdup("")))
+                return -ENOMEM;
+            continue;
+        }
         r = vault_image_path(b->domain_uuid, b->chain_id, b->id, k->target, &k->file);
         if (r < 0)
             return r;
@@ -386,6 +430,12 @@ struct backup_run {
     char **skip; /* targets of the domain's other disks (NULL-terminated) */
     size_t n_skip;
     bool begun; /* libvirt's job was started by this process */
+    bool pull;     /* a pull backup: libvirt serves exports on pull_socket */
+    bool to_vault; /* pull: the service copies the exports into the vault */
+    bool offline;  /* the domain is shut off: its images are read with qemu-nbd */
+    bool offline_defined; /* offline: the new checkpoint was given to libvirt */
+    char **sources; /* offline: the image of each disk of b, in b's order */
+    char pull_socket[PATH_MAX];
 };
 
 static void
@@ -397,6 +447,7 @@ backup_run_free(void *data)
         return;
     db_backup_free(br->b);
     strv_free(br->skip);
+    strv_free(br->sources);
     free(br);
 }
 
@@ -413,10 +464,110 @@ static void
 remove_images(const struct db_backup *b)
 {
     for (size_t i = 0; i < b->n_disks; i++) {
+        if (!b->disks[i].file || !b->disks[i].file[0])
+            continue;
         if (vault_image_remove(bk.vault, b->disks[i].file) < 0)
             log_warn("backup %s: %s", b->id, err_detail() ? err_detail() : "cannot delete");
         vault_prune_dirs(bk.vault, b->disks[i].file);
     }
+}
+
+/*
+ * "<vault>/pull": where the sockets and scratch files of pull backups live
+ * (backup ids are unique; a short path leaves room in sun_path).
+ */
+static int
+pull_dir(const struct db_backup *b, char *buf, size_t size)
+{
+    if ((size_t)snprintf(buf, size, "%s/pull", bk.vault) >= size)
+        return err_set(-ENAMETOOLONG, "vault path too long");
+    return 0;
+}
+
+static int
+pull_socket_path(const struct db_backup *b, char *buf, size_t size)
+{
+    char dir[PATH_MAX];
+    int r;
+
+    r = pull_dir(b, dir, sizeof(dir));
+    if (r < 0)
+        return r;
+    if ((size_t)snprintf(buf, size, "%s/%s.sock", dir, b->id) >= size ||
+        strlen(buf) > SOCKET_PATH_MAX)
+        return err_set(-ENAMETOOLONG,
+                       "the vault's path is too long for the unix socket of a pull backup "
+                       "(%s/...: at most %d characters in all)",
+                       bk.vault, SOCKET_PATH_MAX);
+    return 0;
+}
+
+static int
+pull_scratch_path(const struct db_backup *b, const char *target, char *buf, size_t size)
+{
+    char dir[PATH_MAX];
+    int r;
+
+    r = pull_dir(b, dir, sizeof(dir));
+    if (r < 0)
+        return r;
+    if ((size_t)snprintf(buf, size, "%s/%s.%s.scratch", dir, b->id, target) >= size)
+        return err_set(-ENAMETOOLONG, "vault path too long");
+    return 0;
+}
+
+static int
+pull_prepare_dir(const struct db_backup *b)
+{
+    char dir[PATH_MAX];
+    int r;
+
+    r = pull_dir(b, dir, sizeof(dir));
+    if (r < 0)
+        return r;
+    return vault_prepare(dir);
+}
+
+/* Removes the socket and scratch files a pull backup leaves once libvirt's job ended. */
+static void
+pull_cleanup_files(const struct db_backup *b)
+{
+    char path[PATH_MAX];
+
+    if (pull_socket_path(b, path, sizeof(path)) == 0)
+        (void)unlink(path);
+    for (size_t i = 0; i < b->n_disks; i++)
+        if (pull_scratch_path(b, b->disks[i].target, path, sizeof(path)) == 0)
+            (void)unlink(path);
+    err_clear();
+}
+
+int
+core_backup_pull_export(const struct db_backup *b, const char *target,
+                        struct core_pull_export *ret)
+{
+    struct core_pull_export e = {0};
+    const struct db_backup_disk *k = NULL;
+    int r;
+
+    if (!core_backup_is_client_pull(b))
+        return err_set(-EBADFD, "backup %s is not a pull backup read by a client", b->id);
+    for (size_t i = 0; i < b->n_disks; i++)
+        if (strcmp(b->disks[i].target, target) == 0)
+            k = &b->disks[i];
+    if (!k)
+        return err_set(-ENOENT, "backup %s has no disk '%s'", b->id, target);
+    r = pull_socket_path(b, e.socket, sizeof(e.socket));
+    if (r < 0)
+        return r;
+    snprintf(e.name, sizeof(e.name), "%s", k->target);
+    e.size = k->size;
+    if (b->base_checkpoint)
+        snprintf(e.context, sizeof(e.context), "qemu:dirty-bitmap:backup-%s", k->target);
+    /* Targets and paths in the vault are plain names: nothing needs escaping in the URI. */
+    snprintf(e.uri, sizeof(e.uri), "nbd+unix:///%s?socket=%s", e.name, e.socket);
+    *ret = e;
+    return 0;
 }
 
 /* Makes the images and begins libvirt's job. */
@@ -435,14 +586,29 @@ backup_begin(struct job *job, struct backup_run *br)
     for (size_t i = 0; i < b->n_disks; i++) {
         char *part = paths + i * PATH_MAX;
 
-        r = vault_image_create(bk.vault, b->disks[i].file, b->disks[i].size, b->disks[i].backing);
+        if (b->disks[i].file[0]) {
+            r = vault_image_create(bk.vault, b->disks[i].file, b->disks[i].size,
+                                   b->disks[i].backing);
+            if (r < 0)
+                return r;
+        }
+        if (br->pull)
+            r = pull_scratch_path(b, b->disks[i].target, part, PATH_MAX);
+        else if ((size_t)snprintf(part, PATH_MAX, "%s/%s%s", bk.vault, b->disks[i].file,
+                                  VAULT_PART_SUFFIX) >= PATH_MAX)
+            r = err_set(-ENAMETOOLONG, "vault path too long");
         if (r < 0)
             return r;
-        if ((size_t)snprintf(part, PATH_MAX, "%s/%s%s", bk.vault, b->disks[i].file,
-                             VAULT_PART_SUFFIX) >= PATH_MAX)
-            return err_set(-ENAMETOOLONG, "vault path too long");
         vd[i].target = b->disks[i].target;
         vd[i].file = part;
+    }
+    if (br->pull) {
+        r = pull_prepare_dir(b);
+        if (r < 0)
+            return r;
+        for (size_t i = 0; i < b->n_disks; i++)
+            (void)unlink(vd[i].file);
+        (void)unlink(br->pull_socket);
     }
     if (job_cancelled(job))
         return err_set(-ECANCELED, "the backup was cancelled before it began");
@@ -457,6 +623,7 @@ backup_begin(struct job *job, struct backup_run *br)
         .skip = (const char *const *)br->skip,
         .n_skip = br->n_skip,
         .bandwidth = br->bandwidth,
+        .socket = br->pull ? br->pull_socket : NULL,
     };
     r = virt_backup_begin(b->domain_uuid, &spec, &cpxml);
     if (r < 0)
@@ -588,6 +755,8 @@ backup_seal(struct job *job, struct backup_run *br)
         char hex[HASH_SHA256_HEX_LEN + 1];
         struct db_backup_disk *k = &b->disks[i];
 
+        if (!k->file[0])
+            continue; /* a client read it: nothing was stored */
         r = vault_image_seal(bk.vault, k->file, &k->stored_bytes, hex);
         if (r < 0)
             return r;
@@ -645,6 +814,8 @@ backup_abandon(struct backup_run *br, int err)
     snprintf(detail, sizeof(detail), "%s", err_detail() ? err_detail() : strerror(-err));
     if (br->begun)
         job_stop(b->domain_uuid);
+    if (br->pull)
+        pull_cleanup_files(b);
     remove_images(b);
     if (b->checkpoint) {
         /* The store first: a reconcile in between must not redefine what goes away. */
@@ -671,12 +842,396 @@ backup_abandon(struct backup_run *br, int err)
     return err_set(err, "%s", detail);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Pull mode: exports for clients, copies into the vault, stopped domains */
+
+/* The session of pull backup id, or NULL. Call with bk.lock held. */
+static struct pull_session *
+pull_find(const char *id)
+{
+    for (size_t i = 0; i < MAX_PULLS; i++)
+        if (bk.pulls[i].used && strcmp(bk.pulls[i].id, id) == 0)
+            return &bk.pulls[i];
+    return NULL;
+}
+
+static void
+pull_touch(const char *id)
+{
+    struct pull_session *ps;
+
+    pthread_mutex_lock(&bk.lock);
+    ps = pull_find(id);
+    if (ps)
+        ps->last_ms = text_now_ms();
+    pthread_mutex_unlock(&bk.lock);
+}
+
+/* Wakes every job waiting in wait_event(). */
+static void
+wake_jobs(void)
+{
+    pthread_mutex_lock(&bk.lock);
+    bk.generation++;
+    pthread_cond_broadcast(&bk.ended);
+    pthread_mutex_unlock(&bk.lock);
+}
+
+static void
+pull_unregister(const char *id)
+{
+    struct pull_session *ps;
+
+    pthread_mutex_lock(&bk.lock);
+    ps = pull_find(id);
+    if (ps)
+        ps->used = false;
+    bk.generation++;
+    pthread_cond_broadcast(&bk.ended);
+    pthread_mutex_unlock(&bk.lock);
+}
+
+/*
+ * Publishes a begun client pull backup as ready and waits until it is
+ * finished (0), abandoned (-ECANCELED), forgotten (-ETIMEDOUT) or ended by
+ * libvirt (-EIO). The session stays registered: the caller unregisters it
+ * once the outcome is recorded.
+ */
+static int
+pull_serve(struct job *job, struct backup_run *br)
+{
+    const struct db_backup *b = br->b;
+    struct pull_session *ps = NULL;
+    uint64_t seen;
+    int r;
+
+    pthread_mutex_lock(&bk.lock);
+    for (size_t i = 0; i < MAX_PULLS && !ps; i++)
+        if (!bk.pulls[i].used)
+            ps = &bk.pulls[i];
+    if (ps) {
+        *ps = (struct pull_session){.used = true, .last_ms = text_now_ms()};
+        snprintf(ps->id, sizeof(ps->id), "%s", b->id);
+    }
+    seen = bk.generation;
+    pthread_mutex_unlock(&bk.lock);
+    if (!ps)
+        return err_set(-EAGAIN, "too many pull backups are ready at once (at most %d)", MAX_PULLS);
+    r = db_backup_set_state(core_db(), b->id, "ready");
+    if (r < 0)
+        return r;
+    log_info("backup %s of %s ready: exports on %s", b->id, b->domain_name, br->pull_socket);
+
+    for (;;) {
+        struct virt_job_info ji;
+        bool finish;
+        int64_t idle;
+
+        wait_event(&seen, 1000);
+        pthread_mutex_lock(&bk.lock);
+        finish = ps->finish;
+        idle = text_now_ms() - ps->last_ms;
+        pthread_mutex_unlock(&bk.lock);
+        if (job_cancelled(job))
+            return err_set(-ECANCELED, "the pull backup was abandoned: its checkpoint was removed");
+        if (finish)
+            return 0;
+        if (idle > (int64_t)bk.pull_idle_s * 1000)
+            return err_set(-ETIMEDOUT,
+                           "no client read the exports for %u s (the pull idle timeout): the "
+                           "backup was abandoned and its checkpoint removed",
+                           bk.pull_idle_s);
+        r = virt_job_get(b->domain_uuid, false, &ji);
+        if (r == -ENOTCONN) {
+            err_clear();
+            continue;
+        }
+        if (r < 0)
+            return r;
+        if (ji.state != VIRT_JOB_RUNNING)
+            return err_set(-EIO, "libvirt's backup job ended while its exports were ready "
+                                 "(was the domain stopped?)");
+    }
+}
+
+/* Records a client pull backup as completed: it stored nothing. */
+static int
+pull_complete(struct job *job, struct backup_run *br)
+{
+    struct db_backup *b = br->b;
+    char result[256];
+    int r;
+
+    free(b->state);
+    b->state = strdup("completed");
+    if (!b->state)
+        return -ENOMEM;
+    b->stored_bytes = 0;
+    b->finished_at = text_now_ms();
+    r = db_backup_finish(core_db(), b);
+    if (r < 0)
+        return r;
+    snprintf(result, sizeof(result),
+             "{\"backup_id\": \"%s\", \"type\": \"%s\", \"stored_bytes\": 0}", b->id,
+             b->type);
+    log_info("backup %s of %s finished: %s pull, checkpoint %s kept", b->id, b->domain_name,
+             b->type, b->checkpoint);
+    return job_set_result(job, result);
+}
+
+/* What the copy reports progress into. */
+struct copy_ctx {
+    struct job *job;
+    uint64_t base, total;
+};
+
+static int
+copy_progress(void *opaque, uint64_t done)
+{
+    struct copy_ctx *c = opaque;
+
+    job_progress(c->job, c->base + done, c->total);
+    if (job_cancelled(c->job))
+        return err_set(-ECANCELED, "the backup was cancelled");
+    return 0;
+}
+
+/*
+ * The extents of src worth copying: those of the dirty bitmap context when
+ * not NULL, else those that do not read as zeros. *ret is a new array.
+ */
+static int
+copy_extents(struct virt_nbd *src, const char *context, struct virt_extent **ret, size_t *ret_n,
+             uint64_t *ret_bytes)
+{
+    struct virt_extent *ext = NULL;
+    size_t n = 0, k = 0;
+    uint64_t bytes = 0;
+    int r;
+
+    r = virt_nbd_extents(src, context ? context : VIRT_NBD_CONTEXT_ALLOCATION, 0,
+                         virt_nbd_size(src), &ext, &n);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < n; i++) {
+        bool wanted = context ? (ext[i].flags & 1) : !(ext[i].flags & 2);
+        if (!wanted)
+            continue;
+        ext[k++] = ext[i];
+        bytes += ext[i].length;
+    }
+    *ret = ext;
+    *ret_n = k;
+    *ret_bytes = bytes;
+    return 0;
+}
+
+/*
+ * Copies what the backup needs of each disk from its source export into
+ * the vault's image (.part), several requests in flight. srcs are open
+ * connections, one per disk of b; contexts the dirty bitmap context of each
+ * (NULL entries or array for a full backup).
+ */
+static int
+copy_into_vault(struct job *job, struct backup_run *br, struct virt_nbd **srcs,
+                char *const *contexts)
+{
+    struct db_backup *b = br->b;
+    _cleanup_free_ struct virt_extent **ext = calloc(b->n_disks, sizeof(*ext));
+    _cleanup_free_ size_t *n_ext = calloc(b->n_disks, sizeof(*n_ext));
+    struct copy_ctx cc = {.job = job};
+    int r = 0;
+
+    if (!ext || !n_ext)
+        return -ENOMEM;
+    for (size_t i = 0; r >= 0 && i < b->n_disks; i++) {
+        uint64_t bytes = 0;
+        r = copy_extents(srcs[i], contexts ? contexts[i] : NULL, &ext[i], &n_ext[i], &bytes);
+        cc.total += bytes;
+    }
+    job_progress(job, 0, cc.total);
+    for (size_t i = 0; r >= 0 && i < b->n_disks; i++) {
+        _cleanup_(virt_nbd_closep) struct virt_nbd *dst = NULL;
+        char part[PATH_MAX];
+
+        if ((size_t)snprintf(part, sizeof(part), "%s/%s%s", bk.vault, b->disks[i].file,
+                             VAULT_PART_SUFFIX) >= sizeof(part)) {
+            r = err_set(-ENAMETOOLONG, "vault path too long");
+            break;
+        }
+        r = virt_nbd_open_image(part, NULL, true, &dst);
+        if (r < 0)
+            break;
+        r = virt_nbd_copy(srcs[i], dst, ext[i], n_ext[i], copy_progress, &cc);
+        for (size_t e = 0; e < n_ext[i]; e++)
+            cc.base += ext[i][e].length;
+    }
+    for (size_t i = 0; i < b->n_disks; i++)
+        free(ext[i]);
+    if (r >= 0)
+        job_progress(job, cc.total, cc.total);
+    return r;
+}
+
+/* A pull backup into the vault: reads libvirt's exports and ends libvirt's job. */
+static int
+pull_to_vault(struct job *job, struct backup_run *br)
+{
+    struct db_backup *b = br->b;
+    _cleanup_free_ struct virt_nbd **srcs = calloc(b->n_disks, sizeof(*srcs));
+    _cleanup_free_ char **contexts = calloc(b->n_disks, sizeof(*contexts));
+    int r = 0;
+
+    if (!srcs || !contexts)
+        return -ENOMEM;
+    for (size_t i = 0; r >= 0 && i < b->n_disks; i++) {
+        char uri[PATH_MAX + 128];
+
+        if (b->base_checkpoint &&
+            asprintf(&contexts[i], "qemu:dirty-bitmap:backup-%s", b->disks[i].target) < 0) {
+            r = -ENOMEM;
+            break;
+        }
+        snprintf(uri, sizeof(uri), "nbd+unix:///%s?socket=%s", b->disks[i].target,
+                 br->pull_socket);
+        r = virt_nbd_open(uri, contexts[i], &srcs[i]);
+    }
+    if (r >= 0)
+        r = copy_into_vault(job, br, srcs, contexts);
+    for (size_t i = 0; i < b->n_disks; i++) {
+        virt_nbd_close(srcs[i]);
+        free(contexts[i]);
+    }
+    if (r < 0)
+        return r;
+    /* The copy is complete: ending the job is how a pull backup ends. */
+    job_stop(b->domain_uuid);
+    pull_cleanup_files(b);
+    br->begun = false;
+    return 0;
+}
+
+/*
+ * A backup of a shut-off domain: its images are read with qemu-nbd (only
+ * the dirty extents of the base checkpoint's bitmap for an incremental),
+ * then the new checkpoint's bitmap is added to each image and the
+ * checkpoint redefined, as libvirt cannot create one for an inactive
+ * domain.
+ */
+static int
+offline_run(struct job *job, struct backup_run *br)
+{
+    struct db_backup *b = br->b;
+    _cleanup_free_ struct virt_nbd **srcs = calloc(b->n_disks, sizeof(*srcs));
+    _cleanup_free_ char **contexts = calloc(b->n_disks, sizeof(*contexts));
+    _cleanup_free_ const char **targets = calloc(b->n_disks, sizeof(*targets));
+    _cleanup_free_ char *parent = NULL;
+    _cleanup_free_ char *cpxml = NULL;
+    size_t added = 0;
+    int r = 0;
+
+    if (!srcs || !contexts || !targets)
+        return -ENOMEM;
+    for (size_t i = 0; i < b->n_disks; i++) {
+        r = vault_image_create(bk.vault, b->disks[i].file, b->disks[i].size, b->disks[i].backing);
+        if (r < 0)
+            return r;
+    }
+    for (size_t i = 0; r >= 0 && i < b->n_disks; i++) {
+        if (b->base_checkpoint &&
+            asprintf(&contexts[i], "qemu:dirty-bitmap:%s", b->base_checkpoint) < 0) {
+            r = -ENOMEM;
+            break;
+        }
+        r = virt_nbd_open_image(br->sources[i], b->base_checkpoint, false, &srcs[i]);
+    }
+    if (r >= 0)
+        r = copy_into_vault(job, br, srcs, contexts);
+    for (size_t i = 0; i < b->n_disks; i++) {
+        virt_nbd_close(srcs[i]);
+        free(contexts[i]);
+    }
+    if (r < 0)
+        return r;
+    if (job_cancelled(job))
+        return err_set(-ECANCELED, "the backup was cancelled");
+
+    /* The next checkpoint: a bitmap in each image, then libvirt's metadata. */
+    r = core_checkpoint_newest_healthy(b->domain_uuid, &parent);
+    if (r == -ENOENT) {
+        err_clear();
+        r = 0;
+    }
+    for (size_t i = 0; r >= 0 && i < b->n_disks; i++) {
+        r = virt_image_bitmap_set(br->sources[i], b->checkpoint, true);
+        if (r >= 0)
+            added++;
+        targets[i] = b->disks[i].target;
+    }
+    if (r >= 0)
+        r = virt_checkpoint_define_offline(b->domain_uuid, b->checkpoint, parent, targets,
+                                           b->n_disks, (const char *const *)br->skip, br->n_skip,
+                                           &cpxml);
+    if (r >= 0) {
+        br->offline_defined = true;
+        r = core_checkpoint_store_created(b->domain_uuid, cpxml);
+    }
+    if (r < 0) {
+        char keep[1024];
+        snprintf(keep, sizeof(keep), "%s", err_detail() ? err_detail() : strerror(-r));
+        for (size_t i = 0; i < added; i++)
+            if (virt_image_bitmap_set(br->sources[i], b->checkpoint, false) < 0)
+                log_warn("backup %s: cannot remove bitmap %s from %s: %s", b->id, b->checkpoint,
+                         br->sources[i], err_detail());
+        return err_set(r, "%s", keep);
+    }
+    log_info("backup %s of stopped domain %s: checkpoint %s added%s%s", b->id, b->domain_name,
+             b->checkpoint, parent ? " after " : "", parent ? parent : "");
+    return 0;
+}
+
 static int
 backup_job_run(struct job *job, void *data)
 {
     struct backup_run *br = data;
     int r;
 
+    if (br->offline) {
+        r = offline_run(job, br);
+        if (r == 0)
+            r = backup_seal(job, br);
+        if (r < 0) {
+            /* Before the redefine there is no checkpoint of it to remove. */
+            if (!br->offline_defined)
+                free(TAKE_PTR(br->b->checkpoint));
+            return backup_abandon(br, job_cancelled(job) ? -ECANCELED : r);
+        }
+        return 0;
+    }
+    if (br->pull) {
+        r = backup_begin(job, br);
+        if (r < 0)
+            return backup_abandon(br, r);
+        if (br->to_vault) {
+            r = pull_to_vault(job, br);
+            if (r == 0)
+                r = backup_seal(job, br);
+            if (r < 0)
+                return backup_abandon(br, job_cancelled(job) ? -ECANCELED : r);
+            return 0;
+        }
+        r = pull_serve(job, br);
+        if (r == 0) {
+            job_stop(br->b->domain_uuid);
+            pull_cleanup_files(br->b);
+            br->begun = false;
+            r = pull_complete(job, br);
+        }
+        if (r < 0)
+            r = backup_abandon(br, r);
+        pull_unregister(br->b->id);
+        return r;
+    }
     if (!job_resumed(job)) {
         r = backup_begin(job, br);
         if (r < 0)
@@ -699,7 +1254,12 @@ backup_job_cancel(struct job *job, void *data)
     struct backup_run *br = data;
     int r;
 
-    r = virt_job_abort(br->b->domain_uuid);
+    if (br->offline) {
+        wake_jobs();
+        return 0; /* no libvirt job: the copy sees the flag */
+    }
+    r = br->pull && !br->to_vault ? 0 : virt_job_abort(br->b->domain_uuid);
+    wake_jobs();
     if (r < 0) {
         /* Not begun yet, or ended meanwhile: run() sees the flag. */
         log_debug("backup %s: abort: %s", br->b->id, err_detail() ? err_detail() : "");
@@ -725,7 +1285,8 @@ backup_job_recover(const struct db_job *rec, void **ret_data)
     r = db_backup_get(core_db(), rec->params, &b);
     if (r < 0)
         return r;
-    if (strcmp(b->state, "running") != 0) {
+    /* A pull backup's exports and copies were this process's: the sweep ends them. */
+    if (strcmp(b->state, "running") != 0 || strcmp(b->mode, "push") != 0) {
         db_backup_free(b);
         return 0;
     }
@@ -747,6 +1308,64 @@ static const struct job_kind backup_kind = {
     .free_data = backup_run_free,
 };
 
+/*
+ * The image of each disk of b on the stopped domain d, checked for what an
+ * offline backup needs: a qcow2 file and, for an incremental, the base
+ * checkpoint's bitmap, present and sound. *ret is a new NULL-terminated
+ * array in b's disk order.
+ */
+static int
+offline_sources(const struct virt_domain *d, const struct db_backup *b, char ***ret)
+{
+    char **v = calloc(b->n_disks + 1, sizeof(*v));
+
+    if (!v)
+        return -ENOMEM;
+    for (size_t i = 0; i < b->n_disks; i++) {
+        const struct virt_disk *k = NULL;
+        struct virt_image_bitmap *bm = NULL;
+        size_t n_bm = 0;
+        int found = 0, r;
+
+        for (size_t j = 0; j < d->n_disks; j++)
+            if (strcmp(d->disks[j].target, b->disks[i].target) == 0)
+                k = &d->disks[j];
+        if (!k || !k->type || strcmp(k->type, "file") != 0) {
+            strv_free(v);
+            return err_set(-EOPNOTSUPP,
+                           "disk '%s' of the stopped domain is not a file: only qcow2 files "
+                           "can be read while the domain is shut off",
+                           b->disks[i].target);
+        }
+        if (!(v[i] = strdup(k->source))) {
+            strv_free(v);
+            return -ENOMEM;
+        }
+        if (!b->base_checkpoint)
+            continue;
+        r = virt_image_bitmaps(k->source, &bm, &n_bm);
+        if (r < 0) {
+            strv_free(v);
+            return r;
+        }
+        for (size_t j = 0; j < n_bm; j++)
+            if (strcmp(bm[j].name, b->base_checkpoint) == 0)
+                found = bm[j].in_use ? -1 : 1;
+        virt_image_bitmaps_free(bm, n_bm);
+        if (found <= 0) {
+            strv_free(v);
+            return err_set(-EBADFD,
+                           "the image of disk '%s' %s bitmap '%s' of the base checkpoint, so "
+                           "the changes since it cannot be told: take a full backup (or use "
+                           "type auto after deleting the chain)",
+                           b->disks[i].target, found < 0 ? "holds an unsound (in-use)" : "lacks",
+                           b->base_checkpoint);
+        }
+    }
+    *ret = v;
+    return 0;
+}
+
 int
 core_backup_create(const char *domain, const struct core_backup_request *req,
                    struct db_backup **ret, struct db_job **ret_job)
@@ -758,12 +1377,24 @@ core_backup_create(const char *domain, const struct core_backup_request *req,
     char holder[128];
     int r;
 
+    bool pull = req->mode && strcmp(req->mode, "pull") == 0;
+    bool offline = false;
+
     r = virt_domain_get(domain, &d);
     if (r < 0)
         return r;
     r = virt_backup_supported_for(d->uuid);
-    if (r < 0)
+    if (r == -EBADFD) {
+        /* Shut off: its images are read directly, into the vault. */
+        if (pull && !req->to_vault)
+            return err_set(-EBADFD, "the domain is not running: libvirt serves pull exports "
+                                    "of running domains only; a stopped domain is backed up "
+                                    "into the vault (mode push, or pull with target vault)");
+        err_clear();
+        offline = true;
+    } else if (r < 0) {
         return r;
+    }
     /* Planning reads the catalog: answer a busy domain before, not after, doing it. */
     if (core_busy_holder(d->uuid, holder, sizeof(holder)))
         return err_set(-EBUSY, "the domain is busy with %s", holder);
@@ -775,6 +1406,16 @@ core_backup_create(const char *domain, const struct core_backup_request *req,
     if (!br)
         return -ENOMEM;
     br->bandwidth = req->bandwidth;
+    br->pull = pull && !offline;
+    br->to_vault = req->to_vault;
+    br->offline = offline;
+    r = br->pull ? pull_socket_path(b, br->pull_socket, sizeof(br->pull_socket)) : 0;
+    if (r >= 0 && offline)
+        r = offline_sources(d, b, &br->sources);
+    if (r < 0) {
+        backup_run_free(br);
+        return r;
+    }
     br->skip = calloc(d->n_disks + 1, sizeof(char *));
     if (!br->skip) {
         free(br);
@@ -1099,6 +1740,11 @@ completed_backup(const char *domain, const char *id, char **ret_name, struct db_
         return r;
     if (strcmp(b->state, "completed") != 0)
         return err_set(-EBADFD, "backup %s is %s, not completed", b->id, b->state);
+    if (core_backup_is_client_pull(b))
+        return err_set(-EBADFD,
+                       "backup %s was read by a client in pull mode: the vault holds no "
+                       "images of it",
+                       b->id);
     *ret_name = TAKE_PTR(name);
     *ret = TAKE_PTR(b);
     return 0;
@@ -1364,11 +2010,12 @@ core_backup_verify(const char *domain, const char *id, struct db_job **ret_job)
 /* Start-up */
 
 int
-core_backup_init(const char *vault_dir, const char *roots)
+core_backup_init(const char *vault_dir, const char *roots, unsigned pull_idle_timeout)
 {
     char *copy, *save = NULL;
     int r;
 
+    bk.pull_idle_s = pull_idle_timeout ? pull_idle_timeout : PULL_IDLE_DEFAULT;
     /* libvirt takes absolute paths only: the vault may have been given relative. */
     bk.vault = realpath(vault_dir, NULL);
     if (!bk.vault)
@@ -1417,12 +2064,27 @@ core_backup_sweep(void)
     }
     for (size_t i = 0; i < n; i++) {
         _cleanup_(db_job_freep) struct db_job *job = NULL;
-        struct backup_run br = {.b = list[i]};
+        bool pull = strcmp(list[i]->mode, "pull") == 0;
+        struct backup_run br = {.b = list[i], .pull = pull, .begun = pull};
 
         if (list[i]->job_id && core_job_get(list[i]->job_id, &job) == 0 &&
             !db_job_state_final(job->state))
             continue; /* a resumed job carries it on */
         err_set(-EINTR, "interrupted: virtvaultd stopped before the backup's job could go on");
+        backup_abandon(&br, -EINTR);
+    }
+    backup_listp(&list, n);
+
+    /* Pull backups left ready: their exports end with the process that served them. */
+    f.state = "ready";
+    if (db_backup_list(core_db(), &f, &list, &n, NULL) < 0) {
+        log_warn("cannot read the pull backups left ready: %s", err_detail());
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct backup_run br = {.b = list[i], .pull = true, .begun = true};
+
+        err_set(-EINTR, "interrupted: virtvaultd stopped while the pull backup was ready");
         backup_abandon(&br, -EINTR);
     }
     backup_listp(&list, n);
@@ -1435,4 +2097,149 @@ core_backup_fini(void)
     for (size_t i = 0; i < bk.n_roots; i++)
         free(bk.roots[i]);
     bk.n_roots = 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Pull mode: finish, and the readers of the HTTP data plane */
+
+int
+core_backup_finish(const char *domain, const char *id, struct db_backup **ret)
+{
+    _cleanup_(db_backup_freep) struct db_backup *b = NULL;
+    _cleanup_free_ char *name = NULL;
+    struct pull_session *ps;
+    int64_t until = text_now_ms() + FINISH_WAIT_MS;
+    uint64_t seen;
+    char uuid[37];
+    int r;
+
+    r = domain_resolve(domain, uuid, &name);
+    if (r < 0)
+        return r;
+    r = backup_of(uuid, id, &b);
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&bk.lock);
+    ps = pull_find(b->id);
+    if (ps) {
+        ps->finish = true;
+        bk.generation++;
+        pthread_cond_broadcast(&bk.ended);
+    }
+    seen = bk.generation;
+    pthread_mutex_unlock(&bk.lock);
+    if (!ps)
+        return err_set(-EBADFD, "backup %s is %s, not a ready pull backup", b->id, b->state);
+    /* The job ends libvirt's and records the outcome; the session goes when it has. */
+    for (;;) {
+        bool gone;
+
+        wait_event(&seen, 250);
+        pthread_mutex_lock(&bk.lock);
+        gone = pull_find(b->id) == NULL;
+        pthread_mutex_unlock(&bk.lock);
+        if (gone)
+            break;
+        if (text_now_ms() > until)
+            return err_set(-ETIMEDOUT, "backup %s did not finish within %d s", b->id,
+                           FINISH_WAIT_MS / 1000);
+    }
+    db_backup_free(TAKE_PTR(b));
+    return backup_of(uuid, id, ret);
+}
+
+struct core_pull_reader {
+    struct virt_nbd *n;
+    char id[17];
+    char context[96]; /* "" for a full backup */
+    int64_t touched;
+};
+
+int
+core_pull_reader_open(const char *domain, const char *id, const char *disk,
+                      struct core_pull_reader **ret)
+{
+    _cleanup_(db_backup_freep) struct db_backup *b = NULL;
+    _cleanup_free_ char *name = NULL;
+    _cleanup_free_ struct core_pull_reader *pr = calloc(1, sizeof(*pr));
+    struct core_pull_export e;
+    bool ready;
+    char uuid[37];
+    int r;
+
+    if (!pr)
+        return -ENOMEM;
+    r = domain_resolve(domain, uuid, &name);
+    if (r < 0)
+        return r;
+    r = backup_of(uuid, id, &b);
+    if (r < 0)
+        return r;
+    pthread_mutex_lock(&bk.lock);
+    ready = pull_find(b->id) != NULL;
+    pthread_mutex_unlock(&bk.lock);
+    if (!core_backup_is_client_pull(b) && strcmp(b->mode, "pull") != 0)
+        return err_set(-EBADFD, "backup %s is a push backup: it has no exports", b->id);
+    if (!ready || strcmp(b->state, "ready") != 0)
+        return err_set(-EBADFD, "backup %s is %s: its exports are not ready", b->id, b->state);
+    r = core_backup_pull_export(b, disk, &e);
+    if (r < 0)
+        return r;
+    r = virt_nbd_open(e.uri, e.context[0] ? e.context : NULL, &pr->n);
+    if (r < 0)
+        return r;
+    snprintf(pr->id, sizeof(pr->id), "%s", b->id);
+    snprintf(pr->context, sizeof(pr->context), "%s", e.context);
+    pull_touch(pr->id);
+    pr->touched = text_now_ms();
+    *ret = TAKE_PTR(pr);
+    return 0;
+}
+
+void
+core_pull_reader_free(struct core_pull_reader *r)
+{
+    if (!r)
+        return;
+    virt_nbd_close(r->n);
+    pull_touch(r->id);
+    free(r);
+}
+
+uint64_t
+core_pull_reader_size(const struct core_pull_reader *r)
+{
+    return virt_nbd_size(r->n);
+}
+
+int
+core_pull_reader_extents(struct core_pull_reader *r, bool dirty, struct virt_extent **ret,
+                         size_t *ret_n)
+{
+    pull_touch(r->id);
+    if (dirty && !r->context[0])
+        return err_set(-EINVAL, "backup %s is a full backup: it has no dirty bitmap "
+                                "(ask for context=allocation)",
+                       r->id);
+    return virt_nbd_extents(r->n, dirty ? r->context : VIRT_NBD_CONTEXT_ALLOCATION, 0,
+                            virt_nbd_size(r->n), ret, ret_n);
+}
+
+void
+core_pull_reader_prepare(struct core_pull_reader *r, uint64_t pos, uint64_t len)
+{
+    virt_nbd_prepare(r->n, pos, len);
+}
+
+ssize_t
+core_pull_reader_read(struct core_pull_reader *r, uint64_t pos, void *buf, size_t max)
+{
+    int64_t now = text_now_ms();
+
+    /* At most one touch a second: reads come in 2 MiB pieces or smaller. */
+    if (now - r->touched >= 1000) {
+        pull_touch(r->id);
+        r->touched = now;
+    }
+    return virt_nbd_read(r->n, pos, buf, max);
 }

@@ -23,10 +23,13 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <limits.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "db/backup.h"
 #include "db/jobs.h"
+#include "virt/nbd.h"
 #include "virt/virt.h"
 
 struct core_backup_request {
@@ -35,7 +38,21 @@ struct core_backup_request {
     const char *const *disks; /* targets; NULL: every disk that can be backed up */
     size_t n_disks;
     uint64_t bandwidth; /* bytes per second and disk, 0 for no limit */
+    const char *mode;   /* "push" or "pull"; NULL: push */
+    bool to_vault;      /* pull: the service reads the exports into the vault itself */
 };
+
+/* How a client reaches the NBD export of one disk of a pull backup. */
+struct core_pull_export {
+    char uri[PATH_MAX + 128]; /* "nbd+unix:///vda?socket=<vault>/pull/<id>.sock" */
+    char socket[PATH_MAX];
+    char name[64];           /* the export name: the disk's target */
+    uint64_t size;
+    char context[96];        /* the dirty bitmap's context; "" for a full backup */
+};
+
+/* A connection of its own to the export of one disk of a ready pull backup. */
+struct core_pull_reader;
 
 struct core_restore_request {
     const char *target_dir;  /* absolute, inside a restore root */
@@ -54,8 +71,10 @@ struct core_backup_query {
 /*
  * Registers the job kinds; call before core_jobs_start(). roots is the
  * ':'-separated list of restore roots, or NULL for <vault>/restore.
+ * pull_idle_timeout (seconds, 0 for the default) ends a pull backup whose
+ * exports nobody read for that long.
  */
-int core_backup_init(const char *vault_dir, const char *roots);
+int core_backup_init(const char *vault_dir, const char *roots, unsigned pull_idle_timeout);
 
 /*
  * After core_jobs_start(): ends the catalog rows that an earlier process
@@ -100,5 +119,55 @@ int core_backup_restore(const char *domain, const char *id, const struct core_re
 
 /* Queues the verification of a completed backup and the chain it stands on. */
 int core_backup_verify(const char *domain, const char *id, struct db_job **ret_job);
+
+/*
+ * Pull mode.
+ *
+ * A pull backup read by a client ("mode": "pull") is "ready" once libvirt
+ * serves its exports on a unix socket in the vault; its job then waits
+ * until core_backup_finish() (the checkpoint is kept: "completed"), a
+ * cancel of the job (the checkpoint is removed: "cancelled"), or until no
+ * one read an export for the idle timeout ("failed", the checkpoint
+ * removed). Such a backup stores nothing in the vault.
+ */
+
+/* True when b is a pull backup read by a client (the vault holds no images of it). */
+bool core_backup_is_client_pull(const struct db_backup *b);
+
+/*
+ * Fills *ret with how to reach the export of disk target of the client
+ * pull backup b. -ENOENT when b has no such disk, -EBADFD when b is not a
+ * client pull backup.
+ */
+int core_backup_pull_export(const struct db_backup *b, const char *target,
+                            struct core_pull_export *ret);
+
+/*
+ * Ends a ready pull backup: libvirt's job is ended, the checkpoint kept,
+ * and the backup recorded completed. *ret is the backup as it ended.
+ * -EBADFD when it is not a ready pull backup.
+ */
+int core_backup_finish(const char *domain, const char *id, struct db_backup **ret);
+
+/*
+ * Connects to the export of disk of ready pull backup id, with the dirty
+ * bitmap's context when the backup is incremental. Every read through the
+ * reader counts as activity for the idle timeout. -EBADFD when the backup
+ * is not ready, -ENOENT for no such backup or disk.
+ */
+int core_pull_reader_open(const char *domain, const char *id, const char *disk,
+                          struct core_pull_reader **ret);
+void core_pull_reader_free(struct core_pull_reader *r);
+uint64_t core_pull_reader_size(const struct core_pull_reader *r);
+
+/*
+ * The extents of the whole export: with dirty the dirty bitmap's (bit 0
+ * dirty; -EINVAL for a full backup, which has none), else base:allocation.
+ * *ret is a new array.
+ */
+int core_pull_reader_extents(struct core_pull_reader *r, bool dirty, struct virt_extent **ret,
+                             size_t *ret_n);
+void core_pull_reader_prepare(struct core_pull_reader *r, uint64_t pos, uint64_t len);
+ssize_t core_pull_reader_read(struct core_pull_reader *r, uint64_t pos, void *buf, size_t max);
 
 #endif

@@ -497,6 +497,26 @@ db_backup_delete(struct db *db, const char *id)
 }
 
 int
+db_backup_set_state(struct db *db, const char *id, const char *state)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int r, rc;
+
+    DB_LOCK_SCOPE(db);
+    r = db_prepare(db, "UPDATE backups SET state = ?2 WHERE id = ?1", &st);
+    if (r < 0)
+        return r;
+    bind_text(st, 1, id);
+    bind_text(st, 2, state);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        return db_error(db, rc, "record a backup's state");
+    if (sqlite3_changes(db->h) == 0)
+        return err_set(-ENOENT, "backup '%s' not found", id);
+    return 0;
+}
+
+int
 db_backup_set_job(struct db *db, const char *id, const char *job_id)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;

@@ -29,7 +29,7 @@ struct db_backup {
     char *id;
     char *domain_uuid;
     char *domain_name;
-    char *mode;  /* "push" */
+    char *mode;  /* "push" or "pull" */
     char *type;  /* "full", "incremental", "differential" */
     char *state; /* "running", "ready", "completed", "failed", "cancelled" */
     char *job_id;
@@ -99,6 +99,9 @@ int db_backup_set_verification(struct db *db, const char *id, int64_t at, int ok
  * NULL-terminated array of new strings (free each, then the array).
  */
 int db_backup_dependents(struct db *db, const char *id, char ***ret, size_t *ret_n);
+
+/* Sets the state of backup id while its job runs ("ready"). -ENOENT when the row is gone. */
+int db_backup_set_state(struct db *db, const char *id, const char *state);
 
 /* Sets the job of backup id. -ENOENT when the row is gone. */
 int db_backup_set_job(struct db *db, const char *id, const char *job_id);

@@ -119,6 +119,7 @@ main(int argc, char **argv)
         .vault_dir = opts.vault_dir,
         .libvirt_uri = opts.libvirt_uri,
         .restore_roots = opts.restore_roots,
+        .pull_idle_timeout = opts.pull_idle_timeout,
     };
     r = core_start(&ccfg);
     if (r < 0) {

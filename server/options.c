@@ -29,6 +29,8 @@ const char options_usage[] =
     "  --max-body BYTES       largest request body accepted (default 1048576)\n"
     "  --restore-roots DIRS   ':'-separated absolute folders that restores may write into\n"
     "                         (default: the vault's folder 'restore')\n"
+    "  --pull-idle-timeout SECS  abandon a pull backup whose exports nobody read for SECS\n"
+    "                         (default 600)\n"
     "  --help                 show this help and exit\n"
     "  --version              show the version and exit\n"
     "\n"
@@ -51,6 +53,7 @@ enum {
     OPT_PER_IP_LIMIT,
     OPT_MAX_BODY,
     OPT_RESTORE_ROOTS,
+    OPT_PULL_IDLE_TIMEOUT,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -72,6 +75,7 @@ static const struct option long_options[] = {
     {"per-ip-limit", required_argument, NULL, OPT_PER_IP_LIMIT},
     {"max-body", required_argument, NULL, OPT_MAX_BODY},
     {"restore-roots", required_argument, NULL, OPT_RESTORE_ROOTS},
+    {"pull-idle-timeout", required_argument, NULL, OPT_PULL_IDLE_TIMEOUT},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -207,6 +211,12 @@ apply(struct options *o, int id, const char *name, const char *value, char *err,
                 return fail(err, size, "%s: '%s' is not a list of absolute folders", name,
                             value);
         return set_string(&o->restore_roots, value);
+    case OPT_PULL_IDLE_TIMEOUT:
+        if (parse_uint(value, 1, 7 * 24 * 3600, &n) < 0)
+            return fail(err, size, "%s: '%s' is not a number of seconds from 1 to 604800", name,
+                        value);
+        o->pull_idle_timeout = (unsigned)n;
+        return 0;
     default:
         return fail(err, size, "%s: unknown option", name);
     }
@@ -223,6 +233,7 @@ set_defaults(struct options *o)
     o->conn_limit = 512;
     o->per_ip_limit = 64;
     o->max_body = 1u << 20;
+    o->pull_idle_timeout = 600;
 }
 
 static int

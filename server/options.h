@@ -29,6 +29,7 @@ struct options {
     unsigned per_ip_limit;      /* connections from one address */
     size_t max_body;            /* bytes */
     char *restore_roots;        /* ':'-separated folders restores may write into, or NULL */
+    unsigned pull_idle_timeout; /* seconds a pull backup's exports may go unread */
 };
 
 enum options_action {

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "cleanup.h"
 #include "err.h"
@@ -71,6 +72,15 @@ put_escaped(FILE *f, const char *s)
     return true;
 }
 
+/* Writes the <disk> of target into a <domaincheckpoint>, as a bitmap. */
+static void
+continue_checkpoint_disk(FILE *c, const char *target, bool *ok)
+{
+    fputs("<disk name='", c);
+    *ok = *ok && put_escaped(c, target);
+    fputs("' checkpoint='bitmap'/>", c);
+}
+
 /* The <domainbackup> and <domaincheckpoint> documents of spec, as new strings. */
 static int
 backup_xml(const struct virt_backup_spec *spec, char **ret_backup, char **ret_checkpoint)
@@ -83,11 +93,16 @@ backup_xml(const struct virt_backup_spec *spec, char **ret_backup, char **ret_ch
     bool ok = b && c;
 
     if (ok) {
-        fputs("<domainbackup mode='push'>", b);
+        fputs(spec->socket ? "<domainbackup mode='pull'>" : "<domainbackup mode='push'>", b);
         if (spec->incremental) {
             fputs("<incremental>", b);
             ok = ok && put_escaped(b, spec->incremental);
             fputs("</incremental>", b);
+        }
+        if (spec->socket) {
+            fputs("<server transport='unix' socket='", b);
+            ok = ok && put_escaped(b, spec->socket);
+            fputs("'/>", b);
         }
         fputs("<disks>", b);
         fputs("<domaincheckpoint><name>", c);
@@ -102,12 +117,19 @@ backup_xml(const struct virt_backup_spec *spec, char **ret_backup, char **ret_ch
         for (size_t i = 0; ok && i < spec->n_disks; i++) {
             fputs("<disk name='", b);
             ok = ok && put_escaped(b, spec->disks[i].target);
+            if (spec->socket) {
+                /* The export is named after the disk; the scratch file keeps the frozen view. */
+                fprintf(b, "' backup='yes' backupmode='%s' type='file'><scratch file='",
+                        spec->incremental ? "incremental" : "full");
+                ok = ok && put_escaped(b, spec->disks[i].file);
+                fputs("'/><driver type='qcow2'/></disk>", b);
+                continue_checkpoint_disk(c, spec->disks[i].target, &ok);
+                continue;
+            }
             fputs("' backup='yes' type='file'><target file='", b);
             ok = ok && put_escaped(b, spec->disks[i].file);
             fputs("'/><driver type='qcow2'/></disk>", b);
-            fputs("<disk name='", c);
-            ok = ok && put_escaped(c, spec->disks[i].target);
-            fputs("' checkpoint='bitmap'/>", c);
+            continue_checkpoint_disk(c, spec->disks[i].target, &ok);
         }
         for (size_t i = 0; ok && i < spec->n_skip; i++) {
             fputs("<disk name='", b);
@@ -159,7 +181,9 @@ virt_backup_begin(const char *uuid, const struct virt_backup_spec *spec, char **
     r = backup_xml(spec, &bx, &cx);
     if (r < 0)
         return r;
-    if (virDomainBackupBegin(dom, bx, cx, VIR_DOMAIN_BACKUP_BEGIN_REUSE_EXTERNAL) < 0)
+    /* Push targets are made beforehand; pull scratch files are QEMU's to create. */
+    if (virDomainBackupBegin(dom, bx, cx,
+                             spec->socket ? 0 : VIR_DOMAIN_BACKUP_BEGIN_REUSE_EXTERNAL) < 0)
         return virt_error("begin the backup");
 
     /* A limit is set right after the start; QEMU may copy a little before it applies. */
@@ -499,5 +523,74 @@ virt_domain_define_restored(const char *xml, const char *name,
     if (virDomainGetUUIDString(dom, uuid) < 0)
         return virt_error("read the restored domain's UUID");
     memcpy(ret_uuid, uuid, 37);
+    return 0;
+}
+
+int
+virt_checkpoint_define_offline(const char *uuid, const char *name, const char *parent,
+                               const char *const *disks, size_t n_disks, const char *const *skip,
+                               size_t n_skip, char **ret_xml)
+{
+    _cleanup_conn_ virConnectPtr conn = NULL;
+    _cleanup_dom_ virDomainPtr dom = NULL;
+    _cleanup_checkpoint_ virDomainCheckpointPtr cp = NULL;
+    _cleanup_free_ char *domxml = NULL;
+    _cleanup_free_ char *cx = NULL;
+    size_t cl = 0;
+    FILE *c;
+    bool ok = true;
+    char *xml;
+    int r;
+
+    r = domain_open(uuid, &conn, &dom);
+    if (r < 0)
+        return r;
+    if (virDomainIsActive(dom) != 0)
+        return err_set(-EBADFD, "the domain is running: its checkpoints are libvirt's to create");
+    domxml = virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE);
+    if (!domxml)
+        return virt_error("read the domain's XML");
+    c = open_memstream(&cx, &cl);
+    if (!c)
+        return -ENOMEM;
+    /* As libvirt writes it: the bitmap of each disk is named after the checkpoint. */
+    fputs("<domaincheckpoint><name>", c);
+    ok = put_escaped(c, name);
+    fputs("</name>", c);
+    if (parent) {
+        fputs("<parent><name>", c);
+        ok = ok && put_escaped(c, parent);
+        fputs("</name></parent>", c);
+    }
+    fprintf(c, "<creationTime>%lld</creationTime><disks>", (long long)time(NULL));
+    for (size_t i = 0; ok && i < n_disks; i++) {
+        fputs("<disk name='", c);
+        ok = ok && put_escaped(c, disks[i]);
+        fputs("' checkpoint='bitmap' bitmap='", c);
+        ok = ok && put_escaped(c, name);
+        fputs("'/>", c);
+    }
+    for (size_t i = 0; ok && i < n_skip; i++) {
+        fputs("<disk name='", c);
+        ok = ok && put_escaped(c, skip[i]);
+        fputs("' checkpoint='no'/>", c);
+    }
+    fputs("</disks>", c);
+    fputs(domxml, c);
+    fputs("</domaincheckpoint>", c);
+    if (fclose(c) != 0 || !ok)
+        return -ENOMEM;
+    /* Validation needs a running domain; the bitmaps were just added by the caller. */
+    cp = virDomainCheckpointCreateXML(dom, cx, VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE);
+    if (!cp)
+        return virt_error("redefine the checkpoint of the stopped domain");
+    xml = virDomainCheckpointGetXMLDesc(cp, 0);
+    if (!xml) {
+        r = virt_error("read the new checkpoint's XML");
+        virDomainCheckpointDelete(cp, VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY);
+        virResetLastError();
+        return r;
+    }
+    *ret_xml = xml;
     return 0;
 }

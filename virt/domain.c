@@ -170,11 +170,17 @@ derive_features(virConnectPtr conn, struct virt_domain *d)
         bk = "the libvirt test driver has no backup API";
     else if (!virt_backup_supported(conn))
         bk = "this hypervisor does not offer libvirt's backup API";
-    else if (!running)
-        bk = "the domain is not running: libvirt backs up only running domains";
+    else if (!qcow2)
+        bk = "no qcow2 disk: backups read qcow2 images";
+    /* A stopped domain's images are read directly (qemu-nbd) into the vault. */
     feature_set(&d->push_backup, bk);
-    feature_set(&d->pull_backup, bk);
-    feature_set(&d->incremental, bk ? bk : cp);
+    feature_set(&d->pull_backup,
+                bk ? bk
+                   : running ? NULL
+                             : "the domain is not running: libvirt serves pull exports of running "
+                               "domains only (pull with target vault reads its images instead)");
+    /* Stopped: from the qcow2 bitmaps of the last checkpoint, checked when asked. */
+    feature_set(&d->incremental, bk ? bk : running ? cp : NULL);
 }
 
 static int

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stdio.h>
 #include <libnbd.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -11,9 +12,12 @@
 struct slot {
     uint64_t off;
     size_t len;
-    char *buf;
+    char *buf;      /* NULL for a slot that reads as zeros */
     int64_t cookie; /* 0 when idle */
 };
+
+/* A zero extent of the announced range, long enough to be worth not reading. */
+#define ZERO_MIN (256u << 10)
 
 struct virt_nbd {
     struct nbd_handle *h;
@@ -23,6 +27,9 @@ struct virt_nbd {
     size_t head, count;
     uint64_t issue_at;  /* next offset to request */
     uint64_t limit;     /* end of the announced range */
+    /* The allocation of the announced range: what reads as zeros is not requested. */
+    struct virt_extent *alloc;
+    size_t n_alloc, at_alloc;
 };
 
 static int
@@ -34,8 +41,9 @@ nbd_fail(const char *what)
     return err_set(e > 0 ? -e : -EIO, "%s: %s", what, msg ? msg : "NBD error");
 }
 
-int
-virt_nbd_open(const char *uri, const char *meta_context, struct virt_nbd **ret)
+/* Connects with uri, or with argv (a server started by socket activation) when uri is NULL. */
+static int
+nbd_open(const char *uri, char **argv, const char *meta_context, struct virt_nbd **ret)
 {
     _cleanup_free_ struct virt_nbd *n = calloc(1, sizeof(*n));
     int64_t size;
@@ -47,8 +55,9 @@ virt_nbd_open(const char *uri, const char *meta_context, struct virt_nbd **ret)
         return nbd_fail("create an NBD handle");
     if (nbd_add_meta_context(n->h, VIRT_NBD_CONTEXT_ALLOCATION) < 0 ||
         (meta_context && nbd_add_meta_context(n->h, meta_context) < 0) ||
-        nbd_connect_uri(n->h, uri) < 0) {
-        int r = nbd_fail("connect to the NBD export");
+        (uri ? nbd_connect_uri(n->h, uri) : nbd_connect_systemd_socket_activation(n->h, argv)) <
+            0) {
+        int r = nbd_fail(uri ? "connect to the NBD export" : "serve the image with qemu-nbd");
         nbd_close(n->h);
         return r;
     }
@@ -61,6 +70,36 @@ virt_nbd_open(const char *uri, const char *meta_context, struct virt_nbd **ret)
     n->size = (uint64_t)size;
     *ret = TAKE_PTR(n);
     return 0;
+}
+
+int
+virt_nbd_open(const char *uri, const char *meta_context, struct virt_nbd **ret)
+{
+    return nbd_open(uri, NULL, meta_context, ret);
+}
+
+int
+virt_nbd_open_image(const char *path, const char *bitmap, bool writable, struct virt_nbd **ret)
+{
+    _cleanup_free_ char *context = NULL;
+    char *argv[10];
+    size_t a = 0;
+
+    argv[a++] = (char *)"qemu-nbd";
+    argv[a++] = (char *)"--format=qcow2";
+    argv[a++] = (char *)"--cache=writeback";
+    if (!writable)
+        argv[a++] = (char *)"--read-only";
+    if (bitmap) {
+        argv[a++] = (char *)"--bitmap";
+        argv[a++] = (char *)bitmap;
+        if (asprintf(&context, "qemu:dirty-bitmap:%s", bitmap) < 0)
+            return -ENOMEM;
+    }
+    argv[a++] = (char *)"--";
+    argv[a++] = (char *)path;
+    argv[a] = NULL;
+    return nbd_open(NULL, argv, context, ret);
 }
 
 /* Waits until the command of slot s completed; returns 0 or a negative errno. */
@@ -103,6 +142,7 @@ virt_nbd_close(struct virt_nbd *n)
     if (!n)
         return;
     drop_window(n);
+    free(n->alloc);
     nbd_close(n->h);
     free(n);
 }
@@ -113,16 +153,58 @@ virt_nbd_size(const struct virt_nbd *n)
     return n->size;
 }
 
+static bool
+is_zero(const struct virt_extent *e)
+{
+    return (e->flags & 2) && e->length >= ZERO_MIN;
+}
+
+/*
+ * The length of the next slot at n->issue_at (at most left bytes) and
+ * whether it reads as zeros: a long zero extent is one slot, and a data
+ * chunk stops where one begins.
+ */
+static size_t
+next_slot(struct virt_nbd *n, uint64_t left, bool *ret_zero)
+{
+    uint64_t at = n->issue_at, len = left < VIRT_NBD_CHUNK ? left : VIRT_NBD_CHUNK;
+
+    *ret_zero = false;
+    while (n->at_alloc < n->n_alloc &&
+           n->alloc[n->at_alloc].start + n->alloc[n->at_alloc].length <= at)
+        n->at_alloc++;
+    for (size_t i = n->at_alloc; i < n->n_alloc && n->alloc[i].start < at + len; i++) {
+        const struct virt_extent *e = &n->alloc[i];
+        if (!is_zero(e))
+            continue;
+        if (e->start <= at) {
+            uint64_t end = e->start + e->length;
+            *ret_zero = true;
+            /* No memory is held for zeros: one slot covers the extent (bounded by size_t). */
+            return (size_t)(end - at < left ? end - at : left);
+        }
+        return (size_t)(e->start - at);
+    }
+    return (size_t)len;
+}
+
 /* Fills the window with requests up to its depth, within the announced range. */
 static int
 fill_window(struct virt_nbd *n)
 {
     while (n->count < VIRT_NBD_DEPTH && n->issue_at < n->limit) {
         struct slot *s = &n->slots[(n->head + n->count) % VIRT_NBD_DEPTH];
-        uint64_t left = n->limit - n->issue_at;
+        bool zero;
 
         s->off = n->issue_at;
-        s->len = left < VIRT_NBD_CHUNK ? (size_t)left : VIRT_NBD_CHUNK;
+        s->len = next_slot(n, n->limit - n->issue_at, &zero);
+        s->cookie = 0;
+        if (zero) {
+            s->buf = NULL;
+            n->issue_at += s->len;
+            n->count++;
+            continue;
+        }
         s->buf = malloc(s->len);
         if (!s->buf)
             return -ENOMEM;
@@ -139,12 +221,29 @@ fill_window(struct virt_nbd *n)
     return 0;
 }
 
-void
-virt_nbd_prepare(struct virt_nbd *n, uint64_t pos, uint64_t len)
+/* Starts a new window at pos; with probe, asks block status what not to read. */
+static void
+window_start(struct virt_nbd *n, uint64_t pos, uint64_t len, bool probe)
 {
     drop_window(n);
     n->issue_at = pos;
     n->limit = pos + len > n->size ? n->size : pos + len;
+    free(n->alloc);
+    n->alloc = NULL;
+    n->n_alloc = n->at_alloc = 0;
+    /* Without block status every byte is read: slower, not wrong. */
+    if (probe && n->limit > pos && virt_nbd_extents(n, VIRT_NBD_CONTEXT_ALLOCATION, pos, n->limit - pos,
+                                           &n->alloc, &n->n_alloc) < 0) {
+        n->alloc = NULL;
+        n->n_alloc = 0;
+        err_clear();
+    }
+}
+
+void
+virt_nbd_prepare(struct virt_nbd *n, uint64_t pos, uint64_t len)
+{
+    window_start(n, pos, len, true);
 }
 
 ssize_t
@@ -177,7 +276,10 @@ virt_nbd_read(struct virt_nbd *n, uint64_t pos, void *buf, size_t max)
     take = s->off + s->len - pos;
     if (take > max)
         take = max;
-    memcpy(buf, s->buf + (pos - s->off), take);
+    if (s->buf)
+        memcpy(buf, s->buf + (pos - s->off), take);
+    else
+        memset(buf, 0, take);
     if (pos + take == s->off + s->len) {
         free(s->buf);
         s->buf = NULL;
@@ -268,4 +370,108 @@ virt_nbd_extents(struct virt_nbd *n, const char *context, uint64_t offset, uint6
     *ret = a.items;
     *ret_n = a.n;
     return 0;
+}
+
+struct write_state {
+    int error; /* the first error of a write, as a positive errno */
+};
+
+struct write_req {
+    char *buf;
+    struct write_state *state;
+};
+
+static int
+write_done(void *user_data, int *error)
+{
+    struct write_req *w = user_data;
+
+    if (*error && !w->state->error)
+        w->state->error = *error;
+    return 1; /* retire the command */
+}
+
+static void
+write_free(void *user_data)
+{
+    struct write_req *w = user_data;
+
+    free(w->buf);
+    free(w);
+}
+
+/* Waits until at most max writes of dst are in flight; 0 or a negative errno. */
+static int
+drain_writes(struct virt_nbd *dst, struct write_state *ws, unsigned max)
+{
+    while ((unsigned)nbd_aio_in_flight(dst->h) > max)
+        if (nbd_poll(dst->h, -1) < 0)
+            return nbd_fail("wait for writes to the NBD export");
+    if (ws->error)
+        return err_set(-ws->error, "write to the NBD export: %s", strerror(ws->error));
+    return 0;
+}
+
+int
+virt_nbd_copy(struct virt_nbd *src, struct virt_nbd *dst, const struct virt_extent *ext,
+              size_t n, virt_nbd_progress_fn progress, void *opaque)
+{
+    struct write_state ws = {0};
+    uint64_t done = 0;
+    int r = 0;
+
+    for (size_t i = 0; r >= 0 && i < n; i++) {
+        uint64_t pos = ext[i].start, end = ext[i].start + ext[i].length;
+
+        if (end > src->size || end > dst->size) {
+            r = err_set(-EINVAL, "extent beyond the end of the export");
+            break;
+        }
+        /* The caller chose the extents from block status already. */
+        window_start(src, pos, end - pos, false);
+        while (r >= 0 && pos < end) {
+            size_t len = end - pos < VIRT_NBD_CHUNK ? (size_t)(end - pos) : VIRT_NBD_CHUNK;
+            struct write_req *w = calloc(1, sizeof(*w));
+            size_t got = 0;
+
+            if (!w || !(w->buf = malloc(len))) {
+                free(w);
+                r = -ENOMEM;
+                break;
+            }
+            w->state = &ws;
+            while (got < len) {
+                ssize_t k = virt_nbd_read(src, pos + got, w->buf + got, len - got);
+                if (k < 0) {
+                    r = (int)k;
+                    break;
+                }
+                got += (size_t)k;
+            }
+            if (r < 0) {
+                write_free(w);
+                break;
+            }
+            /* On failure libnbd calls write_free itself. */
+            if (nbd_aio_pwrite(dst->h, w->buf, len, pos,
+                               (nbd_completion_callback){.callback = write_done,
+                                                         .user_data = w,
+                                                         .free = write_free},
+                               0) < 0) {
+                r = nbd_fail("write to the NBD export");
+                break;
+            }
+            pos += len;
+            done += len;
+            r = drain_writes(dst, &ws, VIRT_NBD_DEPTH - 1);
+            if (r >= 0 && progress)
+                r = progress(opaque, done);
+        }
+    }
+    /* Whatever happened, no write may still point into freed memory. */
+    if (drain_writes(dst, &ws, 0) < 0 && r >= 0)
+        r = -EIO;
+    if (r >= 0 && nbd_flush(dst->h, 0) < 0)
+        r = nbd_fail("flush the NBD export");
+    return r;
 }

@@ -10,6 +10,7 @@
 #ifndef VV_VIRT_NBD_H
 #define VV_VIRT_NBD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -35,6 +36,15 @@ struct virt_extent {
  */
 int virt_nbd_open(const char *uri, const char *meta_context, struct virt_nbd **ret);
 
+/*
+ * Serves the qcow2 image at path with qemu-nbd (started by libnbd with
+ * socket activation: no shell, no socket in the file system) and connects
+ * to it: read-only unless writable, with the persistent dirty bitmap
+ * bitmap offered as the context "qemu:dirty-bitmap:<bitmap>" when not
+ * NULL. qemu-nbd ends when the connection is closed.
+ */
+int virt_nbd_open_image(const char *path, const char *bitmap, bool writable, struct virt_nbd **ret);
+
 /* Closes the connection. Accepts NULL. */
 void virt_nbd_close(struct virt_nbd *n);
 
@@ -54,5 +64,18 @@ void virt_nbd_prepare(struct virt_nbd *n, uint64_t pos, uint64_t len);
 
 /* Reads up to max bytes at pos into buf; returns the count (> 0) or a negative errno. */
 ssize_t virt_nbd_read(struct virt_nbd *n, uint64_t pos, void *buf, size_t max);
+
+/* Told the bytes copied so far; a negative errno stops the copy with it. */
+typedef int (*virt_nbd_progress_fn)(void *opaque, uint64_t done);
+
+/*
+ * Copies the extents ext[0..n) (start and length; flags ignored) from src
+ * to the same offsets of dst (a writable export), with reads and writes in
+ * flight (at most VIRT_NBD_DEPTH chunks each), and flushes dst. progress
+ * (may be NULL) is called after every chunk. Returns 0 or a negative errno
+ * with a detail.
+ */
+int virt_nbd_copy(struct virt_nbd *src, struct virt_nbd *dst, const struct virt_extent *ext,
+                  size_t n, virt_nbd_progress_fn progress, void *opaque);
 
 #endif

@@ -119,10 +119,14 @@ void virt_domain_clear(struct virt_domain *d);
 
 /* --- backups --- */
 
-/* One disk of a push backup: the libvirt target and the file it is written to. */
+/*
+ * One disk of a backup: the libvirt target and, in push mode, the qcow2
+ * image made beforehand that QEMU writes into; in pull mode the scratch
+ * file QEMU creates to keep the frozen view (absolute paths).
+ */
 struct virt_backup_disk {
     const char *target; /* "vda" */
-    const char *file;   /* absolute path of a qcow2 image made beforehand */
+    const char *file;
 };
 
 struct virt_backup_spec {
@@ -134,6 +138,7 @@ struct virt_backup_spec {
     const char *const *skip; /* targets of the domain's other disks, left out of both */
     size_t n_skip;
     uint64_t bandwidth;      /* bytes per second and disk, 0 for no limit */
+    const char *socket;      /* pull mode: the unix socket QEMU serves NBD on; NULL: push */
 };
 
 /*
@@ -144,9 +149,11 @@ struct virt_backup_spec {
 int virt_backup_supported_for(const char *uuid);
 
 /*
- * Begins a push backup of the domain into the files of spec (which exist
+ * Begins a backup of the domain: a push backup into the files of spec (which exist
  * already: REUSE_EXTERNAL) and creates the checkpoint spec->checkpoint in
- * the same step. On success *ret_checkpoint_xml holds the new checkpoint's
+ * the same step, or with spec->socket a pull backup whose exports (one per
+ * disk, named after its target) QEMU serves on that socket until the job is
+ * aborted. On success *ret_checkpoint_xml holds the new checkpoint's
  * full XML (with <domain>), a new string. When reading that XML fails the
  * job is aborted and the checkpoint removed before the error is returned.
  */
@@ -324,6 +331,25 @@ int virt_domain_job_active(const char *domain, char *what, size_t size);
  */
 int virt_image_bitmaps(const char *path, struct virt_image_bitmap **ret, size_t *ret_n);
 void virt_image_bitmaps_free(struct virt_image_bitmap *list, size_t n);
+
+/*
+ * Adds (add true) or removes the persistent dirty bitmap name of the qcow2
+ * image at path with "qemu-img bitmap"; the image must not be in use (a
+ * stopped domain). Returns 0, or -EIO with qemu-img's message.
+ */
+int virt_image_bitmap_set(const char *path, const char *name, bool add);
+
+/*
+ * Gives a stopped domain the checkpoint name (child of parent, or a root
+ * when parent is NULL) whose bitmaps, named name, were added to the images
+ * of disks already: libvirt cannot create checkpoints of inactive domains,
+ * so it is redefined from XML built like libvirt's own (with the domain's
+ * inactive XML). *ret_xml is the new checkpoint's full XML as libvirt now
+ * has it (a new string).
+ */
+int virt_checkpoint_define_offline(const char *uuid, const char *name, const char *parent,
+                                   const char *const *disks, size_t n_disks,
+                                   const char *const *skip, size_t n_skip, char **ret_xml);
 /* --- end checkpoints --- */
 
 #endif
