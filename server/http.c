@@ -23,6 +23,7 @@
 #include "router.h"
 #include "stream.h"
 #include "text.h"
+#include "tls.h"
 
 #define MAX_URL_LEN 8192
 #define MAX_QUERY_ALLOCS 16
@@ -575,8 +576,7 @@ http_start(const struct http_config *cfg, struct http_server **ret, unsigned *re
     struct MHD_OptionItem tls_opts[] = {
         {MHD_OPTION_HTTPS_MEM_CERT, 0, cfg->tls_cert_pem},
         {MHD_OPTION_HTTPS_MEM_KEY, 0, cfg->tls_key_pem},
-        {MHD_OPTION_HTTPS_PRIORITIES, 0,
-         (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:%SERVER_PRECEDENCE"},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)TLS_PRIORITIES},
         {MHD_OPTION_END, 0, NULL},
     };
     s->daemon = MHD_start_daemon(
