@@ -16,6 +16,7 @@
 
 #include "api/problem.h"
 #include "cleanup.h"
+#include "deadline.h"
 #include "err.h"
 #include "http.h"
 #include "log.h"
@@ -33,6 +34,7 @@ struct http_server {
     struct MHD_Daemon *daemon;
     struct http_config cfg;
     atomic_int in_flight;
+    struct deadline_watcher *deadlines; /* bounds the receipt of each request */
 };
 
 /* Everything one request carries between the access handler's calls. */
@@ -401,6 +403,23 @@ dispatch(struct req *rq, const char *url, const char *method)
                  NULL, false);
 }
 
+static struct deadline_watch *
+conn_watch(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+    return ci ? ci->socket_context : NULL;
+}
+
+/* The request is in: headers and body received (or refused early). */
+static enum MHD_Result
+request_in(struct req *rq, const char *url, const char *method)
+{
+    deadline_watch_disarm(conn_watch(rq->conn));
+    return dispatch(rq, url, method);
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
            const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
@@ -429,7 +448,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
             unsigned long long n = strtoull(cl, &end, 10);
             if (errno || *end || n > srv->cfg.max_body) {
                 rq->too_large = true;
-                return dispatch(rq, url, method);
+                return request_in(rq, url, method);
             }
         }
         return MHD_YES;
@@ -465,7 +484,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     }
     if (rq->status != 0)
         return MHD_YES; /* answered early (413) */
-    return dispatch(rq, url, method);
+    return request_in(rq, url, method);
 }
 
 static void
@@ -474,11 +493,11 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     struct http_server *srv = cls;
     struct req *rq = *con_cls;
-    (void)conn;
     (void)toe;
 
     if (!rq)
         return;
+    deadline_watch_arm(conn_watch(conn)); /* waiting for the next request, if any */
     uint64_t ns = text_mono_ns() - rq->start_ns;
     metrics_request_done(rq->method, rq->route, rq->status, ns);
     log_debug("%s %s %d %.3fms", rq->method, rq->route ? rq->route : "-", rq->status,
@@ -489,6 +508,23 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(rq);
     *con_cls = NULL;
     atomic_fetch_sub(&srv->in_flight, 1);
+}
+
+/* Gives each connection a deadline watch, from accept to close. */
+static void
+on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+              enum MHD_ConnectionNotificationCode code)
+{
+    struct http_server *srv = cls;
+
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = ci ? deadline_watch_new(srv->deadlines, ci->connect_fd) : NULL;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        deadline_watch_free(*socket_context);
+        *socket_context = NULL;
+    }
 }
 
 __attribute__((format(printf, 2, 0))) static void
@@ -572,6 +608,11 @@ http_start(const struct http_config *cfg, struct http_server **ret, unsigned *re
     if (!s)
         return -ENOMEM;
     s->cfg = *cfg;
+    r = deadline_watcher_new(cfg->conn_timeout, &s->deadlines);
+    if (r < 0) {
+        free(s);
+        return err_set(r, "cannot start the request deadline thread");
+    }
 
     struct MHD_OptionItem tls_opts[] = {
         {MHD_OPTION_HTTPS_MEM_CERT, 0, cfg->tls_cert_pem},
@@ -585,10 +626,12 @@ http_start(const struct http_config *cfg, struct http_server **ret, unsigned *re
         cfg->conn_timeout, MHD_OPTION_CONNECTION_LIMIT, cfg->conn_limit,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->per_ip_limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)64 * 1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
         MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
         NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 256, MHD_OPTION_ARRAY,
         cfg->tls_cert_pem ? tls_opts : &tls_opts[3], MHD_OPTION_END);
     if (!s->daemon) {
+        deadline_watcher_free(s->deadlines);
         free(s);
         return err_set(-EADDRINUSE, "cannot listen on %s (address in use or not available)",
                        cfg->listen);
@@ -613,5 +656,6 @@ http_stop(struct http_server *s)
          waited += 20)
         usleep(20 * 1000);
     MHD_stop_daemon(s->daemon);
+    deadline_watcher_free(s->deadlines);
     free(s);
 }
