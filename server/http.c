@@ -310,7 +310,8 @@ parse_body(struct req *rq, const char *path, json_t **ret, enum MHD_Result *answ
                                        NULL);
         return -1;
     }
-    j = json_loadb(rq->body, rq->len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    /* No JSON_ALLOW_NUL: a "\u0000" would cut every C string that is unpacked from it. */
+    j = json_loadb(rq->body, rq->len, JSON_REJECT_DUPLICATES, &jerr);
     if (!j) {
         char detail[300];
         snprintf(detail, sizeof(detail), "the body is not valid JSON: %s (line %d, column %d)",
