@@ -323,6 +323,24 @@ parse_body(struct req *rq, const char *path, json_t **ret, enum MHD_Result *answ
     return 0;
 }
 
+/* MHD_get_connection_values() iterator: counts query arguments that do not decode. */
+static enum MHD_Result
+count_bad_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    unsigned *bad = cls;
+    char *decoded = NULL;
+    (void)kind;
+
+    if (text_url_decode(key, strlen(key), &decoded) < 0)
+        (*bad)++;
+    free(decoded);
+    decoded = NULL;
+    if (value && text_url_decode(value, strlen(value), &decoded) < 0)
+        (*bad)++;
+    free(decoded);
+    return MHD_YES;
+}
+
 static enum MHD_Result
 dispatch(struct req *rq, const char *url, const char *method)
 {
@@ -366,7 +384,19 @@ dispatch(struct req *rq, const char *url, const char *method)
     }
     rq->route = m.route->path;
 
-    if (authorize(rq, m.route, url, &answered) < 0 || parse_body(rq, url, &body, &answered) < 0) {
+    if (authorize(rq, m.route, url, &answered) < 0) {
+        router_match_clear(&m);
+        return answered;
+    }
+    /* A query value that does not decode would look absent to the handler: refuse it. */
+    unsigned bad_args = 0;
+    MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, count_bad_arg, &bad_args);
+    if (bad_args) {
+        router_match_clear(&m);
+        return queue_problem_code(rq, "invalid_request",
+                                  "the query has a malformed %-escape or a NUL", url, NULL);
+    }
+    if (parse_body(rq, url, &body, &answered) < 0) {
         router_match_clear(&m);
         return answered;
     }
