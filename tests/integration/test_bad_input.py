@@ -600,9 +600,9 @@ def run_case(d, case, token_map=None):
     return status, problem
 
 
-def check(d, cases):
+def check(d, cases, state_fn=state):
     failures = []
-    before = state(d)
+    before = state_fn(d)
     for case in cases:
         status, problem = run_case(d, case)
         got_code = problem.get('code') if problem else None
@@ -614,7 +614,7 @@ def check(d, cases):
         if d.proc.poll() is not None:
             failures.append(f'{case.id}: the daemon died:\n{d.log()[-3000:]}')
             break
-        after = state(d)
+        after = state_fn(d)
         if after != before:
             failures.append(f'{case.id}: the state changed')
             before = after
@@ -659,3 +659,57 @@ def test_tokens_and_roles(guarded):
     failures = check(guarded, cases)
     assert not failures, f'{len(failures)} of {len(cases)} cases:\n' + '\n'.join(failures)
     assert 'WRONG' not in guarded.log() and TOKENS['EXPIRED'] not in guarded.log()
+
+
+# --- on QEMU: what needs a real backup ------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def qemu_backup(sandbox, tmp_path_factory):
+    import sandbox as sb
+    roots = tmp_path_factory.mktemp('restore-root')
+    name = sb.unique_name('vvt-bad-')
+    sb.domain_create(name)
+    d = Daemon('qemu:///system', args=['--restore-roots', str(roots)]).start()
+    try:
+        d.wait_ready()
+        c = d.client
+        r = c.post(f'/v1/domains/{name}/backups', json={'type': 'full'})
+        assert r.status == 202, r
+        assert c.wait_job(r.json['job_id'])['state'] == 'succeeded'
+        yield d, name, r.json['id'], str(roots)
+    finally:
+        _finish(d)
+        sb.domain_remove(name)
+
+
+def test_bad_backup_bodies_on_qemu(qemu_backup):
+    d, dom, backup_id, roots = qemu_backup
+    saved = dict(GOOD)
+    GOOD.update(domain=dom, id=backup_id)
+    try:
+        cases = [c for m, t, op in operations() if m == 'POST' and '/backups' in t
+                 for c in body_cases(m, t, op) if c.needs == 'resource']
+        # Restores may only write inside --restore-roots, into a folder that is not there yet.
+        restore = fill('/v1/domains/{domain}/backups/{id}/restore')
+        for label, target, status, code in [
+                ('outside the roots', '/etc', 400, 'invalid_request'),
+                ('escaping the root', roots + '/../../etc', 400, 'invalid_request'),
+                ('a file in the root', roots + '/x/../../../etc/passwd', 400, 'invalid_request'),
+                # Resolved on disk: the host's own refusal.
+                ('symlinked out', roots + '/link', 403, 'access_denied'),
+                ('symlinked out, deeper', roots + '/link/sub', 403, 'access_denied')]:
+            cases.append(Case(f'restore target_dir {label}', 'POST', restore, status, code,
+                              body=json.dumps({'target_dir': target}).encode(),
+                              headers={'Content-Type': 'application/json'}))
+    finally:
+        GOOD.clear()
+        GOOD.update(saved)
+    os.symlink('/etc', os.path.join(roots, 'link'))
+
+    def qstate(_d):
+        c = Client(d.url, validate=False)
+        return {'db': sqlite_dump(d.db_path), 'api': api_lists(c, [dom]),
+                'virsh': virsh_lists([dom]), 'roots': sorted(os.listdir(roots))}
+    failures = check(d, cases, state_fn=qstate)
+    assert len(cases) >= 40
+    assert not failures, f'{len(failures)} of {len(cases)} cases:\n' + '\n'.join(failures)
