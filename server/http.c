@@ -291,6 +291,36 @@ authorize(struct req *rq, const struct route *route, const char *path, enum MHD_
     return 0;
 }
 
+/*
+ * Finds a string holding a NUL in v; writes its place ("disks[2].file") into
+ * where. Returns true when there is one. Depth is bounded by the parser.
+ */
+static bool
+find_nul(json_t *v, char *where, size_t size, size_t used)
+{
+    const char *key;
+    json_t *item;
+    size_t i;
+
+    if (json_is_string(v))
+        return strlen(json_string_value(v)) != json_string_length(v);
+    if (json_is_object(v)) {
+        json_object_foreach(v, key, item) {
+            snprintf(where + used, size - used, "%s%s", used ? "." : "", key);
+            if (find_nul(item, where, size, strlen(where)))
+                return true;
+        }
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, item) {
+            snprintf(where + used, size - used, "[%zu]", i);
+            if (find_nul(item, where, size, strlen(where)))
+                return true;
+        }
+    }
+    where[used] = '\0';
+    return false;
+}
+
 /* Parses the buffered body as JSON (NULL when empty); answers 415/400 itself. */
 static int
 parse_body(struct req *rq, const char *path, json_t **ret, enum MHD_Result *answered)
@@ -310,12 +340,21 @@ parse_body(struct req *rq, const char *path, json_t **ret, enum MHD_Result *answ
                                        NULL);
         return -1;
     }
-    /* No JSON_ALLOW_NUL: a "\u0000" would cut every C string that is unpacked from it. */
-    j = json_loadb(rq->body, rq->len, JSON_REJECT_DUPLICATES, &jerr);
+    j = json_loadb(rq->body, rq->len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (!j) {
         char detail[300];
         snprintf(detail, sizeof(detail), "the body is not valid JSON: %s (line %d, column %d)",
                  jerr.text, jerr.line, jerr.column);
+        *answered = queue_problem_code(rq, "invalid_request", detail, path, NULL);
+        return -1;
+    }
+    /* A "\u0000" would cut every C string unpacked from the value: refuse it, saying where. */
+    char where[128] = "";
+    if (find_nul(j, where, sizeof(where), 0)) {
+        char detail[200];
+        json_decref(j);
+        snprintf(detail, sizeof(detail), "%s: must not contain NUL characters",
+                 where[0] ? where : "the body");
         *answered = queue_problem_code(rq, "invalid_request", detail, path, NULL);
         return -1;
     }
