@@ -10,7 +10,7 @@ LISTEN     ?= 127.0.0.1:8080
 PREFIX     ?= /usr/local
 PY         := /usr/bin/python3
 
-.PHONY: all build build-asan build-fuzz deps run test test-unit test-integration fuzz clean \
+.PHONY: all build build-asan build-fuzz deps run test test-unit test-integration fuzz soak bench clean \
         install test-packaging test-container
 
 all: build
