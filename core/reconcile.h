@@ -26,7 +26,7 @@ checkpoint_unlockp(const char **uuid)
     if (*uuid)
         checkpoint_unlock(*uuid);
 }
-#define _cleanup_checkpoint_lock_ __attribute__((cleanup(checkpoint_unlockp)))
+#define _cleanup_checkpoint_lock_ __attribute__((cleanup(checkpoint_unlockp), unused))
 
 /*
  * The reconciler proper, with the domain's checkpoint lock held. rep is
