@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from client import Client
+from client import ROOT, Client
 from conftest import Daemon, _finish
 
 KILLS = int(os.environ.get('VV_CRASH_KILLS', '12'))
@@ -134,6 +134,11 @@ def test_sigkill_loses_nothing_acknowledged(sandbox, qemu_domain, crash_dir):
         assert in_libvirt == set(items), f'kill {kill}: {sorted(in_libvirt ^ set(items))}'
         _finish_keep(d)
     assert len(created) >= KILLS, f'too few acknowledged creates to prove anything: {created}'
+    os.makedirs(os.path.join(ROOT, 'out', 'test'), exist_ok=True)
+    with open(os.path.join(ROOT, 'out', 'test', 'crash.txt'), 'a') as f:
+        f.write(f'{time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())} {KILLS} kills, '
+                f'{len(created)} creates and {len(deleted)} deletes acknowledged, '
+                f'{len(delete_tried - deleted)} deletes cut off, none lost\n')
 
 
 def _finish_keep(d):
