@@ -52,6 +52,7 @@ struct api_response {
     size_t text_len;
     const char *content_type; /* static */
     char location[512];       /* Location header, or "" */
+    bool event_stream;        /* answer with the event stream (text/event-stream) instead */
     struct api_stream *stream; /* owned; sent when json and text are NULL */
 };
 
@@ -114,6 +115,15 @@ int api_snapshot_get(const struct api_request *req, struct api_response *resp);
 int api_snapshot_current(const struct api_request *req, struct api_response *resp);
 int api_snapshot_delete(const struct api_request *req, struct api_response *resp);
 int api_snapshot_revert(const struct api_request *req, struct api_response *resp);
+
+/* --- backups --- */
+int api_events_stream(const struct api_request *req, struct api_response *resp);
+int api_backups_list(const struct api_request *req, struct api_response *resp);
+int api_backup_create(const struct api_request *req, struct api_response *resp);
+int api_backup_get(const struct api_request *req, struct api_response *resp);
+int api_backup_delete(const struct api_request *req, struct api_response *resp);
+int api_backup_restore(const struct api_request *req, struct api_response *resp);
+int api_backup_verify(const struct api_request *req, struct api_response *resp);
 /* --- checkpoints --- */
 int api_checkpoints_list(const struct api_request *req, struct api_response *resp);
 int api_checkpoint_create(const struct api_request *req, struct api_response *resp);

@@ -1,8 +1,11 @@
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "backup.h"
 #include "checkpoint.h"
+#include "cleanup.h"
 #include "core.h"
 #include "db/db.h"
 #include "err.h"
@@ -17,14 +20,56 @@ static struct {
     struct db *db;
     char *vault_dir;
     bool started;
-} core;
+    pthread_mutex_t lock;
+    core_domain_event_fn listener;
+    void *listener_opaque;
+} core = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+};
 
-/* libvirt's events, on its event thread: hand them to whoever queues work for them. */
+/*
+ * The one handler of libvirt's events, on its event thread: each module
+ * takes what concerns it and queues its work; the event stream hears of
+ * domain lifecycle events.
+ */
 static void
 on_virt_event(const struct virt_event *ev, void *opaque)
 {
+    core_domain_event_fn fn;
+    void *fn_opaque;
     (void)opaque;
+
     core_checkpoint_on_event(ev);
+    core_backup_on_event(ev);
+    pthread_mutex_lock(&core.lock);
+    fn = core.listener;
+    fn_opaque = core.listener_opaque;
+    pthread_mutex_unlock(&core.lock);
+    if (fn && ev->kind != VIRT_EVENT_CONNECTED)
+        fn(ev, fn_opaque);
+}
+
+void
+core_domain_events_listen(core_domain_event_fn fn, void *opaque)
+{
+    pthread_mutex_lock(&core.lock);
+    core.listener = fn;
+    core.listener_opaque = opaque;
+    pthread_mutex_unlock(&core.lock);
+}
+
+const char *
+core_domain_event_name(enum virt_event_kind kind)
+{
+    static const char *const names[] = {
+        [VIRT_EVENT_DEFINED] = "defined",     [VIRT_EVENT_UNDEFINED] = "undefined",
+        [VIRT_EVENT_STARTED] = "started",     [VIRT_EVENT_STOPPED] = "stopped",
+        [VIRT_EVENT_SUSPENDED] = "suspended", [VIRT_EVENT_RESUMED] = "resumed",
+        [VIRT_EVENT_OTHER] = "other",         [VIRT_EVENT_JOB_COMPLETED] = "job_completed",
+        [VIRT_EVENT_CONNECTED] = "connected",
+    };
+
+    return (size_t)kind < ARRAY_SIZE(names) && names[kind] ? names[kind] : "other";
 }
 
 int
@@ -59,6 +104,8 @@ core_start(const struct core_config *cfg)
     /* Job kinds first: the jobs an earlier process left are recovered by kind. */
     r = core_snapshot_init();
     if (r >= 0)
+        r = core_backup_init(cfg->vault_dir, cfg->restore_roots);
+    if (r >= 0)
         r = core_jobs_start(core.db, JOB_WORKERS);
     if (r < 0) {
         virt_set_event_handler(NULL, NULL);
@@ -68,6 +115,7 @@ core_start(const struct core_config *cfg)
         core.db = NULL;
         return r;
     }
+    core_backup_sweep();
     core.started = true;
     return 0;
 }
@@ -77,9 +125,11 @@ core_stop(void)
 {
     if (!core.started)
         return;
-    virt_set_event_handler(NULL, NULL);
+    /* Jobs first: a running backup still follows libvirt's events while it ends. */
     core_jobs_stop();
+    virt_set_event_handler(NULL, NULL);
     core_checkpoint_stop();
+    core_backup_fini();
     virt_close();
     db_close(core.db);
     core.db = NULL;

@@ -17,6 +17,7 @@ struct core_config {
     const char *db_path;
     const char *vault_dir;
     const char *libvirt_uri;
+    const char *restore_roots; /* ':'-separated folders, or NULL for <vault>/restore */
 };
 
 /*
@@ -47,6 +48,17 @@ const char *core_libvirt_uri(void);
 
 /* True while the libvirt connection is up. */
 bool core_hypervisor_connected(void);
+
+/*
+ * Domain events for the event stream: fn is called on libvirt's event
+ * thread for each lifecycle event and must return quickly. One listener;
+ * NULL removes it.
+ */
+typedef void (*core_domain_event_fn)(const struct virt_event *ev, void *opaque);
+void core_domain_events_listen(core_domain_event_fn fn, void *opaque);
+
+/* "started", "stopped", ... for an event kind. Static. */
+const char *core_domain_event_name(enum virt_event_kind kind);
 
 /* Domains, as libvirt sees them (see virt.h for ownership). */
 int core_domain_list(struct virt_domain **ret, size_t *ret_n);

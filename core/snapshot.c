@@ -5,11 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "busy.h"
+#include "checkpoint.h"
 #include "cleanup.h"
 #include "core.h"
 #include "err.h"
@@ -646,6 +648,48 @@ core_snapshot_create(const char *domain, const struct core_snapshot_req *req,
     return virt_snapshot_get(d->uuid, p->name, ret_snap);
 }
 
+/*
+ * QEMU refuses to load an internal snapshot while the disks carry dirty
+ * bitmaps ("Device has active dirty bitmaps"), and libvirt 9.0 leaves the
+ * domain shut off when that happens. Refuse it here, before anything is
+ * touched, and say what would make it possible.
+ */
+static int
+revert_allowed(const struct virt_domain *d, const char *name)
+{
+    _cleanup_(virt_snapshot_freep) struct virt_snapshot *snap = NULL;
+    struct core_checkpoint *cps = NULL;
+    struct virt_versions v;
+    bool internal;
+    size_t n = 0;
+    int r;
+
+    r = core_versions_get(&v);
+    if (r < 0)
+        return r;
+    if (strcasecmp(v.driver, "QEMU") != 0)
+        return 0;
+    r = virt_snapshot_get(d->uuid, name, &snap);
+    if (r < 0)
+        return r;
+    internal = snap->memory == VIRT_SNAP_INTERNAL;
+    for (size_t i = 0; i < snap->n_disks; i++)
+        internal |= snap->disks[i].location == VIRT_SNAP_INTERNAL;
+    if (!internal)
+        return 0;
+    r = core_checkpoint_list(d->uuid, 0, &cps, &n);
+    if (r < 0)
+        return r;
+    core_checkpoint_list_free(cps, n);
+    if (n > 0)
+        return err_set(-EBADFD,
+                       "snapshot '%s' is internal and the domain's disks carry dirty bitmaps "
+                       "(%zu checkpoint(s)): QEMU cannot load an internal snapshot then, and the "
+                       "domain would be left shut off; delete the checkpoints first",
+                       name, n);
+    return 0;
+}
+
 int
 core_snapshot_revert(const char *domain, const char *name, enum virt_snap_start start, bool force)
 {
@@ -663,6 +707,9 @@ core_snapshot_revert(const char *domain, const char *name, enum virt_snap_start 
     if (r < 0)
         return r;
     claimed = d->uuid;
+    r = revert_allowed(d, name);
+    if (r < 0)
+        return r;
     return virt_snapshot_revert(d->uuid, name, start, force);
 }
 

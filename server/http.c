@@ -18,6 +18,7 @@
 #include "cleanup.h"
 #include "deadline.h"
 #include "err.h"
+#include "events.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -218,6 +219,25 @@ serve_static(struct req *rq, const char *path)
     rq->status = 200;
     rq->route = "static";
     enum MHD_Result ret = MHD_queue_response(rq->conn, 200, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* Answers with an event stream of the hub (events.h); 503 while the server stops. */
+static enum MHD_Result
+queue_event_stream(struct req *rq, const char *path)
+{
+    struct MHD_Response *resp = events_stream_new(rq->conn);
+    enum MHD_Result ret;
+
+    if (!resp)
+        return queue_problem_code(rq, "not_ready", "the service is shutting down", path, NULL);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    rq->status = 200;
+    ret = MHD_queue_response(rq->conn, 200, resp);
     MHD_destroy_response(resp);
     return ret;
 }
@@ -463,6 +483,8 @@ dispatch(struct req *rq, const char *url, const char *method)
         free(resp.text);
         return queue_problem(rq, k, NULL, url, NULL);
     }
+    if (resp.event_stream)
+        return queue_event_stream(rq, url);
     if (resp.stream)
         return queue_stream(rq, resp.stream, url);
     if (resp.json)
@@ -722,6 +744,8 @@ http_stop(struct http_server *s)
     fd = MHD_quiesce_daemon(s->daemon);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
+    /* Event streams never end by themselves: end them, so that their requests finish. */
+    events_shutdown();
     for (int waited = 0; atomic_load(&s->in_flight) > 0 && waited < SHUTDOWN_GRACE_MS;
          waited += 20)
         usleep(20 * 1000);

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "core/core.h"
 #include "err.h"
+#include "events.h"
 #include "http.h"
 #include "log.h"
 #include "options.h"
@@ -95,10 +96,20 @@ main(int argc, char **argv)
         .db_path = opts.db,
         .vault_dir = opts.vault_dir,
         .libvirt_uri = opts.libvirt_uri,
+        .restore_roots = opts.restore_roots,
     };
     r = core_start(&ccfg);
     if (r < 0) {
         log_error("cannot start: %s", err_detail() ? err_detail() : strerror(-r));
+        options_clear(&opts);
+        auth_clear(&auth);
+        return 1;
+    }
+
+    r = events_start();
+    if (r < 0) {
+        log_error("cannot start the event hub: %s", strerror(-r));
+        core_stop();
         options_clear(&opts);
         auth_clear(&auth);
         return 1;
@@ -119,6 +130,7 @@ main(int argc, char **argv)
     r = http_start(&hcfg, &srv, &port);
     if (r < 0) {
         log_error("cannot start: %s", err_detail() ? err_detail() : strerror(-r));
+        events_stop();
         core_stop();
         options_clear(&opts);
         auth_clear(&auth);
@@ -140,6 +152,7 @@ main(int argc, char **argv)
     log_info("received %s: finishing requests in flight and shutting down",
              sig == SIGINT ? "SIGINT" : "SIGTERM");
     http_stop(srv);
+    events_stop();
     core_stop();
     auth_clear(&auth);
     options_clear(&opts);

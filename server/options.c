@@ -28,6 +28,8 @@ const char options_usage[] =
     "  --conn-limit N         connections in all (default 512)\n"
     "  --per-ip-limit N       connections from one address (default 64)\n"
     "  --max-body BYTES       largest request body accepted (default 1048576)\n"
+    "  --restore-roots DIRS   ':'-separated absolute folders that restores may write into\n"
+    "                         (default: the vault's folder 'restore')\n"
     "  --help                 show this help and exit\n"
     "  --version              show the version and exit\n"
     "\n"
@@ -49,6 +51,7 @@ enum {
     OPT_CONN_LIMIT,
     OPT_PER_IP_LIMIT,
     OPT_MAX_BODY,
+    OPT_RESTORE_ROOTS,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -69,6 +72,7 @@ static const struct option long_options[] = {
     {"conn-limit", required_argument, NULL, OPT_CONN_LIMIT},
     {"per-ip-limit", required_argument, NULL, OPT_PER_IP_LIMIT},
     {"max-body", required_argument, NULL, OPT_MAX_BODY},
+    {"restore-roots", required_argument, NULL, OPT_RESTORE_ROOTS},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -198,6 +202,12 @@ apply(struct options *o, int id, const char *name, const char *value, char *err,
                         value);
         o->max_body = (size_t)n;
         return 0;
+    case OPT_RESTORE_ROOTS:
+        for (const char *p = value; p; p = strchr(p, ':') ? strchr(p, ':') + 1 : NULL)
+            if (*p != '/')
+                return fail(err, size, "%s: '%s' is not a list of absolute folders", name,
+                            value);
+        return set_string(&o->restore_roots, value);
     default:
         return fail(err, size, "%s: unknown option", name);
     }
@@ -318,5 +328,6 @@ options_clear(struct options *o)
     free(o->token_file);
     free(o->tls_cert);
     free(o->tls_key);
+    free(o->restore_roots);
     memset(o, 0, sizeof(*o));
 }

@@ -28,6 +28,7 @@ struct options {
     unsigned conn_limit;        /* connections in all */
     unsigned per_ip_limit;      /* connections from one address */
     size_t max_body;            /* bytes */
+    char *restore_roots;        /* ':'-separated folders restores may write into, or NULL */
 };
 
 enum options_action {

@@ -50,6 +50,14 @@ const struct route router_table[] = {
     {"GET", "/v1/jobs", api_jobs_list, ROLE_VIEWER},
     {"GET", "/v1/jobs/{id}", api_job_get, ROLE_VIEWER},
     {"DELETE", "/v1/jobs/{id}", api_job_cancel, ROLE_ADMIN},
+    /* backups */
+    {"GET", "/v1/domains/{domain}/backups", api_backups_list, ROLE_VIEWER},
+    {"POST", "/v1/domains/{domain}/backups", api_backup_create, ROLE_OPERATOR},
+    {"GET", "/v1/domains/{domain}/backups/{id}", api_backup_get, ROLE_VIEWER},
+    {"DELETE", "/v1/domains/{domain}/backups/{id}", api_backup_delete, ROLE_ADMIN},
+    {"POST", "/v1/domains/{domain}/backups/{id}/restore", api_backup_restore, ROLE_ADMIN},
+    {"POST", "/v1/domains/{domain}/backups/{id}/verify", api_backup_verify, ROLE_OPERATOR},
+    {"GET", "/v1/events", api_events_stream, ROLE_VIEWER},
     /* --- checkpoints --- */
     {"GET", "/v1/domains/{domain}/checkpoints", api_checkpoints_list, ROLE_VIEWER},
     {"POST", "/v1/domains/{domain}/checkpoints", api_checkpoint_create, ROLE_OPERATOR},

@@ -231,3 +231,32 @@ text_is_uuid(const char *s)
     }
     return true;
 }
+
+char *
+text_json_quote(const char *s)
+{
+    size_t len = 2;
+    char *out, *o;
+
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        len += *p == '"' || *p == '\\' ? 2 : *p < 0x20 ? 6 : 1;
+    out = malloc(len + 1);
+    if (!out)
+        return NULL;
+    o = out;
+    *o++ = '"';
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            *o++ = '\\';
+            *o++ = (char)*p;
+        } else if (*p < 0x20) {
+            snprintf(o, 7, "\\u%04x", *p);
+            o += 6;
+        } else {
+            *o++ = (char)*p;
+        }
+    }
+    *o++ = '"';
+    *o = '\0';
+    return out;
+}

@@ -51,6 +51,14 @@ uint64_t text_mono_ns(void);
  */
 int text_random_hex(char *buf, size_t size, size_t nbytes);
 
+/*
+ * Quotes s as a JSON string (with the quotes), escaping what JSON requires.
+ * Returns a new string the caller frees, or NULL when out of memory. For
+ * the few JSON texts that layers without a JSON library hand upwards (job
+ * results); s must be valid UTF-8.
+ */
+char *text_json_quote(const char *s);
+
 /* True when s starts with prefix. */
 bool text_startswith(const char *s, const char *prefix);
 

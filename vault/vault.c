@@ -1,10 +1,30 @@
+/* Backup files on disk: layout, images, sealing, external programs. */
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "cleanup.h"
 #include "err.h"
+#include "hash.h"
+#include "text.h"
 #include "vault.h"
+
+#define QEMU_IMG     "qemu-img"
+#define OUTPUT_MAX   (256u << 10)
+#define STDERR_QUOTE 400
+
+extern char **environ;
 
 int
 vault_prepare(const char *dir)
@@ -20,4 +40,495 @@ vault_prepare(const char *dir)
     if (access(dir, W_OK | X_OK) < 0)
         return err_set(-errno, "vault folder %s is not writable: %s", dir, strerror(errno));
     return 0;
+}
+
+/* A part of a vault path: a plain name, no separators, nothing hidden. */
+static bool
+plain_name(const char *s)
+{
+    return s && text_name_valid(s);
+}
+
+int
+vault_image_path(const char *uuid, const char *chain_id, const char *backup_id, const char *disk,
+                 char **ret)
+{
+    char *p;
+
+    if (!plain_name(uuid) || !plain_name(chain_id) || !plain_name(backup_id) || !plain_name(disk))
+        return err_set(-EINVAL, "not a plain name in a vault path");
+    if (asprintf(&p, "%s/%s/%s.%s.qcow2", uuid, chain_id, backup_id, disk) < 0)
+        return -ENOMEM;
+    *ret = p;
+    return 0;
+}
+
+/* "<vault>/<rel><suffix>" into buf. */
+static int
+full_path(char *buf, size_t size, const char *vault, const char *rel, const char *suffix)
+{
+    if ((size_t)snprintf(buf, size, "%s/%s%s", vault, rel, suffix) >= size)
+        return err_set(-ENAMETOOLONG, "vault path too long: %s/%s", vault, rel);
+    return 0;
+}
+
+/* mkdir -p of the folders of rel below vault. */
+static int
+make_dirs(const char *vault, const char *rel)
+{
+    char path[PATH_MAX];
+    size_t base;
+    int r;
+
+    r = full_path(path, sizeof(path), vault, rel, "");
+    if (r < 0)
+        return r;
+    base = strlen(vault) + 1;
+    for (char *p = path + base; (p = strchr(p, '/')); p++) {
+        *p = '\0';
+        if (mkdir(path, 0750) < 0 && errno != EEXIST)
+            return err_set(-errno, "cannot create %s: %s", path, strerror(errno));
+        *p = '/';
+    }
+    return 0;
+}
+
+static int
+fsync_path(const char *path, int flags)
+{
+    _cleanup_close_ int fd = open(path, flags | O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return err_set(-errno, "cannot open %s: %s", path, strerror(errno));
+    if (fsync(fd) < 0)
+        return err_set(-errno, "cannot sync %s: %s", path, strerror(errno));
+    return 0;
+}
+
+/* fsyncs the folder that holds path. */
+static int
+fsync_parent(const char *path)
+{
+    _cleanup_free_ char *dir = strdup(path);
+    char *slash;
+
+    if (!dir)
+        return -ENOMEM;
+    slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        return fsync_path(".", O_DIRECTORY);
+    return fsync_path(dir, O_DIRECTORY);
+}
+
+/* Reads fd to its end into a growing buffer capped at OUTPUT_MAX (the rest is dropped). */
+static void
+drain(int fd, char **buf, size_t *len)
+{
+    char chunk[4096];
+    ssize_t n;
+
+    while ((n = read(fd, chunk, sizeof(chunk))) > 0) {
+        size_t take = *len + (size_t)n > OUTPUT_MAX ? OUTPUT_MAX - *len : (size_t)n;
+        char *nb;
+
+        if (take == 0)
+            continue;
+        nb = realloc(*buf, *len + take + 1);
+        if (!nb)
+            return;
+        memcpy(nb + *len, chunk, take);
+        *len += take;
+        nb[*len] = '\0';
+        *buf = nb;
+    }
+}
+
+int
+vault_run(char *const argv[], const struct vault_cancel *cancel, char **ret_out, int *ret_status)
+{
+    posix_spawn_file_actions_t fa;
+    int out[2] = {-1, -1}, errp[2] = {-1, -1};
+    _cleanup_free_ char *obuf = NULL;
+    _cleanup_free_ char *ebuf = NULL;
+    size_t olen = 0, elen = 0;
+    bool killed = false;
+    pid_t pid;
+    int status, rc;
+
+    if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+        int e = errno;
+        closep(&out[0]);
+        closep(&out[1]);
+        return err_set(-e, "cannot make a pipe: %s", strerror(e));
+    }
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
+    rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(out[1]);
+    close(errp[1]);
+    if (rc != 0) {
+        close(out[0]);
+        close(errp[0]);
+        return err_set(-rc, "cannot run %s: %s", argv[0], strerror(rc));
+    }
+    fcntl(out[0], F_SETFL, O_NONBLOCK);
+    fcntl(errp[0], F_SETFL, O_NONBLOCK);
+
+    struct pollfd pfd[2] = {{.fd = out[0], .events = POLLIN}, {.fd = errp[0], .events = POLLIN}};
+    for (;;) {
+        int n = poll(pfd, 2, 100);
+        if (n > 0) {
+            if (pfd[0].revents)
+                drain(out[0], &obuf, &olen);
+            if (pfd[1].revents)
+                drain(errp[0], &ebuf, &elen);
+        }
+        rc = waitpid(pid, &status, WNOHANG);
+        if (rc == pid)
+            break;
+        if (rc < 0 && errno != EINTR) {
+            status = -1;
+            break;
+        }
+        if (!killed && cancel && atomic_load(&cancel->cancelled)) {
+            kill(pid, SIGTERM);
+            killed = true;
+        }
+    }
+    drain(out[0], &obuf, &olen);
+    drain(errp[0], &ebuf, &elen);
+    close(out[0]);
+    close(errp[0]);
+
+    if (killed)
+        return err_set(-ECANCELED, "%s was cancelled", argv[0]);
+    if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        int code = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        const char *why = ebuf && elen ? ebuf : obuf && olen ? obuf : "no message";
+        size_t wl = strcspn(why, "\n");
+
+        if (ret_status)
+            *ret_status = code;
+        if (ret_out && obuf)
+            *ret_out = TAKE_PTR(obuf);
+        return err_set(-EIO, "%s %s failed (exit %d): %.*s", argv[0], argv[1] ? argv[1] : "", code,
+                       (int)(wl > STDERR_QUOTE ? STDERR_QUOTE : wl), why);
+    }
+    if (ret_status)
+        *ret_status = 0;
+    if (ret_out)
+        *ret_out = obuf ? TAKE_PTR(obuf) : strdup("");
+    return 0;
+}
+
+int
+vault_image_create(const char *vault, const char *rel, uint64_t size, const char *backing)
+{
+    char part[PATH_MAX], sz[32];
+    int r;
+
+    r = make_dirs(vault, rel);
+    if (r < 0)
+        return r;
+    r = full_path(part, sizeof(part), vault, rel, VAULT_PART_SUFFIX);
+    if (r < 0)
+        return r;
+    if (unlink(part) < 0 && errno != ENOENT)
+        return err_set(-errno, "cannot replace %s: %s", part, strerror(errno));
+    snprintf(sz, sizeof(sz), "%" PRIu64, size);
+    if (backing) {
+        if (!plain_name(backing) && strchr(backing, '/'))
+            return err_set(-EINVAL, "backing file '%s' is not in the image's folder", backing);
+        char *argv[] = {(char *)QEMU_IMG,
+                        (char *)"create",
+                        (char *)"-q",
+                        (char *)"-f",
+                        (char *)"qcow2",
+                        (char *)"-b",
+                        (char *)backing,
+                        (char *)"-F",
+                        (char *)"qcow2",
+                        part,
+                        sz,
+                        NULL};
+        return vault_run(argv, NULL, NULL, NULL);
+    }
+    char *argv[] = {(char *)QEMU_IMG,
+                    (char *)"create",
+                    (char *)"-q",
+                    (char *)"-f",
+                    (char *)"qcow2",
+                    part,
+                    sz,
+                    NULL};
+    return vault_run(argv, NULL, NULL, NULL);
+}
+
+int
+vault_image_writeback(const char *vault, const char *rel)
+{
+    char part[PATH_MAX];
+    _cleanup_close_ int fd = -1;
+    int r;
+
+    r = full_path(part, sizeof(part), vault, rel, VAULT_PART_SUFFIX);
+    if (r < 0)
+        return r;
+    fd = open(part, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE) < 0)
+        return -errno;
+    return 0;
+}
+
+struct fsync_task {
+    const char *path;
+    int r;
+    char detail[512];
+};
+
+static void *
+fsync_main(void *arg)
+{
+    struct fsync_task *t = arg;
+
+    t->r = fsync_path(t->path, 0);
+    if (t->r < 0)
+        snprintf(t->detail, sizeof(t->detail), "%s", err_detail() ? err_detail() : "");
+    return NULL;
+}
+
+int
+vault_image_seal(const char *vault, const char *rel, uint64_t *ret_stored, char *ret_sha256)
+{
+    char part[PATH_MAX], final[PATH_MAX];
+    char hex[HASH_SHA256_HEX_LEN + 1];
+    struct fsync_task sync_task = {0};
+    pthread_t syncer;
+    bool threaded;
+    struct stat st;
+    int r = 0;
+
+    r = full_path(part, sizeof(part), vault, rel, VAULT_PART_SUFFIX);
+    if (r >= 0)
+        r = full_path(final, sizeof(final), vault, rel, "");
+    if (r < 0)
+        return r;
+    /* Writing back and hashing both take a while; they overlap (the hash reads the cache). */
+    sync_task.path = part;
+    threaded = ret_sha256 && pthread_create(&syncer, NULL, fsync_main, &sync_task) == 0;
+    if (!threaded)
+        fsync_main(&sync_task);
+    if (ret_sha256)
+        r = hash_sha256_file(part, hex);
+    if (threaded)
+        pthread_join(syncer, NULL);
+    if (sync_task.r < 0)
+        return err_set(sync_task.r, "%s", sync_task.detail);
+    if (r < 0)
+        return r;
+    if (stat(part, &st) < 0)
+        return err_set(-errno, "cannot stat %s: %s", part, strerror(errno));
+    if (rename(part, final) < 0)
+        return err_set(-errno, "cannot rename %s: %s", part, strerror(errno));
+    r = fsync_parent(final);
+    if (r < 0)
+        return r;
+    if (ret_stored)
+        *ret_stored = (uint64_t)st.st_blocks * 512;
+    if (ret_sha256)
+        memcpy(ret_sha256, hex, sizeof(hex));
+    return 0;
+}
+
+int
+vault_image_remove(const char *vault, const char *rel)
+{
+    static const char *const suffixes[] = {"", VAULT_PART_SUFFIX};
+    char path[PATH_MAX];
+    int r;
+
+    for (size_t i = 0; i < ARRAY_SIZE(suffixes); i++) {
+        r = full_path(path, sizeof(path), vault, rel, suffixes[i]);
+        if (r < 0)
+            return r;
+        if (unlink(path) < 0 && errno != ENOENT)
+            return err_set(-errno, "cannot delete %s: %s", path, strerror(errno));
+    }
+    return 0;
+}
+
+void
+vault_prune_dirs(const char *vault, const char *rel)
+{
+    char path[PATH_MAX];
+    char *slash;
+
+    if (full_path(path, sizeof(path), vault, rel, "") < 0)
+        return;
+    while ((slash = strrchr(path, '/')) && (size_t)(slash - path) > strlen(vault)) {
+        *slash = '\0';
+        if (rmdir(path) < 0)
+            break;
+    }
+}
+
+static uint64_t
+be64(const unsigned char *p)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+int
+vault_qcow2_backing(const char *path, char **ret)
+{
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    unsigned char hdr[20];
+    uint64_t off;
+    uint32_t len;
+    char *name;
+
+    if (fd < 0)
+        return err_set(-errno, "cannot open %s: %s", path, strerror(errno));
+    if (pread(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) || memcmp(hdr, "QFI\xfb", 4) != 0)
+        return err_set(-EINVAL, "%s is not a qcow2 image", path);
+    off = be64(hdr + 8);
+    len = (uint32_t)(be64(hdr + 12) & 0xffffffffu);
+    if (off == 0 || len == 0) {
+        *ret = NULL;
+        return 0;
+    }
+    if (len > 1023)
+        return err_set(-EINVAL, "%s: backing file name too long", path);
+    name = calloc(1, len + 1);
+    if (!name)
+        return -ENOMEM;
+    if (pread(fd, name, len, (off_t)off) != (ssize_t)len) {
+        free(name);
+        return err_set(-EINVAL, "%s: cannot read the backing file name", path);
+    }
+    *ret = name;
+    return 0;
+}
+
+int
+vault_image_flatten(const char *src, const char *dest, const char *format,
+                    const struct vault_cancel *cancel)
+{
+    char part[PATH_MAX];
+    struct stat st;
+    int r;
+
+    if (strcmp(format, "qcow2") != 0 && strcmp(format, "raw") != 0)
+        return err_set(-EINVAL, "format must be qcow2 or raw");
+    if ((size_t)snprintf(part, sizeof(part), "%s%s", dest, VAULT_PART_SUFFIX) >= sizeof(part))
+        return err_set(-ENAMETOOLONG, "path too long: %s", dest);
+    if (lstat(dest, &st) == 0)
+        return err_set(-EEXIST, "%s exists already; restore does not replace files", dest);
+    (void)unlink(part);
+
+    char *argv[] = {(char *)QEMU_IMG,
+                    (char *)"convert",
+                    (char *)"-f",
+                    (char *)"qcow2",
+                    (char *)"-O",
+                    (char *)format,
+                    (char *)src,
+                    part,
+                    NULL};
+    r = vault_run(argv, cancel, NULL, NULL);
+    if (r >= 0)
+        r = fsync_path(part, 0);
+    if (r >= 0 && link(part, dest) < 0)
+        r = err_set(errno == EEXIST ? -EEXIST : -errno, "cannot create %s: %s", dest,
+                    strerror(errno));
+    (void)unlink(part);
+    if (r >= 0)
+        r = fsync_parent(dest);
+    return r;
+}
+
+int
+vault_image_check(const char *path, const struct vault_cancel *cancel)
+{
+    _cleanup_free_ char *out = NULL;
+    char *argv[] = {(char *)QEMU_IMG, (char *)"check", (char *)"-U", (char *)"-f",
+                    (char *)"qcow2",  (char *)path,    NULL};
+    int status = 0, r;
+
+    r = vault_run(argv, cancel, &out, &status);
+    if (r == -EIO && status > 0) {
+        /* 1: the check could not run; 2: corruption; 3: leaked clusters only. */
+        const char *what = status == 3 ? "leaked clusters" : "corruption";
+        char *line = out ? strstr(out, "ERROR") : NULL;
+        size_t ll = line ? strcspn(line, "\n") : 0;
+
+        if (status == 1)
+            return r;
+        return err_set(-EBADMSG, "qemu-img check found %s in %s%s%.*s", what, path,
+                       line ? ": " : "", (int)(ll > 200 ? 200 : ll), line ? line : "");
+    }
+    return r;
+}
+
+int
+vault_dir_inside(const char *path, char *const *roots, size_t n_roots)
+{
+    char resolved[PATH_MAX], root[PATH_MAX];
+    _cleanup_free_ char *copy = NULL;
+    char *save = NULL;
+
+    if (!path || path[0] != '/')
+        return err_set(-EINVAL, "target_dir must be an absolute path");
+    copy = strdup(path);
+    if (!copy)
+        return -ENOMEM;
+    for (char *seg = strtok_r(copy, "/", &save); seg; seg = strtok_r(NULL, "/", &save))
+        if (strcmp(seg, ".") == 0 || strcmp(seg, "..") == 0)
+            return err_set(-EINVAL, "target_dir must not contain '.' or '..'");
+
+    /* Create what is missing only once the path is known to lie inside a root. */
+    for (size_t i = 0; i < n_roots; i++) {
+        size_t rl;
+
+        if (!realpath(roots[i], root))
+            continue;
+        rl = strlen(root);
+        if (strncmp(path, root, rl) != 0 || (path[rl] != '/' && path[rl] != '\0'))
+            continue;
+        /* Create each missing folder, then resolve it: no symlink may lead out. */
+        free(copy);
+        copy = strdup(path);
+        if (!copy)
+            return -ENOMEM;
+        for (char *p = copy + rl + 1; p <= copy + strlen(path); p++) {
+            if (*p != '/' && *p != '\0')
+                continue;
+            char c = *p;
+            *p = '\0';
+            if (mkdir(copy, 0750) < 0 && errno != EEXIST)
+                return err_set(-errno, "cannot create %s: %s", copy, strerror(errno));
+            if (!realpath(copy, resolved))
+                return err_set(-errno, "cannot resolve %s: %s", copy, strerror(errno));
+            if (strncmp(resolved, root, rl) != 0 || (resolved[rl] != '/' && resolved[rl] != '\0'))
+                return err_set(-EACCES, "%s leads outside the restore roots", copy);
+            *p = c;
+            if (c == '\0')
+                break;
+        }
+        return 0;
+    }
+    return err_set(-EINVAL, "target_dir %s is not inside a restore root", path);
 }

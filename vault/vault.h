@@ -1,14 +1,116 @@
 /*
- * vault.h - backup files on disk. A vault is one folder; each domain has a
- * folder named by its UUID below it.
+ * vault.h - backup files on disk.
+ *
+ * A vault is one folder. Each domain has a folder named by its UUID below
+ * it, and each chain of backups a folder named by the chain's id below
+ * that; every image of a chain lives in its chain's folder, so that an
+ * image names its backing file by a plain relative name:
+ *
+ *     <vault>/<domain uuid>/<chain id>/<backup id>.<disk>.qcow2
+ *
+ * An image is written under its name plus ".part" and renamed to its name
+ * only after its content and the folder are synced (vault_image_seal), so
+ * a name without ".part" always stands for a complete image.
+ *
+ * External programs (qemu-img) run with posix_spawn and an argv array;
+ * nothing is ever formatted into a shell command. Every function returns 0
+ * or a negative errno with a detail (err.h).
  */
 #ifndef VV_VAULT_H
 #define VV_VAULT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VAULT_PART_SUFFIX ".part"
 
 /*
  * Makes sure dir exists and is a writable folder, creating it (mode 0750)
  * when missing. Returns 0 or a negative errno with a detail.
  */
 int vault_prepare(const char *dir);
+
+/*
+ * The relative path of an image, "<uuid>/<chain>/<backup>.<disk>.qcow2",
+ * as a new string in *ret. -EINVAL when a part is not a plain name.
+ */
+int vault_image_path(const char *uuid, const char *chain_id, const char *backup_id,
+                     const char *disk, char **ret);
+
+/*
+ * Creates the folders of the relative image path rel below vault and an
+ * empty qcow2 image at rel + ".part" of virtual size size. With backing
+ * (a file name in the same folder) the image is backed by it, as
+ * "-b backing -F qcow2". An existing .part file is replaced.
+ */
+int vault_image_create(const char *vault, const char *rel, uint64_t size, const char *backing);
+
+/*
+ * Seals a written image: fsyncs rel + ".part" (while hashing it, in a
+ * second thread), renames it to rel and fsyncs the folder. On success *ret_stored (may be NULL)
+ * holds the bytes the image takes on disk and ret_sha256 (may be NULL) its SHA-256.
+ */
+int vault_image_seal(const char *vault, const char *rel, uint64_t *ret_stored, char *ret_sha256);
+
+/*
+ * Starts writing back what is cached of rel + ".part" (without waiting), so
+ * that the fsync of vault_image_seal has little left to do. Best effort.
+ */
+int vault_image_writeback(const char *vault, const char *rel);
+
+/* Deletes rel and rel + ".part" when present; a missing file is no error. */
+int vault_image_remove(const char *vault, const char *rel);
+
+/* Removes the folders of rel up to the vault when they became empty. */
+void vault_prune_dirs(const char *vault, const char *rel);
+
+/*
+ * Reads the backing file name recorded in the qcow2 header of path into a
+ * new *ret, or NULL when the image has none. -EINVAL when path is not a
+ * qcow2 image.
+ */
+int vault_qcow2_backing(const char *path, char **ret);
+
+/* Checked by long operations between steps and while a program runs. */
+struct vault_cancel {
+    atomic_bool cancelled;
+};
+
+/*
+ * Runs argv[0] (a path or a name looked up in PATH) with argv and waits for
+ * it. stdout is kept in *ret_out (a new string, may be NULL to discard);
+ * stderr is quoted in the detail on failure. A program that exits non-zero
+ * yields -EIO and its exit status in *ret_status (may be NULL). When cancel
+ * is set while it runs, the program is terminated and -ECANCELED returned.
+ */
+int vault_run(char *const argv[], const struct vault_cancel *cancel, char **ret_out,
+              int *ret_status);
+
+/*
+ * Writes one flat image of format "qcow2" or "raw" at dest holding what
+ * the qcow2 image src shows through its backing chain. The file is written
+ * as dest + ".part", synced and renamed; an existing dest is never
+ * replaced (-EEXIST).
+ */
+int vault_image_flatten(const char *src, const char *dest, const char *format,
+                        const struct vault_cancel *cancel);
+
+/*
+ * Runs "qemu-img check" on a qcow2 image. Returns 0 when it is sound,
+ * -EBADMSG with a detail quoting what qemu-img found when it is not, or
+ * another negative errno when the check could not run.
+ */
+int vault_image_check(const char *path, const struct vault_cancel *cancel);
+
+/*
+ * Says whether path lies inside one of roots (absolute folders): path is
+ * made absolute without following a final component that does not exist
+ * yet, and must not contain "." or ".." segments. Creates the folder path
+ * (mode 0750) when it does not exist. Returns 0, or -EINVAL / -EACCES with
+ * a detail.
+ */
+int vault_dir_inside(const char *path, char *const *roots, size_t n_roots);
 
 #endif

@@ -179,10 +179,7 @@ virt_checkpoint_caps_get(const char *domain, struct virt_checkpoint_caps *ret)
     struct virt_checkpoint_caps caps = {0};
     int active, r;
 
-    r = virt_conn_get(&conn);
-    if (r < 0)
-        return r;
-    r = virt_lookup(conn, domain, &dom);
+    r = virt_domain_open(domain, &conn, &dom);
     if (r < 0)
         return r;
     active = virDomainIsActive(dom);
@@ -235,10 +232,7 @@ virt_checkpoint_list(const char *domain, struct virt_checkpoint **ret, size_t *r
     size_t n_ok = 0;
     int n, r;
 
-    r = virt_conn_get(&conn);
-    if (r < 0)
-        return r;
-    r = virt_lookup(conn, domain, &dom);
+    r = virt_domain_open(domain, &conn, &dom);
     if (r < 0)
         return r;
     n = virDomainListAllCheckpoints(dom, &cps, VIR_DOMAIN_CHECKPOINT_LIST_TOPOLOGICAL);
@@ -320,10 +314,7 @@ virt_checkpoint_get(const char *domain, const char *name, bool with_size,
     _cleanup_(virt_checkpoint_freep) struct virt_checkpoint *c = NULL;
     int r;
 
-    r = virt_conn_get(&conn);
-    if (r < 0)
-        return r;
-    r = virt_lookup(conn, domain, &dom);
+    r = virt_domain_open(domain, &conn, &dom);
     if (r < 0)
         return r;
     r = lookup_checkpoint(dom, name, &cp);
@@ -478,10 +469,7 @@ virt_checkpoint_create(const char *domain, const struct virt_checkpoint_spec *sp
     _cleanup_free_ char *xml = NULL;
     int r;
 
-    r = virt_conn_get(&conn);
-    if (r < 0)
-        return r;
-    r = virt_lookup(conn, domain, &dom);
+    r = virt_domain_open(domain, &conn, &dom);
     if (r < 0)
         return r;
     r = spec_xml(dom, spec, &xml);
@@ -510,10 +498,7 @@ virt_checkpoint_redefine(const char *domain, const char *xml, bool validate)
     unsigned flags = VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE;
     int r;
 
-    r = virt_conn_get(&conn);
-    if (r < 0)
-        return r;
-    r = virt_lookup(conn, domain, &dom);
+    r = virt_domain_open(domain, &conn, &dom);
     if (r < 0)
         return r;
     if (validate)
@@ -533,10 +518,7 @@ virt_checkpoint_delete(const char *domain, const char *name, unsigned flags)
     unsigned vflags = 0;
     int r;
 
-    r = virt_conn_get(&conn);
-    if (r < 0)
-        return r;
-    r = virt_lookup(conn, domain, &dom);
+    r = virt_domain_open(domain, &conn, &dom);
     if (r < 0)
         return r;
     r = lookup_checkpoint(dom, name, &cp);
@@ -572,10 +554,7 @@ virt_domain_job_active(const char *domain, char *what, size_t size)
     virTypedParameterPtr params = NULL;
     int type = VIR_DOMAIN_JOB_NONE, nparams = 0, op = 0, r;
 
-    r = virt_conn_get(&conn);
-    if (r < 0)
-        return r;
-    r = virt_lookup(conn, domain, &dom);
+    r = virt_domain_open(domain, &conn, &dom);
     if (r < 0)
         return r;
     if (virDomainGetJobStats(dom, &type, &params, &nparams, 0) < 0) {

@@ -38,6 +38,22 @@ virt_lookup(virConnectPtr conn, const char *name_or_uuid, virDomainPtr *ret)
     return 0;
 }
 
+int
+virt_domain_open(const char *name_or_uuid, virConnectPtr *ret_conn, virDomainPtr *ret_dom)
+{
+    _cleanup_conn_ virConnectPtr conn = NULL;
+    int r;
+
+    r = virt_conn_get(&conn);
+    if (r < 0)
+        return r;
+    r = virt_lookup(conn, name_or_uuid, ret_dom);
+    if (r < 0)
+        return r;
+    *ret_conn = TAKE_PTR(conn);
+    return 0;
+}
+
 static void
 feature_set(struct virt_feature *f, const char *reason)
 {
@@ -200,10 +216,7 @@ virt_domain_get(const char *name_or_uuid, struct virt_domain **ret)
     struct virt_domain *d;
     int r;
 
-    r = virt_conn_get(&conn);
-    if (r < 0)
-        return r;
-    r = virt_lookup(conn, name_or_uuid, &dom);
+    r = virt_domain_open(name_or_uuid, &conn, &dom);
     if (r < 0)
         return r;
     d = calloc(1, sizeof(*d));

@@ -192,22 +192,6 @@ snap_error(const char *what)
 }
 
 static int
-open_domain(const char *domain, virConnectPtr *ret_conn, virDomainPtr *ret_dom)
-{
-    _cleanup_conn_ virConnectPtr conn = NULL;
-    int r;
-
-    r = virt_conn_get(&conn);
-    if (r < 0)
-        return r;
-    r = virt_lookup(conn, domain, ret_dom);
-    if (r < 0)
-        return r;
-    *ret_conn = TAKE_PTR(conn);
-    return 0;
-}
-
-static int
 lookup_snapshot(virDomainPtr dom, const char *name, virDomainSnapshotPtr *ret)
 {
     virDomainSnapshotPtr snap = virDomainSnapshotLookupByName(dom, name, 0);
@@ -233,7 +217,7 @@ virt_snapshot_list(const char *domain, struct virt_snapshot **ret, size_t *ret_n
     struct virt_snapshot *list;
     int n, r;
 
-    r = open_domain(domain, &conn, &dom);
+    r = virt_domain_open(domain, &conn, &dom);
     if (r < 0)
         return r;
     n = virDomainListAllSnapshots(dom, &snaps, 0);
@@ -270,7 +254,7 @@ virt_snapshot_get(const char *domain, const char *name, struct virt_snapshot **r
     struct virt_snapshot *s;
     int r;
 
-    r = open_domain(domain, &conn, &dom);
+    r = virt_domain_open(domain, &conn, &dom);
     if (r < 0)
         return r;
     r = lookup_snapshot(dom, name, &snap);
@@ -297,7 +281,7 @@ virt_snapshot_current(const char *domain, struct virt_snapshot **ret)
     struct virt_snapshot *s;
     int r, has;
 
-    r = open_domain(domain, &conn, &dom);
+    r = virt_domain_open(domain, &conn, &dom);
     if (r < 0)
         return r;
     has = virDomainHasCurrentSnapshot(dom, 0);
@@ -329,7 +313,7 @@ virt_snapshot_xml(const char *domain, const char *name, char **ret)
     char *xml;
     int r;
 
-    r = open_domain(domain, &conn, &dom);
+    r = virt_domain_open(domain, &conn, &dom);
     if (r < 0)
         return r;
     r = lookup_snapshot(dom, name, &snap);
@@ -352,7 +336,7 @@ virt_snapshot_descendants(const char *domain, const char *name, char ***ret, siz
     char **names;
     int n, r;
 
-    r = open_domain(domain, &conn, &dom);
+    r = virt_domain_open(domain, &conn, &dom);
     if (r < 0)
         return r;
     r = lookup_snapshot(dom, name, &snap);
@@ -473,7 +457,7 @@ virt_snapshot_create(const char *domain, const struct virt_snapshot_spec *spec)
     r = spec_xml(spec, &xml);
     if (r < 0)
         return r;
-    r = open_domain(domain, &conn, &dom);
+    r = virt_domain_open(domain, &conn, &dom);
     if (r < 0)
         return r;
     snap = virDomainSnapshotCreateXML(dom, xml, flags);
@@ -492,7 +476,7 @@ virt_snapshot_revert(const char *domain, const char *name, enum virt_snap_start 
     unsigned flags = 0;
     int r;
 
-    r = open_domain(domain, &conn, &dom);
+    r = virt_domain_open(domain, &conn, &dom);
     if (r < 0)
         return r;
     r = lookup_snapshot(dom, name, &snap);
@@ -519,7 +503,7 @@ virt_snapshot_delete(const char *domain, const char *name, enum virt_snap_delete
     unsigned flags = 0;
     int r;
 
-    r = open_domain(domain, &conn, &dom);
+    r = virt_domain_open(domain, &conn, &dom);
     if (r < 0)
         return r;
     r = lookup_snapshot(dom, name, &snap);
@@ -544,7 +528,7 @@ virt_snapshot_job_active(const char *domain, bool *ret)
     virTypedParameterPtr params = NULL;
     int nparams = 0, type = VIR_DOMAIN_JOB_NONE, op = 0, r;
 
-    r = open_domain(domain, &conn, &dom);
+    r = virt_domain_open(domain, &conn, &dom);
     if (r < 0)
         return r;
     if (virDomainGetJobStats(dom, &type, &params, &nparams, 0) < 0) {
@@ -574,7 +558,7 @@ virt_domain_job_progress(const char *domain, bool completed, uint64_t *ret_done,
     int nparams = 0, type = VIR_DOMAIN_JOB_NONE, r;
     unsigned long long done = 0, total = 0;
 
-    r = open_domain(domain, &conn, &dom);
+    r = virt_domain_open(domain, &conn, &dom);
     if (r < 0)
         return r;
     if (virDomainGetJobStats(dom, &type, &params, &nparams,
@@ -604,7 +588,7 @@ virt_domain_abort_job(const char *domain)
     _cleanup_dom_ virDomainPtr dom = NULL;
     int r;
 
-    r = open_domain(domain, &conn, &dom);
+    r = virt_domain_open(domain, &conn, &dom);
     if (r < 0)
         return r;
     if (virDomainAbortJob(dom) < 0)

@@ -117,6 +117,100 @@ void virt_domain_free(struct virt_domain *d);
 /* Frees the members of d (not d itself). */
 void virt_domain_clear(struct virt_domain *d);
 
+/* --- backups --- */
+
+/* One disk of a push backup: the libvirt target and the file it is written to. */
+struct virt_backup_disk {
+    const char *target; /* "vda" */
+    const char *file;   /* absolute path of a qcow2 image made beforehand */
+};
+
+struct virt_backup_spec {
+    const char *incremental; /* checkpoint the changes are counted from, or NULL for full */
+    const char *checkpoint;  /* name of the checkpoint created with the backup */
+    const char *description; /* of that checkpoint, or NULL */
+    const struct virt_backup_disk *disks;
+    size_t n_disks;
+    const char *const *skip; /* targets of the domain's other disks, left out of both */
+    size_t n_skip;
+    uint64_t bandwidth;      /* bytes per second and disk, 0 for no limit */
+};
+
+/*
+ * Says whether the domain's connection can take push backups: 0, or
+ * -EOPNOTSUPP with a detail saying why not (the test driver, a hypervisor
+ * without the backup API), or another negative errno.
+ */
+int virt_backup_supported_for(const char *uuid);
+
+/*
+ * Begins a push backup of the domain into the files of spec (which exist
+ * already: REUSE_EXTERNAL) and creates the checkpoint spec->checkpoint in
+ * the same step. On success *ret_checkpoint_xml holds the new checkpoint's
+ * full XML (with <domain>), a new string. When reading that XML fails the
+ * job is aborted and the checkpoint removed before the error is returned.
+ */
+int virt_backup_begin(const char *uuid, const struct virt_backup_spec *spec,
+                      char **ret_checkpoint_xml);
+
+enum virt_job_state {
+    VIRT_JOB_NONE,      /* no job is running and none is known to have ended */
+    VIRT_JOB_RUNNING,
+    VIRT_JOB_SUCCEEDED,
+    VIRT_JOB_FAILED,
+    VIRT_JOB_CANCELLED,
+};
+
+struct virt_job_info {
+    enum virt_job_state state;
+    bool backup;        /* the job is (was) a backup */
+    uint64_t done;      /* bytes processed */
+    uint64_t total;     /* bytes to process */
+    char error[256];    /* libvirt's message for a failed job, or "" */
+};
+
+/*
+ * Reads the domain's job: the running one, or with completed the last one
+ * that ended (libvirt keeps it until the next job starts or libvirtd
+ * restarts; VIRT_JOB_NONE when it does not know).
+ */
+int virt_job_get(const char *uuid, bool completed, struct virt_job_info *ret);
+
+/* Aborts the domain's running job. -EBADFD when none runs. */
+int virt_job_abort(const char *uuid);
+
+/*
+ * Removes checkpoint name of the domain: its metadata and its bitmaps (they
+ * are merged into the parent's, so that changes since the parent are still
+ * counted). A checkpoint that does not exist is no error.
+ */
+int virt_checkpoint_remove(const char *uuid, const char *name);
+
+/* 1 when the domain has checkpoint name in libvirt, 0 when not, or a negative errno. */
+int virt_checkpoint_exists(const char *uuid, const char *name);
+
+/* The capacity (virtual size) of the domain's disk target, in bytes. */
+int virt_disk_capacity(const char *uuid, const char *target, uint64_t *ret);
+
+/* The domain's persistent (inactive) XML as a new string. */
+int virt_domain_xml(const char *uuid, char **ret);
+
+/* One disk of a restored domain. */
+struct virt_restored_disk {
+    const char *target;
+    const char *path;
+    const char *format; /* "qcow2" or "raw" */
+};
+
+/*
+ * Defines a new domain from xml (a domain's XML as stored with a backup)
+ * with a new name, a new UUID and new MAC addresses, whose disks listed in
+ * disks point at the restored images; the domain's other disks of device
+ * "disk" are dropped. *ret_uuid (37 bytes) receives the new UUID.
+ */
+int virt_domain_define_restored(const char *xml, const char *name,
+                                const struct virt_restored_disk *disks, size_t n_disks,
+                                char ret_uuid[37]);
 /* --- checkpoints --- */
 
 /* One disk of a checkpoint. */

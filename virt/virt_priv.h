@@ -28,6 +28,12 @@ int virt_error(const char *what);
 /* Looks up a domain by name or UUID on conn; -ENOENT when there is none. */
 int virt_lookup(virConnectPtr conn, const char *name_or_uuid, virDomainPtr *ret);
 
+/*
+ * The shared connection and a domain on it, in one step: what nearly every
+ * operation begins with. Both are new references on success.
+ */
+int virt_domain_open(const char *name_or_uuid, virConnectPtr *ret_conn, virDomainPtr *ret_dom);
+
 /* Driver name of the connection ("QEMU", "Test", ...), cached per connection. */
 const char *virt_driver_name(virConnectPtr conn);
 

@@ -393,7 +393,7 @@ def test_qemu_restart_keeps_three_checkpoints(vv_qemu, qemu_domain, sandbox):
     for n in ('c3', 'c2', 'c1'):
         virsh('checkpoint-delete', dom, n, '--metadata')
     vv_qemu.start()
-    wait_for('the start-up reconcile', lambda: len(virsh_checkpoints(dom)) == 3)
+    wait_for('the start-up reconcile', lambda: len(virsh_checkpoints(dom)) == 3, timeout=90)
     assert virsh_checkpoints(dom) == {'c1': None, 'c2': 'c1', 'c3': 'c2'}
     vv_qemu.wait_ready()
     assert [i['state'] for i in listing(vv_qemu.client, dom)] == ['redefined'] * 3

@@ -1,0 +1,315 @@
+/*
+ * /v1/domains/{domain}/backups[/{id}], .../restore, .../verify, and the
+ * event stream GET /v1/events.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api.h"
+#include "api_json.h"
+#include "cleanup.h"
+#include "core/backup.h"
+#include "err.h"
+#include "problem.h"
+#include "text.h"
+
+#define LIST_LIMIT_DEFAULT 100
+#define LIST_LIMIT_MAX     500
+#define MAX_REQUEST_DISKS  64
+
+static const char *const backup_types[] = {"full", "incremental", "differential", NULL};
+static const char *const backup_states[] = {"running", "ready",     "completed",
+                                            "failed",  "cancelled", NULL};
+
+static json_t *
+time_json(int64_t ms)
+{
+    char base[32], buf[40];
+
+    if (ms <= 0)
+        return json_null();
+    text_time_rfc3339(base, sizeof(base), (time_t)(ms / 1000));
+    snprintf(buf, sizeof(buf), "%.*s.%03dZ", (int)strlen(base) - 1, base, (int)(ms % 1000));
+    return json_string(buf);
+}
+
+static json_t *
+disk_json(const struct db_backup_disk *k)
+{
+    return json_pack("{s:s, s:s, s:s?, s:I, s:I, s:s?}", "target", k->target, "file", k->file,
+                     "backing", k->backing, "size", (json_int_t)k->size, "stored_bytes",
+                     (json_int_t)k->stored_bytes, "sha256", k->sha256);
+}
+
+/* The verification record: null, or {ok, checked_at, problems: [lines]}. */
+static json_t *
+verification_json(const struct db_backup *b)
+{
+    json_t *problems;
+
+    if (b->verify_ok < 0)
+        return json_null();
+    problems = json_array();
+    if (!problems)
+        return NULL;
+    for (const char *p = b->verify_detail; p && *p;) {
+        size_t n = strcspn(p, "\n");
+        if (n)
+            json_array_append_new(problems, json_stringn(p, n));
+        p += n + (p[n] == '\n');
+    }
+    return json_pack("{s:b, s:o, s:o}", "ok", b->verify_ok == 1, "checked_at",
+                     time_json(b->verified_at), "problems", problems);
+}
+
+/* The JSON form of a backup (DESIGN.md's backup object). Returns a new reference or NULL. */
+static json_t *
+backup_json(const struct db_backup *b)
+{
+    json_auto_t *disks = json_array();
+    json_t *error = json_null();
+    uint64_t disk_size = 0;
+
+    if (!disks)
+        return NULL;
+    for (size_t i = 0; i < b->n_disks; i++) {
+        json_array_append_new(disks, disk_json(&b->disks[i]));
+        disk_size += b->disks[i].size;
+    }
+    if (b->error_errno) {
+        char instance[160];
+        snprintf(instance, sizeof(instance), "/v1/domains/%s/backups/%s", b->domain_uuid, b->id);
+        json_decref(error);
+        error = problem_new(problem_for_errno(b->error_errno), b->error_detail, instance);
+    }
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s, s:s?, s:s?, s:s?, s:I, s:I, "
+                     "s:O, s:o, s:o, s:o, s:o, s:o}",
+                     "id", b->id, "domain", b->domain_name, "domain_uuid", b->domain_uuid, "mode",
+                     b->mode, "type", b->type, "state", b->state, "job_id", b->job_id, "chain_id",
+                     b->chain_id, "parent_id", b->parent_id, "base_checkpoint", b->base_checkpoint,
+                     "checkpoint", b->checkpoint, "stored_bytes", (json_int_t)b->stored_bytes,
+                     "disk_size", (json_int_t)disk_size, "disks", disks, "started_at",
+                     time_json(b->started_at), "finished_at", time_json(b->finished_at),
+                     "duration_ms",
+                     b->finished_at ? json_integer(b->finished_at - b->started_at) : json_null(),
+                     "error", error, "verification", verification_json(b));
+}
+
+/* Reads a non-negative integer query parameter in [0, max]; absent -> def. */
+static int
+query_size(const struct api_request *req, const char *key, size_t def, size_t max, size_t *ret)
+{
+    const char *v = req->query ? req->query(req, key) : NULL;
+    char *end;
+    unsigned long long n;
+
+    if (!v) {
+        *ret = def;
+        return 0;
+    }
+    errno = 0;
+    n = strtoull(v, &end, 10);
+    if (!*v || *v == '-' || *end || errno || n > max)
+        return err_set(-EINVAL, "query parameter '%s' must be a number from 0 to %zu", key, max);
+    *ret = (size_t)n;
+    return 0;
+}
+
+int
+api_backups_list(const struct api_request *req, struct api_response *resp)
+{
+    struct core_backup_query q = {0};
+    struct db_backup **list = NULL;
+    size_t n = 0, total = 0;
+    json_t *items;
+    int r;
+
+    r = api_query_enum(req, "type", backup_types, NULL, &q.type);
+    if (r >= 0)
+        r = api_query_enum(req, "state", backup_states, NULL, &q.state);
+    if (r >= 0)
+        r = query_size(req, "limit", LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, &q.limit);
+    if (r >= 0)
+        r = query_size(req, "offset", 0, SIZE_MAX / 2, &q.offset);
+    if (r < 0)
+        return r;
+    if (q.limit == 0)
+        return err_set(-EINVAL, "query parameter 'limit' must be at least 1");
+    r = core_backup_list(req->params[0], &q, &list, &n, &total);
+    if (r < 0)
+        return r;
+    items = json_array();
+    for (size_t i = 0; items && i < n; i++)
+        json_array_append_new(items, backup_json(list[i]));
+    db_backup_list_free(list, n);
+    if (!items)
+        return -ENOMEM;
+    return api_reply(resp, 200,
+                     json_pack("{s:o, s:I, s:I, s:I}", "items", items, "total", (json_int_t)total,
+                               "limit", (json_int_t)q.limit, "offset", (json_int_t)q.offset));
+}
+
+int
+api_backup_create(const struct api_request *req, struct api_response *resp)
+{
+    const char *type = "auto", *since = NULL;
+    json_t *disks = NULL;
+    json_int_t bandwidth = 0;
+    const char *names[MAX_REQUEST_DISKS];
+    struct db_backup *b = NULL;
+    struct db_job *job = NULL;
+    json_t *out;
+    int r;
+
+    r = api_body_unpack(req, "{s?s, s?s, s?o, s?I}", "type", &type, "since", &since, "disks",
+                        &disks, "bandwidth", &bandwidth);
+    if (r < 0)
+        return r;
+    if (strcmp(type, "auto") != 0 && strcmp(type, "full") != 0 &&
+        strcmp(type, "incremental") != 0 && strcmp(type, "differential") != 0)
+        return err_set(-EINVAL, "type must be one of full, incremental, differential, auto");
+    if (since && strcmp(type, "differential") != 0)
+        return err_set(-EINVAL, "since goes with type differential only");
+    if (since && !text_name_valid(since))
+        return err_set(-EINVAL, "since: '%s' is not a valid checkpoint name", since);
+    if (bandwidth < 0)
+        return err_set(-EINVAL, "bandwidth must be a number of bytes per second, 0 for no limit");
+
+    struct core_backup_request breq = {
+        .type = type,
+        .since = since,
+        .bandwidth = (uint64_t)bandwidth,
+    };
+    if (disks) {
+        size_t i;
+        json_t *v;
+
+        if (!json_is_array(disks) || json_array_size(disks) == 0 ||
+            json_array_size(disks) > MAX_REQUEST_DISKS)
+            return err_set(-EINVAL, "disks must be a list of 1 to %d disk targets",
+                           MAX_REQUEST_DISKS);
+        json_array_foreach(disks, i, v)
+        {
+            if (!json_is_string(v) || !text_name_valid(json_string_value(v)))
+                return err_set(-EINVAL, "disks: item %zu is not a disk target such as \"vda\"", i);
+            names[i] = json_string_value(v);
+        }
+        breq.disks = names;
+        breq.n_disks = json_array_size(disks);
+    }
+
+    r = core_backup_create(req->params[0], &breq, &b, &job);
+    if (r < 0)
+        return r;
+    api_set_location(resp, "/v1/jobs/%s", job->id);
+    out = backup_json(b);
+    db_backup_free(b);
+    db_job_free(job);
+    return api_reply(resp, 202, out);
+}
+
+int
+api_backup_get(const struct api_request *req, struct api_response *resp)
+{
+    struct db_backup *b = NULL;
+    json_t *out;
+    int r;
+
+    r = core_backup_get(req->params[0], req->params[1], &b);
+    if (r < 0)
+        return r;
+    out = backup_json(b);
+    db_backup_free(b);
+    return api_reply(resp, 200, out);
+}
+
+int
+api_backup_delete(const struct api_request *req, struct api_response *resp)
+{
+    char **ids = NULL;
+    bool chain;
+    json_t *deleted;
+    int r;
+
+    r = api_query_bool(req, "chain", false, &chain);
+    if (r < 0)
+        return r;
+    r = core_backup_delete(req->params[0], req->params[1], chain, &ids);
+    if (r < 0)
+        return r;
+    deleted = json_array();
+    for (size_t i = 0; deleted && ids[i]; i++)
+        json_array_append_new(deleted, json_string(ids[i]));
+    for (size_t i = 0; ids[i]; i++)
+        free(ids[i]);
+    free(ids);
+    if (!deleted)
+        return -ENOMEM;
+    return api_reply(resp, 200, json_pack("{s:o}", "deleted", deleted));
+}
+
+/* Answers 202 with the job and its Location. */
+static int
+reply_job(struct api_response *resp, struct db_job *job)
+{
+    json_t *out = api_job_json(job);
+
+    api_set_location(resp, "/v1/jobs/%s", job->id);
+    db_job_free(job);
+    return api_reply(resp, 202, out);
+}
+
+int
+api_backup_restore(const struct api_request *req, struct api_response *resp)
+{
+    const char *target_dir = NULL, *format = "qcow2", *name = NULL;
+    json_t *define = NULL;
+    struct db_job *job = NULL;
+    int r;
+
+    r = api_body_unpack(req, "{s:s, s?s, s?o}", "target_dir", &target_dir, "format", &format,
+                        "define", &define);
+    if (r < 0)
+        return r;
+    if (define && !json_is_null(define)) {
+        json_error_t jerr;
+        if (json_unpack_ex(define, &jerr, JSON_STRICT, "{s:s}", "name", &name) < 0)
+            return err_set(-EINVAL, "define must be {\"name\": \"...\"}: %s", jerr.text);
+    }
+    struct core_restore_request rreq = {
+        .target_dir = target_dir,
+        .format = format,
+        .define_name = name,
+    };
+    r = core_backup_restore(req->params[0], req->params[1], &rreq, &job);
+    if (r < 0)
+        return r;
+    return reply_job(resp, job);
+}
+
+int
+api_backup_verify(const struct api_request *req, struct api_response *resp)
+{
+    struct db_job *job = NULL;
+    int r;
+
+    r = api_body_unpack(req, "{}");
+    if (r < 0)
+        return r;
+    r = core_backup_verify(req->params[0], req->params[1], &job);
+    if (r < 0)
+        return r;
+    return reply_job(resp, job);
+}
+
+int
+api_events_stream(const struct api_request *req, struct api_response *resp)
+{
+    resp->status = 200;
+    resp->event_stream = true;
+    return 0;
+}

@@ -1,0 +1,550 @@
+/* The backup catalog in SQLite (see backup.h). */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backup.h"
+#include "cleanup.h"
+#include "db_priv.h"
+#include "err.h"
+
+#define BACKUP_COLUMNS                                                                             \
+    "id, domain_uuid, domain_name, mode, type, state, job_id, chain_id, parent_id, "               \
+    "base_checkpoint, checkpoint, domain_xml, stored_bytes, started_at, finished_at, "             \
+    "error_errno, error_detail, verified_at, verify_ok, verify_detail"
+
+static void
+disk_clear(struct db_backup_disk *d)
+{
+    free(d->target);
+    free(d->file);
+    free(d->backing);
+    free(d->sha256);
+}
+
+void
+db_backup_free(struct db_backup *b)
+{
+    if (!b)
+        return;
+    free(b->id);
+    free(b->domain_uuid);
+    free(b->domain_name);
+    free(b->mode);
+    free(b->type);
+    free(b->state);
+    free(b->job_id);
+    free(b->chain_id);
+    free(b->parent_id);
+    free(b->base_checkpoint);
+    free(b->checkpoint);
+    free(b->domain_xml);
+    free(b->error_detail);
+    free(b->verify_detail);
+    for (size_t i = 0; i < b->n_disks; i++)
+        disk_clear(&b->disks[i]);
+    free(b->disks);
+    free(b);
+}
+
+void
+db_backup_list_free(struct db_backup **list, size_t n)
+{
+    for (size_t i = 0; list && i < n; i++)
+        db_backup_free(list[i]);
+    free(list);
+}
+
+/* Records rc as the failure of what and rolls the open transaction back. */
+static int
+rollback(struct db *db, int rc, const char *what)
+{
+    int r = db_error(db, rc, what);
+
+    sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+    return r;
+}
+
+/* Binds s as text, or NULL when s is NULL. */
+static int
+bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
+}
+
+/* Binds a time or a count where 0 means "unset" as NULL. */
+static int
+bind_opt_int(sqlite3_stmt *st, int i, int64_t v)
+{
+    return v ? sqlite3_bind_int64(st, i, v) : sqlite3_bind_null(st, i);
+}
+
+/* A new copy of column i, or NULL for SQL NULL; *oom set when the copy fails. */
+static char *
+column_dup(sqlite3_stmt *st, int i, bool *oom)
+{
+    const unsigned char *s = sqlite3_column_text(st, i);
+    char *copy;
+
+    if (!s)
+        return NULL;
+    copy = strdup((const char *)s);
+    if (!copy)
+        *oom = true;
+    return copy;
+}
+
+static int
+row_to_backup(sqlite3_stmt *st, struct db_backup **ret)
+{
+    struct db_backup *b = calloc(1, sizeof(*b));
+    bool oom = false;
+
+    if (!b)
+        return -ENOMEM;
+    b->id = column_dup(st, 0, &oom);
+    b->domain_uuid = column_dup(st, 1, &oom);
+    b->domain_name = column_dup(st, 2, &oom);
+    b->mode = column_dup(st, 3, &oom);
+    b->type = column_dup(st, 4, &oom);
+    b->state = column_dup(st, 5, &oom);
+    b->job_id = column_dup(st, 6, &oom);
+    b->chain_id = column_dup(st, 7, &oom);
+    b->parent_id = column_dup(st, 8, &oom);
+    b->base_checkpoint = column_dup(st, 9, &oom);
+    b->checkpoint = column_dup(st, 10, &oom);
+    b->domain_xml = column_dup(st, 11, &oom);
+    b->stored_bytes = (uint64_t)sqlite3_column_int64(st, 12);
+    b->started_at = sqlite3_column_int64(st, 13);
+    b->finished_at = sqlite3_column_int64(st, 14);
+    b->error_errno = sqlite3_column_int(st, 15);
+    b->error_detail = column_dup(st, 16, &oom);
+    b->verified_at = sqlite3_column_int64(st, 17);
+    b->verify_ok = sqlite3_column_type(st, 18) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 18);
+    b->verify_detail = column_dup(st, 19, &oom);
+    if (oom) {
+        db_backup_free(b);
+        return -ENOMEM;
+    }
+    *ret = b;
+    return 0;
+}
+
+/* Reads the disk rows of b (the lock held). */
+static int
+load_disks(struct db *db, struct db_backup *b)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    size_t cap = 0;
+    bool oom = false;
+    int r, rc;
+
+    r = db_prepare(db,
+                   "SELECT target, file, backing, size, stored_bytes, sha256 FROM backup_disks "
+                   "WHERE backup_id = ?1 ORDER BY target",
+                   &st);
+    if (r < 0)
+        return r;
+    sqlite3_bind_text(st, 1, b->id, -1, SQLITE_TRANSIENT);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (b->n_disks == cap) {
+            size_t ncap = cap ? cap * 2 : 4;
+            struct db_backup_disk *n = realloc(b->disks, ncap * sizeof(*n));
+            if (!n)
+                return -ENOMEM;
+            b->disks = n;
+            cap = ncap;
+        }
+        struct db_backup_disk *d = &b->disks[b->n_disks++];
+        memset(d, 0, sizeof(*d));
+        d->target = column_dup(st, 0, &oom);
+        d->file = column_dup(st, 1, &oom);
+        d->backing = column_dup(st, 2, &oom);
+        d->size = (uint64_t)sqlite3_column_int64(st, 3);
+        d->stored_bytes = (uint64_t)sqlite3_column_int64(st, 4);
+        d->sha256 = column_dup(st, 5, &oom);
+        if (oom)
+            return -ENOMEM;
+    }
+    if (rc != SQLITE_DONE)
+        return db_error(db, rc, "read backup disks");
+    return 0;
+}
+
+int
+db_backup_insert(struct db *db, const struct db_backup *b)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    _cleanup_stmt_ sqlite3_stmt *sd = NULL;
+    int r, rc;
+
+    DB_LOCK_SCOPE(db);
+    r = db_prepare(db,
+                   "INSERT INTO backups (" BACKUP_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+                   "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, NULL, NULL, NULL)",
+                   &st);
+    if (r < 0)
+        return r;
+    r = db_prepare(db,
+                   "INSERT INTO backup_disks (backup_id, target, file, backing, size, "
+                   "stored_bytes, sha256) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                   &sd);
+    if (r < 0)
+        return r;
+    r = db_exec(db, "BEGIN IMMEDIATE");
+    if (r < 0)
+        return r;
+    bind_text(st, 1, b->id);
+    bind_text(st, 2, b->domain_uuid);
+    bind_text(st, 3, b->domain_name);
+    bind_text(st, 4, b->mode);
+    bind_text(st, 5, b->type);
+    bind_text(st, 6, b->state);
+    bind_text(st, 7, b->job_id);
+    bind_text(st, 8, b->chain_id);
+    bind_text(st, 9, b->parent_id);
+    bind_text(st, 10, b->base_checkpoint);
+    bind_text(st, 11, b->checkpoint);
+    bind_text(st, 12, b->domain_xml);
+    sqlite3_bind_int64(st, 13, (int64_t)b->stored_bytes);
+    sqlite3_bind_int64(st, 14, b->started_at);
+    bind_opt_int(st, 15, b->finished_at);
+    bind_opt_int(st, 16, b->error_errno);
+    bind_text(st, 17, b->error_detail);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        return rollback(db, rc, "insert backup");
+    for (size_t i = 0; i < b->n_disks; i++) {
+        const struct db_backup_disk *d = &b->disks[i];
+
+        sqlite3_reset(sd);
+        bind_text(sd, 1, b->id);
+        bind_text(sd, 2, d->target);
+        bind_text(sd, 3, d->file);
+        bind_text(sd, 4, d->backing);
+        sqlite3_bind_int64(sd, 5, (int64_t)d->size);
+        sqlite3_bind_int64(sd, 6, (int64_t)d->stored_bytes);
+        bind_text(sd, 7, d->sha256);
+        rc = sqlite3_step(sd);
+        if (rc != SQLITE_DONE)
+            return rollback(db, rc, "insert backup disk");
+    }
+    return db_exec(db, "COMMIT");
+}
+
+int
+db_backup_get(struct db *db, const char *id, struct db_backup **ret)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    struct db_backup *b = NULL;
+    int r, rc;
+
+    DB_LOCK_SCOPE(db);
+    r = db_prepare(db, "SELECT " BACKUP_COLUMNS " FROM backups WHERE id = ?1", &st);
+    if (r < 0)
+        return r;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        return err_set(-ENOENT, "backup '%s' not found", id);
+    if (rc != SQLITE_ROW)
+        return db_error(db, rc, "read backup");
+    r = row_to_backup(st, &b);
+    if (r < 0)
+        return r;
+    r = load_disks(db, b);
+    if (r < 0) {
+        db_backup_free(b);
+        return r;
+    }
+    *ret = b;
+    return 0;
+}
+
+/* The WHERE clause shared by the list and its count: every filter is a bound parameter. */
+#define FILTER_SQL                                                                                 \
+    " WHERE (?1 IS NULL OR domain_uuid = ?1) AND (?2 IS NULL OR type = ?2) AND "                   \
+    "(?3 IS NULL OR state = ?3) AND (?4 IS NULL OR chain_id = ?4) AND "                            \
+    "(?5 IS NULL OR checkpoint = ?5)"
+
+static void
+bind_filter(sqlite3_stmt *st, const struct db_backup_filter *f)
+{
+    bind_text(st, 1, f->domain_uuid);
+    bind_text(st, 2, f->type);
+    bind_text(st, 3, f->state);
+    bind_text(st, 4, f->chain_id);
+    bind_text(st, 5, f->checkpoint);
+}
+
+int
+db_backup_list(struct db *db, const struct db_backup_filter *filter, struct db_backup ***ret,
+               size_t *ret_n, size_t *ret_total)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    _cleanup_stmt_ sqlite3_stmt *sc = NULL;
+    struct db_backup **list = NULL;
+    size_t n = 0, cap = 0, total = 0;
+    int r, rc;
+
+    DB_LOCK_SCOPE(db);
+    r = db_prepare(db,
+                   "SELECT " BACKUP_COLUMNS " FROM backups" FILTER_SQL
+                   " ORDER BY started_at DESC, rowid DESC LIMIT ?6 OFFSET ?7",
+                   &st);
+    if (r < 0)
+        return r;
+    bind_filter(st, filter);
+    sqlite3_bind_int64(st, 6, filter->limit ? (int64_t)filter->limit : -1);
+    sqlite3_bind_int64(st, 7, (int64_t)filter->offset);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            struct db_backup **nl = realloc(list, ncap * sizeof(*nl));
+            if (!nl) {
+                db_backup_list_free(list, n);
+                return -ENOMEM;
+            }
+            list = nl;
+            cap = ncap;
+        }
+        r = row_to_backup(st, &list[n]);
+        if (r >= 0) {
+            n++;
+            r = load_disks(db, list[n - 1]);
+        }
+        if (r < 0) {
+            db_backup_list_free(list, n);
+            return r;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        db_backup_list_free(list, n);
+        return db_error(db, rc, "list backups");
+    }
+    if (ret_total) {
+        r = db_prepare(db, "SELECT count(*) FROM backups" FILTER_SQL, &sc);
+        if (r >= 0) {
+            bind_filter(sc, filter);
+            rc = sqlite3_step(sc);
+            if (rc == SQLITE_ROW)
+                total = (size_t)sqlite3_column_int64(sc, 0);
+            else
+                r = db_error(db, rc, "count backups");
+        }
+        if (r < 0) {
+            db_backup_list_free(list, n);
+            return r;
+        }
+        *ret_total = total;
+    }
+    *ret = list;
+    *ret_n = n;
+    return 0;
+}
+
+int
+db_backup_finish(struct db *db, const struct db_backup *b)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    _cleanup_stmt_ sqlite3_stmt *sd = NULL;
+    int r, rc;
+
+    DB_LOCK_SCOPE(db);
+    r = db_prepare(db,
+                   "UPDATE backups SET state = ?2, finished_at = ?3, stored_bytes = ?4, "
+                   "error_errno = ?5, error_detail = ?6 WHERE id = ?1",
+                   &st);
+    if (r < 0)
+        return r;
+    r = db_prepare(db,
+                   "UPDATE backup_disks SET stored_bytes = ?3, sha256 = ?4 "
+                   "WHERE backup_id = ?1 AND target = ?2",
+                   &sd);
+    if (r < 0)
+        return r;
+    r = db_exec(db, "BEGIN IMMEDIATE");
+    if (r < 0)
+        return r;
+    bind_text(st, 1, b->id);
+    bind_text(st, 2, b->state);
+    bind_opt_int(st, 3, b->finished_at);
+    sqlite3_bind_int64(st, 4, (int64_t)b->stored_bytes);
+    bind_opt_int(st, 5, b->error_errno);
+    bind_text(st, 6, b->error_detail);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        return rollback(db, rc, "record the end of a backup");
+    if (sqlite3_changes(db->h) == 0) {
+        sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+        return err_set(-ENOENT, "backup '%s' not found", b->id);
+    }
+    if (strcmp(b->state, "completed") != 0) {
+        /* A backup that did not complete has no files: its row must not claim any. */
+        sqlite3_finalize(sd);
+        sd = NULL;
+        r = db_prepare(db, "DELETE FROM backup_disks WHERE backup_id = ?1", &sd);
+        if (r < 0) {
+            sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+            return r;
+        }
+        bind_text(sd, 1, b->id);
+        rc = sqlite3_step(sd);
+        if (rc != SQLITE_DONE)
+            return rollback(db, rc, "forget the disks of a backup");
+        return db_exec(db, "COMMIT");
+    }
+    for (size_t i = 0; i < b->n_disks; i++) {
+        sqlite3_reset(sd);
+        bind_text(sd, 1, b->id);
+        bind_text(sd, 2, b->disks[i].target);
+        sqlite3_bind_int64(sd, 3, (int64_t)b->disks[i].stored_bytes);
+        bind_text(sd, 4, b->disks[i].sha256);
+        rc = sqlite3_step(sd);
+        if (rc != SQLITE_DONE)
+            return rollback(db, rc, "record a backup disk");
+    }
+    return db_exec(db, "COMMIT");
+}
+
+int
+db_backup_set_verification(struct db *db, const char *id, int64_t at, int ok, const char *detail)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int r, rc;
+
+    DB_LOCK_SCOPE(db);
+    r = db_prepare(db,
+                   "UPDATE backups SET verified_at = ?2, verify_ok = ?3, verify_detail = ?4 "
+                   "WHERE id = ?1",
+                   &st);
+    if (r < 0)
+        return r;
+    bind_text(st, 1, id);
+    sqlite3_bind_int64(st, 2, at);
+    sqlite3_bind_int(st, 3, ok ? 1 : 0);
+    bind_text(st, 4, detail);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        return db_error(db, rc, "record a verification");
+    if (sqlite3_changes(db->h) == 0)
+        return err_set(-ENOENT, "backup '%s' not found", id);
+    return 0;
+}
+
+int
+db_backup_dependents(struct db *db, const char *id, char ***ret, size_t *ret_n)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    char **ids = NULL;
+    size_t n = 0;
+    int r, rc;
+
+    DB_LOCK_SCOPE(db);
+    r = db_prepare(db,
+                   "SELECT id FROM backups WHERE parent_id = ?1 ORDER BY started_at DESC, "
+                   "rowid DESC",
+                   &st);
+    if (r < 0)
+        return r;
+    bind_text(st, 1, id);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        char **nl = realloc(ids, (n + 2) * sizeof(*nl));
+        char *s = strdup((const char *)sqlite3_column_text(st, 0));
+        if (!nl || !s) {
+            free(s);
+            ids = nl ? nl : ids;
+            for (size_t i = 0; i < n; i++)
+                free(ids[i]);
+            free(ids);
+            return -ENOMEM;
+        }
+        ids = nl;
+        ids[n++] = s;
+        ids[n] = NULL;
+    }
+    if (rc != SQLITE_DONE) {
+        for (size_t i = 0; i < n; i++)
+            free(ids[i]);
+        free(ids);
+        return db_error(db, rc, "list dependent backups");
+    }
+    if (!ids && !(ids = calloc(1, sizeof(*ids))))
+        return -ENOMEM;
+    *ret = ids;
+    *ret_n = n;
+    return 0;
+}
+
+int
+db_backup_delete(struct db *db, const char *id)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int r, rc;
+
+    DB_LOCK_SCOPE(db);
+    r = db_prepare(db, "DELETE FROM backups WHERE id = ?1", &st);
+    if (r < 0)
+        return r;
+    bind_text(st, 1, id);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        return db_error(db, rc, "delete backup");
+    if (sqlite3_changes(db->h) == 0)
+        return err_set(-ENOENT, "backup '%s' not found", id);
+    return 0;
+}
+
+int
+db_backup_set_job(struct db *db, const char *id, const char *job_id)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int r, rc;
+
+    DB_LOCK_SCOPE(db);
+    r = db_prepare(db, "UPDATE backups SET job_id = ?2 WHERE id = ?1", &st);
+    if (r < 0)
+        return r;
+    bind_text(st, 1, id);
+    bind_text(st, 2, job_id);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        return db_error(db, rc, "record a backup's job");
+    if (sqlite3_changes(db->h) == 0)
+        return err_set(-ENOENT, "backup '%s' not found", id);
+    return 0;
+}
+
+int
+db_backup_find_domain(struct db *db, const char *name_or_uuid, char ret_uuid[37], char **ret_name)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    const char *uuid, *name;
+    char *copy;
+    int r, rc;
+
+    DB_LOCK_SCOPE(db);
+    r = db_prepare(db,
+                   "SELECT domain_uuid, domain_name FROM backups WHERE domain_uuid = ?1 OR "
+                   "domain_name = ?1 ORDER BY domain_uuid = ?1 DESC, started_at DESC LIMIT 1",
+                   &st);
+    if (r < 0)
+        return r;
+    bind_text(st, 1, name_or_uuid);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        return err_set(-ENOENT, "domain '%s' not found", name_or_uuid);
+    if (rc != SQLITE_ROW)
+        return db_error(db, rc, "find a domain's backups");
+    uuid = (const char *)sqlite3_column_text(st, 0);
+    name = (const char *)sqlite3_column_text(st, 1);
+    if (!uuid || strlen(uuid) != 36 || !name)
+        return err_set(-EIO, "database: a backup row without its domain");
+    copy = strdup(name);
+    if (!copy)
+        return -ENOMEM;
+    memcpy(ret_uuid, uuid, 37);
+    *ret_name = copy;
+    return 0;
+}

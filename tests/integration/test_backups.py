@@ -1,0 +1,538 @@
+"""Push backups against real QEMU domains: chains, restore, verify, cancel, crash recovery,
+the catalog and the event stream.
+
+Guest writes go through the guest's own device (scripts/sandbox write), so dirty bitmaps see
+them; bulk data that needs no tracking is written into the image before the domain starts.
+Every point in time a test restores is kept aside as a raw copy and compared with
+`qemu-img compare`.
+"""
+import json
+import os
+import socket
+import subprocess
+import time
+
+import pytest
+
+from client import ROOT
+
+MiB = 1 << 20
+SANDBOX = os.path.join(ROOT, 'scripts', 'sandbox')
+
+
+# ------------------------------------------------------------------------------------------
+# helpers
+
+def keep(dom, size, path):
+    """The guest-visible disk vda of dom, as it is now, into the raw file path."""
+    subprocess.run([SANDBOX, 'read', dom, '0', str(size), path], check=True,
+                   capture_output=True)
+
+
+def disk_path(dom, disk='vda'):
+    out = subprocess.run(['virsh', '-q', '-c', 'qemu:///system', 'domblklist', dom],
+                         check=True, capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if parts and parts[0] == disk:
+            return parts[1]
+    raise AssertionError(f'{dom} has no disk {disk}: {out}')
+
+
+def virsh(*args, check=True):
+    return subprocess.run(['virsh', '-q', '-c', 'qemu:///system', *args], check=check,
+                          capture_output=True, text=True)
+
+
+def checkpoints(dom):
+    return virsh('checkpoint-list', dom, '--name').stdout.split()
+
+
+def libvirt_job_running(dom):
+    out = virsh('domjobinfo', dom, check=False).stdout
+    return 'Job type:' in out and 'None' not in out.split('Job type:')[1].splitlines()[0]
+
+
+def same_disk(image, expected_raw):
+    p = subprocess.run(['qemu-img', 'compare', '-F', 'raw', image, expected_raw],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, f'{image} differs from {expected_raw}: {p.stdout}{p.stderr}'
+
+
+@pytest.fixture
+def domain(sandbox):
+    """A running 256 MiB sandbox domain."""
+    with sandbox.domain(size='256M') as name:
+        yield name
+
+
+def prefilled_domain(sandbox, size, data, pattern='0x5a'):
+    """A context: a domain whose vda holds `data` bytes of pattern from offset 0, written into
+    the image before the domain starts (fast, and no bitmap needs to see it)."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def cm():
+        with sandbox.domain(size=size, start=False) as name:
+            subprocess.run(['qemu-io', '-f', 'qcow2', '-c',
+                            f'write -P {pattern} 0 {data}', disk_path(name)],
+                           check=True, capture_output=True)
+            virsh('start', name)
+            yield name
+    return cm()
+
+
+def start_backup(c, dom, **body):
+    r = c.post(f'/v1/domains/{dom}/backups', json=body)
+    assert r.status == 202, r
+    assert r.headers['location'] == f'/v1/jobs/{r.json["job_id"]}'
+    assert r.json['state'] == 'running'
+    return r.json
+
+
+def backup(c, dom, **body):
+    b = start_backup(c, dom, **body)
+    job = c.wait_job(b['job_id'])
+    assert job['state'] == 'succeeded', job
+    assert job['result']['backup_id'] == b['id']
+    r = c.get(f'/v1/domains/{dom}/backups/{b["id"]}')
+    assert r.status == 200
+    b = r.json
+    assert b['state'] == 'completed', b
+    return b
+
+
+def restore(c, dom, backup_id, target_dir, fmt='raw', define=None):
+    body = {'target_dir': target_dir, 'format': fmt}
+    if define:
+        body['define'] = {'name': define}
+    r = c.post(f'/v1/domains/{dom}/backups/{backup_id}/restore', json=body)
+    assert r.status == 202, r
+    job = c.wait_job(r.json['id'])
+    assert job['state'] == 'succeeded', job
+    return job['result']
+
+
+def verify(c, dom, backup_id):
+    r = c.post(f'/v1/domains/{dom}/backups/{backup_id}/verify')
+    assert r.status == 202, r
+    job = c.wait_job(r.json['id'])
+    assert job['state'] == 'succeeded', job
+    return job['result']
+
+
+def wait_running(c, job_id, timeout=30):
+    """Waits until the job runs and libvirt reported progress."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        j = c.get(f'/v1/jobs/{job_id}').json
+        assert j['state'] in ('queued', 'running'), j
+        if j['state'] == 'running' and j['progress']['bytes_total'] > 0:
+            return j
+        time.sleep(0.1)
+    raise AssertionError(f'job {job_id} did not start running')
+
+
+def vault_files(vv, backup_id):
+    found = []
+    for root, _, files in os.walk(vv.vault_dir):
+        found += [os.path.join(root, f) for f in files if f.startswith(backup_id)]
+    return found
+
+
+# ------------------------------------------------------------------------------------------
+# tests
+
+def test_backups_answer_unsupported_on_the_test_driver(vv_test):
+    c = vv_test.client
+    r = c.post('/v1/domains/test/backups', json={'type': 'full'})
+    assert r.status == 501, r
+    assert r.json['code'] == 'unsupported'
+    assert 'test driver' in r.json['detail']
+    r = c.get('/v1/domains/test/backups')
+    assert r.status == 200 and r.json['items'] == []
+
+
+def test_bad_requests_are_refused(vv_qemu, domain):
+    c = vv_qemu.client
+    for body, what in [({'type': 'weekly'}, 'type'), ({'type': 'full', 'since': 'x'}, 'since'),
+                       ({'disks': ['vdz']}, 'vdz'), ({'disks': []}, 'disks'),
+                       ({'bandwidth': -1}, 'bandwidth'), ({'colour': 'red'}, 'colour')]:
+        r = c.post(f'/v1/domains/{domain}/backups', json=body)
+        assert r.status == 400, (body, r)
+        assert what in r.json['detail'], (body, r.json)
+    r = c.post(f'/v1/domains/{domain}/backups', json={'type': 'incremental'})
+    assert r.status == 409, r
+    assert 'full backup first' in r.json['detail']
+    assert c.get(f'/v1/domains/{domain}/backups').json['items'] == []
+    assert c.get('/v1/domains/no-such-domain/backups').status == 404
+
+
+def test_chain_restores_every_point_and_differential(vv_qemu, domain, sandbox, tmp_path):
+    c = vv_qemu.client
+    size = 256 * MiB
+    restore_root = os.path.join(vv_qemu.vault_dir, 'restore')
+
+    # A: a full backup.
+    sandbox.write(domain, 0, 24 * MiB, 0xa1)
+    keep(domain, size, str(tmp_path / 'a.raw'))
+    full = backup(c, domain, type='full')
+    assert full['type'] == 'full' and full['parent_id'] is None
+    assert full['base_checkpoint'] is None and full['checkpoint']
+    assert full['chain_id'] == full['id']
+    assert full['disk_size'] == size
+    assert 24 * MiB <= full['stored_bytes'] < 26 * MiB, full
+    assert full['disks'][0]['sha256'] and full['disks'][0]['backing'] is None
+    assert full['checkpoint'] in checkpoints(domain)
+    # Its XML was stored with it: the checkpoints API knows it as a healthy one.
+    cp = c.get(f'/v1/domains/{domain}/checkpoints/{full["checkpoint"]}')
+    assert cp.status == 200 and cp.json['state'] == 'ok', cp
+
+    # B over part of A: an incremental holds what changed, not the disk.
+    sandbox.write(domain, 16 * MiB, 16 * MiB, 0xb2)
+    keep(domain, size, str(tmp_path / 'b.raw'))
+    inc1 = backup(c, domain, type='incremental')
+    assert inc1['parent_id'] == full['id'] and inc1['chain_id'] == full['id']
+    assert inc1['base_checkpoint'] == full['checkpoint']
+    assert inc1['disks'][0]['backing'] == os.path.basename(full['disks'][0]['file'])
+    assert 16 * MiB <= inc1['stored_bytes'] <= 16 * MiB * 1.05, inc1
+
+    # C elsewhere, random data: `auto` is an incremental now.
+    sandbox.write(domain, 100 * MiB, 16 * MiB, 'random')
+    keep(domain, size, str(tmp_path / 'c.raw'))
+    inc2 = backup(c, domain)
+    assert inc2['type'] == 'incremental' and inc2['parent_id'] == inc1['id']
+    assert 16 * MiB <= inc2['stored_bytes'] <= 16 * MiB * 1.05, inc2
+
+    # Each point restores exactly, raw and qcow2.
+    for b, ref in [(full, 'a.raw'), (inc1, 'b.raw'), (inc2, 'c.raw')]:
+        res = restore(c, domain, b['id'], os.path.join(restore_root, b['id']))
+        assert res['domain'] is None and res['disks'][0]['target'] == 'vda'
+        same_disk(res['disks'][0]['path'], str(tmp_path / ref))
+    res = restore(c, domain, inc1['id'], os.path.join(restore_root, 'q'), fmt='qcow2')
+    path = res['disks'][0]['path']
+    assert path.endswith('.qcow2')
+    info = json.loads(subprocess.run(['qemu-img', 'info', '--output=json', path],
+                                     check=True, capture_output=True).stdout)
+    assert info['format'] == 'qcow2' and 'backing-filename' not in info
+    same_disk(path, str(tmp_path / 'b.raw'))
+
+    # Existing files are never replaced; folders outside the roots are refused.
+    r = c.post(f'/v1/domains/{domain}/backups/{full["id"]}/restore',
+               json={'target_dir': os.path.join(restore_root, full['id']),
+                     'format': 'raw'})
+    assert r.status == 202
+    job = c.wait_job(r.json['id'])
+    assert job['state'] == 'failed' and 'exists already' in job['error']['detail'], job
+    for bad in [str(tmp_path), os.path.join(restore_root, '..', 'x'), 'relative/dir']:
+        r = c.post(f'/v1/domains/{domain}/backups/{full["id"]}/restore',
+                   json={'target_dir': bad, 'format': 'raw'})
+        assert r.status == 400, (bad, r)
+
+    # A differential from the first checkpoint holds B and C, and restores to C.
+    diff = backup(c, domain, type='differential', since=full['checkpoint'])
+    assert diff['type'] == 'differential' and diff['parent_id'] == full['id']
+    assert diff['base_checkpoint'] == full['checkpoint']
+    assert 32 * MiB <= diff['stored_bytes'] <= 32 * MiB * 1.05, diff
+    res = restore(c, domain, diff['id'], os.path.join(restore_root, diff['id']))
+    same_disk(res['disks'][0]['path'], str(tmp_path / 'c.raw'))
+
+    # The catalog: newest first, filtered, paged.
+    items = c.get(f'/v1/domains/{domain}/backups').json['items']
+    assert [b['id'] for b in items] == [diff['id'], inc2['id'], inc1['id'], full['id']]
+    page = c.get(f'/v1/domains/{domain}/backups?type=incremental&limit=1&offset=1').json
+    assert page['total'] == 2 and [b['id'] for b in page['items']] == [inc1['id']]
+    assert c.get(f'/v1/domains/{domain}/backups?state=failed').json['items'] == []
+
+    # Delete: refused while others depend on it, naming them; a leaf goes; then the chain.
+    r = c.delete(f'/v1/domains/{domain}/backups/{full["id"]}')
+    assert r.status == 409, r
+    for dep in (inc1['id'], diff['id']):
+        assert dep in r.json['detail']
+    r = c.delete(f'/v1/domains/{domain}/backups/{inc2["id"]}')
+    assert r.status == 200 and r.json['deleted'] == [inc2['id']]
+    assert vault_files(vv_qemu, inc2['id']) == []
+    assert c.get(f'/v1/domains/{domain}/backups/{inc2["id"]}').status == 404
+    r = c.delete(f'/v1/domains/{domain}/backups/{inc1["id"]}?chain=true')
+    assert r.status == 200
+    assert sorted(r.json['deleted']) == sorted([full['id'], inc1['id'], diff['id']])
+    assert c.get(f'/v1/domains/{domain}/backups').json['items'] == []
+    assert not os.path.exists(os.path.join(vv_qemu.vault_dir, full['domain_uuid'],
+                                           full['chain_id']))
+
+
+def test_restore_defines_a_new_domain(vv_qemu, domain, sandbox, tmp_path):
+    c = vv_qemu.client
+    sandbox.write(domain, 0, 4 * MiB, 0x3c)
+    keep(domain, 256 * MiB, str(tmp_path / 'x.raw'))
+    b = backup(c, domain, type='full')
+    name = domain + '-restored'
+    target = os.path.join(vv_qemu.vault_dir, 'restore', 'def')
+    try:
+        res = restore(c, domain, b['id'], target, fmt='qcow2', define=name)
+        assert res['domain']['name'] == name
+        xml = virsh('dumpxml', name).stdout
+        orig = virsh('dumpxml', domain).stdout
+        uuid = xml.split('<uuid>')[1].split('<')[0]
+        assert uuid == res['domain']['uuid'] and uuid not in orig
+        assert res['disks'][0]['path'] in xml and "type='qcow2'" in xml
+        same_disk(res['disks'][0]['path'], str(tmp_path / 'x.raw'))
+        r = c.post(f'/v1/domains/{domain}/backups/{b["id"]}/restore',
+                   json={'target_dir': target + '2', 'define': {'name': name}})
+        assert r.status == 409, r
+    finally:
+        virsh('undefine', name, check=False)
+
+
+def test_incremental_after_libvirt_lost_the_checkpoint(vv_qemu, domain, sandbox, tmp_path):
+    c = vv_qemu.client
+    sandbox.write(domain, 0, 4 * MiB, 0x11)
+    full = backup(c, domain, type='full')
+    sandbox.write(domain, 64 * MiB, 4 * MiB, 0x22)
+    keep(domain, 256 * MiB, str(tmp_path / 'now.raw'))
+    # libvirt forgets the metadata; the bitmap stays in the image.
+    virsh('checkpoint-delete', domain, full['checkpoint'], '--metadata')
+    assert full['checkpoint'] not in checkpoints(domain)
+    inc = backup(c, domain, type='incremental')
+    assert inc['parent_id'] == full['id'] and full['checkpoint'] in checkpoints(domain)
+    assert 4 * MiB <= inc['stored_bytes'] <= 5 * MiB, inc
+    res = restore(c, domain, inc['id'], os.path.join(vv_qemu.vault_dir, 'restore', 'l'))
+    same_disk(res['disks'][0]['path'], str(tmp_path / 'now.raw'))
+
+    # A disk that changed size starts a new chain under auto, and is refused to incremental.
+    virsh('blockresize', domain, 'vda', '320M')
+    r = c.post(f'/v1/domains/{domain}/backups', json={'type': 'incremental'})
+    assert r.status == 409 and 'changed size' in r.json['detail'], r
+    nxt = backup(c, domain)
+    assert nxt['type'] == 'full' and nxt['chain_id'] == nxt['id'], nxt
+
+
+def test_restore_to_files_without_libvirt(vv_qemu, domain, sandbox, make_daemon, tmp_path):
+    c = vv_qemu.client
+    sandbox.write(domain, 0, 4 * MiB, 0x5e)
+    keep(domain, 256 * MiB, str(tmp_path / 'x.raw'))
+    b = backup(c, domain, type='full')
+    assert vv_qemu.stop() == 0
+
+    # The same database and vault, and a libvirt that cannot be reached.
+    d = make_daemon('qemu+unix:///system?socket=/nonexistent/libvirt-sock',
+                    workdir=vv_qemu.dir).start()
+    c = d.client
+    assert c.get('/readyz').status == 503
+    assert c.post(f'/v1/domains/{domain}/backups', json={}).status == 503
+    for who in (domain, b['domain_uuid']):
+        items = c.get(f'/v1/domains/{who}/backups').json['items']
+        assert [i['id'] for i in items] == [b['id']]
+    res = restore(c, domain, b['id'], os.path.join(d.vault_dir, 'restore', 'offline'))
+    same_disk(res['disks'][0]['path'], str(tmp_path / 'x.raw'))
+    assert verify(c, domain, b['id'])['ok'] is True
+    r = c.post(f'/v1/domains/{domain}/backups/{b["id"]}/restore',
+               json={'target_dir': os.path.join(d.vault_dir, 'restore', 'o2'),
+                     'define': {'name': domain + '-x'}})
+    assert r.status == 503, r
+
+
+def test_verify_finds_a_flipped_byte(vv_qemu, domain, sandbox):
+    c = vv_qemu.client
+    sandbox.write(domain, 0, 8 * MiB, 0x42)
+    full = backup(c, domain, type='full')
+    sandbox.write(domain, 4 * MiB, 1 * MiB, 0x43)
+    inc = backup(c, domain, type='incremental')
+
+    res = verify(c, domain, inc['id'])
+    assert res['ok'] is True and res['files'] == 2 and res['backups'] == 2, res
+    got = c.get(f'/v1/domains/{domain}/backups/{inc["id"]}').json['verification']
+    assert got['ok'] is True and got['problems'] == [] and got['checked_at']
+
+    # One byte in the data area of the full image, under the incremental.
+    path = os.path.join(vv_qemu.vault_dir, full['disks'][0]['file'])
+    with open(path, 'r+b') as f:
+        f.seek(os.path.getsize(path) // 2)
+        byte = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte[0] ^ 0xff]))
+    res = verify(c, domain, inc['id'])
+    assert res['ok'] is False, res
+    assert 'checksum mismatch' in res['problems'] and full['id'] in res['problems'], res
+    got = c.get(f'/v1/domains/{domain}/backups/{inc["id"]}').json['verification']
+    assert got['ok'] is False and any('checksum mismatch' in p for p in got['problems'])
+
+    # A missing backing file is named too.
+    os.rename(path, path + '.away')
+    res = verify(c, domain, inc['id'])
+    assert res['ok'] is False and 'missing' in res['problems'], res
+
+
+def test_cancel_leaves_nothing_and_next_auto_is_correct(vv_qemu, sandbox, tmp_path):
+    c = vv_qemu.client
+    with prefilled_domain(sandbox, '1G', '384M') as dom:
+        full = backup(c, dom, type='full')
+        sandbox.write(dom, 600 * MiB, 4 * MiB, 0x77)
+
+        # Throttled so that it is still running when cancelled.
+        b = start_backup(c, dom, type='full', bandwidth=MiB)
+        wait_running(c, b['job_id'])
+        r = c.post(f'/v1/domains/{dom}/backups', json={'type': 'full'})
+        assert r.status == 409 and r.json['code'] == 'domain_busy', r
+        assert b['job_id'] in r.json['detail']
+        r = c.delete(f'/v1/jobs/{b["job_id"]}')
+        assert r.status in (200, 202), r
+        job = c.wait_job(b['job_id'])
+        assert job['state'] == 'cancelled', job
+
+        got = c.get(f'/v1/domains/{dom}/backups/{b["id"]}').json
+        assert got['state'] == 'cancelled' and got['disks'] == [] and got['error'], got
+        assert vault_files(vv_qemu, b['id']) == []
+        assert b['checkpoint'] not in checkpoints(dom)
+        assert c.get(f'/v1/domains/{dom}/checkpoints/{b["checkpoint"]}').status == 404
+        assert full['checkpoint'] in checkpoints(dom)
+        assert not libvirt_job_running(dom)
+
+        sandbox.write(dom, 700 * MiB, 4 * MiB, 0x88)
+        keep(dom, 1 << 30, str(tmp_path / 'now.raw'))
+        nxt = backup(c, dom)
+        assert nxt['type'] == 'incremental' and nxt['parent_id'] == full['id'], nxt
+        assert 8 * MiB <= nxt['stored_bytes'] <= 8 * MiB * 1.1, nxt
+        res = restore(c, dom, nxt['id'], os.path.join(vv_qemu.vault_dir, 'restore', 'n'))
+        same_disk(res['disks'][0]['path'], str(tmp_path / 'now.raw'))
+
+
+def test_kill_mid_backup_libvirt_finishes_meanwhile(vv_qemu, sandbox, tmp_path):
+    c = vv_qemu.client
+    with prefilled_domain(sandbox, '1G', '384M') as dom:
+        keep(dom, 1 << 30, str(tmp_path / 'full.raw'))
+        b = start_backup(c, dom, type='full', bandwidth=64 * MiB)
+        wait_running(c, b['job_id'])
+        vv_qemu.kill()
+        deadline = time.time() + 60
+        while libvirt_job_running(dom):
+            assert time.time() < deadline, 'libvirt job did not end'
+            time.sleep(0.2)
+
+        vv_qemu.start()
+        vv_qemu.wait_ready()
+        job = c.wait_job(b['job_id'])
+        assert job['state'] == 'succeeded', job
+        got = c.get(f'/v1/domains/{dom}/backups/{b["id"]}').json
+        assert got['state'] == 'completed' and got['disks'][0]['sha256'], got
+        assert verify(c, dom, b['id'])['ok'] is True
+        res = restore(c, dom, b['id'], os.path.join(vv_qemu.vault_dir, 'restore', 'k'))
+        same_disk(res['disks'][0]['path'], str(tmp_path / 'full.raw'))
+
+        sandbox.write(dom, 500 * MiB, 2 * MiB, 0x99)
+        keep(dom, 1 << 30, str(tmp_path / 'next.raw'))
+        nxt = backup(c, dom)
+        assert nxt['type'] == 'incremental' and nxt['parent_id'] == b['id'], nxt
+        res = restore(c, dom, nxt['id'], os.path.join(vv_qemu.vault_dir, 'restore', 'k2'))
+        same_disk(res['disks'][0]['path'], str(tmp_path / 'next.raw'))
+
+
+def test_kill_mid_backup_libvirt_job_aborted_meanwhile(vv_qemu, sandbox, tmp_path):
+    c = vv_qemu.client
+    with prefilled_domain(sandbox, '1G', '384M') as dom:
+        b = start_backup(c, dom, type='full', bandwidth=MiB)
+        wait_running(c, b['job_id'])
+        vv_qemu.kill()
+        virsh('domjobabort', dom)
+
+        vv_qemu.start()
+        vv_qemu.wait_ready()
+        job = c.wait_job(b['job_id'])
+        assert job['state'] == 'failed', job
+        assert 'aborted' in job['error']['detail'], job
+        got = c.get(f'/v1/domains/{dom}/backups/{b["id"]}').json
+        assert got['state'] == 'failed' and got['disks'] == [], got
+        assert 'aborted' in got['error']['detail']
+        assert vault_files(vv_qemu, b['id']) == []
+        assert b['checkpoint'] not in checkpoints(dom)
+
+        keep(dom, 1 << 30, str(tmp_path / 'now.raw'))
+        nxt = backup(c, dom)
+        assert nxt['type'] == 'full', nxt
+        res = restore(c, dom, nxt['id'], os.path.join(vv_qemu.vault_dir, 'restore', 'a'))
+        same_disk(res['disks'][0]['path'], str(tmp_path / 'now.raw'))
+
+
+def test_kill_mid_backup_resumed_job_is_followed_and_cancelled(vv_qemu, sandbox):
+    c = vv_qemu.client
+    with prefilled_domain(sandbox, '1G', '384M') as dom:
+        b = start_backup(c, dom, type='full', bandwidth=MiB)
+        wait_running(c, b['job_id'])
+        vv_qemu.kill()
+        assert libvirt_job_running(dom)
+
+        vv_qemu.start()
+        vv_qemu.wait_ready()
+        j = c.get(f'/v1/jobs/{b["job_id"]}').json
+        assert j['state'] == 'running', j
+        r = c.post(f'/v1/domains/{dom}/backups', json={})
+        assert r.status == 409 and b['job_id'] in r.json['detail'], r
+        before = j['progress']['bytes_done']
+        deadline = time.time() + 20
+        while c.get(f'/v1/jobs/{b["job_id"]}').json['progress']['bytes_done'] <= before:
+            assert time.time() < deadline, 'the resumed job reports no progress'
+            time.sleep(0.3)
+
+        assert c.delete(f'/v1/jobs/{b["job_id"]}').status in (200, 202)
+        job = c.wait_job(b['job_id'])
+        assert job['state'] == 'cancelled', job
+        got = c.get(f'/v1/domains/{dom}/backups/{b["id"]}').json
+        assert got['state'] == 'cancelled' and got['disks'] == [], got
+        assert vault_files(vv_qemu, b['id']) == []
+        assert b['checkpoint'] not in checkpoints(dom)
+        assert not libvirt_job_running(dom)
+
+
+def read_events(sock, until, timeout=60):
+    """Reads SSE events from sock until until(event, data) is true; returns them all."""
+    buf = b''
+    events = []
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        sock.settimeout(max(0.1, deadline - time.time()))
+        chunk = sock.recv(65536)
+        assert chunk, 'the event stream closed'
+        buf += chunk
+        while b'\n\n' in buf:
+            block, buf = buf.split(b'\n\n', 1)
+            fields = {}
+            for line in block.decode().splitlines():
+                if line.startswith(':') or ':' not in line:
+                    continue
+                k, v = line.split(':', 1)
+                fields[k] = v.lstrip(' ')
+            if 'event' in fields:
+                ev = (fields['event'], json.loads(fields['data']), int(fields['id']))
+                events.append(ev)
+                if until(ev[0], ev[1]):
+                    return events
+    raise AssertionError(f'no such event; saw {events}')
+
+
+def test_event_stream_carries_job_progress_and_states(vv_qemu, domain):
+    c = vv_qemu.client
+    sock = socket.create_connection(('127.0.0.1', vv_qemu.port))
+    try:
+        sock.sendall(b'GET /v1/events HTTP/1.0\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n')
+        head = b''
+        while b'\r\n\r\n' not in head:
+            head += sock.recv(1)
+        assert b' 200 ' in head.split(b'\r\n')[0] and b'text/event-stream' in head
+        b = start_backup(c, domain, type='full')
+        events = read_events(sock, lambda e, d: e == 'job' and d['id'] == b['job_id']
+                             and d['state'] in ('succeeded', 'failed'))
+        virsh('suspend', domain)
+        virsh('resume', domain)
+        events += read_events(sock, lambda e, d: e == 'domain' and d['domain'] == domain
+                              and d['event'] == 'resumed')
+    finally:
+        sock.close()
+    mine = [d for e, d, _ in events if e == 'job' and d['id'] == b['job_id']]
+    assert mine[-1]['state'] == 'succeeded' and mine[-1]['kind'] == 'backup', mine
+    assert 'running' in [d['state'] for d in mine]
+    assert mine[-1]['progress']['bytes_done'] == mine[-1]['progress']['bytes_total'] > 0
+    ids = [i for _, _, i in events]
+    assert ids == sorted(ids)
+    mine = [d['event'] for e, d, _ in events if e == 'domain' and d['domain'] == domain]
+    assert mine[-2:] == ['suspended', 'resumed'], mine
+    # The daemon still stops cleanly with a stream that was open (fixture checks exit code).
