@@ -1,10 +1,11 @@
-"""Faults underneath the service: QEMU killed under a running domain.
+"""Faults underneath the service: QEMU killed under a running domain, a vault that fills up.
 
 A QEMU that dies writes none of its dirty bitmaps into the qcow2 files, so
 every checkpoint taken in that run has lost what it counted from: the service
 must say so (state `broken`, with the reason) instead of offering them as
 bases, and must go on working for the checkpoints that come after.
 """
+import os
 import subprocess
 import time
 
@@ -58,3 +59,68 @@ def test_qemu_killed_marks_its_checkpoints_broken(vv_qemu, qemu_domain, sandbox)
     assert names == {'c2': 'broken', 'c3': 'ok'}, names
     # The service itself noticed nothing wrong with its own health.
     assert c.get('/readyz').status == 200
+
+
+def test_qemu_killed_auto_backup_falls_back_to_full(vv_qemu, qemu_domain, sandbox):
+    c, dom = vv_qemu.client, qemu_domain
+    r = c.post(f'/v1/domains/{dom}/backups', json={'type': 'full'})
+    assert r.status == 202, r
+    assert c.wait_job(r.json['job_id'])['state'] == 'succeeded'
+    full = c.get(f'/v1/domains/{dom}/backups/{r.json["id"]}').json
+    sandbox.write(dom, 0, 1 << 20, 0x33)
+
+    subprocess.run(['kill', '-9', str(qemu_pid(dom))], check=True)
+    deadline = time.time() + 30
+    while domstate(dom) != 'shut off':
+        assert time.time() < deadline, domstate(dom)
+        time.sleep(0.2)
+    subprocess.run(['virsh', '-q', '-c', 'qemu:///system', 'start', dom], check=True,
+                   stdout=subprocess.DEVNULL)
+
+    # The chain's checkpoint lost its bitmap: an incremental is refused with the reason ...
+    r = c.post(f'/v1/domains/{dom}/backups', json={'type': 'incremental'})
+    assert r.status == 409, r
+    assert 'broken' in r.json['detail'] or full['checkpoint'] in r.json['detail'], r.json
+    # ... and "auto" takes a full backup instead, which completes.
+    r = c.post(f'/v1/domains/{dom}/backups', json={'type': 'auto'})
+    assert r.status == 202, r
+    assert r.json['type'] == 'full', r.json
+    assert c.wait_job(r.json['job_id'])['state'] == 'succeeded'
+    b = c.get(f'/v1/domains/{dom}/backups/{r.json["id"]}').json
+    assert b['state'] == 'completed' and b['parent_id'] is None, b
+
+
+def test_vault_that_fills_up(make_daemon, qemu_domain, sandbox, tmp_path):
+    """The vault on a 6 MiB tmpfs: a backup of 16 MiB of data fails with a clear reason, the
+    catalog claims no file of it, and once there is room the next backup works."""
+    vault = tmp_path / 'vault'
+    vault.mkdir()
+    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=6m', 'tmpfs', str(vault)], check=True)
+    d = None
+    try:
+        d = make_daemon('qemu:///system', workdir=str(tmp_path)).start()
+        d.wait_ready()
+        c = d.client
+        sandbox.write(qemu_domain, 0, 16 << 20, 0xab)
+        r = c.post(f'/v1/domains/{qemu_domain}/backups', json={'type': 'full'})
+        assert r.status == 202, r
+        job = c.wait_job(r.json['job_id'])
+        assert job['state'] == 'failed', job
+        assert job['error']['code'] == 'insufficient_storage' or 'space' in job['error']['detail'], job
+        b = c.get(f'/v1/domains/{qemu_domain}/backups/{r.json["id"]}').json
+        assert b['state'] == 'failed' and b['disks'] == [] and b['error'], b
+        leftovers = [f for _, _, fs in os.walk(vault) for f in fs if f.startswith(b['id'])]
+        assert leftovers == [], leftovers
+        assert c.get('/readyz').status == 200
+
+        subprocess.run(['mount', '-o', 'remount,size=256m', str(vault)], check=True)
+        r = c.post(f'/v1/domains/{qemu_domain}/backups', json={'type': 'auto'})
+        assert r.status == 202, r
+        assert r.json['type'] == 'full', r.json
+        assert c.wait_job(r.json['job_id'])['state'] == 'succeeded'
+        assert c.get(f'/v1/domains/{qemu_domain}/backups/{r.json["id"]}').json['state'] == \
+            'completed'
+    finally:
+        if d:
+            d.stop()
+        subprocess.run(['umount', str(vault)], check=False)
