@@ -126,8 +126,11 @@ def test_sigkill_loses_nothing_acknowledged(sandbox, qemu_domain, crash_dir):
         assert not back, f'kill {kill}: acknowledged deletes came back: {sorted(back)}'
         for name, i in items.items():
             assert i['state'] in STATES, i
-            assert i['state'] != 'broken' or name not in created, (
-                f'kill {kill}: an acknowledged checkpoint was reported broken: {i}')
+            # A delete cut off between libvirt and the catalog leaves a row whose bitmap is
+            # gone: it must be reported broken, never ok. Acknowledged ones stay ok.
+            if name in created and name not in delete_tried:
+                assert i['state'] != 'broken', (
+                    f'kill {kill}: an acknowledged checkpoint was reported broken: {i}')
         in_libvirt = virsh_checkpoints(dom)
         assert in_libvirt == {n for n, i in items.items() if i['in_libvirt']}, (
             f'kill {kill}: libvirt {sorted(in_libvirt)} vs catalog {sorted(items)}')
