@@ -619,7 +619,14 @@ def check(d, cases, state_fn=state):
             break
         after = state_fn(d)
         if after != before:
-            failures.append(f'{case.id}: the state changed')
+            what = []
+            for k in after:
+                if isinstance(after[k], dict):
+                    what += [f'{k}.{kk}' for kk in set(after[k]) | set(before.get(k, {}))
+                             if after[k].get(kk) != before.get(k, {}).get(kk)]
+                elif after[k] != before.get(k):
+                    what.append(k)
+            failures.append(f'{case.id}: the state changed ({", ".join(what)})')
             before = after
     return failures
 
@@ -710,9 +717,17 @@ def bad_backup_bodies_on_qemu(qemu_backup):
     os.symlink('/etc', os.path.join(roots, 'link'))
 
     def qstate(_d):
+        # Only this test's domain: others on a shared host come and go meanwhile.
         c = Client(d.url, validate=False)
-        return {'db': sqlite_dump(d.db_path), 'api': api_lists(c, [dom]),
-                'virsh': virsh_lists([dom]), 'roots': sorted(os.listdir(roots))}
+        api, virsh = api_lists(c, [dom]), virsh_lists([dom])
+        api['domains'] = [x for x in api['domains'] if x[0] == dom]
+        virsh['domains'] = [x for x in virsh['domains'] if x == dom]
+        db = sqlite_dump(d.db_path)
+        # The daemon also records what it finds of other domains' checkpoints on the host.
+        db['checkpoints'] = [r for r in db.get('checkpoints', []) if uuid in r]
+        return {'db': db, 'api': api, 'virsh': virsh, 'roots': sorted(os.listdir(roots))}
+    uuid = subprocess.run(['virsh', '-q', '-c', 'qemu:///system', 'domuuid', dom],
+                          capture_output=True, text=True, check=True).stdout.strip()
     # The backup's job may still write its last fields: start from a settled state.
     deadline = time.time() + 30
     while qstate(d) != qstate(d) and time.time() < deadline:
