@@ -124,3 +124,65 @@ def test_vault_that_fills_up(make_daemon, qemu_domain, sandbox, tmp_path):
         if d:
             d.stop()
         subprocess.run(['umount', str(vault)], check=False)
+
+
+PIDFILE = '/run/virtvault-sandbox/libvirtd.pid'
+
+
+def test_libvirtd_killed_during_a_backup(vv_qemu, sandbox):
+    """libvirtd goes away while a backup runs and comes back: the job ends in a state that
+    tells the truth (succeeded with a backup that verifies, or failed with a reason and no
+    files claimed), nothing stays `running`, and the next backup works."""
+    import signal
+    assert os.path.exists(PIDFILE), 'this test stops the libvirtd that scripts/sandbox started'
+    c = vv_qemu.client
+    dom = sandbox.unique_name('vvt-fault-')
+    sandbox.domain_create(dom, size='1G', start=False)
+    try:
+        path = subprocess.run(['virsh', '-q', '-c', 'qemu:///system', 'domblklist', dom],
+                              capture_output=True, text=True, check=True).stdout.split()[1]
+        subprocess.run(['qemu-io', '-f', 'qcow2', '-c', 'write -P 0x5a 0 256M', path],
+                       check=True, capture_output=True)
+        subprocess.run(['virsh', '-q', '-c', 'qemu:///system', 'start', dom], check=True,
+                       stdout=subprocess.DEVNULL)
+        r = c.post(f'/v1/domains/{dom}/backups', json={'type': 'full', 'bandwidth': 32 << 20})
+        assert r.status == 202, r
+        b = r.json
+        deadline = time.time() + 30
+        while c.get(f'/v1/jobs/{b["job_id"]}').json['progress']['bytes_done'] == 0:
+            assert time.time() < deadline, 'the backup did not start'
+            time.sleep(0.1)
+
+        os.kill(int(open(PIDFILE).read().strip()), signal.SIGTERM)
+        try:
+            deadline = time.time() + 15
+            while c.get('/readyz').status != 503:
+                assert time.time() < deadline, 'readyz did not notice'
+                time.sleep(0.2)
+            time.sleep(2)
+        finally:
+            subprocess.run([os.path.join(os.path.dirname(__file__), '..', '..', 'scripts',
+                                         'sandbox'), 'up'], check=True, stdout=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while c.get('/readyz').status != 200:
+            assert time.time() < deadline, 'the service did not reconnect'
+            time.sleep(0.2)
+
+        job = c.wait_job(b['job_id'], timeout=180)
+        got = c.get(f'/v1/domains/{dom}/backups/{b["id"]}').json
+        if job['state'] == 'succeeded':
+            assert got['state'] == 'completed' and got['disks'], got
+            r = c.post(f'/v1/domains/{dom}/backups/{b["id"]}/verify')
+            assert r.status == 202, r
+            assert c.wait_job(r.json['id'])['state'] == 'succeeded'
+        else:
+            assert job['state'] == 'failed' and job['error'], job
+            assert got['state'] == 'failed' and got['disks'] == [] and got['error'], got
+            files = [f for _, _, fs in os.walk(vv_qemu.vault_dir) for f in fs
+                     if f.startswith(b['id'])]
+            assert files == [], files
+        r = c.post(f'/v1/domains/{dom}/backups', json={'type': 'auto'})
+        assert r.status == 202, r
+        assert c.wait_job(r.json['job_id'], timeout=180)['state'] == 'succeeded'
+    finally:
+        sandbox.domain_remove(dom)
