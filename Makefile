@@ -10,7 +10,7 @@ LISTEN     ?= 127.0.0.1:8080
 PREFIX     ?= /usr/local
 PY         := /usr/bin/python3
 
-.PHONY: all build build-asan build-fuzz deps run test test-unit test-integration fuzz clean \
+.PHONY: all build build-asan build-fuzz deps run test test-unit test-integration fuzz soak bench clean \
         install test-packaging test-container
 
 all: build
@@ -51,6 +51,17 @@ run: deps build
 
 test: deps build build-asan build-fuzz node_modules/.package-lock.json
 	@$(PY) scripts/run-tests --build $(BUILD) --asan-build $(ASAN_BUILD) --fuzz-build $(FUZZ_BUILD)
+
+# The long variants of the crash and load tests (make test runs short ones).
+SOAK_KILLS ?= 60
+soak: deps build
+	@scripts/sandbox up >/dev/null
+	VV_CRASH_KILLS=$(SOAK_KILLS) VIRTVAULT_BIN=$(CURDIR)/$(BUILD)/virtvaultd $(PY) -m pytest -q \
+	    tests/integration/test_crash.py tests/integration/test_load.py
+
+bench: build
+	@scripts/sandbox up >/dev/null
+	bench/api
 
 fuzz: build-fuzz
 	@$(PY) scripts/run-tests --only fuzz --fuzz-build $(FUZZ_BUILD) --fuzz-seconds $(FUZZ_SECONDS)

@@ -219,7 +219,7 @@ api_snapshot_create(const struct api_request *req, struct api_response *resp)
     if (r < 0)
         return r;
     q.quiesce = quiesce;
-    if (jdisks && !json_is_null(jdisks)) {
+    if (jdisks) {
         r = unpack_disks(jdisks, disks, &q.n_disks);
         if (r < 0)
             return r;

@@ -92,13 +92,16 @@ domain_active(const struct virt_domain *dom)
 
 /* Reconciles for a reader, unless another operation holds the domain (it reconciles itself). */
 static int
-reconcile_if_free(const struct virt_domain *dom)
+reconcile_if_free(const struct virt_domain *dom, uint64_t asked_ns)
 {
     struct core_reconcile_report rep = {0};
     char holder[96];
     int r;
 
     if (core_busy_holder(dom->uuid, holder, sizeof(holder)))
+        return 0;
+    /* Many readers of one domain at once: one reconcile serves all that waited for it. */
+    if (reconcile_fresh_since(dom->uuid, asked_ns))
         return 0;
     r = reconcile_locked(dom, 0, &rep);
     reconcile_report_clear(&rep);
@@ -123,15 +126,48 @@ has_children(const struct stored *s, const char *name)
     return false;
 }
 
-/* Turns a stored row into a core_checkpoint (into *out, which is zeroed first). */
-static int
-from_row(const struct db_checkpoint *row, bool in_libvirt, struct core_checkpoint *out)
+/*
+ * The stored XML without its <domain> element, or NULL when it has none: the
+ * domain definition is most of the text and a listing needs none of it, so
+ * parsing without it is several times cheaper. Returns a new string.
+ */
+static char *
+without_domain(const char *xml)
 {
+    const char *start = xml, *end;
+    char *out;
+
+    while ((start = strstr(start, "<domain"))) {
+        if (start[7] == ' ' || start[7] == '>' || start[7] == '\n' || start[7] == '\t')
+            break;
+        start += 7; /* "<domaincheckpoint" */
+    }
+    end = start ? strstr(start, "</domain>") : NULL;
+    if (!end)
+        return NULL;
+    end += strlen("</domain>");
+    out = malloc(strlen(xml) - (size_t)(end - start) + 1);
+    if (!out)
+        return NULL;
+    memcpy(out, xml, (size_t)(start - xml));
+    strcpy(out + (start - xml), end);
+    return out;
+}
+
+/*
+ * Turns a stored row into a core_checkpoint (into *out, which is zeroed first).
+ * brief: for a listing, which never shows the checkpoint's XML (def->xml is then partial).
+ */
+static int
+from_row(const struct db_checkpoint *row, bool in_libvirt, bool brief,
+         struct core_checkpoint *out)
+{
+    _cleanup_free_ char *trimmed = brief ? without_domain(row->xml) : NULL;
     struct virt_checkpoint *def = NULL;
     int r;
 
     memset(out, 0, sizeof(*out));
-    r = virt_checkpoint_parse(row->xml, &def);
+    r = virt_checkpoint_parse(trimmed ? trimmed : row->xml, &def);
     if (r < 0)
         return r;
     out->def = def;
@@ -146,29 +182,28 @@ from_row(const struct db_checkpoint *row, bool in_libvirt, struct core_checkpoin
     return 0;
 }
 
-/* The names libvirt knows now, as a stored-order flag array. */
+/* The names libvirt knows now, as a stored-order flag array (names only: no XML). */
 static int
 libvirt_presence(const struct virt_domain *dom, const struct stored *s, bool **ret)
 {
-    struct virt_checkpoint *lv = NULL;
+    char **names = NULL;
     size_t n = 0;
     bool *present;
     int r;
 
-    r = virt_checkpoint_list(dom->uuid, &lv, &n);
+    r = virt_checkpoint_names(dom->uuid, &names, &n);
     if (r < 0)
         return r;
     present = calloc(s->n + 1, sizeof(bool));
-    if (!present) {
-        virt_checkpoint_list_free(lv, n);
-        return -ENOMEM;
-    }
     for (size_t i = 0; i < n; i++) {
-        ssize_t k = find_name(s, lv[i].name);
+        ssize_t k = present ? find_name(s, names[i]) : -1;
         if (k >= 0)
             present[k] = true;
+        free(names[i]);
     }
-    virt_checkpoint_list_free(lv, n);
+    free(names);
+    if (!present)
+        return -ENOMEM;
     *ret = present;
     return 0;
 }
@@ -239,7 +274,7 @@ build_list(const struct virt_domain *dom, unsigned filter, struct core_checkpoin
             ((filter & CORE_CHECKPOINT_LIST_LEAVES) && !leaf) ||
             ((filter & CORE_CHECKPOINT_LIST_NO_LEAVES) && leaf))
             continue;
-        r = from_row(row, present[order[i]], &list[n]);
+        r = from_row(row, present[order[i]], true, &list[n]);
         n++;
         if (r < 0) {
             core_checkpoint_list_free(list, n);
@@ -256,13 +291,14 @@ core_checkpoint_list(const char *domain, unsigned filter, struct core_checkpoint
                      size_t *ret_n)
 {
     _cleanup_(virt_domain_freep) struct virt_domain *dom = NULL;
+    uint64_t asked = text_mono_ns();
     int r;
 
     r = virt_domain_get(domain, &dom);
     if (r < 0)
         return r;
     _cleanup_checkpoint_lock_ const char *locked = checkpoint_lock(dom->uuid);
-    r = reconcile_if_free(dom);
+    r = reconcile_if_free(dom, asked);
     if (r < 0)
         return r;
     return build_list(dom, filter, ret, ret_n);
@@ -291,7 +327,7 @@ describe(const struct virt_domain *dom, const char *name, struct core_checkpoint
             return r;
         log_debug("no sizes for checkpoint '%s': %s", name, err_detail() ? err_detail() : "");
     }
-    r = from_row(row, live != NULL, c);
+    r = from_row(row, live != NULL, false, c);
     if (r < 0)
         return r;
     for (size_t i = 0; live && i < c->def->n_disks; i++)
@@ -306,13 +342,14 @@ int
 core_checkpoint_get(const char *domain, const char *name, struct core_checkpoint **ret)
 {
     _cleanup_(virt_domain_freep) struct virt_domain *dom = NULL;
+    uint64_t asked = text_mono_ns();
     int r;
 
     r = virt_domain_get(domain, &dom);
     if (r < 0)
         return r;
     _cleanup_checkpoint_lock_ const char *locked = checkpoint_lock(dom->uuid);
-    r = reconcile_if_free(dom);
+    r = reconcile_if_free(dom, asked);
     if (r < 0)
         return r;
     return describe(dom, name, ret);

@@ -28,6 +28,48 @@ static pthread_mutex_t locks_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t locks_cond = PTHREAD_COND_INITIALIZER;
 static char locks[LOCKS_MAX][37];
 
+/* When the last successful reconcile of each domain started (guarded by locks_mutex). */
+#define RECENT_MAX 256
+static struct {
+    char uuid[37];
+    uint64_t started_ns;
+} recent[RECENT_MAX];
+static size_t recent_next;
+
+static void
+note_reconciled(const char *uuid, uint64_t started_ns)
+{
+    size_t slot = RECENT_MAX;
+
+    pthread_mutex_lock(&locks_mutex);
+    for (size_t i = 0; i < RECENT_MAX && slot == RECENT_MAX; i++)
+        if (strcmp(recent[i].uuid, uuid) == 0)
+            slot = i;
+    if (slot == RECENT_MAX) {
+        slot = recent_next;
+        recent_next = (recent_next + 1) % RECENT_MAX;
+        snprintf(recent[slot].uuid, sizeof(recent[slot].uuid), "%s", uuid);
+    }
+    if (started_ns > recent[slot].started_ns)
+        recent[slot].started_ns = started_ns;
+    pthread_mutex_unlock(&locks_mutex);
+}
+
+bool
+reconcile_fresh_since(const char *uuid, uint64_t asked_ns)
+{
+    bool fresh = false;
+
+    pthread_mutex_lock(&locks_mutex);
+    for (size_t i = 0; i < RECENT_MAX; i++)
+        if (strcmp(recent[i].uuid, uuid) == 0) {
+            fresh = recent[i].started_ns > asked_ns;
+            break;
+        }
+    pthread_mutex_unlock(&locks_mutex);
+    return fresh;
+}
+
 static bool
 lock_held(const char *uuid)
 {
@@ -612,6 +654,7 @@ reconcile_locked(const struct virt_domain *dom, unsigned flags, struct core_reco
     _cleanup_(libvirt_list_clear) struct libvirt_list lv = {0};
     _cleanup_(stored_list_clear) struct stored_list st = {0};
     struct virt_checkpoint_caps caps;
+    uint64_t started = text_mono_ns();
     int r;
 
     snprintf(rep->domain, sizeof(rep->domain), "%s", dom->name);
@@ -660,6 +703,8 @@ reconcile_locked(const struct virt_domain *dom, unsigned flags, struct core_reco
         return r;
     if (flags & CORE_RECONCILE_ADOPT)
         r = adopt_orphans(dom, &st, rep);
+    if (r == 0)
+        note_reconciled(dom->uuid, started);
     return r;
 }
 

@@ -8,6 +8,9 @@
 #ifndef VV_CORE_RECONCILE_H
 #define VV_CORE_RECONCILE_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "checkpoint.h"
 #include "cleanup.h"
 
@@ -32,6 +35,14 @@ checkpoint_unlockp(const char **uuid)
  */
 int reconcile_locked(const struct virt_domain *dom, unsigned flags,
                      struct core_reconcile_report *rep);
+
+/*
+ * Readers coalesce: a reader that arrived at asked_ns (text_mono_ns()) need
+ * not reconcile again when a reconcile of the domain that started after it
+ * arrived has succeeded meanwhile, since that one saw a libvirt at least as
+ * recent as the reader's. Call with the domain's checkpoint lock held.
+ */
+bool reconcile_fresh_since(const char *uuid, uint64_t asked_ns);
 
 /* Records one action in rep (detail may be NULL). Returns 0 or -ENOMEM. */
 int report_add(struct core_reconcile_report *rep, const char *checkpoint, const char *action,

@@ -16,6 +16,7 @@
 
 #include "api/problem.h"
 #include "cleanup.h"
+#include "deadline.h"
 #include "err.h"
 #include "events.h"
 #include "http.h"
@@ -24,6 +25,7 @@
 #include "router.h"
 #include "stream.h"
 #include "text.h"
+#include "tls.h"
 
 #define MAX_URL_LEN 8192
 #define MAX_QUERY_ALLOCS 16
@@ -33,6 +35,7 @@ struct http_server {
     struct MHD_Daemon *daemon;
     struct http_config cfg;
     atomic_int in_flight;
+    struct deadline_watcher *deadlines; /* bounds the receipt of each request */
 };
 
 /* Everything one request carries between the access handler's calls. */
@@ -308,6 +311,36 @@ authorize(struct req *rq, const struct route *route, const char *path, enum MHD_
     return 0;
 }
 
+/*
+ * Finds a string holding a NUL in v; writes its place ("disks[2].file") into
+ * where. Returns true when there is one. Depth is bounded by the parser.
+ */
+static bool
+find_nul(json_t *v, char *where, size_t size, size_t used)
+{
+    const char *key;
+    json_t *item;
+    size_t i;
+
+    if (json_is_string(v))
+        return strlen(json_string_value(v)) != json_string_length(v);
+    if (json_is_object(v)) {
+        json_object_foreach(v, key, item) {
+            snprintf(where + used, size - used, "%s%s", used ? "." : "", key);
+            if (find_nul(item, where, size, strlen(where)))
+                return true;
+        }
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, item) {
+            snprintf(where + used, size - used, "[%zu]", i);
+            if (find_nul(item, where, size, strlen(where)))
+                return true;
+        }
+    }
+    where[used] = '\0';
+    return false;
+}
+
 /* Parses the buffered body as JSON (NULL when empty); answers 415/400 itself. */
 static int
 parse_body(struct req *rq, const char *path, json_t **ret, enum MHD_Result *answered)
@@ -335,8 +368,36 @@ parse_body(struct req *rq, const char *path, json_t **ret, enum MHD_Result *answ
         *answered = queue_problem_code(rq, "invalid_request", detail, path, NULL);
         return -1;
     }
+    /* A "\u0000" would cut every C string unpacked from the value: refuse it, saying where. */
+    char where[128] = "";
+    if (find_nul(j, where, sizeof(where), 0)) {
+        char detail[200];
+        json_decref(j);
+        snprintf(detail, sizeof(detail), "%s: must not contain NUL characters",
+                 where[0] ? where : "the body");
+        *answered = queue_problem_code(rq, "invalid_request", detail, path, NULL);
+        return -1;
+    }
     *ret = j;
     return 0;
+}
+
+/* MHD_get_connection_values() iterator: counts query arguments that do not decode. */
+static enum MHD_Result
+count_bad_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    unsigned *bad = cls;
+    char *decoded = NULL;
+    (void)kind;
+
+    if (text_url_decode(key, strlen(key), &decoded) < 0)
+        (*bad)++;
+    free(decoded);
+    decoded = NULL;
+    if (value && text_url_decode(value, strlen(value), &decoded) < 0)
+        (*bad)++;
+    free(decoded);
+    return MHD_YES;
 }
 
 static enum MHD_Result
@@ -382,7 +443,19 @@ dispatch(struct req *rq, const char *url, const char *method)
     }
     rq->route = m.route->path;
 
-    if (authorize(rq, m.route, url, &answered) < 0 || parse_body(rq, url, &body, &answered) < 0) {
+    if (authorize(rq, m.route, url, &answered) < 0) {
+        router_match_clear(&m);
+        return answered;
+    }
+    /* A query value that does not decode would look absent to the handler: refuse it. */
+    unsigned bad_args = 0;
+    MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, count_bad_arg, &bad_args);
+    if (bad_args) {
+        router_match_clear(&m);
+        return queue_problem_code(rq, "invalid_request",
+                                  "the query has a malformed %-escape or a NUL", url, NULL);
+    }
+    if (parse_body(rq, url, &body, &answered) < 0) {
         router_match_clear(&m);
         return answered;
     }
@@ -422,6 +495,23 @@ dispatch(struct req *rq, const char *url, const char *method)
                  NULL, false);
 }
 
+static struct deadline_watch *
+conn_watch(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+    return ci ? ci->socket_context : NULL;
+}
+
+/* The request is in: headers and body received (or refused early). */
+static enum MHD_Result
+request_in(struct req *rq, const char *url, const char *method)
+{
+    deadline_watch_disarm(conn_watch(rq->conn));
+    return dispatch(rq, url, method);
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
            const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
@@ -450,7 +540,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
             unsigned long long n = strtoull(cl, &end, 10);
             if (errno || *end || n > srv->cfg.max_body) {
                 rq->too_large = true;
-                return dispatch(rq, url, method);
+                return request_in(rq, url, method);
             }
         }
         return MHD_YES;
@@ -486,7 +576,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     }
     if (rq->status != 0)
         return MHD_YES; /* answered early (413) */
-    return dispatch(rq, url, method);
+    return request_in(rq, url, method);
 }
 
 static void
@@ -495,11 +585,11 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     struct http_server *srv = cls;
     struct req *rq = *con_cls;
-    (void)conn;
     (void)toe;
 
     if (!rq)
         return;
+    deadline_watch_arm(conn_watch(conn)); /* waiting for the next request, if any */
     uint64_t ns = text_mono_ns() - rq->start_ns;
     metrics_request_done(rq->method, rq->route, rq->status, ns);
     log_debug("%s %s %d %.3fms", rq->method, rq->route ? rq->route : "-", rq->status,
@@ -510,6 +600,23 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(rq);
     *con_cls = NULL;
     atomic_fetch_sub(&srv->in_flight, 1);
+}
+
+/* Gives each connection a deadline watch, from accept to close. */
+static void
+on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+              enum MHD_ConnectionNotificationCode code)
+{
+    struct http_server *srv = cls;
+
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = ci ? deadline_watch_new(srv->deadlines, ci->connect_fd) : NULL;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        deadline_watch_free(*socket_context);
+        *socket_context = NULL;
+    }
 }
 
 __attribute__((format(printf, 2, 0))) static void
@@ -593,12 +700,16 @@ http_start(const struct http_config *cfg, struct http_server **ret, unsigned *re
     if (!s)
         return -ENOMEM;
     s->cfg = *cfg;
+    r = deadline_watcher_new(cfg->conn_timeout, &s->deadlines);
+    if (r < 0) {
+        free(s);
+        return err_set(r, "cannot start the request deadline thread");
+    }
 
     struct MHD_OptionItem tls_opts[] = {
         {MHD_OPTION_HTTPS_MEM_CERT, 0, cfg->tls_cert_pem},
         {MHD_OPTION_HTTPS_MEM_KEY, 0, cfg->tls_key_pem},
-        {MHD_OPTION_HTTPS_PRIORITIES, 0,
-         (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:%SERVER_PRECEDENCE"},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)TLS_PRIORITIES},
         {MHD_OPTION_END, 0, NULL},
     };
     s->daemon = MHD_start_daemon(
@@ -607,10 +718,12 @@ http_start(const struct http_config *cfg, struct http_server **ret, unsigned *re
         cfg->conn_timeout, MHD_OPTION_CONNECTION_LIMIT, cfg->conn_limit,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->per_ip_limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)64 * 1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
         MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
         NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 256, MHD_OPTION_ARRAY,
         cfg->tls_cert_pem ? tls_opts : &tls_opts[3], MHD_OPTION_END);
     if (!s->daemon) {
+        deadline_watcher_free(s->deadlines);
         free(s);
         return err_set(-EADDRINUSE, "cannot listen on %s (address in use or not available)",
                        cfg->listen);
@@ -637,5 +750,6 @@ http_stop(struct http_server *s)
          waited += 20)
         usleep(20 * 1000);
     MHD_stop_daemon(s->daemon);
+    deadline_watcher_free(s->deadlines);
     free(s);
 }

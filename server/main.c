@@ -20,28 +20,7 @@
 #include "http.h"
 #include "log.h"
 #include "options.h"
-
-#define PEM_MAX (1u << 20)
-
-static int
-read_file(const char *path, char **ret)
-{
-    _cleanup_fclose_ FILE *f = fopen(path, "re");
-    _cleanup_free_ char *buf = NULL;
-    size_t n;
-
-    if (!f)
-        return err_set(-errno, "cannot read %s: %s", path, strerror(errno));
-    buf = malloc(PEM_MAX + 1);
-    if (!buf)
-        return -ENOMEM;
-    n = fread(buf, 1, PEM_MAX, f);
-    if (ferror(f))
-        return err_set(-EIO, "cannot read %s", path);
-    buf[n] = '\0';
-    *ret = TAKE_PTR(buf);
-    return 0;
-}
+#include "tls.h"
 
 /* The web UI: --web-dir, else the installed copy, else ./web. */
 static const char *
@@ -99,8 +78,7 @@ main(int argc, char **argv)
         options_clear(&opts);
         return 2;
     }
-    if (opts.tls_cert &&
-        (read_file(opts.tls_cert, &cert) < 0 || read_file(opts.tls_key, &key) < 0)) {
+    if (opts.tls_cert && tls_load(opts.tls_cert, opts.tls_key, time(NULL), &cert, &key) < 0) {
         fprintf(stderr, "virtvaultd: %s\n", err_detail());
         options_clear(&opts);
         auth_clear(&auth);

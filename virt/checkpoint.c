@@ -264,6 +264,47 @@ virt_checkpoint_list(const char *domain, struct virt_checkpoint **ret, size_t *r
 }
 
 int
+virt_checkpoint_names(const char *domain, char ***ret, size_t *ret_n)
+{
+    _cleanup_conn_ virConnectPtr conn = NULL;
+    _cleanup_dom_ virDomainPtr dom = NULL;
+    virDomainCheckpointPtr *cps = NULL;
+    char **names;
+    size_t k = 0;
+    int n, r;
+
+    r = virt_conn_get(&conn);
+    if (r < 0)
+        return r;
+    r = virt_lookup(conn, domain, &dom);
+    if (r < 0)
+        return r;
+    n = virDomainListAllCheckpoints(dom, &cps, 0);
+    if (n < 0)
+        return virt_error("list checkpoints");
+    names = calloc((size_t)n + 1, sizeof(*names));
+    r = names ? 0 : -ENOMEM;
+    for (int i = 0; i < n; i++) {
+        const char *name = virDomainCheckpointGetName(cps[i]);
+        if (r == 0 && name && !(names[k] = strdup(name)))
+            r = -ENOMEM;
+        else if (r == 0 && name)
+            k++;
+        virDomainCheckpointFree(cps[i]);
+    }
+    free(cps);
+    if (r < 0) {
+        for (size_t i = 0; i < k; i++)
+            free(names[i]);
+        free(names);
+        return r;
+    }
+    *ret = names;
+    *ret_n = k;
+    return 0;
+}
+
+int
 virt_checkpoint_get(const char *domain, const char *name, bool with_size,
                     struct virt_checkpoint **ret)
 {

@@ -285,6 +285,14 @@ int virt_checkpoint_parse(const char *xml, struct virt_checkpoint **ret);
 int virt_checkpoint_list(const char *domain, struct virt_checkpoint **ret, size_t *ret_n);
 
 /*
+ * The names of the domain's checkpoints in libvirt, without their XML (for
+ * presence checks on hot read paths). *ret is a new NULL-terminated array of
+ * new strings (free each, then the array); *ret_n their count. -ENOENT when
+ * there is no such domain.
+ */
+int virt_checkpoint_names(const char *domain, char ***ret, size_t *ret_n);
+
+/*
  * Looks one checkpoint up. With with_size, each disk's size_bytes is filled
  * where the driver reports it (else -1). -ENOENT for an unknown domain or
  * checkpoint (the detail says which).
