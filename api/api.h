@@ -18,13 +18,13 @@
 
 struct api_request {
     const char *method;
-    const char *path;                        /* raw path, as requested */
-    const char *params[API_MAX_PARAMS];      /* decoded {placeholders}, in template order */
+    const char *path;                   /* raw path, as requested */
+    const char *params[API_MAX_PARAMS]; /* decoded {placeholders}, in template order */
     size_t n_params;
-    json_t *body;                            /* borrowed; NULL when the request had no body */
+    json_t *body; /* borrowed; NULL when the request had no body */
     /* Returns the decoded value of query parameter key, or NULL. Borrowed. */
     const char *(*query)(const struct api_request *req, const char *key);
-    void *transport;                         /* the server's, for query() */
+    void *transport; /* the server's, for query() */
 };
 
 /*
@@ -47,12 +47,12 @@ struct api_stream {
 
 struct api_response {
     int status;
-    json_t *json;             /* owned; sent as application/json */
-    char *text;               /* owned; sent as-is with content_type when json is NULL */
+    json_t *json; /* owned; sent as application/json */
+    char *text;   /* owned; sent as-is with content_type when json is NULL */
     size_t text_len;
-    const char *content_type; /* static */
-    char location[512];       /* Location header, or "" */
-    bool event_stream;        /* answer with the event stream (text/event-stream) instead */
+    const char *content_type;  /* static */
+    char location[512];        /* Location header, or "" */
+    bool event_stream;         /* answer with the event stream (text/event-stream) instead */
     struct api_stream *stream; /* owned; sent when json and text are NULL */
 };
 

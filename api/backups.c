@@ -37,9 +37,8 @@ export_json(const struct db_backup *b, const struct db_backup_disk *k)
         err_clear();
         return json_null();
     }
-    return json_pack("{s:s, s:s, s:s, s:I, s:s?}", "uri", e.uri, "name", e.name, "socket",
-                     e.socket, "size", (json_int_t)e.size, "dirty_context",
-                     e.context[0] ? e.context : NULL);
+    return json_pack("{s:s, s:s, s:s, s:I, s:s?}", "uri", e.uri, "name", e.name, "socket", e.socket,
+                     "size", (json_int_t)e.size, "dirty_context", e.context[0] ? e.context : NULL);
 }
 
 static json_t *
@@ -172,8 +171,7 @@ api_backup_create(const struct api_request *req, struct api_response *resp)
     int r;
 
     r = api_body_unpack(req, "{s?s, s?s, s?o, s?I, s?s, s?s}", "type", &type, "since", &since,
-                        "disks", &disks, "bandwidth", &bandwidth, "mode", &mode, "target",
-                        &target);
+                        "disks", &disks, "bandwidth", &bandwidth, "mode", &mode, "target", &target);
     if (r < 0)
         return r;
     if (strcmp(mode, "push") != 0 && strcmp(mode, "pull") != 0)
@@ -380,12 +378,12 @@ api_backup_extents(const struct api_request *req, struct api_response *resp)
         return r;
     items = json_array();
     for (size_t i = 0; items && i < n; i++) {
-        json_t *it = dirty ? json_pack("{s:I, s:I, s:b}", "start", (json_int_t)ext[i].start,
-                                       "length", (json_int_t)ext[i].length, "dirty",
-                                       (ext[i].flags & 1) != 0)
-                           : json_pack("{s:I, s:I, s:b, s:b}", "start", (json_int_t)ext[i].start,
-                                       "length", (json_int_t)ext[i].length, "zero",
-                                       (ext[i].flags & 2) != 0, "data", (ext[i].flags & 1) == 0);
+        json_t *it = dirty
+                         ? json_pack("{s:I, s:I, s:b}", "start", (json_int_t)ext[i].start, "length",
+                                     (json_int_t)ext[i].length, "dirty", (ext[i].flags & 1) != 0)
+                         : json_pack("{s:I, s:I, s:b, s:b}", "start", (json_int_t)ext[i].start,
+                                     "length", (json_int_t)ext[i].length, "zero",
+                                     (ext[i].flags & 2) != 0, "data", (ext[i].flags & 1) == 0);
         if (!it || json_array_append_new(items, it) < 0) {
             json_decref(items);
             return -ENOMEM;

@@ -43,8 +43,9 @@ api_job_json(const struct db_job *j)
                      "kind", j->kind ? j->kind : "unknown", "domain", j->domain, "state",
                      db_job_state_name(j->state), "progress", "bytes_done",
                      (json_int_t)j->bytes_done, "bytes_total", (json_int_t)j->bytes_total, "error",
-                     error, "result", result, "created_at", api_time_json(j->created_ms), "started_at",
-                     api_time_json(j->started_ms), "finished_at", api_time_json(j->finished_ms));
+                     error, "result", result, "created_at", api_time_json(j->created_ms),
+                     "started_at", api_time_json(j->started_ms), "finished_at",
+                     api_time_json(j->finished_ms));
 }
 
 static int

@@ -26,8 +26,8 @@ api_version_get(const struct api_request *req, struct api_response *resp)
         json_object_set_new(lv, "library", json_string(v.library));
         json_object_set_new(lv, "driver", json_string(v.driver));
         json_object_set_new(lv, "connection_uri", json_string(v.uri));
-        json_object_set_new(lv, "hypervisor", v.hypervisor[0] ? json_string(v.hypervisor)
-                                                                : json_null());
+        json_object_set_new(lv, "hypervisor",
+                            v.hypervisor[0] ? json_string(v.hypervisor) : json_null());
     }
     return api_reply(resp, 200, out);
 }
@@ -48,12 +48,12 @@ api_readyz(const struct api_request *req, struct api_response *resp)
         json_t *p = problem_new(k, err_detail(), req->path);
         if (p)
             json_object_set_new(p, "checks",
-                                json_pack("{s:b, s:b}", "libvirt", core_hypervisor_connected(), "database",
-                                          r != -EIO));
+                                json_pack("{s:b, s:b}", "libvirt", core_hypervisor_connected(),
+                                          "database", r != -EIO));
         resp->content_type = "application/problem+json";
         return api_reply(resp, 503, p);
     }
     return api_reply(resp, 200,
-                     json_pack("{s:s, s:{s:b, s:b}}", "status", "ready", "checks", "libvirt",
-                               true, "database", true));
+                     json_pack("{s:s, s:{s:b, s:b}}", "status", "ready", "checks", "libvirt", true,
+                               "database", true));
 }

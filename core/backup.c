@@ -384,8 +384,9 @@ plan_backup(const struct virt_domain *d, const struct core_backup_request *req,
     b->verify_ok = -1;
     b->started_at = text_now_ms();
     if (!(b->id = strdup(id)) || !(b->domain_uuid = strdup(d->uuid)) ||
-        !(b->domain_name = strdup(d->name)) || !(b->mode = strdup(req->mode ? req->mode : "push")) ||
-        !(b->type = strdup(type)) || !(b->state = strdup("running")) ||
+        !(b->domain_name = strdup(d->name)) ||
+        !(b->mode = strdup(req->mode ? req->mode : "push")) || !(b->type = strdup(type)) ||
+        !(b->state = strdup("running")) ||
         !(b->chain_id = strdup(parent ? parent->chain_id : id)) ||
         (parent && !(b->parent_id = strdup(parent->id))) ||
         (parent && !(b->base_checkpoint = strdup(parent->checkpoint))) ||
@@ -429,12 +430,12 @@ struct backup_run {
     uint64_t bandwidth;
     char **skip; /* targets of the domain's other disks (NULL-terminated) */
     size_t n_skip;
-    bool begun; /* libvirt's job was started by this process */
-    bool pull;     /* a pull backup: libvirt serves exports on pull_socket */
-    bool to_vault; /* pull: the service copies the exports into the vault */
-    bool offline;  /* the domain is shut off: its images are read with qemu-nbd */
+    bool begun;           /* libvirt's job was started by this process */
+    bool pull;            /* a pull backup: libvirt serves exports on pull_socket */
+    bool to_vault;        /* pull: the service copies the exports into the vault */
+    bool offline;         /* the domain is shut off: its images are read with qemu-nbd */
     bool offline_defined; /* offline: the new checkpoint was given to libvirt */
-    char **sources; /* offline: the image of each disk of b, in b's order */
+    char **sources;       /* offline: the image of each disk of b, in b's order */
     char pull_socket[PATH_MAX];
 };
 
@@ -543,8 +544,7 @@ pull_cleanup_files(const struct db_backup *b)
 }
 
 int
-core_backup_pull_export(const struct db_backup *b, const char *target,
-                        struct core_pull_export *ret)
+core_backup_pull_export(const struct db_backup *b, const char *target, struct core_pull_export *ret)
 {
     struct core_pull_export e = {0};
     const struct db_backup_disk *k = NULL;
@@ -972,8 +972,7 @@ pull_complete(struct job *job, struct backup_run *br)
     if (r < 0)
         return r;
     snprintf(result, sizeof(result),
-             "{\"backup_id\": \"%s\", \"type\": \"%s\", \"stored_bytes\": 0}", b->id,
-             b->type);
+             "{\"backup_id\": \"%s\", \"type\": \"%s\", \"stored_bytes\": 0}", b->id, b->type);
     log_info("backup %s of %s finished: %s pull, checkpoint %s kept", b->id, b->domain_name,
              b->type, b->checkpoint);
     return job_set_result(job, result);
@@ -1092,8 +1091,7 @@ pull_to_vault(struct job *job, struct backup_run *br)
             r = -ENOMEM;
             break;
         }
-        snprintf(uri, sizeof(uri), "nbd+unix:///%s?socket=%s", b->disks[i].target,
-                 br->pull_socket);
+        snprintf(uri, sizeof(uri), "nbd+unix:///%s?socket=%s", b->disks[i].target, br->pull_socket);
         r = virt_nbd_open(uri, contexts[i], &srcs[i]);
     }
     if (r >= 0)
@@ -2218,8 +2216,9 @@ core_pull_reader_extents(struct core_pull_reader *r, bool dirty, struct virt_ext
 {
     pull_touch(r->id);
     if (dirty && !r->context[0])
-        return err_set(-EINVAL, "backup %s is a full backup: it has no dirty bitmap "
-                                "(ask for context=allocation)",
+        return err_set(-EINVAL,
+                       "backup %s is a full backup: it has no dirty bitmap "
+                       "(ask for context=allocation)",
                        r->id);
     return virt_nbd_extents(r->n, dirty ? r->context : VIRT_NBD_CONTEXT_ALLOCATION, 0,
                             virt_nbd_size(r->n), ret, ret_n);

@@ -46,9 +46,9 @@ struct core_backup_request {
 struct core_pull_export {
     char uri[PATH_MAX + 128]; /* "nbd+unix:///vda?socket=<vault>/pull/<id>.sock" */
     char socket[PATH_MAX];
-    char name[64];           /* the export name: the disk's target */
+    char name[64]; /* the export name: the disk's target */
     uint64_t size;
-    char context[96];        /* the dirty bitmap's context; "" for a full backup */
+    char context[96]; /* the dirty bitmap's context; "" for a full backup */
 };
 
 /* A connection of its own to the export of one disk of a ready pull backup. */

@@ -159,8 +159,7 @@ without_domain(const char *xml)
  * brief: for a listing, which never shows the checkpoint's XML (def->xml is then partial).
  */
 static int
-from_row(const struct db_checkpoint *row, bool in_libvirt, bool brief,
-         struct core_checkpoint *out)
+from_row(const struct db_checkpoint *row, bool in_libvirt, bool brief, struct core_checkpoint *out)
 {
     _cleanup_free_ char *trimmed = brief ? without_domain(row->xml) : NULL;
     struct virt_checkpoint *def = NULL;

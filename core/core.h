@@ -17,7 +17,7 @@ struct core_config {
     const char *db_path;
     const char *vault_dir;
     const char *libvirt_uri;
-    const char *restore_roots; /* ':'-separated folders, or NULL for <vault>/restore */
+    const char *restore_roots;  /* ':'-separated folders, or NULL for <vault>/restore */
     unsigned pull_idle_timeout; /* seconds; 0 for the default */
 };
 

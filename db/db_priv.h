@@ -40,7 +40,7 @@ db_unlockp(struct db **db)
         pthread_mutex_unlock(&(*db)->lock);
 }
 #define DB_LOCK_SCOPE(db)                                                                          \
-    __attribute__((cleanup(db_unlockp))) struct db *_db_locked = (db);                            \
+    __attribute__((cleanup(db_unlockp))) struct db *_db_locked = (db);                             \
     pthread_mutex_lock(&_db_locked->lock)
 
 #endif

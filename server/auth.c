@@ -10,7 +10,7 @@
 #include "hash.h"
 #include "text.h"
 
-#define AUTH_MAX_FILE (1u << 20)
+#define AUTH_MAX_FILE   (1u << 20)
 #define AUTH_MAX_TOKENS 4096
 
 __attribute__((format(printf, 3, 4))) static int
@@ -53,17 +53,15 @@ parse_line(char *line, unsigned lineno, struct auth_token *t, char *err, size_t 
             memcpy(t->hash, word + 7, 65);
         } else if (field == 1) {
             if (role_from_string(word, &t->role) < 0)
-                return fail(err, size,
-                            "token file line %u: role must be viewer, operator or admin", lineno);
+                return fail(err, size, "token file line %u: role must be viewer, operator or admin",
+                            lineno);
         } else if (text_startswith(word, "name=")) {
             if (strlen(word + 5) >= sizeof(t->name) || !word[5])
-                return fail(err, size, "token file line %u: name must be 1-63 characters",
-                            lineno);
+                return fail(err, size, "token file line %u: name must be 1-63 characters", lineno);
             snprintf(t->name, sizeof(t->name), "%s", word + 5);
         } else if (text_startswith(word, "expires=")) {
             if (text_time_parse(word + 8, &t->expires) < 0)
-                return fail(err, size,
-                            "token file line %u: expires must be an RFC 3339 UTC time",
+                return fail(err, size, "token file line %u: expires must be an RFC 3339 UTC time",
                             lineno);
         } else {
             return fail(err, size, "token file line %u: unknown field", lineno);

@@ -27,8 +27,8 @@
 #include "text.h"
 #include "tls.h"
 
-#define MAX_URL_LEN 8192
-#define MAX_QUERY_ALLOCS 16
+#define MAX_URL_LEN       8192
+#define MAX_QUERY_ALLOCS  16
 #define SHUTDOWN_GRACE_MS 10000
 
 struct http_server {
@@ -46,7 +46,7 @@ struct req {
     char *body;
     size_t len, cap;
     bool too_large;
-    const char *route;       /* template, for metrics */
+    const char *route; /* template, for metrics */
     char method[16];
     int status;
     char *allocs[MAX_QUERY_ALLOCS];
@@ -92,9 +92,8 @@ static enum MHD_Result
 queue(struct req *rq, int status, char *body, size_t len, const char *type, const char *location,
       const char *allow, bool auth_challenge)
 {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, body ? body : (void *)"", body ? MHD_RESPMEM_MUST_FREE
-                                                                         : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        len, body ? body : (void *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     enum MHD_Result ret;
 
     if (!resp) {
@@ -141,8 +140,8 @@ queue_json(struct req *rq, int status, json_t *json, const char *type, const cha
 
 /* Answers a problem of the given kind; detail NULL uses the thread's err_detail(). */
 static enum MHD_Result
-queue_problem(struct req *rq, const struct problem_kind *kind, const char *detail,
-              const char *path, const char *allow)
+queue_problem(struct req *rq, const struct problem_kind *kind, const char *detail, const char *path,
+              const char *allow)
 {
     json_t *p = problem_new(kind, detail ? detail : err_detail(), path);
 
@@ -163,11 +162,16 @@ content_type_for(const char *path)
     static const struct {
         const char *ext, *type;
     } types[] = {
-        {".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
-        {".mjs", "text/javascript; charset=utf-8"}, {".css", "text/css; charset=utf-8"},
-        {".json", "application/json"},          {".svg", "image/svg+xml"},
-        {".png", "image/png"},                  {".ico", "image/x-icon"},
-        {".txt", "text/plain; charset=utf-8"},  {".woff2", "font/woff2"},
+        {".html", "text/html; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".mjs", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".json", "application/json"},
+        {".svg", "image/svg+xml"},
+        {".png", "image/png"},
+        {".ico", "image/x-icon"},
+        {".txt", "text/plain; charset=utf-8"},
+        {".woff2", "font/woff2"},
     };
     const char *dot = strrchr(path, '.');
 
@@ -291,8 +295,8 @@ authorize(struct req *rq, const struct route *route, const char *path, enum MHD_
     case AUTH_OK:
         break;
     case AUTH_MISSING:
-        *answered = queue_problem_code(rq, "unauthorized",
-                                       "send 'Authorization: Bearer <token>'", path, NULL);
+        *answered = queue_problem_code(rq, "unauthorized", "send 'Authorization: Bearer <token>'",
+                                       path, NULL);
         return -1;
     case AUTH_INVALID:
         *answered = queue_problem_code(rq, "unauthorized", "the token is not valid", path, NULL);
@@ -325,13 +329,15 @@ find_nul(json_t *v, char *where, size_t size, size_t used)
     if (json_is_string(v))
         return strlen(json_string_value(v)) != json_string_length(v);
     if (json_is_object(v)) {
-        json_object_foreach(v, key, item) {
+        json_object_foreach(v, key, item)
+        {
             snprintf(where + used, size - used, "%s%s", used ? "." : "", key);
             if (find_nul(item, where, size, strlen(where)))
                 return true;
         }
     } else if (json_is_array(v)) {
-        json_array_foreach(v, i, item) {
+        json_array_foreach(v, i, item)
+        {
             snprintf(where + used, size - used, "[%zu]", i);
             if (find_nul(item, where, size, strlen(where)))
                 return true;
@@ -355,9 +361,9 @@ parse_body(struct req *rq, const char *path, json_t **ret, enum MHD_Result *answ
     type = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     if (!type || strncasecmp(type, "application/json", 16) != 0 ||
         (type[16] != '\0' && type[16] != ';' && type[16] != ' ')) {
-        *answered = queue_problem_code(rq, "unsupported_media_type",
-                                       "send the body as Content-Type: application/json", path,
-                                       NULL);
+        *answered =
+            queue_problem_code(rq, "unsupported_media_type",
+                               "send the body as Content-Type: application/json", path, NULL);
         return -1;
     }
     j = json_loadb(rq->body, rq->len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
@@ -431,8 +437,8 @@ dispatch(struct req *rq, const char *url, const char *method)
         return ret;
     }
     case ROUTER_BAD_ENCODING:
-        return queue_problem_code(rq, "invalid_request", "the path has a malformed %-escape",
-                                  url, NULL);
+        return queue_problem_code(rq, "invalid_request", "the path has a malformed %-escape", url,
+                                  NULL);
     case ROUTER_NOT_FOUND:
         if (strcmp(route_method, "GET") == 0 && !text_startswith(url, "/v1/")) {
             int s = serve_static(rq, url);
@@ -489,10 +495,10 @@ dispatch(struct req *rq, const char *url, const char *method)
         return queue_stream(rq, resp.stream, url);
     if (resp.json)
         return queue_json(rq, resp.status, resp.json,
-                          resp.content_type ? resp.content_type : "application/json",
-                          resp.location, NULL, false);
-    return queue(rq, resp.status, resp.text, resp.text_len, resp.content_type, resp.location,
-                 NULL, false);
+                          resp.content_type ? resp.content_type : "application/json", resp.location,
+                          NULL, false);
+    return queue(rq, resp.status, resp.text, resp.text_len, resp.content_type, resp.location, NULL,
+                 false);
 }
 
 static struct deadline_watch *
@@ -637,8 +643,7 @@ resolve_listen(const char *listen, struct sockaddr_storage *ret, socklen_t *ret_
 {
     char host[256];
     const char *colon = strrchr(listen, ':');
-    struct addrinfo hints = {.ai_flags = AI_NUMERICSERV | AI_PASSIVE,
-                             .ai_socktype = SOCK_STREAM};
+    struct addrinfo hints = {.ai_flags = AI_NUMERICSERV | AI_PASSIVE, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res = NULL;
     size_t hl;
     int rc;
@@ -714,12 +719,11 @@ http_start(const struct http_config *cfg, struct http_server **ret, unsigned *re
     };
     s->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-        MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT,
-        cfg->conn_timeout, MHD_OPTION_CONNECTION_LIMIT, cfg->conn_limit,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->per_ip_limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)64 * 1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-        MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+        MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT, cfg->conn_timeout,
+        MHD_OPTION_CONNECTION_LIMIT, cfg->conn_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        cfg->per_ip_limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        s, MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
         NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 256, MHD_OPTION_ARRAY,
         cfg->tls_cert_pem ? tls_opts : &tls_opts[3], MHD_OPTION_END);
     if (!s->daemon) {
@@ -746,8 +750,7 @@ http_stop(struct http_server *s)
         close(fd);
     /* Event streams never end by themselves: end them, so that their requests finish. */
     events_shutdown();
-    for (int waited = 0; atomic_load(&s->in_flight) > 0 && waited < SHUTDOWN_GRACE_MS;
-         waited += 20)
+    for (int waited = 0; atomic_load(&s->in_flight) > 0 && waited < SHUTDOWN_GRACE_MS; waited += 20)
         usleep(20 * 1000);
     MHD_stop_daemon(s->daemon);
     deadline_watcher_free(s->deadlines);

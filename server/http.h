@@ -11,9 +11,9 @@
 #include "auth.h"
 
 struct http_config {
-    const char *listen;   /* "HOST:PORT" */
-    const char *web_dir;  /* static files of the UI, or NULL */
-    char *tls_cert_pem;   /* NULL for plain HTTP */
+    const char *listen;  /* "HOST:PORT" */
+    const char *web_dir; /* static files of the UI, or NULL */
+    char *tls_cert_pem;  /* NULL for plain HTTP */
     char *tls_key_pem;
     const struct auth *auth; /* NULL: no authentication */
     unsigned threads;

@@ -91,8 +91,7 @@ metrics_render(void)
           f);
     pthread_mutex_lock(&m.lock);
     for (size_t i = 0; i < m.n; i++)
-        fprintf(f,
-                "virtvault_http_requests_total{method=\"%s\",route=\"%s\",status=\"%d\"} %llu\n",
+        fprintf(f, "virtvault_http_requests_total{method=\"%s\",route=\"%s\",status=\"%d\"} %llu\n",
                 m.series[i].method, m.series[i].route, m.series[i].status,
                 (unsigned long long)m.series[i].count);
     fputs("# HELP virtvault_http_request_duration_seconds Time to answer a request.\n"

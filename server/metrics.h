@@ -10,8 +10,7 @@
 #include <stdint.h>
 
 /* Records one finished request. route is the template, or NULL when none matched. */
-void metrics_request_done(const char *method, const char *route, int status,
-                          uint64_t duration_ns);
+void metrics_request_done(const char *method, const char *route, int status, uint64_t duration_ns);
 
 /* Renders every metric as Prometheus text. Returns a new string or NULL. */
 char *metrics_render(void);

@@ -98,8 +98,7 @@ fail(char *err, size_t size, const char *fmt, ...)
 }
 
 static int
-parse_uint(const char *s, unsigned long long min, unsigned long long max,
-           unsigned long long *ret)
+parse_uint(const char *s, unsigned long long min, unsigned long long max, unsigned long long *ret)
 {
     char *end;
     unsigned long long v;
@@ -172,8 +171,7 @@ apply(struct options *o, int id, const char *name, const char *value, char *err,
         return set_string(&o->tls_key, value);
     case OPT_LOG_LEVEL:
         if (log_level_from_string(value, &o->log_level) < 0)
-            return fail(err, size, "%s: '%s' is not one of debug, info, warn, error", name,
-                        value);
+            return fail(err, size, "%s: '%s' is not one of debug, info, warn, error", name, value);
         return 0;
     case OPT_LOG_FORMAT:
         if (log_format_from_string(value, &o->log_format) < 0)
@@ -209,8 +207,7 @@ apply(struct options *o, int id, const char *name, const char *value, char *err,
     case OPT_RESTORE_ROOTS:
         for (const char *p = value; p; p = strchr(p, ':') ? strchr(p, ':') + 1 : NULL)
             if (*p != '/')
-                return fail(err, size, "%s: '%s' is not a list of absolute folders", name,
-                            value);
+                return fail(err, size, "%s: '%s' is not a list of absolute folders", name, value);
         return set_string(&o->restore_roots, value);
     case OPT_PULL_IDLE_TIMEOUT:
         if (parse_uint(value, 1, 7 * 24 * 3600, &n) < 0)

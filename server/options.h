@@ -13,12 +13,12 @@
 #include "log.h"
 
 struct options {
-    char *listen;      /* "HOST:PORT" */
+    char *listen; /* "HOST:PORT" */
     char *libvirt_uri;
     char *db;
     char *vault_dir;
     char *web_dir;
-    char *token_file;  /* NULL: no authentication, loopback only */
+    char *token_file; /* NULL: no authentication, loopback only */
     char *tls_cert;
     char *tls_key;
     enum log_level log_level;

@@ -29,16 +29,16 @@ extern const size_t router_table_len;
 
 enum router_result {
     ROUTER_MATCH,
-    ROUTER_NOT_FOUND,      /* no template fits the path */
-    ROUTER_BAD_METHOD,     /* a template fits, not with this method: see allow */
-    ROUTER_BAD_ENCODING,   /* a captured segment is not valid percent-encoding */
+    ROUTER_NOT_FOUND,    /* no template fits the path */
+    ROUTER_BAD_METHOD,   /* a template fits, not with this method: see allow */
+    ROUTER_BAD_ENCODING, /* a captured segment is not valid percent-encoding */
 };
 
 struct router_match {
     const struct route *route;
     char *params[API_MAX_PARAMS]; /* owned; freed by router_match_clear() */
     size_t n_params;
-    char allow[128];              /* "GET, POST" for ROUTER_BAD_METHOD */
+    char allow[128]; /* "GET, POST" for ROUTER_BAD_METHOD */
 };
 
 /*

@@ -60,13 +60,13 @@ const struct route router_table[] = {
     {"POST", "/v1/domains/{domain}/backups/{id}/finish", api_backup_finish, ROLE_OPERATOR},
     {"GET", "/v1/domains/{domain}/backups/{id}/disks/{disk}/extents", api_backup_extents,
      ROLE_OPERATOR},
-    {"GET", "/v1/domains/{domain}/backups/{id}/disks/{disk}/data", api_backup_data,
-     ROLE_OPERATOR},
+    {"GET", "/v1/domains/{domain}/backups/{id}/disks/{disk}/data", api_backup_data, ROLE_OPERATOR},
     {"GET", "/v1/events", api_events_stream, ROLE_VIEWER},
     /* --- checkpoints --- */
     {"GET", "/v1/domains/{domain}/checkpoints", api_checkpoints_list, ROLE_VIEWER},
     {"POST", "/v1/domains/{domain}/checkpoints", api_checkpoint_create, ROLE_OPERATOR},
-    {"POST", "/v1/domains/{domain}/checkpoints:reconcile", api_checkpoints_reconcile, ROLE_OPERATOR},
+    {"POST", "/v1/domains/{domain}/checkpoints:reconcile", api_checkpoints_reconcile,
+     ROLE_OPERATOR},
     {"GET", "/v1/domains/{domain}/checkpoints/{name}", api_checkpoint_get, ROLE_VIEWER},
     {"DELETE", "/v1/domains/{domain}/checkpoints/{name}", api_checkpoint_delete, ROLE_ADMIN},
     /* --- end checkpoints --- */

@@ -18,8 +18,8 @@
 struct segment {
     uint64_t start; /* offset of this segment in the response body */
     uint64_t len;
-    char *text;     /* literal bytes, or NULL for stream bytes */
-    uint64_t from;  /* stream offset for stream segments */
+    char *text;    /* literal bytes, or NULL for stream bytes */
+    uint64_t from; /* stream offset for stream segments */
 };
 
 struct body {
@@ -89,15 +89,15 @@ add_text(struct body *b, char *text)
 static void
 add_range(struct body *b, const struct range *r)
 {
-    b->seg[b->n] = (struct segment){.start = b->total, .len = r->last - r->first + 1,
-                                    .from = r->first};
+    b->seg[b->n] =
+        (struct segment){.start = b->total, .len = r->last - r->first + 1, .from = r->first};
     b->total += b->seg[b->n].len;
     b->n++;
 }
 
 int
-stream_response_new(struct api_stream *stream, const char *range_header,
-                    struct MHD_Response **ret, int *ret_status)
+stream_response_new(struct api_stream *stream, const char *range_header, struct MHD_Response **ret,
+                    int *ret_status)
 {
     _cleanup_free_ struct body *b = calloc(1, sizeof(*b));
     struct range ranges[RANGE_MAX];
@@ -129,8 +129,8 @@ stream_response_new(struct api_stream *stream, const char *range_header,
         for (size_t i = 0; i < n_ranges; i++) {
             char *head = NULL;
             if (asprintf(&head,
-                         "%s--%s\r\nContent-Type: %s\r\nContent-Range: bytes %" PRIu64
-                         "-%" PRIu64 "/%" PRIu64 "\r\n\r\n",
+                         "%s--%s\r\nContent-Type: %s\r\nContent-Range: bytes %" PRIu64 "-%" PRIu64
+                         "/%" PRIu64 "\r\n\r\n",
                          i ? "\r\n" : "", boundary, stream->content_type, ranges[i].first,
                          ranges[i].last, stream->size) < 0)
                 head = NULL;

@@ -13,7 +13,7 @@
 #include "err.h"
 #include "tls.h"
 
-#define PEM_MAX (1u << 20)
+#define PEM_MAX   (1u << 20)
 #define MAX_CHAIN 16
 
 static inline void
@@ -114,8 +114,8 @@ tls_load(const char *cert_path, const char *key_path, time_t now, char **ret_cer
         return -ENOMEM;
     r = gnutls_x509_privkey_import2(key, &kdat, GNUTLS_X509_FMT_PEM, NULL, GNUTLS_PKCS_PLAIN);
     if (r < 0)
-        return err_set(-EINVAL, "--tls-key %s: not an unencrypted PEM private key: %s",
-                       key_path, gnutls_strerror(r));
+        return err_set(-EINVAL, "--tls-key %s: not an unencrypted PEM private key: %s", key_path,
+                       gnutls_strerror(r));
 
     algo = gnutls_x509_privkey_get_pk_algorithm2(key, &bits);
     if (algo < 0)
@@ -135,20 +135,19 @@ tls_load(const char *cert_path, const char *key_path, time_t now, char **ret_cer
         return err_set(-EINVAL, "--tls-key %s: cannot read its public part: %s", key_path,
                        gnutls_strerror(r));
     if (crt_id_len != key_id_len || memcmp(crt_id, key_id, crt_id_len) != 0)
-        return err_set(-EINVAL, "--tls-key %s does not belong to the certificate in %s",
-                       key_path, cert_path);
+        return err_set(-EINVAL, "--tls-key %s does not belong to the certificate in %s", key_path,
+                       cert_path);
 
     time_t not_after = gnutls_x509_crt_get_expiration_time(crt);
     time_t not_before = gnutls_x509_crt_get_activation_time(crt);
     if (not_after != (time_t)-1 && not_after < now) {
         format_time(not_after, when, sizeof(when));
-        return err_set(-EINVAL, "--tls-cert %s: the certificate expired at %s", cert_path,
-                       when);
+        return err_set(-EINVAL, "--tls-cert %s: the certificate expired at %s", cert_path, when);
     }
     if (not_before != (time_t)-1 && not_before > now) {
         format_time(not_before, when, sizeof(when));
-        return err_set(-EINVAL, "--tls-cert %s: the certificate is not valid before %s",
-                       cert_path, when);
+        return err_set(-EINVAL, "--tls-cert %s: the certificate is not valid before %s", cert_path,
+                       when);
     }
     *ret_cert_pem = TAKE_PTR(cert_pem);
     *ret_key_pem = TAKE_PTR(key_pem);

@@ -14,20 +14,20 @@
 #include "log.h"
 #include "virt_priv.h"
 
-#define BACKOFF_MIN_MS 250
-#define BACKOFF_MAX_MS 5000
+#define BACKOFF_MIN_MS       250
+#define BACKOFF_MAX_MS       5000
 #define KEEPALIVE_INTERVAL_S 2
-#define KEEPALIVE_COUNT 3
+#define KEEPALIVE_COUNT      3
 
 static struct {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     char *uri;
-    virConnectPtr conn;     /* NULL while disconnected */
-    virConnectPtr stale;    /* a lost connection waiting to be closed */
-    char driver[32];        /* driver name of conn */
-    int backup_supported;   /* -1 unknown, 0 no, 1 yes (for conn) */
-    int cb_ids[2];          /* domain event callback ids on conn */
+    virConnectPtr conn;   /* NULL while disconnected */
+    virConnectPtr stale;  /* a lost connection waiting to be closed */
+    char driver[32];      /* driver name of conn */
+    int backup_supported; /* -1 unknown, 0 no, 1 yes (for conn) */
+    int cb_ids[2];        /* domain event callback ids on conn */
     bool stop;
     pthread_t event_thread, reconnect_thread;
     bool threads_started;
@@ -222,12 +222,12 @@ on_job_completed(virConnectPtr c, virDomainPtr dom, virTypedParameterPtr params,
 static void
 register_events(virConnectPtr c)
 {
-    vc.cb_ids[0] = virConnectDomainEventRegisterAny(
-        c, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), NULL,
-        NULL);
-    vc.cb_ids[1] = virConnectDomainEventRegisterAny(c, NULL, VIR_DOMAIN_EVENT_ID_JOB_COMPLETED,
-                                                    VIR_DOMAIN_EVENT_CALLBACK(on_job_completed),
-                                                    NULL, NULL);
+    vc.cb_ids[0] =
+        virConnectDomainEventRegisterAny(c, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                         VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), NULL, NULL);
+    vc.cb_ids[1] =
+        virConnectDomainEventRegisterAny(c, NULL, VIR_DOMAIN_EVENT_ID_JOB_COMPLETED,
+                                         VIR_DOMAIN_EVENT_CALLBACK(on_job_completed), NULL, NULL);
     if (vc.cb_ids[0] < 0 || vc.cb_ids[1] < 0)
         log_debug("domain events are not (all) available on this connection");
 }
@@ -480,8 +480,8 @@ virt_versions_get(struct virt_versions *ret)
         return r;
     snprintf(v.driver, sizeof(v.driver), "%s", virt_driver_name(conn));
     if (virConnectGetVersion(conn, &hv) == 0 && hv > 0)
-        snprintf(v.hypervisor, sizeof(v.hypervisor), "%lu.%lu.%lu", hv / 1000000,
-                 hv / 1000 % 1000, hv % 1000);
+        snprintf(v.hypervisor, sizeof(v.hypervisor), "%lu.%lu.%lu", hv / 1000000, hv / 1000 % 1000,
+                 hv % 1000);
     else
         virResetLastError();
     uri = virConnectGetURI(conn);

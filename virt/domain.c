@@ -11,10 +11,10 @@
 #include "virt_priv.h"
 
 static const char *const state_names[] = {
-    [VIR_DOMAIN_NOSTATE] = "nostate",     [VIR_DOMAIN_RUNNING] = "running",
-    [VIR_DOMAIN_BLOCKED] = "blocked",     [VIR_DOMAIN_PAUSED] = "paused",
-    [VIR_DOMAIN_SHUTDOWN] = "shutdown",   [VIR_DOMAIN_SHUTOFF] = "shutoff",
-    [VIR_DOMAIN_CRASHED] = "crashed",     [VIR_DOMAIN_PMSUSPENDED] = "pmsuspended",
+    [VIR_DOMAIN_NOSTATE] = "nostate",   [VIR_DOMAIN_RUNNING] = "running",
+    [VIR_DOMAIN_BLOCKED] = "blocked",   [VIR_DOMAIN_PAUSED] = "paused",
+    [VIR_DOMAIN_SHUTDOWN] = "shutdown", [VIR_DOMAIN_SHUTOFF] = "shutoff",
+    [VIR_DOMAIN_CRASHED] = "crashed",   [VIR_DOMAIN_PMSUSPENDED] = "pmsuspended",
 };
 
 int
@@ -154,8 +154,8 @@ derive_features(virConnectPtr conn, struct virt_domain *d)
     const char *cp = NULL, *bk = NULL;
 
     for (size_t i = 0; i < d->n_disks; i++)
-        if (d->disks[i].format && strcmp(d->disks[i].format, "qcow2") == 0 &&
-            d->disks[i].device && strcmp(d->disks[i].device, "disk") == 0)
+        if (d->disks[i].format && strcmp(d->disks[i].format, "qcow2") == 0 && d->disks[i].device &&
+            strcmp(d->disks[i].device, "disk") == 0)
             qcow2 = true;
 
     feature_set(&d->snapshots, NULL);
@@ -175,10 +175,10 @@ derive_features(virConnectPtr conn, struct virt_domain *d)
     /* A stopped domain's images are read directly (qemu-nbd) into the vault. */
     feature_set(&d->push_backup, bk);
     feature_set(&d->pull_backup,
-                bk ? bk
-                   : running ? NULL
-                             : "the domain is not running: libvirt serves pull exports of running "
-                               "domains only (pull with target vault reads its images instead)");
+                bk        ? bk
+                : running ? NULL
+                          : "the domain is not running: libvirt serves pull exports of running "
+                            "domains only (pull with target vault reads its images instead)");
     /* Stopped: from the qcow2 bitmaps of the last checkpoint, checked when asked. */
     feature_set(&d->incremental, bk ? bk : running ? cp : NULL);
 }

@@ -98,9 +98,8 @@ virt_image_bitmaps(const char *path, struct virt_image_bitmap **ret, size_t *ret
 int
 virt_image_bitmap_set(const char *path, const char *name, bool add)
 {
-    const char *const argv[] = {"qemu-img", "bitmap", add ? "--add" : "--remove",
-                                "-f",       "qcow2",  "--",
-                                path,       name,     NULL};
+    const char *const argv[] = {
+        "qemu-img", "bitmap", add ? "--add" : "--remove", "-f", "qcow2", "--", path, name, NULL};
     _cleanup_(subprocess_result_clearp) struct subprocess_result res = {0};
     int r;
 
@@ -111,8 +110,8 @@ virt_image_bitmap_set(const char *path, const char *name, bool add)
         size_t len = strlen(res.err);
         while (len > 0 && (res.err[len - 1] == '\n' || res.err[len - 1] == '\r'))
             res.err[--len] = '\0';
-        return err_set(-EIO, "qemu-img cannot %s bitmap %s of %s: %s", add ? "add" : "remove",
-                       name, path, res.err[0] ? res.err : "it failed without saying why");
+        return err_set(-EIO, "qemu-img cannot %s bitmap %s of %s: %s", add ? "add" : "remove", name,
+                       path, res.err[0] ? res.err : "it failed without saying why");
     }
     return 0;
 }

@@ -25,8 +25,8 @@ struct virt_nbd {
     /* Read-ahead window: slots[head..] hold consecutive chunks from win_start. */
     struct slot slots[VIRT_NBD_DEPTH];
     size_t head, count;
-    uint64_t issue_at;  /* next offset to request */
-    uint64_t limit;     /* end of the announced range */
+    uint64_t issue_at; /* next offset to request */
+    uint64_t limit;    /* end of the announced range */
     /* The allocation of the announced range: what reads as zeros is not requested. */
     struct virt_extent *alloc;
     size_t n_alloc, at_alloc;
@@ -232,8 +232,9 @@ window_start(struct virt_nbd *n, uint64_t pos, uint64_t len, bool probe)
     n->alloc = NULL;
     n->n_alloc = n->at_alloc = 0;
     /* Without block status every byte is read: slower, not wrong. */
-    if (probe && n->limit > pos && virt_nbd_extents(n, VIRT_NBD_CONTEXT_ALLOCATION, pos, n->limit - pos,
-                                           &n->alloc, &n->n_alloc) < 0) {
+    if (probe && n->limit > pos &&
+        virt_nbd_extents(n, VIRT_NBD_CONTEXT_ALLOCATION, pos, n->limit - pos, &n->alloc,
+                         &n->n_alloc) < 0) {
         n->alloc = NULL;
         n->n_alloc = 0;
         err_clear();
@@ -413,8 +414,8 @@ drain_writes(struct virt_nbd *dst, struct write_state *ws, unsigned max)
 }
 
 int
-virt_nbd_copy(struct virt_nbd *src, struct virt_nbd *dst, const struct virt_extent *ext,
-              size_t n, virt_nbd_progress_fn progress, void *opaque)
+virt_nbd_copy(struct virt_nbd *src, struct virt_nbd *dst, const struct virt_extent *ext, size_t n,
+              virt_nbd_progress_fn progress, void *opaque)
 {
     struct write_state ws = {0};
     uint64_t done = 0;
@@ -454,9 +455,8 @@ virt_nbd_copy(struct virt_nbd *src, struct virt_nbd *dst, const struct virt_exte
             }
             /* On failure libnbd calls write_free itself. */
             if (nbd_aio_pwrite(dst->h, w->buf, len, pos,
-                               (nbd_completion_callback){.callback = write_done,
-                                                         .user_data = w,
-                                                         .free = write_free},
+                               (nbd_completion_callback){
+                                   .callback = write_done, .user_data = w, .free = write_free},
                                0) < 0) {
                 r = nbd_fail("write to the NBD export");
                 break;

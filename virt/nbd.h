@@ -22,7 +22,8 @@
 
 struct virt_nbd;
 
-/* One extent: for base:allocation, flags has bit 0 hole and bit 1 zero; for a dirty bitmap, bit 0 dirty. */
+/* One extent: for base:allocation, flags has bit 0 hole and bit 1 zero; for a dirty bitmap, bit 0
+ * dirty. */
 struct virt_extent {
     uint64_t start;
     uint64_t length;

@@ -37,7 +37,7 @@ struct virt_disk {
 struct virt_domain {
     char *name;
     char uuid[37];
-    int id; /* -1 when not running */
+    int id;            /* -1 when not running */
     const char *state; /* static: "running", "paused", "shutoff", ... */
     bool persistent;
     unsigned vcpus;
@@ -137,8 +137,8 @@ struct virt_backup_spec {
     size_t n_disks;
     const char *const *skip; /* targets of the domain's other disks, left out of both */
     size_t n_skip;
-    uint64_t bandwidth;      /* bytes per second and disk, 0 for no limit */
-    const char *socket;      /* pull mode: the unix socket QEMU serves NBD on; NULL: push */
+    uint64_t bandwidth; /* bytes per second and disk, 0 for no limit */
+    const char *socket; /* pull mode: the unix socket QEMU serves NBD on; NULL: push */
 };
 
 /*
@@ -161,7 +161,7 @@ int virt_backup_begin(const char *uuid, const struct virt_backup_spec *spec,
                       char **ret_checkpoint_xml);
 
 enum virt_job_state {
-    VIRT_JOB_NONE,      /* no job is running and none is known to have ended */
+    VIRT_JOB_NONE, /* no job is running and none is known to have ended */
     VIRT_JOB_RUNNING,
     VIRT_JOB_SUCCEEDED,
     VIRT_JOB_FAILED,
@@ -170,10 +170,10 @@ enum virt_job_state {
 
 struct virt_job_info {
     enum virt_job_state state;
-    bool backup;        /* the job is (was) a backup */
-    uint64_t done;      /* bytes processed */
-    uint64_t total;     /* bytes to process */
-    char error[256];    /* libvirt's message for a failed job, or "" */
+    bool backup;     /* the job is (was) a backup */
+    uint64_t done;   /* bytes processed */
+    uint64_t total;  /* bytes to process */
+    char error[256]; /* libvirt's message for a failed job, or "" */
 };
 
 /*
@@ -236,7 +236,7 @@ struct virt_checkpoint {
     int64_t created;   /* creationTime, seconds since the epoch */
     size_t n_disks;
     struct virt_checkpoint_disk *disks;
-    char *xml;         /* the full XML (with <domain>), as redefining needs it */
+    char *xml; /* the full XML (with <domain>), as redefining needs it */
 };
 
 /* What libvirt can do with a domain's checkpoints now (driver and domain state). */

@@ -12,8 +12,8 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     json_error_t jerr;
-    json_t *body = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
-                              &jerr);
+    json_t *body =
+        json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     struct api_request req = {.method = "POST", .path = "/fuzz", .body = body};
     const char *name = NULL, *desc = NULL;
     json_t *disks = NULL;

@@ -77,8 +77,8 @@ main(void)
             dirty++;
             dirty_bytes += ext[i].length;
         }
-    ok(dirty == 2 && dirty_bytes == 2 * MiB + 64 * 1024, "two dirty ranges, 2 MiB + 64 KiB (%zu, %llu)",
-       dirty, (unsigned long long)dirty_bytes);
+    ok(dirty == 2 && dirty_bytes == 2 * MiB + 64 * 1024,
+       "two dirty ranges, 2 MiB + 64 KiB (%zu, %llu)", dirty, (unsigned long long)dirty_bytes);
     uint64_t covered = 0;
     for (size_t i = 0; i < n_ext; i++)
         covered += ext[i].length;
