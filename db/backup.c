@@ -477,63 +477,49 @@ db_backup_dependents(struct db *db, const char *id, char ***ret, size_t *ret_n)
     return 0;
 }
 
-int
-db_backup_delete(struct db *db, const char *id)
+/*
+ * Runs sql, which names the backup as ?1 and an optional text value as ?2,
+ * on exactly one row: -ENOENT when no backup has that id.
+ */
+static int
+change_one(struct db *db, const char *sql, const char *id, const char *value, const char *what)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r, rc;
 
     DB_LOCK_SCOPE(db);
-    r = db_prepare(db, "DELETE FROM backups WHERE id = ?1", &st);
+    r = db_prepare(db, sql, &st);
     if (r < 0)
         return r;
     bind_text(st, 1, id);
+    if (value)
+        bind_text(st, 2, value);
     rc = sqlite3_step(st);
     if (rc != SQLITE_DONE)
-        return db_error(db, rc, "delete backup");
+        return db_error(db, rc, what);
     if (sqlite3_changes(db->h) == 0)
         return err_set(-ENOENT, "backup '%s' not found", id);
     return 0;
+}
+
+int
+db_backup_delete(struct db *db, const char *id)
+{
+    return change_one(db, "DELETE FROM backups WHERE id = ?1", id, NULL, "delete backup");
 }
 
 int
 db_backup_set_state(struct db *db, const char *id, const char *state)
 {
-    _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    int r, rc;
-
-    DB_LOCK_SCOPE(db);
-    r = db_prepare(db, "UPDATE backups SET state = ?2 WHERE id = ?1", &st);
-    if (r < 0)
-        return r;
-    bind_text(st, 1, id);
-    bind_text(st, 2, state);
-    rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE)
-        return db_error(db, rc, "record a backup's state");
-    if (sqlite3_changes(db->h) == 0)
-        return err_set(-ENOENT, "backup '%s' not found", id);
-    return 0;
+    return change_one(db, "UPDATE backups SET state = ?2 WHERE id = ?1", id, state,
+                      "record a backup's state");
 }
 
 int
 db_backup_set_job(struct db *db, const char *id, const char *job_id)
 {
-    _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    int r, rc;
-
-    DB_LOCK_SCOPE(db);
-    r = db_prepare(db, "UPDATE backups SET job_id = ?2 WHERE id = ?1", &st);
-    if (r < 0)
-        return r;
-    bind_text(st, 1, id);
-    bind_text(st, 2, job_id);
-    rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE)
-        return db_error(db, rc, "record a backup's job");
-    if (sqlite3_changes(db->h) == 0)
-        return err_set(-ENOENT, "backup '%s' not found", id);
-    return 0;
+    return change_one(db, "UPDATE backups SET job_id = ?2 WHERE id = ?1", id, job_id,
+                      "record a backup's job");
 }
 
 int
