@@ -1600,12 +1600,13 @@ core_backup_delete(const char *domain, const char *id, bool chain, char ***ret_i
 /* ---------------------------------------------------------------------------------------- */
 /* Restore */
 
+/* Restore and verify runs begin with their vault_cancel: one cancel hook serves both. */
 struct restore_run {
+    struct vault_cancel cancel;
     struct db_backup *b;
     char *target_dir;
     char *format;
     char *define_name;
-    struct vault_cancel cancel;
 };
 
 static void
@@ -1705,19 +1706,20 @@ restore_job_run(struct job *job, void *data)
     return r;
 }
 
+/* Cancels a restore or verify run: data begins with its struct vault_cancel. */
 static int
-restore_job_cancel(struct job *job, void *data)
+vault_job_cancel(struct job *job, void *data)
 {
-    struct restore_run *rr = data;
+    struct vault_cancel *cancel = data;
 
-    atomic_store(&rr->cancel.cancelled, true);
+    atomic_store(&cancel->cancelled, true);
     return 0;
 }
 
 static const struct job_kind restore_kind = {
     .name = "restore",
     .run = restore_job_run,
-    .cancel = restore_job_cancel,
+    .cancel = vault_job_cancel,
     .free_data = restore_run_free,
 };
 
@@ -1810,8 +1812,8 @@ core_backup_restore(const char *domain, const char *id, const struct core_restor
 /* Verify */
 
 struct verify_run {
+    struct vault_cancel cancel; /* first, as in restore_run */
     struct db_backup *b;
-    struct vault_cancel cancel;
 };
 
 static void
@@ -1961,19 +1963,10 @@ verify_job_run(struct job *job, void *data)
     return job_set_result(job, result);
 }
 
-static int
-verify_job_cancel(struct job *job, void *data)
-{
-    struct verify_run *vr = data;
-
-    atomic_store(&vr->cancel.cancelled, true);
-    return 0;
-}
-
 static const struct job_kind verify_kind = {
     .name = "verify",
     .run = verify_job_run,
-    .cancel = verify_job_cancel,
+    .cancel = vault_job_cancel,
     .free_data = verify_run_free,
 };
 
