@@ -20,23 +20,6 @@ virt_checkpoint_freep(virDomainCheckpointPtr *c)
 }
 #define _cleanup_checkpoint_ __attribute__((cleanup(virt_checkpoint_freep)))
 
-/* Opens the connection and looks the domain up: the first step of every operation here. */
-static int
-domain_open(const char *uuid, virConnectPtr *ret_conn, virDomainPtr *ret_dom)
-{
-    _cleanup_conn_ virConnectPtr conn = NULL;
-    int r;
-
-    r = virt_conn_get(&conn);
-    if (r < 0)
-        return r;
-    r = virt_lookup(conn, uuid, ret_dom);
-    if (r < 0)
-        return r;
-    *ret_conn = TAKE_PTR(conn);
-    return 0;
-}
-
 int
 virt_backup_supported_for(const char *uuid)
 {
@@ -44,7 +27,7 @@ virt_backup_supported_for(const char *uuid)
     _cleanup_dom_ virDomainPtr dom = NULL;
     int r;
 
-    r = domain_open(uuid, &conn, &dom);
+    r = virt_domain_open(uuid, &conn, &dom);
     if (r < 0)
         return r;
     if (strcasecmp(virt_driver_name(conn), "test") == 0)
@@ -175,7 +158,7 @@ virt_backup_begin(const char *uuid, const struct virt_backup_spec *spec, char **
     char *xml;
     int r;
 
-    r = domain_open(uuid, &conn, &dom);
+    r = virt_domain_open(uuid, &conn, &dom);
     if (r < 0)
         return r;
     r = backup_xml(spec, &bx, &cx);
@@ -230,7 +213,7 @@ virt_job_get(const char *uuid, bool completed, struct virt_job_info *ret)
     int n = 0, type = 0, op = 0, success = -1, r;
     const char *msg = NULL;
 
-    r = domain_open(uuid, &conn, &dom);
+    r = virt_domain_open(uuid, &conn, &dom);
     if (r < 0)
         return r;
     if (virDomainGetJobStats(dom, &type, &params, &n,
@@ -278,7 +261,7 @@ virt_job_abort(const char *uuid)
     _cleanup_dom_ virDomainPtr dom = NULL;
     int r;
 
-    r = domain_open(uuid, &conn, &dom);
+    r = virt_domain_open(uuid, &conn, &dom);
     if (r < 0)
         return r;
     if (virDomainAbortJob(dom) < 0)
@@ -294,7 +277,7 @@ virt_checkpoint_remove(const char *uuid, const char *name)
     _cleanup_checkpoint_ virDomainCheckpointPtr cp = NULL;
     int r;
 
-    r = domain_open(uuid, &conn, &dom);
+    r = virt_domain_open(uuid, &conn, &dom);
     if (r < 0)
         return r;
     cp = virDomainCheckpointLookupByName(dom, name, 0);
@@ -319,7 +302,7 @@ virt_checkpoint_exists(const char *uuid, const char *name)
     _cleanup_checkpoint_ virDomainCheckpointPtr cp = NULL;
     int r;
 
-    r = domain_open(uuid, &conn, &dom);
+    r = virt_domain_open(uuid, &conn, &dom);
     if (r < 0)
         return r;
     cp = virDomainCheckpointLookupByName(dom, name, 0);
@@ -341,7 +324,7 @@ virt_disk_capacity(const char *uuid, const char *target, uint64_t *ret)
     virDomainBlockInfo info;
     int r;
 
-    r = domain_open(uuid, &conn, &dom);
+    r = virt_domain_open(uuid, &conn, &dom);
     if (r < 0)
         return r;
     if (virDomainGetBlockInfo(dom, target, &info, 0) < 0)
@@ -358,7 +341,7 @@ virt_domain_xml(const char *uuid, char **ret)
     char *xml;
     int r;
 
-    r = domain_open(uuid, &conn, &dom);
+    r = virt_domain_open(uuid, &conn, &dom);
     if (r < 0)
         return r;
     xml = virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE);
@@ -542,7 +525,7 @@ virt_checkpoint_define_offline(const char *uuid, const char *name, const char *p
     char *xml;
     int r;
 
-    r = domain_open(uuid, &conn, &dom);
+    r = virt_domain_open(uuid, &conn, &dom);
     if (r < 0)
         return r;
     if (virDomainIsActive(dom) != 0)

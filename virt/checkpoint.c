@@ -273,10 +273,7 @@ virt_checkpoint_names(const char *domain, char ***ret, size_t *ret_n)
     size_t k = 0;
     int n, r;
 
-    r = virt_conn_get(&conn);
-    if (r < 0)
-        return r;
-    r = virt_lookup(conn, domain, &dom);
+    r = virt_domain_open(domain, &conn, &dom);
     if (r < 0)
         return r;
     n = virDomainListAllCheckpoints(dom, &cps, 0);
