@@ -103,6 +103,18 @@ json_t *api_time_json(int64_t ms);
 /* Wraps an array (stolen) as {"items": [...]}. */
 json_t *api_list(json_t *items);
 
+/*
+ * Answers kept for reuse (cache.c). api_cache_get() gives a new copy of the
+ * text kept under key when it was kept with this version, else NULL;
+ * api_cache_put() keeps a copy of text (small ones only). Versions only
+ * grow: an answer is never replaced by one built from an older version.
+ */
+char *api_cache_get(const char *key, uint64_t version, size_t *ret_len);
+void api_cache_put(const char *key, uint64_t version, const char *text, size_t len);
+
+/* json (stolen) as compact text with a final newline, as JSON answers are sent; NULL on failure. */
+char *api_json_text(json_t *json);
+
 /* Resource handlers (one file per resource). */
 int api_version_get(const struct api_request *req, struct api_response *resp);
 int api_healthz(const struct api_request *req, struct api_response *resp);

@@ -63,10 +63,13 @@ lookup_name(const struct api_request *req, const char **ret)
 int
 api_checkpoints_list(const struct api_request *req, struct api_response *resp)
 {
+    struct core_checkpoint_catalog cat;
     struct core_checkpoint *list = NULL;
     unsigned filter = 0;
     int roots, leaves;
-    size_t n = 0;
+    bool refresh;
+    size_t n = 0, len;
+    char key[96], *text;
     json_t *items;
     int r;
 
@@ -76,18 +79,33 @@ api_checkpoints_list(const struct api_request *req, struct api_response *resp)
     r = api_query_tristate(req, "leaves", &leaves);
     if (r < 0)
         return r;
+    r = api_query_bool(req, "refresh", false, &refresh);
+    if (r < 0)
+        return r;
     if (roots >= 0)
         filter |= roots ? CORE_CHECKPOINT_LIST_ROOTS : CORE_CHECKPOINT_LIST_NO_ROOTS;
     if (leaves >= 0)
         filter |= leaves ? CORE_CHECKPOINT_LIST_LEAVES : CORE_CHECKPOINT_LIST_NO_LEAVES;
-    r = core_checkpoint_list(req->params[0], filter, &list, &n);
+    r = core_checkpoint_catalog_open(req->params[0], refresh ? CORE_CHECKPOINT_READ_REFRESH : 0,
+                                     &cat);
+    if (r < 0)
+        return r;
+    /* The same catalog version gives the same listing: keep it, and answer from it. */
+    snprintf(key, sizeof(key), "checkpoints %s %u", cat.domain.uuid, filter);
+    text = cat.version ? api_cache_get(key, cat.version, &len) : NULL;
+    if (text)
+        return api_reply_text(resp, 200, text, "application/json");
+    r = core_checkpoint_list(&cat, filter, &list, &n);
     if (r < 0)
         return r;
     items = json_array();
     for (size_t i = 0; items && i < n; i++)
         json_array_append_new(items, checkpoint_json(&list[i]));
     core_checkpoint_list_free(list, n);
-    return api_reply(resp, 200, api_list(items));
+    text = api_json_text(api_list(items));
+    if (text && cat.version)
+        api_cache_put(key, cat.version, text, strlen(text));
+    return api_reply_text(resp, 200, text, "application/json");
 }
 
 /* Free text that goes into XML: bounded, no NUL, no control characters but tab and newline. */
@@ -173,6 +191,7 @@ api_checkpoint_get(const struct api_request *req, struct api_response *resp)
     static const char *const formats[] = {"json", "xml", NULL};
     _cleanup_(core_checkpoint_freep) struct core_checkpoint *c = NULL;
     const char *format, *name = NULL;
+    bool refresh;
     int r;
 
     r = api_query_enum(req, "format", formats, "json", &format);
@@ -181,7 +200,10 @@ api_checkpoint_get(const struct api_request *req, struct api_response *resp)
     r = lookup_name(req, &name);
     if (r < 0)
         return r;
-    r = core_checkpoint_get(req->params[0], name, &c);
+    r = api_query_bool(req, "refresh", false, &refresh);
+    if (r < 0)
+        return r;
+    r = core_checkpoint_get(req->params[0], name, refresh ? CORE_CHECKPOINT_READ_REFRESH : 0, &c);
     if (r < 0)
         return r;
     if (strcmp(format, "xml") == 0)

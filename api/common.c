@@ -20,6 +20,26 @@ api_reply(struct api_response *resp, int status, json_t *json)
     return 0;
 }
 
+char *
+api_json_text(json_t *json)
+{
+    char *text = json ? json_dumps(json, JSON_COMPACT) : NULL;
+    char *nl;
+    size_t len;
+
+    json_decref(json);
+    if (!text)
+        return NULL;
+    len = strlen(text);
+    /* A trailing newline, for people reading with curl. */
+    nl = realloc(text, len + 2);
+    if (!nl)
+        return text;
+    nl[len] = '\n';
+    nl[len + 1] = '\0';
+    return nl;
+}
+
 int
 api_reply_text(struct api_response *resp, int status, char *text, const char *content_type)
 {

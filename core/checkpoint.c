@@ -183,14 +183,14 @@ from_row(const struct db_checkpoint *row, bool in_libvirt, bool brief, struct co
 
 /* The names libvirt knows now, as a stored-order flag array (names only: no XML). */
 static int
-libvirt_presence(const struct virt_domain *dom, const struct stored *s, bool **ret)
+libvirt_presence(const char *uuid, const struct stored *s, bool **ret)
 {
     char **names = NULL;
     size_t n = 0;
     bool *present;
     int r;
 
-    r = virt_checkpoint_names(dom->uuid, &names, &n);
+    r = virt_checkpoint_names(uuid, &names, &n);
     if (r < 0)
         return r;
     present = calloc(s->n + 1, sizeof(bool));
@@ -238,23 +238,33 @@ topological_order(const struct stored *s, size_t *order)
     }
 }
 
+/* Whether the stored checkpoint is in libvirt, as the last reconcile saw, or now. */
+static bool
+in_libvirt(const char *uuid, const struct stored *s, const bool *present, size_t i)
+{
+    return present ? present[i] : !reconcile_left_absent(uuid, s->items[i].name);
+}
+
 static int
-build_list(const struct virt_domain *dom, unsigned filter, struct core_checkpoint **ret,
-           size_t *ret_n)
+build_list(const struct core_checkpoint_catalog *cat, unsigned filter,
+           struct core_checkpoint **ret, size_t *ret_n)
 {
     _cleanup_(stored_clear) struct stored s = {0};
     _cleanup_free_ bool *present = NULL;
     _cleanup_free_ size_t *order = NULL;
+    const char *uuid = cat->domain.uuid;
     struct core_checkpoint *list;
     size_t n = 0;
     int r;
 
-    r = db_checkpoint_list(core_db(), dom->uuid, &s.items, &s.n);
+    r = db_checkpoint_list(core_db(), uuid, &s.items, &s.n);
     if (r < 0)
         return r;
-    r = libvirt_presence(dom, &s, &present);
-    if (r < 0)
-        return r;
+    if (cat->version == 0) { /* never reconciled (it was busy): ask libvirt */
+        r = libvirt_presence(uuid, &s, &present);
+        if (r < 0)
+            return r;
+    }
     order = calloc(s.n + 1, sizeof(*order));
     list = calloc(s.n + 1, sizeof(*list));
     if (!order || !list) {
@@ -273,7 +283,7 @@ build_list(const struct virt_domain *dom, unsigned filter, struct core_checkpoin
             ((filter & CORE_CHECKPOINT_LIST_LEAVES) && !leaf) ||
             ((filter & CORE_CHECKPOINT_LIST_NO_LEAVES) && leaf))
             continue;
-        r = from_row(row, present[order[i]], true, &list[n]);
+        r = from_row(row, in_libvirt(uuid, &s, present, order[i]), true, &list[n]);
         n++;
         if (r < 0) {
             core_checkpoint_list_free(list, n);
@@ -285,27 +295,69 @@ build_list(const struct virt_domain *dom, unsigned filter, struct core_checkpoin
     return 0;
 }
 
-int
-core_checkpoint_list(const char *domain, unsigned filter, struct core_checkpoint **ret,
-                     size_t *ret_n)
+static uint64_t max_age_ns; /* set once, before the threads start */
+
+void
+core_checkpoint_set_max_age(unsigned seconds)
+{
+    max_age_ns = (uint64_t)seconds * 1000000000u;
+}
+
+/*
+ * Readers answer from the store. A domain not compared with libvirt since
+ * the process started (or when the reader asks, or with a max age of 0) is
+ * reconciled first, unless an operation holds it; one compared longer ago
+ * than the max age is queued for the worker and answered as it is.
+ */
+static int
+prepare_read(const struct virt_domain_ref *ref, unsigned flags)
 {
     _cleanup_(virt_domain_freep) struct virt_domain *dom = NULL;
-    uint64_t asked = text_mono_ns();
+    uint64_t asked = text_mono_ns(), last = reconcile_last(ref->uuid);
     int r;
 
-    r = virt_domain_get(domain, &dom);
+    if (last && max_age_ns && !(flags & CORE_CHECKPOINT_READ_REFRESH)) {
+        if (asked - last >= max_age_ns)
+            reconcile_queue(ref->uuid);
+        return 0;
+    }
+    r = virt_domain_get(ref->uuid, &dom);
     if (r < 0)
         return r;
     _cleanup_checkpoint_lock_ const char *locked = checkpoint_lock(dom->uuid);
-    r = reconcile_if_free(dom, asked);
+    return reconcile_if_free(dom, asked);
+}
+
+int
+core_checkpoint_catalog_open(const char *domain, unsigned flags,
+                             struct core_checkpoint_catalog *ret)
+{
+    struct core_checkpoint_catalog cat = {0};
+    int r;
+
+    r = virt_domain_resolve(domain, &cat.domain);
     if (r < 0)
         return r;
-    return build_list(dom, filter, ret, ret_n);
+    r = prepare_read(&cat.domain, flags);
+    if (r < 0)
+        return r;
+    /* Read before the rows are: a change after this makes what is built from them stale. */
+    if (reconcile_last(cat.domain.uuid))
+        cat.version = db_checkpoint_version() + reconcile_views_version();
+    *ret = cat;
+    return 0;
+}
+
+int
+core_checkpoint_list(const struct core_checkpoint_catalog *cat, unsigned filter,
+                     struct core_checkpoint **ret, size_t *ret_n)
+{
+    return build_list(cat, filter, ret, ret_n);
 }
 
 /* Builds the answer for one stored checkpoint, with sizes from libvirt where it has them. */
 static int
-describe(const struct virt_domain *dom, const char *name, struct core_checkpoint **ret)
+describe(const struct virt_domain_ref *dom, const char *name, struct core_checkpoint **ret)
 {
     _cleanup_(db_checkpoint_freep) struct db_checkpoint *row = NULL;
     _cleanup_(core_checkpoint_freep) struct core_checkpoint *c = NULL;
@@ -338,20 +390,19 @@ describe(const struct virt_domain *dom, const char *name, struct core_checkpoint
 }
 
 int
-core_checkpoint_get(const char *domain, const char *name, struct core_checkpoint **ret)
+core_checkpoint_get(const char *domain, const char *name, unsigned flags,
+                    struct core_checkpoint **ret)
 {
-    _cleanup_(virt_domain_freep) struct virt_domain *dom = NULL;
-    uint64_t asked = text_mono_ns();
+    struct virt_domain_ref ref;
     int r;
 
-    r = virt_domain_get(domain, &dom);
+    r = virt_domain_resolve(domain, &ref);
     if (r < 0)
         return r;
-    _cleanup_checkpoint_lock_ const char *locked = checkpoint_lock(dom->uuid);
-    r = reconcile_if_free(dom, asked);
+    r = prepare_read(&ref, flags);
     if (r < 0)
         return r;
-    return describe(dom, name, ret);
+    return describe(&ref, name, ret);
 }
 
 static int
@@ -467,7 +518,10 @@ core_checkpoint_create(const char *domain, const struct core_checkpoint_request 
         return err_set(r, "%s", why);
     }
     log_info("created checkpoint '%s' of domain '%s'", name, dom->name);
-    return describe(dom, name, ret);
+    struct virt_domain_ref ref;
+    snprintf(ref.uuid, sizeof(ref.uuid), "%s", dom->uuid);
+    text_copy_utf8(ref.name, sizeof(ref.name), dom->name);
+    return describe(&ref, name, ret);
 }
 
 /* Adds the stored descendants of s->items[i] to doomed[]. */

@@ -33,6 +33,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "virt/virt.h"
 
@@ -99,19 +100,50 @@ void core_checkpoint_stop(void);
 void core_checkpoint_on_event(const struct virt_event *ev);
 
 /*
- * Lists the checkpoints of domain after reconciling it, parents before
- * children, filtered by CORE_CHECKPOINT_LIST_* flags. *ret is a new array
- * (core_checkpoint_list_free). -ENOENT when there is no such domain.
+ * Reading. Reads answer from the store, not from libvirt: a domain is
+ * compared with libvirt (reconciled) before the first read after the
+ * process starts, and then again in the background when a read finds its
+ * last comparison older than the max age (seconds; 0 reconciles before
+ * every read). So a change made behind the service's back (with virsh)
+ * shows within about the max age; CORE_CHECKPOINT_READ_REFRESH reconciles
+ * before answering. Writes, backups and libvirt's events reconcile as before.
  */
-int core_checkpoint_list(const char *domain, unsigned filter, struct core_checkpoint **ret,
-                         size_t *ret_n);
+enum {
+    CORE_CHECKPOINT_READ_REFRESH = 1 << 0, /* reconcile before answering */
+};
+
+/* Sets the max age (core_start() does, from its configuration); call before any read. */
+void core_checkpoint_set_max_age(unsigned seconds);
 
 /*
- * One checkpoint after reconciling, with each disk's size_bytes (the data
- * written since the checkpoint) where libvirt reports it. -ENOENT for an
- * unknown domain or checkpoint.
+ * What a listing reads from: the domain, and a version of everything a
+ * listing shows (0 when what is built now must not be kept: the domain
+ * could not be reconciled yet, and presence in libvirt is asked live).
  */
-int core_checkpoint_get(const char *domain, const char *name, struct core_checkpoint **ret);
+struct core_checkpoint_catalog {
+    struct virt_domain_ref domain;
+    uint64_t version;
+};
+
+/* Resolves domain and gets its catalog ready to be read. -ENOENT when there is no such domain. */
+int core_checkpoint_catalog_open(const char *domain, unsigned flags,
+                                 struct core_checkpoint_catalog *ret);
+
+/*
+ * Lists the checkpoints of an open catalog, parents before children,
+ * filtered by CORE_CHECKPOINT_LIST_* flags. *ret is a new array
+ * (core_checkpoint_list_free).
+ */
+int core_checkpoint_list(const struct core_checkpoint_catalog *cat, unsigned filter,
+                         struct core_checkpoint **ret, size_t *ret_n);
+
+/*
+ * One checkpoint (read as above, CORE_CHECKPOINT_READ_* flags), with each
+ * disk's size_bytes (the data written since the checkpoint) and in_libvirt
+ * as libvirt reports them now. -ENOENT for an unknown domain or checkpoint.
+ */
+int core_checkpoint_get(const char *domain, const char *name, unsigned flags,
+                        struct core_checkpoint **ret);
 
 /*
  * Creates a checkpoint and stores it in the same step (if it cannot be

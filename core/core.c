@@ -86,6 +86,7 @@ core_start(const struct core_config *cfg)
     r = db_open(cfg->db_path, &core.db);
     if (r < 0)
         return r;
+    core_checkpoint_set_max_age(cfg->reconcile_max_age);
     r = core_checkpoint_start();
     if (r < 0) {
         db_close(core.db);

@@ -19,6 +19,7 @@ struct core_config {
     const char *libvirt_uri;
     const char *restore_roots;  /* ':'-separated folders, or NULL for <vault>/restore */
     unsigned pull_idle_timeout; /* seconds; 0 for the default */
+    unsigned reconcile_max_age; /* seconds; 0 reconciles before every read (checkpoint.h) */
 };
 
 /*

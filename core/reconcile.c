@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,46 +29,147 @@ static pthread_mutex_t locks_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t locks_cond = PTHREAD_COND_INITIALIZER;
 static char locks[LOCKS_MAX][37];
 
-/* When the last successful reconcile of each domain started (guarded by locks_mutex). */
-#define RECENT_MAX 256
-static struct {
+/*
+ * What the last successful reconcile of each domain saw: when it started and
+ * which stored checkpoints it left missing from libvirt (usually none).
+ * Readers answer from the store and these views without asking libvirt.
+ * A chained hash by UUID, guarded by views_mutex; a view is kept for as long
+ * as the process runs (one per domain ever reconciled: small).
+ */
+#define VIEW_BUCKETS 1024
+
+struct view {
+    struct view *next;
     char uuid[37];
     uint64_t started_ns;
-} recent[RECENT_MAX];
-static size_t recent_next;
+    char **absent;
+    size_t n_absent;
+    bool queued; /* reconcile_queue() asked the worker for it, and it has not finished yet */
+};
+
+static pthread_mutex_t views_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct view *views[VIEW_BUCKETS];
+static atomic_uint_fast64_t views_version = 1;
+
+static struct view *
+view_find(const char *uuid)
+{
+    for (struct view *v = views[text_hash(uuid) % VIEW_BUCKETS]; v; v = v->next)
+        if (strcmp(v->uuid, uuid) == 0)
+            return v;
+    return NULL;
+}
+
+static struct view *
+view_add(const char *uuid)
+{
+    struct view *v = calloc(1, sizeof(*v));
+    size_t b = text_hash(uuid) % VIEW_BUCKETS;
+
+    if (!v)
+        return NULL;
+    snprintf(v->uuid, sizeof(v->uuid), "%s", uuid);
+    v->next = views[b];
+    views[b] = v;
+    return v;
+}
 
 static void
-note_reconciled(const char *uuid, uint64_t started_ns)
+names_free(char **names, size_t n)
 {
-    size_t slot = RECENT_MAX;
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
 
-    pthread_mutex_lock(&locks_mutex);
-    for (size_t i = 0; i < RECENT_MAX && slot == RECENT_MAX; i++)
-        if (strcmp(recent[i].uuid, uuid) == 0)
-            slot = i;
-    if (slot == RECENT_MAX) {
-        slot = recent_next;
-        recent_next = (recent_next + 1) % RECENT_MAX;
-        snprintf(recent[slot].uuid, sizeof(recent[slot].uuid), "%s", uuid);
+static bool
+same_names(char *const *a, size_t na, char *const *b, size_t nb)
+{
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++)
+        if (strcmp(a[i], b[i]) != 0)
+            return false;
+    return true;
+}
+
+/* Records a successful reconcile of uuid that started at started_ns; takes absent[]. */
+static void
+note_reconciled(const char *uuid, uint64_t started_ns, char **absent, size_t n_absent)
+{
+    struct view *v;
+
+    pthread_mutex_lock(&views_mutex);
+    v = view_find(uuid);
+    if (!v)
+        v = view_add(uuid);
+    if (!v || started_ns < v->started_ns) { /* out of memory, or a newer one is recorded */
+        pthread_mutex_unlock(&views_mutex);
+        names_free(absent, n_absent);
+        return;
     }
-    if (started_ns > recent[slot].started_ns)
-        recent[slot].started_ns = started_ns;
-    pthread_mutex_unlock(&locks_mutex);
+    if (v->started_ns == 0 || !same_names(v->absent, v->n_absent, absent, n_absent))
+        atomic_fetch_add(&views_version, 1);
+    names_free(v->absent, v->n_absent);
+    v->absent = absent;
+    v->n_absent = n_absent;
+    v->started_ns = started_ns;
+    pthread_mutex_unlock(&views_mutex);
 }
 
 bool
 reconcile_fresh_since(const char *uuid, uint64_t asked_ns)
 {
-    bool fresh = false;
+    return reconcile_last(uuid) > asked_ns;
+}
 
-    pthread_mutex_lock(&locks_mutex);
-    for (size_t i = 0; i < RECENT_MAX; i++)
-        if (strcmp(recent[i].uuid, uuid) == 0) {
-            fresh = recent[i].started_ns > asked_ns;
-            break;
-        }
-    pthread_mutex_unlock(&locks_mutex);
-    return fresh;
+uint64_t
+reconcile_last(const char *uuid)
+{
+    const struct view *v;
+    uint64_t started = 0;
+
+    pthread_mutex_lock(&views_mutex);
+    v = view_find(uuid);
+    if (v)
+        started = v->started_ns;
+    pthread_mutex_unlock(&views_mutex);
+    return started;
+}
+
+bool
+reconcile_left_absent(const char *uuid, const char *name)
+{
+    const struct view *v;
+    bool absent = false;
+
+    pthread_mutex_lock(&views_mutex);
+    v = view_find(uuid);
+    for (size_t i = 0; v && i < v->n_absent && !absent; i++)
+        absent = strcmp(v->absent[i], name) == 0;
+    pthread_mutex_unlock(&views_mutex);
+    return absent;
+}
+
+uint64_t
+reconcile_views_version(void)
+{
+    return atomic_load(&views_version);
+}
+
+/* What reconcile_queue() asked for uuid (NULL: for every domain) is done or covered. */
+static void
+unqueue(const char *uuid)
+{
+    struct view *v;
+
+    pthread_mutex_lock(&views_mutex);
+    if (uuid && (v = view_find(uuid)))
+        v->queued = false;
+    for (size_t i = 0; !uuid && i < VIEW_BUCKETS; i++)
+        for (v = views[i]; v; v = v->next)
+            v->queued = false;
+    pthread_mutex_unlock(&views_mutex);
 }
 
 static bool
@@ -648,6 +750,28 @@ adopt_orphans(const struct virt_domain *dom, struct stored_list *st,
     return 0;
 }
 
+/* Records what the reconcile that started at started_ns leaves missing from libvirt. */
+static int
+note_absent(const char *uuid, uint64_t started_ns, const struct stored_list *st)
+{
+    char **absent = calloc(st->n + 1, sizeof(char *));
+    size_t n = 0;
+
+    if (!absent)
+        return -ENOMEM;
+    for (size_t i = 0; i < st->n; i++) {
+        if (st->in_libvirt[i] || st->forgotten[i])
+            continue;
+        absent[n] = strdup(st->items[i].name);
+        if (!absent[n++]) {
+            names_free(absent, n);
+            return -ENOMEM;
+        }
+    }
+    note_reconciled(uuid, started_ns, absent, n);
+    return 0;
+}
+
 int
 reconcile_locked(const struct virt_domain *dom, unsigned flags, struct core_reconcile_report *rep)
 {
@@ -703,9 +827,9 @@ reconcile_locked(const struct virt_domain *dom, unsigned flags, struct core_reco
         return r;
     if (flags & CORE_RECONCILE_ADOPT)
         r = adopt_orphans(dom, &st, rep);
-    if (r == 0)
-        note_reconciled(dom->uuid, started);
-    return r;
+    if (r < 0)
+        return r;
+    return note_absent(dom->uuid, started, &st);
 }
 
 /* ---- the worker: reconciles for libvirt's events, off the event thread ---- */
@@ -805,32 +929,65 @@ worker_main(void *arg)
         }
         pthread_mutex_unlock(&worker.lock);
         err_clear();
-        if (all)
+        if (all) {
+            unqueue(NULL); /* what readers asked for is covered */
             reconcile_all();
-        else
+        } else {
             reconcile_background(uuid);
+            unqueue(uuid); /* only now: readers meanwhile must not ask again */
+        }
     }
     return NULL;
 }
 
-void
-core_checkpoint_on_event(const struct virt_event *ev)
+/* Queues uuid (NULL: every domain) for the worker. */
+static void
+enqueue(const char *uuid)
 {
-    pthread_mutex_lock(&worker.lock);
-    if (ev->kind == VIRT_EVENT_CONNECTED) {
-        worker.all = true;
-    } else if ((ev->kind == VIRT_EVENT_DEFINED || ev->kind == VIRT_EVENT_STARTED) && ev->uuid) {
-        bool queued = false;
+    bool queued;
 
+    pthread_mutex_lock(&worker.lock);
+    queued = worker.all;
+    if (!uuid) {
+        worker.all = true;
+    } else {
         for (size_t i = 0; i < worker.n && !queued; i++)
-            queued = strcmp(worker.queue[i], ev->uuid) == 0;
+            queued = strcmp(worker.queue[i], uuid) == 0;
         if (!queued && worker.n < QUEUE_MAX)
-            snprintf(worker.queue[worker.n++], sizeof(worker.queue[0]), "%s", ev->uuid);
+            snprintf(worker.queue[worker.n++], sizeof(worker.queue[0]), "%s", uuid);
         else if (!queued)
             worker.all = true; /* overflow: do them all */
     }
     pthread_cond_signal(&worker.wake);
     pthread_mutex_unlock(&worker.lock);
+}
+
+void
+reconcile_queue(const char *uuid)
+{
+    struct view *v;
+    bool outstanding;
+
+    /* One request at a time: readers keep asking until the reconcile they asked for is done. */
+    pthread_mutex_lock(&views_mutex);
+    v = view_find(uuid);
+    if (!v)
+        v = view_add(uuid);
+    outstanding = !v || v->queued;
+    if (v)
+        v->queued = true;
+    pthread_mutex_unlock(&views_mutex);
+    if (!outstanding)
+        enqueue(uuid);
+}
+
+void
+core_checkpoint_on_event(const struct virt_event *ev)
+{
+    if (ev->kind == VIRT_EVENT_CONNECTED)
+        enqueue(NULL);
+    else if ((ev->kind == VIRT_EVENT_DEFINED || ev->kind == VIRT_EVENT_STARTED) && ev->uuid)
+        enqueue(ev->uuid);
 }
 
 int

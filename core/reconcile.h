@@ -44,6 +44,21 @@ int reconcile_locked(const struct virt_domain *dom, unsigned flags,
  */
 bool reconcile_fresh_since(const char *uuid, uint64_t asked_ns);
 
+/*
+ * What the last successful reconcile of a domain saw, for readers that
+ * answer from the store: when it started (text_mono_ns(); 0 when the domain
+ * has not been reconciled since the process started), and whether it left
+ * the stored checkpoint name missing from libvirt. Any lock may be held.
+ */
+uint64_t reconcile_last(const char *uuid);
+bool reconcile_left_absent(const char *uuid, const char *name);
+
+/* Changes whenever what a reconcile saw of any domain changes. */
+uint64_t reconcile_views_version(void);
+
+/* Asks the worker to reconcile the domain soon (coalesced with what it has queued). */
+void reconcile_queue(const char *uuid);
+
 /* Records one action in rep (detail may be NULL). Returns 0 or -ENOMEM. */
 int report_add(struct core_reconcile_report *rep, const char *checkpoint, const char *action,
                const char *detail);

@@ -677,7 +677,11 @@ revert_allowed(const struct virt_domain *d, const char *name)
         internal |= snap->disks[i].location == VIRT_SNAP_INTERNAL;
     if (!internal)
         return 0;
-    r = core_checkpoint_list(d->uuid, 0, &cps, &n);
+    struct core_checkpoint_catalog cat;
+    r = core_checkpoint_catalog_open(d->uuid, CORE_CHECKPOINT_READ_REFRESH, &cat);
+    if (r < 0)
+        return r;
+    r = core_checkpoint_list(&cat, 0, &cps, &n);
     if (r < 0)
         return r;
     core_checkpoint_list_free(cps, n);

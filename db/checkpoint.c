@@ -1,5 +1,6 @@
 /* The checkpoints table; see checkpoint.h. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,6 +66,21 @@ read_row(sqlite3_stmt *st, struct db_checkpoint *c)
     return 0;
 }
 
+/* Bumped after every write to the table (by any handle of this process). */
+static atomic_uint_fast64_t version = 1;
+
+static void
+changed(void)
+{
+    atomic_fetch_add(&version, 1);
+}
+
+uint64_t
+db_checkpoint_version(void)
+{
+    return atomic_load(&version);
+}
+
 int
 db_checkpoint_put(struct db *db, const struct db_checkpoint *c)
 {
@@ -95,6 +111,7 @@ db_checkpoint_put(struct db *db, const struct db_checkpoint *c)
     rc = sqlite3_step(st);
     if (rc != SQLITE_DONE)
         return db_error(db, rc, "store checkpoint");
+    changed();
     return 0;
 }
 
@@ -199,6 +216,7 @@ db_checkpoint_set_state(struct db *db, const char *domain_uuid, const char *name
         return db_error(db, rc, "update checkpoint state");
     if (sqlite3_changes(db->h) == 0)
         return err_set(-ENOENT, "checkpoint '%s' not found", name);
+    changed();
     return 0;
 }
 
@@ -219,5 +237,6 @@ db_checkpoint_delete(struct db *db, const char *domain_uuid, const char *name)
         return db_error(db, rc, "delete checkpoint");
     if (sqlite3_changes(db->h) == 0)
         return err_set(-ENOENT, "checkpoint '%s' not found", name);
+    changed();
     return 0;
 }

@@ -51,6 +51,12 @@ int db_checkpoint_set_state(struct db *db, const char *domain_uuid, const char *
 /* Deletes one row. -ENOENT when there is none. */
 int db_checkpoint_delete(struct db *db, const char *domain_uuid, const char *name);
 
+/*
+ * A number that changes whenever a row is written through the functions
+ * above (by any thread of this process), for caches of what rows show.
+ */
+uint64_t db_checkpoint_version(void);
+
 /* Free what the functions above return; both accept NULL. */
 void db_checkpoint_free(struct db_checkpoint *c);
 void db_checkpoint_list_free(struct db_checkpoint *list, size_t n);

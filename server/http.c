@@ -121,21 +121,11 @@ static enum MHD_Result
 queue_json(struct req *rq, int status, json_t *json, const char *type, const char *location,
            const char *allow, bool auth_challenge)
 {
-    char *text = json ? json_dumps(json, JSON_COMPACT) : NULL;
-    size_t len;
+    char *text = api_json_text(json);
 
-    json_decref(json);
     if (!text)
         return queue(rq, 500, NULL, 0, NULL, NULL, NULL, false);
-    len = strlen(text);
-    /* A trailing newline, for people reading with curl. */
-    char *nl = realloc(text, len + 2);
-    if (nl) {
-        text = nl;
-        text[len++] = '\n';
-        text[len] = '\0';
-    }
-    return queue(rq, status, text, len, type, location, allow, auth_challenge);
+    return queue(rq, status, text, strlen(text), type, location, allow, auth_challenge);
 }
 
 /* Answers a problem of the given kind; detail NULL uses the thread's err_detail(). */

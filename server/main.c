@@ -98,6 +98,7 @@ main(int argc, char **argv)
         .libvirt_uri = opts.libvirt_uri,
         .restore_roots = opts.restore_roots,
         .pull_idle_timeout = opts.pull_idle_timeout,
+        .reconcile_max_age = opts.reconcile_max_age,
     };
     r = core_start(&ccfg);
     if (r < 0) {

@@ -32,6 +32,9 @@ const char options_usage[] =
     "                         (default: the vault's folder 'restore')\n"
     "  --pull-idle-timeout SECS  abandon a pull backup whose exports nobody read for SECS\n"
     "                         (default 600)\n"
+    "  --reconcile-max-age SECS  reads answer from the catalog and compare a domain with\n"
+    "                         libvirt again in the background once its last comparison is\n"
+    "                         older than SECS; 0 compares before every read (default 5)\n"
     "  --help                 show this help and exit\n"
     "  --version              show the version and exit\n"
     "\n"
@@ -55,6 +58,7 @@ enum {
     OPT_MAX_BODY,
     OPT_RESTORE_ROOTS,
     OPT_PULL_IDLE_TIMEOUT,
+    OPT_RECONCILE_MAX_AGE,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -77,6 +81,7 @@ static const struct option long_options[] = {
     {"max-body", required_argument, NULL, OPT_MAX_BODY},
     {"restore-roots", required_argument, NULL, OPT_RESTORE_ROOTS},
     {"pull-idle-timeout", required_argument, NULL, OPT_PULL_IDLE_TIMEOUT},
+    {"reconcile-max-age", required_argument, NULL, OPT_RECONCILE_MAX_AGE},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -215,6 +220,12 @@ apply(struct options *o, int id, const char *name, const char *value, char *err,
                         value);
         o->pull_idle_timeout = (unsigned)n;
         return 0;
+    case OPT_RECONCILE_MAX_AGE:
+        if (parse_uint(value, 0, 24 * 3600, &n) < 0)
+            return fail(err, size, "%s: '%s' is not a number of seconds from 0 to 86400", name,
+                        value);
+        o->reconcile_max_age = (unsigned)n;
+        return 0;
     default:
         return fail(err, size, "%s: unknown option", name);
     }
@@ -232,6 +243,7 @@ set_defaults(struct options *o)
     o->per_ip_limit = 64;
     o->max_body = 1u << 20;
     o->pull_idle_timeout = 600;
+    o->reconcile_max_age = 5;
 }
 
 static int

@@ -30,6 +30,7 @@ struct options {
     size_t max_body;            /* bytes */
     char *restore_roots;        /* ':'-separated folders restores may write into, or NULL */
     unsigned pull_idle_timeout; /* seconds a pull backup's exports may go unread */
+    unsigned reconcile_max_age; /* seconds a read trusts a domain's last reconcile */
 };
 
 enum options_action {

@@ -183,6 +183,30 @@ text_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void
+text_copy_utf8(char *buf, size_t size, const char *s)
+{
+    size_t len = strlen(s);
+
+    if (len >= size) {
+        len = size - 1;
+        while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
+            len--; /* s[len] continues a sequence: cut before its first byte */
+    }
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+}
+
+uint32_t
+text_hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h;
+}
+
 uint64_t
 text_mono_ns(void)
 {

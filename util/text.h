@@ -59,6 +59,15 @@ int text_random_hex(char *buf, size_t size, size_t nbytes);
  */
 char *text_json_quote(const char *s);
 
+/*
+ * Copies s into buf (size > 0), cut short where it does not fit, but never
+ * in the middle of a UTF-8 sequence. Always NUL-terminates.
+ */
+void text_copy_utf8(char *buf, size_t size, const char *s);
+
+/* A hash of s for in-memory tables (FNV-1a; not for anything an attacker must not collide). */
+uint32_t text_hash(const char *s);
+
 /* True when s starts with prefix. */
 bool text_startswith(const char *s, const char *prefix);
 

@@ -161,6 +161,7 @@ deliver(enum virt_event_kind kind, virDomainPtr dom)
     virt_event_fn fn;
     void *opaque;
 
+    virt_domain_refs_forget(); /* names and UUIDs may mean other domains now */
     if (dom) {
         ev.domain = virDomainGetName(dom);
         if (virDomainGetUUIDString(dom, uuid) == 0)

@@ -1,5 +1,7 @@
 /* Domains: listing, lookup, disks and what each domain supports. */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +53,89 @@ virt_domain_open(const char *name_or_uuid, virConnectPtr *ret_conn, virDomainPtr
     if (r < 0)
         return r;
     *ret_conn = TAKE_PTR(conn);
+    return 0;
+}
+
+/* ---- resolving names and UUIDs, with a small cache ---- */
+
+#define REF_SLOTS 512
+
+static struct {
+    pthread_mutex_t lock;
+    struct {
+        char key[256]; /* what was asked: a name or a UUID */
+        struct virt_domain_ref ref;
+        uint64_t epoch, expires_ns;
+    } slot[REF_SLOTS];
+} refs = {.lock = PTHREAD_MUTEX_INITIALIZER};
+static atomic_uint_fast64_t refs_epoch = 1;
+
+void
+virt_domain_refs_forget(void)
+{
+    atomic_fetch_add(&refs_epoch, 1);
+}
+
+static size_t
+ref_slot(const char *key)
+{
+    return text_hash(key) % REF_SLOTS;
+}
+
+static bool
+ref_cached(const char *key, uint64_t epoch, struct virt_domain_ref *ret)
+{
+    size_t i = ref_slot(key);
+    bool hit;
+
+    pthread_mutex_lock(&refs.lock);
+    hit = refs.slot[i].epoch == epoch && text_mono_ns() < refs.slot[i].expires_ns &&
+          strcmp(refs.slot[i].key, key) == 0;
+    if (hit)
+        *ret = refs.slot[i].ref;
+    pthread_mutex_unlock(&refs.lock);
+    return hit;
+}
+
+static void
+ref_keep(const char *key, uint64_t epoch, const struct virt_domain_ref *ref)
+{
+    size_t i = ref_slot(key);
+
+    pthread_mutex_lock(&refs.lock);
+    snprintf(refs.slot[i].key, sizeof(refs.slot[i].key), "%s", key);
+    refs.slot[i].ref = *ref;
+    refs.slot[i].epoch = epoch;
+    refs.slot[i].expires_ns = text_mono_ns() + (uint64_t)VIRT_DOMAIN_REF_TTL_MS * 1000000;
+    pthread_mutex_unlock(&refs.lock);
+}
+
+int
+virt_domain_resolve(const char *name_or_uuid, struct virt_domain_ref *ret)
+{
+    _cleanup_conn_ virConnectPtr conn = NULL;
+    _cleanup_dom_ virDomainPtr dom = NULL;
+    /* Read before the lookup: an event that comes during it makes what it finds stale. */
+    uint64_t epoch = atomic_load(&refs_epoch);
+    bool cacheable = strlen(name_or_uuid) < sizeof(refs.slot[0].key);
+    struct virt_domain_ref ref = {0};
+    const char *name;
+    int r;
+
+    if (!virt_connected())
+        return virt_conn_get(&conn); /* says why */
+    if (cacheable && ref_cached(name_or_uuid, epoch, ret))
+        return 0;
+    r = virt_domain_open(name_or_uuid, &conn, &dom);
+    if (r < 0)
+        return r;
+    name = virDomainGetName(dom);
+    if (!name || virDomainGetUUIDString(dom, ref.uuid) < 0)
+        return virt_error("read domain information");
+    text_copy_utf8(ref.name, sizeof(ref.name), name);
+    if (cacheable)
+        ref_keep(name_or_uuid, epoch, &ref);
+    *ret = ref;
     return 0;
 }
 

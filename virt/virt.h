@@ -112,6 +112,23 @@ void virt_domain_list_free(struct virt_domain *list, size_t n);
 
 /* Looks a domain up by name or UUID. -ENOENT when there is none. */
 int virt_domain_get(const char *name_or_uuid, struct virt_domain **ret);
+
+/* Which domain a name or UUID means: enough to address it and to name it in a message. */
+struct virt_domain_ref {
+    char uuid[37];
+    char name[256]; /* cut short (never in the middle of a UTF-8 character) past 255 bytes */
+};
+
+/*
+ * Resolves a name or UUID as virt_domain_get() does, without reading the
+ * domain's definition. Answers come from a small cache that every domain
+ * event and every (re)connection empties and whose entries live at most
+ * VIRT_DOMAIN_REF_TTL_MS, so a read that only needs to know which domain is
+ * meant seldom costs a round trip to libvirt. -ENOTCONN without a
+ * connection, -ENOENT when there is no such domain.
+ */
+#define VIRT_DOMAIN_REF_TTL_MS 2000
+int virt_domain_resolve(const char *name_or_uuid, struct virt_domain_ref *ret);
 void virt_domain_free(struct virt_domain *d);
 
 /* Frees the members of d (not d itself). */

@@ -34,6 +34,9 @@ int virt_lookup(virConnectPtr conn, const char *name_or_uuid, virDomainPtr *ret)
  */
 int virt_domain_open(const char *name_or_uuid, virConnectPtr *ret_conn, virDomainPtr *ret_dom);
 
+/* Empties the cache of virt_domain_resolve(): a domain event or a new connection came. */
+void virt_domain_refs_forget(void);
+
 /* Driver name of the connection ("QEMU", "Test", ...), cached per connection. */
 const char *virt_driver_name(virConnectPtr conn);
 

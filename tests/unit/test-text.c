@@ -100,6 +100,16 @@ main(void)
     ok(!text_is_uuid("c7a5fdbd-edaf-9455-926a-d65c16db180"), "short uuid refused");
     ok(!text_is_uuid("c7a5fdbdxedaf-9455-926a-d65c16db1809"), "uuid without dash refused");
 
+    char small[6];
+    text_copy_utf8(small, sizeof(small), "abc");
+    ok(strcmp(small, "abc") == 0, "copy that fits: %s", small);
+    text_copy_utf8(small, sizeof(small), "abcdefg");
+    ok(strcmp(small, "abcde") == 0, "copy cut short: %s", small);
+    text_copy_utf8(small, sizeof(small), "abcd\xc3\xa9");
+    ok(strcmp(small, "abcd") == 0, "copy never cuts a UTF-8 sequence: %s", small);
+    text_copy_utf8(small, sizeof(small), "a\xe2\x82\xac\xe2\x82\xac");
+    ok(strcmp(small, "a\xe2\x82\xac") == 0, "copy keeps whole sequences: %s", small);
+
     char hex[17];
     ok(text_random_hex(hex, sizeof(hex), 8) == 0 && strlen(hex) == 16, "random hex %s", hex);
     ok(text_random_hex(hex, sizeof(hex), 9) == -EINVAL, "random hex refuses a small buffer");
