@@ -741,3 +741,54 @@ def bad_backup_bodies_on_qemu(qemu_backup):
 # Only where the build has backups (a skipped test counts as a failure in make test).
 if any('/backups' in p for p in spec()['paths']):
     test_bad_backup_bodies_on_qemu = bad_backup_bodies_on_qemu
+
+
+# --- Range headers on a ready pull backup's data ---------------------------------------------
+
+def range_cases(path, size):
+    invalid = [('no unit', '0-99'), ('another unit', 'items=0-9'), ('letters', 'bytes=a-b'),
+               ('reversed', 'bytes=9-0'), ('nothing', 'bytes='), ('a lone dash', 'bytes=-'),
+               ('a trailing comma', 'bytes=0-9,'), ('a semicolon', 'bytes=0-9;'),
+               ('two dashes', 'bytes=--5'), ('a sign', 'bytes=+0-9'),
+               ('20 digits', 'bytes=99999999999999999999-'),
+               ('2^64 - 1', 'bytes=18446744073709551615-'),
+               ('17 ranges', 'bytes=' + ','.join(f'{i}-{i}' for i in range(17))),
+               ('a space in a number', 'bytes=1 0-20'), ('hex', 'bytes=0x0-0x10')]
+    unsatisfiable = [('from the end', f'bytes={size}-'),
+                     ('far past the end', f'bytes={size * 2}-{size * 3}'),
+                     ('an empty suffix', 'bytes=-0'),
+                     ('all of several past the end', f'bytes={size}-,{size + 10}-{size + 20}')]
+    return ([Case(f'Range {label}: {value[:40]}', 'GET', path, 400, 'invalid_request',
+                  headers={'Range': value}) for label, value in invalid] +
+            [Case(f'Range {label}', 'GET', path, 416, 'range_not_satisfiable',
+                  headers={'Range': value}) for label, value in unsatisfiable])
+
+
+def test_bad_range_headers_on_qemu(vv_qemu, qemu_domain):
+    c, dom = vv_qemu.client, qemu_domain
+    r = c.post(f'/v1/domains/{dom}/backups', json={'type': 'full', 'mode': 'pull'})
+    assert r.status == 202, r
+    bid = r.json['id']
+    deadline = time.time() + 60
+    while (b := c.get(f'/v1/domains/{dom}/backups/{bid}').json)['state'] != 'ready':
+        assert b['state'] == 'running' and time.time() < deadline, b
+        time.sleep(0.1)
+    path = f'/v1/domains/{dom}/backups/{bid}/disks/vda/data'
+    r = c.get(path, headers={'Range': 'bytes=0-0'})
+    assert r.status == 206, r
+    size = int(r.headers['content-range'].rsplit('/', 1)[1])
+    uuid = b['domain_uuid']
+
+    def qstate(d):
+        db = sqlite_dump(d.db_path)
+        db['checkpoints'] = [x for x in db.get('checkpoints', []) if uuid in x]
+        backup = Client(d.url, validate=False).get(f'/v1/domains/{dom}/backups/{bid}').json
+        return {'db': db, 'virsh': virsh_lists([dom]), 'state': backup['state']}
+
+    cases = range_cases(path, size)
+    failures = check(vv_qemu, cases, state_fn=qstate)
+    assert not failures, f'{len(failures)} of {len(cases)} cases:\n' + '\n'.join(failures)
+    # The export still serves good ranges, and the backup ends normally.
+    r = c.get(path, headers={'Range': f'bytes={size - 512}-'})
+    assert r.status == 206 and len(r.raw) == 512, r
+    assert c.post(f'/v1/domains/{dom}/backups/{bid}/finish').status == 200

@@ -420,7 +420,7 @@ def test_qemu_lost_metadata_is_redefined_and_incremental_works(vv_qemu, qemu_dom
         virsh('checkpoint-delete', dom, n, '--metadata')
     assert virsh_checkpoints(dom) == {}
 
-    after = listing(c, dom)
+    after = listing(c, dom, '?refresh=true')  # reconcile now, not within the max age
     assert chain_view(after) == chain_view(before)
     for i in after:
         assert i['state'] == 'redefined' and i['in_libvirt'], i
@@ -505,7 +505,7 @@ def test_qemu_failed_validation_marks_broken(vv_qemu, qemu_domain, sandbox):
     for n in ('c2', 'c1'):
         virsh('checkpoint-delete', dom, n, '--metadata')
     virsh('start', dom)
-    items = by_name(listing(c, dom))
+    items = by_name(listing(c, dom, '?refresh=true'))
     assert items['c1']['state'] == 'broken', items['c1']
     assert 'failed validation' in items['c1']['reason'], items['c1']
     assert items['c2']['state'] == 'redefined', items['c2']
@@ -531,7 +531,7 @@ def test_qemu_orphans_are_recorded_then_adopted(vv_qemu, qemu_domain):
     c, dom = vv_qemu.client, qemu_domain
     create(c, dom, 'mine')
     virsh('checkpoint-create-as', dom, 'theirs')
-    items = by_name(listing(c, dom))
+    items = by_name(listing(c, dom, '?refresh=true'))
     assert items['theirs']['state'] == 'orphaned', items
     assert 'not created through virtvault' in items['theirs']['reason']
     assert items['theirs']['parent'] == 'mine'
@@ -541,7 +541,7 @@ def test_qemu_orphans_are_recorded_then_adopted(vv_qemu, qemu_domain):
     # with them (still orphaned), since the chain needs it.
     for n in ('after', 'theirs', 'mine'):
         virsh('checkpoint-delete', dom, n, '--metadata')
-    items = by_name(listing(c, dom))
+    items = by_name(listing(c, dom, '?refresh=true'))
     assert [(n, items[n]['state'], items[n]['in_libvirt']) for n in ('mine', 'theirs', 'after')] \
         == [('mine', 'redefined', True), ('theirs', 'orphaned', True), ('after', 'redefined', True)]
     assert virsh_checkpoints(dom) == {'mine': None, 'theirs': 'mine', 'after': 'theirs'}
@@ -549,7 +549,7 @@ def test_qemu_orphans_are_recorded_then_adopted(vv_qemu, qemu_domain):
     # An orphan nothing of the service's needs is not its to keep: removed behind its back,
     # it is forgotten, not redefined.
     virsh('checkpoint-create-as', dom, 'leaf')
-    assert by_name(listing(c, dom))['leaf']['state'] == 'orphaned'
+    assert by_name(listing(c, dom, '?refresh=true'))['leaf']['state'] == 'orphaned'
     virsh('checkpoint-delete', dom, 'leaf', '--metadata')
     r = c.post(f'/v1/domains/{dom}/checkpoints:reconcile')
     assert r.status == 200
@@ -564,7 +564,7 @@ def test_qemu_orphans_are_recorded_then_adopted(vv_qemu, qemu_domain):
     assert by_name(listing(c, dom))['theirs']['state'] == 'ok'
     for n in ('after', 'theirs'):
         virsh('checkpoint-delete', dom, n, '--metadata')
-    items = by_name(listing(c, dom))
+    items = by_name(listing(c, dom, '?refresh=true'))
     assert items['theirs']['state'] == 'redefined' and items['after']['state'] == 'redefined'
     assert virsh_checkpoints(dom) == {'mine': None, 'theirs': 'mine', 'after': 'theirs'}
 
@@ -575,7 +575,7 @@ def test_qemu_names_outside_the_rule_stay_addressable(vv_qemu, qemu_domain):
     virsh('checkpoint-create-as', dom, long_name)
     problem(c.post(f'/v1/domains/{dom}/checkpoints', json={'name': long_name}), 400,
             'invalid_request')
-    r = c.get(f'/v1/domains/{dom}/checkpoints/{urllib.parse.quote(long_name)}')
+    r = c.get(f'/v1/domains/{dom}/checkpoints/{urllib.parse.quote(long_name)}?refresh=true')
     assert r.status == 200 and r.json['name'] == long_name and r.json['state'] == 'orphaned', r
     assert c.delete(f'/v1/domains/{dom}/checkpoints/{long_name}').status == 204
     assert virsh_checkpoints(dom) == {} and listing(c, dom) == []
@@ -642,3 +642,67 @@ def test_qemu_busy_with_a_job_of_the_service(vv_qemu, qemu_domain):
     assert seen, 'no checkpoint request met the running snapshot job'
     assert create(c, dom, 'after-job')['state'] == 'ok'
     assert [i['name'] for i in listing(c, dom)][-1] == 'after-job'
+
+
+# ------------------------------------------------- reads from the catalog, and how fresh
+
+def test_qemu_reads_catch_up_with_changes_behind_the_service(make_daemon, qemu_domain):
+    """Reads answer from the catalog: what the service does shows at once, what virsh does
+    behind its back shows after the next reconcile (background, or refresh=true)."""
+    d = make_daemon('qemu:///system', args=['--reconcile-max-age', '1']).start()
+    d.wait_ready()
+    c, dom = d.client, qemu_domain
+    create(c, dom, 'mine')  # reconciles first, then creates
+    virsh('checkpoint-create-as', dom, 'theirs')
+    # No event tells of it and no read asked for a reconcile since: the first read answers
+    # from the catalog (whatever the time since), where it is not yet, but the service's own
+    # checkpoint is.
+    assert [i['name'] for i in listing(c, dom)] == ['mine']
+    # A read that finds the last reconcile older than a second queues one; it shows soon after.
+    wait_for('the background reconcile to record it',
+             lambda: 'theirs' in by_name(listing(c, dom)), timeout=20)
+    assert by_name(listing(c, dom))['theirs']['state'] == 'orphaned'
+
+    # refresh=true reconciles before answering: metadata lost just now comes back in that answer.
+    virsh('checkpoint-delete', dom, 'mine', '--metadata')
+    assert 'mine' not in virsh_checkpoints(dom)
+    item = by_name(listing(c, dom, '?refresh=true'))['mine']
+    assert item['state'] == 'redefined' and item['in_libvirt'], item
+    assert 'mine' in virsh_checkpoints(dom)
+    r = c.get(f'/v1/domains/{dom}/checkpoints/mine?refresh=true')
+    assert r.status == 200 and r.json['state'] == 'redefined', r
+
+    # What the service deletes is gone from the next answer, with no wait.
+    assert c.delete(f'/v1/domains/{dom}/checkpoints/theirs').status == 204
+    assert [i['name'] for i in listing(c, dom)] == ['mine']
+    problem(c.get(f'/v1/domains/{dom}/checkpoints/mine?refresh=maybe'), 400, 'invalid_request')
+    problem(c.get(f'/v1/domains/{dom}/checkpoints?refresh=2'), 400, 'invalid_request')
+
+
+def test_qemu_max_age_zero_reconciles_before_every_read(make_daemon, qemu_domain):
+    d = make_daemon('qemu:///system', args=['--reconcile-max-age', '0']).start()
+    d.wait_ready()
+    c, dom = d.client, qemu_domain
+    create(c, dom, 'c1')
+    virsh('checkpoint-delete', dom, 'c1', '--metadata')
+    item = by_name(listing(c, dom))['c1']
+    assert item['state'] == 'redefined' and item['in_libvirt'], item
+    virsh('checkpoint-create-as', dom, 'outside')
+    assert by_name(listing(c, dom))['outside']['state'] == 'orphaned'
+
+
+def test_listing_follows_every_write_at_once(vv_test):
+    """The kept listing is never served once the catalog changed: creates, deletes and a
+    reconcile that adopts show in the very next answer, for every filter."""
+    c = vv_test.client
+    seen = []
+    for i in range(5):
+        create(c, 'test', f'w{i}')
+        seen.append(f'w{i}')
+        assert [x['name'] for x in listing(c, 'test')] == seen
+        assert [x['name'] for x in listing(c, 'test', '?leaves=true')] == [f'w{i}']
+        assert [x['name'] for x in listing(c, 'test', '?roots=true')] == ['w0']
+    assert c.delete('/v1/domains/test/checkpoints/w4').status == 204
+    assert [x['name'] for x in listing(c, 'test', '?leaves=true')] == ['w3']
+    assert c.delete('/v1/domains/test/checkpoints/w0?children=true').status == 204
+    assert listing(c, 'test') == [] and listing(c, 'test', '?roots=true') == []
