@@ -246,8 +246,8 @@ in_libvirt(const char *uuid, const struct stored *s, const bool *present, size_t
 }
 
 static int
-build_list(const struct core_checkpoint_catalog *cat, unsigned filter,
-           struct core_checkpoint **ret, size_t *ret_n)
+build_list(const struct core_checkpoint_catalog *cat, unsigned filter, struct core_checkpoint **ret,
+           size_t *ret_n)
 {
     _cleanup_(stored_clear) struct stored s = {0};
     _cleanup_free_ bool *present = NULL;
