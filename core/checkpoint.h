@@ -19,8 +19,9 @@
  * that has missed writes cannot become trustworthy again.
  *
  * The reconciler runs at start-up (for every domain, on each connection to
- * libvirt), when a domain is defined or started (on a worker thread, queued
- * from libvirt's events), before every operation here, and on demand. It
+ * libvirt), when a domain is defined, started or stopped (on a worker
+ * thread, queued from libvirt's events), before every write here, when a
+ * read finds the last reconcile too old (see below), and on demand. It
  * never runs while another operation holds the domain's busy claim (busy.h),
  * except when that holder calls core_checkpoint_reconcile() itself.
  *

@@ -986,8 +986,10 @@ core_checkpoint_on_event(const struct virt_event *ev)
 {
     if (ev->kind == VIRT_EVENT_CONNECTED)
         enqueue(NULL);
-    else if ((ev->kind == VIRT_EVENT_DEFINED || ev->kind == VIRT_EVENT_STARTED) && ev->uuid)
-        enqueue(ev->uuid);
+    else if ((ev->kind == VIRT_EVENT_DEFINED || ev->kind == VIRT_EVENT_STARTED ||
+              ev->kind == VIRT_EVENT_STOPPED) &&
+             ev->uuid)
+        enqueue(ev->uuid); /* a stop: what the bitmaps in the images say now (a crash loses them) */
 }
 
 int

@@ -36,7 +36,14 @@ def test_qemu_killed_marks_its_checkpoints_broken(vv_qemu, qemu_domain, sandbox)
         assert time.time() < deadline, domstate(dom)
         time.sleep(0.2)
 
-    items = {i['name']: i for i in c.get(f'/v1/domains/{dom}/checkpoints').json['items']}
+    # The stop event alone has the domain reconciled: no refresh asked for.
+    def listed():
+        return {i['name']: i for i in c.get(f'/v1/domains/{dom}/checkpoints').json['items']}
+    deadline = time.time() + 30
+    while any(i['state'] != 'broken' for i in listed().values()):
+        assert time.time() < deadline, listed()
+        time.sleep(0.2)
+    items = listed()
     assert set(items) == {'c1', 'c2'}
     for i in items.values():
         assert i['state'] == 'broken', i
