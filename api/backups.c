@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "bodies.h"
 #include "api_json.h"
 #include "cleanup.h"
 #include "core/backup.h"
@@ -19,7 +20,6 @@
 
 #define LIST_LIMIT_DEFAULT 100
 #define LIST_LIMIT_MAX     500
-#define MAX_REQUEST_DISKS  64
 
 static const char *const backup_types[] = {"full", "incremental", "differential", NULL};
 static const char *const backup_states[] = {"running", "ready",     "completed",
@@ -161,65 +161,16 @@ api_backups_list(const struct api_request *req, struct api_response *resp)
 int
 api_backup_create(const struct api_request *req, struct api_response *resp)
 {
-    const char *type = "auto", *since = NULL, *mode = "push", *target = NULL;
-    json_t *disks = NULL;
-    json_int_t bandwidth = 0;
-    const char *names[MAX_REQUEST_DISKS];
+    struct api_backup_body body;
     struct db_backup *b = NULL;
     struct db_job *job = NULL;
     json_t *out;
     int r;
 
-    r = api_body_unpack(req, "{s?s, s?s, s?o, s?I, s?s, s?s}", "type", &type, "since", &since,
-                        "disks", &disks, "bandwidth", &bandwidth, "mode", &mode, "target", &target);
+    r = api_backup_body_read(req, &body);
     if (r < 0)
         return r;
-    if (strcmp(mode, "push") != 0 && strcmp(mode, "pull") != 0)
-        return err_set(-EINVAL, "mode must be push or pull");
-    if (target && strcmp(target, "vault") != 0 && strcmp(target, "client") != 0)
-        return err_set(-EINVAL, "target must be client or vault");
-    if (target && strcmp(target, "client") == 0 && strcmp(mode, "push") == 0)
-        return err_set(-EINVAL, "target client goes with mode pull (a push backup goes into "
-                                "the vault)");
-    if (bandwidth && strcmp(mode, "pull") == 0)
-        return err_set(-EINVAL, "bandwidth goes with mode push only (a pull reader sets its "
-                                "own pace)");
-    if (strcmp(type, "auto") != 0 && strcmp(type, "full") != 0 &&
-        strcmp(type, "incremental") != 0 && strcmp(type, "differential") != 0)
-        return err_set(-EINVAL, "type must be one of full, incremental, differential, auto");
-    if (since && strcmp(type, "differential") != 0)
-        return err_set(-EINVAL, "since goes with type differential only");
-    if (since && !text_name_valid(since))
-        return err_set(-EINVAL, "since: '%s' is not a valid checkpoint name", since);
-    if (bandwidth < 0)
-        return err_set(-EINVAL, "bandwidth must be a number of bytes per second, 0 for no limit");
-
-    struct core_backup_request breq = {
-        .type = type,
-        .since = since,
-        .bandwidth = (uint64_t)bandwidth,
-        .mode = mode,
-        .to_vault = target && strcmp(target, "vault") == 0,
-    };
-    if (disks) {
-        size_t i;
-        json_t *v;
-
-        if (!json_is_array(disks) || json_array_size(disks) == 0 ||
-            json_array_size(disks) > MAX_REQUEST_DISKS)
-            return err_set(-EINVAL, "disks must be a list of 1 to %d disk targets",
-                           MAX_REQUEST_DISKS);
-        json_array_foreach(disks, i, v)
-        {
-            if (!json_is_string(v) || !text_name_valid(json_string_value(v)))
-                return err_set(-EINVAL, "disks: item %zu is not a disk target such as \"vda\"", i);
-            names[i] = json_string_value(v);
-        }
-        breq.disks = names;
-        breq.n_disks = json_array_size(disks);
-    }
-
-    r = core_backup_create(req->params[0], &breq, &b, &job);
+    r = core_backup_create(req->params[0], &body.req, &b, &job);
     if (r < 0)
         return r;
     api_set_location(resp, "/v1/jobs/%s", job->id);
@@ -283,26 +234,14 @@ reply_job(struct api_response *resp, struct db_job *job)
 int
 api_backup_restore(const struct api_request *req, struct api_response *resp)
 {
-    const char *target_dir = NULL, *format = "qcow2", *name = NULL;
-    json_t *define = NULL;
+    struct core_restore_request body;
     struct db_job *job = NULL;
     int r;
 
-    r = api_body_unpack(req, "{s:s, s?s, s?o}", "target_dir", &target_dir, "format", &format,
-                        "define", &define);
+    r = api_restore_body_read(req, &body);
     if (r < 0)
         return r;
-    if (define && !json_is_null(define)) {
-        json_error_t jerr;
-        if (json_unpack_ex(define, &jerr, JSON_STRICT, "{s:s}", "name", &name) < 0)
-            return err_set(-EINVAL, "define must be {\"name\": \"...\"}: %s", jerr.text);
-    }
-    struct core_restore_request rreq = {
-        .target_dir = target_dir,
-        .format = format,
-        .define_name = name,
-    };
-    r = core_backup_restore(req->params[0], req->params[1], &rreq, &job);
+    r = core_backup_restore(req->params[0], req->params[1], &body, &job);
     if (r < 0)
         return r;
     return reply_job(resp, job);

@@ -9,13 +9,12 @@
 #include <string.h>
 
 #include "api.h"
+#include "bodies.h"
 #include "cleanup.h"
 #include "core/checkpoint.h"
 #include "err.h"
 #include "text.h"
 
-#define DESCRIPTION_MAX 1024
-#define DISKS_MAX       64
 #define LOOKUP_NAME_MAX 1024
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct core_checkpoint *, core_checkpoint_free);
@@ -108,77 +107,17 @@ api_checkpoints_list(const struct api_request *req, struct api_response *resp)
     return api_reply_text(resp, 200, text, "application/json");
 }
 
-/* Free text that goes into XML: bounded, no NUL, no control characters but tab and newline. */
-static int
-check_description(const char *s, size_t len)
-{
-    if (len > DESCRIPTION_MAX)
-        return err_set(-EINVAL, "description: at most %d bytes", DESCRIPTION_MAX);
-    if (strlen(s) != len)
-        return err_set(-EINVAL, "description: must not contain NUL characters");
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if ((*p < 0x20 && *p != '\t' && *p != '\n') || *p == 0x7f)
-            return err_set(-EINVAL, "description: control characters other than tab and newline "
-                                    "are not allowed");
-    return 0;
-}
-
-static int
-read_disks(json_t *disks, const char **names, size_t *ret_n)
-{
-    size_t n = json_array_size(disks);
-
-    if (!json_is_array(disks))
-        return err_set(-EINVAL, "disks: must be an array of disk targets");
-    if (n == 0 || n > DISKS_MAX)
-        return err_set(-EINVAL, "disks: name 1 to %d disk targets (or leave it out for all)",
-                       DISKS_MAX);
-    for (size_t i = 0; i < n; i++) {
-        json_t *v = json_array_get(disks, i);
-        const char *t = json_string_value(v);
-
-        if (!json_is_string(v) || strlen(t) != json_string_length(v) || !text_name_valid(t))
-            return err_set(-EINVAL, "disks[%zu]: must be a disk target such as \"vda\"", i);
-        names[i] = t;
-    }
-    *ret_n = n;
-    return 0;
-}
-
 int
 api_checkpoint_create(const struct api_request *req, struct api_response *resp)
 {
     _cleanup_(core_checkpoint_freep) struct core_checkpoint *c = NULL;
-    const char *name = NULL, *description = NULL;
-    const char *disk_names[DISKS_MAX];
-    size_t name_len = 0, description_len = 0;
-    json_t *disks = NULL;
-    struct core_checkpoint_request creq = {0};
+    struct api_checkpoint_body body;
     int r;
 
-    r = api_body_unpack(req, "{s?s%, s?s%, s?o}", "name", &name, &name_len, "description",
-                        &description, &description_len, "disks", &disks);
+    r = api_checkpoint_body_read(req, &body);
     if (r < 0)
         return r;
-    if (name && (strlen(name) != name_len || !text_name_valid(name)))
-        return err_set(-EINVAL,
-                       "name: use 1 to %d characters from A-Z a-z 0-9 . _ -, not starting "
-                       "with '.'",
-                       NAME_MAX_LEN);
-    if (description) {
-        r = check_description(description, description_len);
-        if (r < 0)
-            return r;
-    }
-    if (disks) {
-        r = read_disks(disks, disk_names, &creq.n_disks);
-        if (r < 0)
-            return r;
-        creq.disks = disk_names;
-    }
-    creq.name = name;
-    creq.description = description;
-    r = core_checkpoint_create(req->params[0], &creq, &c);
+    r = core_checkpoint_create(req->params[0], &body.req, &c);
     if (r < 0)
         return r;
     api_set_location(resp, "/v1/domains/%s/checkpoints/%s", c->domain_uuid, c->def->name);
@@ -243,11 +182,11 @@ int
 api_checkpoints_reconcile(const struct api_request *req, struct api_response *resp)
 {
     _cleanup_(core_reconcile_report_freep) struct core_reconcile_report *rep = NULL;
-    int adopt = 0;
+    bool adopt;
     json_t *actions;
     int r;
 
-    r = api_body_unpack(req, "{s?b}", "adopt", &adopt);
+    r = api_reconcile_body_read(req, &adopt);
     if (r < 0)
         return r;
     r = core_checkpoint_reconcile_now(req->params[0], adopt ? CORE_RECONCILE_ADOPT : 0, &rep);

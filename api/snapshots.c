@@ -9,14 +9,13 @@
 #include <time.h>
 
 #include "api.h"
+#include "bodies.h"
 #include "api_json.h"
 #include "cleanup.h"
 #include "core/core.h"
 #include "core/snapshot.h"
 #include "err.h"
 #include "text.h"
-
-#define SNAPSHOT_DISKS_MAX 64
 
 static const char *
 location_name(enum virt_snap_location l)
@@ -179,52 +178,18 @@ api_snapshots_list(const struct api_request *req, struct api_response *resp)
     return api_reply(resp, 200, api_list(items));
 }
 
-/* Reads "disks" of a create request into reqs (at most SNAPSHOT_DISKS_MAX). */
-static int
-unpack_disks(json_t *disks, struct core_snapshot_disk_req *reqs, size_t *ret_n)
-{
-    size_t i;
-    json_t *d;
-
-    if (!json_is_array(disks))
-        return err_set(-EINVAL, "disks must be an array of objects");
-    if (json_array_size(disks) > SNAPSHOT_DISKS_MAX)
-        return err_set(-EINVAL, "disks: at most %d entries", SNAPSHOT_DISKS_MAX);
-    json_array_foreach(disks, i, d)
-    {
-        json_error_t jerr;
-        struct core_snapshot_disk_req *q = &reqs[i];
-        if (json_unpack_ex(d, &jerr, JSON_STRICT, "{s:s, s?s, s?s}", "target", &q->target,
-                           "location", &q->location, "file", &q->file) < 0)
-            return err_set(-EINVAL, "disks[%zu]: %s", i, jerr.text);
-    }
-    *ret_n = json_array_size(disks);
-    return 0;
-}
-
 int
 api_snapshot_create(const struct api_request *req, struct api_response *resp)
 {
-    struct core_snapshot_disk_req disks[SNAPSHOT_DISKS_MAX] = {{0}};
-    struct core_snapshot_req q = {.disks = disks};
     _cleanup_(virt_snapshot_freep) struct virt_snapshot *snap = NULL;
     _cleanup_(db_job_freep) struct db_job *job = NULL;
-    json_t *jdisks = NULL;
-    int quiesce = 0;
+    struct api_snapshot_body body;
     int r;
 
-    r = api_body_unpack(req, "{s?s, s?s, s?s, s?s, s?s, s?b, s?o}", "name", &q.name, "description",
-                        &q.description, "kind", &q.kind, "location", &q.location, "memory_file",
-                        &q.memory_file, "quiesce", &quiesce, "disks", &jdisks);
+    r = api_snapshot_body_read(req, &body);
     if (r < 0)
         return r;
-    q.quiesce = quiesce;
-    if (jdisks) {
-        r = unpack_disks(jdisks, disks, &q.n_disks);
-        if (r < 0)
-            return r;
-    }
-    r = core_snapshot_create(req->params[0], &q, &snap, &job);
+    r = core_snapshot_create(req->params[0], &body.req, &snap, &job);
     if (r < 0)
         return r;
     if (job) {
@@ -307,34 +272,16 @@ api_snapshot_delete(const struct api_request *req, struct api_response *resp)
 int
 api_snapshot_revert(const struct api_request *req, struct api_response *resp)
 {
-    static const struct {
-        const char *name;
-        enum virt_snap_start start;
-    } starts[] = {
-        {"as_taken", VIRT_SNAP_START_AS_TAKEN},
-        {"running", VIRT_SNAP_START_RUNNING},
-        {"paused", VIRT_SNAP_START_PAUSED},
-    };
-    const char *start = NULL;
-    enum virt_snap_start mode = VIRT_SNAP_START_AS_TAKEN;
+    enum virt_snap_start start;
     struct virt_domain *d = NULL;
-    bool found = false;
-    int force = 0;
+    bool force;
     json_t *out;
     int r;
 
-    r = api_body_unpack(req, "{s?s, s?b}", "start", &start, "force", &force);
+    r = api_revert_body_read(req, &start, &force);
     if (r < 0)
         return r;
-    for (size_t i = 0; start && i < ARRAY_SIZE(starts); i++) {
-        if (strcmp(start, starts[i].name) == 0) {
-            mode = starts[i].start;
-            found = true;
-        }
-    }
-    if (start && !found)
-        return err_set(-EINVAL, "start must be running, paused or as_taken, not '%s'", start);
-    r = core_snapshot_revert(req->params[0], req->params[1], mode, force);
+    r = core_snapshot_revert(req->params[0], req->params[1], start, force);
     if (r < 0)
         return r;
     r = core_domain_get(req->params[0], &d);

@@ -1,10 +1,11 @@
 /*
  * Fuzzes request bodies as the server parses them (duplicate keys refused)
- * and the strict unpacking that every resource uses.
+ * and then as every resource reads them (api/bodies.h): checkpoint, reconcile,
+ * snapshot, revert, backup and restore bodies, each on every input.
  */
 #include <stdint.h>
 
-#include "api/api.h"
+#include "api/bodies.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -15,14 +16,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_t *body =
         json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     struct api_request req = {.method = "POST", .path = "/fuzz", .body = body};
-    const char *name = NULL, *desc = NULL;
-    json_t *disks = NULL;
-    int flag = 0;
+    struct api_checkpoint_body checkpoint;
+    struct api_snapshot_body snapshot;
+    struct api_backup_body backup;
+    struct core_restore_request restore;
+    enum virt_snap_start start;
+    bool flag;
 
     if (!body)
         return 0;
-    (void)api_body_unpack(&req, "{s?s, s?s, s?o, s?b}", "name", &name, "description", &desc,
-                          "disks", &disks, "force", &flag);
+    (void)api_checkpoint_body_read(&req, &checkpoint);
+    (void)api_reconcile_body_read(&req, &flag);
+    (void)api_snapshot_body_read(&req, &snapshot);
+    (void)api_revert_body_read(&req, &start, &flag);
+    (void)api_backup_body_read(&req, &backup);
+    (void)api_restore_body_read(&req, &restore);
     char *out = json_dumps(body, JSON_COMPACT);
     free(out);
     json_decref(body);

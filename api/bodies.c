@@ -1,0 +1,225 @@
+/* The request bodies of every resource; see bodies.h. */
+#include <errno.h>
+#include <string.h>
+
+#include "bodies.h"
+#include "cleanup.h"
+#include "err.h"
+#include "text.h"
+
+#define DESCRIPTION_MAX 1024
+
+/* Free text that goes into XML: bounded, no NUL, no control characters but tab and newline. */
+static int
+check_description(const char *s, size_t len)
+{
+    if (len > DESCRIPTION_MAX)
+        return err_set(-EINVAL, "description: at most %d bytes", DESCRIPTION_MAX);
+    if (strlen(s) != len)
+        return err_set(-EINVAL, "description: must not contain NUL characters");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if ((*p < 0x20 && *p != '\t' && *p != '\n') || *p == 0x7f)
+            return err_set(-EINVAL, "description: control characters other than tab and newline "
+                                    "are not allowed");
+    return 0;
+}
+
+/* A list of 1 to API_BODY_DISKS_MAX disk targets ("vda"), into names[]. */
+static int
+read_disk_targets(json_t *disks, const char **names, size_t *ret_n)
+{
+    size_t n = json_array_size(disks);
+
+    if (!json_is_array(disks) || n == 0 || n > API_BODY_DISKS_MAX)
+        return err_set(-EINVAL, "disks: name 1 to %d disk targets (or leave it out for all)",
+                       API_BODY_DISKS_MAX);
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array_get(disks, i);
+        const char *t = json_string_value(v);
+
+        if (!json_is_string(v) || strlen(t) != json_string_length(v) || !text_name_valid(t))
+            return err_set(-EINVAL, "disks[%zu]: must be a disk target such as \"vda\"", i);
+        names[i] = t;
+    }
+    *ret_n = n;
+    return 0;
+}
+
+int
+api_checkpoint_body_read(const struct api_request *req, struct api_checkpoint_body *out)
+{
+    const char *name = NULL, *description = NULL;
+    size_t name_len = 0, description_len = 0;
+    json_t *disks = NULL;
+    int r;
+
+    memset(out, 0, sizeof(*out));
+    r = api_body_unpack(req, "{s?s%, s?s%, s?o}", "name", &name, &name_len, "description",
+                        &description, &description_len, "disks", &disks);
+    if (r < 0)
+        return r;
+    if (name && (strlen(name) != name_len || !text_name_valid(name)))
+        return err_set(-EINVAL,
+                       "name: use 1 to %d characters from A-Z a-z 0-9 . _ -, not starting "
+                       "with '.'",
+                       NAME_MAX_LEN);
+    if (description) {
+        r = check_description(description, description_len);
+        if (r < 0)
+            return r;
+    }
+    if (disks) {
+        r = read_disk_targets(disks, out->disks, &out->req.n_disks);
+        if (r < 0)
+            return r;
+        out->req.disks = out->disks;
+    }
+    out->req.name = name;
+    out->req.description = description;
+    return 0;
+}
+
+int
+api_reconcile_body_read(const struct api_request *req, bool *adopt)
+{
+    int flag = 0;
+    int r = api_body_unpack(req, "{s?b}", "adopt", &flag);
+
+    *adopt = flag;
+    return r;
+}
+
+int
+api_snapshot_body_read(const struct api_request *req, struct api_snapshot_body *out)
+{
+    struct core_snapshot_req *q = &out->req;
+    json_t *disks = NULL, *d;
+    int quiesce = 0;
+    size_t i;
+    int r;
+
+    memset(out, 0, sizeof(*out));
+    r = api_body_unpack(req, "{s?s, s?s, s?s, s?s, s?s, s?b, s?o}", "name", &q->name, "description",
+                        &q->description, "kind", &q->kind, "location", &q->location, "memory_file",
+                        &q->memory_file, "quiesce", &quiesce, "disks", &disks);
+    if (r < 0)
+        return r;
+    q->quiesce = quiesce;
+    q->disks = out->disks;
+    if (!disks)
+        return 0;
+    if (!json_is_array(disks))
+        return err_set(-EINVAL, "disks must be an array of objects");
+    if (json_array_size(disks) > API_BODY_DISKS_MAX)
+        return err_set(-EINVAL, "disks: at most %d entries", API_BODY_DISKS_MAX);
+    json_array_foreach(disks, i, d)
+    {
+        struct core_snapshot_disk_req *dq = &out->disks[i];
+        json_error_t jerr;
+
+        if (json_unpack_ex(d, &jerr, JSON_STRICT, "{s:s, s?s, s?s}", "target", &dq->target,
+                           "location", &dq->location, "file", &dq->file) < 0)
+            return err_set(-EINVAL, "disks[%zu]: %s", i, jerr.text);
+    }
+    q->n_disks = json_array_size(disks);
+    return 0;
+}
+
+int
+api_revert_body_read(const struct api_request *req, enum virt_snap_start *start, bool *force)
+{
+    static const struct {
+        const char *name;
+        enum virt_snap_start start;
+    } starts[] = {
+        {"as_taken", VIRT_SNAP_START_AS_TAKEN},
+        {"running", VIRT_SNAP_START_RUNNING},
+        {"paused", VIRT_SNAP_START_PAUSED},
+    };
+    const char *name = NULL;
+    int flag = 0;
+    int r;
+
+    r = api_body_unpack(req, "{s?s, s?b}", "start", &name, "force", &flag);
+    if (r < 0)
+        return r;
+    *force = flag;
+    *start = VIRT_SNAP_START_AS_TAKEN;
+    if (!name)
+        return 0;
+    for (size_t i = 0; i < ARRAY_SIZE(starts); i++)
+        if (strcmp(name, starts[i].name) == 0) {
+            *start = starts[i].start;
+            return 0;
+        }
+    return err_set(-EINVAL, "start must be running, paused or as_taken, not '%s'", name);
+}
+
+int
+api_backup_body_read(const struct api_request *req, struct api_backup_body *out)
+{
+    const char *type = "auto", *since = NULL, *mode = "push", *target = NULL;
+    json_t *disks = NULL;
+    json_int_t bandwidth = 0;
+    int r;
+
+    memset(out, 0, sizeof(*out));
+    r = api_body_unpack(req, "{s?s, s?s, s?o, s?I, s?s, s?s}", "type", &type, "since", &since,
+                        "disks", &disks, "bandwidth", &bandwidth, "mode", &mode, "target", &target);
+    if (r < 0)
+        return r;
+    if (strcmp(mode, "push") != 0 && strcmp(mode, "pull") != 0)
+        return err_set(-EINVAL, "mode must be push or pull");
+    if (target && strcmp(target, "vault") != 0 && strcmp(target, "client") != 0)
+        return err_set(-EINVAL, "target must be client or vault");
+    if (target && strcmp(target, "client") == 0 && strcmp(mode, "push") == 0)
+        return err_set(-EINVAL, "target client goes with mode pull (a push backup goes into "
+                                "the vault)");
+    if (bandwidth && strcmp(mode, "pull") == 0)
+        return err_set(-EINVAL, "bandwidth goes with mode push only (a pull reader sets its "
+                                "own pace)");
+    if (strcmp(type, "auto") != 0 && strcmp(type, "full") != 0 &&
+        strcmp(type, "incremental") != 0 && strcmp(type, "differential") != 0)
+        return err_set(-EINVAL, "type must be one of full, incremental, differential, auto");
+    if (since && strcmp(type, "differential") != 0)
+        return err_set(-EINVAL, "since goes with type differential only");
+    if (since && !text_name_valid(since))
+        return err_set(-EINVAL, "since: '%s' is not a valid checkpoint name", since);
+    if (bandwidth < 0)
+        return err_set(-EINVAL, "bandwidth must be a number of bytes per second, 0 for no limit");
+    out->req = (struct core_backup_request){
+        .type = type,
+        .since = since,
+        .bandwidth = (uint64_t)bandwidth,
+        .mode = mode,
+        .to_vault = target && strcmp(target, "vault") == 0,
+    };
+    if (disks) {
+        r = read_disk_targets(disks, out->disks, &out->req.n_disks);
+        if (r < 0)
+            return r;
+        out->req.disks = out->disks;
+    }
+    return 0;
+}
+
+int
+api_restore_body_read(const struct api_request *req, struct core_restore_request *out)
+{
+    json_t *define = NULL;
+    int r;
+
+    memset(out, 0, sizeof(*out));
+    out->format = "qcow2";
+    r = api_body_unpack(req, "{s:s, s?s, s?o}", "target_dir", &out->target_dir, "format",
+                        &out->format, "define", &define);
+    if (r < 0)
+        return r;
+    if (define && !json_is_null(define)) {
+        json_error_t jerr;
+
+        if (json_unpack_ex(define, &jerr, JSON_STRICT, "{s:s}", "name", &out->define_name) < 0)
+            return err_set(-EINVAL, "define must be {\"name\": \"...\"}: %s", jerr.text);
+    }
+    return 0;
+}

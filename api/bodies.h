@@ -1,0 +1,51 @@
+/*
+ * api/bodies.h - the request bodies of every resource, read and checked
+ * into core's request structs. Pure: nothing here calls into core or
+ * changes anything, so the fuzzer (tests/fuzz/fuzz-json-body.c) runs every
+ * one of them on each input. Strings are borrowed from the request's JSON;
+ * a body struct points into itself (do not copy it). Each function returns
+ * 0, or -EINVAL with a detail that says what is wrong with the body.
+ */
+#ifndef VV_API_BODIES_H
+#define VV_API_BODIES_H
+
+#include <stdbool.h>
+
+#include "api.h"
+#include "core/backup.h"
+#include "core/checkpoint.h"
+#include "core/snapshot.h"
+
+#define API_BODY_DISKS_MAX 64
+
+/* POST .../checkpoints: {name?, description?, disks?: ["vda", ...]} */
+struct api_checkpoint_body {
+    struct core_checkpoint_request req;
+    const char *disks[API_BODY_DISKS_MAX];
+};
+int api_checkpoint_body_read(const struct api_request *req, struct api_checkpoint_body *out);
+
+/* POST .../checkpoints:reconcile: {adopt?} */
+int api_reconcile_body_read(const struct api_request *req, bool *adopt);
+
+/* POST .../snapshots: {name?, description?, kind?, location?, memory_file?, quiesce?, disks?} */
+struct api_snapshot_body {
+    struct core_snapshot_req req;
+    struct core_snapshot_disk_req disks[API_BODY_DISKS_MAX];
+};
+int api_snapshot_body_read(const struct api_request *req, struct api_snapshot_body *out);
+
+/* POST .../snapshots/{name}/revert: {start?, force?} */
+int api_revert_body_read(const struct api_request *req, enum virt_snap_start *start, bool *force);
+
+/* POST .../backups: {type?, since?, disks?, bandwidth?, mode?, target?} */
+struct api_backup_body {
+    struct core_backup_request req;
+    const char *disks[API_BODY_DISKS_MAX];
+};
+int api_backup_body_read(const struct api_request *req, struct api_backup_body *out);
+
+/* POST .../backups/{id}/restore: {target_dir, format?, define?: {name}} */
+int api_restore_body_read(const struct api_request *req, struct core_restore_request *out);
+
+#endif
