@@ -891,36 +891,11 @@ pull_unregister(const char *id)
     pthread_mutex_unlock(&bk.lock);
 }
 
-/*
- * Publishes a begun client pull backup as ready and waits until it is
- * finished (0), abandoned (-ECANCELED), forgotten (-ETIMEDOUT) or ended by
- * libvirt (-EIO). The session stays registered: the caller unregisters it
- * once the outcome is recorded.
- */
+/* Waits for the end of a ready pull backup; see pull_serve(). */
 static int
-pull_serve(struct job *job, struct backup_run *br)
+pull_wait(struct job *job, const struct db_backup *b, struct pull_session *ps, uint64_t seen)
 {
-    const struct db_backup *b = br->b;
-    struct pull_session *ps = NULL;
-    uint64_t seen;
     int r;
-
-    pthread_mutex_lock(&bk.lock);
-    for (size_t i = 0; i < MAX_PULLS && !ps; i++)
-        if (!bk.pulls[i].used)
-            ps = &bk.pulls[i];
-    if (ps) {
-        *ps = (struct pull_session){.used = true, .last_ms = text_now_ms()};
-        snprintf(ps->id, sizeof(ps->id), "%s", b->id);
-    }
-    seen = bk.generation;
-    pthread_mutex_unlock(&bk.lock);
-    if (!ps)
-        return err_set(-EAGAIN, "too many pull backups are ready at once (at most %d)", MAX_PULLS);
-    r = db_backup_set_state(core_db(), b->id, "ready");
-    if (r < 0)
-        return r;
-    log_info("backup %s of %s ready: exports on %s", b->id, b->domain_name, br->pull_socket);
 
     for (;;) {
         struct virt_job_info ji;
@@ -952,6 +927,42 @@ pull_serve(struct job *job, struct backup_run *br)
             return err_set(-EIO, "libvirt's backup job ended while its exports were ready "
                                  "(was the domain stopped?)");
     }
+}
+
+/*
+ * Publishes a begun client pull backup as ready and waits until it is
+ * finished (0), abandoned (-ECANCELED), forgotten (-ETIMEDOUT) or ended by
+ * libvirt (-EIO). The session stays registered: the caller unregisters it
+ * once the outcome is recorded.
+ */
+static int
+pull_serve(struct job *job, struct backup_run *br)
+{
+    const struct db_backup *b = br->b;
+    struct pull_session *ps = NULL;
+    uint64_t seen;
+    int r;
+
+    pthread_mutex_lock(&bk.lock);
+    for (size_t i = 0; i < MAX_PULLS && !ps; i++)
+        if (!bk.pulls[i].used)
+            ps = &bk.pulls[i];
+    if (ps) {
+        *ps = (struct pull_session){.used = true, .last_ms = text_now_ms()};
+        snprintf(ps->id, sizeof(ps->id), "%s", b->id);
+    }
+    seen = bk.generation;
+    pthread_mutex_unlock(&bk.lock);
+    if (!ps)
+        return err_set(-EAGAIN, "too many pull backups are ready at once (at most %d)", MAX_PULLS);
+    r = db_backup_set_state(core_db(), b->id, "ready");
+    if (r < 0)
+        return r;
+    log_info("backup %s of %s ready: exports on %s", b->id, b->domain_name, br->pull_socket);
+    job_park(job, true); /* clients set the pace now: free the worker's place for others */
+    r = pull_wait(job, b, ps, seen);
+    job_park(job, false);
+    return r;
 }
 
 /* Records a client pull backup as completed: it stored nothing. */

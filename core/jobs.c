@@ -24,6 +24,7 @@ struct job {
     void *data;
     bool taken;   /* a worker has it */
     bool resumed; /* recovered from an earlier process */
+    bool parked;  /* waits on clients (job_park) */
     atomic_bool cancel;
     int64_t progress_saved_ms;
     struct job *next;
@@ -41,6 +42,8 @@ static struct {
     struct job *live; /* queued and running jobs, oldest first */
     pthread_t workers[MAX_WORKERS];
     size_t n_workers;
+    size_t base_workers; /* how many were asked for: kept free of parked jobs */
+    size_t n_parked;
     bool started, stopping;
     const struct job_kind *kinds[MAX_KINDS];
     size_t n_kinds;
@@ -176,6 +179,17 @@ worker_main(void *arg)
     }
 }
 
+/* Starts one more worker. Returns 0 or -EAGAIN (at the bound, or no thread). */
+static int
+spawn_worker_locked(void)
+{
+    if (jobs.n_workers >= MAX_WORKERS ||
+        pthread_create(&jobs.workers[jobs.n_workers], NULL, worker_main, NULL) != 0)
+        return -EAGAIN;
+    jobs.n_workers++;
+    return 0;
+}
+
 int
 core_jobs_register(const struct job_kind *kind)
 {
@@ -278,13 +292,15 @@ core_jobs_start(struct db *db, unsigned n_workers)
 
     if (n_workers > MAX_WORKERS)
         n_workers = MAX_WORKERS;
+    pthread_mutex_lock(&jobs.lock);
     jobs.stopping = false;
-    for (size_t i = 0; i < n_workers; i++) {
-        if (pthread_create(&jobs.workers[i], NULL, worker_main, NULL) != 0) {
-            core_jobs_stop();
-            return err_set(-EAGAIN, "cannot start the job workers");
-        }
-        jobs.n_workers++;
+    jobs.base_workers = n_workers;
+    for (size_t i = 0; i < n_workers && r >= 0; i++)
+        r = spawn_worker_locked();
+    pthread_mutex_unlock(&jobs.lock);
+    if (r < 0) {
+        core_jobs_stop();
+        return err_set(-EAGAIN, "cannot start the job workers");
     }
     jobs.started = true;
     return 0;
@@ -536,6 +552,23 @@ bool
 job_cancelled(const struct job *job)
 {
     return atomic_load(&((struct job *)job)->cancel);
+}
+
+void
+job_park(struct job *job, bool parked)
+{
+    pthread_mutex_lock(&jobs.lock);
+    if (job->parked != parked) {
+        job->parked = parked;
+        if (parked)
+            jobs.n_parked++;
+        else
+            jobs.n_parked--;
+        while (parked && !jobs.stopping && jobs.n_workers - jobs.n_parked < jobs.base_workers &&
+               spawn_worker_locked() == 0)
+            ;
+    }
+    pthread_mutex_unlock(&jobs.lock);
 }
 
 void

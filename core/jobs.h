@@ -138,6 +138,14 @@ bool job_cancelled(const struct job *job);
 void job_progress(struct job *job, uint64_t done, uint64_t total);
 
 /*
+ * For run(): the job waits on clients for a long time (parked true: a pull
+ * backup that is ready) or works again (false). While jobs are parked the
+ * runner starts more workers (up to a bound), so that as many as it was
+ * started with stay free for other jobs.
+ */
+void job_park(struct job *job, bool parked);
+
+/*
  * For run(): sets the job's result to a copy of json, which must be the text
  * of one JSON object. Returns 0 or -ENOMEM.
  */

@@ -6,6 +6,7 @@ Guest writes go through the guest's own device (scripts/sandbox write), so dirty
 them. What a test compares against is read from the disk itself (scripts/sandbox read).
 """
 import concurrent.futures
+import contextlib
 import os
 import random
 import re
@@ -294,6 +295,24 @@ def test_abandon_removes_the_checkpoint_and_the_next_incremental_is_correct(vv_q
              if e['dirty']]
     assert dirty == [(2 * MiB, MiB), (30 * MiB, MiB)], dirty
     assert c.post(f'/v1/domains/{domain}/backups/{b2["id"]}/finish').status == 200
+
+
+def test_ready_pulls_leave_the_job_workers_to_other_jobs(vv_qemu, sandbox):
+    """More pull backups wait for their readers than the service has job workers (4):
+    backups of other domains still run and complete meanwhile."""
+    c = vv_qemu.client
+    with contextlib.ExitStack() as stack:
+        doms = [stack.enter_context(sandbox.domain(size='16M')) for _ in range(6)]
+        pulls = [pull_ready(c, dom, type='full') for dom in doms[:5]]
+        r = c.post(f'/v1/domains/{doms[5]}/backups', json={'type': 'full'})
+        assert r.status == 202, r
+        job = c.wait_job(r.json['job_id'], timeout=60)
+        assert job['state'] == 'succeeded', job
+        for dom, b in zip(doms, pulls):
+            assert c.get(f'/v1/domains/{dom}/backups/{b["id"]}').json['state'] == 'ready'
+            get_range(c, dom, b['id'], 0, 4096)
+            assert c.post(f'/v1/domains/{dom}/backups/{b["id"]}/finish').status == 200
+            assert wait_state(c, dom, b['id'], ('completed', 'failed'))['state'] == 'completed'
 
 
 def test_a_forgotten_export_ends_after_the_idle_timeout(sandbox, make_daemon):

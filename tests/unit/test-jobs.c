@@ -63,6 +63,21 @@ static const struct job_kind k_ok = {
 static const struct job_kind k_fail = {.name = "t_fail", .run = run_fail};
 static const struct job_kind k_coop = {.name = "t_coop", .run = run_coop};
 
+static atomic_bool release_parked;
+
+/* Waits for a client as a ready pull backup does: parked until released. */
+static int
+run_parked(struct job *job, void *data)
+{
+    job_park(job, true);
+    for (int i = 0; i < 1000 && !atomic_load(&release_parked); i++)
+        usleep(10 * 1000);
+    job_park(job, false);
+    return atomic_load(&release_parked) ? 0 : err_set(-ETIMEDOUT, "never released");
+}
+
+static const struct job_kind k_park = {.name = "t_park", .run = run_parked};
+
 static void
 on_event(const struct db_job *job, void *opaque)
 {
@@ -124,7 +139,7 @@ main(void)
     if (db_open(path, &db) < 0)
         return 1;
     ok(core_jobs_register(&k_ok) == 0 && core_jobs_register(&k_fail) == 0 &&
-           core_jobs_register(&k_coop) == 0,
+           core_jobs_register(&k_coop) == 0 && core_jobs_register(&k_park) == 0,
        "kinds register");
     h = core_jobs_listen(on_event, NULL);
     ok(h >= 0, "a listener registers");
@@ -247,6 +262,28 @@ main(void)
     db_job_list_free(list, n);
     ok(atomic_load(&events) > 10, "the listener heard every change (%d)", atomic_load(&events));
     core_jobs_unlisten(h);
+    core_jobs_stop();
+
+    /* Parked jobs (waiting on clients) leave the workers asked for free for other jobs. */
+    ok(core_jobs_start(db, 1) == 0, "start with one worker");
+    struct db_job *p1 = submit(&k_park, U1), *p2 = submit(&k_park, U2);
+    j = submit(&k_ok, NULL);
+    k = j ? wait_final(j->id) : NULL;
+    ok(p1 && p2 && k && k->state == DB_JOB_SUCCEEDED,
+       "with one worker and two parked jobs, a third job still runs");
+    db_job_free(j);
+    ok(core_job_get(p1 ? p1->id : "", &j) == 0 && j->state == DB_JOB_RUNNING,
+       "the parked job is still running");
+    db_job_free(j);
+    db_job_free(k);
+    atomic_store(&release_parked, true);
+    struct db_job *parked[] = {p1, p2};
+    for (size_t i = 0; i < 2; i++) {
+        k = parked[i] ? wait_final(parked[i]->id) : NULL;
+        ok(k && k->state == DB_JOB_SUCCEEDED, "released, parked job %zu ends as it ends", i + 1);
+        db_job_free(k);
+        db_job_free(parked[i]);
+    }
     core_jobs_stop();
 
     db_close(db);
