@@ -122,9 +122,8 @@ virt_domain_resolve(const char *name_or_uuid, struct virt_domain_ref *ret)
     const char *name;
     int r;
 
-    if (!virt_connected())
-        return virt_conn_get(&conn); /* says why */
-    if (cacheable && ref_cached(name_or_uuid, epoch, ret))
+    /* Without a connection nothing is answered from the cache either: the lookup says why. */
+    if (cacheable && virt_connected() && ref_cached(name_or_uuid, epoch, ret))
         return 0;
     r = virt_domain_open(name_or_uuid, &conn, &dom);
     if (r < 0)
