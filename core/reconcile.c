@@ -819,7 +819,9 @@ reconcile_locked(const struct virt_domain *dom, unsigned flags, struct core_reco
     r = relink_children(dom, &lv, &st, rep);
     if (r < 0)
         return r;
-    if (caps.sizes)
+    if (flags & RECONCILE_NAMES_ONLY)
+        r = 0; /* the bitmaps were checked by the last full reconcile */
+    else if (caps.sizes)
         r = check_running(dom, &st, rep);
     else if (caps.image_bitmaps)
         r = check_images(dom, &st, rep);
@@ -837,7 +839,10 @@ reconcile_locked(const struct virt_domain *dom, unsigned flags, struct core_reco
 static struct {
     pthread_mutex_t lock;
     pthread_cond_t wake;
-    char queue[QUEUE_MAX][37];
+    struct {
+        char uuid[37];
+        unsigned flags; /* RECONCILE_NAMES_ONLY when every asker was content with it */
+    } queue[QUEUE_MAX];
     size_t n;
     bool all; /* every domain (a new connection) */
     bool stop;
@@ -849,7 +854,7 @@ static struct {
 };
 
 static void
-reconcile_background(const char *uuid)
+reconcile_background(const char *uuid, unsigned flags)
 {
     _cleanup_(virt_domain_freep) struct virt_domain *dom = NULL;
     struct core_reconcile_report rep = {0};
@@ -867,7 +872,7 @@ reconcile_background(const char *uuid)
         log_debug("checkpoint reconcile of '%s' skipped: busy with %s", dom->name, holder);
         return;
     }
-    r = reconcile_locked(dom, 0, &rep);
+    r = reconcile_locked(dom, flags, &rep);
     if (r < 0)
         log_warn("checkpoint reconcile of '%s' failed: %s", dom->name,
                  err_detail() ? err_detail() : strerror(-r));
@@ -898,7 +903,7 @@ reconcile_all(void)
         pthread_mutex_unlock(&worker.lock);
         if (stop)
             break;
-        reconcile_background(list[i].uuid);
+        reconcile_background(list[i].uuid, 0);
     }
     virt_domain_list_free(list, n);
 }
@@ -909,6 +914,7 @@ worker_main(void *arg)
     (void)arg;
     for (;;) {
         char uuid[37] = "";
+        unsigned flags = 0;
         bool all = false;
 
         pthread_mutex_lock(&worker.lock);
@@ -923,8 +929,9 @@ worker_main(void *arg)
             worker.all = false;
             worker.n = 0; /* covered by "all" */
         } else {
-            memcpy(uuid, worker.queue[0], sizeof(uuid));
-            memmove(worker.queue[0], worker.queue[1], (worker.n - 1) * sizeof(worker.queue[0]));
+            memcpy(uuid, worker.queue[0].uuid, sizeof(uuid));
+            flags = worker.queue[0].flags;
+            memmove(&worker.queue[0], &worker.queue[1], (worker.n - 1) * sizeof(worker.queue[0]));
             worker.n--;
         }
         pthread_mutex_unlock(&worker.lock);
@@ -933,16 +940,16 @@ worker_main(void *arg)
             unqueue(NULL); /* what readers asked for is covered */
             reconcile_all();
         } else {
-            reconcile_background(uuid);
+            reconcile_background(uuid, flags);
             unqueue(uuid); /* only now: readers meanwhile must not ask again */
         }
     }
     return NULL;
 }
 
-/* Queues uuid (NULL: every domain) for the worker. */
+/* Queues uuid (NULL: every domain, in full) for the worker, with reconcile flags. */
 static void
-enqueue(const char *uuid)
+enqueue(const char *uuid, unsigned flags)
 {
     bool queued;
 
@@ -951,12 +958,17 @@ enqueue(const char *uuid)
     if (!uuid) {
         worker.all = true;
     } else {
-        for (size_t i = 0; i < worker.n && !queued; i++)
-            queued = strcmp(worker.queue[i], uuid) == 0;
-        if (!queued && worker.n < QUEUE_MAX)
-            snprintf(worker.queue[worker.n++], sizeof(worker.queue[0]), "%s", uuid);
-        else if (!queued)
+        for (size_t i = 0; i < worker.n && !queued; i++) {
+            queued = strcmp(worker.queue[i].uuid, uuid) == 0;
+            if (queued)
+                worker.queue[i].flags &= flags; /* a full reconcile asked for wins */
+        }
+        if (!queued && worker.n < QUEUE_MAX) {
+            snprintf(worker.queue[worker.n].uuid, sizeof(worker.queue[0].uuid), "%s", uuid);
+            worker.queue[worker.n++].flags = flags;
+        } else if (!queued) {
             worker.all = true; /* overflow: do them all */
+        }
     }
     pthread_cond_signal(&worker.wake);
     pthread_mutex_unlock(&worker.lock);
@@ -978,18 +990,19 @@ reconcile_queue(const char *uuid)
         v->queued = true;
     pthread_mutex_unlock(&views_mutex);
     if (!outstanding)
-        enqueue(uuid);
+        enqueue(uuid, RECONCILE_NAMES_ONLY);
 }
 
 void
 core_checkpoint_on_event(const struct virt_event *ev)
 {
     if (ev->kind == VIRT_EVENT_CONNECTED)
-        enqueue(NULL);
+        enqueue(NULL, 0);
     else if ((ev->kind == VIRT_EVENT_DEFINED || ev->kind == VIRT_EVENT_STARTED ||
               ev->kind == VIRT_EVENT_STOPPED) &&
              ev->uuid)
-        enqueue(ev->uuid); /* a stop: what the bitmaps in the images say now (a crash loses them) */
+        enqueue(ev->uuid,
+                0); /* a stop: what the bitmaps in the images say now (a crash loses them) */
 }
 
 int

@@ -29,6 +29,15 @@ checkpoint_unlockp(const char **uuid)
 #define _cleanup_checkpoint_lock_ __attribute__((cleanup(checkpoint_unlockp), unused))
 
 /*
+ * A reconcile flag of core/ only (beside the CORE_RECONCILE_* ones): compare
+ * names and parents with libvirt and redefine what it lacks, without
+ * checking every bitmap (libvirt's size query costs a QEMU transaction per
+ * checkpoint). What reads queue when the last reconcile grew old; events,
+ * writes, backups and clients asking for a reconcile check everything.
+ */
+#define RECONCILE_NAMES_ONLY (1u << 16)
+
+/*
  * The reconciler proper, with the domain's checkpoint lock held. rep is
  * filled with what was done (it may already hold actions). Returns 0 or a
  * negative errno; a failure of one checkpoint is an action, not an error.
@@ -56,7 +65,10 @@ bool reconcile_left_absent(const char *uuid, const char *name);
 /* Changes whenever what a reconcile saw of any domain changes. */
 uint64_t reconcile_views_version(void);
 
-/* Asks the worker to reconcile the domain soon (coalesced with what it has queued). */
+/*
+ * Asks the worker to reconcile the domain soon, RECONCILE_NAMES_ONLY
+ * (coalesced with what it has queued).
+ */
 void reconcile_queue(const char *uuid);
 
 /* Records one action in rep (detail may be NULL). Returns 0 or -ENOMEM. */
