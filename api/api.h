@@ -106,7 +106,7 @@ json_t *api_list(json_t *items);
 /*
  * Answers kept for reuse (cache.c). api_cache_get() gives a new copy of the
  * text kept under key when it was kept with this version, else NULL;
- * api_cache_put() keeps a copy of text (small ones only). Versions only
+ * api_cache_put() keeps a copy of text (up to 1 MiB; 64 slots). Versions only
  * grow: an answer is never replaced by one built from an older version.
  */
 char *api_cache_get(const char *key, uint64_t version, size_t *ret_len);

@@ -317,7 +317,7 @@ prepare_read(const struct virt_domain_ref *ref, unsigned flags)
     int r;
 
     if (last && max_age_ns && !(flags & CORE_CHECKPOINT_READ_REFRESH)) {
-        if (asked - last >= max_age_ns)
+        if (last < asked && asked - last >= max_age_ns)
             reconcile_queue(ref->uuid);
         return 0;
     }

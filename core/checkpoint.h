@@ -103,11 +103,13 @@ void core_checkpoint_on_event(const struct virt_event *ev);
 /*
  * Reading. Reads answer from the store, not from libvirt: a domain is
  * compared with libvirt (reconciled) before the first read after the
- * process starts, and then again in the background when a read finds its
- * last comparison older than the max age (seconds; 0 reconciles before
- * every read). So a change made behind the service's back (with virsh)
- * shows within about the max age; CORE_CHECKPOINT_READ_REFRESH reconciles
- * before answering. Writes, backups and libvirt's events reconcile as before.
+ * process starts (unless an operation holds it: libvirt is then asked live
+ * which checkpoints it knows), and then again in the background when a read
+ * finds its last comparison older than the max age (seconds; 0 reconciles
+ * before every read). So a change made behind the service's back (with
+ * virsh) shows within about the max age; CORE_CHECKPOINT_READ_REFRESH
+ * reconciles in full before answering. Writes, backups and libvirt's events
+ * reconcile in full as before.
  */
 enum {
     CORE_CHECKPOINT_READ_REFRESH = 1 << 0, /* reconcile before answering */

@@ -15,7 +15,7 @@
 
 #define MAX_KINDS        16
 #define MAX_LISTENERS    16
-#define MAX_WORKERS      16
+#define MAX_WORKERS      80 /* the workers asked for, plus those added for parked jobs */
 #define PROGRESS_SAVE_MS 1000
 
 struct job {
@@ -42,8 +42,9 @@ static struct {
     struct job *live; /* queued and running jobs, oldest first */
     pthread_t workers[MAX_WORKERS];
     size_t n_workers;
-    size_t base_workers; /* how many were asked for: kept free of parked jobs */
+    size_t base_workers; /* how many were asked for: at most this many jobs work at once */
     size_t n_parked;
+    size_t n_active; /* jobs taken by a worker and not parked */
     bool started, stopping;
     const struct job_kind *kinds[MAX_KINDS];
     size_t n_kinds;
@@ -133,6 +134,11 @@ run_one(struct job *j)
     r = j->kind->run(j, j->data);
 
     pthread_mutex_lock(&jobs.lock);
+    if (!j->parked)
+        jobs.n_active--;
+    else
+        jobs.n_parked--;
+    pthread_cond_broadcast(&jobs.wake); /* a place to work is free */
     if (r == 0)
         finish_locked(j, DB_JOB_SUCCEEDED, 0, NULL);
     else if (r == -ECANCELED)
@@ -158,8 +164,10 @@ worker_main(void *arg)
 
         pthread_mutex_lock(&jobs.lock);
         for (;;) {
-            for (j = jobs.live; j && j->taken; j = j->next)
-                ;
+            j = NULL;
+            if (jobs.n_active < jobs.base_workers) /* parked jobs do not count */
+                for (j = jobs.live; j && j->taken; j = j->next)
+                    ;
             if (j || jobs.stopping)
                 break;
             pthread_cond_wait(&jobs.wake, &jobs.lock);
@@ -169,6 +177,7 @@ worker_main(void *arg)
             return NULL;
         }
         j->taken = true;
+        jobs.n_active++;
         if (j->rec.state == DB_JOB_QUEUED) {
             j->rec.state = DB_JOB_RUNNING;
             j->rec.started_ms = text_now_ms();
@@ -295,6 +304,7 @@ core_jobs_start(struct db *db, unsigned n_workers)
     pthread_mutex_lock(&jobs.lock);
     jobs.stopping = false;
     jobs.base_workers = n_workers;
+    jobs.n_active = jobs.n_parked = 0;
     for (size_t i = 0; i < n_workers && r >= 0; i++)
         r = spawn_worker_locked();
     pthread_mutex_unlock(&jobs.lock);
@@ -560,10 +570,15 @@ job_park(struct job *job, bool parked)
     pthread_mutex_lock(&jobs.lock);
     if (job->parked != parked) {
         job->parked = parked;
-        if (parked)
+        if (parked) {
             jobs.n_parked++;
-        else
+            jobs.n_active--;
+            pthread_cond_broadcast(&jobs.wake); /* a queued job may work in its place */
+        } else {
             jobs.n_parked--;
+            jobs.n_active++; /* may exceed the base for a while: it was working before */
+        }
+        /* Every parked job keeps a thread: have enough for the base to work beside them. */
         while (parked && !jobs.stopping && jobs.n_workers - jobs.n_parked < jobs.base_workers &&
                spawn_worker_locked() == 0)
             ;

@@ -139,9 +139,11 @@ void job_progress(struct job *job, uint64_t done, uint64_t total);
 
 /*
  * For run(): the job waits on clients for a long time (parked true: a pull
- * backup that is ready) or works again (false). While jobs are parked the
- * runner starts more workers (up to a bound), so that as many as it was
- * started with stay free for other jobs.
+ * backup that is ready) or works again (false). Parked jobs do not count
+ * against the number of jobs that work at once (the workers the runner was
+ * started with): other jobs run beside them. Each parked job keeps its
+ * thread, so the runner starts more threads as needed (at most 80 in all;
+ * threads it started stay until the runner stops, idle).
  */
 void job_park(struct job *job, bool parked);
 

@@ -41,7 +41,9 @@ static char locks[LOCKS_MAX][37];
 struct view {
     struct view *next;
     char uuid[37];
-    uint64_t started_ns;
+    uint64_t started_ns; /* the last successful reconcile, full or names only */
+    uint64_t full_ns;    /* the last successful full one */
+    bool needs_full;     /* a full one was asked for and could not run (busy, failed) */
     char **absent;
     size_t n_absent;
     bool queued; /* reconcile_queue() asked the worker for it, and it has not finished yet */
@@ -95,7 +97,7 @@ same_names(char *const *a, size_t na, char *const *b, size_t nb)
 
 /* Records a successful reconcile of uuid that started at started_ns; takes absent[]. */
 static void
-note_reconciled(const char *uuid, uint64_t started_ns, char **absent, size_t n_absent)
+note_reconciled(const char *uuid, uint64_t started_ns, bool full, char **absent, size_t n_absent)
 {
     struct view *v;
 
@@ -114,13 +116,40 @@ note_reconciled(const char *uuid, uint64_t started_ns, char **absent, size_t n_a
     v->absent = absent;
     v->n_absent = n_absent;
     v->started_ns = started_ns;
+    if (full) {
+        v->full_ns = started_ns;
+        v->needs_full = false;
+    }
+    pthread_mutex_unlock(&views_mutex);
+}
+
+/* A full reconcile of uuid was due and did not happen: the next one readers ask for is full. */
+static void
+note_full_missed(const char *uuid)
+{
+    struct view *v;
+
+    pthread_mutex_lock(&views_mutex);
+    v = view_find(uuid);
+    if (!v)
+        v = view_add(uuid);
+    if (v)
+        v->needs_full = true;
     pthread_mutex_unlock(&views_mutex);
 }
 
 bool
 reconcile_fresh_since(const char *uuid, uint64_t asked_ns)
 {
-    return reconcile_last(uuid) > asked_ns;
+    const struct view *v;
+    bool fresh = false;
+
+    pthread_mutex_lock(&views_mutex);
+    v = view_find(uuid);
+    if (v)
+        fresh = v->full_ns > asked_ns;
+    pthread_mutex_unlock(&views_mutex);
+    return fresh;
 }
 
 uint64_t
@@ -752,7 +781,7 @@ adopt_orphans(const struct virt_domain *dom, struct stored_list *st,
 
 /* Records what the reconcile that started at started_ns leaves missing from libvirt. */
 static int
-note_absent(const char *uuid, uint64_t started_ns, const struct stored_list *st)
+note_absent(const char *uuid, uint64_t started_ns, bool full, const struct stored_list *st)
 {
     char **absent = calloc(st->n + 1, sizeof(char *));
     size_t n = 0;
@@ -768,7 +797,7 @@ note_absent(const char *uuid, uint64_t started_ns, const struct stored_list *st)
             return -ENOMEM;
         }
     }
-    note_reconciled(uuid, started_ns, absent, n);
+    note_reconciled(uuid, started_ns, full, absent, n);
     return 0;
 }
 
@@ -831,7 +860,7 @@ reconcile_locked(const struct virt_domain *dom, unsigned flags, struct core_reco
         r = adopt_orphans(dom, &st, rep);
     if (r < 0)
         return r;
-    return note_absent(dom->uuid, started, &st);
+    return note_absent(dom->uuid, started, !(flags & RECONCILE_NAMES_ONLY), &st);
 }
 
 /* ---- the worker: reconciles for libvirt's events, off the event thread ---- */
@@ -870,9 +899,13 @@ reconcile_background(const char *uuid, unsigned flags)
     _cleanup_checkpoint_lock_ const char *locked = checkpoint_lock(dom->uuid);
     if (core_busy_holder(dom->uuid, holder, sizeof(holder))) {
         log_debug("checkpoint reconcile of '%s' skipped: busy with %s", dom->name, holder);
+        if (!(flags & RECONCILE_NAMES_ONLY))
+            note_full_missed(dom->uuid);
         return;
     }
     r = reconcile_locked(dom, flags, &rep);
+    if (r < 0 && !(flags & RECONCILE_NAMES_ONLY))
+        note_full_missed(dom->uuid);
     if (r < 0)
         log_warn("checkpoint reconcile of '%s' failed: %s", dom->name,
                  err_detail() ? err_detail() : strerror(-r));
@@ -978,7 +1011,7 @@ void
 reconcile_queue(const char *uuid)
 {
     struct view *v;
-    bool outstanding;
+    bool outstanding, full = false;
 
     /* One request at a time: readers keep asking until the reconcile they asked for is done. */
     pthread_mutex_lock(&views_mutex);
@@ -986,11 +1019,13 @@ reconcile_queue(const char *uuid)
     if (!v)
         v = view_add(uuid);
     outstanding = !v || v->queued;
-    if (v)
+    if (v) {
         v->queued = true;
+        full = v->needs_full;
+    }
     pthread_mutex_unlock(&views_mutex);
     if (!outstanding)
-        enqueue(uuid, RECONCILE_NAMES_ONLY);
+        enqueue(uuid, full ? 0 : RECONCILE_NAMES_ONLY);
 }
 
 void

@@ -47,9 +47,9 @@ int reconcile_locked(const struct virt_domain *dom, unsigned flags,
 
 /*
  * Readers coalesce: a reader that arrived at asked_ns (text_mono_ns()) need
- * not reconcile again when a reconcile of the domain that started after it
- * arrived has succeeded meanwhile, since that one saw a libvirt at least as
- * recent as the reader's. Call with the domain's checkpoint lock held.
+ * not reconcile again when a full reconcile of the domain that started after
+ * it arrived has succeeded meanwhile, since that one saw a libvirt at least
+ * as recent as the reader's.
  */
 bool reconcile_fresh_since(const char *uuid, uint64_t asked_ns);
 
@@ -66,8 +66,9 @@ bool reconcile_left_absent(const char *uuid, const char *name);
 uint64_t reconcile_views_version(void);
 
 /*
- * Asks the worker to reconcile the domain soon, RECONCILE_NAMES_ONLY
- * (coalesced with what it has queued).
+ * Asks the worker to reconcile the domain soon (coalesced with what it has
+ * queued): RECONCILE_NAMES_ONLY, unless a full reconcile that was due could
+ * not run (the domain was busy, or it failed); then a full one.
  */
 void reconcile_queue(const char *uuid);
 

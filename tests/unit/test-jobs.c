@@ -284,6 +284,25 @@ main(void)
         db_job_free(k);
         db_job_free(parked[i]);
     }
+    /* The threads added for them stay, idle: still one job works at a time. */
+    struct db_job *c1 = submit(&k_coop, U1), *c2 = submit(&k_coop, U2);
+    usleep(200 * 1000);
+    struct db_job *s1 = NULL, *s2 = NULL;
+    ok(c1 && c2 && core_job_get(c1->id, &s1) == 0 && core_job_get(c2->id, &s2) == 0 &&
+           (s1->state == DB_JOB_RUNNING) != (s2->state == DB_JOB_RUNNING) &&
+           (s1->state == DB_JOB_QUEUED || s2->state == DB_JOB_QUEUED),
+       "after the parked jobs ended, one job works and the other waits its turn");
+    db_job_free(s1);
+    db_job_free(s2);
+    for (size_t i = 0; i < 2; i++) {
+        struct db_job *c = i ? c2 : c1;
+        if (c && core_job_cancel(c->id, &k) == 0)
+            db_job_free(k);
+        k = c ? wait_final(c->id) : NULL;
+        ok(k && k->state == DB_JOB_CANCELLED, "cancelled, job %zu ends", i + 1);
+        db_job_free(k);
+        db_job_free(c);
+    }
     core_jobs_stop();
 
     db_close(db);
