@@ -20,6 +20,8 @@
 
 #define U1 "11111111-1111-1111-1111-111111111111"
 #define U2 "22222222-2222-2222-2222-222222222222"
+#define U3 "33333333-3333-3333-3333-333333333333"
+#define U4 "44444444-4444-4444-4444-444444444444"
 
 static atomic_int events;
 
@@ -285,7 +287,8 @@ main(void)
         db_job_free(parked[i]);
     }
     /* The threads added for them stay, idle: still one job works at a time. */
-    struct db_job *c1 = submit(&k_coop, U1), *c2 = submit(&k_coop, U2);
+    /* (Other domains: a job's claim is released just after its end is recorded.) */
+    struct db_job *c1 = submit(&k_coop, U3), *c2 = submit(&k_coop, U4);
     usleep(200 * 1000);
     struct db_job *s1 = NULL, *s2 = NULL;
     ok(c1 && c2 && core_job_get(c1->id, &s1) == 0 && core_job_get(c2->id, &s2) == 0 &&
