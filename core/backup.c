@@ -823,8 +823,9 @@ backup_abandon(struct backup_run *br, int err)
         if (r < 0 && r != -ENOENT)
             log_warn("backup %s: cannot forget checkpoint %s: %s", b->id, b->checkpoint,
                      err_detail() ? err_detail() : strerror(-r));
-        r = virt_checkpoint_remove(b->domain_uuid, b->checkpoint);
-        if (r < 0)
+        /* Its bitmap merges into the parent's: changes since the parent still count. */
+        r = virt_checkpoint_delete(b->domain_uuid, b->checkpoint, 0);
+        if (r < 0 && r != -ENOENT)
             log_warn("backup %s: cannot remove checkpoint %s: %s", b->id, b->checkpoint,
                      err_detail() ? err_detail() : strerror(-r));
     }

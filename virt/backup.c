@@ -270,53 +270,6 @@ virt_job_abort(const char *uuid)
 }
 
 int
-virt_checkpoint_remove(const char *uuid, const char *name)
-{
-    _cleanup_conn_ virConnectPtr conn = NULL;
-    _cleanup_dom_ virDomainPtr dom = NULL;
-    _cleanup_checkpoint_ virDomainCheckpointPtr cp = NULL;
-    int r;
-
-    r = virt_domain_open(uuid, &conn, &dom);
-    if (r < 0)
-        return r;
-    cp = virDomainCheckpointLookupByName(dom, name, 0);
-    if (!cp) {
-        r = virt_error("look up the checkpoint");
-        if (r == -ENOENT) {
-            err_clear();
-            return 0;
-        }
-        return r;
-    }
-    if (virDomainCheckpointDelete(cp, 0) < 0)
-        return virt_error("delete the checkpoint");
-    return 0;
-}
-
-int
-virt_checkpoint_exists(const char *uuid, const char *name)
-{
-    _cleanup_conn_ virConnectPtr conn = NULL;
-    _cleanup_dom_ virDomainPtr dom = NULL;
-    _cleanup_checkpoint_ virDomainCheckpointPtr cp = NULL;
-    int r;
-
-    r = virt_domain_open(uuid, &conn, &dom);
-    if (r < 0)
-        return r;
-    cp = virDomainCheckpointLookupByName(dom, name, 0);
-    if (cp)
-        return 1;
-    r = virt_error("look up the checkpoint");
-    if (r == -ENOENT) {
-        err_clear();
-        return 0;
-    }
-    return r;
-}
-
-int
 virt_disk_capacity(const char *uuid, const char *target, uint64_t *ret)
 {
     _cleanup_conn_ virConnectPtr conn = NULL;

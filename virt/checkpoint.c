@@ -212,6 +212,18 @@ lookup_checkpoint(virDomainPtr dom, const char *name, virDomainCheckpointPtr *re
     return 0;
 }
 
+/* The shared connection, the domain and its checkpoint name, in one step (new references). */
+static int
+checkpoint_open(const char *domain, const char *name, virConnectPtr *ret_conn,
+                virDomainPtr *ret_dom, virDomainCheckpointPtr *ret_cp)
+{
+    int r = virt_domain_open(domain, ret_conn, ret_dom);
+
+    if (r < 0)
+        return r;
+    return lookup_checkpoint(*ret_dom, name, ret_cp);
+}
+
 static int
 describe(virDomainCheckpointPtr cp, struct virt_checkpoint **ret)
 {
@@ -311,10 +323,7 @@ virt_checkpoint_get(const char *domain, const char *name, bool with_size,
     _cleanup_(virt_checkpoint_freep) struct virt_checkpoint *c = NULL;
     int r;
 
-    r = virt_domain_open(domain, &conn, &dom);
-    if (r < 0)
-        return r;
-    r = lookup_checkpoint(dom, name, &cp);
+    r = checkpoint_open(domain, name, &conn, &dom, &cp);
     if (r < 0)
         return r;
     r = describe(cp, &c);
@@ -515,10 +524,7 @@ virt_checkpoint_delete(const char *domain, const char *name, unsigned flags)
     unsigned vflags = 0;
     int r;
 
-    r = virt_domain_open(domain, &conn, &dom);
-    if (r < 0)
-        return r;
-    r = lookup_checkpoint(dom, name, &cp);
+    r = checkpoint_open(domain, name, &conn, &dom, &cp);
     if (r < 0)
         return r;
     if (flags & VIRT_CHECKPOINT_DELETE_CHILDREN)
@@ -528,6 +534,25 @@ virt_checkpoint_delete(const char *domain, const char *name, unsigned flags)
     if (virDomainCheckpointDelete(cp, vflags) < 0)
         return virt_error("delete checkpoint");
     return 0;
+}
+
+int
+virt_checkpoint_exists(const char *domain, const char *name)
+{
+    _cleanup_conn_ virConnectPtr conn = NULL;
+    _cleanup_dom_ virDomainPtr dom = NULL;
+    _cleanup_cp_ virDomainCheckpointPtr cp = NULL;
+    int r;
+
+    r = virt_domain_open(domain, &conn, &dom); /* no such domain is an error, not a "no" */
+    if (r < 0)
+        return r;
+    r = lookup_checkpoint(dom, name, &cp);
+    if (r == -ENOENT) {
+        err_clear();
+        return 0;
+    }
+    return r < 0 ? r : 1;
 }
 
 static const char *const job_operations[] = {

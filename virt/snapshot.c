@@ -208,6 +208,18 @@ lookup_snapshot(virDomainPtr dom, const char *name, virDomainSnapshotPtr *ret)
     return 0;
 }
 
+/* The shared connection, the domain and its snapshot name, in one step (new references). */
+static int
+snapshot_open(const char *domain, const char *name, virConnectPtr *ret_conn, virDomainPtr *ret_dom,
+              virDomainSnapshotPtr *ret_snap)
+{
+    int r = virt_domain_open(domain, ret_conn, ret_dom);
+
+    if (r < 0)
+        return r;
+    return lookup_snapshot(*ret_dom, name, ret_snap);
+}
+
 int
 virt_snapshot_list(const char *domain, struct virt_snapshot **ret, size_t *ret_n)
 {
@@ -254,10 +266,7 @@ virt_snapshot_get(const char *domain, const char *name, struct virt_snapshot **r
     struct virt_snapshot *s;
     int r;
 
-    r = virt_domain_open(domain, &conn, &dom);
-    if (r < 0)
-        return r;
-    r = lookup_snapshot(dom, name, &snap);
+    r = snapshot_open(domain, name, &conn, &dom, &snap);
     if (r < 0)
         return r;
     s = calloc(1, sizeof(*s));
@@ -313,10 +322,7 @@ virt_snapshot_xml(const char *domain, const char *name, char **ret)
     char *xml;
     int r;
 
-    r = virt_domain_open(domain, &conn, &dom);
-    if (r < 0)
-        return r;
-    r = lookup_snapshot(dom, name, &snap);
+    r = snapshot_open(domain, name, &conn, &dom, &snap);
     if (r < 0)
         return r;
     xml = virDomainSnapshotGetXMLDesc(snap, 0);
@@ -336,10 +342,7 @@ virt_snapshot_descendants(const char *domain, const char *name, char ***ret, siz
     char **names;
     int n, r;
 
-    r = virt_domain_open(domain, &conn, &dom);
-    if (r < 0)
-        return r;
-    r = lookup_snapshot(dom, name, &snap);
+    r = snapshot_open(domain, name, &conn, &dom, &snap);
     if (r < 0)
         return r;
     n = virDomainSnapshotListAllChildren(snap, &kids, VIR_DOMAIN_SNAPSHOT_LIST_DESCENDANTS);
@@ -476,10 +479,7 @@ virt_snapshot_revert(const char *domain, const char *name, enum virt_snap_start 
     unsigned flags = 0;
     int r;
 
-    r = virt_domain_open(domain, &conn, &dom);
-    if (r < 0)
-        return r;
-    r = lookup_snapshot(dom, name, &snap);
+    r = snapshot_open(domain, name, &conn, &dom, &snap);
     if (r < 0)
         return r;
     if (start == VIRT_SNAP_START_RUNNING)
@@ -503,10 +503,7 @@ virt_snapshot_delete(const char *domain, const char *name, enum virt_snap_delete
     unsigned flags = 0;
     int r;
 
-    r = virt_domain_open(domain, &conn, &dom);
-    if (r < 0)
-        return r;
-    r = lookup_snapshot(dom, name, &snap);
+    r = snapshot_open(domain, name, &conn, &dom, &snap);
     if (r < 0)
         return r;
     if (mode == VIRT_SNAP_DELETE_CHILDREN)

@@ -203,16 +203,6 @@ int virt_job_get(const char *uuid, bool completed, struct virt_job_info *ret);
 /* Aborts the domain's running job. -EBADFD when none runs. */
 int virt_job_abort(const char *uuid);
 
-/*
- * Removes checkpoint name of the domain: its metadata and its bitmaps (they
- * are merged into the parent's, so that changes since the parent are still
- * counted). A checkpoint that does not exist is no error.
- */
-int virt_checkpoint_remove(const char *uuid, const char *name);
-
-/* 1 when the domain has checkpoint name in libvirt, 0 when not, or a negative errno. */
-int virt_checkpoint_exists(const char *uuid, const char *name);
-
 /* The capacity (virtual size) of the domain's disk target, in bytes. */
 int virt_disk_capacity(const char *uuid, const char *target, uint64_t *ret);
 
@@ -334,6 +324,9 @@ int virt_checkpoint_redefine(const char *domain, const char *xml, bool validate)
 
 /* Deletes a checkpoint (VIRT_CHECKPOINT_DELETE_* flags). -ENOENT when unknown. */
 int virt_checkpoint_delete(const char *domain, const char *name, unsigned flags);
+
+/* 1 when the domain has checkpoint name in libvirt, 0 when not, or a negative errno. */
+int virt_checkpoint_exists(const char *domain, const char *name);
 
 /* Free what the functions above return; both accept NULL. */
 void virt_checkpoint_free(struct virt_checkpoint *c);
