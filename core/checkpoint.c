@@ -50,26 +50,6 @@ stored_clear(struct stored *s)
     db_checkpoint_list_free(s->items, s->n);
 }
 
-static void
-busy_releasep(const char **uuid)
-{
-    if (*uuid)
-        core_busy_release(*uuid);
-}
-#define _cleanup_claim_ __attribute__((cleanup(busy_releasep)))
-
-/* Claims dom for holder; *ret is set to the UUID to release. */
-static int
-claim(const struct virt_domain *dom, const char *holder, const char **ret)
-{
-    int r = core_busy_claim(dom->uuid, holder);
-
-    if (r < 0)
-        return r;
-    *ret = dom->uuid;
-    return 0;
-}
-
 /* A libvirt job (a backup or migration started elsewhere) makes the domain busy too. */
 static int
 refuse_libvirt_job(const struct virt_domain *dom)
@@ -468,7 +448,7 @@ core_checkpoint_create(const char *domain, const struct core_checkpoint_request 
     r = check_disks(dom, req);
     if (r < 0)
         return r;
-    r = claim(dom, "checkpoint create", &claimed);
+    r = core_busy_claim_scoped(dom->uuid, "checkpoint create", &claimed);
     if (r < 0)
         return r;
     _cleanup_checkpoint_lock_ const char *locked = checkpoint_lock(dom->uuid);
@@ -549,7 +529,7 @@ core_checkpoint_delete(const char *domain, const char *name, unsigned flags)
     r = virt_domain_get(domain, &dom);
     if (r < 0)
         return r;
-    r = claim(dom, "checkpoint delete", &claimed);
+    r = core_busy_claim_scoped(dom->uuid, "checkpoint delete", &claimed);
     if (r < 0)
         return r;
     _cleanup_checkpoint_lock_ const char *locked = checkpoint_lock(dom->uuid);
@@ -632,7 +612,7 @@ core_checkpoint_reconcile_now(const char *domain, unsigned flags,
     r = virt_domain_get(domain, &dom);
     if (r < 0)
         return r;
-    r = claim(dom, "checkpoint reconcile", &claimed);
+    r = core_busy_claim_scoped(dom->uuid, "checkpoint reconcile", &claimed);
     if (r < 0)
         return r;
     _cleanup_checkpoint_lock_ const char *locked = checkpoint_lock(dom->uuid);

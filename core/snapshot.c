@@ -66,15 +66,6 @@ plan_free(struct plan *p)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct plan *, plan_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct virt_domain *, virt_domain_free)
 
-/* Releases the claim on a domain when the holding variable leaves scope. */
-static void
-claim_releasep(const char **uuid)
-{
-    if (*uuid)
-        core_busy_release(*uuid);
-}
-#define _cleanup_claim_ _cleanup_(claim_releasep)
-
 static bool
 has_control(const char *s, bool allow_space_controls)
 {
@@ -638,10 +629,9 @@ core_snapshot_create(const char *domain, const struct core_snapshot_req *req,
         return core_job_submit(&spec, ret_job);
     }
 
-    r = core_busy_claim(d->uuid, "snapshot create");
+    r = core_busy_claim_scoped(d->uuid, "snapshot create", &claimed);
     if (r < 0)
         return r;
-    claimed = d->uuid;
     r = plan_execute(p);
     if (r < 0)
         return r;
@@ -707,10 +697,9 @@ core_snapshot_revert(const char *domain, const char *name, enum virt_snap_start 
     r = virt_domain_get(domain, &d);
     if (r < 0)
         return r;
-    r = core_busy_claim(d->uuid, "snapshot revert");
+    r = core_busy_claim_scoped(d->uuid, "snapshot revert", &claimed);
     if (r < 0)
         return r;
-    claimed = d->uuid;
     r = revert_allowed(d, name);
     if (r < 0)
         return r;
@@ -741,10 +730,9 @@ core_snapshot_delete(const char *domain, const char *name, enum virt_snap_delete
     r = virt_domain_get(domain, &d);
     if (r < 0)
         return r;
-    r = core_busy_claim(d->uuid, "snapshot delete");
+    r = core_busy_claim_scoped(d->uuid, "snapshot delete", &claimed);
     if (r < 0)
         return r;
-    claimed = d->uuid;
     if (mode != VIRT_SNAP_DELETE_ONE) {
         r = virt_snapshot_descendants(d->uuid, name, &kids, &n_kids);
         if (r < 0)
