@@ -385,23 +385,6 @@ core_checkpoint_get(const char *domain, const char *name, unsigned flags,
     return describe(&ref, name, ret);
 }
 
-static int
-generate_name(char *buf, size_t size)
-{
-    char stamp[32], rnd[5];
-    time_t now = time(NULL);
-    struct tm tm;
-    int r;
-
-    r = text_random_hex(rnd, sizeof(rnd), 2);
-    if (r < 0)
-        return r;
-    gmtime_r(&now, &tm);
-    strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
-    snprintf(buf, size, "cp-%s-%s", stamp, rnd);
-    return 0;
-}
-
 /* Checks the disks a request names against the domain's. */
 static int
 check_disks(const struct virt_domain *dom, const struct core_checkpoint_request *req)
@@ -466,7 +449,7 @@ core_checkpoint_create(const char *domain, const struct core_checkpoint_request 
     if (r < 0)
         return r;
     if (!name) {
-        r = generate_name(generated, sizeof(generated));
+        r = text_generated_name(generated, sizeof(generated), "cp");
         if (r < 0)
             return r;
         name = generated;

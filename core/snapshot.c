@@ -225,23 +225,6 @@ location_parse(const char *s, bool allow_none, enum virt_snap_location *ret)
     return 0;
 }
 
-static int
-generate_name(char *buf, size_t size)
-{
-    char hex[5], stamp[32];
-    struct tm tm;
-    time_t now = time(NULL);
-    int r;
-
-    r = text_random_hex(hex, sizeof(hex), 2);
-    if (r < 0)
-        return r;
-    gmtime_r(&now, &tm);
-    strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
-    snprintf(buf, size, "snap-%s-%s", stamp, hex);
-    return 0;
-}
-
 static const struct core_snapshot_disk_req *
 find_disk_req(const struct core_snapshot_req *req, const char *target)
 {
@@ -274,7 +257,7 @@ make_plan(const struct virt_domain *d, const struct core_snapshot_req *req, stru
         if (strcmp(req->name, "current") == 0)
             return err_set(-EINVAL, "name: 'current' is reserved (GET .../snapshots/current)");
     } else {
-        r = generate_name(gen, sizeof(gen));
+        r = text_generated_name(gen, sizeof(gen), "snap");
         if (r < 0)
             return r;
     }

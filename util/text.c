@@ -183,6 +183,23 @@ text_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int
+text_generated_name(char *buf, size_t size, const char *prefix)
+{
+    char stamp[32], rnd[5];
+    time_t now = time(NULL);
+    struct tm tm;
+    int r;
+
+    r = text_random_hex(rnd, sizeof(rnd), 2);
+    if (r < 0)
+        return r;
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
+    snprintf(buf, size, "%s-%s-%s", prefix, stamp, rnd);
+    return 0;
+}
+
 void
 text_copy_utf8(char *buf, size_t size, const char *s)
 {

@@ -68,6 +68,13 @@ void text_copy_utf8(char *buf, size_t size, const char *s);
 /* A hash of s for in-memory tables (FNV-1a; not for anything an attacker must not collide). */
 uint32_t text_hash(const char *s);
 
+/*
+ * Writes a name for something the service creates unnamed: prefix, the UTC
+ * time and 4 random hex digits ("cp-20261126-110537-3fa2"); it follows the
+ * name rule for a short prefix. Returns 0 or -errno.
+ */
+int text_generated_name(char *buf, size_t size, const char *prefix);
+
 /* True when s starts with prefix. */
 bool text_startswith(const char *s, const char *prefix);
 

@@ -110,6 +110,11 @@ main(void)
     text_copy_utf8(small, sizeof(small), "a\xe2\x82\xac\xe2\x82\xac");
     ok(strcmp(small, "a\xe2\x82\xac") == 0, "copy keeps whole sequences: %s", small);
 
+    char gen[NAME_MAX_LEN + 1];
+    ok(text_generated_name(gen, sizeof(gen), "cp") == 0 && strncmp(gen, "cp-", 3) == 0 &&
+           strlen(gen) == strlen("cp-20261126-110537-3fa2") && text_name_valid(gen),
+       "generated name %s follows the name rule", gen);
+
     char hex[17];
     ok(text_random_hex(hex, sizeof(hex), 8) == 0 && strlen(hex) == 16, "random hex %s", hex);
     ok(text_random_hex(hex, sizeof(hex), 9) == -EINVAL, "random hex refuses a small buffer");
