@@ -10,6 +10,10 @@
 /* The JSON form of a domain. Returns a new reference or NULL. */
 json_t *api_domain_json(const struct virt_domain *d);
 
+/* Answers 200 with the domain as it is now (by name or UUID). */
+struct api_response;
+int api_domain_reply(const char *domain, struct api_response *resp);
+
 /*
  * The JSON form of a job (DESIGN.md's job object): error as a problem
  * object or null, result parsed from the job's JSON text or null. Returns a

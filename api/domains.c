@@ -59,16 +59,22 @@ api_domains_list(const struct api_request *req, struct api_response *resp)
 }
 
 int
-api_domain_get(const struct api_request *req, struct api_response *resp)
+api_domain_reply(const char *domain, struct api_response *resp)
 {
     struct virt_domain *d = NULL;
     json_t *out;
     int r;
 
-    r = core_domain_get(req->params[0], &d);
+    r = core_domain_get(domain, &d);
     if (r < 0)
         return r;
     out = api_domain_json(d);
     virt_domain_free(d);
     return api_reply(resp, 200, out);
+}
+
+int
+api_domain_get(const struct api_request *req, struct api_response *resp)
+{
+    return api_domain_reply(req->params[0], resp);
 }

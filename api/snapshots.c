@@ -17,20 +17,6 @@
 #include "err.h"
 #include "text.h"
 
-static const char *
-location_name(enum virt_snap_location l)
-{
-    switch (l) {
-    case VIRT_SNAP_INTERNAL:
-        return "internal";
-    case VIRT_SNAP_EXTERNAL:
-        return "external";
-    case VIRT_SNAP_NONE:
-        break;
-    }
-    return "none";
-}
-
 static bool
 snapshot_external(const struct virt_snapshot *s)
 {
@@ -52,9 +38,10 @@ snapshot_json(const struct virt_snapshot *s)
     if (!disks)
         return NULL;
     for (size_t i = 0; i < s->n_disks; i++)
-        json_array_append_new(disks, json_pack("{s:s, s:s, s:s?}", "target", s->disks[i].target,
-                                               "location", location_name(s->disks[i].location),
-                                               "file", s->disks[i].file));
+        json_array_append_new(disks,
+                              json_pack("{s:s, s:s, s:s?}", "target", s->disks[i].target,
+                                        "location", virt_snap_location_name(s->disks[i].location),
+                                        "file", s->disks[i].file));
     text_time_rfc3339(created, sizeof(created), (time_t)s->created);
     /* libvirt says "disk-snapshot"; the API speaks snake_case. */
     snprintf(state, sizeof(state), "%s", s->domain_state ? s->domain_state : "unknown");
@@ -66,7 +53,7 @@ snapshot_json(const struct virt_snapshot *s)
                      (json_int_t)s->n_children, "created_at", created, "domain_state", state,
                      "is_current", s->is_current, "kind",
                      s->memory == VIRT_SNAP_NONE ? "disk_only" : "full", "memory", "location",
-                     location_name(s->memory), "file", s->memory_file, "disks", disks);
+                     virt_snap_location_name(s->memory), "file", s->memory_file, "disks", disks);
 }
 
 static int
@@ -273,9 +260,7 @@ int
 api_snapshot_revert(const struct api_request *req, struct api_response *resp)
 {
     enum virt_snap_start start;
-    struct virt_domain *d = NULL;
     bool force;
-    json_t *out;
     int r;
 
     r = api_revert_body_read(req, &start, &force);
@@ -284,10 +269,5 @@ api_snapshot_revert(const struct api_request *req, struct api_response *resp)
     r = core_snapshot_revert(req->params[0], req->params[1], start, force);
     if (r < 0)
         return r;
-    r = core_domain_get(req->params[0], &d);
-    if (r < 0)
-        return r;
-    out = api_domain_json(d);
-    virt_domain_free(d);
-    return api_reply(resp, 200, out);
+    return api_domain_reply(req->params[0], resp);
 }

@@ -42,6 +42,17 @@ subprocess_result_clearp(struct subprocess_result *r)
     subprocess_result_clear(r);
 }
 
+/* What a failed run said on stderr, without its final newline, or a placeholder. */
+static const char *
+failure_text(struct subprocess_result *res)
+{
+    size_t len = strlen(res->err);
+
+    while (len > 0 && (res->err[len - 1] == '\n' || res->err[len - 1] == '\r'))
+        res->err[--len] = '\0';
+    return res->err[0] ? res->err : "it failed without saying why";
+}
+
 int
 virt_image_bitmaps(const char *path, struct virt_image_bitmap **ret, size_t *ret_n)
 {
@@ -58,13 +69,8 @@ virt_image_bitmaps(const char *path, struct virt_image_bitmap **ret, size_t *ret
     r = subprocess_capture(argv, QEMU_IMG_TIMEOUT_MS, &res);
     if (r < 0)
         return r;
-    if (res.exit_code != 0) {
-        size_t len = strlen(res.err);
-        while (len > 0 && (res.err[len - 1] == '\n' || res.err[len - 1] == '\r'))
-            res.err[--len] = '\0';
-        return err_set(-EIO, "qemu-img cannot read %s: %s", path,
-                       res.err[0] ? res.err : "it failed without saying why");
-    }
+    if (res.exit_code != 0)
+        return err_set(-EIO, "qemu-img cannot read %s: %s", path, failure_text(&res));
     info = json_loadb(res.out, res.out_len, 0, &jerr);
     if (!info || !json_is_object(info))
         return err_set(-EIO, "qemu-img printed no JSON for %s: %s", path, jerr.text);
@@ -106,12 +112,8 @@ virt_image_bitmap_set(const char *path, const char *name, bool add)
     r = subprocess_capture(argv, QEMU_IMG_TIMEOUT_MS, &res);
     if (r < 0)
         return r;
-    if (res.exit_code != 0) {
-        size_t len = strlen(res.err);
-        while (len > 0 && (res.err[len - 1] == '\n' || res.err[len - 1] == '\r'))
-            res.err[--len] = '\0';
+    if (res.exit_code != 0)
         return err_set(-EIO, "qemu-img cannot %s bitmap %s of %s: %s", add ? "add" : "remove", name,
-                       path, res.err[0] ? res.err : "it failed without saying why");
-    }
+                       path, failure_text(&res));
     return 0;
 }

@@ -67,8 +67,8 @@ location_from_xml(const char *s, enum virt_snap_location def)
     return def;
 }
 
-static const char *
-location_to_xml(enum virt_snap_location l)
+const char *
+virt_snap_location_name(enum virt_snap_location l)
 {
     switch (l) {
     case VIRT_SNAP_INTERNAL:
@@ -78,7 +78,14 @@ location_to_xml(enum virt_snap_location l)
     case VIRT_SNAP_NONE:
         break;
     }
-    return "no";
+    return "none";
+}
+
+/* libvirt's word for a location: as the API names them, but "no" for none. */
+static const char *
+location_to_xml(enum virt_snap_location l)
+{
+    return l == VIRT_SNAP_NONE ? "no" : virt_snap_location_name(l);
 }
 
 /* Fills *s from libvirt's snapshot XML. */

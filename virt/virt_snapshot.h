@@ -22,6 +22,9 @@ enum virt_snap_location {
     VIRT_SNAP_EXTERNAL,
 };
 
+/* "internal", "external" or "none". Static. */
+const char *virt_snap_location_name(enum virt_snap_location l);
+
 struct virt_snapshot_disk {
     char *target; /* "vda" */
     enum virt_snap_location location;
