@@ -193,17 +193,4 @@ export async function apiJson(base, method, path, body, token) {
   return { status: r.status, data, location: r.headers.get('location') };
 }
 
-/**
- * Why a resource family is not in this build of the daemon at all (its route answers 404
- * "no resource at this path"), or null when it is. Tests of a family that has not landed
- * skip with this reason instead of failing; once the route exists they run for real.
- */
-export async function routeMissing(base, path) {
-  const r = await apiJson(base, 'GET', path);
-  if (r.status === 404 && r.data?.detail === 'no resource at this path') {
-    return `not in this build: GET ${path} answers 404 "${r.data.detail}"`;
-  }
-  return null;
-}
-
 export { readFileSync };
