@@ -520,7 +520,7 @@ static int
 snap_job_cancel(struct job *job, void *data)
 {
     const struct plan *p = data;
-    int r = virt_domain_abort_job(p->uuid);
+    int r = virt_job_abort(p->uuid);
 
     /*
      * No job in libvirt: either run() has yet to call libvirt, and sees the

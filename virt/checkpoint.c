@@ -571,28 +571,13 @@ static const char *const job_operations[] = {
 int
 virt_domain_job_active(const char *domain, char *what, size_t size)
 {
-    _cleanup_conn_ virConnectPtr conn = NULL;
-    _cleanup_dom_ virDomainPtr dom = NULL;
-    virTypedParameterPtr params = NULL;
-    int type = VIR_DOMAIN_JOB_NONE, nparams = 0, op = 0, r;
+    int op = 0;
+    int r = virt_job_operation(domain, &op);
 
-    r = virt_domain_open(domain, &conn, &dom);
-    if (r < 0)
+    if (r <= 0)
         return r;
-    if (virDomainGetJobStats(dom, &type, &params, &nparams, 0) < 0) {
-        virErrorPtr e = virGetLastError();
-        if (e && (e->code == VIR_ERR_NO_SUPPORT || e->code == VIR_ERR_OPERATION_INVALID)) {
-            virResetLastError(); /* no job API (test driver), or not running: no job */
-            return 0;
-        }
-        return virt_error("read the domain's job");
-    }
-    if (virTypedParamsGetInt(params, nparams, VIR_DOMAIN_JOB_OPERATION, &op) <= 0 || op < 0 ||
-        op >= (int)ARRAY_SIZE(job_operations) || !job_operations[op])
+    if (op < 0 || op >= (int)ARRAY_SIZE(job_operations) || !job_operations[op])
         op = VIR_DOMAIN_JOB_OPERATION_UNKNOWN;
-    virTypedParamsFree(params, nparams);
-    if (type == VIR_DOMAIN_JOB_NONE)
-        return 0;
     snprintf(what, size, "%s", job_operations[op]);
     return 1;
 }

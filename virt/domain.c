@@ -138,6 +138,34 @@ virt_domain_resolve(const char *name_or_uuid, struct virt_domain_ref *ret)
     return 0;
 }
 
+int
+virt_job_operation(const char *domain, int *ret_op)
+{
+    _cleanup_conn_ virConnectPtr conn = NULL;
+    _cleanup_dom_ virDomainPtr dom = NULL;
+    virTypedParameterPtr params = NULL;
+    int type = VIR_DOMAIN_JOB_NONE, nparams = 0, op = VIR_DOMAIN_JOB_OPERATION_UNKNOWN, r;
+
+    r = virt_domain_open(domain, &conn, &dom);
+    if (r < 0)
+        return r;
+    if (virDomainGetJobStats(dom, &type, &params, &nparams, 0) < 0) {
+        virErrorPtr e = virGetLastError();
+        if (e && (e->code == VIR_ERR_NO_SUPPORT || e->code == VIR_ERR_OPERATION_INVALID)) {
+            virResetLastError(); /* no job API (test driver), or not running: no job */
+            return 0;
+        }
+        return virt_error("read the domain's job");
+    }
+    if (virTypedParamsGetInt(params, nparams, VIR_DOMAIN_JOB_OPERATION, &op) <= 0)
+        op = VIR_DOMAIN_JOB_OPERATION_UNKNOWN;
+    virTypedParamsFree(params, nparams);
+    if (type == VIR_DOMAIN_JOB_NONE)
+        return 0;
+    *ret_op = op;
+    return 1;
+}
+
 static void
 feature_set(struct virt_feature *f, const char *reason)
 {

@@ -527,28 +527,12 @@ virt_snapshot_delete(const char *domain, const char *name, enum virt_snap_delete
 int
 virt_snapshot_job_active(const char *domain, bool *ret)
 {
-    _cleanup_conn_ virConnectPtr conn = NULL;
-    _cleanup_dom_ virDomainPtr dom = NULL;
-    virTypedParameterPtr params = NULL;
-    int nparams = 0, type = VIR_DOMAIN_JOB_NONE, op = 0, r;
+    int op = 0;
+    int r = virt_job_operation(domain, &op);
 
-    r = virt_domain_open(domain, &conn, &dom);
     if (r < 0)
         return r;
-    if (virDomainGetJobStats(dom, &type, &params, &nparams, 0) < 0) {
-        virErrorPtr e = virGetLastError();
-        if (e && (e->code == VIR_ERR_NO_SUPPORT || e->code == VIR_ERR_OPERATION_INVALID)) {
-            /* No job information here (test driver), or the domain is not running. */
-            virResetLastError();
-            *ret = false;
-            return 0;
-        }
-        return virt_error("read the domain's job");
-    }
-    if (virTypedParamsGetInt(params, nparams, VIR_DOMAIN_JOB_OPERATION, &op) < 0)
-        op = 0;
-    virTypedParamsFree(params, nparams);
-    *ret = type != VIR_DOMAIN_JOB_NONE && op == VIR_DOMAIN_JOB_OPERATION_SNAPSHOT;
+    *ret = r > 0 && op == VIR_DOMAIN_JOB_OPERATION_SNAPSHOT;
     return 0;
 }
 
@@ -582,20 +566,5 @@ virt_domain_job_progress(const char *domain, bool completed, uint64_t *ret_done,
         return err_set(-ENOENT, "domain '%s' has no job with byte counts", domain);
     *ret_done = done;
     *ret_total = total;
-    return 0;
-}
-
-int
-virt_domain_abort_job(const char *domain)
-{
-    _cleanup_conn_ virConnectPtr conn = NULL;
-    _cleanup_dom_ virDomainPtr dom = NULL;
-    int r;
-
-    r = virt_domain_open(domain, &conn, &dom);
-    if (r < 0)
-        return r;
-    if (virDomainAbortJob(dom) < 0)
-        return virt_error("abort the domain's job");
     return 0;
 }

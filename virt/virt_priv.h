@@ -37,6 +37,13 @@ int virt_domain_open(const char *name_or_uuid, virConnectPtr *ret_conn, virDomai
 /* Empties the cache of virt_domain_resolve(): a domain event or a new connection came. */
 void virt_domain_refs_forget(void);
 
+/*
+ * Whether libvirt runs a job on the domain: 1 with its operation
+ * (VIR_DOMAIN_JOB_OPERATION_*) in *ret_op, 0 when none (or the driver has
+ * no job API, or the domain is not running), or a negative errno.
+ */
+int virt_job_operation(const char *domain, int *ret_op);
+
 /* Driver name of the connection ("QEMU", "Test", ...), cached per connection. */
 const char *virt_driver_name(virConnectPtr conn);
 

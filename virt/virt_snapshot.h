@@ -124,7 +124,4 @@ int virt_snapshot_job_active(const char *domain, bool *ret);
 int virt_domain_job_progress(const char *domain, bool completed, uint64_t *ret_done,
                              uint64_t *ret_total);
 
-/* Asks libvirt to abort the domain's running job (virDomainAbortJob). */
-int virt_domain_abort_job(const char *domain);
-
 #endif
