@@ -8,12 +8,15 @@
 # against the host's libvirt: README.md, section "Container".
 ARG BASE=debian:bookworm-slim
 
+# Both stages install from the one package list, scripts/packages.txt: its
+# section [build] here, [run] in the runtime stage. The list is copied before
+# the sources, so that these layers stay cached until it changes.
 FROM ${BASE} AS build
 ENV DEBIAN_FRONTEND=noninteractive
-RUN apt-get update \
- && apt-get install -y --no-install-recommends \
-        gcc libc6-dev meson ninja-build pkg-config python3 \
-        libmicrohttpd-dev libjansson-dev libvirt-dev libsqlite3-dev libxml2-dev nettle-dev \
+COPY scripts/packages scripts/packages.txt /tmp/packages/
+RUN pkgs=$(/tmp/packages/packages build) \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends $pkgs \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -26,11 +29,12 @@ RUN meson setup /build --prefix=/usr \
 
 FROM ${BASE}
 ENV DEBIAN_FRONTEND=noninteractive
-RUN apt-get update \
- && apt-get install -y --no-install-recommends \
-        libmicrohttpd12 libjansson4 libvirt0 libsqlite3-0 libxml2 libnettle8 libgnutls30 \
-        curl \
- && rm -rf /var/lib/apt/lists/*
+COPY scripts/packages scripts/packages.txt /tmp/packages/
+RUN pkgs=$(/tmp/packages/packages run) \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends $pkgs \
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log /tmp/packages
 # A fixed id, so that the host can give it access to the libvirt socket and
 # own the state volume (README.md, "Container").
 RUN groupadd --gid 10001 virtvault \
