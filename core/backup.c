@@ -15,6 +15,7 @@
 #include "checkpoint.h"
 #include "cleanup.h"
 #include "core.h"
+#include "db/backup.h"
 #include "db/checkpoint.h"
 #include "err.h"
 #include "hash.h"
@@ -22,6 +23,8 @@
 #include "log.h"
 #include "text.h"
 #include "vault/vault.h"
+#include "virt/nbd.h"
+#include "virt/virt.h"
 
 #define POLL_MS 250
 /* How long a job waits for a lost libvirt connection before it gives up. */
@@ -36,8 +39,6 @@
 /* A unix socket path must fit into sun_path. */
 #define SOCKET_PATH_MAX 107
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct db_backup *, db_backup_free)
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct virt_domain *, virt_domain_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct virt_nbd *, virt_nbd_close)
 
 /* A pull backup whose exports are ready for clients (guarded by bk.lock). */
@@ -64,9 +65,9 @@ static struct {
 };
 
 static void
-backup_listp(struct db_backup ***list, size_t n)
+backup_listp(struct conf_backup ***list, size_t n)
 {
-    db_backup_list_free(*list, n);
+    conf_backup_list_free(*list, n);
 }
 
 static void
@@ -84,7 +85,7 @@ strv_free(char **v)
 static int
 domain_resolve(const char *name_or_uuid, char ret_uuid[37], char **ret_name)
 {
-    _cleanup_(virt_domain_freep) struct virt_domain *d = NULL;
+    _cleanup_(conf_domain_freep) struct conf_domain *d = NULL;
     char *name;
     int r;
 
@@ -110,16 +111,16 @@ domain_resolve(const char *name_or_uuid, char ret_uuid[37], char **ret_name)
 
 /* Reads backup id and checks that it belongs to domain uuid. */
 static int
-backup_of(const char *uuid, const char *id, struct db_backup **ret)
+backup_of(const char *uuid, const char *id, struct conf_backup **ret)
 {
-    struct db_backup *b = NULL;
+    struct conf_backup *b = NULL;
     int r;
 
     r = db_backup_get(core_db(), id, &b);
     if (r < 0)
         return r;
     if (strcmp(b->domain_uuid, uuid) != 0) {
-        db_backup_free(b);
+        conf_backup_free(b);
         return err_set(-ENOENT, "backup '%s' not found for this domain", id);
     }
     *ret = b;
@@ -131,7 +132,7 @@ backup_of(const char *uuid, const char *id, struct db_backup **ret)
 
 /* Whether disk k of a domain can be backed up, and why not. */
 static const char *
-disk_unfit(const struct virt_disk *k)
+disk_unfit(const struct conf_disk *k)
 {
     if (!k->device || strcmp(k->device, "disk") != 0)
         return "it is not a disk";
@@ -149,7 +150,7 @@ struct plan_disk {
 };
 
 static int
-plan_disks(const struct virt_domain *d, const struct core_backup_request *req,
+plan_disks(const struct conf_domain *d, const struct core_backup_request *req,
            struct plan_disk *ret, size_t *ret_n)
 {
     size_t n = 0;
@@ -196,7 +197,7 @@ plan_disks(const struct virt_domain *d, const struct core_backup_request *req,
  * sizes. Returns 0, or -EBADFD with the reason in the detail.
  */
 static int
-base_sound(const char *uuid, const struct db_backup *parent, const struct plan_disk *disks,
+base_sound(const char *uuid, const struct conf_backup *parent, const struct plan_disk *disks,
            size_t n)
 {
     int r;
@@ -232,10 +233,10 @@ base_sound(const char *uuid, const struct db_backup *parent, const struct plan_d
 }
 
 bool
-core_backup_is_client_pull(const struct db_backup *b)
+core_backup_is_client_pull(const struct conf_backup *b)
 {
     /* Its disks name no file: a client read the exports, the vault holds nothing. */
-    return b->mode && strcmp(b->mode, "pull") == 0 && b->n_disks > 0 && b->disks[0].file &&
+    return b->mode == CONF_BACKUP_MODE_PULL && b->n_disks > 0 && b->disks[0].file &&
            b->disks[0].file[0] == '\0';
 }
 
@@ -244,16 +245,19 @@ core_backup_is_client_pull(const struct db_backup *b)
  * one checkpoint). With vault, only backups whose images are in the vault
  * count: a chain stands on images.
  */
+static const enum conf_backup_state completed = CONF_BACKUP_STATE_COMPLETED;
+static const enum conf_backup_type full = CONF_BACKUP_TYPE_FULL;
+
 static int
-find_backup(const char *uuid, const char *chain, const char *checkpoint, const char *type,
-            bool vault, struct db_backup **ret)
+find_backup(const char *uuid, const char *chain, const char *checkpoint,
+            const enum conf_backup_type *type, bool vault, struct conf_backup **ret)
 {
     struct db_backup_filter f = {.domain_uuid = uuid,
-                                 .state = "completed",
+                                 .state = &completed,
                                  .chain_id = chain,
                                  .checkpoint = checkpoint,
                                  .type = type};
-    struct db_backup **list = NULL;
+    struct conf_backup **list = NULL;
     size_t n = 0;
     int r;
 
@@ -264,10 +268,10 @@ find_backup(const char *uuid, const char *chain, const char *checkpoint, const c
         if (vault && core_backup_is_client_pull(list[i]))
             continue;
         *ret = TAKE_PTR(list[i]);
-        db_backup_list_free(list, n);
+        conf_backup_list_free(list, n);
         return 0;
     }
-    db_backup_list_free(list, n);
+    conf_backup_list_free(list, n);
     return -ENOENT;
 }
 
@@ -275,7 +279,7 @@ find_backup(const char *uuid, const char *chain, const char *checkpoint, const c
 static bool
 request_to_vault(const struct core_backup_request *req)
 {
-    return !req->mode || strcmp(req->mode, "pull") != 0 || req->to_vault;
+    return req->mode != CONF_BACKUP_MODE_PULL || req->to_vault;
 }
 
 /*
@@ -284,16 +288,16 @@ request_to_vault(const struct core_backup_request *req)
  */
 static int
 plan_parent(const char *uuid, const struct core_backup_request *req, const struct plan_disk *disks,
-            size_t n, const char **type, struct db_backup **ret_parent)
+            size_t n, enum conf_backup_type *type, struct conf_backup **ret_parent)
 {
-    _cleanup_(db_backup_freep) struct db_backup *latest = NULL;
-    _cleanup_(db_backup_freep) struct db_backup *parent = NULL;
-    bool automatic = strcmp(req->type, "auto") == 0;
+    _cleanup_(conf_backup_freep) struct conf_backup *latest = NULL;
+    _cleanup_(conf_backup_freep) struct conf_backup *parent = NULL;
+    bool automatic = req->type == CONF_BACKUP_TYPE_AUTO;
     int r;
 
     *ret_parent = NULL;
-    if (strcmp(req->type, "full") == 0) {
-        *type = "full";
+    if (req->type == CONF_BACKUP_TYPE_FULL) {
+        *type = CONF_BACKUP_TYPE_FULL;
         return 0;
     }
     /* Puts back into libvirt what it lost, and marks what is broken, before relying on it. */
@@ -303,7 +307,7 @@ plan_parent(const char *uuid, const struct core_backup_request *req, const struc
     r = find_backup(uuid, NULL, NULL, NULL, request_to_vault(req), &latest);
     if (r == -ENOENT) {
         if (automatic) {
-            *type = "full";
+            *type = CONF_BACKUP_TYPE_FULL;
             return 0;
         }
         return err_set(-EBADFD, "the domain has no completed backup to count changes from; "
@@ -312,12 +316,12 @@ plan_parent(const char *uuid, const struct core_backup_request *req, const struc
     if (r < 0)
         return r;
 
-    if (strcmp(req->type, "differential") == 0) {
+    if (req->type == CONF_BACKUP_TYPE_DIFFERENTIAL) {
         if (req->since)
             r = find_backup(uuid, latest->chain_id, req->since, NULL, request_to_vault(req),
                             &parent);
         else
-            r = find_backup(uuid, latest->chain_id, NULL, "full", request_to_vault(req), &parent);
+            r = find_backup(uuid, latest->chain_id, NULL, &full, request_to_vault(req), &parent);
         if (r == -ENOENT)
             return err_set(-EBADFD,
                            req->since ? "no completed backup of the current chain created "
@@ -329,7 +333,7 @@ plan_parent(const char *uuid, const struct core_backup_request *req, const struc
         r = base_sound(uuid, parent, disks, n);
         if (r < 0)
             return r;
-        *type = "differential";
+        *type = CONF_BACKUP_TYPE_DIFFERENTIAL;
         *ret_parent = TAKE_PTR(parent);
         return 0;
     }
@@ -338,12 +342,12 @@ plan_parent(const char *uuid, const struct core_backup_request *req, const struc
     if (r == -EBADFD && automatic) {
         log_info("backup of %s: a full backup instead of an incremental: %s", uuid,
                  err_detail() ? err_detail() : "");
-        *type = "full";
+        *type = CONF_BACKUP_TYPE_FULL;
         return 0;
     }
     if (r < 0)
         return r;
-    *type = "incremental";
+    *type = CONF_BACKUP_TYPE_INCREMENTAL;
     *ret_parent = TAKE_PTR(latest);
     return 0;
 }
@@ -358,13 +362,13 @@ base_name(const char *rel)
 }
 
 static int
-plan_backup(const struct virt_domain *d, const struct core_backup_request *req,
-            struct db_backup **ret)
+plan_backup(const struct conf_domain *d, const struct core_backup_request *req,
+            struct conf_backup **ret)
 {
-    _cleanup_(db_backup_freep) struct db_backup *b = calloc(1, sizeof(*b));
-    _cleanup_(db_backup_freep) struct db_backup *parent = NULL;
+    _cleanup_(conf_backup_freep) struct conf_backup *b = calloc(1, sizeof(*b));
+    _cleanup_(conf_backup_freep) struct conf_backup *parent = NULL;
     struct plan_disk disks[MAX_DISKS];
-    const char *type = NULL;
+    enum conf_backup_type type = CONF_BACKUP_TYPE_FULL;
     char id[17];
     size_t n = 0;
     int r;
@@ -382,11 +386,12 @@ plan_backup(const struct virt_domain *d, const struct core_backup_request *req,
         return r;
 
     b->verify_ok = -1;
+    b->mode = req->mode;
+    b->type = type;
+    b->state = CONF_BACKUP_STATE_RUNNING;
     b->started_at = text_now_ms();
     if (!(b->id = strdup(id)) || !(b->domain_uuid = strdup(d->uuid)) ||
         !(b->domain_name = strdup(d->name)) ||
-        !(b->mode = strdup(req->mode ? req->mode : "push")) || !(b->type = strdup(type)) ||
-        !(b->state = strdup("running")) ||
         !(b->chain_id = strdup(parent ? parent->chain_id : id)) ||
         (parent && !(b->parent_id = strdup(parent->id))) ||
         (parent && !(b->base_checkpoint = strdup(parent->checkpoint))) ||
@@ -399,7 +404,7 @@ plan_backup(const struct virt_domain *d, const struct core_backup_request *req,
     if (!b->disks)
         return -ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        struct db_backup_disk *k = &b->disks[b->n_disks++];
+        struct conf_backup_disk *k = &b->disks[b->n_disks++];
 
         k->size = disks[i].size;
         if (!(k->target = strdup(disks[i].target)))
@@ -426,7 +431,7 @@ plan_backup(const struct virt_domain *d, const struct core_backup_request *req,
 /* The backup job */
 
 struct backup_run {
-    struct db_backup *b;
+    struct conf_backup *b;
     uint64_t bandwidth;
     char **skip; /* targets of the domain's other disks (NULL-terminated) */
     size_t n_skip;
@@ -446,7 +451,7 @@ backup_run_free(void *data)
 
     if (!br)
         return;
-    db_backup_free(br->b);
+    conf_backup_free(br->b);
     strv_free(br->skip);
     strv_free(br->sources);
     free(br);
@@ -462,7 +467,7 @@ abs_path(const char *rel, char *buf, size_t size)
 
 /* Removes the images of b and the folders they leave empty. */
 static void
-remove_images(const struct db_backup *b)
+remove_images(const struct conf_backup *b)
 {
     for (size_t i = 0; i < b->n_disks; i++) {
         if (!b->disks[i].file || !b->disks[i].file[0])
@@ -478,7 +483,7 @@ remove_images(const struct db_backup *b)
  * (backup ids are unique; a short path leaves room in sun_path).
  */
 static int
-pull_dir(const struct db_backup *b, char *buf, size_t size)
+pull_dir(const struct conf_backup *b, char *buf, size_t size)
 {
     if ((size_t)snprintf(buf, size, "%s/pull", bk.vault) >= size)
         return err_set(-ENAMETOOLONG, "vault path too long");
@@ -486,7 +491,7 @@ pull_dir(const struct db_backup *b, char *buf, size_t size)
 }
 
 static int
-pull_socket_path(const struct db_backup *b, char *buf, size_t size)
+pull_socket_path(const struct conf_backup *b, char *buf, size_t size)
 {
     char dir[PATH_MAX];
     int r;
@@ -504,7 +509,7 @@ pull_socket_path(const struct db_backup *b, char *buf, size_t size)
 }
 
 static int
-pull_scratch_path(const struct db_backup *b, const char *target, char *buf, size_t size)
+pull_scratch_path(const struct conf_backup *b, const char *target, char *buf, size_t size)
 {
     char dir[PATH_MAX];
     int r;
@@ -518,7 +523,7 @@ pull_scratch_path(const struct db_backup *b, const char *target, char *buf, size
 }
 
 static int
-pull_prepare_dir(const struct db_backup *b)
+pull_prepare_dir(const struct conf_backup *b)
 {
     char dir[PATH_MAX];
     int r;
@@ -531,7 +536,7 @@ pull_prepare_dir(const struct db_backup *b)
 
 /* Removes the socket and scratch files a pull backup leaves once libvirt's job ended. */
 static void
-pull_cleanup_files(const struct db_backup *b)
+pull_cleanup_files(const struct conf_backup *b)
 {
     char path[PATH_MAX];
 
@@ -544,10 +549,11 @@ pull_cleanup_files(const struct db_backup *b)
 }
 
 int
-core_backup_pull_export(const struct db_backup *b, const char *target, struct core_pull_export *ret)
+core_backup_pull_export(const struct conf_backup *b, const char *target,
+                        struct core_pull_export *ret)
 {
     struct core_pull_export e = {0};
-    const struct db_backup_disk *k = NULL;
+    const struct conf_backup_disk *k = NULL;
     int r;
 
     if (!core_backup_is_client_pull(b))
@@ -574,7 +580,7 @@ core_backup_pull_export(const struct db_backup *b, const char *target, struct co
 static int
 backup_begin(struct job *job, struct backup_run *br)
 {
-    struct db_backup *b = br->b;
+    struct conf_backup *b = br->b;
     _cleanup_free_ struct virt_backup_disk *vd = calloc(b->n_disks, sizeof(*vd));
     _cleanup_free_ char *paths = calloc(b->n_disks, PATH_MAX);
     _cleanup_free_ char *cpxml = NULL;
@@ -613,7 +619,8 @@ backup_begin(struct job *job, struct backup_run *br)
     if (job_cancelled(job))
         return err_set(-ECANCELED, "the backup was cancelled before it began");
 
-    snprintf(desc, sizeof(desc), "virtvault %s backup %s", b->type, b->id);
+    snprintf(desc, sizeof(desc), "virtvault %s backup %s", conf_backup_type_to_string(b->type),
+             b->id);
     struct virt_backup_spec spec = {
         .incremental = b->base_checkpoint,
         .checkpoint = b->checkpoint,
@@ -633,8 +640,9 @@ backup_begin(struct job *job, struct backup_run *br)
     r = core_checkpoint_store_created(b->domain_uuid, cpxml);
     if (r < 0)
         return r;
-    log_info("backup %s of %s began (%s%s%s)", b->id, b->domain_name, b->type,
-             b->base_checkpoint ? " since " : "", b->base_checkpoint ? b->base_checkpoint : "");
+    log_info("backup %s of %s began (%s%s%s)", b->id, b->domain_name,
+             conf_backup_type_to_string(b->type), b->base_checkpoint ? " since " : "",
+             b->base_checkpoint ? b->base_checkpoint : "");
     return 0;
 }
 
@@ -661,10 +669,10 @@ wait_event(uint64_t *seen, unsigned ms)
 }
 
 void
-core_backup_on_event(const struct virt_event *ev)
+core_backup_on_event(const struct conf_event *ev)
 {
-    if (ev->kind != VIRT_EVENT_JOB_COMPLETED && ev->kind != VIRT_EVENT_STOPPED &&
-        ev->kind != VIRT_EVENT_CONNECTED)
+    if (ev->kind != CONF_EVENT_JOB_COMPLETED && ev->kind != CONF_EVENT_STOPPED &&
+        ev->kind != CONF_EVENT_CONNECTED)
         return;
     pthread_mutex_lock(&bk.lock);
     bk.generation++;
@@ -746,14 +754,14 @@ backup_follow(struct job *job, struct backup_run *br)
 static int
 backup_seal(struct job *job, struct backup_run *br)
 {
-    struct db_backup *b = br->b;
+    struct conf_backup *b = br->b;
     char result[256];
     uint64_t stored = 0;
     int r;
 
     for (size_t i = 0; i < b->n_disks; i++) {
         char hex[HASH_SHA256_HEX_LEN + 1];
-        struct db_backup_disk *k = &b->disks[i];
+        struct conf_backup_disk *k = &b->disks[i];
 
         if (!k->file[0])
             continue; /* a client read it: nothing was stored */
@@ -766,10 +774,7 @@ backup_seal(struct job *job, struct backup_run *br)
             return -ENOMEM;
         stored += k->stored_bytes;
     }
-    free(b->state);
-    b->state = strdup("completed");
-    if (!b->state)
-        return -ENOMEM;
+    b->state = CONF_BACKUP_STATE_COMPLETED;
     b->stored_bytes = stored;
     b->finished_at = text_now_ms();
     r = db_backup_finish(core_db(), b);
@@ -777,9 +782,9 @@ backup_seal(struct job *job, struct backup_run *br)
         return r;
     snprintf(result, sizeof(result),
              "{\"backup_id\": \"%s\", \"type\": \"%s\", \"stored_bytes\": %" PRIu64 "}", b->id,
-             b->type, stored);
+             conf_backup_type_to_string(b->type), stored);
     log_info("backup %s of %s completed: %s, %" PRIu64 " bytes stored", b->id, b->domain_name,
-             b->type, stored);
+             conf_backup_type_to_string(b->type), stored);
     return job_set_result(job, result);
 }
 
@@ -807,7 +812,7 @@ job_stop(const char *uuid)
 static int
 backup_abandon(struct backup_run *br, int err)
 {
-    struct db_backup *b = br->b;
+    struct conf_backup *b = br->b;
     char detail[1024];
     int r;
 
@@ -829,16 +834,15 @@ backup_abandon(struct backup_run *br, int err)
             log_warn("backup %s: cannot remove checkpoint %s: %s", b->id, b->checkpoint,
                      err_detail() ? err_detail() : strerror(-r));
     }
-    free(b->state);
-    b->state = strdup(err == -ECANCELED ? "cancelled" : "failed");
+    b->state = err == -ECANCELED ? CONF_BACKUP_STATE_CANCELLED : CONF_BACKUP_STATE_FAILED;
     free(b->error_detail);
     b->error_detail = strdup(detail);
     b->error_errno = err;
     b->finished_at = text_now_ms();
     b->stored_bytes = 0;
-    if (b->state && db_backup_finish(core_db(), b) < 0)
+    if (db_backup_finish(core_db(), b) < 0)
         log_warn("backup %s: cannot record its end: %s", b->id, err_detail());
-    log_info("backup %s of %s %s: %s", b->id, b->domain_name, b->state ? b->state : "failed",
+    log_info("backup %s of %s %s: %s", b->id, b->domain_name, conf_backup_state_to_string(b->state),
              detail);
     return err_set(err, "%s", detail);
 }
@@ -894,7 +898,7 @@ pull_unregister(const char *id)
 
 /* Waits for the end of a ready pull backup; see pull_serve(). */
 static int
-pull_wait(struct job *job, const struct db_backup *b, struct pull_session *ps, uint64_t seen)
+pull_wait(struct job *job, const struct conf_backup *b, struct pull_session *ps, uint64_t seen)
 {
     int r;
 
@@ -939,7 +943,7 @@ pull_wait(struct job *job, const struct db_backup *b, struct pull_session *ps, u
 static int
 pull_serve(struct job *job, struct backup_run *br)
 {
-    const struct db_backup *b = br->b;
+    const struct conf_backup *b = br->b;
     struct pull_session *ps = NULL;
     uint64_t seen;
     int r;
@@ -956,7 +960,7 @@ pull_serve(struct job *job, struct backup_run *br)
     pthread_mutex_unlock(&bk.lock);
     if (!ps)
         return err_set(-EAGAIN, "too many pull backups are ready at once (at most %d)", MAX_PULLS);
-    r = db_backup_set_state(core_db(), b->id, "ready");
+    r = db_backup_set_state(core_db(), b->id, CONF_BACKUP_STATE_READY);
     if (r < 0)
         return r;
     log_info("backup %s of %s ready: exports on %s", b->id, b->domain_name, br->pull_socket);
@@ -970,23 +974,21 @@ pull_serve(struct job *job, struct backup_run *br)
 static int
 pull_complete(struct job *job, struct backup_run *br)
 {
-    struct db_backup *b = br->b;
+    struct conf_backup *b = br->b;
     char result[256];
     int r;
 
-    free(b->state);
-    b->state = strdup("completed");
-    if (!b->state)
-        return -ENOMEM;
+    b->state = CONF_BACKUP_STATE_COMPLETED;
     b->stored_bytes = 0;
     b->finished_at = text_now_ms();
     r = db_backup_finish(core_db(), b);
     if (r < 0)
         return r;
     snprintf(result, sizeof(result),
-             "{\"backup_id\": \"%s\", \"type\": \"%s\", \"stored_bytes\": 0}", b->id, b->type);
+             "{\"backup_id\": \"%s\", \"type\": \"%s\", \"stored_bytes\": 0}", b->id,
+             conf_backup_type_to_string(b->type));
     log_info("backup %s of %s finished: %s pull, checkpoint %s kept", b->id, b->domain_name,
-             b->type, b->checkpoint);
+             conf_backup_type_to_string(b->type), b->checkpoint);
     return job_set_result(job, result);
 }
 
@@ -1012,10 +1014,10 @@ copy_progress(void *opaque, uint64_t done)
  * not NULL, else those that do not read as zeros. *ret is a new array.
  */
 static int
-copy_extents(struct virt_nbd *src, const char *context, struct virt_extent **ret, size_t *ret_n,
+copy_extents(struct virt_nbd *src, const char *context, struct conf_extent **ret, size_t *ret_n,
              uint64_t *ret_bytes)
 {
-    struct virt_extent *ext = NULL;
+    struct conf_extent *ext = NULL;
     size_t n = 0, k = 0;
     uint64_t bytes = 0;
     int r;
@@ -1047,8 +1049,8 @@ static int
 copy_into_vault(struct job *job, struct backup_run *br, struct virt_nbd **srcs,
                 char *const *contexts)
 {
-    struct db_backup *b = br->b;
-    _cleanup_free_ struct virt_extent **ext = calloc(b->n_disks, sizeof(*ext));
+    struct conf_backup *b = br->b;
+    _cleanup_free_ struct conf_extent **ext = calloc(b->n_disks, sizeof(*ext));
     _cleanup_free_ size_t *n_ext = calloc(b->n_disks, sizeof(*n_ext));
     struct copy_ctx cc = {.job = job};
     int r = 0;
@@ -1088,7 +1090,7 @@ copy_into_vault(struct job *job, struct backup_run *br, struct virt_nbd **srcs,
 static int
 pull_to_vault(struct job *job, struct backup_run *br)
 {
-    struct db_backup *b = br->b;
+    struct conf_backup *b = br->b;
     _cleanup_free_ struct virt_nbd **srcs = calloc(b->n_disks, sizeof(*srcs));
     _cleanup_free_ char **contexts = calloc(b->n_disks, sizeof(*contexts));
     int r = 0;
@@ -1131,7 +1133,7 @@ pull_to_vault(struct job *job, struct backup_run *br)
 static int
 offline_run(struct job *job, struct backup_run *br)
 {
-    struct db_backup *b = br->b;
+    struct conf_backup *b = br->b;
     _cleanup_free_ struct virt_nbd **srcs = calloc(b->n_disks, sizeof(*srcs));
     _cleanup_free_ char **contexts = calloc(b->n_disks, sizeof(*contexts));
     _cleanup_free_ const char **targets = calloc(b->n_disks, sizeof(*targets));
@@ -1284,10 +1286,10 @@ backup_job_cancel(struct job *job, void *data)
  * libvirt how it ended (or still runs) and records that.
  */
 static int
-backup_job_recover(const struct db_job *rec, void **ret_data)
+backup_job_recover(const struct conf_job *rec, void **ret_data)
 {
     struct backup_run *br;
-    struct db_backup *b = NULL;
+    struct conf_backup *b = NULL;
     int r;
 
     if (!rec->params)
@@ -1296,13 +1298,13 @@ backup_job_recover(const struct db_job *rec, void **ret_data)
     if (r < 0)
         return r;
     /* A pull backup's exports and copies were this process's: the sweep ends them. */
-    if (strcmp(b->state, "running") != 0 || strcmp(b->mode, "push") != 0) {
-        db_backup_free(b);
+    if (b->state != CONF_BACKUP_STATE_RUNNING || b->mode != CONF_BACKUP_MODE_PUSH) {
+        conf_backup_free(b);
         return 0;
     }
     br = calloc(1, sizeof(*br));
     if (!br) {
-        db_backup_free(b);
+        conf_backup_free(b);
         return -ENOMEM;
     }
     br->b = b;
@@ -1325,14 +1327,14 @@ static const struct job_kind backup_kind = {
  * array in b's disk order.
  */
 static int
-offline_sources(const struct virt_domain *d, const struct db_backup *b, char ***ret)
+offline_sources(const struct conf_domain *d, const struct conf_backup *b, char ***ret)
 {
     char **v = calloc(b->n_disks + 1, sizeof(*v));
 
     if (!v)
         return -ENOMEM;
     for (size_t i = 0; i < b->n_disks; i++) {
-        const struct virt_disk *k = NULL;
+        const struct conf_disk *k = NULL;
         struct virt_image_bitmap *bm = NULL;
         size_t n_bm = 0;
         int found = 0, r;
@@ -1378,16 +1380,16 @@ offline_sources(const struct virt_domain *d, const struct db_backup *b, char ***
 
 int
 core_backup_create(const char *domain, const struct core_backup_request *req,
-                   struct db_backup **ret, struct db_job **ret_job)
+                   struct conf_backup **ret, struct conf_job **ret_job)
 {
-    _cleanup_(virt_domain_freep) struct virt_domain *d = NULL;
-    _cleanup_(db_backup_freep) struct db_backup *b = NULL;
+    _cleanup_(conf_domain_freep) struct conf_domain *d = NULL;
+    _cleanup_(conf_backup_freep) struct conf_backup *b = NULL;
     struct backup_run *br;
-    struct db_job *job = NULL;
+    struct conf_job *job = NULL;
     char holder[128];
     int r;
 
-    bool pull = req->mode && strcmp(req->mode, "pull") == 0;
+    bool pull = req->mode == CONF_BACKUP_MODE_PULL;
     bool offline = false;
 
     r = virt_domain_get(domain, &d);
@@ -1481,7 +1483,7 @@ core_backup_create(const char *domain, const struct core_backup_request *req,
 /* Catalog */
 
 int
-core_backup_list(const char *domain, const struct core_backup_query *q, struct db_backup ***ret,
+core_backup_list(const char *domain, const struct core_backup_query *q, struct conf_backup ***ret,
                  size_t *ret_n, size_t *ret_total)
 {
     _cleanup_free_ char *name = NULL;
@@ -1502,7 +1504,7 @@ core_backup_list(const char *domain, const struct core_backup_query *q, struct d
 }
 
 int
-core_backup_get(const char *domain, const char *id, struct db_backup **ret)
+core_backup_get(const char *domain, const char *id, struct conf_backup **ret)
 {
     _cleanup_free_ char *name = NULL;
     char uuid[37];
@@ -1516,7 +1518,7 @@ core_backup_get(const char *domain, const char *id, struct db_backup **ret)
 
 /* Deletes one backup's files and row (it has no dependents left). */
 static int
-delete_one(const struct db_backup *b)
+delete_one(const struct conf_backup *b)
 {
     int r;
 
@@ -1547,8 +1549,8 @@ int
 core_backup_delete(const char *domain, const char *id, bool chain, char ***ret_ids)
 {
     _cleanup_free_ char *name = NULL;
-    _cleanup_(db_backup_freep) struct db_backup *b = NULL;
-    struct db_backup **list = NULL;
+    _cleanup_(conf_backup_freep) struct conf_backup *b = NULL;
+    struct conf_backup **list = NULL;
     char **deleted = NULL;
     size_t n = 0, nd = 0;
     char uuid[37];
@@ -1615,7 +1617,7 @@ core_backup_delete(const char *domain, const char *id, bool chain, char ***ret_i
 /* Restore and verify runs begin with their vault_cancel: one cancel hook serves both. */
 struct restore_run {
     struct vault_cancel cancel;
-    struct db_backup *b;
+    struct conf_backup *b;
     char *target_dir;
     char *format;
     char *define_name;
@@ -1628,7 +1630,7 @@ restore_run_free(void *data)
 
     if (!rr)
         return;
-    db_backup_free(rr->b);
+    conf_backup_free(rr->b);
     free(rr->target_dir);
     free(rr->format);
     free(rr->define_name);
@@ -1639,7 +1641,7 @@ static int
 restore_job_run(struct job *job, void *data)
 {
     struct restore_run *rr = data;
-    struct db_backup *b = rr->b;
+    struct conf_backup *b = rr->b;
     _cleanup_free_ struct virt_restored_disk *rd = calloc(b->n_disks + 1, sizeof(*rd));
     _cleanup_free_ char(*dest)[PATH_MAX] = calloc(b->n_disks + 1, PATH_MAX);
     size_t done_disks = 0;
@@ -1737,10 +1739,10 @@ static const struct job_kind restore_kind = {
 
 /* Reads a completed backup of domain for restore or verify. */
 static int
-completed_backup(const char *domain, const char *id, char **ret_name, struct db_backup **ret)
+completed_backup(const char *domain, const char *id, char **ret_name, struct conf_backup **ret)
 {
     _cleanup_free_ char *name = NULL;
-    _cleanup_(db_backup_freep) struct db_backup *b = NULL;
+    _cleanup_(conf_backup_freep) struct conf_backup *b = NULL;
     char uuid[37];
     int r;
 
@@ -1750,8 +1752,9 @@ completed_backup(const char *domain, const char *id, char **ret_name, struct db_
     r = backup_of(uuid, id, &b);
     if (r < 0)
         return r;
-    if (strcmp(b->state, "completed") != 0)
-        return err_set(-EBADFD, "backup %s is %s, not completed", b->id, b->state);
+    if (b->state != CONF_BACKUP_STATE_COMPLETED)
+        return err_set(-EBADFD, "backup %s is %s, not completed", b->id,
+                       conf_backup_state_to_string(b->state));
     if (core_backup_is_client_pull(b))
         return err_set(-EBADFD,
                        "backup %s was read by a client in pull mode: the vault holds no "
@@ -1764,10 +1767,10 @@ completed_backup(const char *domain, const char *id, char **ret_name, struct db_
 
 int
 core_backup_restore(const char *domain, const char *id, const struct core_restore_request *req,
-                    struct db_job **ret_job)
+                    struct conf_job **ret_job)
 {
     _cleanup_free_ char *name = NULL;
-    struct db_backup *b = NULL;
+    struct conf_backup *b = NULL;
     struct restore_run *rr;
     int r;
 
@@ -1780,26 +1783,26 @@ core_backup_restore(const char *domain, const char *id, const struct core_restor
     if (r < 0)
         return r;
     if (req->define_name) {
-        _cleanup_(virt_domain_freep) struct virt_domain *other = NULL;
+        _cleanup_(conf_domain_freep) struct conf_domain *other = NULL;
         r = virt_domain_get(req->define_name, &other);
         if (r == 0) {
-            db_backup_free(b);
+            conf_backup_free(b);
             return err_set(-EEXIST, "a domain named '%s' exists already", req->define_name);
         }
         if (r != -ENOENT) {
-            db_backup_free(b);
+            conf_backup_free(b);
             return r;
         }
         err_clear();
     }
     r = vault_dir_inside(req->target_dir, bk.roots, bk.n_roots);
     if (r < 0) {
-        db_backup_free(b);
+        conf_backup_free(b);
         return r;
     }
     rr = calloc(1, sizeof(*rr));
     if (!rr) {
-        db_backup_free(b);
+        conf_backup_free(b);
         return -ENOMEM;
     }
     rr->b = b;
@@ -1825,7 +1828,7 @@ core_backup_restore(const char *domain, const char *id, const struct core_restor
 
 struct verify_run {
     struct vault_cancel cancel; /* first, as in restore_run */
-    struct db_backup *b;
+    struct conf_backup *b;
 };
 
 static void
@@ -1835,7 +1838,7 @@ verify_run_free(void *data)
 
     if (!vr)
         return;
-    db_backup_free(vr->b);
+    conf_backup_free(vr->b);
     free(vr);
 }
 
@@ -1856,7 +1859,7 @@ note(FILE *text, size_t *n, const char *fmt, ...)
 
 /* Checks one image: checksum, qcow2 structure, backing file. */
 static int
-verify_disk(const struct db_backup *b, const struct db_backup_disk *k, struct verify_run *vr,
+verify_disk(const struct conf_backup *b, const struct conf_backup_disk *k, struct verify_run *vr,
             FILE *text, size_t *problems)
 {
     char path[PATH_MAX], hex[HASH_SHA256_HEX_LEN + 1];
@@ -1906,7 +1909,7 @@ static int
 verify_job_run(struct job *job, void *data)
 {
     struct verify_run *vr = data;
-    struct db_backup *chain[MAX_CHAIN];
+    struct conf_backup *chain[MAX_CHAIN];
     size_t n_chain = 0, problems = 0, files = 0;
     uint64_t total = 0, done = 0;
     _cleanup_free_ char *text = NULL;
@@ -1923,7 +1926,7 @@ verify_job_run(struct job *job, void *data)
     /* The backup and every backup it stands on, down to the full one. */
     chain[n_chain++] = vr->b;
     while (chain[n_chain - 1]->parent_id && n_chain < MAX_CHAIN) {
-        struct db_backup *p = NULL;
+        struct conf_backup *p = NULL;
         r = db_backup_get(core_db(), chain[n_chain - 1]->parent_id, &p);
         if (r == -ENOENT) {
             note(f, &problems, "backup %s stands on backup %s, which is gone",
@@ -1949,7 +1952,7 @@ verify_job_run(struct job *job, void *data)
         }
     }
     for (size_t c = 1; c < n_chain; c++)
-        db_backup_free(chain[c]);
+        conf_backup_free(chain[c]);
     if (fclose(f) != 0)
         return -ENOMEM;
     if (r < 0)
@@ -1983,10 +1986,10 @@ static const struct job_kind verify_kind = {
 };
 
 int
-core_backup_verify(const char *domain, const char *id, struct db_job **ret_job)
+core_backup_verify(const char *domain, const char *id, struct conf_job **ret_job)
 {
     _cleanup_free_ char *name = NULL;
-    struct db_backup *b = NULL;
+    struct conf_backup *b = NULL;
     struct verify_run *vr;
     int r;
 
@@ -1995,7 +1998,7 @@ core_backup_verify(const char *domain, const char *id, struct db_job **ret_job)
         return r;
     vr = calloc(1, sizeof(*vr));
     if (!vr) {
-        db_backup_free(b);
+        conf_backup_free(b);
         return -ENOMEM;
     }
     vr->b = b;
@@ -2057,8 +2060,9 @@ core_backup_init(const char *vault_dir, const char *roots, unsigned pull_idle_ti
 void
 core_backup_sweep(void)
 {
-    struct db_backup_filter f = {.state = "running"};
-    struct db_backup **list = NULL;
+    enum conf_backup_state state = CONF_BACKUP_STATE_RUNNING;
+    struct db_backup_filter f = {.state = &state};
+    struct conf_backup **list = NULL;
     size_t n = 0;
 
     if (db_backup_list(core_db(), &f, &list, &n, NULL) < 0) {
@@ -2066,12 +2070,12 @@ core_backup_sweep(void)
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        _cleanup_(db_job_freep) struct db_job *job = NULL;
-        bool pull = strcmp(list[i]->mode, "pull") == 0;
+        _cleanup_(conf_job_freep) struct conf_job *job = NULL;
+        bool pull = list[i]->mode == CONF_BACKUP_MODE_PULL;
         struct backup_run br = {.b = list[i], .pull = pull, .begun = pull};
 
         if (list[i]->job_id && core_job_get(list[i]->job_id, &job) == 0 &&
-            !db_job_state_final(job->state))
+            !conf_job_state_final(job->state))
             continue; /* a resumed job carries it on */
         err_set(-EINTR, "interrupted: virtvaultd stopped before the backup's job could go on");
         backup_abandon(&br, -EINTR);
@@ -2079,7 +2083,7 @@ core_backup_sweep(void)
     backup_listp(&list, n);
 
     /* Pull backups left ready: their exports end with the process that served them. */
-    f.state = "ready";
+    state = CONF_BACKUP_STATE_READY;
     if (db_backup_list(core_db(), &f, &list, &n, NULL) < 0) {
         log_warn("cannot read the pull backups left ready: %s", err_detail());
         return;
@@ -2106,9 +2110,9 @@ core_backup_fini(void)
 /* Pull mode: finish, and the readers of the HTTP data plane */
 
 int
-core_backup_finish(const char *domain, const char *id, struct db_backup **ret)
+core_backup_finish(const char *domain, const char *id, struct conf_backup **ret)
 {
-    _cleanup_(db_backup_freep) struct db_backup *b = NULL;
+    _cleanup_(conf_backup_freep) struct conf_backup *b = NULL;
     _cleanup_free_ char *name = NULL;
     struct pull_session *ps;
     int64_t until = text_now_ms() + FINISH_WAIT_MS;
@@ -2132,7 +2136,8 @@ core_backup_finish(const char *domain, const char *id, struct db_backup **ret)
     seen = bk.generation;
     pthread_mutex_unlock(&bk.lock);
     if (!ps)
-        return err_set(-EBADFD, "backup %s is %s, not a ready pull backup", b->id, b->state);
+        return err_set(-EBADFD, "backup %s is %s, not a ready pull backup", b->id,
+                       conf_backup_state_to_string(b->state));
     /* The job ends libvirt's and records the outcome; the session goes when it has. */
     for (;;) {
         bool gone;
@@ -2147,7 +2152,7 @@ core_backup_finish(const char *domain, const char *id, struct db_backup **ret)
             return err_set(-ETIMEDOUT, "backup %s did not finish within %d s", b->id,
                            FINISH_WAIT_MS / 1000);
     }
-    db_backup_free(TAKE_PTR(b));
+    conf_backup_free(TAKE_PTR(b));
     return backup_of(uuid, id, ret);
 }
 
@@ -2162,7 +2167,7 @@ int
 core_pull_reader_open(const char *domain, const char *id, const char *disk,
                       struct core_pull_reader **ret)
 {
-    _cleanup_(db_backup_freep) struct db_backup *b = NULL;
+    _cleanup_(conf_backup_freep) struct conf_backup *b = NULL;
     _cleanup_free_ char *name = NULL;
     _cleanup_free_ struct core_pull_reader *pr = calloc(1, sizeof(*pr));
     struct core_pull_export e;
@@ -2181,10 +2186,11 @@ core_pull_reader_open(const char *domain, const char *id, const char *disk,
     pthread_mutex_lock(&bk.lock);
     ready = pull_find(b->id) != NULL;
     pthread_mutex_unlock(&bk.lock);
-    if (!core_backup_is_client_pull(b) && strcmp(b->mode, "pull") != 0)
+    if (!core_backup_is_client_pull(b) && b->mode != CONF_BACKUP_MODE_PULL)
         return err_set(-EBADFD, "backup %s is a push backup: it has no exports", b->id);
-    if (!ready || strcmp(b->state, "ready") != 0)
-        return err_set(-EBADFD, "backup %s is %s: its exports are not ready", b->id, b->state);
+    if (!ready || b->state != CONF_BACKUP_STATE_READY)
+        return err_set(-EBADFD, "backup %s is %s: its exports are not ready", b->id,
+                       conf_backup_state_to_string(b->state));
     r = core_backup_pull_export(b, disk, &e);
     if (r < 0)
         return r;
@@ -2216,7 +2222,7 @@ core_pull_reader_size(const struct core_pull_reader *r)
 }
 
 int
-core_pull_reader_extents(struct core_pull_reader *r, bool dirty, struct virt_extent **ret,
+core_pull_reader_extents(struct core_pull_reader *r, bool dirty, struct conf_extent **ret,
                          size_t *ret_n)
 {
     pull_touch(r->id);

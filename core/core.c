@@ -13,6 +13,7 @@
 #include "log.h"
 #include "snapshot.h"
 #include "vault/vault.h"
+#include "virt/virt.h"
 
 #define JOB_WORKERS 4
 
@@ -33,7 +34,7 @@ static struct {
  * domain lifecycle events.
  */
 static void
-on_virt_event(const struct virt_event *ev, void *opaque)
+on_virt_event(const struct conf_event *ev, void *opaque)
 {
     core_domain_event_fn fn;
     void *fn_opaque;
@@ -45,7 +46,7 @@ on_virt_event(const struct virt_event *ev, void *opaque)
     fn = core.listener;
     fn_opaque = core.listener_opaque;
     pthread_mutex_unlock(&core.lock);
-    if (fn && ev->kind != VIRT_EVENT_CONNECTED)
+    if (fn && ev->kind != CONF_EVENT_CONNECTED)
         fn(ev, fn_opaque);
 }
 
@@ -59,14 +60,14 @@ core_domain_events_listen(core_domain_event_fn fn, void *opaque)
 }
 
 const char *
-core_domain_event_name(enum virt_event_kind kind)
+core_domain_event_name(enum conf_event_kind kind)
 {
     static const char *const names[] = {
-        [VIRT_EVENT_DEFINED] = "defined",     [VIRT_EVENT_UNDEFINED] = "undefined",
-        [VIRT_EVENT_STARTED] = "started",     [VIRT_EVENT_STOPPED] = "stopped",
-        [VIRT_EVENT_SUSPENDED] = "suspended", [VIRT_EVENT_RESUMED] = "resumed",
-        [VIRT_EVENT_OTHER] = "other",         [VIRT_EVENT_JOB_COMPLETED] = "job_completed",
-        [VIRT_EVENT_CONNECTED] = "connected",
+        [CONF_EVENT_DEFINED] = "defined",     [CONF_EVENT_UNDEFINED] = "undefined",
+        [CONF_EVENT_STARTED] = "started",     [CONF_EVENT_STOPPED] = "stopped",
+        [CONF_EVENT_SUSPENDED] = "suspended", [CONF_EVENT_RESUMED] = "resumed",
+        [CONF_EVENT_OTHER] = "other",         [CONF_EVENT_JOB_COMPLETED] = "job_completed",
+        [CONF_EVENT_CONNECTED] = "connected",
     };
 
     return (size_t)kind < ARRAY_SIZE(names) && names[kind] ? names[kind] : "other";
@@ -165,7 +166,7 @@ core_ready(void)
 }
 
 int
-core_versions_get(struct virt_versions *ret)
+core_versions_get(struct conf_versions *ret)
 {
     return virt_versions_get(ret);
 }
@@ -183,13 +184,13 @@ core_hypervisor_connected(void)
 }
 
 int
-core_domain_list(struct virt_domain **ret, size_t *ret_n)
+core_domain_list(struct conf_domain **ret, size_t *ret_n)
 {
     return virt_domain_list(ret, ret_n);
 }
 
 int
-core_domain_get(const char *name_or_uuid, struct virt_domain **ret)
+core_domain_get(const char *name_or_uuid, struct conf_domain **ret)
 {
     return virt_domain_get(name_or_uuid, ret);
 }

@@ -14,48 +14,6 @@
     "base_checkpoint, checkpoint, domain_xml, stored_bytes, started_at, finished_at, "             \
     "error_errno, error_detail, verified_at, verify_ok, verify_detail"
 
-static void
-disk_clear(struct db_backup_disk *d)
-{
-    free(d->target);
-    free(d->file);
-    free(d->backing);
-    free(d->sha256);
-}
-
-void
-db_backup_free(struct db_backup *b)
-{
-    if (!b)
-        return;
-    free(b->id);
-    free(b->domain_uuid);
-    free(b->domain_name);
-    free(b->mode);
-    free(b->type);
-    free(b->state);
-    free(b->job_id);
-    free(b->chain_id);
-    free(b->parent_id);
-    free(b->base_checkpoint);
-    free(b->checkpoint);
-    free(b->domain_xml);
-    free(b->error_detail);
-    free(b->verify_detail);
-    for (size_t i = 0; i < b->n_disks; i++)
-        disk_clear(&b->disks[i]);
-    free(b->disks);
-    free(b);
-}
-
-void
-db_backup_list_free(struct db_backup **list, size_t n)
-{
-    for (size_t i = 0; list && i < n; i++)
-        db_backup_free(list[i]);
-    free(list);
-}
-
 /* Records rc as the failure of what and rolls the open transaction back. */
 static int
 rollback(struct db *db, int rc, const char *what)
@@ -96,9 +54,9 @@ column_dup(sqlite3_stmt *st, int i, bool *oom)
 }
 
 static int
-row_to_backup(sqlite3_stmt *st, struct db_backup **ret)
+row_to_backup(sqlite3_stmt *st, struct conf_backup **ret)
 {
-    struct db_backup *b = calloc(1, sizeof(*b));
+    struct conf_backup *b = calloc(1, sizeof(*b));
     bool oom = false;
 
     if (!b)
@@ -106,9 +64,12 @@ row_to_backup(sqlite3_stmt *st, struct db_backup **ret)
     b->id = column_dup(st, 0, &oom);
     b->domain_uuid = column_dup(st, 1, &oom);
     b->domain_name = column_dup(st, 2, &oom);
-    b->mode = column_dup(st, 3, &oom);
-    b->type = column_dup(st, 4, &oom);
-    b->state = column_dup(st, 5, &oom);
+    if (conf_backup_mode_from_string((const char *)sqlite3_column_text(st, 3), &b->mode) < 0 ||
+        conf_backup_type_from_string((const char *)sqlite3_column_text(st, 4), &b->type) < 0 ||
+        conf_backup_state_from_string((const char *)sqlite3_column_text(st, 5), &b->state) < 0) {
+        conf_backup_free(b);
+        return err_set(-EIO, "a backup row has an unknown mode, type or state");
+    }
     b->job_id = column_dup(st, 6, &oom);
     b->chain_id = column_dup(st, 7, &oom);
     b->parent_id = column_dup(st, 8, &oom);
@@ -124,7 +85,7 @@ row_to_backup(sqlite3_stmt *st, struct db_backup **ret)
     b->verify_ok = sqlite3_column_type(st, 18) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 18);
     b->verify_detail = column_dup(st, 19, &oom);
     if (oom) {
-        db_backup_free(b);
+        conf_backup_free(b);
         return -ENOMEM;
     }
     *ret = b;
@@ -133,7 +94,7 @@ row_to_backup(sqlite3_stmt *st, struct db_backup **ret)
 
 /* Reads the disk rows of b (the lock held). */
 static int
-load_disks(struct db *db, struct db_backup *b)
+load_disks(struct db *db, struct conf_backup *b)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     size_t cap = 0;
@@ -150,13 +111,13 @@ load_disks(struct db *db, struct db_backup *b)
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (b->n_disks == cap) {
             size_t ncap = cap ? cap * 2 : 4;
-            struct db_backup_disk *n = realloc(b->disks, ncap * sizeof(*n));
+            struct conf_backup_disk *n = realloc(b->disks, ncap * sizeof(*n));
             if (!n)
                 return -ENOMEM;
             b->disks = n;
             cap = ncap;
         }
-        struct db_backup_disk *d = &b->disks[b->n_disks++];
+        struct conf_backup_disk *d = &b->disks[b->n_disks++];
         memset(d, 0, sizeof(*d));
         d->target = column_dup(st, 0, &oom);
         d->file = column_dup(st, 1, &oom);
@@ -173,7 +134,7 @@ load_disks(struct db *db, struct db_backup *b)
 }
 
 int
-db_backup_insert(struct db *db, const struct db_backup *b)
+db_backup_insert(struct db *db, const struct conf_backup *b)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     _cleanup_stmt_ sqlite3_stmt *sd = NULL;
@@ -198,9 +159,9 @@ db_backup_insert(struct db *db, const struct db_backup *b)
     bind_text(st, 1, b->id);
     bind_text(st, 2, b->domain_uuid);
     bind_text(st, 3, b->domain_name);
-    bind_text(st, 4, b->mode);
-    bind_text(st, 5, b->type);
-    bind_text(st, 6, b->state);
+    bind_text(st, 4, conf_backup_mode_to_string(b->mode));
+    bind_text(st, 5, conf_backup_type_to_string(b->type));
+    bind_text(st, 6, conf_backup_state_to_string(b->state));
     bind_text(st, 7, b->job_id);
     bind_text(st, 8, b->chain_id);
     bind_text(st, 9, b->parent_id);
@@ -216,7 +177,7 @@ db_backup_insert(struct db *db, const struct db_backup *b)
     if (rc != SQLITE_DONE)
         return rollback(db, rc, "insert backup");
     for (size_t i = 0; i < b->n_disks; i++) {
-        const struct db_backup_disk *d = &b->disks[i];
+        const struct conf_backup_disk *d = &b->disks[i];
 
         sqlite3_reset(sd);
         bind_text(sd, 1, b->id);
@@ -234,10 +195,10 @@ db_backup_insert(struct db *db, const struct db_backup *b)
 }
 
 int
-db_backup_get(struct db *db, const char *id, struct db_backup **ret)
+db_backup_get(struct db *db, const char *id, struct conf_backup **ret)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    struct db_backup *b = NULL;
+    struct conf_backup *b = NULL;
     int r, rc;
 
     DB_LOCK_SCOPE(db);
@@ -255,7 +216,7 @@ db_backup_get(struct db *db, const char *id, struct db_backup **ret)
         return r;
     r = load_disks(db, b);
     if (r < 0) {
-        db_backup_free(b);
+        conf_backup_free(b);
         return r;
     }
     *ret = b;
@@ -272,19 +233,19 @@ static void
 bind_filter(sqlite3_stmt *st, const struct db_backup_filter *f)
 {
     bind_text(st, 1, f->domain_uuid);
-    bind_text(st, 2, f->type);
-    bind_text(st, 3, f->state);
+    bind_text(st, 2, f->type ? conf_backup_type_to_string(*f->type) : NULL);
+    bind_text(st, 3, f->state ? conf_backup_state_to_string(*f->state) : NULL);
     bind_text(st, 4, f->chain_id);
     bind_text(st, 5, f->checkpoint);
 }
 
 int
-db_backup_list(struct db *db, const struct db_backup_filter *filter, struct db_backup ***ret,
+db_backup_list(struct db *db, const struct db_backup_filter *filter, struct conf_backup ***ret,
                size_t *ret_n, size_t *ret_total)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     _cleanup_stmt_ sqlite3_stmt *sc = NULL;
-    struct db_backup **list = NULL;
+    struct conf_backup **list = NULL;
     size_t n = 0, cap = 0, total = 0;
     int r, rc;
 
@@ -301,9 +262,9 @@ db_backup_list(struct db *db, const struct db_backup_filter *filter, struct db_b
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (n == cap) {
             size_t ncap = cap ? cap * 2 : 8;
-            struct db_backup **nl = realloc(list, ncap * sizeof(*nl));
+            struct conf_backup **nl = realloc(list, ncap * sizeof(*nl));
             if (!nl) {
-                db_backup_list_free(list, n);
+                conf_backup_list_free(list, n);
                 return -ENOMEM;
             }
             list = nl;
@@ -315,12 +276,12 @@ db_backup_list(struct db *db, const struct db_backup_filter *filter, struct db_b
             r = load_disks(db, list[n - 1]);
         }
         if (r < 0) {
-            db_backup_list_free(list, n);
+            conf_backup_list_free(list, n);
             return r;
         }
     }
     if (rc != SQLITE_DONE) {
-        db_backup_list_free(list, n);
+        conf_backup_list_free(list, n);
         return db_error(db, rc, "list backups");
     }
     if (ret_total) {
@@ -334,7 +295,7 @@ db_backup_list(struct db *db, const struct db_backup_filter *filter, struct db_b
                 r = db_error(db, rc, "count backups");
         }
         if (r < 0) {
-            db_backup_list_free(list, n);
+            conf_backup_list_free(list, n);
             return r;
         }
         *ret_total = total;
@@ -345,7 +306,7 @@ db_backup_list(struct db *db, const struct db_backup_filter *filter, struct db_b
 }
 
 int
-db_backup_finish(struct db *db, const struct db_backup *b)
+db_backup_finish(struct db *db, const struct conf_backup *b)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     _cleanup_stmt_ sqlite3_stmt *sd = NULL;
@@ -368,7 +329,7 @@ db_backup_finish(struct db *db, const struct db_backup *b)
     if (r < 0)
         return r;
     bind_text(st, 1, b->id);
-    bind_text(st, 2, b->state);
+    bind_text(st, 2, conf_backup_state_to_string(b->state));
     bind_opt_int(st, 3, b->finished_at);
     sqlite3_bind_int64(st, 4, (int64_t)b->stored_bytes);
     bind_opt_int(st, 5, b->error_errno);
@@ -380,7 +341,7 @@ db_backup_finish(struct db *db, const struct db_backup *b)
         sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
         return err_set(-ENOENT, "backup '%s' not found", b->id);
     }
-    if (strcmp(b->state, "completed") != 0) {
+    if (b->state != CONF_BACKUP_STATE_COMPLETED) {
         /* A backup that did not complete has no files: its row must not claim any. */
         sqlite3_finalize(sd);
         sd = NULL;
@@ -509,10 +470,10 @@ db_backup_delete(struct db *db, const char *id)
 }
 
 int
-db_backup_set_state(struct db *db, const char *id, const char *state)
+db_backup_set_state(struct db *db, const char *id, enum conf_backup_state state)
 {
-    return change_one(db, "UPDATE backups SET state = ?2 WHERE id = ?1", id, state,
-                      "record a backup's state");
+    return change_one(db, "UPDATE backups SET state = ?2 WHERE id = ?1", id,
+                      conf_backup_state_to_string(state), "record a backup's state");
 }
 
 int

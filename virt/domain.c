@@ -64,7 +64,7 @@ static struct {
     pthread_mutex_t lock;
     struct {
         char key[256]; /* what was asked: a name or a UUID */
-        struct virt_domain_ref ref;
+        struct conf_domain_ref ref;
         uint64_t epoch, expires_ns;
     } slot[REF_SLOTS];
 } refs = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -83,7 +83,7 @@ ref_slot(const char *key)
 }
 
 static bool
-ref_cached(const char *key, uint64_t epoch, struct virt_domain_ref *ret)
+ref_cached(const char *key, uint64_t epoch, struct conf_domain_ref *ret)
 {
     size_t i = ref_slot(key);
     bool hit;
@@ -98,7 +98,7 @@ ref_cached(const char *key, uint64_t epoch, struct virt_domain_ref *ret)
 }
 
 static void
-ref_keep(const char *key, uint64_t epoch, const struct virt_domain_ref *ref)
+ref_keep(const char *key, uint64_t epoch, const struct conf_domain_ref *ref)
 {
     size_t i = ref_slot(key);
 
@@ -111,14 +111,14 @@ ref_keep(const char *key, uint64_t epoch, const struct virt_domain_ref *ref)
 }
 
 int
-virt_domain_resolve(const char *name_or_uuid, struct virt_domain_ref *ret)
+virt_domain_resolve(const char *name_or_uuid, struct conf_domain_ref *ret)
 {
     _cleanup_conn_ virConnectPtr conn = NULL;
     _cleanup_dom_ virDomainPtr dom = NULL;
     /* Read before the lookup: an event that comes during it makes what it finds stale. */
     uint64_t epoch = atomic_load(&refs_epoch);
     bool cacheable = strlen(name_or_uuid) < sizeof(refs.slot[0].key);
-    struct virt_domain_ref ref = {0};
+    struct conf_domain_ref ref = {0};
     const char *name;
     int r;
 
@@ -167,58 +167,14 @@ virt_job_operation(const char *domain, int *ret_op)
 }
 
 static void
-feature_set(struct virt_feature *f, const char *reason)
+feature_set(struct conf_feature *f, const char *reason)
 {
     f->supported = reason == NULL;
     f->reason = reason ? strdup(reason) : NULL;
 }
 
-static void
-disk_clear(struct virt_disk *d)
-{
-    free(d->target);
-    free(d->device);
-    free(d->bus);
-    free(d->type);
-    free(d->source);
-    free(d->format);
-    free(d->alias);
-}
-
-void
-virt_domain_clear(struct virt_domain *d)
-{
-    if (!d)
-        return;
-    free(d->name);
-    for (size_t i = 0; i < d->n_disks; i++)
-        disk_clear(&d->disks[i]);
-    free(d->disks);
-    free(d->snapshots.reason);
-    free(d->checkpoints.reason);
-    free(d->push_backup.reason);
-    free(d->pull_backup.reason);
-    free(d->incremental.reason);
-    memset(d, 0, sizeof(*d));
-}
-
-void
-virt_domain_free(struct virt_domain *d)
-{
-    virt_domain_clear(d);
-    free(d);
-}
-
-void
-virt_domain_list_free(struct virt_domain *list, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        virt_domain_clear(&list[i]);
-    free(list);
-}
-
 static int
-parse_disks(const char *xml, struct virt_domain *d)
+parse_disks(const char *xml, struct conf_domain *d)
 {
     xmlDocPtr doc = NULL;
     xmlXPathContextPtr ctx = NULL;
@@ -232,7 +188,7 @@ parse_disks(const char *xml, struct virt_domain *d)
     n = set && set->nodesetval ? set->nodesetval->nodeNr : 0;
     d->disks = n > 0 ? calloc((size_t)n, sizeof(*d->disks)) : NULL;
     for (int i = 0; i < n && d->disks; i++) {
-        struct virt_disk *k = &d->disks[d->n_disks];
+        struct conf_disk *k = &d->disks[d->n_disks];
         xmlNodePtr saved = ctx->node;
 
         ctx->node = set->nodesetval->nodeTab[i];
@@ -247,7 +203,7 @@ parse_disks(const char *xml, struct virt_domain *d)
         if (k->target)
             d->n_disks++;
         else
-            disk_clear(k);
+            conf_disk_clear(k);
     }
     if (set)
         xmlXPathFreeObject(set);
@@ -257,7 +213,7 @@ parse_disks(const char *xml, struct virt_domain *d)
 
 /* Decides, without side effects, what the domain can do and why not. */
 static void
-derive_features(virConnectPtr conn, struct virt_domain *d)
+derive_features(virConnectPtr conn, struct conf_domain *d)
 {
     const char *driver = virt_driver_name(conn);
     bool is_test = strcasecmp(driver, "test") == 0;
@@ -296,7 +252,7 @@ derive_features(virConnectPtr conn, struct virt_domain *d)
 }
 
 static int
-fill_domain(virConnectPtr conn, virDomainPtr dom, struct virt_domain *d)
+fill_domain(virConnectPtr conn, virDomainPtr dom, struct conf_domain *d)
 {
     virDomainInfo info;
     _cleanup_free_ char *xml = NULL;
@@ -327,11 +283,11 @@ fill_domain(virConnectPtr conn, virDomainPtr dom, struct virt_domain *d)
 }
 
 int
-virt_domain_get(const char *name_or_uuid, struct virt_domain **ret)
+virt_domain_get(const char *name_or_uuid, struct conf_domain **ret)
 {
     _cleanup_conn_ virConnectPtr conn = NULL;
     _cleanup_dom_ virDomainPtr dom = NULL;
-    struct virt_domain *d;
+    struct conf_domain *d;
     int r;
 
     r = virt_domain_open(name_or_uuid, &conn, &dom);
@@ -342,7 +298,7 @@ virt_domain_get(const char *name_or_uuid, struct virt_domain **ret)
         return -ENOMEM;
     r = fill_domain(conn, dom, d);
     if (r < 0) {
-        virt_domain_free(d);
+        conf_domain_free(d);
         return r;
     }
     *ret = d;
@@ -352,15 +308,15 @@ virt_domain_get(const char *name_or_uuid, struct virt_domain **ret)
 static int
 by_name(const void *a, const void *b)
 {
-    return strcmp(((const struct virt_domain *)a)->name, ((const struct virt_domain *)b)->name);
+    return strcmp(((const struct conf_domain *)a)->name, ((const struct conf_domain *)b)->name);
 }
 
 int
-virt_domain_list(struct virt_domain **ret, size_t *ret_n)
+virt_domain_list(struct conf_domain **ret, size_t *ret_n)
 {
     _cleanup_conn_ virConnectPtr conn = NULL;
     virDomainPtr *doms = NULL;
-    struct virt_domain *list;
+    struct conf_domain *list;
     size_t n_ok = 0;
     int n, r;
 
@@ -378,7 +334,7 @@ virt_domain_list(struct virt_domain **ret, size_t *ret_n)
             if (q == 0)
                 n_ok++;
             else if (q == -ENOENT)
-                virt_domain_clear(&list[n_ok]); /* undefined meanwhile: skip it */
+                conf_domain_clear(&list[n_ok]); /* undefined meanwhile: skip it */
             else
                 r = q;
         }
@@ -386,7 +342,7 @@ virt_domain_list(struct virt_domain **ret, size_t *ret_n)
     }
     free(doms);
     if (r < 0) {
-        virt_domain_list_free(list, n_ok + 1);
+        conf_domain_list_free(list, n_ok + 1);
         return r;
     }
     qsort(list, n_ok, sizeof(*list), by_name);
