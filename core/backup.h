@@ -68,12 +68,15 @@ struct core_backup_query {
 };
 
 /*
- * Registers the job kinds; call before core_jobs_start(). roots is the
+ * Registers the job kinds; call before core_jobs_start(). db is the open
+ * database (borrowed until core_backup_fini). roots is the
  * ':'-separated list of restore roots, or NULL for <vault>/restore.
  * pull_idle_timeout (seconds, 0 for the default) ends a pull backup whose
  * exports nobody read for that long.
  */
-int core_backup_init(const char *vault_dir, const char *roots, unsigned pull_idle_timeout);
+struct db;
+int core_backup_init(struct db *db, const char *vault_dir, const char *roots,
+                     unsigned pull_idle_timeout);
 
 /*
  * After core_jobs_start(): ends the catalog rows that an earlier process

@@ -106,7 +106,7 @@ core_start(const struct core_config *cfg)
     /* Job kinds first: the jobs an earlier process left are recovered by kind. */
     r = core_snapshot_init();
     if (r >= 0)
-        r = core_backup_init(cfg->vault_dir, cfg->restore_roots, cfg->pull_idle_timeout);
+        r = core_backup_init(core.db, cfg->vault_dir, cfg->restore_roots, cfg->pull_idle_timeout);
     if (r >= 0)
         r = core_jobs_start(core.db, JOB_WORKERS);
     if (r < 0) {

@@ -6,7 +6,9 @@ The include rules of the layers, as a TAP test (one test point per rule).
     conf/    the records the layers pass: util/
     db/ virt/ vault/   their own folder, conf/ and util/
     core/    headers: core/, conf/, util/ (never db/, virt/ or vault/);
-             sources may also use db/, virt/ and vault/
+             sources, and the private headers they share (*_priv.h, which
+             nothing outside the folder includes), may also use db/, virt/
+             and vault/
     api/     api/, core/, conf/, util/
     server/  server/, api/, conf/, util/; server/main.c, the composition
              root, may also include core/ to wire the service together
@@ -37,9 +39,10 @@ RULES = [
     ('vault/ includes only vault/, conf/ and util/', lambda f: f.startswith('vault/'),
      LOW | {'vault'}),
     ('core/*.h include no db/, virt/ or vault/ header',
-     lambda f: f.startswith('core/') and f.endswith('.h'), LOW | {'core'}),
-    ('core/*.c include only core/, conf/, util/, db/, virt/ and vault/',
-     lambda f: f.startswith('core/') and f.endswith('.c'),
+     lambda f: f.startswith('core/') and f.endswith('.h') and not f.endswith('_priv.h'),
+     LOW | {'core'}),
+    ('core/*.c and core/*_priv.h include only core/, conf/, util/, db/, virt/ and vault/',
+     lambda f: f.startswith('core/') and (f.endswith('.c') or f.endswith('_priv.h')),
      LOW | {'core', 'db', 'virt', 'vault'}),
     ('api/ includes only api/, core/, conf/ and util/', lambda f: f.startswith('api/'),
      LOW | {'api', 'core'}),
@@ -89,6 +92,9 @@ def main():
                 layer = layer_of(f, inc)
                 if layer is not None and layer not in allowed:
                     bad.append(f'{f}:{line}: #include "{inc}" reaches {layer}/')
+                elif (layer is not None and layer != f.split('/', 1)[0] and
+                      inc.endswith('_priv.h')):
+                    bad.append(f'{f}:{line}: #include "{inc}" is private to {layer}/')
         print(f'{"not ok" if bad else "ok"} {i} - {name}')
         for b in bad:
             print(f'#   {b}')

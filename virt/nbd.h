@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "cleanup.h"
 #include "conf/backup.h"
 
 #define VIRT_NBD_CHUNK (2u << 20)
@@ -42,6 +43,7 @@ int virt_nbd_open_image(const char *path, const char *bitmap, bool writable, str
 
 /* Closes the connection. Accepts NULL. */
 void virt_nbd_close(struct virt_nbd *n);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct virt_nbd *, virt_nbd_close);
 
 /* Size of the export in bytes. */
 uint64_t virt_nbd_size(const struct virt_nbd *n);
