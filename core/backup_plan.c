@@ -1,4 +1,4 @@
-/* Planning a backup (see backup_priv.h). */
+/* Planning a backup: the pure choices (backup_plan.h) and what they read. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -6,10 +6,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backup_plan.h"
 #include "backup_priv.h"
 #include "checkpoint.h"
 #include "cleanup.h"
 #include "db/backup.h"
+#include "db/checkpoint.h"
 #include "err.h"
 #include "log.h"
 #include "text.h"
@@ -28,18 +30,11 @@ disk_unfit(const struct conf_disk *k)
     return NULL;
 }
 
-/* The disks of the plan, in the domain's order, with their sizes. */
-struct plan_disk {
-    const char *target;
-    uint64_t size;
-};
-
-static int
-plan_disks(const struct conf_domain *d, const struct core_backup_request *req,
-           struct plan_disk *ret, size_t *ret_n)
+int
+backup_plan_select_disks(const struct conf_domain *d, const struct core_backup_request *req,
+                         struct backup_plan_disk *ret, size_t max, size_t *ret_n)
 {
     size_t n = 0;
-    int r;
 
     for (size_t i = 0; i < req->n_disks; i++) {
         bool found = false;
@@ -57,23 +52,28 @@ plan_disks(const struct conf_domain *d, const struct core_backup_request *req,
             if (strcmp(req->disks[j], req->disks[i]) == 0)
                 return err_set(-EINVAL, "disk '%s' is named twice", req->disks[i]);
     }
-    for (size_t k = 0; k < d->n_disks && n < MAX_DISKS; k++) {
+    for (size_t k = 0; k < d->n_disks && n < max; k++) {
         bool wanted = !req->disks && !disk_unfit(&d->disks[k]);
 
         for (size_t i = 0; req->disks && i < req->n_disks; i++)
             wanted |= strcmp(req->disks[i], d->disks[k].target) == 0;
         if (!wanted)
             continue;
-        ret[n].target = d->disks[k].target;
-        r = virt_disk_capacity(d->uuid, d->disks[k].target, &ret[n].size);
-        if (r < 0)
-            return r;
-        n++;
+        ret[n++] = (struct backup_plan_disk){.target = d->disks[k].target};
     }
     if (n == 0)
         return err_set(-EINVAL, "the domain has no disk that can be backed up (qcow2 disks)");
     *ret_n = n;
     return 0;
+}
+
+static const struct backup_plan_checkpoint *
+checkpoint_of(const struct backup_plan_catalog *cat, const char *name)
+{
+    for (size_t i = 0; i < cat->n_checkpoints; i++)
+        if (strcmp(cat->checkpoints[i].name, name) == 0)
+            return &cat->checkpoints[i];
+    return NULL;
 }
 
 /*
@@ -82,10 +82,10 @@ plan_disks(const struct conf_domain *d, const struct core_backup_request *req,
  * sizes. Returns 0, or -EBADFD with the reason in the detail.
  */
 static int
-base_sound(const char *uuid, const struct conf_backup *parent, const struct plan_disk *disks,
-           size_t n)
+base_sound(const struct backup_plan_catalog *cat, const struct conf_backup *parent,
+           const struct backup_plan_disk *disks, size_t n)
 {
-    int r;
+    const struct backup_plan_checkpoint *c;
 
     if (!parent->checkpoint)
         return err_set(-EBADFD, "backup %s created no checkpoint", parent->id);
@@ -102,54 +102,41 @@ base_sound(const char *uuid, const struct conf_backup *parent, const struct plan
                            disks[i].target, parent->id);
     }
     /* The stored checkpoint decides: broken is final, missing means deleted. */
-    r = core_checkpoint_usable(uuid, parent->checkpoint);
-    if (r == -ENOENT)
+    c = checkpoint_of(cat, parent->checkpoint);
+    if (!c)
         return err_set(-EBADFD, "checkpoint '%s' of backup %s was deleted", parent->checkpoint,
                        parent->id);
-    if (r < 0)
-        return r;
-    r = virt_checkpoint_exists(uuid, parent->checkpoint);
-    if (r < 0)
-        return r;
-    if (r == 0)
+    if (c->state == CONF_CHECKPOINT_BROKEN)
+        return err_set(-EBADFD, "checkpoint '%s' is broken: %s", c->name,
+                       c->reason ? c->reason : "its bitmap cannot be trusted");
+    if (cat->libvirt_error < 0)
+        return err_set(cat->libvirt_error, "%s",
+                       cat->libvirt_detail ? cat->libvirt_detail : "cannot ask libvirt");
+    if (!c->in_libvirt)
         return err_set(-EBADFD, "checkpoint '%s' of backup %s is gone from libvirt",
                        parent->checkpoint, parent->id);
     return 0;
 }
 
-static const enum conf_backup_state completed = CONF_BACKUP_STATE_COMPLETED;
-static const enum conf_backup_type full = CONF_BACKUP_TYPE_FULL;
-
 /*
- * The newest completed backup of the domain (optionally of one chain, of
- * one checkpoint). With vault, only backups whose images are in the vault
- * count: a chain stands on images.
+ * The newest completed backup of the catalog (optionally of one chain, of
+ * one checkpoint, of one type), or NULL. With vault, only backups whose
+ * images are in the vault count: a chain stands on images.
  */
-static int
-find_backup(const char *uuid, const char *chain, const char *checkpoint,
-            const enum conf_backup_type *type, bool vault, struct conf_backup **ret)
+static const struct conf_backup *
+find_backup(const struct backup_plan_catalog *cat, const char *chain, const char *checkpoint,
+            const enum conf_backup_type *type, bool vault)
 {
-    struct db_backup_filter f = {.domain_uuid = uuid,
-                                 .state = &completed,
-                                 .chain_id = chain,
-                                 .checkpoint = checkpoint,
-                                 .type = type};
-    struct conf_backup **list = NULL;
-    size_t n = 0;
-    int r;
+    for (size_t i = 0; i < cat->n_backups; i++) {
+        const struct conf_backup *b = cat->backups[i];
 
-    r = db_backup_list(backup_ctx.db, &f, &list, &n, NULL);
-    if (r < 0)
-        return r;
-    for (size_t i = 0; i < n; i++) {
-        if (vault && core_backup_is_client_pull(list[i]))
+        if ((chain && strcmp(b->chain_id, chain) != 0) ||
+            (checkpoint && (!b->checkpoint || strcmp(b->checkpoint, checkpoint) != 0)) ||
+            (type && b->type != *type) || (vault && core_backup_is_client_pull(b)))
             continue;
-        *ret = TAKE_PTR(list[i]);
-        conf_backup_list_free(list, n);
-        return 0;
+        return b;
     }
-    conf_backup_list_free(list, n);
-    return -ENOENT;
+    return NULL;
 }
 
 /* Whether the backup req asks for stores images in the vault. */
@@ -159,17 +146,143 @@ request_to_vault(const struct core_backup_request *req)
     return req->mode != CONF_BACKUP_MODE_PULL || req->to_vault;
 }
 
+int
+backup_plan_choose(const struct backup_plan_catalog *cat, const struct core_backup_request *req,
+                   const struct backup_plan_disk *disks, size_t n, enum conf_backup_type *ret_type,
+                   const struct conf_backup **ret_parent)
+{
+    static const enum conf_backup_type full = CONF_BACKUP_TYPE_FULL;
+    const struct conf_backup *latest, *parent;
+    bool automatic = req->type == CONF_BACKUP_TYPE_AUTO;
+    bool vault = request_to_vault(req);
+    int r;
+
+    if (req->type == CONF_BACKUP_TYPE_FULL) {
+        *ret_type = CONF_BACKUP_TYPE_FULL;
+        *ret_parent = NULL;
+        return 0;
+    }
+    latest = find_backup(cat, NULL, NULL, NULL, vault);
+    if (!latest) {
+        if (automatic) {
+            *ret_type = CONF_BACKUP_TYPE_FULL;
+            *ret_parent = NULL;
+            return 0;
+        }
+        return err_set(-EBADFD, "the domain has no completed backup to count changes from; "
+                                "take a full backup first (or use type auto)");
+    }
+
+    if (req->type == CONF_BACKUP_TYPE_DIFFERENTIAL) {
+        if (req->since)
+            parent = find_backup(cat, latest->chain_id, req->since, NULL, vault);
+        else
+            parent = find_backup(cat, latest->chain_id, NULL, &full, vault);
+        if (!parent)
+            return err_set(-EBADFD,
+                           req->since ? "no completed backup of the current chain created "
+                                        "checkpoint '%s'"
+                                      : "the current chain has no full backup%s",
+                           req->since ? req->since : "");
+        r = base_sound(cat, parent, disks, n);
+        if (r < 0)
+            return r;
+        *ret_type = CONF_BACKUP_TYPE_DIFFERENTIAL;
+        *ret_parent = parent;
+        return 0;
+    }
+
+    r = base_sound(cat, latest, disks, n);
+    if (r == -EBADFD && automatic) {
+        log_info("backup of %s: a full backup instead of an incremental: %s", latest->domain_uuid,
+                 err_detail() ? err_detail() : "");
+        *ret_type = CONF_BACKUP_TYPE_FULL;
+        *ret_parent = NULL;
+        return 0;
+    }
+    if (r < 0)
+        return r;
+    *ret_type = CONF_BACKUP_TYPE_INCREMENTAL;
+    *ret_parent = latest;
+    return 0;
+}
+
+/* The catalog of domain uuid as planning reads it (catalog_clear frees it). */
+struct catalog {
+    struct backup_plan_catalog view;
+    struct conf_backup **backups;
+    struct db_checkpoint *stored;
+    struct backup_plan_checkpoint *checkpoints;
+    char **names;
+    size_t n_names;
+    char detail[512];
+};
+
+static void
+catalog_clear(struct catalog *c)
+{
+    conf_backup_list_free(c->backups, c->view.n_backups);
+    db_checkpoint_list_free(c->stored, c->view.n_checkpoints);
+    free(c->checkpoints);
+    for (size_t i = 0; i < c->n_names; i++)
+        free(c->names[i]);
+    free(c->names);
+}
+
 /*
- * Picks the parent of an incremental or differential (NULL for a full) and
- * settles the type of an "auto" backup into *type.
+ * Reads what planning chooses from: the completed backups and the stored
+ * checkpoints of domain uuid, and the checkpoints libvirt has (an error of
+ * libvirt's is kept in the catalog: it matters only when a parent is
+ * checked).
  */
 static int
-plan_parent(const char *uuid, const struct core_backup_request *req, const struct plan_disk *disks,
-            size_t n, enum conf_backup_type *type, struct conf_backup **ret_parent)
+catalog_load(const char *uuid, struct catalog *c)
 {
-    _cleanup_(conf_backup_freep) struct conf_backup *latest = NULL;
-    _cleanup_(conf_backup_freep) struct conf_backup *parent = NULL;
-    bool automatic = req->type == CONF_BACKUP_TYPE_AUTO;
+    static const enum conf_backup_state completed = CONF_BACKUP_STATE_COMPLETED;
+    struct db_backup_filter f = {.domain_uuid = uuid, .state = &completed};
+    int r;
+
+    r = db_backup_list(backup_ctx.db, &f, &c->backups, &c->view.n_backups, NULL);
+    if (r < 0)
+        return r;
+    c->view.backups = c->backups;
+    r = db_checkpoint_list(backup_ctx.db, uuid, &c->stored, &c->view.n_checkpoints);
+    if (r < 0)
+        return r;
+    c->checkpoints = calloc(c->view.n_checkpoints + 1, sizeof(*c->checkpoints));
+    if (!c->checkpoints)
+        return -ENOMEM;
+    c->view.checkpoints = c->checkpoints;
+    r = virt_checkpoint_names(uuid, &c->names, &c->n_names);
+    if (r < 0) {
+        snprintf(c->detail, sizeof(c->detail), "%s", err_detail() ? err_detail() : strerror(-r));
+        err_clear();
+        c->view.libvirt_error = r;
+        c->view.libvirt_detail = c->detail;
+    }
+    for (size_t i = 0; i < c->view.n_checkpoints; i++) {
+        struct backup_plan_checkpoint *k = &c->checkpoints[i];
+
+        k->name = c->stored[i].name;
+        k->state = c->stored[i].state;
+        k->reason = c->stored[i].reason;
+        for (size_t j = 0; j < c->n_names && !k->in_libvirt; j++)
+            k->in_libvirt = strcmp(c->names[j], k->name) == 0;
+    }
+    return 0;
+}
+
+/*
+ * Picks the parent of an incremental or differential (NULL for a full, else
+ * a new copy) and settles the type of an "auto" backup into *type.
+ */
+static int
+plan_parent(const char *uuid, const struct core_backup_request *req,
+            const struct backup_plan_disk *disks, size_t n, enum conf_backup_type *type,
+            struct conf_backup **ret_parent)
+{
+    _cleanup_(catalog_clear) struct catalog c = {0};
+    const struct conf_backup *parent = NULL;
     int r;
 
     *ret_parent = NULL;
@@ -181,51 +294,15 @@ plan_parent(const char *uuid, const struct core_backup_request *req, const struc
     r = core_checkpoint_reconcile(uuid, 0, NULL);
     if (r < 0)
         return r;
-    r = find_backup(uuid, NULL, NULL, NULL, request_to_vault(req), &latest);
-    if (r == -ENOENT) {
-        if (automatic) {
-            *type = CONF_BACKUP_TYPE_FULL;
-            return 0;
-        }
-        return err_set(-EBADFD, "the domain has no completed backup to count changes from; "
-                                "take a full backup first (or use type auto)");
-    }
+    r = catalog_load(uuid, &c);
     if (r < 0)
         return r;
-
-    if (req->type == CONF_BACKUP_TYPE_DIFFERENTIAL) {
-        if (req->since)
-            r = find_backup(uuid, latest->chain_id, req->since, NULL, request_to_vault(req),
-                            &parent);
-        else
-            r = find_backup(uuid, latest->chain_id, NULL, &full, request_to_vault(req), &parent);
-        if (r == -ENOENT)
-            return err_set(-EBADFD,
-                           req->since ? "no completed backup of the current chain created "
-                                        "checkpoint '%s'"
-                                      : "the current chain has no full backup%s",
-                           req->since ? req->since : "");
-        if (r < 0)
-            return r;
-        r = base_sound(uuid, parent, disks, n);
-        if (r < 0)
-            return r;
-        *type = CONF_BACKUP_TYPE_DIFFERENTIAL;
-        *ret_parent = TAKE_PTR(parent);
-        return 0;
-    }
-
-    r = base_sound(uuid, latest, disks, n);
-    if (r == -EBADFD && automatic) {
-        log_info("backup of %s: a full backup instead of an incremental: %s", uuid,
-                 err_detail() ? err_detail() : "");
-        *type = CONF_BACKUP_TYPE_FULL;
-        return 0;
-    }
+    r = backup_plan_choose(&c.view, req, disks, n, type, &parent);
     if (r < 0)
         return r;
-    *type = CONF_BACKUP_TYPE_INCREMENTAL;
-    *ret_parent = TAKE_PTR(latest);
+    for (size_t i = 0; parent && i < c.view.n_backups; i++)
+        if (c.backups[i] == parent)
+            *ret_parent = TAKE_PTR(c.backups[i]);
     return 0;
 }
 
@@ -244,7 +321,7 @@ backup_plan(const struct conf_domain *d, const struct core_backup_request *req,
 {
     _cleanup_(conf_backup_freep) struct conf_backup *b = calloc(1, sizeof(*b));
     _cleanup_(conf_backup_freep) struct conf_backup *parent = NULL;
-    struct plan_disk disks[MAX_DISKS];
+    struct backup_plan_disk disks[MAX_DISKS];
     enum conf_backup_type type = CONF_BACKUP_TYPE_FULL;
     char id[17];
     size_t n = 0;
@@ -252,9 +329,14 @@ backup_plan(const struct conf_domain *d, const struct core_backup_request *req,
 
     if (!b)
         return -ENOMEM;
-    r = plan_disks(d, req, disks, &n);
+    r = backup_plan_select_disks(d, req, disks, MAX_DISKS, &n);
     if (r < 0)
         return r;
+    for (size_t i = 0; i < n; i++) {
+        r = virt_disk_capacity(d->uuid, disks[i].target, &disks[i].size);
+        if (r < 0)
+            return r;
+    }
     r = plan_parent(d->uuid, req, disks, n, &type, &parent);
     if (r < 0)
         return r;

@@ -671,18 +671,3 @@ core_checkpoint_newest_healthy(const char *domain_uuid, char **ret)
     *ret = name;
     return 0;
 }
-
-int
-core_checkpoint_usable(const char *domain_uuid, const char *name)
-{
-    _cleanup_(db_checkpoint_freep) struct db_checkpoint *c = NULL;
-    int r;
-
-    r = db_checkpoint_get(core_db(), domain_uuid, name, &c);
-    if (r < 0)
-        return r;
-    if (c->state == CONF_CHECKPOINT_BROKEN)
-        return err_set(-EBADFD, "checkpoint '%s' is broken: %s", name,
-                       c->reason ? c->reason : "its bitmap cannot be trusted");
-    return 0;
-}

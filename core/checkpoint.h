@@ -196,13 +196,6 @@ int core_checkpoint_store_created(const char *domain_uuid, const char *xml);
  */
 int core_checkpoint_newest_healthy(const char *domain_uuid, char **ret);
 
-/*
- * Says whether the stored checkpoint name can serve as the base of an
- * incremental backup: 0 when it can, -ENOENT when it is unknown, -EBADFD
- * with the reason when it is broken.
- */
-int core_checkpoint_usable(const char *domain_uuid, const char *name);
-
 /* Free what the functions above return; all accept NULL. */
 void core_checkpoint_free(struct core_checkpoint *c);
 void core_checkpoint_list_free(struct core_checkpoint *list, size_t n);

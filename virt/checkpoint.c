@@ -497,25 +497,6 @@ virt_checkpoint_delete(const char *domain, const char *name, unsigned flags)
     return 0;
 }
 
-int
-virt_checkpoint_exists(const char *domain, const char *name)
-{
-    _cleanup_conn_ virConnectPtr conn = NULL;
-    _cleanup_dom_ virDomainPtr dom = NULL;
-    _cleanup_cp_ virDomainCheckpointPtr cp = NULL;
-    int r;
-
-    r = virt_domain_open(domain, &conn, &dom); /* no such domain is an error, not a "no" */
-    if (r < 0)
-        return r;
-    r = lookup_checkpoint(dom, name, &cp);
-    if (r == -ENOENT) {
-        err_clear();
-        return 0;
-    }
-    return r < 0 ? r : 1;
-}
-
 static const char *const job_operations[] = {
     [VIR_DOMAIN_JOB_OPERATION_UNKNOWN] = "a job",
     [VIR_DOMAIN_JOB_OPERATION_START] = "starting",

@@ -239,9 +239,6 @@ int virt_checkpoint_redefine(const char *domain, const char *xml, bool validate)
 /* Deletes a checkpoint (VIRT_CHECKPOINT_DELETE_* flags). -ENOENT when unknown. */
 int virt_checkpoint_delete(const char *domain, const char *name, unsigned flags);
 
-/* 1 when the domain has checkpoint name in libvirt, 0 when not, or a negative errno. */
-int virt_checkpoint_exists(const char *domain, const char *name);
-
 /* Free what the functions above return; both accept NULL. */
 
 /*
