@@ -57,15 +57,19 @@ backup_job_submit(enum backup_job_kind kind, const char *domain_name, struct bac
     return core_job_submit(&spec, ret);
 }
 
-/* Resolves name_or_uuid into its UUID and name (a new string). */
+/*
+ * Resolves name_or_uuid into its UUID and name (a new string): libvirt's
+ * cached answer (virt_domain_resolve, no read of the definition), else the
+ * catalog's for a domain libvirt does not know (now).
+ */
 int
 backup_domain_resolve(const char *name_or_uuid, char ret_uuid[37], char **ret_name)
 {
-    _cleanup_(conf_domain_freep) struct conf_domain *d = NULL;
+    struct conf_domain_ref ref;
     char *name;
     int r;
 
-    r = virt_domain_get(name_or_uuid, &d);
+    r = virt_domain_resolve(name_or_uuid, &ref);
     if (r == -ENOENT || r == -ENOTCONN) {
         int q = db_backup_find_domain(backup_ctx.db, name_or_uuid, ret_uuid, ret_name);
         if (q == -ENOENT && r == -ENOTCONN)
@@ -77,10 +81,10 @@ backup_domain_resolve(const char *name_or_uuid, char ret_uuid[37], char **ret_na
     }
     if (r < 0)
         return r;
-    name = strdup(d->name);
+    name = strdup(ref.name);
     if (!name)
         return -ENOMEM;
-    memcpy(ret_uuid, d->uuid, 37);
+    memcpy(ret_uuid, ref.uuid, 37);
     *ret_name = name;
     return 0;
 }

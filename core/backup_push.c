@@ -355,6 +355,7 @@ core_backup_create(const char *domain, const struct core_backup_request *req,
 {
     _cleanup_(conf_domain_freep) struct conf_domain *d = NULL;
     _cleanup_(conf_backup_freep) struct conf_backup *b = NULL;
+    _cleanup_(virt_domain_scope_endp) bool scoped = false;
     struct backup_job *br;
     struct conf_job *job = NULL;
     char holder[128];
@@ -363,6 +364,12 @@ core_backup_create(const char *domain, const struct core_backup_request *req,
     bool pull = req->mode == CONF_BACKUP_MODE_PULL;
     bool offline = false;
 
+    /* One lookup for the whole request: every virt call below names this domain. */
+    (void)virt_domain_lookups_take();
+    r = virt_domain_scope_begin(domain);
+    if (r < 0)
+        return r;
+    scoped = true;
     r = virt_domain_get(domain, &d);
     if (r < 0)
         return r;
@@ -438,6 +445,8 @@ core_backup_create(const char *domain, const struct core_backup_request *req,
         log_warn("backup %s: cannot record its job %s: %s", b->id, job->id, err_detail());
     free(b->job_id);
     b->job_id = strdup(job->id);
+    log_debug("backup %s of %s queued; planning looked the domain up in libvirt %u times", b->id,
+              d->name, virt_domain_lookups_take());
     *ret = TAKE_PTR(b);
     *ret_job = job;
     return 0;

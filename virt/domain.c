@@ -19,15 +19,31 @@ static const char *const state_names[] = {
     [VIR_DOMAIN_CRASHED] = "crashed",   [VIR_DOMAIN_PMSUSPENDED] = "pmsuspended",
 };
 
+/* Lookups of domains in libvirt made by this thread (virt_domain_lookups_take). */
+static _Thread_local unsigned lookups;
+
+unsigned
+virt_domain_lookups_take(void)
+{
+    unsigned n = lookups;
+
+    lookups = 0;
+    return n;
+}
+
 int
 virt_lookup(virConnectPtr conn, const char *name_or_uuid, virDomainPtr *ret)
 {
     virDomainPtr dom = NULL;
 
-    if (text_is_uuid(name_or_uuid))
+    if (text_is_uuid(name_or_uuid)) {
+        lookups++;
         dom = virDomainLookupByUUIDString(conn, name_or_uuid);
-    if (!dom)
+    }
+    if (!dom) {
+        lookups++;
         dom = virDomainLookupByName(conn, name_or_uuid);
+    }
     if (!dom) {
         virErrorPtr e = virGetLastError();
         if (!e || e->code == VIR_ERR_NO_DOMAIN) {
@@ -40,12 +56,71 @@ virt_lookup(virConnectPtr conn, const char *name_or_uuid, virDomainPtr *ret)
     return 0;
 }
 
+/* The domain this thread resolved once (virt_domain_scope_begin), or none. */
+static _Thread_local struct {
+    virConnectPtr conn;
+    virDomainPtr dom;
+    char uuid[VIR_UUID_STRING_BUFLEN];
+    char *name;
+} scope;
+
+/* Whether name_or_uuid names the domain of this thread's scope. */
+static bool
+in_scope(const char *name_or_uuid)
+{
+    return scope.dom &&
+           (strcasecmp(name_or_uuid, scope.uuid) == 0 || strcmp(name_or_uuid, scope.name) == 0);
+}
+
+int
+virt_domain_scope_begin(const char *name_or_uuid)
+{
+    _cleanup_conn_ virConnectPtr conn = NULL;
+    _cleanup_dom_ virDomainPtr dom = NULL;
+    const char *name;
+    int r;
+
+    virt_domain_scope_end();
+    r = virt_domain_open(name_or_uuid, &conn, &dom);
+    if (r < 0)
+        return r;
+    name = virDomainGetName(dom);
+    if (virDomainGetUUIDString(dom, scope.uuid) < 0 || !name)
+        return virt_error("read the domain's name and UUID");
+    scope.name = strdup(name);
+    if (!scope.name)
+        return -ENOMEM;
+    scope.conn = TAKE_PTR(conn);
+    scope.dom = TAKE_PTR(dom);
+    return 0;
+}
+
+void
+virt_domain_scope_end(void)
+{
+    if (scope.dom)
+        virDomainFree(scope.dom);
+    if (scope.conn)
+        virConnectClose(scope.conn);
+    free(scope.name);
+    memset(&scope, 0, sizeof(scope));
+}
+
 int
 virt_domain_open(const char *name_or_uuid, virConnectPtr *ret_conn, virDomainPtr *ret_dom)
 {
     _cleanup_conn_ virConnectPtr conn = NULL;
     int r;
 
+    if (in_scope(name_or_uuid) && virConnectRef(scope.conn) == 0) {
+        if (virDomainRef(scope.dom) < 0) {
+            virConnectClose(scope.conn);
+            return virt_error("take the domain's handle");
+        }
+        *ret_conn = scope.conn;
+        *ret_dom = scope.dom;
+        return 0;
+    }
     r = virt_conn_get(&conn);
     if (r < 0)
         return r;

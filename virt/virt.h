@@ -53,6 +53,31 @@ int virt_versions_get(struct conf_versions *ret);
  */
 int virt_domain_list(struct conf_domain **ret, size_t *ret_n);
 
+/*
+ * Resolves a domain once for the calling thread: until
+ * virt_domain_scope_end(), every call here on this thread that names that
+ * domain (by its name or UUID) uses the handle looked up now instead of
+ * asking libvirt again. One scope per thread: a begin ends the one before.
+ * -ENOENT when there is no such domain, -ENOTCONN without a connection.
+ */
+int virt_domain_scope_begin(const char *name_or_uuid);
+
+/* Ends this thread's scope, if any. */
+void virt_domain_scope_end(void);
+
+static inline void
+virt_domain_scope_endp(bool *scoped)
+{
+    if (*scoped)
+        virt_domain_scope_end();
+}
+
+/*
+ * A debug counter: how many times this thread asked libvirt to look a
+ * domain up (by UUID or by name) since the last call, which resets it.
+ */
+unsigned virt_domain_lookups_take(void);
+
 /* Looks a domain up by name or UUID. -ENOENT when there is none. */
 int virt_domain_get(const char *name_or_uuid, struct conf_domain **ret);
 
