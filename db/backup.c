@@ -24,35 +24,6 @@ rollback(struct db *db, int rc, const char *what)
     return r;
 }
 
-/* Binds s as text, or NULL when s is NULL. */
-static int
-bind_text(sqlite3_stmt *st, int i, const char *s)
-{
-    return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
-}
-
-/* Binds a time or a count where 0 means "unset" as NULL. */
-static int
-bind_opt_int(sqlite3_stmt *st, int i, int64_t v)
-{
-    return v ? sqlite3_bind_int64(st, i, v) : sqlite3_bind_null(st, i);
-}
-
-/* A new copy of column i, or NULL for SQL NULL; *oom set when the copy fails. */
-static char *
-column_dup(sqlite3_stmt *st, int i, bool *oom)
-{
-    const unsigned char *s = sqlite3_column_text(st, i);
-    char *copy;
-
-    if (!s)
-        return NULL;
-    copy = strdup((const char *)s);
-    if (!copy)
-        *oom = true;
-    return copy;
-}
-
 static int
 row_to_backup(sqlite3_stmt *st, struct conf_backup **ret)
 {
@@ -61,29 +32,29 @@ row_to_backup(sqlite3_stmt *st, struct conf_backup **ret)
 
     if (!b)
         return -ENOMEM;
-    b->id = column_dup(st, 0, &oom);
-    b->domain_uuid = column_dup(st, 1, &oom);
-    b->domain_name = column_dup(st, 2, &oom);
+    b->id = db_column_dup(st, 0, &oom);
+    b->domain_uuid = db_column_dup(st, 1, &oom);
+    b->domain_name = db_column_dup(st, 2, &oom);
     if (conf_backup_mode_from_string((const char *)sqlite3_column_text(st, 3), &b->mode) < 0 ||
         conf_backup_type_from_string((const char *)sqlite3_column_text(st, 4), &b->type) < 0 ||
         conf_backup_state_from_string((const char *)sqlite3_column_text(st, 5), &b->state) < 0) {
         conf_backup_free(b);
         return err_set(-EIO, "a backup row has an unknown mode, type or state");
     }
-    b->job_id = column_dup(st, 6, &oom);
-    b->chain_id = column_dup(st, 7, &oom);
-    b->parent_id = column_dup(st, 8, &oom);
-    b->base_checkpoint = column_dup(st, 9, &oom);
-    b->checkpoint = column_dup(st, 10, &oom);
-    b->domain_xml = column_dup(st, 11, &oom);
+    b->job_id = db_column_dup(st, 6, &oom);
+    b->chain_id = db_column_dup(st, 7, &oom);
+    b->parent_id = db_column_dup(st, 8, &oom);
+    b->base_checkpoint = db_column_dup(st, 9, &oom);
+    b->checkpoint = db_column_dup(st, 10, &oom);
+    b->domain_xml = db_column_dup(st, 11, &oom);
     b->stored_bytes = (uint64_t)sqlite3_column_int64(st, 12);
     b->started_at = sqlite3_column_int64(st, 13);
     b->finished_at = sqlite3_column_int64(st, 14);
     b->error_errno = sqlite3_column_int(st, 15);
-    b->error_detail = column_dup(st, 16, &oom);
+    b->error_detail = db_column_dup(st, 16, &oom);
     b->verified_at = sqlite3_column_int64(st, 17);
     b->verify_ok = sqlite3_column_type(st, 18) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 18);
-    b->verify_detail = column_dup(st, 19, &oom);
+    b->verify_detail = db_column_dup(st, 19, &oom);
     if (oom) {
         conf_backup_free(b);
         return -ENOMEM;
@@ -119,12 +90,12 @@ load_disks(struct db *db, struct conf_backup *b)
         }
         struct conf_backup_disk *d = &b->disks[b->n_disks++];
         memset(d, 0, sizeof(*d));
-        d->target = column_dup(st, 0, &oom);
-        d->file = column_dup(st, 1, &oom);
-        d->backing = column_dup(st, 2, &oom);
+        d->target = db_column_dup(st, 0, &oom);
+        d->file = db_column_dup(st, 1, &oom);
+        d->backing = db_column_dup(st, 2, &oom);
         d->size = (uint64_t)sqlite3_column_int64(st, 3);
         d->stored_bytes = (uint64_t)sqlite3_column_int64(st, 4);
-        d->sha256 = column_dup(st, 5, &oom);
+        d->sha256 = db_column_dup(st, 5, &oom);
         if (oom)
             return -ENOMEM;
     }
@@ -156,23 +127,23 @@ db_backup_insert(struct db *db, const struct conf_backup *b)
     r = db_exec(db, "BEGIN IMMEDIATE");
     if (r < 0)
         return r;
-    bind_text(st, 1, b->id);
-    bind_text(st, 2, b->domain_uuid);
-    bind_text(st, 3, b->domain_name);
-    bind_text(st, 4, conf_backup_mode_to_string(b->mode));
-    bind_text(st, 5, conf_backup_type_to_string(b->type));
-    bind_text(st, 6, conf_backup_state_to_string(b->state));
-    bind_text(st, 7, b->job_id);
-    bind_text(st, 8, b->chain_id);
-    bind_text(st, 9, b->parent_id);
-    bind_text(st, 10, b->base_checkpoint);
-    bind_text(st, 11, b->checkpoint);
-    bind_text(st, 12, b->domain_xml);
+    db_bind_text(st, 1, b->id);
+    db_bind_text(st, 2, b->domain_uuid);
+    db_bind_text(st, 3, b->domain_name);
+    db_bind_text(st, 4, conf_backup_mode_to_string(b->mode));
+    db_bind_text(st, 5, conf_backup_type_to_string(b->type));
+    db_bind_text(st, 6, conf_backup_state_to_string(b->state));
+    db_bind_text(st, 7, b->job_id);
+    db_bind_text(st, 8, b->chain_id);
+    db_bind_text(st, 9, b->parent_id);
+    db_bind_text(st, 10, b->base_checkpoint);
+    db_bind_text(st, 11, b->checkpoint);
+    db_bind_text(st, 12, b->domain_xml);
     sqlite3_bind_int64(st, 13, (int64_t)b->stored_bytes);
     sqlite3_bind_int64(st, 14, b->started_at);
-    bind_opt_int(st, 15, b->finished_at);
-    bind_opt_int(st, 16, b->error_errno);
-    bind_text(st, 17, b->error_detail);
+    db_bind_opt_int(st, 15, b->finished_at);
+    db_bind_opt_int(st, 16, b->error_errno);
+    db_bind_text(st, 17, b->error_detail);
     rc = sqlite3_step(st);
     if (rc != SQLITE_DONE)
         return rollback(db, rc, "insert backup");
@@ -180,13 +151,13 @@ db_backup_insert(struct db *db, const struct conf_backup *b)
         const struct conf_backup_disk *d = &b->disks[i];
 
         sqlite3_reset(sd);
-        bind_text(sd, 1, b->id);
-        bind_text(sd, 2, d->target);
-        bind_text(sd, 3, d->file);
-        bind_text(sd, 4, d->backing);
+        db_bind_text(sd, 1, b->id);
+        db_bind_text(sd, 2, d->target);
+        db_bind_text(sd, 3, d->file);
+        db_bind_text(sd, 4, d->backing);
         sqlite3_bind_int64(sd, 5, (int64_t)d->size);
         sqlite3_bind_int64(sd, 6, (int64_t)d->stored_bytes);
-        bind_text(sd, 7, d->sha256);
+        db_bind_text(sd, 7, d->sha256);
         rc = sqlite3_step(sd);
         if (rc != SQLITE_DONE)
             return rollback(db, rc, "insert backup disk");
@@ -232,11 +203,11 @@ db_backup_get(struct db *db, const char *id, struct conf_backup **ret)
 static void
 bind_filter(sqlite3_stmt *st, const struct db_backup_filter *f)
 {
-    bind_text(st, 1, f->domain_uuid);
-    bind_text(st, 2, f->type ? conf_backup_type_to_string(*f->type) : NULL);
-    bind_text(st, 3, f->state ? conf_backup_state_to_string(*f->state) : NULL);
-    bind_text(st, 4, f->chain_id);
-    bind_text(st, 5, f->checkpoint);
+    db_bind_text(st, 1, f->domain_uuid);
+    db_bind_text(st, 2, f->type ? conf_backup_type_to_string(*f->type) : NULL);
+    db_bind_text(st, 3, f->state ? conf_backup_state_to_string(*f->state) : NULL);
+    db_bind_text(st, 4, f->chain_id);
+    db_bind_text(st, 5, f->checkpoint);
 }
 
 int
@@ -328,12 +299,12 @@ db_backup_finish(struct db *db, const struct conf_backup *b)
     r = db_exec(db, "BEGIN IMMEDIATE");
     if (r < 0)
         return r;
-    bind_text(st, 1, b->id);
-    bind_text(st, 2, conf_backup_state_to_string(b->state));
-    bind_opt_int(st, 3, b->finished_at);
+    db_bind_text(st, 1, b->id);
+    db_bind_text(st, 2, conf_backup_state_to_string(b->state));
+    db_bind_opt_int(st, 3, b->finished_at);
     sqlite3_bind_int64(st, 4, (int64_t)b->stored_bytes);
-    bind_opt_int(st, 5, b->error_errno);
-    bind_text(st, 6, b->error_detail);
+    db_bind_opt_int(st, 5, b->error_errno);
+    db_bind_text(st, 6, b->error_detail);
     rc = sqlite3_step(st);
     if (rc != SQLITE_DONE)
         return rollback(db, rc, "record the end of a backup");
@@ -350,7 +321,7 @@ db_backup_finish(struct db *db, const struct conf_backup *b)
             sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
             return r;
         }
-        bind_text(sd, 1, b->id);
+        db_bind_text(sd, 1, b->id);
         rc = sqlite3_step(sd);
         if (rc != SQLITE_DONE)
             return rollback(db, rc, "forget the disks of a backup");
@@ -358,10 +329,10 @@ db_backup_finish(struct db *db, const struct conf_backup *b)
     }
     for (size_t i = 0; i < b->n_disks; i++) {
         sqlite3_reset(sd);
-        bind_text(sd, 1, b->id);
-        bind_text(sd, 2, b->disks[i].target);
+        db_bind_text(sd, 1, b->id);
+        db_bind_text(sd, 2, b->disks[i].target);
         sqlite3_bind_int64(sd, 3, (int64_t)b->disks[i].stored_bytes);
-        bind_text(sd, 4, b->disks[i].sha256);
+        db_bind_text(sd, 4, b->disks[i].sha256);
         rc = sqlite3_step(sd);
         if (rc != SQLITE_DONE)
             return rollback(db, rc, "record a backup disk");
@@ -382,10 +353,10 @@ db_backup_set_verification(struct db *db, const char *id, int64_t at, int ok, co
                    &st);
     if (r < 0)
         return r;
-    bind_text(st, 1, id);
+    db_bind_text(st, 1, id);
     sqlite3_bind_int64(st, 2, at);
     sqlite3_bind_int(st, 3, ok ? 1 : 0);
-    bind_text(st, 4, detail);
+    db_bind_text(st, 4, detail);
     rc = sqlite3_step(st);
     if (rc != SQLITE_DONE)
         return db_error(db, rc, "record a verification");
@@ -409,7 +380,7 @@ db_backup_dependents(struct db *db, const char *id, char ***ret, size_t *ret_n)
                    &st);
     if (r < 0)
         return r;
-    bind_text(st, 1, id);
+    db_bind_text(st, 1, id);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         char **nl = realloc(ids, (n + 2) * sizeof(*nl));
         char *s = strdup((const char *)sqlite3_column_text(st, 0));
@@ -452,9 +423,9 @@ change_one(struct db *db, const char *sql, const char *id, const char *value, co
     r = db_prepare(db, sql, &st);
     if (r < 0)
         return r;
-    bind_text(st, 1, id);
+    db_bind_text(st, 1, id);
     if (value)
-        bind_text(st, 2, value);
+        db_bind_text(st, 2, value);
     rc = sqlite3_step(st);
     if (rc != SQLITE_DONE)
         return db_error(db, rc, what);
@@ -498,7 +469,7 @@ db_backup_find_domain(struct db *db, const char *name_or_uuid, char ret_uuid[37]
                    &st);
     if (r < 0)
         return r;
-    bind_text(st, 1, name_or_uuid);
+    db_bind_text(st, 1, name_or_uuid);
     rc = sqlite3_step(st);
     if (rc == SQLITE_DONE)
         return err_set(-ENOENT, "domain '%s' not found", name_or_uuid);

@@ -15,18 +15,6 @@
     "error_detail, result, params, created_ms, started_ms, finished_ms"
 #define JOB_LIST_DEFAULT 100
 
-static int
-bind_text(sqlite3_stmt *st, int i, const char *s)
-{
-    return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
-}
-
-static int
-bind_ms(sqlite3_stmt *st, int i, int64_t ms)
-{
-    return ms ? sqlite3_bind_int64(st, i, ms) : sqlite3_bind_null(st, i);
-}
-
 int
 db_job_put(struct db *db, const struct conf_job *j)
 {
@@ -44,36 +32,27 @@ db_job_put(struct db *db, const struct conf_job *j)
     r = db_prepare(db, sql, &st);
     if (r < 0)
         return r;
-    bind_text(st, 1, j->id);
-    bind_text(st, 2, j->kind);
-    bind_text(st, 3, j->domain);
-    bind_text(st, 4, j->domain_uuid);
-    bind_text(st, 5, conf_job_state_to_string(j->state));
+    db_bind_text(st, 1, j->id);
+    db_bind_text(st, 2, j->kind);
+    db_bind_text(st, 3, j->domain);
+    db_bind_text(st, 4, j->domain_uuid);
+    db_bind_text(st, 5, conf_job_state_to_string(j->state));
     sqlite3_bind_int64(st, 6, (sqlite3_int64)j->bytes_done);
     sqlite3_bind_int64(st, 7, (sqlite3_int64)j->bytes_total);
     if (j->error_errno)
         sqlite3_bind_int(st, 8, j->error_errno);
     else
         sqlite3_bind_null(st, 8);
-    bind_text(st, 9, j->error_detail);
-    bind_text(st, 10, j->result);
-    bind_text(st, 11, j->params);
+    db_bind_text(st, 9, j->error_detail);
+    db_bind_text(st, 10, j->result);
+    db_bind_text(st, 11, j->params);
     sqlite3_bind_int64(st, 12, j->created_ms);
-    bind_ms(st, 13, j->started_ms);
-    bind_ms(st, 14, j->finished_ms);
+    db_bind_opt_int(st, 13, j->started_ms);
+    db_bind_opt_int(st, 14, j->finished_ms);
     rc = sqlite3_step(st);
     if (rc != SQLITE_DONE)
         return db_error(db, rc, "store job");
     return 0;
-}
-
-static int
-column_dup(sqlite3_stmt *st, int i, char **ret)
-{
-    const char *s = (const char *)sqlite3_column_text(st, i);
-
-    *ret = s ? strdup(s) : NULL;
-    return !s || *ret ? 0 : -ENOMEM;
 }
 
 /* Fills *j from the current row (columns in JOB_COLUMNS order); *ret_seq gets seq. */
@@ -82,6 +61,7 @@ read_row(sqlite3_stmt *st, struct conf_job *j, int64_t *ret_seq)
 {
     const char *id = (const char *)sqlite3_column_text(st, 1);
     const char *state = (const char *)sqlite3_column_text(st, 5);
+    bool oom = false;
 
     memset(j, 0, sizeof(*j));
     snprintf(j->id, sizeof(j->id), "%s", id ? id : "");
@@ -93,9 +73,13 @@ read_row(sqlite3_stmt *st, struct conf_job *j, int64_t *ret_seq)
     j->created_ms = sqlite3_column_int64(st, 12);
     j->started_ms = sqlite3_column_int64(st, 13);
     j->finished_ms = sqlite3_column_int64(st, 14);
-    if (column_dup(st, 2, &j->kind) < 0 || column_dup(st, 3, &j->domain) < 0 ||
-        column_dup(st, 4, &j->domain_uuid) < 0 || column_dup(st, 9, &j->error_detail) < 0 ||
-        column_dup(st, 10, &j->result) < 0 || column_dup(st, 11, &j->params) < 0) {
+    j->kind = db_column_dup(st, 2, &oom);
+    j->domain = db_column_dup(st, 3, &oom);
+    j->domain_uuid = db_column_dup(st, 4, &oom);
+    j->error_detail = db_column_dup(st, 9, &oom);
+    j->result = db_column_dup(st, 10, &oom);
+    j->params = db_column_dup(st, 11, &oom);
+    if (oom) {
         conf_job_clear(j);
         return -ENOMEM;
     }
@@ -198,9 +182,9 @@ db_job_list(struct db *db, const struct conf_job_filter *f, struct conf_job **re
     r = db_prepare(db, sql, &st);
     if (r < 0)
         return r;
-    bind_text(st, 1, f->domain);
-    bind_text(st, 2, f->state);
-    bind_ms(st, 3, f->before_seq);
+    db_bind_text(st, 1, f->domain);
+    db_bind_text(st, 2, f->state);
+    db_bind_opt_int(st, 3, f->before_seq);
     sqlite3_bind_int64(st, 4, (sqlite3_int64)limit + 1);
     r = collect(db, st, limit, &list, &n, &last, &more);
     if (r < 0)

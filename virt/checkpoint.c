@@ -14,33 +14,6 @@
 /* The largest checkpoint XML built here (a name, a description, a few disks). */
 #define SPEC_XML_MAX (64 * 1024)
 
-static inline void
-virt_checkpoint_handle_freep(virDomainCheckpointPtr *c)
-{
-    if (*c)
-        virDomainCheckpointFree(*c);
-}
-#define _cleanup_cp_ __attribute__((cleanup(virt_checkpoint_handle_freep)))
-
-static inline void
-virt_xml_docp(xmlDocPtr *d)
-{
-    if (*d)
-        xmlFreeDoc(*d);
-}
-static inline void
-virt_xml_ctxp(xmlXPathContextPtr *c)
-{
-    if (*c)
-        xmlXPathFreeContext(*c);
-}
-static inline void
-virt_xml_objp(xmlXPathObjectPtr *o)
-{
-    if (*o)
-        xmlXPathFreeObject(*o);
-}
-
 static int
 parse_int64(const char *s, int64_t *ret)
 {
@@ -365,16 +338,14 @@ spec_has_disk(const struct virt_checkpoint_spec *spec, const char *target)
 
 /* Writes one escaped value between two literal pieces of XML. */
 static int
-put_escaped(FILE *f, const char *before, const char *value, const char *after)
+put_between(FILE *f, const char *before, const char *value, const char *after)
 {
-    _cleanup_free_ char *esc = text_xml_escape(value);
+    int r;
 
-    if (!esc)
-        return -ENOMEM;
     fputs(before, f);
-    fputs(esc, f);
+    r = virt_xml_put(f, value);
     fputs(after, f);
-    return 0;
+    return r;
 }
 
 /* Builds the <domaincheckpoint> document for spec. */
@@ -390,9 +361,9 @@ spec_xml(virDomainPtr dom, const struct virt_checkpoint_spec *spec, char **ret)
     if (!f)
         return -ENOMEM;
     fputs("<domaincheckpoint>\n", f);
-    r = put_escaped(f, "  <name>", spec->name, "</name>\n");
+    r = put_between(f, "  <name>", spec->name, "</name>\n");
     if (r == 0 && spec->description)
-        r = put_escaped(f, "  <description>", spec->description, "</description>\n");
+        r = put_between(f, "  <description>", spec->description, "</description>\n");
     if (r == 0 && spec->disks) {
         char **targets = NULL;
         size_t n = 0;
@@ -408,7 +379,7 @@ spec_xml(virDomainPtr dom, const struct virt_checkpoint_spec *spec, char **ret)
         if (r == 0) {
             fputs("  <disks>\n", f);
             for (size_t k = 0; r == 0 && k < n; k++)
-                r = put_escaped(f, "    <disk name='", targets[k],
+                r = put_between(f, "    <disk name='", targets[k],
                                 spec_has_disk(spec, targets[k]) ? "' checkpoint='bitmap'/>\n"
                                                                 : "' checkpoint='no'/>\n");
             fputs("  </disks>\n", f);

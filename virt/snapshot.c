@@ -328,21 +328,6 @@ virt_snapshot_descendants(const char *domain, const char *name, char ***ret, siz
     return 0;
 }
 
-/* Appends the escaped value of s to the stream (nothing for NULL). */
-static int
-put_escaped(FILE *f, const char *s)
-{
-    _cleanup_free_ char *e = NULL;
-
-    if (!s)
-        return 0;
-    e = text_xml_escape(s);
-    if (!e)
-        return -ENOMEM;
-    fputs(e, f);
-    return 0;
-}
-
 /* Writes the <domainsnapshot> XML for spec into a new string. */
 static int
 spec_xml(const struct virt_snapshot_spec *spec, char **ret)
@@ -355,18 +340,18 @@ spec_xml(const struct virt_snapshot_spec *spec, char **ret)
     if (!f)
         return -ENOMEM;
     fputs("<domainsnapshot>\n  <name>", f);
-    r |= put_escaped(f, spec->name);
+    r |= virt_xml_put(f, spec->name);
     fputs("</name>\n", f);
     if (spec->description) {
         fputs("  <description>", f);
-        r |= put_escaped(f, spec->description);
+        r |= virt_xml_put(f, spec->description);
         fputs("</description>\n", f);
     }
     if (spec->disk_only) {
         fputs("  <memory snapshot='no'/>\n", f);
     } else if (spec->memory == CONF_SNAPSHOT_LOCATION_EXTERNAL) {
         fputs("  <memory snapshot='external' file='", f);
-        r |= put_escaped(f, spec->memory_file);
+        r |= virt_xml_put(f, spec->memory_file);
         fputs("'/>\n", f);
     } else {
         fputs("  <memory snapshot='internal'/>\n", f);
@@ -376,11 +361,11 @@ spec_xml(const struct virt_snapshot_spec *spec, char **ret)
         for (size_t i = 0; i < spec->n_disks; i++) {
             const struct virt_snapshot_spec_disk *d = &spec->disks[i];
             fputs("    <disk name='", f);
-            r |= put_escaped(f, d->target);
+            r |= virt_xml_put(f, d->target);
             fprintf(f, "' snapshot='%s'", location_to_xml(d->location));
             if (d->location == CONF_SNAPSHOT_LOCATION_EXTERNAL && d->file) {
                 fputs(">\n      <driver type='qcow2'/>\n      <source file='", f);
-                r |= put_escaped(f, d->file);
+                r |= virt_xml_put(f, d->file);
                 fputs("'/>\n    </disk>\n", f);
             } else {
                 fputs("/>\n", f);
