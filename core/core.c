@@ -7,6 +7,7 @@
 #include "checkpoint.h"
 #include "cleanup.h"
 #include "core.h"
+#include "ctx.h"
 #include "db/db.h"
 #include "err.h"
 #include "jobs.h"
@@ -18,8 +19,6 @@
 #define JOB_WORKERS 4
 
 static struct {
-    struct db *db;
-    char *vault_dir;
     bool started;
     pthread_mutex_t lock;
     core_domain_event_fn listener;
@@ -81,17 +80,17 @@ core_start(const struct core_config *cfg)
     r = vault_prepare(cfg->vault_dir);
     if (r < 0)
         return r;
-    core.vault_dir = strdup(cfg->vault_dir);
-    if (!core.vault_dir)
+    core_ctx.vault_dir = strdup(cfg->vault_dir);
+    if (!core_ctx.vault_dir)
         return -ENOMEM;
-    r = db_open(cfg->db_path, &core.db);
+    r = db_open(cfg->db_path, &core_ctx.db);
     if (r < 0)
         return r;
     core_checkpoint_set_max_age(cfg->reconcile_max_age);
     r = core_checkpoint_start();
     if (r < 0) {
-        db_close(core.db);
-        core.db = NULL;
+        db_close(core_ctx.db);
+        core_ctx.db = NULL;
         return r;
     }
     virt_set_event_handler(on_virt_event, NULL);
@@ -99,22 +98,23 @@ core_start(const struct core_config *cfg)
     if (r < 0) {
         virt_set_event_handler(NULL, NULL);
         core_checkpoint_stop();
-        db_close(core.db);
-        core.db = NULL;
+        db_close(core_ctx.db);
+        core_ctx.db = NULL;
         return r;
     }
     /* Job kinds first: the jobs an earlier process left are recovered by kind. */
     r = core_snapshot_init();
     if (r >= 0)
-        r = core_backup_init(core.db, cfg->vault_dir, cfg->restore_roots, cfg->pull_idle_timeout);
+        r = core_backup_init(core_ctx.db, cfg->vault_dir, cfg->restore_roots,
+                             cfg->pull_idle_timeout);
     if (r >= 0)
-        r = core_jobs_start(core.db, JOB_WORKERS);
+        r = core_jobs_start(core_ctx.db, JOB_WORKERS);
     if (r < 0) {
         virt_set_event_handler(NULL, NULL);
         core_checkpoint_stop();
         virt_close();
-        db_close(core.db);
-        core.db = NULL;
+        db_close(core_ctx.db);
+        core_ctx.db = NULL;
         return r;
     }
     core_backup_sweep();
@@ -133,23 +133,11 @@ core_stop(void)
     core_checkpoint_stop();
     core_backup_fini();
     virt_close();
-    db_close(core.db);
-    core.db = NULL;
-    free(core.vault_dir);
-    core.vault_dir = NULL;
+    db_close(core_ctx.db);
+    core_ctx.db = NULL;
+    free(core_ctx.vault_dir);
+    core_ctx.vault_dir = NULL;
     core.started = false;
-}
-
-struct db *
-core_db(void)
-{
-    return core.db;
-}
-
-const char *
-core_vault_dir(void)
-{
-    return core.vault_dir;
 }
 
 int
@@ -159,7 +147,7 @@ core_ready(void)
 
     if (!virt_connected())
         return err_set(-ENOTCONN, "libvirt at %s is not reachable", virt_uri());
-    r = db_ping(core.db);
+    r = db_ping(core_ctx.db);
     if (r < 0)
         return r;
     return 0;

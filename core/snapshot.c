@@ -639,7 +639,7 @@ revert_allowed(const struct conf_domain *d, const char *name)
     size_t n = 0;
     int r;
 
-    r = core_versions_get(&v);
+    r = virt_versions_get(&v);
     if (r < 0)
         return r;
     if (strcasecmp(v.driver, "QEMU") != 0)

@@ -153,6 +153,15 @@ on_close(virConnectPtr c, int reason, void *opaque)
     mark_lost(c);
 }
 
+/* Changes with every domain event and every new connection (virt_events_epoch). */
+static atomic_uint_fast64_t events_epoch = 1;
+
+uint64_t
+virt_events_epoch(void)
+{
+    return atomic_load(&events_epoch);
+}
+
 static void
 deliver(enum conf_event_kind kind, virDomainPtr dom)
 {
@@ -161,7 +170,7 @@ deliver(enum conf_event_kind kind, virDomainPtr dom)
     virt_event_fn fn;
     void *opaque;
 
-    virt_domain_refs_forget(); /* names and UUIDs may mean other domains now */
+    atomic_fetch_add(&events_epoch, 1); /* names and UUIDs may mean other domains now */
     if (dom) {
         ev.domain = virDomainGetName(dom);
         if (virDomainGetUUIDString(dom, uuid) == 0)

@@ -1,7 +1,6 @@
 /* Domains: listing, lookup, disks and what each domain supports. */
 #include <errno.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,14 +142,6 @@ static struct {
         uint64_t epoch, expires_ns;
     } slot[REF_SLOTS];
 } refs = {.lock = PTHREAD_MUTEX_INITIALIZER};
-static atomic_uint_fast64_t refs_epoch = 1;
-
-void
-virt_domain_refs_forget(void)
-{
-    atomic_fetch_add(&refs_epoch, 1);
-}
-
 static size_t
 ref_slot(const char *key)
 {
@@ -191,7 +182,7 @@ virt_domain_resolve(const char *name_or_uuid, struct conf_domain_ref *ret)
     _cleanup_conn_ virConnectPtr conn = NULL;
     _cleanup_dom_ virDomainPtr dom = NULL;
     /* Read before the lookup: an event that comes during it makes what it finds stale. */
-    uint64_t epoch = atomic_load(&refs_epoch);
+    uint64_t epoch = virt_events_epoch();
     bool cacheable = strlen(name_or_uuid) < sizeof(refs.slot[0].key);
     struct conf_domain_ref ref = {0};
     const char *name;

@@ -35,8 +35,11 @@ int virt_lookup(virConnectPtr conn, const char *name_or_uuid, virDomainPtr *ret)
  */
 int virt_domain_open(const char *name_or_uuid, virConnectPtr *ret_conn, virDomainPtr *ret_dom);
 
-/* Empties the cache of virt_domain_resolve(): a domain event or a new connection came. */
-void virt_domain_refs_forget(void);
+/*
+ * A number that changes with every domain event and every new connection:
+ * what virt_domain_resolve() cached under an older one is stale.
+ */
+uint64_t virt_events_epoch(void);
 
 /*
  * Whether libvirt runs a job on the domain: 1 with its operation
