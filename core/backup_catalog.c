@@ -37,14 +37,7 @@ core_backup_list(const char *domain, const struct core_backup_query *q, struct c
 int
 core_backup_get(const char *domain, const char *id, struct conf_backup **ret)
 {
-    _cleanup_free_ char *name = NULL;
-    char uuid[37];
-    int r;
-
-    r = backup_domain_resolve(domain, uuid, &name);
-    if (r < 0)
-        return r;
-    return backup_of(uuid, id, ret);
+    return backup_find(domain, id, NULL, ret);
 }
 
 /* Deletes one backup's files and row (it has no dependents left). */
@@ -79,23 +72,18 @@ strv_push(char ***v, size_t *n, const char *s)
 int
 core_backup_delete(const char *domain, const char *id, bool chain, char ***ret_ids)
 {
-    _cleanup_free_ char *name = NULL;
     _cleanup_(conf_backup_freep) struct conf_backup *b = NULL;
     struct conf_backup **list = NULL;
     char **deleted = NULL;
     size_t n = 0, nd = 0;
-    char uuid[37];
     int r;
 
-    r = backup_domain_resolve(domain, uuid, &name);
-    if (r < 0)
-        return r;
-    r = backup_of(uuid, id, &b);
+    r = backup_find(domain, id, NULL, &b);
     if (r < 0)
         return r;
     /* Deleting while a job of the domain runs could pull an image from under it. */
     char holder[128];
-    if (core_busy_holder(uuid, holder, sizeof(holder)))
+    if (core_busy_holder(b->domain_uuid, holder, sizeof(holder)))
         return err_set(-EBUSY, "the domain is busy with %s", holder);
 
     if (!chain) {
@@ -121,7 +109,7 @@ core_backup_delete(const char *domain, const char *id, bool chain, char ***ret_i
         if (r >= 0)
             r = strv_push(&deleted, &nd, b->id);
     } else {
-        struct db_backup_filter f = {.domain_uuid = uuid, .chain_id = b->chain_id};
+        struct db_backup_filter f = {.domain_uuid = b->domain_uuid, .chain_id = b->chain_id};
         r = db_backup_list(backup_ctx.db, &f, &list, &n, NULL);
         /* Newest first: every backup goes before the one it stands on. */
         for (size_t i = 0; r >= 0 && i < n; i++) {

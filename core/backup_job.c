@@ -107,19 +107,33 @@ backup_of(const char *uuid, const char *id, struct conf_backup **ret)
     return 0;
 }
 
-/* Reads a completed backup of domain for restore or verify. */
 int
-backup_completed(const char *domain, const char *id, char **ret_name, struct conf_backup **ret)
+backup_find(const char *domain, const char *id, char **ret_name, struct conf_backup **ret)
 {
     _cleanup_free_ char *name = NULL;
-    _cleanup_(conf_backup_freep) struct conf_backup *b = NULL;
     char uuid[37];
     int r;
 
     r = backup_domain_resolve(domain, uuid, &name);
     if (r < 0)
         return r;
-    r = backup_of(uuid, id, &b);
+    r = backup_of(uuid, id, ret);
+    if (r < 0)
+        return r;
+    if (ret_name)
+        *ret_name = TAKE_PTR(name);
+    return 0;
+}
+
+/* Reads a completed backup of domain for restore or verify. */
+int
+backup_completed(const char *domain, const char *id, char **ret_name, struct conf_backup **ret)
+{
+    _cleanup_free_ char *name = NULL;
+    _cleanup_(conf_backup_freep) struct conf_backup *b = NULL;
+    int r;
+
+    r = backup_find(domain, id, &name, &b);
     if (r < 0)
         return r;
     if (b->state != CONF_BACKUP_STATE_COMPLETED)

@@ -132,6 +132,13 @@ int backup_domain_resolve(const char *name_or_uuid, char ret_uuid[37], char **re
 /* Reads backup id and checks that it belongs to domain uuid. -ENOENT when not. */
 int backup_of(const char *uuid, const char *id, struct conf_backup **ret);
 
+/*
+ * Reads backup id of domain (a name or UUID, as backup_domain_resolve) into
+ * *ret, and the domain's name into *ret_name unless NULL. -ENOENT when the
+ * domain has no such backup.
+ */
+int backup_find(const char *domain, const char *id, char **ret_name, struct conf_backup **ret);
+
 /* Reads a completed backup of domain for restore or verify (-EBADFD when it is not one). */
 int backup_completed(const char *domain, const char *id, char **ret_name, struct conf_backup **ret);
 

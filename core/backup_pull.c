@@ -310,17 +310,12 @@ int
 core_backup_finish(const char *domain, const char *id, struct conf_backup **ret)
 {
     _cleanup_(conf_backup_freep) struct conf_backup *b = NULL;
-    _cleanup_free_ char *name = NULL;
     struct pull_session *ps;
     int64_t until = text_now_ms() + FINISH_WAIT_MS;
     uint64_t seen;
-    char uuid[37];
     int r;
 
-    r = backup_domain_resolve(domain, uuid, &name);
-    if (r < 0)
-        return r;
-    r = backup_of(uuid, id, &b);
+    r = backup_find(domain, id, NULL, &b);
     if (r < 0)
         return r;
     pthread_mutex_lock(&backup_ctx.lock);
@@ -349,8 +344,8 @@ core_backup_finish(const char *domain, const char *id, struct conf_backup **ret)
             return err_set(-ETIMEDOUT, "backup %s did not finish within %d s", b->id,
                            FINISH_WAIT_MS / 1000);
     }
-    conf_backup_free(TAKE_PTR(b));
-    return backup_of(uuid, id, ret);
+    /* The row as the job recorded the end. */
+    return backup_of(b->domain_uuid, b->id, ret);
 }
 
 struct core_pull_reader {
@@ -365,19 +360,14 @@ core_pull_reader_open(const char *domain, const char *id, const char *disk,
                       struct core_pull_reader **ret)
 {
     _cleanup_(conf_backup_freep) struct conf_backup *b = NULL;
-    _cleanup_free_ char *name = NULL;
     _cleanup_free_ struct core_pull_reader *pr = calloc(1, sizeof(*pr));
     struct core_pull_export e;
     bool ready;
-    char uuid[37];
     int r;
 
     if (!pr)
         return -ENOMEM;
-    r = backup_domain_resolve(domain, uuid, &name);
-    if (r < 0)
-        return r;
-    r = backup_of(uuid, id, &b);
+    r = backup_find(domain, id, NULL, &b);
     if (r < 0)
         return r;
     pthread_mutex_lock(&backup_ctx.lock);
