@@ -17,8 +17,9 @@
  *   backup_verify.c   the verify job
  *   backup.c          the table of job kinds, start-up, sweep, events
  *
- * Calls go one way: backup.c -> push -> {pull, offline, plan} -> job;
- * catalog, restore and verify -> job. Nothing calls back up the list.
+ * Calls go one way: backup.c -> push -> {offline -> pull, pull, plan} ->
+ * job; catalog, restore and verify -> job. Nothing calls back up the list
+ * (backup.c's table of kinds points at the run functions; it calls none).
  */
 #ifndef VV_CORE_BACKUP_PRIV_H
 #define VV_CORE_BACKUP_PRIV_H
