@@ -4,11 +4,11 @@
 
 #include <jansson.h>
 
-#include "db/jobs.h"
-#include "virt/virt.h"
+#include "conf/domain.h"
+#include "conf/job.h"
 
 /* The JSON form of a domain. Returns a new reference or NULL. */
-json_t *api_domain_json(const struct virt_domain *d);
+json_t *api_domain_json(const struct conf_domain *d);
 
 /* Answers 200 with the domain as it is now (by name or UUID). */
 struct api_response;
@@ -19,6 +19,6 @@ int api_domain_reply(const char *domain, struct api_response *resp);
  * object or null, result parsed from the job's JSON text or null. Returns a
  * new reference or NULL.
  */
-json_t *api_job_json(const struct db_job *j);
+json_t *api_job_json(const struct conf_job *j);
 
 #endif

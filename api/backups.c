@@ -27,12 +27,12 @@ static const char *const backup_states[] = {"running", "ready",     "completed",
 
 /* How a client reaches a disk's export while a pull backup runs or is ready, else null. */
 static json_t *
-export_json(const struct db_backup *b, const struct db_backup_disk *k)
+export_json(const struct conf_backup *b, const struct conf_backup_disk *k)
 {
     struct core_pull_export e;
 
     if (!core_backup_is_client_pull(b) ||
-        (strcmp(b->state, "running") != 0 && strcmp(b->state, "ready") != 0) ||
+        (b->state != CONF_BACKUP_STATE_RUNNING && b->state != CONF_BACKUP_STATE_READY) ||
         core_backup_pull_export(b, k->target, &e) < 0) {
         err_clear();
         return json_null();
@@ -42,7 +42,7 @@ export_json(const struct db_backup *b, const struct db_backup_disk *k)
 }
 
 static json_t *
-disk_json(const struct db_backup *b, const struct db_backup_disk *k)
+disk_json(const struct conf_backup *b, const struct conf_backup_disk *k)
 {
     return json_pack("{s:s, s:s?, s:s?, s:I, s:I, s:s?, s:o}", "target", k->target, "file",
                      k->file[0] ? k->file : NULL, "backing", k->backing, "size",
@@ -52,7 +52,7 @@ disk_json(const struct db_backup *b, const struct db_backup_disk *k)
 
 /* The verification record: null, or {ok, checked_at, problems: [lines]}. */
 static json_t *
-verification_json(const struct db_backup *b)
+verification_json(const struct conf_backup *b)
 {
     json_t *problems;
 
@@ -73,8 +73,11 @@ verification_json(const struct db_backup *b)
 
 /* The JSON form of a backup (DESIGN.md's backup object). Returns a new reference or NULL. */
 static json_t *
-backup_json(const struct db_backup *b)
+backup_json(const struct conf_backup *b)
 {
+    const char *mode = conf_backup_mode_to_string(b->mode);
+    const char *type = conf_backup_type_to_string(b->type);
+    const char *state = conf_backup_state_to_string(b->state);
     json_auto_t *disks = json_array();
     json_t *error = json_null();
     uint64_t disk_size = 0;
@@ -94,7 +97,7 @@ backup_json(const struct db_backup *b)
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s, s:s?, s:s?, s:s?, s:I, s:I, "
                      "s:O, s:o, s:o, s:o, s:o, s:o}",
                      "id", b->id, "domain", b->domain_name, "domain_uuid", b->domain_uuid, "mode",
-                     b->mode, "type", b->type, "state", b->state, "job_id", b->job_id, "chain_id",
+                     mode, "type", type, "state", state, "job_id", b->job_id, "chain_id",
                      b->chain_id, "parent_id", b->parent_id, "base_checkpoint", b->base_checkpoint,
                      "checkpoint", b->checkpoint, "stored_bytes", (json_int_t)b->stored_bytes,
                      "disk_size", (json_int_t)disk_size, "disks", disks, "started_at",
@@ -128,14 +131,17 @@ int
 api_backups_list(const struct api_request *req, struct api_response *resp)
 {
     struct core_backup_query q = {0};
-    struct db_backup **list = NULL;
+    enum conf_backup_type type;
+    enum conf_backup_state state;
+    const char *type_s = NULL, *state_s = NULL;
+    struct conf_backup **list = NULL;
     size_t n = 0, total = 0;
     json_t *items;
     int r;
 
-    r = api_query_enum(req, "type", backup_types, NULL, &q.type);
+    r = api_query_enum(req, "type", backup_types, NULL, &type_s);
     if (r >= 0)
-        r = api_query_enum(req, "state", backup_states, NULL, &q.state);
+        r = api_query_enum(req, "state", backup_states, NULL, &state_s);
     if (r >= 0)
         r = query_size(req, "limit", LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, &q.limit);
     if (r >= 0)
@@ -144,13 +150,17 @@ api_backups_list(const struct api_request *req, struct api_response *resp)
         return r;
     if (q.limit == 0)
         return err_set(-EINVAL, "query parameter 'limit' must be at least 1");
+    if (type_s && conf_backup_type_from_string(type_s, &type) == 0)
+        q.type = &type;
+    if (state_s && conf_backup_state_from_string(state_s, &state) == 0)
+        q.state = &state;
     r = core_backup_list(req->params[0], &q, &list, &n, &total);
     if (r < 0)
         return r;
     items = json_array();
     for (size_t i = 0; items && i < n; i++)
         json_array_append_new(items, backup_json(list[i]));
-    db_backup_list_free(list, n);
+    conf_backup_list_free(list, n);
     if (!items)
         return -ENOMEM;
     return api_reply(resp, 200,
@@ -162,8 +172,8 @@ int
 api_backup_create(const struct api_request *req, struct api_response *resp)
 {
     struct api_backup_body body;
-    struct db_backup *b = NULL;
-    struct db_job *job = NULL;
+    struct conf_backup *b = NULL;
+    struct conf_job *job = NULL;
     json_t *out;
     int r;
 
@@ -175,15 +185,15 @@ api_backup_create(const struct api_request *req, struct api_response *resp)
         return r;
     api_set_location(resp, "/v1/jobs/%s", job->id);
     out = backup_json(b);
-    db_backup_free(b);
-    db_job_free(job);
+    conf_backup_free(b);
+    conf_job_free(job);
     return api_reply(resp, 202, out);
 }
 
 int
 api_backup_get(const struct api_request *req, struct api_response *resp)
 {
-    struct db_backup *b = NULL;
+    struct conf_backup *b = NULL;
     json_t *out;
     int r;
 
@@ -191,7 +201,7 @@ api_backup_get(const struct api_request *req, struct api_response *resp)
     if (r < 0)
         return r;
     out = backup_json(b);
-    db_backup_free(b);
+    conf_backup_free(b);
     return api_reply(resp, 200, out);
 }
 
@@ -222,12 +232,12 @@ api_backup_delete(const struct api_request *req, struct api_response *resp)
 
 /* Answers 202 with the job and its Location. */
 static int
-reply_job(struct api_response *resp, struct db_job *job)
+reply_job(struct api_response *resp, struct conf_job *job)
 {
     json_t *out = api_job_json(job);
 
     api_set_location(resp, "/v1/jobs/%s", job->id);
-    db_job_free(job);
+    conf_job_free(job);
     return api_reply(resp, 202, out);
 }
 
@@ -235,7 +245,7 @@ int
 api_backup_restore(const struct api_request *req, struct api_response *resp)
 {
     struct core_restore_request body;
-    struct db_job *job = NULL;
+    struct conf_job *job = NULL;
     int r;
 
     r = api_restore_body_read(req, &body);
@@ -250,7 +260,7 @@ api_backup_restore(const struct api_request *req, struct api_response *resp)
 int
 api_backup_verify(const struct api_request *req, struct api_response *resp)
 {
-    struct db_job *job = NULL;
+    struct conf_job *job = NULL;
     int r;
 
     r = api_body_unpack(req, "{}");
@@ -265,7 +275,7 @@ api_backup_verify(const struct api_request *req, struct api_response *resp)
 int
 api_backup_finish(const struct api_request *req, struct api_response *resp)
 {
-    struct db_backup *b = NULL;
+    struct conf_backup *b = NULL;
     json_t *out;
     int r;
 
@@ -276,7 +286,7 @@ api_backup_finish(const struct api_request *req, struct api_response *resp)
     if (r < 0)
         return r;
     out = backup_json(b);
-    db_backup_free(b);
+    conf_backup_free(b);
     return api_reply(resp, 200, out);
 }
 
@@ -291,7 +301,7 @@ api_backup_extents(const struct api_request *req, struct api_response *resp)
 {
     static const char *const contexts[] = {"dirty", "allocation", NULL};
     __attribute__((cleanup(reader_freep))) struct core_pull_reader *rd = NULL;
-    _cleanup_free_ struct virt_extent *ext = NULL;
+    _cleanup_free_ struct conf_extent *ext = NULL;
     const char *context = NULL;
     bool dirty;
     size_t n = 0;
@@ -307,10 +317,10 @@ api_backup_extents(const struct api_request *req, struct api_response *resp)
     /* Without a choice: the dirty bitmap of an incremental, the allocation of a full. */
     dirty = context ? strcmp(context, "dirty") == 0 : false;
     if (!context) {
-        struct db_backup *b = NULL;
+        struct conf_backup *b = NULL;
         if (core_backup_get(req->params[0], req->params[1], &b) == 0)
             dirty = b->base_checkpoint != NULL;
-        db_backup_free(b);
+        conf_backup_free(b);
     }
     r = core_pull_reader_extents(rd, dirty, &ext, &n);
     if (r < 0)

@@ -126,15 +126,15 @@ api_snapshot_body_read(const struct api_request *req, struct api_snapshot_body *
 }
 
 int
-api_revert_body_read(const struct api_request *req, enum virt_snap_start *start, bool *force)
+api_revert_body_read(const struct api_request *req, enum conf_snapshot_start *start, bool *force)
 {
     static const struct {
         const char *name;
-        enum virt_snap_start start;
+        enum conf_snapshot_start start;
     } starts[] = {
-        {"as_taken", VIRT_SNAP_START_AS_TAKEN},
-        {"running", VIRT_SNAP_START_RUNNING},
-        {"paused", VIRT_SNAP_START_PAUSED},
+        {"as_taken", CONF_SNAPSHOT_START_AS_TAKEN},
+        {"running", CONF_SNAPSHOT_START_RUNNING},
+        {"paused", CONF_SNAPSHOT_START_PAUSED},
     };
     const char *name = NULL;
     int flag = 0;
@@ -144,7 +144,7 @@ api_revert_body_read(const struct api_request *req, enum virt_snap_start *start,
     if (r < 0)
         return r;
     *force = flag;
-    *start = VIRT_SNAP_START_AS_TAKEN;
+    *start = CONF_SNAPSHOT_START_AS_TAKEN;
     if (!name)
         return 0;
     for (size_t i = 0; i < ARRAY_SIZE(starts); i++)
@@ -159,6 +159,8 @@ int
 api_backup_body_read(const struct api_request *req, struct api_backup_body *out)
 {
     const char *type = "auto", *since = NULL, *mode = "push", *target = NULL;
+    enum conf_backup_type type_v;
+    enum conf_backup_mode mode_v;
     json_t *disks = NULL;
     json_int_t bandwidth = 0;
     int r;
@@ -168,30 +170,29 @@ api_backup_body_read(const struct api_request *req, struct api_backup_body *out)
                         "disks", &disks, "bandwidth", &bandwidth, "mode", &mode, "target", &target);
     if (r < 0)
         return r;
-    if (strcmp(mode, "push") != 0 && strcmp(mode, "pull") != 0)
+    if (conf_backup_mode_from_string(mode, &mode_v) < 0)
         return err_set(-EINVAL, "mode must be push or pull");
     if (target && strcmp(target, "vault") != 0 && strcmp(target, "client") != 0)
         return err_set(-EINVAL, "target must be client or vault");
-    if (target && strcmp(target, "client") == 0 && strcmp(mode, "push") == 0)
+    if (target && strcmp(target, "client") == 0 && mode_v == CONF_BACKUP_MODE_PUSH)
         return err_set(-EINVAL, "target client goes with mode pull (a push backup goes into "
                                 "the vault)");
-    if (bandwidth && strcmp(mode, "pull") == 0)
+    if (bandwidth && mode_v == CONF_BACKUP_MODE_PULL)
         return err_set(-EINVAL, "bandwidth goes with mode push only (a pull reader sets its "
                                 "own pace)");
-    if (strcmp(type, "auto") != 0 && strcmp(type, "full") != 0 &&
-        strcmp(type, "incremental") != 0 && strcmp(type, "differential") != 0)
+    if (conf_backup_type_from_string(type, &type_v) < 0)
         return err_set(-EINVAL, "type must be one of full, incremental, differential, auto");
-    if (since && strcmp(type, "differential") != 0)
+    if (since && type_v != CONF_BACKUP_TYPE_DIFFERENTIAL)
         return err_set(-EINVAL, "since goes with type differential only");
     if (since && !text_name_valid(since))
         return err_set(-EINVAL, "since: '%s' is not a valid checkpoint name", since);
     if (bandwidth < 0)
         return err_set(-EINVAL, "bandwidth must be a number of bytes per second, 0 for no limit");
     out->req = (struct core_backup_request){
-        .type = type,
+        .type = type_v,
         .since = since,
         .bandwidth = (uint64_t)bandwidth,
-        .mode = mode,
+        .mode = mode_v,
         .to_vault = target && strcmp(target, "vault") == 0,
     };
     if (disks) {

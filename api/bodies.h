@@ -36,7 +36,8 @@ struct api_snapshot_body {
 int api_snapshot_body_read(const struct api_request *req, struct api_snapshot_body *out);
 
 /* POST .../snapshots/{name}/revert: {start?, force?} */
-int api_revert_body_read(const struct api_request *req, enum virt_snap_start *start, bool *force);
+int api_revert_body_read(const struct api_request *req, enum conf_snapshot_start *start,
+                         bool *force);
 
 /* POST .../backups: {type?, since?, disks?, bandwidth?, mode?, target?} */
 struct api_backup_body {

@@ -17,11 +17,8 @@
 
 #define LOOKUP_NAME_MAX 1024
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct core_checkpoint *, core_checkpoint_free);
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct core_reconcile_report *, core_reconcile_report_free);
-
 static json_t *
-disk_json(const struct virt_checkpoint_disk *d)
+disk_json(const struct conf_checkpoint_disk *d)
 {
     json_t *size = d->size_bytes >= 0 ? json_integer(d->size_bytes) : json_null();
 
@@ -33,7 +30,7 @@ disk_json(const struct virt_checkpoint_disk *d)
 static json_t *
 checkpoint_json(const struct core_checkpoint *c)
 {
-    const struct virt_checkpoint *def = c->def;
+    const struct conf_checkpoint_def *def = c->def;
     json_t *disks = json_array();
     char created[32];
 
@@ -44,8 +41,9 @@ checkpoint_json(const struct core_checkpoint *c)
     text_time_rfc3339(created, sizeof(created), (time_t)def->created);
     return json_pack("{s:s, s:s, s:s?, s:s?, s:s, s:s, s:s?, s:b, s:o}", "name", def->name,
                      "domain_uuid", c->domain_uuid, "description", def->description, "parent",
-                     def->parent, "created_at", created, "state", c->state, "reason", c->reason,
-                     "in_libvirt", c->in_libvirt, "disks", disks);
+                     def->parent, "created_at", created, "state",
+                     conf_checkpoint_state_to_string(c->state), "reason", c->reason, "in_libvirt",
+                     c->in_libvirt, "disks", disks);
 }
 
 static int

@@ -7,13 +7,13 @@
 #include "core/core.h"
 
 static json_t *
-feature_json(const struct virt_feature *f)
+feature_json(const struct conf_feature *f)
 {
     return json_pack("{s:b, s:s?}", "supported", f->supported, "reason", f->reason);
 }
 
 static json_t *
-disk_json(const struct virt_disk *k)
+disk_json(const struct conf_disk *k)
 {
     return json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:s?}", "target", k->target, "device",
                      k->device, "bus", k->bus, "type", k->type, "source", k->source, "format",
@@ -21,7 +21,7 @@ disk_json(const struct virt_disk *k)
 }
 
 json_t *
-api_domain_json(const struct virt_domain *d)
+api_domain_json(const struct conf_domain *d)
 {
     json_t *disks = json_array();
     json_t *out;
@@ -43,7 +43,7 @@ api_domain_json(const struct virt_domain *d)
 int
 api_domains_list(const struct api_request *req, struct api_response *resp)
 {
-    struct virt_domain *list = NULL;
+    struct conf_domain *list = NULL;
     size_t n = 0;
     json_t *items;
     int r;
@@ -54,14 +54,14 @@ api_domains_list(const struct api_request *req, struct api_response *resp)
     items = json_array();
     for (size_t i = 0; items && i < n; i++)
         json_array_append_new(items, api_domain_json(&list[i]));
-    virt_domain_list_free(list, n);
+    conf_domain_list_free(list, n);
     return api_reply(resp, 200, api_list(items));
 }
 
 int
 api_domain_reply(const char *domain, struct api_response *resp)
 {
-    struct virt_domain *d = NULL;
+    struct conf_domain *d = NULL;
     json_t *out;
     int r;
 
@@ -69,7 +69,7 @@ api_domain_reply(const char *domain, struct api_response *resp)
     if (r < 0)
         return r;
     out = api_domain_json(d);
-    virt_domain_free(d);
+    conf_domain_free(d);
     return api_reply(resp, 200, out);
 }
 

@@ -18,7 +18,7 @@
 #define JOBS_LIMIT_MAX 500
 
 json_t *
-api_job_json(const struct db_job *j)
+api_job_json(const struct conf_job *j)
 {
     json_t *error = json_null();
     json_t *result = json_null();
@@ -41,7 +41,7 @@ api_job_json(const struct db_job *j)
     }
     return json_pack("{s:s, s:s, s:s?, s:s, s:{s:I, s:I}, s:o, s:o, s:o, s:o, s:o}", "id", j->id,
                      "kind", j->kind ? j->kind : "unknown", "domain", j->domain, "state",
-                     db_job_state_name(j->state), "progress", "bytes_done",
+                     conf_job_state_to_string(j->state), "progress", "bytes_done",
                      (json_int_t)j->bytes_done, "bytes_total", (json_int_t)j->bytes_total, "error",
                      error, "result", result, "created_at", api_time_json(j->created_ms),
                      "started_at", api_time_json(j->started_ms), "finished_at",
@@ -90,8 +90,8 @@ api_jobs_list(const struct api_request *req, struct api_response *resp)
 {
     static const char *const states[] = {"queued", "running",   "succeeded",
                                          "failed", "cancelled", NULL};
-    struct db_job_filter f = {0};
-    struct db_job *list = NULL;
+    struct conf_job_filter f = {0};
+    struct conf_job *list = NULL;
     size_t n = 0;
     int64_t next = 0;
     json_t *items, *out;
@@ -115,7 +115,7 @@ api_jobs_list(const struct api_request *req, struct api_response *resp)
     items = json_array();
     for (size_t i = 0; items && i < n; i++)
         json_array_append_new(items, api_job_json(&list[i]));
-    db_job_list_free(list, n);
+    conf_job_list_free(list, n);
     out = api_list(items);
     if (out) {
         char cursor[32];
@@ -128,7 +128,7 @@ api_jobs_list(const struct api_request *req, struct api_response *resp)
 int
 api_job_get(const struct api_request *req, struct api_response *resp)
 {
-    _cleanup_(db_job_freep) struct db_job *j = NULL;
+    _cleanup_(conf_job_freep) struct conf_job *j = NULL;
     int r;
 
     r = core_job_get(req->params[0], &j);
@@ -140,12 +140,12 @@ api_job_get(const struct api_request *req, struct api_response *resp)
 int
 api_job_cancel(const struct api_request *req, struct api_response *resp)
 {
-    _cleanup_(db_job_freep) struct db_job *j = NULL;
+    _cleanup_(conf_job_freep) struct conf_job *j = NULL;
     int r;
 
     r = core_job_cancel(req->params[0], &j);
     if (r < 0)
         return r;
     /* 200: it ended cancelled; 202: the operation was asked to stop and will end soon. */
-    return api_reply(resp, db_job_state_final(j->state) ? 200 : 202, api_job_json(j));
+    return api_reply(resp, conf_job_state_final(j->state) ? 200 : 202, api_job_json(j));
 }

@@ -18,19 +18,19 @@
 #include "text.h"
 
 static bool
-snapshot_external(const struct virt_snapshot *s)
+snapshot_external(const struct conf_snapshot *s)
 {
-    if (s->memory == VIRT_SNAP_EXTERNAL)
+    if (s->memory == CONF_SNAPSHOT_LOCATION_EXTERNAL)
         return true;
     for (size_t i = 0; i < s->n_disks; i++)
-        if (s->disks[i].location == VIRT_SNAP_EXTERNAL)
+        if (s->disks[i].location == CONF_SNAPSHOT_LOCATION_EXTERNAL)
             return true;
     return false;
 }
 
 /* The JSON form of a snapshot. Returns a new reference or NULL. */
 static json_t *
-snapshot_json(const struct virt_snapshot *s)
+snapshot_json(const struct conf_snapshot *s)
 {
     char created[32], state[32];
     json_t *disks = json_array();
@@ -38,10 +38,10 @@ snapshot_json(const struct virt_snapshot *s)
     if (!disks)
         return NULL;
     for (size_t i = 0; i < s->n_disks; i++)
-        json_array_append_new(disks,
-                              json_pack("{s:s, s:s, s:s?}", "target", s->disks[i].target,
-                                        "location", virt_snap_location_name(s->disks[i].location),
-                                        "file", s->disks[i].file));
+        json_array_append_new(
+            disks, json_pack("{s:s, s:s, s:s?}", "target", s->disks[i].target, "location",
+                             conf_snapshot_location_to_string(s->disks[i].location), "file",
+                             s->disks[i].file));
     text_time_rfc3339(created, sizeof(created), (time_t)s->created);
     /* libvirt says "disk-snapshot"; the API speaks snake_case. */
     snprintf(state, sizeof(state), "%s", s->domain_state ? s->domain_state : "unknown");
@@ -52,14 +52,15 @@ snapshot_json(const struct virt_snapshot *s)
                      s->name, "description", s->description, "parent", s->parent, "children_count",
                      (json_int_t)s->n_children, "created_at", created, "domain_state", state,
                      "is_current", s->is_current, "kind",
-                     s->memory == VIRT_SNAP_NONE ? "disk_only" : "full", "memory", "location",
-                     virt_snap_location_name(s->memory), "file", s->memory_file, "disks", disks);
+                     s->memory == CONF_SNAPSHOT_LOCATION_NONE ? "disk_only" : "full", "memory",
+                     "location", conf_snapshot_location_to_string(s->memory), "file",
+                     s->memory_file, "disks", disks);
 }
 
 static int
 by_time(const void *a, const void *b)
 {
-    const struct virt_snapshot *x = a, *y = b;
+    const struct conf_snapshot *x = a, *y = b;
 
     if (x->created != y->created)
         return x->created < y->created ? -1 : 1;
@@ -68,7 +69,7 @@ by_time(const void *a, const void *b)
 
 /* The subtree below list[i] as a JSON node with "children". depth guards against cycles. */
 static json_t *
-tree_node(const struct virt_snapshot *list, size_t n, size_t i, unsigned depth)
+tree_node(const struct conf_snapshot *list, size_t n, size_t i, unsigned depth)
 {
     json_t *node = snapshot_json(&list[i]);
     json_t *kids = json_array();
@@ -94,7 +95,7 @@ tree_node(const struct virt_snapshot *list, size_t n, size_t i, unsigned depth)
 }
 
 static bool
-has_name(const struct virt_snapshot *list, size_t n, const char *name)
+has_name(const struct conf_snapshot *list, size_t n, const char *name)
 {
     for (size_t i = 0; name && i < n; i++)
         if (strcmp(list[i].name, name) == 0)
@@ -107,7 +108,7 @@ api_snapshots_list(const struct api_request *req, struct api_response *resp)
 {
     static const char *const views[] = {"flat", "tree", NULL};
     static const char *const locations[] = {"internal", "external", NULL};
-    struct virt_snapshot *list = NULL;
+    struct conf_snapshot *list = NULL;
     size_t n = 0;
     const char *view, *location;
     int roots, leaves, current, memory;
@@ -137,7 +138,7 @@ api_snapshots_list(const struct api_request *req, struct api_response *resp)
     qsort(list, n, sizeof(*list), by_time);
     items = json_array();
     for (size_t i = 0; items && i < n; i++) {
-        const struct virt_snapshot *s = &list[i];
+        const struct conf_snapshot *s = &list[i];
         json_t *node;
 
         if (strcmp(view, "tree") == 0) {
@@ -149,7 +150,7 @@ api_snapshots_list(const struct api_request *req, struct api_response *resp)
             if ((roots == 1 && s->parent) || (roots == 0 && !s->parent) ||
                 (leaves == 1 && s->n_children > 0) || (leaves == 0 && s->n_children == 0) ||
                 (current >= 0 && s->is_current != (current == 1)) ||
-                (memory >= 0 && (s->memory != VIRT_SNAP_NONE) != (memory == 1)) ||
+                (memory >= 0 && (s->memory != CONF_SNAPSHOT_LOCATION_NONE) != (memory == 1)) ||
                 (location && snapshot_external(s) != (strcmp(location, "external") == 0)))
                 continue;
             node = snapshot_json(s);
@@ -161,15 +162,15 @@ api_snapshots_list(const struct api_request *req, struct api_response *resp)
         }
         json_array_append_new(items, node);
     }
-    virt_snapshot_list_free(list, n);
+    conf_snapshot_list_free(list, n);
     return api_reply(resp, 200, api_list(items));
 }
 
 int
 api_snapshot_create(const struct api_request *req, struct api_response *resp)
 {
-    _cleanup_(virt_snapshot_freep) struct virt_snapshot *snap = NULL;
-    _cleanup_(db_job_freep) struct db_job *job = NULL;
+    _cleanup_(conf_snapshot_freep) struct conf_snapshot *snap = NULL;
+    _cleanup_(conf_job_freep) struct conf_job *job = NULL;
     struct api_snapshot_body body;
     int r;
 
@@ -191,7 +192,7 @@ int
 api_snapshot_get(const struct api_request *req, struct api_response *resp)
 {
     static const char *const formats[] = {"json", "xml", NULL};
-    _cleanup_(virt_snapshot_freep) struct virt_snapshot *snap = NULL;
+    _cleanup_(conf_snapshot_freep) struct conf_snapshot *snap = NULL;
     const char *format;
     int r;
 
@@ -214,7 +215,7 @@ api_snapshot_get(const struct api_request *req, struct api_response *resp)
 int
 api_snapshot_current(const struct api_request *req, struct api_response *resp)
 {
-    _cleanup_(virt_snapshot_freep) struct virt_snapshot *snap = NULL;
+    _cleanup_(conf_snapshot_freep) struct conf_snapshot *snap = NULL;
     int r;
 
     r = core_snapshot_current(req->params[0], &snap);
@@ -226,7 +227,7 @@ api_snapshot_current(const struct api_request *req, struct api_response *resp)
 int
 api_snapshot_delete(const struct api_request *req, struct api_response *resp)
 {
-    enum virt_snap_delete mode = VIRT_SNAP_DELETE_ONE;
+    enum conf_snapshot_delete_mode mode = CONF_SNAPSHOT_DELETE_ONE;
     bool children, children_only, metadata_only;
     char **names = NULL;
     size_t n = 0;
@@ -243,9 +244,9 @@ api_snapshot_delete(const struct api_request *req, struct api_response *resp)
     if (children && children_only)
         return err_set(-EINVAL, "children and children_only exclude each other");
     if (children)
-        mode = VIRT_SNAP_DELETE_CHILDREN;
+        mode = CONF_SNAPSHOT_DELETE_CHILDREN;
     else if (children_only)
-        mode = VIRT_SNAP_DELETE_CHILDREN_ONLY;
+        mode = CONF_SNAPSHOT_DELETE_CHILDREN_ONLY;
     r = core_snapshot_delete(req->params[0], req->params[1], mode, metadata_only, &names, &n);
     if (r < 0)
         return r;
@@ -259,7 +260,7 @@ api_snapshot_delete(const struct api_request *req, struct api_response *resp)
 int
 api_snapshot_revert(const struct api_request *req, struct api_response *resp)
 {
-    enum virt_snap_start start;
+    enum conf_snapshot_start start;
     bool force;
     int r;
 

@@ -10,7 +10,7 @@
 int
 api_version_get(const struct api_request *req, struct api_response *resp)
 {
-    struct virt_versions v;
+    struct conf_versions v;
     json_t *out;
     int r;
 

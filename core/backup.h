@@ -27,18 +27,17 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "db/backup.h"
-#include "db/jobs.h"
-#include "virt/nbd.h"
-#include "virt/virt.h"
+#include "conf/backup.h"
+#include "conf/domain.h"
+#include "conf/job.h"
 
 struct core_backup_request {
-    const char *type;         /* "full", "incremental", "differential" or "auto" */
+    enum conf_backup_type type; /* full, incremental, differential or auto */
     const char *since;        /* differential: the checkpoint to count from, or NULL */
     const char *const *disks; /* targets; NULL: every disk that can be backed up */
     size_t n_disks;
     uint64_t bandwidth; /* bytes per second and disk, 0 for no limit */
-    const char *mode;   /* "push" or "pull"; NULL: push */
+    enum conf_backup_mode mode;
     bool to_vault;      /* pull: the service reads the exports into the vault itself */
 };
 
@@ -62,19 +61,22 @@ struct core_restore_request {
 
 /* A page of the catalog. */
 struct core_backup_query {
-    const char *type;  /* or NULL */
-    const char *state; /* or NULL */
+    const enum conf_backup_type *type;   /* or NULL */
+    const enum conf_backup_state *state; /* or NULL */
     size_t limit;
     size_t offset;
 };
 
 /*
- * Registers the job kinds; call before core_jobs_start(). roots is the
+ * Registers the job kinds; call before core_jobs_start(). db is the open
+ * database (borrowed until core_backup_fini). roots is the
  * ':'-separated list of restore roots, or NULL for <vault>/restore.
  * pull_idle_timeout (seconds, 0 for the default) ends a pull backup whose
  * exports nobody read for that long.
  */
-int core_backup_init(const char *vault_dir, const char *roots, unsigned pull_idle_timeout);
+struct db;
+int core_backup_init(struct db *db, const char *vault_dir, const char *roots,
+                     unsigned pull_idle_timeout);
 
 /*
  * After core_jobs_start(): ends the catalog rows that an earlier process
@@ -86,7 +88,7 @@ void core_backup_sweep(void);
 void core_backup_fini(void);
 
 /* For the libvirt event handler: wakes the jobs that wait for a domain's job to end. */
-void core_backup_on_event(const struct virt_event *ev);
+void core_backup_on_event(const struct conf_event *ev);
 
 /*
  * Plans and queues a backup of domain. *ret is the catalog row (state
@@ -96,14 +98,14 @@ void core_backup_on_event(const struct virt_event *ev);
  * a bad request.
  */
 int core_backup_create(const char *domain, const struct core_backup_request *req,
-                       struct db_backup **ret, struct db_job **ret_job);
+                       struct conf_backup **ret, struct conf_job **ret_job);
 
 /* Lists the catalog of domain (a name or UUID known to libvirt or to the catalog). */
-int core_backup_list(const char *domain, const struct core_backup_query *q, struct db_backup ***ret,
-                     size_t *ret_n, size_t *ret_total);
+int core_backup_list(const char *domain, const struct core_backup_query *q,
+                     struct conf_backup ***ret, size_t *ret_n, size_t *ret_total);
 
 /* Reads one backup of domain. -ENOENT when domain has none of that id. */
-int core_backup_get(const char *domain, const char *id, struct db_backup **ret);
+int core_backup_get(const char *domain, const char *id, struct conf_backup **ret);
 
 /*
  * Deletes a backup and its files, or with chain every backup of its chain.
@@ -115,10 +117,10 @@ int core_backup_delete(const char *domain, const char *id, bool chain, char ***r
 
 /* Queues the restore of a completed backup (see DESIGN.md). */
 int core_backup_restore(const char *domain, const char *id, const struct core_restore_request *req,
-                        struct db_job **ret_job);
+                        struct conf_job **ret_job);
 
 /* Queues the verification of a completed backup and the chain it stands on. */
-int core_backup_verify(const char *domain, const char *id, struct db_job **ret_job);
+int core_backup_verify(const char *domain, const char *id, struct conf_job **ret_job);
 
 /*
  * Pull mode.
@@ -132,14 +134,14 @@ int core_backup_verify(const char *domain, const char *id, struct db_job **ret_j
  */
 
 /* True when b is a pull backup read by a client (the vault holds no images of it). */
-bool core_backup_is_client_pull(const struct db_backup *b);
+bool core_backup_is_client_pull(const struct conf_backup *b);
 
 /*
  * Fills *ret with how to reach the export of disk target of the client
  * pull backup b. -ENOENT when b has no such disk, -EBADFD when b is not a
  * client pull backup.
  */
-int core_backup_pull_export(const struct db_backup *b, const char *target,
+int core_backup_pull_export(const struct conf_backup *b, const char *target,
                             struct core_pull_export *ret);
 
 /*
@@ -147,7 +149,7 @@ int core_backup_pull_export(const struct db_backup *b, const char *target,
  * and the backup recorded completed. *ret is the backup as it ended.
  * -EBADFD when it is not a ready pull backup.
  */
-int core_backup_finish(const char *domain, const char *id, struct db_backup **ret);
+int core_backup_finish(const char *domain, const char *id, struct conf_backup **ret);
 
 /*
  * Connects to the export of disk of ready pull backup id, with the dirty
@@ -165,7 +167,7 @@ uint64_t core_pull_reader_size(const struct core_pull_reader *r);
  * dirty; -EINVAL for a full backup, which has none), else base:allocation.
  * *ret is a new array.
  */
-int core_pull_reader_extents(struct core_pull_reader *r, bool dirty, struct virt_extent **ret,
+int core_pull_reader_extents(struct core_pull_reader *r, bool dirty, struct conf_extent **ret,
                              size_t *ret_n);
 void core_pull_reader_prepare(struct core_pull_reader *r, uint64_t pos, uint64_t len);
 ssize_t core_pull_reader_read(struct core_pull_reader *r, uint64_t pos, void *buf, size_t max);

@@ -13,18 +13,14 @@
 #include "log.h"
 #include "reconcile.h"
 #include "text.h"
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct virt_checkpoint *, virt_checkpoint_free);
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct db_checkpoint *, db_checkpoint_free);
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct core_checkpoint *, core_checkpoint_free);
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct core_reconcile_report *, core_reconcile_report_free);
+#include "virt/virt.h"
 
 void
 core_checkpoint_free(struct core_checkpoint *c)
 {
     if (!c)
         return;
-    virt_checkpoint_free(c->def);
+    conf_checkpoint_def_free(c->def);
     free(c->reason);
     free(c);
 }
@@ -33,7 +29,7 @@ void
 core_checkpoint_list_free(struct core_checkpoint *list, size_t n)
 {
     for (size_t i = 0; list && i < n; i++) {
-        virt_checkpoint_free(list[i].def);
+        conf_checkpoint_def_free(list[i].def);
         free(list[i].reason);
     }
     free(list);
@@ -52,7 +48,7 @@ stored_clear(struct stored *s)
 
 /* A libvirt job (a backup or migration started elsewhere) makes the domain busy too. */
 static int
-refuse_libvirt_job(const struct virt_domain *dom)
+refuse_libvirt_job(const struct conf_domain *dom)
 {
     char what[64];
     int r = virt_domain_job_active(dom->uuid, what, sizeof(what));
@@ -65,14 +61,14 @@ refuse_libvirt_job(const struct virt_domain *dom)
 }
 
 static bool
-domain_active(const struct virt_domain *dom)
+domain_active(const struct conf_domain *dom)
 {
     return strcmp(dom->state, "running") == 0 || strcmp(dom->state, "paused") == 0;
 }
 
 /* Reconciles for a reader, unless another operation holds the domain (it reconciles itself). */
 static int
-reconcile_if_free(const struct virt_domain *dom, uint64_t asked_ns)
+reconcile_if_free(const struct conf_domain *dom, uint64_t asked_ns)
 {
     struct core_reconcile_report rep = {0};
     char holder[96];
@@ -142,7 +138,7 @@ static int
 from_row(const struct db_checkpoint *row, bool in_libvirt, bool brief, struct core_checkpoint *out)
 {
     _cleanup_free_ char *trimmed = brief ? without_domain(row->xml) : NULL;
-    struct virt_checkpoint *def = NULL;
+    struct conf_checkpoint_def *def = NULL;
     int r;
 
     memset(out, 0, sizeof(*out));
@@ -151,7 +147,7 @@ from_row(const struct db_checkpoint *row, bool in_libvirt, bool brief, struct co
         return r;
     out->def = def;
     snprintf(out->domain_uuid, sizeof(out->domain_uuid), "%s", row->domain_uuid);
-    snprintf(out->state, sizeof(out->state), "%s", row->state);
+    out->state = row->state;
     out->in_libvirt = in_libvirt;
     if (row->reason) {
         out->reason = strdup(row->reason);
@@ -290,9 +286,9 @@ core_checkpoint_set_max_age(unsigned seconds)
  * than the max age is queued for the worker and answered as it is.
  */
 static int
-prepare_read(const struct virt_domain_ref *ref, unsigned flags)
+prepare_read(const struct conf_domain_ref *ref, unsigned flags)
 {
-    _cleanup_(virt_domain_freep) struct virt_domain *dom = NULL;
+    _cleanup_(conf_domain_freep) struct conf_domain *dom = NULL;
     uint64_t asked = text_mono_ns(), last = reconcile_last(ref->uuid);
     int r;
 
@@ -337,11 +333,11 @@ core_checkpoint_list(const struct core_checkpoint_catalog *cat, unsigned filter,
 
 /* Builds the answer for one stored checkpoint, with sizes from libvirt where it has them. */
 static int
-describe(const struct virt_domain_ref *dom, const char *name, struct core_checkpoint **ret)
+describe(const struct conf_domain_ref *dom, const char *name, struct core_checkpoint **ret)
 {
     _cleanup_(db_checkpoint_freep) struct db_checkpoint *row = NULL;
     _cleanup_(core_checkpoint_freep) struct core_checkpoint *c = NULL;
-    _cleanup_(virt_checkpoint_freep) struct virt_checkpoint *live = NULL;
+    _cleanup_(conf_checkpoint_def_freep) struct conf_checkpoint_def *live = NULL;
     int r;
 
     r = db_checkpoint_get(core_db(), dom->uuid, name, &row);
@@ -373,7 +369,7 @@ int
 core_checkpoint_get(const char *domain, const char *name, unsigned flags,
                     struct core_checkpoint **ret)
 {
-    struct virt_domain_ref ref;
+    struct conf_domain_ref ref;
     int r;
 
     r = virt_domain_resolve(domain, &ref);
@@ -387,10 +383,10 @@ core_checkpoint_get(const char *domain, const char *name, unsigned flags,
 
 /* Checks the disks a request names against the domain's. */
 static int
-check_disks(const struct virt_domain *dom, const struct core_checkpoint_request *req)
+check_disks(const struct conf_domain *dom, const struct core_checkpoint_request *req)
 {
     for (size_t i = 0; req->disks && i < req->n_disks; i++) {
-        const struct virt_disk *disk = NULL;
+        const struct conf_disk *disk = NULL;
 
         for (size_t k = 0; k < i; k++)
             if (strcmp(req->disks[k], req->disks[i]) == 0)
@@ -416,8 +412,8 @@ int
 core_checkpoint_create(const char *domain, const struct core_checkpoint_request *req,
                        struct core_checkpoint **ret)
 {
-    _cleanup_(virt_domain_freep) struct virt_domain *dom = NULL;
-    _cleanup_(virt_checkpoint_freep) struct virt_checkpoint *made = NULL;
+    _cleanup_(conf_domain_freep) struct conf_domain *dom = NULL;
+    _cleanup_(conf_checkpoint_def_freep) struct conf_checkpoint_def *made = NULL;
     _cleanup_(db_checkpoint_freep) struct db_checkpoint *existing = NULL;
     _cleanup_claim_ const char *claimed = NULL;
     struct core_reconcile_report rep = {0};
@@ -481,7 +477,7 @@ core_checkpoint_create(const char *domain, const struct core_checkpoint_request 
         return err_set(r, "%s", why);
     }
     log_info("created checkpoint '%s' of domain '%s'", name, dom->name);
-    struct virt_domain_ref ref;
+    struct conf_domain_ref ref;
     snprintf(ref.uuid, sizeof(ref.uuid), "%s", dom->uuid);
     text_copy_utf8(ref.name, sizeof(ref.name), dom->name);
     return describe(&ref, name, ret);
@@ -500,7 +496,7 @@ mark_descendants(const struct stored *s, size_t i, bool *doomed)
 int
 core_checkpoint_delete(const char *domain, const char *name, unsigned flags)
 {
-    _cleanup_(virt_domain_freep) struct virt_domain *dom = NULL;
+    _cleanup_(conf_domain_freep) struct conf_domain *dom = NULL;
     _cleanup_(stored_clear) struct stored s = {0};
     _cleanup_free_ bool *doomed = NULL;
     _cleanup_claim_ const char *claimed = NULL;
@@ -550,7 +546,7 @@ core_checkpoint_delete(const char *domain, const char *name, unsigned flags)
                            "with children=true",
                            name);
     } else if (r < 0 && r != -ENOTCONN && !(vflags & VIRT_CHECKPOINT_DELETE_METADATA_ONLY) &&
-               strcmp(s.items[idx].state, CORE_CHECKPOINT_BROKEN) == 0) {
+               s.items[idx].state == CONF_CHECKPOINT_BROKEN) {
         log_warn("checkpoint '%s' of '%s' is broken and libvirt cannot remove its bitmap (%s): "
                  "deleting its metadata only",
                  name, dom->name, err_detail() ? err_detail() : "");
@@ -587,7 +583,7 @@ int
 core_checkpoint_reconcile_now(const char *domain, unsigned flags,
                               struct core_reconcile_report **ret)
 {
-    _cleanup_(virt_domain_freep) struct virt_domain *dom = NULL;
+    _cleanup_(conf_domain_freep) struct conf_domain *dom = NULL;
     _cleanup_(core_reconcile_report_freep) struct core_reconcile_report *rep = NULL;
     _cleanup_claim_ const char *claimed = NULL;
     int r;
@@ -613,7 +609,7 @@ int
 core_checkpoint_reconcile(const char *domain_uuid, unsigned flags,
                           struct core_reconcile_report **ret)
 {
-    _cleanup_(virt_domain_freep) struct virt_domain *dom = NULL;
+    _cleanup_(conf_domain_freep) struct conf_domain *dom = NULL;
     _cleanup_(core_reconcile_report_freep) struct core_reconcile_report *rep = NULL;
     int r;
 
@@ -635,7 +631,7 @@ core_checkpoint_reconcile(const char *domain_uuid, unsigned flags,
 int
 core_checkpoint_store_created(const char *domain_uuid, const char *xml)
 {
-    _cleanup_(virt_checkpoint_freep) struct virt_checkpoint *def = NULL;
+    _cleanup_(conf_checkpoint_def_freep) struct conf_checkpoint_def *def = NULL;
     struct db_checkpoint row = {0};
     int r;
 
@@ -643,7 +639,7 @@ core_checkpoint_store_created(const char *domain_uuid, const char *xml)
     if (r < 0)
         return r;
     snprintf(row.domain_uuid, sizeof(row.domain_uuid), "%s", domain_uuid);
-    snprintf(row.state, sizeof(row.state), "%s", CORE_CHECKPOINT_OK);
+    row.state = CONF_CHECKPOINT_OK;
     row.name = def->name;
     row.parent = def->parent;
     row.xml = def->xml;
@@ -664,8 +660,7 @@ core_checkpoint_newest_healthy(const char *domain_uuid, char **ret)
         return r;
     for (size_t i = 0; i < s.n; i++) {
         const struct db_checkpoint *c = &s.items[i];
-        if (strcmp(c->state, CORE_CHECKPOINT_OK) == 0 ||
-            strcmp(c->state, CORE_CHECKPOINT_REDEFINED) == 0)
+        if (conf_checkpoint_state_healthy(c->state))
             best = c; /* ordered by creation time: the last one wins */
     }
     if (!best)
@@ -674,20 +669,5 @@ core_checkpoint_newest_healthy(const char *domain_uuid, char **ret)
     if (!name)
         return -ENOMEM;
     *ret = name;
-    return 0;
-}
-
-int
-core_checkpoint_usable(const char *domain_uuid, const char *name)
-{
-    _cleanup_(db_checkpoint_freep) struct db_checkpoint *c = NULL;
-    int r;
-
-    r = db_checkpoint_get(core_db(), domain_uuid, name, &c);
-    if (r < 0)
-        return r;
-    if (strcmp(c->state, CORE_CHECKPOINT_BROKEN) == 0)
-        return err_set(-EBADFD, "checkpoint '%s' is broken: %s", name,
-                       c->reason ? c->reason : "its bitmap cannot be trusted");
     return 0;
 }

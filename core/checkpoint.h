@@ -36,17 +36,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "virt/virt.h"
-
-#define CORE_CHECKPOINT_OK        "ok"
-#define CORE_CHECKPOINT_REDEFINED "redefined"
-#define CORE_CHECKPOINT_BROKEN    "broken"
-#define CORE_CHECKPOINT_ORPHANED  "orphaned"
+#include "cleanup.h"
+#include "conf/checkpoint.h"
+#include "conf/domain.h"
 
 struct core_checkpoint {
     char domain_uuid[37];
-    struct virt_checkpoint *def; /* name, parent, description, disks, full XML */
-    char state[16];              /* one of CORE_CHECKPOINT_* */
+    struct conf_checkpoint_def *def; /* name, parent, description, disks, full XML */
+    enum conf_checkpoint_state state;
     char *reason;                /* why it has that state, or NULL */
     bool in_libvirt;             /* libvirt knows it right now */
 };
@@ -98,7 +95,7 @@ int core_checkpoint_start(void);
 void core_checkpoint_stop(void);
 
 /* Queues the reconciles that a libvirt event calls for (safe on libvirt's event thread). */
-void core_checkpoint_on_event(const struct virt_event *ev);
+void core_checkpoint_on_event(const struct conf_event *ev);
 
 /*
  * Reading. Reads answer from the store, not from libvirt: a domain is
@@ -124,7 +121,7 @@ void core_checkpoint_set_max_age(unsigned seconds);
  * could not be reconciled yet, and presence in libvirt is asked live).
  */
 struct core_checkpoint_catalog {
-    struct virt_domain_ref domain;
+    struct conf_domain_ref domain;
     uint64_t version;
 };
 
@@ -199,16 +196,12 @@ int core_checkpoint_store_created(const char *domain_uuid, const char *xml);
  */
 int core_checkpoint_newest_healthy(const char *domain_uuid, char **ret);
 
-/*
- * Says whether the stored checkpoint name can serve as the base of an
- * incremental backup: 0 when it can, -ENOENT when it is unknown, -EBADFD
- * with the reason when it is broken.
- */
-int core_checkpoint_usable(const char *domain_uuid, const char *name);
-
 /* Free what the functions above return; all accept NULL. */
 void core_checkpoint_free(struct core_checkpoint *c);
 void core_checkpoint_list_free(struct core_checkpoint *list, size_t n);
 void core_reconcile_report_free(struct core_reconcile_report *r);
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct core_checkpoint *, core_checkpoint_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct core_reconcile_report *, core_reconcile_report_free);
 
 #endif

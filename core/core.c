@@ -7,18 +7,18 @@
 #include "checkpoint.h"
 #include "cleanup.h"
 #include "core.h"
+#include "ctx.h"
 #include "db/db.h"
 #include "err.h"
 #include "jobs.h"
 #include "log.h"
 #include "snapshot.h"
 #include "vault/vault.h"
+#include "virt/virt.h"
 
 #define JOB_WORKERS 4
 
 static struct {
-    struct db *db;
-    char *vault_dir;
     bool started;
     pthread_mutex_t lock;
     core_domain_event_fn listener;
@@ -33,7 +33,7 @@ static struct {
  * domain lifecycle events.
  */
 static void
-on_virt_event(const struct virt_event *ev, void *opaque)
+on_virt_event(const struct conf_event *ev, void *opaque)
 {
     core_domain_event_fn fn;
     void *fn_opaque;
@@ -45,7 +45,7 @@ on_virt_event(const struct virt_event *ev, void *opaque)
     fn = core.listener;
     fn_opaque = core.listener_opaque;
     pthread_mutex_unlock(&core.lock);
-    if (fn && ev->kind != VIRT_EVENT_CONNECTED)
+    if (fn && ev->kind != CONF_EVENT_CONNECTED)
         fn(ev, fn_opaque);
 }
 
@@ -59,14 +59,14 @@ core_domain_events_listen(core_domain_event_fn fn, void *opaque)
 }
 
 const char *
-core_domain_event_name(enum virt_event_kind kind)
+core_domain_event_name(enum conf_event_kind kind)
 {
     static const char *const names[] = {
-        [VIRT_EVENT_DEFINED] = "defined",     [VIRT_EVENT_UNDEFINED] = "undefined",
-        [VIRT_EVENT_STARTED] = "started",     [VIRT_EVENT_STOPPED] = "stopped",
-        [VIRT_EVENT_SUSPENDED] = "suspended", [VIRT_EVENT_RESUMED] = "resumed",
-        [VIRT_EVENT_OTHER] = "other",         [VIRT_EVENT_JOB_COMPLETED] = "job_completed",
-        [VIRT_EVENT_CONNECTED] = "connected",
+        [CONF_EVENT_DEFINED] = "defined",     [CONF_EVENT_UNDEFINED] = "undefined",
+        [CONF_EVENT_STARTED] = "started",     [CONF_EVENT_STOPPED] = "stopped",
+        [CONF_EVENT_SUSPENDED] = "suspended", [CONF_EVENT_RESUMED] = "resumed",
+        [CONF_EVENT_OTHER] = "other",         [CONF_EVENT_JOB_COMPLETED] = "job_completed",
+        [CONF_EVENT_CONNECTED] = "connected",
     };
 
     return (size_t)kind < ARRAY_SIZE(names) && names[kind] ? names[kind] : "other";
@@ -80,17 +80,17 @@ core_start(const struct core_config *cfg)
     r = vault_prepare(cfg->vault_dir);
     if (r < 0)
         return r;
-    core.vault_dir = strdup(cfg->vault_dir);
-    if (!core.vault_dir)
+    core_ctx.vault_dir = strdup(cfg->vault_dir);
+    if (!core_ctx.vault_dir)
         return -ENOMEM;
-    r = db_open(cfg->db_path, &core.db);
+    r = db_open(cfg->db_path, &core_ctx.db);
     if (r < 0)
         return r;
     core_checkpoint_set_max_age(cfg->reconcile_max_age);
     r = core_checkpoint_start();
     if (r < 0) {
-        db_close(core.db);
-        core.db = NULL;
+        db_close(core_ctx.db);
+        core_ctx.db = NULL;
         return r;
     }
     virt_set_event_handler(on_virt_event, NULL);
@@ -98,22 +98,23 @@ core_start(const struct core_config *cfg)
     if (r < 0) {
         virt_set_event_handler(NULL, NULL);
         core_checkpoint_stop();
-        db_close(core.db);
-        core.db = NULL;
+        db_close(core_ctx.db);
+        core_ctx.db = NULL;
         return r;
     }
     /* Job kinds first: the jobs an earlier process left are recovered by kind. */
     r = core_snapshot_init();
     if (r >= 0)
-        r = core_backup_init(cfg->vault_dir, cfg->restore_roots, cfg->pull_idle_timeout);
+        r = core_backup_init(core_ctx.db, cfg->vault_dir, cfg->restore_roots,
+                             cfg->pull_idle_timeout);
     if (r >= 0)
-        r = core_jobs_start(core.db, JOB_WORKERS);
+        r = core_jobs_start(core_ctx.db, JOB_WORKERS);
     if (r < 0) {
         virt_set_event_handler(NULL, NULL);
         core_checkpoint_stop();
         virt_close();
-        db_close(core.db);
-        core.db = NULL;
+        db_close(core_ctx.db);
+        core_ctx.db = NULL;
         return r;
     }
     core_backup_sweep();
@@ -132,23 +133,11 @@ core_stop(void)
     core_checkpoint_stop();
     core_backup_fini();
     virt_close();
-    db_close(core.db);
-    core.db = NULL;
-    free(core.vault_dir);
-    core.vault_dir = NULL;
+    db_close(core_ctx.db);
+    core_ctx.db = NULL;
+    free(core_ctx.vault_dir);
+    core_ctx.vault_dir = NULL;
     core.started = false;
-}
-
-struct db *
-core_db(void)
-{
-    return core.db;
-}
-
-const char *
-core_vault_dir(void)
-{
-    return core.vault_dir;
 }
 
 int
@@ -158,14 +147,14 @@ core_ready(void)
 
     if (!virt_connected())
         return err_set(-ENOTCONN, "libvirt at %s is not reachable", virt_uri());
-    r = db_ping(core.db);
+    r = db_ping(core_ctx.db);
     if (r < 0)
         return r;
     return 0;
 }
 
 int
-core_versions_get(struct virt_versions *ret)
+core_versions_get(struct conf_versions *ret)
 {
     return virt_versions_get(ret);
 }
@@ -183,13 +172,13 @@ core_hypervisor_connected(void)
 }
 
 int
-core_domain_list(struct virt_domain **ret, size_t *ret_n)
+core_domain_list(struct conf_domain **ret, size_t *ret_n)
 {
     return virt_domain_list(ret, ret_n);
 }
 
 int
-core_domain_get(const char *name_or_uuid, struct virt_domain **ret)
+core_domain_get(const char *name_or_uuid, struct conf_domain **ret)
 {
     return virt_domain_get(name_or_uuid, ret);
 }

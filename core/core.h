@@ -9,7 +9,7 @@
 
 #include <stdbool.h>
 
-#include "virt/virt.h"
+#include "conf/domain.h"
 
 struct db;
 
@@ -45,7 +45,7 @@ const char *core_vault_dir(void);
 int core_ready(void);
 
 /* Versions of libvirt and the hypervisor (see virt.h); the URI the service was given. */
-int core_versions_get(struct virt_versions *ret);
+int core_versions_get(struct conf_versions *ret);
 const char *core_libvirt_uri(void);
 
 /* True while the libvirt connection is up. */
@@ -56,14 +56,14 @@ bool core_hypervisor_connected(void);
  * thread for each lifecycle event and must return quickly. One listener;
  * NULL removes it.
  */
-typedef void (*core_domain_event_fn)(const struct virt_event *ev, void *opaque);
+typedef void (*core_domain_event_fn)(const struct conf_event *ev, void *opaque);
 void core_domain_events_listen(core_domain_event_fn fn, void *opaque);
 
 /* "started", "stopped", ... for an event kind. Static. */
-const char *core_domain_event_name(enum virt_event_kind kind);
+const char *core_domain_event_name(enum conf_event_kind kind);
 
 /* Domains, as libvirt sees them (see virt.h for ownership). */
-int core_domain_list(struct virt_domain **ret, size_t *ret_n);
-int core_domain_get(const char *name_or_uuid, struct virt_domain **ret);
+int core_domain_list(struct conf_domain **ret, size_t *ret_n);
+int core_domain_get(const char *name_or_uuid, struct conf_domain **ret);
 
 #endif

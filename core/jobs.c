@@ -8,6 +8,7 @@
 
 #include "busy.h"
 #include "cleanup.h"
+#include "db/jobs.h"
 #include "err.h"
 #include "jobs.h"
 #include "log.h"
@@ -19,7 +20,7 @@
 #define PROGRESS_SAVE_MS 1000
 
 struct job {
-    struct db_job rec; /* guarded by jobs.lock */
+    struct conf_job rec; /* guarded by jobs.lock */
     const struct job_kind *kind;
     void *data;
     bool taken;   /* a worker has it */
@@ -61,7 +62,7 @@ job_free(struct job *j)
         return;
     if (j->data && j->kind && j->kind->free_data)
         j->kind->free_data(j->data);
-    db_job_clear(&j->rec);
+    conf_job_clear(&j->rec);
     free(j);
 }
 
@@ -81,7 +82,7 @@ save_locked(struct job *j)
 
 /* Ends the job with state and error (0 for none). Called with jobs.lock held. */
 static void
-finish_locked(struct job *j, enum db_job_state state, int err, const char *detail)
+finish_locked(struct job *j, enum conf_job_state state, int err, const char *detail)
 {
     j->rec.state = state;
     j->rec.finished_ms = text_now_ms();
@@ -140,16 +141,16 @@ run_one(struct job *j)
         jobs.n_parked--;
     pthread_cond_broadcast(&jobs.wake); /* a place to work is free */
     if (r == 0)
-        finish_locked(j, DB_JOB_SUCCEEDED, 0, NULL);
+        finish_locked(j, CONF_JOB_SUCCEEDED, 0, NULL);
     else if (r == -ECANCELED)
-        finish_locked(j, DB_JOB_CANCELLED, r,
+        finish_locked(j, CONF_JOB_CANCELLED, r,
                       err_detail() ? err_detail() : "the job was cancelled");
     else
-        finish_locked(j, DB_JOB_FAILED, r, err_detail());
+        finish_locked(j, CONF_JOB_FAILED, r, err_detail());
     unlink_locked(j);
     pthread_mutex_unlock(&jobs.lock);
 
-    log_info("job %s (%s) %s%s%s", j->rec.id, j->rec.kind, db_job_state_name(j->rec.state),
+    log_info("job %s (%s) %s%s%s", j->rec.id, j->rec.kind, conf_job_state_to_string(j->rec.state),
              r < 0 ? ": " : "", r < 0 && j->rec.error_detail ? j->rec.error_detail : "");
     release_domain(j);
     job_free(j);
@@ -178,8 +179,8 @@ worker_main(void *arg)
         }
         j->taken = true;
         jobs.n_active++;
-        if (j->rec.state == DB_JOB_QUEUED) {
-            j->rec.state = DB_JOB_RUNNING;
+        if (j->rec.state == CONF_JOB_QUEUED) {
+            j->rec.state = CONF_JOB_RUNNING;
             j->rec.started_ms = text_now_ms();
             save_locked(j);
         }
@@ -223,7 +224,7 @@ kind_find(const char *name)
 }
 
 static char *
-holder_text(const struct db_job *rec)
+holder_text(const struct conf_job *rec)
 {
     char *s = NULL;
 
@@ -234,7 +235,7 @@ holder_text(const struct db_job *rec)
 
 /* Takes over one job left running or queued by an earlier process. */
 static void
-recover_one(struct db_job *rec)
+recover_one(struct conf_job *rec)
 {
     const struct job_kind *kind = kind_find(rec->kind);
     _cleanup_free_ char *holder = NULL;
@@ -242,7 +243,7 @@ recover_one(struct db_job *rec)
     void *data = NULL;
     int r = 0;
 
-    if (kind && kind->recover && rec->state == DB_JOB_RUNNING) {
+    if (kind && kind->recover && rec->state == CONF_JOB_RUNNING) {
         err_clear();
         r = kind->recover(rec, &data);
         if (r < 0)
@@ -275,19 +276,19 @@ recover_one(struct db_job *rec)
     struct job tmp = {.rec = *rec};
     memset(rec, 0, sizeof(*rec));
     pthread_mutex_lock(&jobs.lock);
-    finish_locked(&tmp, DB_JOB_FAILED, -EINTR,
-                  tmp.rec.state == DB_JOB_QUEUED
+    finish_locked(&tmp, CONF_JOB_FAILED, -EINTR,
+                  tmp.rec.state == CONF_JOB_QUEUED
                       ? "interrupted: the service stopped before the job started"
                       : "interrupted: the service stopped while the job was running");
     pthread_mutex_unlock(&jobs.lock);
     log_warn("job %s (%s) was interrupted by a restart", tmp.rec.id, tmp.rec.kind);
-    db_job_clear(&tmp.rec);
+    conf_job_clear(&tmp.rec);
 }
 
 int
 core_jobs_start(struct db *db, unsigned n_workers)
 {
-    struct db_job *left = NULL;
+    struct conf_job *left = NULL;
     size_t n = 0;
     int r;
 
@@ -297,7 +298,7 @@ core_jobs_start(struct db *db, unsigned n_workers)
         return r;
     for (size_t i = 0; i < n; i++)
         recover_one(&left[i]);
-    db_job_list_free(left, n);
+    conf_job_list_free(left, n);
 
     if (n_workers > MAX_WORKERS)
         n_workers = MAX_WORKERS;
@@ -334,7 +335,7 @@ core_jobs_stop(void)
     left = TAKE_PTR(jobs.live);
     for (struct job *j = left; j; j = j->next)
         if (jobs.db)
-            finish_locked(j, DB_JOB_FAILED, -EINTR,
+            finish_locked(j, CONF_JOB_FAILED, -EINTR,
                           "interrupted: the service stopped before the job started");
     pthread_mutex_unlock(&jobs.lock);
     while (left) {
@@ -357,7 +358,7 @@ dup_or_null(const char *s, char **ret)
 }
 
 int
-core_job_submit(const struct job_spec *spec, struct db_job **ret)
+core_job_submit(const struct job_spec *spec, struct conf_job **ret)
 {
     _cleanup_free_ char *holder = NULL;
     struct job *j;
@@ -371,9 +372,9 @@ core_job_submit(const struct job_spec *spec, struct db_job **ret)
     }
     j->kind = spec->kind;
     j->data = spec->data;
-    j->rec.state = DB_JOB_QUEUED;
+    j->rec.state = CONF_JOB_QUEUED;
     j->rec.created_ms = text_now_ms();
-    r = text_random_hex(j->rec.id, sizeof(j->rec.id), DB_JOB_ID_LEN / 2);
+    r = text_random_hex(j->rec.id, sizeof(j->rec.id), CONF_JOB_ID_LEN / 2);
     if (r >= 0)
         r = dup_or_null(spec->kind->name, &j->rec.kind);
     if (r >= 0)
@@ -402,7 +403,7 @@ core_job_submit(const struct job_spec *spec, struct db_job **ret)
     } else {
         r = db_job_put(jobs.db, &j->rec);
         if (r >= 0)
-            r = db_job_copy(&j->rec, ret);
+            r = conf_job_copy(&j->rec, ret);
     }
     if (r < 0) {
         pthread_mutex_unlock(&jobs.lock);
@@ -423,7 +424,7 @@ core_job_submit(const struct job_spec *spec, struct db_job **ret)
 }
 
 int
-core_job_get(const char *id, struct db_job **ret)
+core_job_get(const char *id, struct conf_job **ret)
 {
     struct job *j;
     int r;
@@ -431,7 +432,7 @@ core_job_get(const char *id, struct db_job **ret)
     /* A live job's progress is newer in memory than in the database. */
     pthread_mutex_lock(&jobs.lock);
     j = find_live_locked(id);
-    r = j ? db_job_copy(&j->rec, ret) : 1;
+    r = j ? conf_job_copy(&j->rec, ret) : 1;
     pthread_mutex_unlock(&jobs.lock);
     if (r <= 0)
         return r;
@@ -439,9 +440,10 @@ core_job_get(const char *id, struct db_job **ret)
 }
 
 int
-core_job_list(const struct db_job_filter *f, struct db_job **ret, size_t *ret_n, int64_t *ret_next)
+core_job_list(const struct conf_job_filter *f, struct conf_job **ret, size_t *ret_n,
+              int64_t *ret_next)
 {
-    struct db_job *list = NULL;
+    struct conf_job *list = NULL;
     size_t n = 0;
     int r;
 
@@ -464,9 +466,9 @@ core_job_list(const struct db_job_filter *f, struct db_job **ret, size_t *ret_n,
 }
 
 int
-core_job_cancel(const char *id, struct db_job **ret)
+core_job_cancel(const char *id, struct conf_job **ret)
 {
-    _cleanup_(db_job_freep) struct db_job *stored = NULL;
+    _cleanup_(conf_job_freep) struct conf_job *stored = NULL;
     struct job *j;
     int r;
 
@@ -474,9 +476,9 @@ core_job_cancel(const char *id, struct db_job **ret)
     j = find_live_locked(id);
     if (j && !j->taken) {
         /* Never started: it ends here. */
-        finish_locked(j, DB_JOB_CANCELLED, -ECANCELED, "the job was cancelled before it started");
+        finish_locked(j, CONF_JOB_CANCELLED, -ECANCELED, "the job was cancelled before it started");
         unlink_locked(j);
-        r = db_job_copy(&j->rec, ret);
+        r = conf_job_copy(&j->rec, ret);
         pthread_mutex_unlock(&jobs.lock);
         log_info("job %s (%s) cancelled before it started", j->rec.id, j->rec.kind);
         release_domain(j);
@@ -493,7 +495,7 @@ core_job_cancel(const char *id, struct db_job **ret)
         }
         if (r >= 0) {
             log_info("job %s (%s): cancellation requested", id, j->rec.kind);
-            r = db_job_copy(&j->rec, ret);
+            r = conf_job_copy(&j->rec, ret);
         }
         pthread_mutex_unlock(&jobs.lock);
         return r;
@@ -504,7 +506,7 @@ core_job_cancel(const char *id, struct db_job **ret)
     if (r < 0)
         return r;
     return err_set(-EBADFD, "job '%s' has ended already (%s)", id,
-                   db_job_state_name(stored->state));
+                   conf_job_state_to_string(stored->state));
 }
 
 int

@@ -12,8 +12,8 @@
  *
  * Every state change is written to the database (db/jobs.h) before anyone
  * hears of it, so the table always tells how each job stands or ended. The
- * view callers get of a job is a struct db_job copy (ownership: theirs, free
- * with db_job_free); its fields are those of the API's job object.
+ * view callers get of a job is a struct conf_job copy (ownership: theirs, free
+ * with conf_job_free); its fields are those of the API's job object.
  *
  * Writing a kind:
  *   - run(job, data) does the work on a worker thread. It may call
@@ -50,7 +50,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "db/jobs.h"
+#include "conf/job.h"
 
 struct db;
 struct job;
@@ -59,7 +59,7 @@ struct job_kind {
     const char *name;
     int (*run)(struct job *job, void *data);
     int (*cancel)(struct job *job, void *data);
-    int (*recover)(const struct db_job *rec, void **ret_data);
+    int (*recover)(const struct conf_job *rec, void **ret_data);
     void (*free_data)(void *data);
 };
 
@@ -71,7 +71,7 @@ struct job_spec {
     void *data;              /* handed to run(); freed with kind->free_data */
 };
 
-typedef void (*core_job_listener_fn)(const struct db_job *job, void *opaque);
+typedef void (*core_job_listener_fn)(const struct conf_job *job, void *opaque);
 
 /*
  * Makes a kind known, so that jobs of it found in the database at start-up
@@ -98,13 +98,13 @@ void core_jobs_stop(void);
  * holder in the detail) when the domain is claimed, -EAGAIN when the
  * service is stopping, or a database error.
  */
-int core_job_submit(const struct job_spec *spec, struct db_job **ret);
+int core_job_submit(const struct job_spec *spec, struct conf_job **ret);
 
 /* Reads one job into a new copy. -ENOENT when there is none. */
-int core_job_get(const char *id, struct db_job **ret);
+int core_job_get(const char *id, struct conf_job **ret);
 
 /* Lists jobs newest first (see db_job_list for the filter, paging and ownership). */
-int core_job_list(const struct db_job_filter *f, struct db_job **ret, size_t *ret_n,
+int core_job_list(const struct conf_job_filter *f, struct conf_job **ret, size_t *ret_n,
                   int64_t *ret_next);
 
 /*
@@ -114,7 +114,7 @@ int core_job_list(const struct db_job_filter *f, struct db_job **ret, size_t *re
  * stop). -ENOENT for no such job, -EBADFD when it has ended already, or the
  * error of the kind's cancel().
  */
-int core_job_cancel(const char *id, struct db_job **ret);
+int core_job_cancel(const char *id, struct conf_job **ret);
 
 /*
  * Adds a listener for job changes. Returns a handle (>= 0) for

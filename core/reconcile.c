@@ -18,6 +18,7 @@
 #include "log.h"
 #include "reconcile.h"
 #include "text.h"
+#include "virt/virt.h"
 
 #define LOCKS_MAX  64
 #define QUEUE_MAX  256
@@ -310,14 +311,14 @@ stored_list_clear(struct stored_list *s)
 }
 
 struct libvirt_list {
-    struct virt_checkpoint *items;
+    struct conf_checkpoint_def *items;
     size_t n;
 };
 
 static void
 libvirt_list_clear(struct libvirt_list *l)
 {
-    virt_checkpoint_list_free(l->items, l->n);
+    conf_checkpoint_def_list_free(l->items, l->n);
 }
 
 static ssize_t
@@ -330,9 +331,9 @@ stored_find(const struct stored_list *s, const char *name)
 }
 
 static bool
-is_state(const struct db_checkpoint *c, const char *state)
+is_state(const struct db_checkpoint *c, enum conf_checkpoint_state state)
 {
-    return strcmp(c->state, state) == 0;
+    return c->state == state;
 }
 
 static bool
@@ -354,22 +355,22 @@ quoted(char *buf, size_t size, const char *name)
 
 /* Marks c broken for why, in the store and in rep (once). */
 static int
-mark_broken(const struct virt_domain *dom, struct db_checkpoint *c, const char *why,
+mark_broken(const struct conf_domain *dom, struct db_checkpoint *c, const char *why,
             struct core_reconcile_report *rep)
 {
     int r;
 
-    if (is_state(c, CORE_CHECKPOINT_BROKEN))
+    if (is_state(c, CONF_CHECKPOINT_BROKEN))
         return 0;
-    r = db_checkpoint_set_state(core_db(), dom->uuid, c->name, CORE_CHECKPOINT_BROKEN, why);
+    r = db_checkpoint_set_state(core_db(), dom->uuid, c->name, CONF_CHECKPOINT_BROKEN, why);
     if (r < 0)
         return r;
-    snprintf(c->state, sizeof(c->state), "%s", CORE_CHECKPOINT_BROKEN);
+    c->state = CONF_CHECKPOINT_BROKEN;
     log_warn("checkpoint '%s' of domain '%s' is broken: %s", c->name, dom->name, why);
     return report_add(rep, c->name, "broken", why);
 }
 
-static const struct virt_checkpoint *
+static const struct conf_checkpoint_def *
 libvirt_find(const struct libvirt_list *lv, const char *name)
 {
     for (size_t i = 0; name && i < lv->n; i++)
@@ -388,7 +389,7 @@ static bool
 parent_was_lost(const struct stored_list *st, const struct libvirt_list *lv,
                 const struct db_checkpoint *c)
 {
-    const struct virt_checkpoint *v = libvirt_find(lv, c->name);
+    const struct conf_checkpoint_def *v = libvirt_find(lv, c->name);
 
     return v && c->parent && !same_text(v->parent, c->parent) && stored_find(st, c->parent) >= 0 &&
            !libvirt_find(lv, c->parent);
@@ -400,11 +401,11 @@ parent_was_lost(const struct stored_list *st, const struct libvirt_list *lv,
  * except the new parents it gives when metadata was lost.
  */
 static int
-store_from_libvirt(const struct virt_domain *dom, const struct libvirt_list *lv,
+store_from_libvirt(const struct conf_domain *dom, const struct libvirt_list *lv,
                    const struct stored_list *st, struct core_reconcile_report *rep)
 {
     for (size_t i = 0; i < lv->n; i++) {
-        const struct virt_checkpoint *v = &lv->items[i];
+        const struct conf_checkpoint_def *v = &lv->items[i];
         ssize_t k = stored_find(st, v->name);
         struct db_checkpoint row = {
             .name = v->name,
@@ -416,7 +417,7 @@ store_from_libvirt(const struct virt_domain *dom, const struct libvirt_list *lv,
 
         snprintf(row.domain_uuid, sizeof(row.domain_uuid), "%s", dom->uuid);
         if (k < 0) {
-            snprintf(row.state, sizeof(row.state), "%s", CORE_CHECKPOINT_ORPHANED);
+            row.state = CONF_CHECKPOINT_ORPHANED;
             row.reason = (char *)"found in libvirt but not created through virtvault: adopt it to "
                                  "have it redefined when lost and to use it as a base";
             r = db_checkpoint_put(core_db(), &row);
@@ -428,7 +429,7 @@ store_from_libvirt(const struct virt_domain *dom, const struct libvirt_list *lv,
 
             if (strcmp(s->xml, v->xml) == 0 || parent_was_lost(st, lv, s))
                 continue;
-            snprintf(row.state, sizeof(row.state), "%s", s->state);
+            row.state = s->state;
             row.reason = s->reason;
             r = db_checkpoint_put(core_db(), &row);
             if (r >= 0 && !same_text(s->parent, v->parent)) {
@@ -459,7 +460,7 @@ ancestor_of_kept(const struct stored_list *st, const char *name, size_t depth)
 
         if (!c->parent || strcmp(c->parent, name) != 0)
             continue;
-        if (!is_state(c, CORE_CHECKPOINT_ORPHANED) || ancestor_of_kept(st, c->name, depth + 1))
+        if (!is_state(c, CONF_CHECKPOINT_ORPHANED) || ancestor_of_kept(st, c->name, depth + 1))
             return true;
     }
     return false;
@@ -471,7 +472,7 @@ ancestor_of_kept(const struct stored_list *st, const char *name, size_t depth)
  * unless a checkpoint the service keeps descends from it.
  */
 static int
-forget_orphan(const struct virt_domain *dom, const struct db_checkpoint *c, bool *forgotten,
+forget_orphan(const struct conf_domain *dom, const struct db_checkpoint *c, bool *forgotten,
               struct core_reconcile_report *rep)
 {
     int r = db_checkpoint_delete(core_db(), dom->uuid, c->name);
@@ -485,17 +486,17 @@ forget_orphan(const struct virt_domain *dom, const struct db_checkpoint *c, bool
 }
 
 static int
-redefine_one(const struct virt_domain *dom, const struct virt_checkpoint_caps *caps,
+redefine_one(const struct conf_domain *dom, const struct virt_checkpoint_caps *caps,
              struct stored_list *st, size_t i, struct core_reconcile_report *rep)
 {
     struct db_checkpoint *c = &st->items[i];
     bool *in_libvirt = &st->in_libvirt[i];
-    bool broken = is_state(c, CORE_CHECKPOINT_BROKEN);
+    bool broken = is_state(c, CONF_CHECKPOINT_BROKEN);
     bool validate = caps->validate && !broken;
     char why[REASON_MAX], when[32];
     int r;
 
-    if (is_state(c, CORE_CHECKPOINT_ORPHANED) && !ancestor_of_kept(st, c->name, 0))
+    if (is_state(c, CONF_CHECKPOINT_ORPHANED) && !ancestor_of_kept(st, c->name, 0))
         return forget_orphan(dom, c, &st->forgotten[i], rep);
     r = virt_checkpoint_redefine(dom->uuid, c->xml, validate);
     if (r == -EBADFD && validate) {
@@ -525,11 +526,11 @@ redefine_one(const struct virt_domain *dom, const struct virt_checkpoint_caps *c
              : broken       ? "not validated: it is broken"
              : caps->active ? "not validated: this driver cannot validate bitmaps"
                             : "not validated: the domain is not running");
-    if (!broken && !is_state(c, CORE_CHECKPOINT_ORPHANED)) {
-        r = db_checkpoint_set_state(core_db(), dom->uuid, c->name, CORE_CHECKPOINT_REDEFINED, why);
+    if (!broken && !is_state(c, CONF_CHECKPOINT_ORPHANED)) {
+        r = db_checkpoint_set_state(core_db(), dom->uuid, c->name, CONF_CHECKPOINT_REDEFINED, why);
         if (r < 0)
             return r;
-        snprintf(c->state, sizeof(c->state), "%s", CORE_CHECKPOINT_REDEFINED);
+        c->state = CONF_CHECKPOINT_REDEFINED;
     }
     log_info("checkpoint '%s' of domain '%s': %s", c->name, dom->name, why);
     return report_add(rep, c->name, "redefined", why);
@@ -546,7 +547,7 @@ parent_pending(const struct stored_list *st, const bool *tried, const struct db_
 
 /* Step 2: what libvirt lacks is redefined, parents first. */
 static int
-redefine_missing(const struct virt_domain *dom, const struct virt_checkpoint_caps *caps,
+redefine_missing(const struct conf_domain *dom, const struct virt_checkpoint_caps *caps,
                  struct stored_list *st, struct core_reconcile_report *rep)
 {
     _cleanup_free_ bool *tried = calloc(st->n + 1, sizeof(bool));
@@ -578,7 +579,7 @@ redefine_missing(const struct virt_domain *dom, const struct virt_checkpoint_cap
 
 /* Step 2b: children that libvirt re-parented when their parent was lost are linked back. */
 static int
-relink_children(const struct virt_domain *dom, const struct libvirt_list *lv,
+relink_children(const struct conf_domain *dom, const struct libvirt_list *lv,
                 const struct stored_list *st, struct core_reconcile_report *rep)
 {
     for (size_t i = 0; i < st->n; i++) {
@@ -609,15 +610,15 @@ relink_children(const struct virt_domain *dom, const struct libvirt_list *lv,
 
 /* Step 3, running domain: libvirt reports no size for a bitmap that QEMU does not have. */
 static int
-check_running(const struct virt_domain *dom, struct stored_list *st,
+check_running(const struct conf_domain *dom, struct stored_list *st,
               struct core_reconcile_report *rep)
 {
     for (size_t i = 0; i < st->n; i++) {
         struct db_checkpoint *c = &st->items[i];
-        struct virt_checkpoint *v = NULL;
+        struct conf_checkpoint_def *v = NULL;
         int r;
 
-        if (!st->in_libvirt[i] || is_state(c, CORE_CHECKPOINT_BROKEN))
+        if (!st->in_libvirt[i] || is_state(c, CONF_CHECKPOINT_BROKEN))
             continue;
         r = virt_checkpoint_get(dom->uuid, c->name, true, &v);
         if (r == -ENOENT)
@@ -640,7 +641,7 @@ check_running(const struct virt_domain *dom, struct stored_list *st,
                 v->disks[k].bitmap_name ? v->disks[k].bitmap_name : c->name, v->disks[k].target);
             r = mark_broken(dom, c, why, rep);
         }
-        virt_checkpoint_free(v);
+        conf_checkpoint_def_free(v);
         if (r < 0)
             return r;
     }
@@ -654,8 +655,8 @@ struct image_cache {
     size_t n;
 };
 
-static const struct virt_disk *
-domain_disk(const struct virt_domain *dom, const char *target, size_t *ret_index)
+static const struct conf_disk *
+domain_disk(const struct conf_domain *dom, const char *target, size_t *ret_index)
 {
     for (size_t i = 0; i < dom->n_disks; i++) {
         if (strcmp(dom->disks[i].target, target) == 0) {
@@ -668,12 +669,12 @@ domain_disk(const struct virt_domain *dom, const char *target, size_t *ret_index
 
 /* Checks one disk of one checkpoint against its image; why is filled when it is broken. */
 static int
-check_image_disk(const struct virt_domain *dom, struct image_cache *cache,
-                 const struct virt_checkpoint *def, const struct virt_checkpoint_disk *d,
+check_image_disk(const struct conf_domain *dom, struct image_cache *cache,
+                 const struct conf_checkpoint_def *def, const struct conf_checkpoint_disk *d,
                  struct core_reconcile_report *rep, char *why, size_t why_size)
 {
     const char *bitmap = d->bitmap_name ? d->bitmap_name : def->name;
-    const struct virt_disk *disk;
+    const struct conf_disk *disk;
     const struct virt_image_bitmap *b = NULL;
     size_t idx = 0;
     int r;
@@ -723,7 +724,7 @@ check_image_disk(const struct virt_domain *dom, struct image_cache *cache,
 
 /* Step 3, stopped QEMU domain: the bitmaps are read from the qcow2 files themselves. */
 static int
-check_images(const struct virt_domain *dom, struct stored_list *st,
+check_images(const struct conf_domain *dom, struct stored_list *st,
              struct core_reconcile_report *rep)
 {
     _cleanup_free_ struct image_cache *cache = calloc(dom->n_disks + 1, sizeof(*cache));
@@ -733,9 +734,9 @@ check_images(const struct virt_domain *dom, struct stored_list *st,
         return -ENOMEM;
     for (size_t i = 0; r == 0 && i < st->n; i++) {
         struct db_checkpoint *c = &st->items[i];
-        struct virt_checkpoint *def = NULL;
+        struct conf_checkpoint_def *def = NULL;
 
-        if (is_state(c, CORE_CHECKPOINT_BROKEN) || st->forgotten[i])
+        if (is_state(c, CONF_CHECKPOINT_BROKEN) || st->forgotten[i])
             continue;
         r = virt_checkpoint_parse(c->xml, &def);
         if (r < 0) {
@@ -751,7 +752,7 @@ check_images(const struct virt_domain *dom, struct stored_list *st,
             if (r == 0 && why[0])
                 r = mark_broken(dom, c, why, rep);
         }
-        virt_checkpoint_free(def);
+        conf_checkpoint_def_free(def);
     }
     for (size_t i = 0; i < dom->n_disks; i++)
         virt_image_bitmaps_free(cache[i].bitmaps, cache[i].n);
@@ -759,7 +760,7 @@ check_images(const struct virt_domain *dom, struct stored_list *st,
 }
 
 static int
-adopt_orphans(const struct virt_domain *dom, struct stored_list *st,
+adopt_orphans(const struct conf_domain *dom, struct stored_list *st,
               struct core_reconcile_report *rep)
 {
     for (size_t i = 0; i < st->n; i++) {
@@ -767,14 +768,14 @@ adopt_orphans(const struct virt_domain *dom, struct stored_list *st,
         const char *why = "adopted: created outside virtvault, now used like its own";
         int r;
 
-        if (!is_state(c, CORE_CHECKPOINT_ORPHANED) || st->forgotten[i])
+        if (!is_state(c, CONF_CHECKPOINT_ORPHANED) || st->forgotten[i])
             continue;
-        r = db_checkpoint_set_state(core_db(), dom->uuid, c->name, CORE_CHECKPOINT_OK, why);
+        r = db_checkpoint_set_state(core_db(), dom->uuid, c->name, CONF_CHECKPOINT_OK, why);
         if (r >= 0)
             r = report_add(rep, c->name, "adopted", why);
         if (r < 0)
             return r;
-        snprintf(c->state, sizeof(c->state), "%s", CORE_CHECKPOINT_OK);
+        c->state = CONF_CHECKPOINT_OK;
     }
     return 0;
 }
@@ -802,7 +803,7 @@ note_absent(const char *uuid, uint64_t started_ns, bool full, const struct store
 }
 
 int
-reconcile_locked(const struct virt_domain *dom, unsigned flags, struct core_reconcile_report *rep)
+reconcile_locked(const struct conf_domain *dom, unsigned flags, struct core_reconcile_report *rep)
 {
     _cleanup_(libvirt_list_clear) struct libvirt_list lv = {0};
     _cleanup_(stored_list_clear) struct stored_list st = {0};
@@ -885,7 +886,7 @@ static struct {
 static void
 reconcile_background(const char *uuid, unsigned flags)
 {
-    _cleanup_(virt_domain_freep) struct virt_domain *dom = NULL;
+    _cleanup_(conf_domain_freep) struct conf_domain *dom = NULL;
     struct core_reconcile_report rep = {0};
     char holder[96];
     int r;
@@ -918,7 +919,7 @@ reconcile_background(const char *uuid, unsigned flags)
 static void
 reconcile_all(void)
 {
-    struct virt_domain *list = NULL;
+    struct conf_domain *list = NULL;
     size_t n = 0;
     int r;
 
@@ -938,7 +939,7 @@ reconcile_all(void)
             break;
         reconcile_background(list[i].uuid, 0);
     }
-    virt_domain_list_free(list, n);
+    conf_domain_list_free(list, n);
 }
 
 static void *
@@ -1029,12 +1030,12 @@ reconcile_queue(const char *uuid)
 }
 
 void
-core_checkpoint_on_event(const struct virt_event *ev)
+core_checkpoint_on_event(const struct conf_event *ev)
 {
-    if (ev->kind == VIRT_EVENT_CONNECTED)
+    if (ev->kind == CONF_EVENT_CONNECTED)
         enqueue(NULL, 0);
-    else if ((ev->kind == VIRT_EVENT_DEFINED || ev->kind == VIRT_EVENT_STARTED ||
-              ev->kind == VIRT_EVENT_STOPPED) &&
+    else if ((ev->kind == CONF_EVENT_DEFINED || ev->kind == CONF_EVENT_STARTED ||
+              ev->kind == CONF_EVENT_STOPPED) &&
              ev->uuid)
         enqueue(ev->uuid,
                 0); /* a stop: what the bitmaps in the images say now (a crash loses them) */

@@ -14,8 +14,6 @@
 #include "checkpoint.h"
 #include "cleanup.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct virt_domain *, virt_domain_free);
-
 /* Takes the checkpoint lock of the domain, waiting for it. Returns uuid. */
 const char *checkpoint_lock(const char *uuid);
 void checkpoint_unlock(const char *uuid);
@@ -42,7 +40,7 @@ checkpoint_unlockp(const char **uuid)
  * filled with what was done (it may already hold actions). Returns 0 or a
  * negative errno; a failure of one checkpoint is an action, not an error.
  */
-int reconcile_locked(const struct virt_domain *dom, unsigned flags,
+int reconcile_locked(const struct conf_domain *dom, unsigned flags,
                      struct core_reconcile_report *rep);
 
 /*

@@ -19,6 +19,8 @@
 #include "log.h"
 #include "snapshot.h"
 #include "text.h"
+#include "virt/virt.h"
+#include "virt/virt_snapshot.h"
 
 #define DESCRIPTION_MAX  4096
 #define FILE_ARG_MAX     1024
@@ -28,7 +30,7 @@
 
 struct plan_disk {
     char *target;
-    enum virt_snap_location location;
+    enum conf_snapshot_location location;
     char *file;
 };
 
@@ -40,7 +42,7 @@ struct plan {
     char *description;
     bool disk_only;
     bool quiesce;
-    enum virt_snap_location memory;
+    enum conf_snapshot_location memory;
     char *memory_file;
     size_t n_disks;
     struct plan_disk *disks;
@@ -64,7 +66,6 @@ plan_free(struct plan *p)
     free(p);
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct plan *, plan_free)
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct virt_domain *, virt_domain_free)
 
 static bool
 has_control(const char *s, bool allow_space_controls)
@@ -93,13 +94,13 @@ lookup_name_check(const char *name)
 }
 
 int
-core_snapshot_list(const char *domain, struct virt_snapshot **ret, size_t *ret_n)
+core_snapshot_list(const char *domain, struct conf_snapshot **ret, size_t *ret_n)
 {
     return virt_snapshot_list(domain, ret, ret_n);
 }
 
 int
-core_snapshot_get(const char *domain, const char *name, struct virt_snapshot **ret)
+core_snapshot_get(const char *domain, const char *name, struct conf_snapshot **ret)
 {
     int r = lookup_name_check(name);
 
@@ -109,7 +110,7 @@ core_snapshot_get(const char *domain, const char *name, struct virt_snapshot **r
 }
 
 int
-core_snapshot_current(const char *domain, struct virt_snapshot **ret)
+core_snapshot_current(const char *domain, struct conf_snapshot **ret)
 {
     return virt_snapshot_current(domain, ret);
 }
@@ -211,14 +212,14 @@ place_file(const char *managed, const char *given, const char *def_name, const c
 }
 
 static int
-location_parse(const char *s, bool allow_none, enum virt_snap_location *ret)
+location_parse(const char *s, bool allow_none, enum conf_snapshot_location *ret)
 {
     if (strcmp(s, "internal") == 0)
-        *ret = VIRT_SNAP_INTERNAL;
+        *ret = CONF_SNAPSHOT_LOCATION_INTERNAL;
     else if (strcmp(s, "external") == 0)
-        *ret = VIRT_SNAP_EXTERNAL;
+        *ret = CONF_SNAPSHOT_LOCATION_EXTERNAL;
     else if (allow_none && strcmp(s, "none") == 0)
-        *ret = VIRT_SNAP_NONE;
+        *ret = CONF_SNAPSHOT_LOCATION_NONE;
     else
         return err_set(-EINVAL, "location must be internal, external%s, not '%s'",
                        allow_none ? " or none" : "", s);
@@ -236,12 +237,12 @@ find_disk_req(const struct core_snapshot_req *req, const char *target)
 
 /* Turns a request into a plan for domain d: defaults filled, names and places checked. */
 static int
-make_plan(const struct virt_domain *d, const struct core_snapshot_req *req, struct plan **ret)
+make_plan(const struct conf_domain *d, const struct core_snapshot_req *req, struct plan **ret)
 {
     _cleanup_(plan_freep) struct plan *p = calloc(1, sizeof(*p));
     _cleanup_free_ char *managed = NULL;
     bool running = strcmp(d->state, "running") == 0 || strcmp(d->state, "paused") == 0;
-    enum virt_snap_location def_loc;
+    enum conf_snapshot_location def_loc;
     char gen[64];
     bool any_external;
     int r;
@@ -280,14 +281,15 @@ make_plan(const struct virt_domain *d, const struct core_snapshot_req *req, stru
                        "ask for kind disk_only",
                        d->name, d->state);
 
-    def_loc = p->disk_only && running ? VIRT_SNAP_EXTERNAL : VIRT_SNAP_INTERNAL;
+    def_loc =
+        p->disk_only && running ? CONF_SNAPSHOT_LOCATION_EXTERNAL : CONF_SNAPSHOT_LOCATION_INTERNAL;
     if (req->location) {
         r = location_parse(req->location, false, &def_loc);
         if (r < 0)
             return r;
     }
-    p->memory = p->disk_only ? VIRT_SNAP_NONE : def_loc;
-    if (req->memory_file && p->memory != VIRT_SNAP_EXTERNAL)
+    p->memory = p->disk_only ? CONF_SNAPSHOT_LOCATION_NONE : def_loc;
+    if (req->memory_file && p->memory != CONF_SNAPSHOT_LOCATION_EXTERNAL)
         return err_set(-EINVAL, "memory_file needs a full snapshot with location external");
     if (req->quiesce && !p->disk_only)
         return err_set(-EINVAL, "quiesce needs kind disk_only: libvirt freezes the guest's file "
@@ -316,25 +318,25 @@ make_plan(const struct virt_domain *d, const struct core_snapshot_req *req, stru
         (req->description && !(p->description = strdup(req->description))))
         return -ENOMEM;
 
-    any_external = p->memory == VIRT_SNAP_EXTERNAL;
+    any_external = p->memory == CONF_SNAPSHOT_LOCATION_EXTERNAL;
     for (size_t k = 0; k < d->n_disks; k++) {
         const struct core_snapshot_disk_req *dr = find_disk_req(req, d->disks[k].target);
         bool is_disk = d->disks[k].device && strcmp(d->disks[k].device, "disk") == 0;
         struct plan_disk *pd = &p->disks[p->n_disks];
 
-        pd->location = is_disk ? def_loc : VIRT_SNAP_NONE;
+        pd->location = is_disk ? def_loc : CONF_SNAPSHOT_LOCATION_NONE;
         if (dr && dr->location) {
             r = location_parse(dr->location, true, &pd->location);
             if (r < 0)
                 return r;
         }
-        if (dr && dr->file && pd->location != VIRT_SNAP_EXTERNAL)
+        if (dr && dr->file && pd->location != CONF_SNAPSHOT_LOCATION_EXTERNAL)
             return err_set(-EINVAL, "disks: a file is for an external disk snapshot ('%s')",
                            d->disks[k].target);
         if (!(pd->target = strdup(d->disks[k].target)))
             return -ENOMEM;
         p->n_disks++;
-        any_external |= pd->location == VIRT_SNAP_EXTERNAL;
+        any_external |= pd->location == CONF_SNAPSHOT_LOCATION_EXTERNAL;
     }
 
     if (any_external) {
@@ -348,7 +350,7 @@ make_plan(const struct virt_domain *d, const struct core_snapshot_req *req, stru
         _cleanup_free_ char *def = NULL;
         char what[80];
 
-        if (pd->location != VIRT_SNAP_EXTERNAL)
+        if (pd->location != CONF_SNAPSHOT_LOCATION_EXTERNAL)
             continue;
         if (asprintf(&def, "%s.%s.qcow2", p->name, pd->target) < 0)
             return -ENOMEM;
@@ -362,7 +364,7 @@ make_plan(const struct virt_domain *d, const struct core_snapshot_req *req, stru
                 return err_set(-EINVAL, "disks %s and %s would share the file %s",
                                p->disks[j].target, pd->target, pd->file);
     }
-    if (p->memory == VIRT_SNAP_EXTERNAL) {
+    if (p->memory == CONF_SNAPSHOT_LOCATION_EXTERNAL) {
         _cleanup_free_ char *def = NULL;
         if (asprintf(&def, "%s.memory", p->name) < 0)
             return -ENOMEM;
@@ -418,7 +420,7 @@ snap_job_result(struct job *job, const struct plan *p)
 static int
 snap_job_resume(struct job *job, const struct plan *p)
 {
-    _cleanup_(virt_snapshot_freep) struct virt_snapshot *s = NULL;
+    _cleanup_(conf_snapshot_freep) struct conf_snapshot *s = NULL;
     bool active = true;
     int r;
 
@@ -510,7 +512,7 @@ snap_job_run(struct job *job, void *data)
      * Only an external memory state gives byte counts; for other snapshots the
      * "completed" statistics would be those of some earlier job.
      */
-    if (p->memory == VIRT_SNAP_EXTERNAL &&
+    if (p->memory == CONF_SNAPSHOT_LOCATION_EXTERNAL &&
         virt_domain_job_progress(p->uuid, true, &done, &total) == 0)
         job_progress(job, done, total);
     return snap_job_result(job, p);
@@ -532,10 +534,10 @@ snap_job_cancel(struct job *job, void *data)
 }
 
 static int
-snap_job_recover(const struct db_job *rec, void **ret_data)
+snap_job_recover(const struct conf_job *rec, void **ret_data)
 {
     _cleanup_(plan_freep) struct plan *p = NULL;
-    _cleanup_(virt_snapshot_freep) struct virt_snapshot *s = NULL;
+    _cleanup_(conf_snapshot_freep) struct conf_snapshot *s = NULL;
     bool active = false;
     int r;
 
@@ -580,11 +582,11 @@ core_snapshot_init(void)
 
 int
 core_snapshot_create(const char *domain, const struct core_snapshot_req *req,
-                     struct virt_snapshot **ret_snap, struct db_job **ret_job)
+                     struct conf_snapshot **ret_snap, struct conf_job **ret_job)
 {
-    _cleanup_(virt_domain_freep) struct virt_domain *d = NULL;
+    _cleanup_(conf_domain_freep) struct conf_domain *d = NULL;
     _cleanup_(plan_freep) struct plan *p = NULL;
-    _cleanup_(virt_snapshot_freep) struct virt_snapshot *existing = NULL;
+    _cleanup_(conf_snapshot_freep) struct conf_snapshot *existing = NULL;
     _cleanup_claim_ const char *claimed = NULL;
     int r;
 
@@ -628,16 +630,16 @@ core_snapshot_create(const char *domain, const struct core_snapshot_req *req,
  * touched, and say what would make it possible.
  */
 static int
-revert_allowed(const struct virt_domain *d, const char *name)
+revert_allowed(const struct conf_domain *d, const char *name)
 {
-    _cleanup_(virt_snapshot_freep) struct virt_snapshot *snap = NULL;
+    _cleanup_(conf_snapshot_freep) struct conf_snapshot *snap = NULL;
     struct core_checkpoint *cps = NULL;
-    struct virt_versions v;
+    struct conf_versions v;
     bool internal;
     size_t n = 0;
     int r;
 
-    r = core_versions_get(&v);
+    r = virt_versions_get(&v);
     if (r < 0)
         return r;
     if (strcasecmp(v.driver, "QEMU") != 0)
@@ -645,9 +647,9 @@ revert_allowed(const struct virt_domain *d, const char *name)
     r = virt_snapshot_get(d->uuid, name, &snap);
     if (r < 0)
         return r;
-    internal = snap->memory == VIRT_SNAP_INTERNAL;
+    internal = snap->memory == CONF_SNAPSHOT_LOCATION_INTERNAL;
     for (size_t i = 0; i < snap->n_disks; i++)
-        internal |= snap->disks[i].location == VIRT_SNAP_INTERNAL;
+        internal |= snap->disks[i].location == CONF_SNAPSHOT_LOCATION_INTERNAL;
     if (!internal)
         return 0;
     struct core_checkpoint_catalog cat;
@@ -668,9 +670,10 @@ revert_allowed(const struct virt_domain *d, const char *name)
 }
 
 int
-core_snapshot_revert(const char *domain, const char *name, enum virt_snap_start start, bool force)
+core_snapshot_revert(const char *domain, const char *name, enum conf_snapshot_start start,
+                     bool force)
 {
-    _cleanup_(virt_domain_freep) struct virt_domain *d = NULL;
+    _cleanup_(conf_domain_freep) struct conf_domain *d = NULL;
     _cleanup_claim_ const char *claimed = NULL;
     int r;
 
@@ -698,10 +701,10 @@ core_snapshot_names_free(char **names, size_t n)
 }
 
 int
-core_snapshot_delete(const char *domain, const char *name, enum virt_snap_delete mode,
+core_snapshot_delete(const char *domain, const char *name, enum conf_snapshot_delete_mode mode,
                      bool metadata_only, char ***ret_names, size_t *ret_n)
 {
-    _cleanup_(virt_domain_freep) struct virt_domain *d = NULL;
+    _cleanup_(conf_domain_freep) struct conf_domain *d = NULL;
     _cleanup_claim_ const char *claimed = NULL;
     char **kids = NULL, **names;
     size_t n_kids = 0, n = 0;
@@ -716,7 +719,7 @@ core_snapshot_delete(const char *domain, const char *name, enum virt_snap_delete
     r = core_busy_claim_scoped(d->uuid, "snapshot delete", &claimed);
     if (r < 0)
         return r;
-    if (mode != VIRT_SNAP_DELETE_ONE) {
+    if (mode != CONF_SNAPSHOT_DELETE_ONE) {
         r = virt_snapshot_descendants(d->uuid, name, &kids, &n_kids);
         if (r < 0)
             return r;
@@ -726,7 +729,7 @@ core_snapshot_delete(const char *domain, const char *name, enum virt_snap_delete
         core_snapshot_names_free(kids, n_kids);
         return -ENOMEM;
     }
-    if (mode != VIRT_SNAP_DELETE_CHILDREN_ONLY && !(names[n++] = strdup(name))) {
+    if (mode != CONF_SNAPSHOT_DELETE_CHILDREN_ONLY && !(names[n++] = strdup(name))) {
         core_snapshot_names_free(kids, n_kids);
         core_snapshot_names_free(names, n);
         return -ENOMEM;

@@ -19,8 +19,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "db/jobs.h"
-#include "virt/virt_snapshot.h"
+#include "conf/job.h"
+#include "conf/snapshot.h"
 
 struct core_snapshot_disk_req {
     const char *target;
@@ -44,13 +44,13 @@ struct core_snapshot_req {
 int core_snapshot_init(void);
 
 /* Lists the domain's snapshots (see virt_snapshot.h for ownership). */
-int core_snapshot_list(const char *domain, struct virt_snapshot **ret, size_t *ret_n);
+int core_snapshot_list(const char *domain, struct conf_snapshot **ret, size_t *ret_n);
 
 /* One snapshot; -EINVAL for a name no snapshot can have, -ENOENT when there is none. */
-int core_snapshot_get(const char *domain, const char *name, struct virt_snapshot **ret);
+int core_snapshot_get(const char *domain, const char *name, struct conf_snapshot **ret);
 
 /* The current snapshot, or -ENOENT. */
-int core_snapshot_current(const char *domain, struct virt_snapshot **ret);
+int core_snapshot_current(const char *domain, struct conf_snapshot **ret);
 
 /* libvirt's XML of one snapshot, as a new string. */
 int core_snapshot_xml(const char *domain, const char *name, char **ret);
@@ -66,10 +66,10 @@ int core_snapshot_xml(const char *domain, const char *name, char **ret);
  * libvirt's refusal.
  */
 int core_snapshot_create(const char *domain, const struct core_snapshot_req *req,
-                         struct virt_snapshot **ret_snap, struct db_job **ret_job);
+                         struct conf_snapshot **ret_snap, struct conf_job **ret_job);
 
 /* Reverts to a snapshot (see virt_snapshot_revert). */
-int core_snapshot_revert(const char *domain, const char *name, enum virt_snap_start start,
+int core_snapshot_revert(const char *domain, const char *name, enum conf_snapshot_start start,
                          bool force);
 
 /*
@@ -77,7 +77,7 @@ int core_snapshot_revert(const char *domain, const char *name, enum virt_snap_st
  * that are gone (*ret_n of them), the snapshot first unless only its
  * children went.
  */
-int core_snapshot_delete(const char *domain, const char *name, enum virt_snap_delete mode,
+int core_snapshot_delete(const char *domain, const char *name, enum conf_snapshot_delete_mode mode,
                          bool metadata_only, char ***ret_names, size_t *ret_n);
 
 /* Frees an array of names from core_snapshot_delete. */

@@ -14,48 +14,6 @@
     "base_checkpoint, checkpoint, domain_xml, stored_bytes, started_at, finished_at, "             \
     "error_errno, error_detail, verified_at, verify_ok, verify_detail"
 
-static void
-disk_clear(struct db_backup_disk *d)
-{
-    free(d->target);
-    free(d->file);
-    free(d->backing);
-    free(d->sha256);
-}
-
-void
-db_backup_free(struct db_backup *b)
-{
-    if (!b)
-        return;
-    free(b->id);
-    free(b->domain_uuid);
-    free(b->domain_name);
-    free(b->mode);
-    free(b->type);
-    free(b->state);
-    free(b->job_id);
-    free(b->chain_id);
-    free(b->parent_id);
-    free(b->base_checkpoint);
-    free(b->checkpoint);
-    free(b->domain_xml);
-    free(b->error_detail);
-    free(b->verify_detail);
-    for (size_t i = 0; i < b->n_disks; i++)
-        disk_clear(&b->disks[i]);
-    free(b->disks);
-    free(b);
-}
-
-void
-db_backup_list_free(struct db_backup **list, size_t n)
-{
-    for (size_t i = 0; list && i < n; i++)
-        db_backup_free(list[i]);
-    free(list);
-}
-
 /* Records rc as the failure of what and rolls the open transaction back. */
 static int
 rollback(struct db *db, int rc, const char *what)
@@ -66,65 +24,39 @@ rollback(struct db *db, int rc, const char *what)
     return r;
 }
 
-/* Binds s as text, or NULL when s is NULL. */
 static int
-bind_text(sqlite3_stmt *st, int i, const char *s)
+row_to_backup(sqlite3_stmt *st, struct conf_backup **ret)
 {
-    return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
-}
-
-/* Binds a time or a count where 0 means "unset" as NULL. */
-static int
-bind_opt_int(sqlite3_stmt *st, int i, int64_t v)
-{
-    return v ? sqlite3_bind_int64(st, i, v) : sqlite3_bind_null(st, i);
-}
-
-/* A new copy of column i, or NULL for SQL NULL; *oom set when the copy fails. */
-static char *
-column_dup(sqlite3_stmt *st, int i, bool *oom)
-{
-    const unsigned char *s = sqlite3_column_text(st, i);
-    char *copy;
-
-    if (!s)
-        return NULL;
-    copy = strdup((const char *)s);
-    if (!copy)
-        *oom = true;
-    return copy;
-}
-
-static int
-row_to_backup(sqlite3_stmt *st, struct db_backup **ret)
-{
-    struct db_backup *b = calloc(1, sizeof(*b));
+    struct conf_backup *b = calloc(1, sizeof(*b));
     bool oom = false;
 
     if (!b)
         return -ENOMEM;
-    b->id = column_dup(st, 0, &oom);
-    b->domain_uuid = column_dup(st, 1, &oom);
-    b->domain_name = column_dup(st, 2, &oom);
-    b->mode = column_dup(st, 3, &oom);
-    b->type = column_dup(st, 4, &oom);
-    b->state = column_dup(st, 5, &oom);
-    b->job_id = column_dup(st, 6, &oom);
-    b->chain_id = column_dup(st, 7, &oom);
-    b->parent_id = column_dup(st, 8, &oom);
-    b->base_checkpoint = column_dup(st, 9, &oom);
-    b->checkpoint = column_dup(st, 10, &oom);
-    b->domain_xml = column_dup(st, 11, &oom);
+    b->id = db_column_dup(st, 0, &oom);
+    b->domain_uuid = db_column_dup(st, 1, &oom);
+    b->domain_name = db_column_dup(st, 2, &oom);
+    if (conf_backup_mode_from_string((const char *)sqlite3_column_text(st, 3), &b->mode) < 0 ||
+        conf_backup_type_from_string((const char *)sqlite3_column_text(st, 4), &b->type) < 0 ||
+        conf_backup_state_from_string((const char *)sqlite3_column_text(st, 5), &b->state) < 0) {
+        conf_backup_free(b);
+        return err_set(-EIO, "a backup row has an unknown mode, type or state");
+    }
+    b->job_id = db_column_dup(st, 6, &oom);
+    b->chain_id = db_column_dup(st, 7, &oom);
+    b->parent_id = db_column_dup(st, 8, &oom);
+    b->base_checkpoint = db_column_dup(st, 9, &oom);
+    b->checkpoint = db_column_dup(st, 10, &oom);
+    b->domain_xml = db_column_dup(st, 11, &oom);
     b->stored_bytes = (uint64_t)sqlite3_column_int64(st, 12);
     b->started_at = sqlite3_column_int64(st, 13);
     b->finished_at = sqlite3_column_int64(st, 14);
     b->error_errno = sqlite3_column_int(st, 15);
-    b->error_detail = column_dup(st, 16, &oom);
+    b->error_detail = db_column_dup(st, 16, &oom);
     b->verified_at = sqlite3_column_int64(st, 17);
     b->verify_ok = sqlite3_column_type(st, 18) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 18);
-    b->verify_detail = column_dup(st, 19, &oom);
+    b->verify_detail = db_column_dup(st, 19, &oom);
     if (oom) {
-        db_backup_free(b);
+        conf_backup_free(b);
         return -ENOMEM;
     }
     *ret = b;
@@ -133,7 +65,7 @@ row_to_backup(sqlite3_stmt *st, struct db_backup **ret)
 
 /* Reads the disk rows of b (the lock held). */
 static int
-load_disks(struct db *db, struct db_backup *b)
+load_disks(struct db *db, struct conf_backup *b)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     size_t cap = 0;
@@ -150,20 +82,20 @@ load_disks(struct db *db, struct db_backup *b)
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (b->n_disks == cap) {
             size_t ncap = cap ? cap * 2 : 4;
-            struct db_backup_disk *n = realloc(b->disks, ncap * sizeof(*n));
+            struct conf_backup_disk *n = realloc(b->disks, ncap * sizeof(*n));
             if (!n)
                 return -ENOMEM;
             b->disks = n;
             cap = ncap;
         }
-        struct db_backup_disk *d = &b->disks[b->n_disks++];
+        struct conf_backup_disk *d = &b->disks[b->n_disks++];
         memset(d, 0, sizeof(*d));
-        d->target = column_dup(st, 0, &oom);
-        d->file = column_dup(st, 1, &oom);
-        d->backing = column_dup(st, 2, &oom);
+        d->target = db_column_dup(st, 0, &oom);
+        d->file = db_column_dup(st, 1, &oom);
+        d->backing = db_column_dup(st, 2, &oom);
         d->size = (uint64_t)sqlite3_column_int64(st, 3);
         d->stored_bytes = (uint64_t)sqlite3_column_int64(st, 4);
-        d->sha256 = column_dup(st, 5, &oom);
+        d->sha256 = db_column_dup(st, 5, &oom);
         if (oom)
             return -ENOMEM;
     }
@@ -173,7 +105,7 @@ load_disks(struct db *db, struct db_backup *b)
 }
 
 int
-db_backup_insert(struct db *db, const struct db_backup *b)
+db_backup_insert(struct db *db, const struct conf_backup *b)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     _cleanup_stmt_ sqlite3_stmt *sd = NULL;
@@ -195,37 +127,37 @@ db_backup_insert(struct db *db, const struct db_backup *b)
     r = db_exec(db, "BEGIN IMMEDIATE");
     if (r < 0)
         return r;
-    bind_text(st, 1, b->id);
-    bind_text(st, 2, b->domain_uuid);
-    bind_text(st, 3, b->domain_name);
-    bind_text(st, 4, b->mode);
-    bind_text(st, 5, b->type);
-    bind_text(st, 6, b->state);
-    bind_text(st, 7, b->job_id);
-    bind_text(st, 8, b->chain_id);
-    bind_text(st, 9, b->parent_id);
-    bind_text(st, 10, b->base_checkpoint);
-    bind_text(st, 11, b->checkpoint);
-    bind_text(st, 12, b->domain_xml);
+    db_bind_text(st, 1, b->id);
+    db_bind_text(st, 2, b->domain_uuid);
+    db_bind_text(st, 3, b->domain_name);
+    db_bind_text(st, 4, conf_backup_mode_to_string(b->mode));
+    db_bind_text(st, 5, conf_backup_type_to_string(b->type));
+    db_bind_text(st, 6, conf_backup_state_to_string(b->state));
+    db_bind_text(st, 7, b->job_id);
+    db_bind_text(st, 8, b->chain_id);
+    db_bind_text(st, 9, b->parent_id);
+    db_bind_text(st, 10, b->base_checkpoint);
+    db_bind_text(st, 11, b->checkpoint);
+    db_bind_text(st, 12, b->domain_xml);
     sqlite3_bind_int64(st, 13, (int64_t)b->stored_bytes);
     sqlite3_bind_int64(st, 14, b->started_at);
-    bind_opt_int(st, 15, b->finished_at);
-    bind_opt_int(st, 16, b->error_errno);
-    bind_text(st, 17, b->error_detail);
+    db_bind_opt_int(st, 15, b->finished_at);
+    db_bind_opt_int(st, 16, b->error_errno);
+    db_bind_text(st, 17, b->error_detail);
     rc = sqlite3_step(st);
     if (rc != SQLITE_DONE)
         return rollback(db, rc, "insert backup");
     for (size_t i = 0; i < b->n_disks; i++) {
-        const struct db_backup_disk *d = &b->disks[i];
+        const struct conf_backup_disk *d = &b->disks[i];
 
         sqlite3_reset(sd);
-        bind_text(sd, 1, b->id);
-        bind_text(sd, 2, d->target);
-        bind_text(sd, 3, d->file);
-        bind_text(sd, 4, d->backing);
+        db_bind_text(sd, 1, b->id);
+        db_bind_text(sd, 2, d->target);
+        db_bind_text(sd, 3, d->file);
+        db_bind_text(sd, 4, d->backing);
         sqlite3_bind_int64(sd, 5, (int64_t)d->size);
         sqlite3_bind_int64(sd, 6, (int64_t)d->stored_bytes);
-        bind_text(sd, 7, d->sha256);
+        db_bind_text(sd, 7, d->sha256);
         rc = sqlite3_step(sd);
         if (rc != SQLITE_DONE)
             return rollback(db, rc, "insert backup disk");
@@ -234,10 +166,10 @@ db_backup_insert(struct db *db, const struct db_backup *b)
 }
 
 int
-db_backup_get(struct db *db, const char *id, struct db_backup **ret)
+db_backup_get(struct db *db, const char *id, struct conf_backup **ret)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    struct db_backup *b = NULL;
+    struct conf_backup *b = NULL;
     int r, rc;
 
     DB_LOCK_SCOPE(db);
@@ -255,7 +187,7 @@ db_backup_get(struct db *db, const char *id, struct db_backup **ret)
         return r;
     r = load_disks(db, b);
     if (r < 0) {
-        db_backup_free(b);
+        conf_backup_free(b);
         return r;
     }
     *ret = b;
@@ -271,20 +203,20 @@ db_backup_get(struct db *db, const char *id, struct db_backup **ret)
 static void
 bind_filter(sqlite3_stmt *st, const struct db_backup_filter *f)
 {
-    bind_text(st, 1, f->domain_uuid);
-    bind_text(st, 2, f->type);
-    bind_text(st, 3, f->state);
-    bind_text(st, 4, f->chain_id);
-    bind_text(st, 5, f->checkpoint);
+    db_bind_text(st, 1, f->domain_uuid);
+    db_bind_text(st, 2, f->type ? conf_backup_type_to_string(*f->type) : NULL);
+    db_bind_text(st, 3, f->state ? conf_backup_state_to_string(*f->state) : NULL);
+    db_bind_text(st, 4, f->chain_id);
+    db_bind_text(st, 5, f->checkpoint);
 }
 
 int
-db_backup_list(struct db *db, const struct db_backup_filter *filter, struct db_backup ***ret,
+db_backup_list(struct db *db, const struct db_backup_filter *filter, struct conf_backup ***ret,
                size_t *ret_n, size_t *ret_total)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     _cleanup_stmt_ sqlite3_stmt *sc = NULL;
-    struct db_backup **list = NULL;
+    struct conf_backup **list = NULL;
     size_t n = 0, cap = 0, total = 0;
     int r, rc;
 
@@ -301,9 +233,9 @@ db_backup_list(struct db *db, const struct db_backup_filter *filter, struct db_b
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (n == cap) {
             size_t ncap = cap ? cap * 2 : 8;
-            struct db_backup **nl = realloc(list, ncap * sizeof(*nl));
+            struct conf_backup **nl = realloc(list, ncap * sizeof(*nl));
             if (!nl) {
-                db_backup_list_free(list, n);
+                conf_backup_list_free(list, n);
                 return -ENOMEM;
             }
             list = nl;
@@ -315,12 +247,12 @@ db_backup_list(struct db *db, const struct db_backup_filter *filter, struct db_b
             r = load_disks(db, list[n - 1]);
         }
         if (r < 0) {
-            db_backup_list_free(list, n);
+            conf_backup_list_free(list, n);
             return r;
         }
     }
     if (rc != SQLITE_DONE) {
-        db_backup_list_free(list, n);
+        conf_backup_list_free(list, n);
         return db_error(db, rc, "list backups");
     }
     if (ret_total) {
@@ -334,7 +266,7 @@ db_backup_list(struct db *db, const struct db_backup_filter *filter, struct db_b
                 r = db_error(db, rc, "count backups");
         }
         if (r < 0) {
-            db_backup_list_free(list, n);
+            conf_backup_list_free(list, n);
             return r;
         }
         *ret_total = total;
@@ -345,7 +277,7 @@ db_backup_list(struct db *db, const struct db_backup_filter *filter, struct db_b
 }
 
 int
-db_backup_finish(struct db *db, const struct db_backup *b)
+db_backup_finish(struct db *db, const struct conf_backup *b)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     _cleanup_stmt_ sqlite3_stmt *sd = NULL;
@@ -367,12 +299,12 @@ db_backup_finish(struct db *db, const struct db_backup *b)
     r = db_exec(db, "BEGIN IMMEDIATE");
     if (r < 0)
         return r;
-    bind_text(st, 1, b->id);
-    bind_text(st, 2, b->state);
-    bind_opt_int(st, 3, b->finished_at);
+    db_bind_text(st, 1, b->id);
+    db_bind_text(st, 2, conf_backup_state_to_string(b->state));
+    db_bind_opt_int(st, 3, b->finished_at);
     sqlite3_bind_int64(st, 4, (int64_t)b->stored_bytes);
-    bind_opt_int(st, 5, b->error_errno);
-    bind_text(st, 6, b->error_detail);
+    db_bind_opt_int(st, 5, b->error_errno);
+    db_bind_text(st, 6, b->error_detail);
     rc = sqlite3_step(st);
     if (rc != SQLITE_DONE)
         return rollback(db, rc, "record the end of a backup");
@@ -380,7 +312,7 @@ db_backup_finish(struct db *db, const struct db_backup *b)
         sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
         return err_set(-ENOENT, "backup '%s' not found", b->id);
     }
-    if (strcmp(b->state, "completed") != 0) {
+    if (b->state != CONF_BACKUP_STATE_COMPLETED) {
         /* A backup that did not complete has no files: its row must not claim any. */
         sqlite3_finalize(sd);
         sd = NULL;
@@ -389,7 +321,7 @@ db_backup_finish(struct db *db, const struct db_backup *b)
             sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
             return r;
         }
-        bind_text(sd, 1, b->id);
+        db_bind_text(sd, 1, b->id);
         rc = sqlite3_step(sd);
         if (rc != SQLITE_DONE)
             return rollback(db, rc, "forget the disks of a backup");
@@ -397,10 +329,10 @@ db_backup_finish(struct db *db, const struct db_backup *b)
     }
     for (size_t i = 0; i < b->n_disks; i++) {
         sqlite3_reset(sd);
-        bind_text(sd, 1, b->id);
-        bind_text(sd, 2, b->disks[i].target);
+        db_bind_text(sd, 1, b->id);
+        db_bind_text(sd, 2, b->disks[i].target);
         sqlite3_bind_int64(sd, 3, (int64_t)b->disks[i].stored_bytes);
-        bind_text(sd, 4, b->disks[i].sha256);
+        db_bind_text(sd, 4, b->disks[i].sha256);
         rc = sqlite3_step(sd);
         if (rc != SQLITE_DONE)
             return rollback(db, rc, "record a backup disk");
@@ -421,10 +353,10 @@ db_backup_set_verification(struct db *db, const char *id, int64_t at, int ok, co
                    &st);
     if (r < 0)
         return r;
-    bind_text(st, 1, id);
+    db_bind_text(st, 1, id);
     sqlite3_bind_int64(st, 2, at);
     sqlite3_bind_int(st, 3, ok ? 1 : 0);
-    bind_text(st, 4, detail);
+    db_bind_text(st, 4, detail);
     rc = sqlite3_step(st);
     if (rc != SQLITE_DONE)
         return db_error(db, rc, "record a verification");
@@ -448,7 +380,7 @@ db_backup_dependents(struct db *db, const char *id, char ***ret, size_t *ret_n)
                    &st);
     if (r < 0)
         return r;
-    bind_text(st, 1, id);
+    db_bind_text(st, 1, id);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         char **nl = realloc(ids, (n + 2) * sizeof(*nl));
         char *s = strdup((const char *)sqlite3_column_text(st, 0));
@@ -491,9 +423,9 @@ change_one(struct db *db, const char *sql, const char *id, const char *value, co
     r = db_prepare(db, sql, &st);
     if (r < 0)
         return r;
-    bind_text(st, 1, id);
+    db_bind_text(st, 1, id);
     if (value)
-        bind_text(st, 2, value);
+        db_bind_text(st, 2, value);
     rc = sqlite3_step(st);
     if (rc != SQLITE_DONE)
         return db_error(db, rc, what);
@@ -509,10 +441,10 @@ db_backup_delete(struct db *db, const char *id)
 }
 
 int
-db_backup_set_state(struct db *db, const char *id, const char *state)
+db_backup_set_state(struct db *db, const char *id, enum conf_backup_state state)
 {
-    return change_one(db, "UPDATE backups SET state = ?2 WHERE id = ?1", id, state,
-                      "record a backup's state");
+    return change_one(db, "UPDATE backups SET state = ?2 WHERE id = ?1", id,
+                      conf_backup_state_to_string(state), "record a backup's state");
 }
 
 int
@@ -537,7 +469,7 @@ db_backup_find_domain(struct db *db, const char *name_or_uuid, char ret_uuid[37]
                    &st);
     if (r < 0)
         return r;
-    bind_text(st, 1, name_or_uuid);
+    db_bind_text(st, 1, name_or_uuid);
     rc = sqlite3_step(st);
     if (rc == SQLITE_DONE)
         return err_set(-ENOENT, "domain '%s' not found", name_or_uuid);

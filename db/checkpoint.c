@@ -36,32 +36,26 @@ db_checkpoint_list_free(struct db_checkpoint *list, size_t n)
     free(list);
 }
 
-static char *
-column_strdup(sqlite3_stmt *st, int col)
-{
-    const unsigned char *v = sqlite3_column_text(st, col);
-
-    return v ? strdup((const char *)v) : NULL;
-}
-
 /* Fills c from a row of COLUMNS; -ENOMEM when a copy fails (c then needs freeing). */
 static int
 read_row(sqlite3_stmt *st, struct db_checkpoint *c)
 {
     const unsigned char *uuid = sqlite3_column_text(st, 0);
     const unsigned char *state = sqlite3_column_text(st, 4);
+    bool oom = false;
 
     snprintf(c->domain_uuid, sizeof(c->domain_uuid), "%s", uuid ? (const char *)uuid : "");
-    snprintf(c->state, sizeof(c->state), "%s", state ? (const char *)state : "");
-    c->name = column_strdup(st, 1);
-    c->parent = column_strdup(st, 2);
-    c->xml = column_strdup(st, 3);
-    c->reason = column_strdup(st, 5);
+    if (conf_checkpoint_state_from_string((const char *)state, &c->state) < 0)
+        return err_set(-EIO, "checkpoint row with an unknown state '%s'",
+                       state ? (const char *)state : "");
+    c->name = db_column_dup(st, 1, &oom);
+    c->parent = db_column_dup(st, 2, &oom);
+    c->xml = db_column_dup(st, 3, &oom);
+    c->reason = db_column_dup(st, 5, &oom);
     c->created = sqlite3_column_int64(st, 6);
     c->stored = sqlite3_column_int64(st, 7);
     c->updated = sqlite3_column_int64(st, 8);
-    if (!c->name || !c->xml || (sqlite3_column_type(st, 2) != SQLITE_NULL && !c->parent) ||
-        (sqlite3_column_type(st, 5) != SQLITE_NULL && !c->reason))
+    if (oom || !c->name || !c->xml)
         return -ENOMEM;
     return 0;
 }
@@ -103,7 +97,9 @@ db_checkpoint_put(struct db *db, const struct db_checkpoint *c)
     if (c->parent)
         sqlite3_bind_text(st, 3, c->parent, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, c->xml, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, c->state, -1, SQLITE_STATIC);
+    if (!conf_checkpoint_state_to_string(c->state))
+        return err_set(-EINVAL, "unknown checkpoint state %d", (int)c->state);
+    sqlite3_bind_text(st, 5, conf_checkpoint_state_to_string(c->state), -1, SQLITE_STATIC);
     if (c->reason)
         sqlite3_bind_text(st, 6, c->reason, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 7, c->created);
@@ -192,8 +188,8 @@ db_checkpoint_list(struct db *db, const char *domain_uuid, struct db_checkpoint 
 }
 
 int
-db_checkpoint_set_state(struct db *db, const char *domain_uuid, const char *name, const char *state,
-                        const char *reason)
+db_checkpoint_set_state(struct db *db, const char *domain_uuid, const char *name,
+                        enum conf_checkpoint_state state, const char *reason)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r, rc;
@@ -207,7 +203,7 @@ db_checkpoint_set_state(struct db *db, const char *domain_uuid, const char *name
         return r;
     sqlite3_bind_text(st, 1, domain_uuid, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, state, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, conf_checkpoint_state_to_string(state), -1, SQLITE_STATIC);
     if (reason)
         sqlite3_bind_text(st, 4, reason, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, text_now_ms());

@@ -13,6 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cleanup.h"
+#include "conf/checkpoint.h"
+
 struct db;
 
 struct db_checkpoint {
@@ -20,7 +23,7 @@ struct db_checkpoint {
     char *name;
     char *parent;    /* NULL for a root */
     char *xml;       /* full checkpoint XML */
-    char state[16];  /* "ok", "redefined", "broken" or "orphaned" */
+    enum conf_checkpoint_state state;
     char *reason;    /* why the state is what it is, or NULL */
     int64_t created; /* libvirt's creationTime, seconds since the epoch */
     int64_t stored;  /* when the row was first written, ms since the epoch */
@@ -46,7 +49,7 @@ int db_checkpoint_list(struct db *db, const char *domain_uuid, struct db_checkpo
 
 /* Sets state and reason (NULL: none) of one row. -ENOENT when there is none. */
 int db_checkpoint_set_state(struct db *db, const char *domain_uuid, const char *name,
-                            const char *state, const char *reason);
+                            enum conf_checkpoint_state state, const char *reason);
 
 /* Deletes one row. -ENOENT when there is none. */
 int db_checkpoint_delete(struct db *db, const char *domain_uuid, const char *name);
@@ -59,6 +62,8 @@ uint64_t db_checkpoint_version(void);
 
 /* Free what the functions above return; both accept NULL. */
 void db_checkpoint_free(struct db_checkpoint *c);
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct db_checkpoint *, db_checkpoint_free);
 void db_checkpoint_list_free(struct db_checkpoint *list, size_t n);
 
 #endif

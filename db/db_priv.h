@@ -7,6 +7,10 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "db.h"
 
@@ -23,6 +27,35 @@ int db_prepare(struct db *db, const char *sql, sqlite3_stmt **ret);
 
 /* Runs one or more statements without results (the lock held by the caller). */
 int db_exec(struct db *db, const char *sql);
+
+/* Binds s as text, or NULL when s is NULL. */
+static inline int
+db_bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
+}
+
+/* Binds a time or a count where 0 means "unset" as NULL. */
+static inline int
+db_bind_opt_int(sqlite3_stmt *st, int i, int64_t v)
+{
+    return v ? sqlite3_bind_int64(st, i, v) : sqlite3_bind_null(st, i);
+}
+
+/* A new copy of column i, or NULL for SQL NULL; *oom set when the copy fails. */
+static inline char *
+db_column_dup(sqlite3_stmt *st, int i, bool *oom)
+{
+    const unsigned char *s = sqlite3_column_text(st, i);
+    char *copy;
+
+    if (!s)
+        return NULL;
+    copy = strdup((const char *)s);
+    if (!copy)
+        *oom = true;
+    return copy;
+}
 
 static inline void
 db_stmt_freep(sqlite3_stmt **s)

@@ -9,10 +9,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "api/api_json.h"
+#include "api/feed.h"
 #include "cleanup.h"
-#include "core/core.h"
-#include "core/jobs.h"
 #include "events.h"
 #include "log.h"
 
@@ -48,10 +46,9 @@ static struct {
     bool closing;
     bool stopping;
     bool started;
-    int job_listener;
+    bool feeding; /* api_feed_start() succeeded */
     pthread_t keepalive_thread;
 } hub = {
-    .job_listener = -1,
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .wake = PTHREAD_COND_INITIALIZER,
     .head = 1,
@@ -239,29 +236,12 @@ events_stream_new(struct MHD_Connection *conn)
     return resp;
 }
 
-/* Every job change (jobs.h listener: quick, on the thread that made it). */
+/* The API's feed: each change as JSON text. */
 static void
-on_job(const struct db_job *job, void *opaque)
+on_change(const char *event, const char *json, void *opaque)
 {
-    json_auto_t *j = api_job_json(job);
-    _cleanup_free_ char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     (void)opaque;
-
-    if (text)
-        events_publish("job", text);
-}
-
-/* Every domain lifecycle event (on libvirt's event thread). */
-static void
-on_domain(const struct virt_event *ev, void *opaque)
-{
-    json_auto_t *j = json_pack("{s:s?, s:s?, s:s}", "domain", ev->domain, "uuid", ev->uuid, "event",
-                               core_domain_event_name(ev->kind));
-    _cleanup_free_ char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    (void)opaque;
-
-    if (text)
-        events_publish("domain", text);
+    events_publish(event, json);
 }
 
 static void *
@@ -295,11 +275,10 @@ events_start(void)
     if (pthread_create(&hub.keepalive_thread, NULL, keepalive_main, NULL) != 0)
         return -EAGAIN;
     hub.started = true;
-    r = core_jobs_listen(on_job, NULL);
+    r = api_feed_start(on_change, NULL);
     if (r < 0)
         return r;
-    hub.job_listener = r;
-    core_domain_events_listen(on_domain, NULL);
+    hub.feeding = true;
     return 0;
 }
 
@@ -315,10 +294,9 @@ events_shutdown(void)
 void
 events_stop(void)
 {
-    if (hub.job_listener >= 0)
-        core_jobs_unlisten(hub.job_listener);
-    hub.job_listener = -1;
-    core_domain_events_listen(NULL, NULL);
+    if (hub.feeding)
+        api_feed_stop();
+    hub.feeding = false;
     events_shutdown();
     if (hub.started) {
         pthread_mutex_lock(&hub.lock);

@@ -4,9 +4,9 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/feed.h"
 #include "metrics.h"
 #include "router.h"
-#include "core/core.h"
 
 #define MAX_SERIES 512
 
@@ -85,7 +85,7 @@ metrics_render(void)
     fprintf(f,
             "# HELP virtvault_libvirt_connected Whether the libvirt connection is up.\n"
             "# TYPE virtvault_libvirt_connected gauge\nvirtvault_libvirt_connected %d\n",
-            core_hypervisor_connected() ? 1 : 0);
+            api_hypervisor_connected() ? 1 : 0);
     fputs("# HELP virtvault_http_requests_total HTTP requests by method, route and status.\n"
           "# TYPE virtvault_http_requests_total counter\n",
           f);

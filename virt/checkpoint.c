@@ -14,72 +14,6 @@
 /* The largest checkpoint XML built here (a name, a description, a few disks). */
 #define SPEC_XML_MAX (64 * 1024)
 
-static inline void
-virt_checkpoint_handle_freep(virDomainCheckpointPtr *c)
-{
-    if (*c)
-        virDomainCheckpointFree(*c);
-}
-#define _cleanup_cp_ __attribute__((cleanup(virt_checkpoint_handle_freep)))
-
-static inline void
-virt_xml_docp(xmlDocPtr *d)
-{
-    if (*d)
-        xmlFreeDoc(*d);
-}
-static inline void
-virt_xml_ctxp(xmlXPathContextPtr *c)
-{
-    if (*c)
-        xmlXPathFreeContext(*c);
-}
-static inline void
-virt_xml_objp(xmlXPathObjectPtr *o)
-{
-    if (*o)
-        xmlXPathFreeObject(*o);
-}
-
-static void
-disk_clear(struct virt_checkpoint_disk *d)
-{
-    free(d->target);
-    free(d->bitmap_name);
-}
-
-static void
-checkpoint_clear(struct virt_checkpoint *c)
-{
-    free(c->name);
-    free(c->parent);
-    free(c->description);
-    for (size_t i = 0; i < c->n_disks; i++)
-        disk_clear(&c->disks[i]);
-    free(c->disks);
-    free(c->xml);
-    memset(c, 0, sizeof(*c));
-}
-
-void
-virt_checkpoint_free(struct virt_checkpoint *c)
-{
-    if (!c)
-        return;
-    checkpoint_clear(c);
-    free(c);
-}
-
-void
-virt_checkpoint_list_free(struct virt_checkpoint *list, size_t n)
-{
-    for (size_t i = 0; list && i < n; i++)
-        checkpoint_clear(&list[i]);
-    free(list);
-}
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct virt_checkpoint *, virt_checkpoint_free);
-
 static int
 parse_int64(const char *s, int64_t *ret)
 {
@@ -97,7 +31,7 @@ parse_int64(const char *s, int64_t *ret)
 }
 
 static int
-parse_disks(xmlXPathContextPtr ctx, struct virt_checkpoint *c)
+parse_disks(xmlXPathContextPtr ctx, struct conf_checkpoint_def *c)
 {
     _cleanup_(virt_xml_objp) xmlXPathObjectPtr set =
         xmlXPathEvalExpression((const xmlChar *)"/domaincheckpoint/disks/disk", ctx);
@@ -110,7 +44,7 @@ parse_disks(xmlXPathContextPtr ctx, struct virt_checkpoint *c)
     if (!c->disks)
         return -ENOMEM;
     for (int i = 0; i < n; i++) {
-        struct virt_checkpoint_disk *d = &c->disks[c->n_disks];
+        struct conf_checkpoint_disk *d = &c->disks[c->n_disks];
         _cleanup_free_ char *mode = NULL;
         _cleanup_free_ char *size = NULL;
 
@@ -121,7 +55,7 @@ parse_disks(xmlXPathContextPtr ctx, struct virt_checkpoint *c)
         size = virt_xml_string(ctx, "string(@size)");
         ctx->node = saved;
         if (!d->target) {
-            disk_clear(d);
+            conf_checkpoint_disk_clear(d);
             continue;
         }
         d->bitmap = !mode || strcmp(mode, "bitmap") == 0;
@@ -133,9 +67,9 @@ parse_disks(xmlXPathContextPtr ctx, struct virt_checkpoint *c)
 }
 
 int
-virt_checkpoint_parse(const char *xml, struct virt_checkpoint **ret)
+virt_checkpoint_parse(const char *xml, struct conf_checkpoint_def **ret)
 {
-    _cleanup_(virt_checkpoint_freep) struct virt_checkpoint *c = NULL;
+    _cleanup_(conf_checkpoint_def_freep) struct conf_checkpoint_def *c = NULL;
     _cleanup_(virt_xml_docp) xmlDocPtr doc = NULL;
     _cleanup_(virt_xml_ctxp) xmlXPathContextPtr ctx = NULL;
     _cleanup_free_ char *created = NULL;
@@ -225,7 +159,7 @@ checkpoint_open(const char *domain, const char *name, virConnectPtr *ret_conn,
 }
 
 static int
-describe(virDomainCheckpointPtr cp, struct virt_checkpoint **ret)
+describe(virDomainCheckpointPtr cp, struct conf_checkpoint_def **ret)
 {
     _cleanup_free_ char *xml = virDomainCheckpointGetXMLDesc(cp, 0);
 
@@ -235,12 +169,12 @@ describe(virDomainCheckpointPtr cp, struct virt_checkpoint **ret)
 }
 
 int
-virt_checkpoint_list(const char *domain, struct virt_checkpoint **ret, size_t *ret_n)
+virt_checkpoint_list(const char *domain, struct conf_checkpoint_def **ret, size_t *ret_n)
 {
     _cleanup_conn_ virConnectPtr conn = NULL;
     _cleanup_dom_ virDomainPtr dom = NULL;
     virDomainCheckpointPtr *cps = NULL;
-    struct virt_checkpoint *list;
+    struct conf_checkpoint_def *list;
     size_t n_ok = 0;
     int n, r;
 
@@ -254,7 +188,7 @@ virt_checkpoint_list(const char *domain, struct virt_checkpoint **ret, size_t *r
     r = list ? 0 : -ENOMEM;
     for (int i = 0; i < n; i++) {
         if (r == 0) {
-            struct virt_checkpoint *c = NULL;
+            struct conf_checkpoint_def *c = NULL;
             int q = describe(cps[i], &c);
             if (q == 0) {
                 list[n_ok++] = *c;
@@ -267,7 +201,7 @@ virt_checkpoint_list(const char *domain, struct virt_checkpoint **ret, size_t *r
     }
     free(cps);
     if (r < 0) {
-        virt_checkpoint_list_free(list, n_ok);
+        conf_checkpoint_def_list_free(list, n_ok);
         return r;
     }
     *ret = list;
@@ -315,12 +249,12 @@ virt_checkpoint_names(const char *domain, char ***ret, size_t *ret_n)
 
 int
 virt_checkpoint_get(const char *domain, const char *name, bool with_size,
-                    struct virt_checkpoint **ret)
+                    struct conf_checkpoint_def **ret)
 {
     _cleanup_conn_ virConnectPtr conn = NULL;
     _cleanup_dom_ virDomainPtr dom = NULL;
     _cleanup_cp_ virDomainCheckpointPtr cp = NULL;
-    _cleanup_(virt_checkpoint_freep) struct virt_checkpoint *c = NULL;
+    _cleanup_(conf_checkpoint_def_freep) struct conf_checkpoint_def *c = NULL;
     int r;
 
     r = checkpoint_open(domain, name, &conn, &dom, &cp);
@@ -330,7 +264,7 @@ virt_checkpoint_get(const char *domain, const char *name, bool with_size,
     if (r < 0)
         return r;
     if (with_size && virDomainIsActive(dom) == 1) {
-        _cleanup_(virt_checkpoint_freep) struct virt_checkpoint *sized = NULL;
+        _cleanup_(conf_checkpoint_def_freep) struct conf_checkpoint_def *sized = NULL;
         _cleanup_free_ char *xml = virDomainCheckpointGetXMLDesc(
             cp, VIR_DOMAIN_CHECKPOINT_XML_SIZE | VIR_DOMAIN_CHECKPOINT_XML_NO_DOMAIN);
 
@@ -404,16 +338,14 @@ spec_has_disk(const struct virt_checkpoint_spec *spec, const char *target)
 
 /* Writes one escaped value between two literal pieces of XML. */
 static int
-put_escaped(FILE *f, const char *before, const char *value, const char *after)
+put_between(FILE *f, const char *before, const char *value, const char *after)
 {
-    _cleanup_free_ char *esc = text_xml_escape(value);
+    int r;
 
-    if (!esc)
-        return -ENOMEM;
     fputs(before, f);
-    fputs(esc, f);
+    r = virt_xml_put(f, value);
     fputs(after, f);
-    return 0;
+    return r;
 }
 
 /* Builds the <domaincheckpoint> document for spec. */
@@ -429,9 +361,9 @@ spec_xml(virDomainPtr dom, const struct virt_checkpoint_spec *spec, char **ret)
     if (!f)
         return -ENOMEM;
     fputs("<domaincheckpoint>\n", f);
-    r = put_escaped(f, "  <name>", spec->name, "</name>\n");
+    r = put_between(f, "  <name>", spec->name, "</name>\n");
     if (r == 0 && spec->description)
-        r = put_escaped(f, "  <description>", spec->description, "</description>\n");
+        r = put_between(f, "  <description>", spec->description, "</description>\n");
     if (r == 0 && spec->disks) {
         char **targets = NULL;
         size_t n = 0;
@@ -447,7 +379,7 @@ spec_xml(virDomainPtr dom, const struct virt_checkpoint_spec *spec, char **ret)
         if (r == 0) {
             fputs("  <disks>\n", f);
             for (size_t k = 0; r == 0 && k < n; k++)
-                r = put_escaped(f, "    <disk name='", targets[k],
+                r = put_between(f, "    <disk name='", targets[k],
                                 spec_has_disk(spec, targets[k]) ? "' checkpoint='bitmap'/>\n"
                                                                 : "' checkpoint='no'/>\n");
             fputs("  </disks>\n", f);
@@ -467,7 +399,7 @@ spec_xml(virDomainPtr dom, const struct virt_checkpoint_spec *spec, char **ret)
 
 int
 virt_checkpoint_create(const char *domain, const struct virt_checkpoint_spec *spec,
-                       struct virt_checkpoint **ret)
+                       struct conf_checkpoint_def **ret)
 {
     _cleanup_conn_ virConnectPtr conn = NULL;
     _cleanup_dom_ virDomainPtr dom = NULL;
@@ -534,25 +466,6 @@ virt_checkpoint_delete(const char *domain, const char *name, unsigned flags)
     if (virDomainCheckpointDelete(cp, vflags) < 0)
         return virt_error("delete checkpoint");
     return 0;
-}
-
-int
-virt_checkpoint_exists(const char *domain, const char *name)
-{
-    _cleanup_conn_ virConnectPtr conn = NULL;
-    _cleanup_dom_ virDomainPtr dom = NULL;
-    _cleanup_cp_ virDomainCheckpointPtr cp = NULL;
-    int r;
-
-    r = virt_domain_open(domain, &conn, &dom); /* no such domain is an error, not a "no" */
-    if (r < 0)
-        return r;
-    r = lookup_checkpoint(dom, name, &cp);
-    if (r == -ENOENT) {
-        err_clear();
-        return 0;
-    }
-    return r < 0 ? r : 1;
 }
 
 static const char *const job_operations[] = {

@@ -153,15 +153,24 @@ on_close(virConnectPtr c, int reason, void *opaque)
     mark_lost(c);
 }
 
+/* Changes with every domain event and every new connection (virt_events_epoch). */
+static atomic_uint_fast64_t events_epoch = 1;
+
+uint64_t
+virt_events_epoch(void)
+{
+    return atomic_load(&events_epoch);
+}
+
 static void
-deliver(enum virt_event_kind kind, virDomainPtr dom)
+deliver(enum conf_event_kind kind, virDomainPtr dom)
 {
     char uuid[VIR_UUID_STRING_BUFLEN] = "";
-    struct virt_event ev = {.kind = kind};
+    struct conf_event ev = {.kind = kind};
     virt_event_fn fn;
     void *opaque;
 
-    virt_domain_refs_forget(); /* names and UUIDs may mean other domains now */
+    atomic_fetch_add(&events_epoch, 1); /* names and UUIDs may mean other domains now */
     if (dom) {
         ev.domain = virDomainGetName(dom);
         if (virDomainGetUUIDString(dom, uuid) == 0)
@@ -178,32 +187,32 @@ deliver(enum virt_event_kind kind, virDomainPtr dom)
 static int
 on_lifecycle(virConnectPtr c, virDomainPtr dom, int event, int detail, void *opaque)
 {
-    enum virt_event_kind kind;
+    enum conf_event_kind kind;
     (void)c;
     (void)detail;
     (void)opaque;
 
     switch (event) {
     case VIR_DOMAIN_EVENT_DEFINED:
-        kind = VIRT_EVENT_DEFINED;
+        kind = CONF_EVENT_DEFINED;
         break;
     case VIR_DOMAIN_EVENT_UNDEFINED:
-        kind = VIRT_EVENT_UNDEFINED;
+        kind = CONF_EVENT_UNDEFINED;
         break;
     case VIR_DOMAIN_EVENT_STARTED:
-        kind = VIRT_EVENT_STARTED;
+        kind = CONF_EVENT_STARTED;
         break;
     case VIR_DOMAIN_EVENT_STOPPED:
-        kind = VIRT_EVENT_STOPPED;
+        kind = CONF_EVENT_STOPPED;
         break;
     case VIR_DOMAIN_EVENT_SUSPENDED:
-        kind = VIRT_EVENT_SUSPENDED;
+        kind = CONF_EVENT_SUSPENDED;
         break;
     case VIR_DOMAIN_EVENT_RESUMED:
-        kind = VIRT_EVENT_RESUMED;
+        kind = CONF_EVENT_RESUMED;
         break;
     default:
-        kind = VIRT_EVENT_OTHER;
+        kind = CONF_EVENT_OTHER;
     }
     deliver(kind, dom);
     return 0;
@@ -217,7 +226,7 @@ on_job_completed(virConnectPtr c, virDomainPtr dom, virTypedParameterPtr params,
     (void)params;
     (void)nparams;
     (void)opaque;
-    deliver(VIRT_EVENT_JOB_COMPLETED, dom);
+    deliver(CONF_EVENT_JOB_COMPLETED, dom);
 }
 
 static void
@@ -256,7 +265,7 @@ try_connect(void)
     register_events(c);
     pthread_mutex_unlock(&vc.lock);
     log_info("connected to libvirt at %s (driver %s)", vc.uri, type ? type : "unknown");
-    deliver(VIRT_EVENT_CONNECTED, NULL);
+    deliver(CONF_EVENT_CONNECTED, NULL);
     return 0;
 }
 
@@ -465,10 +474,10 @@ virt_backup_supported(virConnectPtr conn)
 }
 
 int
-virt_versions_get(struct virt_versions *ret)
+virt_versions_get(struct conf_versions *ret)
 {
     _cleanup_conn_ virConnectPtr conn = NULL;
-    struct virt_versions v = {0};
+    struct conf_versions v = {0};
     unsigned long lib = 0, hv = 0;
     char *uri;
     int r;

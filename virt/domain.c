@@ -1,7 +1,6 @@
 /* Domains: listing, lookup, disks and what each domain supports. */
 #include <errno.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,15 +18,31 @@ static const char *const state_names[] = {
     [VIR_DOMAIN_CRASHED] = "crashed",   [VIR_DOMAIN_PMSUSPENDED] = "pmsuspended",
 };
 
+/* Lookups of domains in libvirt made by this thread (virt_domain_lookups_take). */
+static _Thread_local unsigned lookups;
+
+unsigned
+virt_domain_lookups_take(void)
+{
+    unsigned n = lookups;
+
+    lookups = 0;
+    return n;
+}
+
 int
 virt_lookup(virConnectPtr conn, const char *name_or_uuid, virDomainPtr *ret)
 {
     virDomainPtr dom = NULL;
 
-    if (text_is_uuid(name_or_uuid))
+    if (text_is_uuid(name_or_uuid)) {
+        lookups++;
         dom = virDomainLookupByUUIDString(conn, name_or_uuid);
-    if (!dom)
+    }
+    if (!dom) {
+        lookups++;
         dom = virDomainLookupByName(conn, name_or_uuid);
+    }
     if (!dom) {
         virErrorPtr e = virGetLastError();
         if (!e || e->code == VIR_ERR_NO_DOMAIN) {
@@ -40,12 +55,71 @@ virt_lookup(virConnectPtr conn, const char *name_or_uuid, virDomainPtr *ret)
     return 0;
 }
 
+/* The domain this thread resolved once (virt_domain_scope_begin), or none. */
+static _Thread_local struct {
+    virConnectPtr conn;
+    virDomainPtr dom;
+    char uuid[VIR_UUID_STRING_BUFLEN];
+    char *name;
+} scope;
+
+/* Whether name_or_uuid names the domain of this thread's scope. */
+static bool
+in_scope(const char *name_or_uuid)
+{
+    return scope.dom &&
+           (strcasecmp(name_or_uuid, scope.uuid) == 0 || strcmp(name_or_uuid, scope.name) == 0);
+}
+
+int
+virt_domain_scope_begin(const char *name_or_uuid)
+{
+    _cleanup_conn_ virConnectPtr conn = NULL;
+    _cleanup_dom_ virDomainPtr dom = NULL;
+    const char *name;
+    int r;
+
+    virt_domain_scope_end();
+    r = virt_domain_open(name_or_uuid, &conn, &dom);
+    if (r < 0)
+        return r;
+    name = virDomainGetName(dom);
+    if (virDomainGetUUIDString(dom, scope.uuid) < 0 || !name)
+        return virt_error("read the domain's name and UUID");
+    scope.name = strdup(name);
+    if (!scope.name)
+        return -ENOMEM;
+    scope.conn = TAKE_PTR(conn);
+    scope.dom = TAKE_PTR(dom);
+    return 0;
+}
+
+void
+virt_domain_scope_end(void)
+{
+    if (scope.dom)
+        virDomainFree(scope.dom);
+    if (scope.conn)
+        virConnectClose(scope.conn);
+    free(scope.name);
+    memset(&scope, 0, sizeof(scope));
+}
+
 int
 virt_domain_open(const char *name_or_uuid, virConnectPtr *ret_conn, virDomainPtr *ret_dom)
 {
     _cleanup_conn_ virConnectPtr conn = NULL;
     int r;
 
+    if (in_scope(name_or_uuid) && virConnectRef(scope.conn) == 0) {
+        if (virDomainRef(scope.dom) < 0) {
+            virConnectClose(scope.conn);
+            return virt_error("take the domain's handle");
+        }
+        *ret_conn = scope.conn;
+        *ret_dom = scope.dom;
+        return 0;
+    }
     r = virt_conn_get(&conn);
     if (r < 0)
         return r;
@@ -64,18 +138,10 @@ static struct {
     pthread_mutex_t lock;
     struct {
         char key[256]; /* what was asked: a name or a UUID */
-        struct virt_domain_ref ref;
+        struct conf_domain_ref ref;
         uint64_t epoch, expires_ns;
     } slot[REF_SLOTS];
 } refs = {.lock = PTHREAD_MUTEX_INITIALIZER};
-static atomic_uint_fast64_t refs_epoch = 1;
-
-void
-virt_domain_refs_forget(void)
-{
-    atomic_fetch_add(&refs_epoch, 1);
-}
-
 static size_t
 ref_slot(const char *key)
 {
@@ -83,7 +149,7 @@ ref_slot(const char *key)
 }
 
 static bool
-ref_cached(const char *key, uint64_t epoch, struct virt_domain_ref *ret)
+ref_cached(const char *key, uint64_t epoch, struct conf_domain_ref *ret)
 {
     size_t i = ref_slot(key);
     bool hit;
@@ -98,7 +164,7 @@ ref_cached(const char *key, uint64_t epoch, struct virt_domain_ref *ret)
 }
 
 static void
-ref_keep(const char *key, uint64_t epoch, const struct virt_domain_ref *ref)
+ref_keep(const char *key, uint64_t epoch, const struct conf_domain_ref *ref)
 {
     size_t i = ref_slot(key);
 
@@ -111,14 +177,14 @@ ref_keep(const char *key, uint64_t epoch, const struct virt_domain_ref *ref)
 }
 
 int
-virt_domain_resolve(const char *name_or_uuid, struct virt_domain_ref *ret)
+virt_domain_resolve(const char *name_or_uuid, struct conf_domain_ref *ret)
 {
     _cleanup_conn_ virConnectPtr conn = NULL;
     _cleanup_dom_ virDomainPtr dom = NULL;
     /* Read before the lookup: an event that comes during it makes what it finds stale. */
-    uint64_t epoch = atomic_load(&refs_epoch);
+    uint64_t epoch = virt_events_epoch();
     bool cacheable = strlen(name_or_uuid) < sizeof(refs.slot[0].key);
-    struct virt_domain_ref ref = {0};
+    struct conf_domain_ref ref = {0};
     const char *name;
     int r;
 
@@ -167,58 +233,14 @@ virt_job_operation(const char *domain, int *ret_op)
 }
 
 static void
-feature_set(struct virt_feature *f, const char *reason)
+feature_set(struct conf_feature *f, const char *reason)
 {
     f->supported = reason == NULL;
     f->reason = reason ? strdup(reason) : NULL;
 }
 
-static void
-disk_clear(struct virt_disk *d)
-{
-    free(d->target);
-    free(d->device);
-    free(d->bus);
-    free(d->type);
-    free(d->source);
-    free(d->format);
-    free(d->alias);
-}
-
-void
-virt_domain_clear(struct virt_domain *d)
-{
-    if (!d)
-        return;
-    free(d->name);
-    for (size_t i = 0; i < d->n_disks; i++)
-        disk_clear(&d->disks[i]);
-    free(d->disks);
-    free(d->snapshots.reason);
-    free(d->checkpoints.reason);
-    free(d->push_backup.reason);
-    free(d->pull_backup.reason);
-    free(d->incremental.reason);
-    memset(d, 0, sizeof(*d));
-}
-
-void
-virt_domain_free(struct virt_domain *d)
-{
-    virt_domain_clear(d);
-    free(d);
-}
-
-void
-virt_domain_list_free(struct virt_domain *list, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        virt_domain_clear(&list[i]);
-    free(list);
-}
-
 static int
-parse_disks(const char *xml, struct virt_domain *d)
+parse_disks(const char *xml, struct conf_domain *d)
 {
     xmlDocPtr doc = NULL;
     xmlXPathContextPtr ctx = NULL;
@@ -232,7 +254,7 @@ parse_disks(const char *xml, struct virt_domain *d)
     n = set && set->nodesetval ? set->nodesetval->nodeNr : 0;
     d->disks = n > 0 ? calloc((size_t)n, sizeof(*d->disks)) : NULL;
     for (int i = 0; i < n && d->disks; i++) {
-        struct virt_disk *k = &d->disks[d->n_disks];
+        struct conf_disk *k = &d->disks[d->n_disks];
         xmlNodePtr saved = ctx->node;
 
         ctx->node = set->nodesetval->nodeTab[i];
@@ -247,7 +269,7 @@ parse_disks(const char *xml, struct virt_domain *d)
         if (k->target)
             d->n_disks++;
         else
-            disk_clear(k);
+            conf_disk_clear(k);
     }
     if (set)
         xmlXPathFreeObject(set);
@@ -257,7 +279,7 @@ parse_disks(const char *xml, struct virt_domain *d)
 
 /* Decides, without side effects, what the domain can do and why not. */
 static void
-derive_features(virConnectPtr conn, struct virt_domain *d)
+derive_features(virConnectPtr conn, struct conf_domain *d)
 {
     const char *driver = virt_driver_name(conn);
     bool is_test = strcasecmp(driver, "test") == 0;
@@ -296,7 +318,7 @@ derive_features(virConnectPtr conn, struct virt_domain *d)
 }
 
 static int
-fill_domain(virConnectPtr conn, virDomainPtr dom, struct virt_domain *d)
+fill_domain(virConnectPtr conn, virDomainPtr dom, struct conf_domain *d)
 {
     virDomainInfo info;
     _cleanup_free_ char *xml = NULL;
@@ -327,11 +349,11 @@ fill_domain(virConnectPtr conn, virDomainPtr dom, struct virt_domain *d)
 }
 
 int
-virt_domain_get(const char *name_or_uuid, struct virt_domain **ret)
+virt_domain_get(const char *name_or_uuid, struct conf_domain **ret)
 {
     _cleanup_conn_ virConnectPtr conn = NULL;
     _cleanup_dom_ virDomainPtr dom = NULL;
-    struct virt_domain *d;
+    struct conf_domain *d;
     int r;
 
     r = virt_domain_open(name_or_uuid, &conn, &dom);
@@ -342,7 +364,7 @@ virt_domain_get(const char *name_or_uuid, struct virt_domain **ret)
         return -ENOMEM;
     r = fill_domain(conn, dom, d);
     if (r < 0) {
-        virt_domain_free(d);
+        conf_domain_free(d);
         return r;
     }
     *ret = d;
@@ -352,15 +374,15 @@ virt_domain_get(const char *name_or_uuid, struct virt_domain **ret)
 static int
 by_name(const void *a, const void *b)
 {
-    return strcmp(((const struct virt_domain *)a)->name, ((const struct virt_domain *)b)->name);
+    return strcmp(((const struct conf_domain *)a)->name, ((const struct conf_domain *)b)->name);
 }
 
 int
-virt_domain_list(struct virt_domain **ret, size_t *ret_n)
+virt_domain_list(struct conf_domain **ret, size_t *ret_n)
 {
     _cleanup_conn_ virConnectPtr conn = NULL;
     virDomainPtr *doms = NULL;
-    struct virt_domain *list;
+    struct conf_domain *list;
     size_t n_ok = 0;
     int n, r;
 
@@ -378,7 +400,7 @@ virt_domain_list(struct virt_domain **ret, size_t *ret_n)
             if (q == 0)
                 n_ok++;
             else if (q == -ENOENT)
-                virt_domain_clear(&list[n_ok]); /* undefined meanwhile: skip it */
+                conf_domain_clear(&list[n_ok]); /* undefined meanwhile: skip it */
             else
                 r = q;
         }
@@ -386,7 +408,7 @@ virt_domain_list(struct virt_domain **ret, size_t *ret_n)
     }
     free(doms);
     if (r < 0) {
-        virt_domain_list_free(list, n_ok + 1);
+        conf_domain_list_free(list, n_ok + 1);
         return r;
     }
     qsort(list, n_ok, sizeof(*list), by_name);

@@ -28,7 +28,7 @@ struct virt_nbd {
     uint64_t issue_at; /* next offset to request */
     uint64_t limit;    /* end of the announced range */
     /* The allocation of the announced range: what reads as zeros is not requested. */
-    struct virt_extent *alloc;
+    struct conf_extent *alloc;
     size_t n_alloc, at_alloc;
 };
 
@@ -154,7 +154,7 @@ virt_nbd_size(const struct virt_nbd *n)
 }
 
 static bool
-is_zero(const struct virt_extent *e)
+is_zero(const struct conf_extent *e)
 {
     return (e->flags & 2) && e->length >= ZERO_MIN;
 }
@@ -174,7 +174,7 @@ next_slot(struct virt_nbd *n, uint64_t left, bool *ret_zero)
            n->alloc[n->at_alloc].start + n->alloc[n->at_alloc].length <= at)
         n->at_alloc++;
     for (size_t i = n->at_alloc; i < n->n_alloc && n->alloc[i].start < at + len; i++) {
-        const struct virt_extent *e = &n->alloc[i];
+        const struct conf_extent *e = &n->alloc[i];
         if (!is_zero(e))
             continue;
         if (e->start <= at) {
@@ -295,7 +295,7 @@ virt_nbd_read(struct virt_nbd *n, uint64_t pos, void *buf, size_t max)
 
 struct extent_acc {
     const char *context;
-    struct virt_extent *items;
+    struct conf_extent *items;
     size_t n, cap;
     uint64_t end;
     bool seen;
@@ -326,13 +326,13 @@ on_extents(void *opaque, const char *metacontext, uint64_t offset, uint32_t *ent
         } else {
             if (a->n == a->cap) {
                 size_t cap = a->cap ? a->cap * 2 : 64;
-                struct virt_extent *p = realloc(a->items, cap * sizeof(*p));
+                struct conf_extent *p = realloc(a->items, cap * sizeof(*p));
                 if (!p)
                     return -1;
                 a->items = p;
                 a->cap = cap;
             }
-            a->items[a->n++] = (struct virt_extent){at, len, flags};
+            a->items[a->n++] = (struct conf_extent){at, len, flags};
         }
         at += len;
     }
@@ -341,7 +341,7 @@ on_extents(void *opaque, const char *metacontext, uint64_t offset, uint32_t *ent
 
 int
 virt_nbd_extents(struct virt_nbd *n, const char *context, uint64_t offset, uint64_t length,
-                 struct virt_extent **ret, size_t *ret_n)
+                 struct conf_extent **ret, size_t *ret_n)
 {
     struct extent_acc a = {.context = context};
     uint64_t end = offset + length > n->size ? n->size : offset + length;
@@ -414,7 +414,7 @@ drain_writes(struct virt_nbd *dst, struct write_state *ws, unsigned max)
 }
 
 int
-virt_nbd_copy(struct virt_nbd *src, struct virt_nbd *dst, const struct virt_extent *ext, size_t n,
+virt_nbd_copy(struct virt_nbd *src, struct virt_nbd *dst, const struct conf_extent *ext, size_t n,
               virt_nbd_progress_fn progress, void *opaque)
 {
     struct write_state ws = {0};

@@ -15,20 +15,15 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "cleanup.h"
+#include "conf/backup.h"
+
 #define VIRT_NBD_CHUNK (2u << 20)
 #define VIRT_NBD_DEPTH 8
 
 #define VIRT_NBD_CONTEXT_ALLOCATION "base:allocation"
 
 struct virt_nbd;
-
-/* One extent: for base:allocation, flags has bit 0 hole and bit 1 zero; for a dirty bitmap, bit 0
- * dirty. */
-struct virt_extent {
-    uint64_t start;
-    uint64_t length;
-    uint32_t flags;
-};
 
 /*
  * Connects to uri (e.g. "nbd+unix:///vda?socket=/run/x.sock"), asking for
@@ -48,6 +43,7 @@ int virt_nbd_open_image(const char *path, const char *bitmap, bool writable, str
 
 /* Closes the connection. Accepts NULL. */
 void virt_nbd_close(struct virt_nbd *n);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct virt_nbd *, virt_nbd_close);
 
 /* Size of the export in bytes. */
 uint64_t virt_nbd_size(const struct virt_nbd *n);
@@ -58,7 +54,7 @@ uint64_t virt_nbd_size(const struct virt_nbd *n);
  * when the export does not offer that context.
  */
 int virt_nbd_extents(struct virt_nbd *n, const char *context, uint64_t offset, uint64_t length,
-                     struct virt_extent **ret, size_t *ret_n);
+                     struct conf_extent **ret, size_t *ret_n);
 
 /* Announces that [pos, pos+len) will be read in order next. */
 void virt_nbd_prepare(struct virt_nbd *n, uint64_t pos, uint64_t len);
@@ -76,7 +72,7 @@ typedef int (*virt_nbd_progress_fn)(void *opaque, uint64_t done);
  * (may be NULL) is called after every chunk. Returns 0 or a negative errno
  * with a detail.
  */
-int virt_nbd_copy(struct virt_nbd *src, struct virt_nbd *dst, const struct virt_extent *ext,
+int virt_nbd_copy(struct virt_nbd *src, struct virt_nbd *dst, const struct conf_extent *ext,
                   size_t n, virt_nbd_progress_fn progress, void *opaque);
 
 #endif

@@ -20,77 +20,30 @@ snap_freep(virDomainSnapshotPtr *s)
 }
 #define _cleanup_snap_ __attribute__((cleanup(snap_freep)))
 
-static void
-snapshot_clear(struct virt_snapshot *s)
-{
-    free(s->name);
-    free(s->description);
-    free(s->parent);
-    free(s->domain_state);
-    free(s->memory_file);
-    for (size_t i = 0; i < s->n_disks; i++) {
-        free(s->disks[i].target);
-        free(s->disks[i].file);
-    }
-    free(s->disks);
-    memset(s, 0, sizeof(*s));
-}
-
-void
-virt_snapshot_free(struct virt_snapshot *s)
-{
-    if (!s)
-        return;
-    snapshot_clear(s);
-    free(s);
-}
-
-void
-virt_snapshot_list_free(struct virt_snapshot *list, size_t n)
-{
-    for (size_t i = 0; list && i < n; i++)
-        snapshot_clear(&list[i]);
-    free(list);
-}
-
-static enum virt_snap_location
-location_from_xml(const char *s, enum virt_snap_location def)
+static enum conf_snapshot_location
+location_from_xml(const char *s, enum conf_snapshot_location def)
 {
     if (!s)
         return def;
     if (strcmp(s, "internal") == 0)
-        return VIRT_SNAP_INTERNAL;
+        return CONF_SNAPSHOT_LOCATION_INTERNAL;
     if (strcmp(s, "external") == 0)
-        return VIRT_SNAP_EXTERNAL;
+        return CONF_SNAPSHOT_LOCATION_EXTERNAL;
     if (strcmp(s, "no") == 0)
-        return VIRT_SNAP_NONE;
+        return CONF_SNAPSHOT_LOCATION_NONE;
     return def;
-}
-
-const char *
-virt_snap_location_name(enum virt_snap_location l)
-{
-    switch (l) {
-    case VIRT_SNAP_INTERNAL:
-        return "internal";
-    case VIRT_SNAP_EXTERNAL:
-        return "external";
-    case VIRT_SNAP_NONE:
-        break;
-    }
-    return "none";
 }
 
 /* libvirt's word for a location: as the API names them, but "no" for none. */
 static const char *
-location_to_xml(enum virt_snap_location l)
+location_to_xml(enum conf_snapshot_location l)
 {
-    return l == VIRT_SNAP_NONE ? "no" : virt_snap_location_name(l);
+    return l == CONF_SNAPSHOT_LOCATION_NONE ? "no" : conf_snapshot_location_to_string(l);
 }
 
 /* Fills *s from libvirt's snapshot XML. */
 static int
-parse_snapshot(const char *xml, struct virt_snapshot *s)
+parse_snapshot(const char *xml, struct conf_snapshot *s)
 {
     xmlDocPtr doc = NULL;
     xmlXPathContextPtr ctx = NULL;
@@ -114,22 +67,22 @@ parse_snapshot(const char *xml, struct virt_snapshot *s)
     s->memory =
         location_from_xml(memory, s->domain_state && (strcmp(s->domain_state, "running") == 0 ||
                                                       strcmp(s->domain_state, "paused") == 0)
-                                      ? VIRT_SNAP_INTERNAL
-                                      : VIRT_SNAP_NONE);
+                                      ? CONF_SNAPSHOT_LOCATION_INTERNAL
+                                      : CONF_SNAPSHOT_LOCATION_NONE);
 
     set = xmlXPathEvalExpression((const xmlChar *)"/domainsnapshot/disks/disk", ctx);
     n = set && set->nodesetval ? set->nodesetval->nodeNr : 0;
     s->disks = n > 0 ? calloc((size_t)n, sizeof(*s->disks)) : NULL;
     for (int i = 0; i < n && s->disks; i++) {
-        struct virt_snapshot_disk *d = &s->disks[s->n_disks];
+        struct conf_snapshot_disk *d = &s->disks[s->n_disks];
         xmlNodePtr saved = ctx->node;
         _cleanup_free_ char *loc = NULL;
 
         ctx->node = set->nodesetval->nodeTab[i];
         d->target = virt_xml_string(ctx, "string(@name)");
         loc = virt_xml_string(ctx, "string(@snapshot)");
-        d->location = location_from_xml(loc, VIRT_SNAP_INTERNAL);
-        if (d->location == VIRT_SNAP_EXTERNAL)
+        d->location = location_from_xml(loc, CONF_SNAPSHOT_LOCATION_INTERNAL);
+        if (d->location == CONF_SNAPSHOT_LOCATION_EXTERNAL)
             d->file = virt_xml_string(ctx, "string(source/@file | source/@dev | source/@name)");
         ctx->node = saved;
         if (d->target) {
@@ -149,7 +102,7 @@ parse_snapshot(const char *xml, struct virt_snapshot *s)
 
 /* Reads one snapshot object into *s (zeroed by the caller). */
 static int
-read_snapshot(virDomainSnapshotPtr snap, bool count_children, struct virt_snapshot *s)
+read_snapshot(virDomainSnapshotPtr snap, bool count_children, struct conf_snapshot *s)
 {
     _cleanup_free_ char *xml = virDomainSnapshotGetXMLDesc(snap, 0);
     int r, cur;
@@ -158,19 +111,19 @@ read_snapshot(virDomainSnapshotPtr snap, bool count_children, struct virt_snapsh
         return virt_error("read snapshot XML");
     r = parse_snapshot(xml, s);
     if (r < 0) {
-        snapshot_clear(s);
+        conf_snapshot_clear(s);
         return r;
     }
     cur = virDomainSnapshotIsCurrent(snap, 0);
     if (cur < 0) {
-        snapshot_clear(s);
+        conf_snapshot_clear(s);
         return virt_error("ask whether the snapshot is current");
     }
     s->is_current = cur == 1;
     if (count_children) {
         int n = virDomainSnapshotNumChildren(snap, 0);
         if (n < 0) {
-            snapshot_clear(s);
+            conf_snapshot_clear(s);
             return virt_error("count the snapshot's children");
         }
         s->n_children = (size_t)n;
@@ -228,12 +181,12 @@ snapshot_open(const char *domain, const char *name, virConnectPtr *ret_conn, vir
 }
 
 int
-virt_snapshot_list(const char *domain, struct virt_snapshot **ret, size_t *ret_n)
+virt_snapshot_list(const char *domain, struct conf_snapshot **ret, size_t *ret_n)
 {
     _cleanup_conn_ virConnectPtr conn = NULL;
     _cleanup_dom_ virDomainPtr dom = NULL;
     virDomainSnapshotPtr *snaps = NULL;
-    struct virt_snapshot *list;
+    struct conf_snapshot *list;
     int n, r;
 
     r = virt_domain_open(domain, &conn, &dom);
@@ -251,7 +204,7 @@ virt_snapshot_list(const char *domain, struct virt_snapshot **ret, size_t *ret_n
     }
     free(snaps);
     if (r < 0) {
-        virt_snapshot_list_free(list, (size_t)n);
+        conf_snapshot_list_free(list, (size_t)n);
         return r;
     }
     /* Children, counted from the parents named in the list itself. */
@@ -265,12 +218,12 @@ virt_snapshot_list(const char *domain, struct virt_snapshot **ret, size_t *ret_n
 }
 
 int
-virt_snapshot_get(const char *domain, const char *name, struct virt_snapshot **ret)
+virt_snapshot_get(const char *domain, const char *name, struct conf_snapshot **ret)
 {
     _cleanup_conn_ virConnectPtr conn = NULL;
     _cleanup_dom_ virDomainPtr dom = NULL;
     _cleanup_snap_ virDomainSnapshotPtr snap = NULL;
-    struct virt_snapshot *s;
+    struct conf_snapshot *s;
     int r;
 
     r = snapshot_open(domain, name, &conn, &dom, &snap);
@@ -289,12 +242,12 @@ virt_snapshot_get(const char *domain, const char *name, struct virt_snapshot **r
 }
 
 int
-virt_snapshot_current(const char *domain, struct virt_snapshot **ret)
+virt_snapshot_current(const char *domain, struct conf_snapshot **ret)
 {
     _cleanup_conn_ virConnectPtr conn = NULL;
     _cleanup_dom_ virDomainPtr dom = NULL;
     _cleanup_snap_ virDomainSnapshotPtr snap = NULL;
-    struct virt_snapshot *s;
+    struct conf_snapshot *s;
     int r, has;
 
     r = virt_domain_open(domain, &conn, &dom);
@@ -375,21 +328,6 @@ virt_snapshot_descendants(const char *domain, const char *name, char ***ret, siz
     return 0;
 }
 
-/* Appends the escaped value of s to the stream (nothing for NULL). */
-static int
-put_escaped(FILE *f, const char *s)
-{
-    _cleanup_free_ char *e = NULL;
-
-    if (!s)
-        return 0;
-    e = text_xml_escape(s);
-    if (!e)
-        return -ENOMEM;
-    fputs(e, f);
-    return 0;
-}
-
 /* Writes the <domainsnapshot> XML for spec into a new string. */
 static int
 spec_xml(const struct virt_snapshot_spec *spec, char **ret)
@@ -402,18 +340,18 @@ spec_xml(const struct virt_snapshot_spec *spec, char **ret)
     if (!f)
         return -ENOMEM;
     fputs("<domainsnapshot>\n  <name>", f);
-    r |= put_escaped(f, spec->name);
+    r |= virt_xml_put(f, spec->name);
     fputs("</name>\n", f);
     if (spec->description) {
         fputs("  <description>", f);
-        r |= put_escaped(f, spec->description);
+        r |= virt_xml_put(f, spec->description);
         fputs("</description>\n", f);
     }
     if (spec->disk_only) {
         fputs("  <memory snapshot='no'/>\n", f);
-    } else if (spec->memory == VIRT_SNAP_EXTERNAL) {
+    } else if (spec->memory == CONF_SNAPSHOT_LOCATION_EXTERNAL) {
         fputs("  <memory snapshot='external' file='", f);
-        r |= put_escaped(f, spec->memory_file);
+        r |= virt_xml_put(f, spec->memory_file);
         fputs("'/>\n", f);
     } else {
         fputs("  <memory snapshot='internal'/>\n", f);
@@ -423,11 +361,11 @@ spec_xml(const struct virt_snapshot_spec *spec, char **ret)
         for (size_t i = 0; i < spec->n_disks; i++) {
             const struct virt_snapshot_spec_disk *d = &spec->disks[i];
             fputs("    <disk name='", f);
-            r |= put_escaped(f, d->target);
+            r |= virt_xml_put(f, d->target);
             fprintf(f, "' snapshot='%s'", location_to_xml(d->location));
-            if (d->location == VIRT_SNAP_EXTERNAL && d->file) {
+            if (d->location == CONF_SNAPSHOT_LOCATION_EXTERNAL && d->file) {
                 fputs(">\n      <driver type='qcow2'/>\n      <source file='", f);
-                r |= put_escaped(f, d->file);
+                r |= virt_xml_put(f, d->file);
                 fputs("'/>\n    </disk>\n", f);
             } else {
                 fputs("/>\n", f);
@@ -452,11 +390,11 @@ virt_snapshot_create(const char *domain, const struct virt_snapshot_spec *spec)
     _cleanup_free_ char *xml = NULL;
     virDomainSnapshotPtr snap;
     unsigned flags = 0;
-    bool external = spec->memory == VIRT_SNAP_EXTERNAL;
+    bool external = spec->memory == CONF_SNAPSHOT_LOCATION_EXTERNAL;
     int r;
 
     for (size_t i = 0; i < spec->n_disks; i++)
-        external |= spec->disks[i].location == VIRT_SNAP_EXTERNAL;
+        external |= spec->disks[i].location == CONF_SNAPSHOT_LOCATION_EXTERNAL;
     if (spec->disk_only && external)
         flags |= VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY;
     if (external)
@@ -478,7 +416,8 @@ virt_snapshot_create(const char *domain, const struct virt_snapshot_spec *spec)
 }
 
 int
-virt_snapshot_revert(const char *domain, const char *name, enum virt_snap_start start, bool force)
+virt_snapshot_revert(const char *domain, const char *name, enum conf_snapshot_start start,
+                     bool force)
 {
     _cleanup_conn_ virConnectPtr conn = NULL;
     _cleanup_dom_ virDomainPtr dom = NULL;
@@ -489,9 +428,9 @@ virt_snapshot_revert(const char *domain, const char *name, enum virt_snap_start 
     r = snapshot_open(domain, name, &conn, &dom, &snap);
     if (r < 0)
         return r;
-    if (start == VIRT_SNAP_START_RUNNING)
+    if (start == CONF_SNAPSHOT_START_RUNNING)
         flags |= VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING;
-    else if (start == VIRT_SNAP_START_PAUSED)
+    else if (start == CONF_SNAPSHOT_START_PAUSED)
         flags |= VIR_DOMAIN_SNAPSHOT_REVERT_PAUSED;
     if (force)
         flags |= VIR_DOMAIN_SNAPSHOT_REVERT_FORCE;
@@ -501,7 +440,7 @@ virt_snapshot_revert(const char *domain, const char *name, enum virt_snap_start 
 }
 
 int
-virt_snapshot_delete(const char *domain, const char *name, enum virt_snap_delete mode,
+virt_snapshot_delete(const char *domain, const char *name, enum conf_snapshot_delete_mode mode,
                      bool metadata_only)
 {
     _cleanup_conn_ virConnectPtr conn = NULL;
@@ -513,9 +452,9 @@ virt_snapshot_delete(const char *domain, const char *name, enum virt_snap_delete
     r = snapshot_open(domain, name, &conn, &dom, &snap);
     if (r < 0)
         return r;
-    if (mode == VIRT_SNAP_DELETE_CHILDREN)
+    if (mode == CONF_SNAPSHOT_DELETE_CHILDREN)
         flags |= VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN;
-    else if (mode == VIRT_SNAP_DELETE_CHILDREN_ONLY)
+    else if (mode == CONF_SNAPSHOT_DELETE_CHILDREN_ONLY)
         flags |= VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN_ONLY;
     if (metadata_only)
         flags |= VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY;

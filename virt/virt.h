@@ -18,67 +18,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A feature of a domain, and why not when it is not available. */
-struct virt_feature {
-    bool supported;
-    char *reason; /* NULL when supported */
-};
-
-struct virt_disk {
-    char *target; /* "vda" */
-    char *device; /* "disk", "cdrom", ... */
-    char *bus;    /* "virtio", ... or NULL */
-    char *type;   /* "file", "block", "network", ... */
-    char *source; /* file or device path, or NULL */
-    char *format; /* "qcow2", "raw", ... or NULL */
-    char *alias;  /* device alias while running ("virtio-disk0"), or NULL */
-};
-
-struct virt_domain {
-    char *name;
-    char uuid[37];
-    int id;            /* -1 when not running */
-    const char *state; /* static: "running", "paused", "shutoff", ... */
-    bool persistent;
-    unsigned vcpus;
-    uint64_t memory_bytes;
-    size_t n_disks;
-    struct virt_disk *disks;
-    struct virt_feature snapshots;
-    struct virt_feature checkpoints;
-    struct virt_feature push_backup;
-    struct virt_feature pull_backup;
-    struct virt_feature incremental;
-};
-
-struct virt_versions {
-    char library[32];    /* libvirt library version "9.0.0" */
-    char driver[32];     /* hypervisor driver name, e.g. "QEMU" or "Test" */
-    char hypervisor[32]; /* hypervisor version "7.2.0", or "" when unknown */
-    char uri[256];       /* the canonical URI of the connection */
-};
-
-/* What a domain event says (see virt_set_event_handler). */
-enum virt_event_kind {
-    VIRT_EVENT_DEFINED,
-    VIRT_EVENT_UNDEFINED,
-    VIRT_EVENT_STARTED,
-    VIRT_EVENT_STOPPED,
-    VIRT_EVENT_SUSPENDED,
-    VIRT_EVENT_RESUMED,
-    VIRT_EVENT_OTHER,
-    VIRT_EVENT_JOB_COMPLETED,
-    VIRT_EVENT_CONNECTED, /* a (re)connection was made; no domain */
-};
-
-struct virt_event {
-    enum virt_event_kind kind;
-    const char *domain; /* borrowed, NULL for VIRT_EVENT_CONNECTED */
-    const char *uuid;   /* borrowed */
-};
+#include "conf/checkpoint.h"
+#include "conf/domain.h"
 
 /* Called on the event thread: it must return quickly (queue real work). */
-typedef void (*virt_event_fn)(const struct virt_event *ev, void *opaque);
+typedef void (*virt_event_fn)(const struct conf_event *ev, void *opaque);
 
 /*
  * Starts the event loop and reconnect threads and makes the first attempt
@@ -101,23 +45,41 @@ bool virt_connected(void);
 const char *virt_uri(void);
 
 /* Fills *ret with the versions of libvirt and of the hypervisor. */
-int virt_versions_get(struct virt_versions *ret);
+int virt_versions_get(struct conf_versions *ret);
 
 /*
  * Lists every domain (active and inactive), ordered by name. *ret is a new
- * array of *ret_n domains; free it with virt_domain_list_free().
+ * array of *ret_n domains; free it with conf_domain_list_free().
  */
-int virt_domain_list(struct virt_domain **ret, size_t *ret_n);
-void virt_domain_list_free(struct virt_domain *list, size_t n);
+int virt_domain_list(struct conf_domain **ret, size_t *ret_n);
+
+/*
+ * Resolves a domain once for the calling thread: until
+ * virt_domain_scope_end(), every call here on this thread that names that
+ * domain (by its name or UUID) uses the handle looked up now instead of
+ * asking libvirt again. One scope per thread: a begin ends the one before.
+ * -ENOENT when there is no such domain, -ENOTCONN without a connection.
+ */
+int virt_domain_scope_begin(const char *name_or_uuid);
+
+/* Ends this thread's scope, if any. */
+void virt_domain_scope_end(void);
+
+static inline void
+virt_domain_scope_endp(bool *scoped)
+{
+    if (*scoped)
+        virt_domain_scope_end();
+}
+
+/*
+ * A debug counter: how many times this thread asked libvirt to look a
+ * domain up (by UUID or by name) since the last call, which resets it.
+ */
+unsigned virt_domain_lookups_take(void);
 
 /* Looks a domain up by name or UUID. -ENOENT when there is none. */
-int virt_domain_get(const char *name_or_uuid, struct virt_domain **ret);
-
-/* Which domain a name or UUID means: enough to address it and to name it in a message. */
-struct virt_domain_ref {
-    char uuid[37];
-    char name[256]; /* cut short (never in the middle of a UTF-8 character) past 255 bytes */
-};
+int virt_domain_get(const char *name_or_uuid, struct conf_domain **ret);
 
 /*
  * Resolves a name or UUID as virt_domain_get() does, without reading the
@@ -128,11 +90,7 @@ struct virt_domain_ref {
  * connection, -ENOENT when there is no such domain.
  */
 #define VIRT_DOMAIN_REF_TTL_MS 2000
-int virt_domain_resolve(const char *name_or_uuid, struct virt_domain_ref *ret);
-void virt_domain_free(struct virt_domain *d);
-
-/* Frees the members of d (not d itself). */
-void virt_domain_clear(struct virt_domain *d);
+int virt_domain_resolve(const char *name_or_uuid, struct conf_domain_ref *ret);
 
 /* --- backups --- */
 
@@ -227,25 +185,6 @@ int virt_domain_define_restored(const char *xml, const char *name,
                                 char ret_uuid[37]);
 /* --- checkpoints --- */
 
-/* One disk of a checkpoint. */
-struct virt_checkpoint_disk {
-    char *target;       /* "vda" */
-    bool bitmap;        /* true: tracked by a dirty bitmap; false: checkpoint='no' */
-    char *bitmap_name;  /* the bitmap's name in the image, or NULL */
-    int64_t size_bytes; /* bytes changed since the checkpoint, -1 when not known */
-};
-
-/* A checkpoint, as libvirt describes it in its XML. */
-struct virt_checkpoint {
-    char *name;
-    char *parent;      /* NULL for a root */
-    char *description; /* NULL when none */
-    int64_t created;   /* creationTime, seconds since the epoch */
-    size_t n_disks;
-    struct virt_checkpoint_disk *disks;
-    char *xml; /* the full XML (with <domain>), as redefining needs it */
-};
-
 /* What libvirt can do with a domain's checkpoints now (driver and domain state). */
 struct virt_checkpoint_caps {
     bool active;        /* the domain is running or paused */
@@ -282,14 +221,14 @@ int virt_checkpoint_caps_get(const char *domain, struct virt_checkpoint_caps *re
  * Parses checkpoint XML (with or without <domain>). *ret is new; its xml
  * member is a copy of xml. Returns -EINVAL when xml is not checkpoint XML.
  */
-int virt_checkpoint_parse(const char *xml, struct virt_checkpoint **ret);
+int virt_checkpoint_parse(const char *xml, struct conf_checkpoint_def **ret);
 
 /*
  * Lists the checkpoints libvirt knows for domain, parents before children,
  * each with its full XML. *ret is a new array of *ret_n entries (free with
- * virt_checkpoint_list_free()). -ENOENT when there is no such domain.
+ * conf_checkpoint_def_list_free()). -ENOENT when there is no such domain.
  */
-int virt_checkpoint_list(const char *domain, struct virt_checkpoint **ret, size_t *ret_n);
+int virt_checkpoint_list(const char *domain, struct conf_checkpoint_def **ret, size_t *ret_n);
 
 /*
  * The names of the domain's checkpoints in libvirt, without their XML (for
@@ -305,7 +244,7 @@ int virt_checkpoint_names(const char *domain, char ***ret, size_t *ret_n);
  * checkpoint (the detail says which).
  */
 int virt_checkpoint_get(const char *domain, const char *name, bool with_size,
-                        struct virt_checkpoint **ret);
+                        struct conf_checkpoint_def **ret);
 
 /*
  * Creates a checkpoint as spec says and returns it as libvirt made it (*ret
@@ -313,7 +252,7 @@ int virt_checkpoint_get(const char *domain, const char *name, bool with_size,
  * is escaped into the XML here.
  */
 int virt_checkpoint_create(const char *domain, const struct virt_checkpoint_spec *spec,
-                           struct virt_checkpoint **ret);
+                           struct conf_checkpoint_def **ret);
 
 /*
  * Gives libvirt a checkpoint back from its full XML (REDEFINE), with
@@ -325,12 +264,7 @@ int virt_checkpoint_redefine(const char *domain, const char *xml, bool validate)
 /* Deletes a checkpoint (VIRT_CHECKPOINT_DELETE_* flags). -ENOENT when unknown. */
 int virt_checkpoint_delete(const char *domain, const char *name, unsigned flags);
 
-/* 1 when the domain has checkpoint name in libvirt, 0 when not, or a negative errno. */
-int virt_checkpoint_exists(const char *domain, const char *name);
-
 /* Free what the functions above return; both accept NULL. */
-void virt_checkpoint_free(struct virt_checkpoint *c);
-void virt_checkpoint_list_free(struct virt_checkpoint *list, size_t n);
 
 /*
  * Says whether libvirt runs a job (backup, migration, dump, ...) on domain:

@@ -8,6 +8,7 @@
 #include <libvirt/virterror.h>
 #include <libxml/tree.h>
 #include <libxml/xpath.h>
+#include <stdio.h>
 
 #include "virt.h"
 
@@ -34,8 +35,11 @@ int virt_lookup(virConnectPtr conn, const char *name_or_uuid, virDomainPtr *ret)
  */
 int virt_domain_open(const char *name_or_uuid, virConnectPtr *ret_conn, virDomainPtr *ret_dom);
 
-/* Empties the cache of virt_domain_resolve(): a domain event or a new connection came. */
-void virt_domain_refs_forget(void);
+/*
+ * A number that changes with every domain event and every new connection:
+ * what virt_domain_resolve() cached under an older one is stale.
+ */
+uint64_t virt_events_epoch(void);
 
 /*
  * Whether libvirt runs a job on the domain: 1 with its operation
@@ -54,6 +58,36 @@ bool virt_backup_supported(virConnectPtr conn);
 int virt_xml_parse(const char *xml, xmlDocPtr *ret_doc, xmlXPathContextPtr *ret_ctx);
 char *virt_xml_string(xmlXPathContextPtr ctx, const char *xpath);
 void virt_xml_free(xmlDocPtr doc, xmlXPathContextPtr ctx);
+
+/* Writes value escaped for XML (text_xml_escape) to f; nothing for NULL. 0 or -ENOMEM. */
+int virt_xml_put(FILE *f, const char *value);
+
+static inline void
+virt_xml_docp(xmlDocPtr *d)
+{
+    if (*d)
+        xmlFreeDoc(*d);
+}
+static inline void
+virt_xml_ctxp(xmlXPathContextPtr *c)
+{
+    if (*c)
+        xmlXPathFreeContext(*c);
+}
+static inline void
+virt_xml_objp(xmlXPathObjectPtr *o)
+{
+    if (*o)
+        xmlXPathFreeObject(*o);
+}
+
+static inline void
+virt_checkpoint_handle_freep(virDomainCheckpointPtr *c)
+{
+    if (*c)
+        virDomainCheckpointFree(*c);
+}
+#define _cleanup_cp_ __attribute__((cleanup(virt_checkpoint_handle_freep)))
 
 static inline void
 virt_conn_closep(virConnectPtr *c)

@@ -1,9 +1,12 @@
 /* Reading libvirt's XML with libxml2's XPath. */
 #include <errno.h>
 #include <libxml/parser.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "cleanup.h"
 #include "err.h"
+#include "text.h"
 #include "virt_priv.h"
 
 int
@@ -53,4 +56,18 @@ virt_xml_free(xmlDocPtr doc, xmlXPathContextPtr ctx)
         xmlXPathFreeContext(ctx);
     if (doc)
         xmlFreeDoc(doc);
+}
+
+int
+virt_xml_put(FILE *f, const char *value)
+{
+    _cleanup_free_ char *e = NULL;
+
+    if (!value)
+        return 0;
+    e = text_xml_escape(value);
+    if (!e)
+        return -ENOMEM;
+    fputs(e, f);
+    return 0;
 }

@@ -20,7 +20,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct api_snapshot_body snapshot;
     struct api_backup_body backup;
     struct core_restore_request restore;
-    enum virt_snap_start start;
+    enum conf_snapshot_start start;
     bool flag;
 
     if (!body)

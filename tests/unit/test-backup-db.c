@@ -11,23 +11,23 @@
 
 #define UUID "6f1c7e2a-0b5d-4c1e-9a43-1d2e3f405162"
 
-static struct db_backup_disk disk_vda = {
+static struct conf_backup_disk disk_vda = {
     .target = (char *)"vda",
     .file = (char *)UUID "/c1/b1.vda.qcow2",
     .size = 1 << 20,
 };
 
 /* A row as the planner writes it: running, one disk. */
-static struct db_backup
-row(const char *id, const char *type, const char *parent, int64_t started)
+static struct conf_backup
+row(const char *id, enum conf_backup_type type, const char *parent, int64_t started)
 {
-    struct db_backup b = {
+    struct conf_backup b = {
         .id = (char *)id,
         .domain_uuid = (char *)UUID,
         .domain_name = (char *)"web1",
-        .mode = (char *)"push",
-        .type = (char *)type,
-        .state = (char *)"running",
+        .mode = CONF_BACKUP_MODE_PUSH,
+        .type = type,
+        .state = CONF_BACKUP_STATE_RUNNING,
         .chain_id = (char *)"c1",
         .parent_id = (char *)parent,
         .checkpoint = (char *)id,
@@ -46,7 +46,7 @@ main(void)
     char dir[] = "/tmp/vv-backup-db-XXXXXX";
     char path[256], uuid[37];
     struct db *db = NULL;
-    struct db_backup *got = NULL, **list = NULL;
+    struct conf_backup *got = NULL, **list = NULL;
     size_t n = 0, total = 0;
     char **deps = NULL, *name = NULL;
 
@@ -56,9 +56,9 @@ main(void)
     if (db_open(path, &db) < 0)
         return 1;
 
-    struct db_backup full = row("b1", "full", NULL, 1000);
-    struct db_backup inc = row("b2", "incremental", "b1", 2000);
-    struct db_backup inc2 = row("b3", "incremental", "b1", 3000);
+    struct conf_backup full = row("b1", CONF_BACKUP_TYPE_FULL, NULL, 1000);
+    struct conf_backup inc = row("b2", CONF_BACKUP_TYPE_INCREMENTAL, "b1", 2000);
+    struct conf_backup inc2 = row("b3", CONF_BACKUP_TYPE_INCREMENTAL, "b1", 3000);
     ok(db_backup_insert(db, &full) == 0, "insert a full backup");
     ok(db_backup_insert(db, &inc) == 0 && db_backup_insert(db, &inc2) == 0,
        "insert two that depend on it");
@@ -68,7 +68,7 @@ main(void)
            got->n_disks == 1 && strcmp(got->disks[0].target, "vda") == 0 &&
            got->disks[0].sha256 == NULL && got->verify_ok == -1,
        "read back with its disk");
-    db_backup_free(got);
+    conf_backup_free(got);
     got = NULL;
     ok(db_backup_get(db, "nope", &got) == -ENOENT && got == NULL, "a missing id is ENOENT");
 
@@ -76,13 +76,15 @@ main(void)
     ok(db_backup_list(db, &all, &list, &n, &total) == 0 && n == 3 && total == 3 &&
            strcmp(list[0]->id, "b3") == 0 && strcmp(list[2]->id, "b1") == 0,
        "listed newest first");
-    db_backup_list_free(list, n);
-    struct db_backup_filter page = {
-        .domain_uuid = UUID, .type = "incremental", .limit = 1, .offset = 1};
+    conf_backup_list_free(list, n);
+    struct db_backup_filter page = {.domain_uuid = UUID,
+                                    .type = &(enum conf_backup_type){CONF_BACKUP_TYPE_INCREMENTAL},
+                                    .limit = 1,
+                                    .offset = 1};
     ok(db_backup_list(db, &page, &list, &n, &total) == 0 && n == 1 && total == 2 &&
            strcmp(list[0]->id, "b2") == 0,
        "filtered and paged, with the total");
-    db_backup_list_free(list, n);
+    conf_backup_list_free(list, n);
 
     ok(db_backup_dependents(db, "b1", &deps, &n) == 0 && n == 2 && strcmp(deps[0], "b3") == 0 &&
            deps[2] == NULL,
@@ -92,21 +94,21 @@ main(void)
     free(deps);
 
     /* The end of a job: completed keeps disks with checksums; failed keeps none. */
-    struct db_backup_disk done_disk = disk_vda;
+    struct conf_backup_disk done_disk = disk_vda;
     done_disk.stored_bytes = 4096;
     done_disk.sha256 = (char *)"ab";
-    struct db_backup done = full;
-    done.state = (char *)"completed";
+    struct conf_backup done = full;
+    done.state = CONF_BACKUP_STATE_COMPLETED;
     done.finished_at = 1500;
     done.stored_bytes = 4096;
     done.disks = &done_disk;
     ok(db_backup_finish(db, &done) == 0, "finish as completed");
-    ok(db_backup_get(db, "b1", &got) == 0 && strcmp(got->state, "completed") == 0 &&
+    ok(db_backup_get(db, "b1", &got) == 0 && got->state == CONF_BACKUP_STATE_COMPLETED &&
            got->disks[0].stored_bytes == 4096 && strcmp(got->disks[0].sha256, "ab") == 0,
        "its disk has its checksum");
-    db_backup_free(got);
-    struct db_backup failed = inc2;
-    failed.state = (char *)"failed";
+    conf_backup_free(got);
+    struct conf_backup failed = inc2;
+    failed.state = CONF_BACKUP_STATE_FAILED;
     failed.error_errno = -EIO;
     failed.error_detail = (char *)"libvirt said no";
     failed.finished_at = 3500;
@@ -114,12 +116,12 @@ main(void)
     ok(db_backup_get(db, "b3", &got) == 0 && got->n_disks == 0 && got->error_errno == -EIO &&
            strcmp(got->error_detail, "libvirt said no") == 0,
        "a failed backup claims no files and keeps its reason");
-    db_backup_free(got);
+    conf_backup_free(got);
 
     ok(db_backup_set_verification(db, "b1", 9000, 0, "x: checksum mismatch") == 0 &&
            db_backup_get(db, "b1", &got) == 0 && got->verify_ok == 0 && got->verified_at == 9000,
        "a verification is recorded");
-    db_backup_free(got);
+    conf_backup_free(got);
     ok(db_backup_set_job(db, "b2", "job1") == 0 && db_backup_set_job(db, "zz", "j") == -ENOENT,
        "the job of a backup");
 

@@ -21,7 +21,8 @@ row(const char *uuid, const char *name, const char *parent, long long created, c
         .created = created,
     };
     snprintf(c.domain_uuid, sizeof(c.domain_uuid), "%s", uuid);
-    snprintf(c.state, sizeof(c.state), "%s", state);
+    if (conf_checkpoint_state_from_string(state, &c.state) < 0)
+        c.state = CONF_CHECKPOINT_STATE_LAST; /* a state the table does not know */
     return c;
 }
 
@@ -59,8 +60,8 @@ main(void)
     struct db_checkpoint bad = row(DOM, "x", NULL, 1, "fine");
     ok(db_checkpoint_put(db, &bad) < 0, "an unknown state is refused");
 
-    ok(db_checkpoint_set_state(db, DOM, "b", "broken", "bitmap gone") == 0 &&
-           db_checkpoint_get(db, DOM, "b", &one) == 0 && strcmp(one->state, "broken") == 0 &&
+    ok(db_checkpoint_set_state(db, DOM, "b", CONF_CHECKPOINT_BROKEN, "bitmap gone") == 0 &&
+           db_checkpoint_get(db, DOM, "b", &one) == 0 && one->state == CONF_CHECKPOINT_BROKEN &&
            strcmp(one->reason, "bitmap gone") == 0,
        "state and reason are set");
     db_checkpoint_free(one);
@@ -69,7 +70,7 @@ main(void)
     struct db_checkpoint again = row(DOM, "b", NULL, 20, "redefined");
     again.xml = (char *)"<domaincheckpoint><name>b</name></domaincheckpoint>";
     ok(db_checkpoint_put(db, &again) == 0 && db_checkpoint_get(db, DOM, "b", &one) == 0 &&
-           strcmp(one->state, "redefined") == 0 && !one->parent && !one->reason &&
+           one->state == CONF_CHECKPOINT_REDEFINED && !one->parent && !one->reason &&
            strstr(one->xml, "<name>b</name>"),
        "put replaces the row of the same name");
     db_checkpoint_free(one);
@@ -80,7 +81,7 @@ main(void)
     db_checkpoint_list_free(list, n);
 
     ok(db_checkpoint_get(db, DOM, "zz", &one) == -ENOENT && !one, "get of an unknown name");
-    ok(db_checkpoint_set_state(db, DOM, "zz", "ok", NULL) == -ENOENT,
+    ok(db_checkpoint_set_state(db, DOM, "zz", CONF_CHECKPOINT_OK, NULL) == -ENOENT,
        "set_state of an unknown name");
     ok(db_checkpoint_delete(db, DOM, "a") == 0, "delete");
     ok(db_checkpoint_delete(db, DOM, "a") == -ENOENT, "delete again");

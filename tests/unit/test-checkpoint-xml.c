@@ -47,7 +47,7 @@ int
 main(void)
 {
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        struct virt_checkpoint *c = NULL;
+        struct conf_checkpoint_def *c = NULL;
         int r = virt_checkpoint_parse(cases[i].xml, &c);
 
         if (cases[i].ret < 0) {
@@ -58,14 +58,14 @@ main(void)
                same(c->description, cases[i].description) && c->created == cases[i].created &&
                c->n_disks == cases[i].n_disks && strcmp(c->xml, cases[i].xml) == 0,
            "%s", cases[i].title);
-        virt_checkpoint_free(c);
+        conf_checkpoint_def_free(c);
     }
 
-    struct virt_checkpoint *c = NULL;
+    struct conf_checkpoint_def *c = NULL;
     ok(virt_checkpoint_parse(full, &c) == 0 && c->disks[0].bitmap &&
            strcmp(c->disks[0].bitmap_name, "cp2") == 0 && c->disks[0].size_bytes == 8388608 &&
            !c->disks[1].bitmap && !c->disks[1].bitmap_name && c->disks[1].size_bytes == -1,
        "disks: bitmap, name and size; checkpoint='no' has neither");
-    virt_checkpoint_free(c);
+    conf_checkpoint_def_free(c);
     return tap_done();
 }

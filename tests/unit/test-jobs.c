@@ -51,7 +51,7 @@ run_coop(struct job *job, void *data)
 }
 
 static int
-recover_alive(const struct db_job *rec, void **ret_data)
+recover_alive(const struct conf_job *rec, void **ret_data)
 {
     if (rec->params && strcmp(rec->params, "alive") == 0) {
         *ret_data = strdup("data");
@@ -81,16 +81,16 @@ run_parked(struct job *job, void *data)
 static const struct job_kind k_park = {.name = "t_park", .run = run_parked};
 
 static void
-on_event(const struct db_job *job, void *opaque)
+on_event(const struct conf_job *job, void *opaque)
 {
     atomic_fetch_add(&events, 1);
 }
 
-static struct db_job *
+static struct conf_job *
 submit(const struct job_kind *k, const char *uuid)
 {
     struct job_spec spec = {.kind = k, .domain = uuid ? "dom" : NULL, .domain_uuid = uuid};
-    struct db_job *j = NULL;
+    struct conf_job *j = NULL;
 
     if (core_job_submit(&spec, &j) < 0)
         return NULL;
@@ -98,29 +98,29 @@ submit(const struct job_kind *k, const char *uuid)
 }
 
 /* Polls until the job is in a final state (or about 10 s went by); returns it. */
-static struct db_job *
+static struct conf_job *
 wait_final(const char *id)
 {
     for (int i = 0; i < 1000; i++) {
-        struct db_job *j = NULL;
-        if (core_job_get(id, &j) == 0 && db_job_state_final(j->state))
+        struct conf_job *j = NULL;
+        if (core_job_get(id, &j) == 0 && conf_job_state_final(j->state))
             return j;
-        db_job_free(j);
+        conf_job_free(j);
         usleep(10 * 1000);
     }
     return NULL;
 }
 
 static void
-put_row(struct db *db, const char *id, const char *kind, enum db_job_state state,
+put_row(struct db *db, const char *id, const char *kind, enum conf_job_state state,
         const char *params)
 {
-    struct db_job j = {.state = state, .created_ms = text_now_ms()};
+    struct conf_job j = {.state = state, .created_ms = text_now_ms()};
 
     snprintf(j.id, sizeof(j.id), "%s", id);
     j.kind = (char *)kind;
     j.params = (char *)params;
-    if (state == DB_JOB_RUNNING)
+    if (state == CONF_JOB_RUNNING)
         j.started_ms = j.created_ms;
     db_job_put(db, &j);
 }
@@ -131,8 +131,8 @@ main(void)
     char dir[] = "/tmp/vv-jobs-test-XXXXXX";
     char path[256];
     struct db *db = NULL;
-    struct db_job *j, *k;
-    char id[DB_JOB_ID_LEN + 1];
+    struct conf_job *j, *k;
+    char id[CONF_JOB_ID_LEN + 1];
     int r, h;
 
     if (!mkdtemp(dir))
@@ -149,7 +149,7 @@ main(void)
     /* No workers: jobs stay queued. */
     ok(core_jobs_start(db, 0) == 0, "start without workers");
     j = submit(&k_ok, U1);
-    ok(j && j->state == DB_JOB_QUEUED && strlen(j->id) == DB_JOB_ID_LEN && j->created_ms > 0 &&
+    ok(j && j->state == CONF_JOB_QUEUED && strlen(j->id) == CONF_JOB_ID_LEN && j->created_ms > 0 &&
            !j->started_ms,
        "a submitted job is queued, with an id and a creation time");
     ok(submit(&k_ok, U1) == NULL && err_detail() && strstr(err_detail(), j->id),
@@ -157,22 +157,22 @@ main(void)
        err_detail() ? err_detail() : "");
     ok(atomic_load(&events) == 1, "the listener heard of the queued job");
     snprintf(id, sizeof(id), "%s", j->id);
-    db_job_free(j);
+    conf_job_free(j);
     r = core_job_cancel(id, &j);
-    ok(r == 0 && j->state == DB_JOB_CANCELLED && j->error_errno == -ECANCELED && j->finished_ms,
+    ok(r == 0 && j->state == CONF_JOB_CANCELLED && j->error_errno == -ECANCELED && j->finished_ms,
        "cancelling a queued job ends it cancelled at once");
-    db_job_free(j);
+    conf_job_free(j);
     ok(core_busy_claim(U1, "test") == 0, "the domain is free again");
     core_busy_release(U1);
     ok(core_job_cancel(id, &j) == -EBADFD, "a job that ended cannot be cancelled");
     ok(core_job_cancel("0123", &j) == -ENOENT, "an unknown job is not found");
     j = submit(&k_ok, U2);
     snprintf(id, sizeof(id), "%s", j ? j->id : "");
-    db_job_free(j);
+    conf_job_free(j);
     core_jobs_stop();
-    ok(db_job_get(db, id, &j) == 0 && j->state == DB_JOB_FAILED && j->error_errno == -EINTR,
+    ok(db_job_get(db, id, &j) == 0 && j->state == CONF_JOB_FAILED && j->error_errno == -EINTR,
        "a job still queued when the service stops ends interrupted");
-    db_job_free(j);
+    conf_job_free(j);
     ok(core_busy_claim(U2, "test") == 0, "and its domain is free");
     core_busy_release(U2);
 
@@ -180,131 +180,131 @@ main(void)
     ok(core_jobs_start(db, 2) == 0, "start with two workers");
     j = submit(&k_ok, U1);
     k = j ? wait_final(j->id) : NULL;
-    ok(k && k->state == DB_JOB_SUCCEEDED && k->bytes_done == 10 && k->bytes_total == 10 &&
+    ok(k && k->state == CONF_JOB_SUCCEEDED && k->bytes_done == 10 && k->bytes_total == 10 &&
            k->result && strcmp(k->result, "{\"ok\":true}") == 0 && k->started_ms &&
            k->finished_ms >= k->started_ms && !k->error_errno,
        "a job runs and succeeds with progress and result");
-    db_job_free(j);
-    db_job_free(k);
+    conf_job_free(j);
+    conf_job_free(k);
     j = submit(&k_fail, NULL);
     k = j ? wait_final(j->id) : NULL;
-    ok(k && k->state == DB_JOB_FAILED && k->error_errno == -EBADFD && k->error_detail &&
+    ok(k && k->state == CONF_JOB_FAILED && k->error_errno == -EBADFD && k->error_detail &&
            strcmp(k->error_detail, "made to fail") == 0 && !k->domain,
        "a failing job keeps its errno and detail; a job on no domain has none");
-    db_job_free(j);
-    db_job_free(k);
+    conf_job_free(j);
+    conf_job_free(k);
 
     j = submit(&k_coop, U1);
     for (int i = 0; j && i < 500; i++) {
-        if (core_job_get(j->id, &k) == 0 && k->state == DB_JOB_RUNNING) {
-            db_job_free(k);
+        if (core_job_get(j->id, &k) == 0 && k->state == CONF_JOB_RUNNING) {
+            conf_job_free(k);
             break;
         }
-        db_job_free(k);
+        conf_job_free(k);
         usleep(10 * 1000);
     }
     r = j ? core_job_cancel(j->id, &k) : -1;
-    ok(r == 0 && k->state == DB_JOB_RUNNING, "cancelling a running job asks it to stop");
+    ok(r == 0 && k->state == CONF_JOB_RUNNING, "cancelling a running job asks it to stop");
     if (r == 0)
-        db_job_free(k);
+        conf_job_free(k);
     k = j ? wait_final(j->id) : NULL;
-    ok(k && k->state == DB_JOB_CANCELLED && k->error_errno == -ECANCELED,
+    ok(k && k->state == CONF_JOB_CANCELLED && k->error_errno == -ECANCELED,
        "the job sees the flag and ends cancelled");
-    db_job_free(j);
-    db_job_free(k);
+    conf_job_free(j);
+    conf_job_free(k);
     core_jobs_stop();
 
     /* What an earlier process left: recovered by kind, or interrupted. */
-    put_row(db, "aaaa0000000000000000000000000001", "t_ok", DB_JOB_RUNNING, "alive");
-    put_row(db, "aaaa0000000000000000000000000002", "t_ok", DB_JOB_RUNNING, "dead");
-    put_row(db, "aaaa0000000000000000000000000003", "t_ok", DB_JOB_QUEUED, "alive");
-    put_row(db, "aaaa0000000000000000000000000004", "gone_kind", DB_JOB_RUNNING, NULL);
+    put_row(db, "aaaa0000000000000000000000000001", "t_ok", CONF_JOB_RUNNING, "alive");
+    put_row(db, "aaaa0000000000000000000000000002", "t_ok", CONF_JOB_RUNNING, "dead");
+    put_row(db, "aaaa0000000000000000000000000003", "t_ok", CONF_JOB_QUEUED, "alive");
+    put_row(db, "aaaa0000000000000000000000000004", "gone_kind", CONF_JOB_RUNNING, NULL);
     ok(core_jobs_start(db, 2) == 0, "start again");
     k = wait_final("aaaa0000000000000000000000000001");
-    ok(k && k->state == DB_JOB_SUCCEEDED && k->result && strstr(k->result, "resumed"),
+    ok(k && k->state == CONF_JOB_SUCCEEDED && k->result && strstr(k->result, "resumed"),
        "a job the kind says still runs is resumed and ends as it ends");
-    db_job_free(k);
+    conf_job_free(k);
     static const char *const lost[] = {"aaaa0000000000000000000000000002",
                                        "aaaa0000000000000000000000000003",
                                        "aaaa0000000000000000000000000004"};
     for (size_t i = 0; i < 3; i++) {
         k = wait_final(lost[i]);
-        ok(k && k->state == DB_JOB_FAILED && k->error_errno == -EINTR && k->error_detail &&
+        ok(k && k->state == CONF_JOB_FAILED && k->error_errno == -EINTR && k->error_detail &&
                strstr(k->error_detail, "interrupted"),
            "job %s is marked failed/interrupted", lost[i]);
-        db_job_free(k);
+        conf_job_free(k);
     }
 
     /* Listing: newest first, filters, pages. */
-    struct db_job *list = NULL;
+    struct conf_job *list = NULL;
     size_t n = 0;
     int64_t next = 0;
-    struct db_job_filter f = {.limit = 3};
+    struct conf_job_filter f = {.limit = 3};
     ok(core_job_list(&f, &list, &n, &next) == 0 && n == 3 && next > 0 &&
            list[0].created_ms >= list[2].created_ms,
        "a page of three, newest first, with a cursor");
-    db_job_list_free(list, n);
+    conf_job_list_free(list, n);
     size_t total = 3;
     f.before_seq = next;
     while (f.before_seq) {
         if (core_job_list(&f, &list, &n, &next) < 0)
             break;
         total += n;
-        db_job_list_free(list, n);
+        conf_job_list_free(list, n);
         f.before_seq = next;
     }
     ok(total == 9, "paging visits each of the 9 jobs once (%zu)", total);
-    f = (struct db_job_filter){.state = "cancelled"};
+    f = (struct conf_job_filter){.state = "cancelled"};
     r = core_job_list(&f, &list, &n, &next);
     ok(r == 0 && n == 2 && next == 0, "filter by state (%zu)", n);
-    db_job_list_free(list, n);
-    f = (struct db_job_filter){.domain = U1};
+    conf_job_list_free(list, n);
+    f = (struct conf_job_filter){.domain = U1};
     r = core_job_list(&f, &list, &n, &next);
     ok(r == 0 && n == 3, "filter by domain (%zu)", n);
-    db_job_list_free(list, n);
+    conf_job_list_free(list, n);
     ok(atomic_load(&events) > 10, "the listener heard every change (%d)", atomic_load(&events));
     core_jobs_unlisten(h);
     core_jobs_stop();
 
     /* Parked jobs (waiting on clients) leave the workers asked for free for other jobs. */
     ok(core_jobs_start(db, 1) == 0, "start with one worker");
-    struct db_job *p1 = submit(&k_park, U1), *p2 = submit(&k_park, U2);
+    struct conf_job *p1 = submit(&k_park, U1), *p2 = submit(&k_park, U2);
     j = submit(&k_ok, NULL);
     k = j ? wait_final(j->id) : NULL;
-    ok(p1 && p2 && k && k->state == DB_JOB_SUCCEEDED,
+    ok(p1 && p2 && k && k->state == CONF_JOB_SUCCEEDED,
        "with one worker and two parked jobs, a third job still runs");
-    db_job_free(j);
-    ok(core_job_get(p1 ? p1->id : "", &j) == 0 && j->state == DB_JOB_RUNNING,
+    conf_job_free(j);
+    ok(core_job_get(p1 ? p1->id : "", &j) == 0 && j->state == CONF_JOB_RUNNING,
        "the parked job is still running");
-    db_job_free(j);
-    db_job_free(k);
+    conf_job_free(j);
+    conf_job_free(k);
     atomic_store(&release_parked, true);
-    struct db_job *parked[] = {p1, p2};
+    struct conf_job *parked[] = {p1, p2};
     for (size_t i = 0; i < 2; i++) {
         k = parked[i] ? wait_final(parked[i]->id) : NULL;
-        ok(k && k->state == DB_JOB_SUCCEEDED, "released, parked job %zu ends as it ends", i + 1);
-        db_job_free(k);
-        db_job_free(parked[i]);
+        ok(k && k->state == CONF_JOB_SUCCEEDED, "released, parked job %zu ends as it ends", i + 1);
+        conf_job_free(k);
+        conf_job_free(parked[i]);
     }
     /* The threads added for them stay, idle: still one job works at a time. */
     /* (Other domains: a job's claim is released just after its end is recorded.) */
-    struct db_job *c1 = submit(&k_coop, U3), *c2 = submit(&k_coop, U4);
+    struct conf_job *c1 = submit(&k_coop, U3), *c2 = submit(&k_coop, U4);
     usleep(200 * 1000);
-    struct db_job *s1 = NULL, *s2 = NULL;
+    struct conf_job *s1 = NULL, *s2 = NULL;
     ok(c1 && c2 && core_job_get(c1->id, &s1) == 0 && core_job_get(c2->id, &s2) == 0 &&
-           (s1->state == DB_JOB_RUNNING) != (s2->state == DB_JOB_RUNNING) &&
-           (s1->state == DB_JOB_QUEUED || s2->state == DB_JOB_QUEUED),
+           (s1->state == CONF_JOB_RUNNING) != (s2->state == CONF_JOB_RUNNING) &&
+           (s1->state == CONF_JOB_QUEUED || s2->state == CONF_JOB_QUEUED),
        "after the parked jobs ended, one job works and the other waits its turn");
-    db_job_free(s1);
-    db_job_free(s2);
+    conf_job_free(s1);
+    conf_job_free(s2);
     for (size_t i = 0; i < 2; i++) {
-        struct db_job *c = i ? c2 : c1;
+        struct conf_job *c = i ? c2 : c1;
         if (c && core_job_cancel(c->id, &k) == 0)
-            db_job_free(k);
+            conf_job_free(k);
         k = c ? wait_final(c->id) : NULL;
-        ok(k && k->state == DB_JOB_CANCELLED, "cancelled, job %zu ends", i + 1);
-        db_job_free(k);
-        db_job_free(c);
+        ok(k && k->state == CONF_JOB_CANCELLED, "cancelled, job %zu ends", i + 1);
+        conf_job_free(k);
+        conf_job_free(c);
     }
     core_jobs_stop();
 

@@ -35,7 +35,7 @@ main(void)
     char dir[] = "/tmp/vv-nbd-test-XXXXXX";
     char uri[256], sock[200];
     struct virt_nbd *n = NULL;
-    struct virt_extent *ext = NULL;
+    struct conf_extent *ext = NULL;
     size_t n_ext = 0;
 
     if (!mkdtemp(dir))

@@ -1,0 +1,49 @@
+/* The domain record (see domain.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "domain.h"
+
+void
+conf_disk_clear(struct conf_disk *d)
+{
+    free(d->target);
+    free(d->device);
+    free(d->bus);
+    free(d->type);
+    free(d->source);
+    free(d->format);
+    free(d->alias);
+}
+
+void
+conf_domain_clear(struct conf_domain *d)
+{
+    if (!d)
+        return;
+    free(d->name);
+    for (size_t i = 0; i < d->n_disks; i++)
+        conf_disk_clear(&d->disks[i]);
+    free(d->disks);
+    free(d->snapshots.reason);
+    free(d->checkpoints.reason);
+    free(d->push_backup.reason);
+    free(d->pull_backup.reason);
+    free(d->incremental.reason);
+    memset(d, 0, sizeof(*d));
+}
+
+void
+conf_domain_free(struct conf_domain *d)
+{
+    conf_domain_clear(d);
+    free(d);
+}
+
+void
+conf_domain_list_free(struct conf_domain *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        conf_domain_clear(&list[i]);
+    free(list);
+}

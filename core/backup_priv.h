@@ -1,0 +1,215 @@
+/*
+ * core/backup_priv.h - what the files of backups share inside core/.
+ *
+ * The use cases of backup.h are cut by file:
+ *   backup_job.c      the shared state, the run record of the three job kinds
+ *                     and how one is submitted, the domain and catalog reads
+ *                     every use case starts with, paths in the vault, waiting
+ *                     for libvirt's job events
+ *   backup_plan.c     planning: disks, type, chain and parent, as a pure
+ *                     function of the catalog's records (backup_plan_choose)
+ *   backup_push.c     the backup job: begin, follow, seal, abandon; create
+ *   backup_pull.c     pull mode: exports for clients, copies into the vault,
+ *                     finish and the readers of the data plane
+ *   backup_offline.c  backups of stopped domains (images read with qemu-nbd)
+ *   backup_catalog.c  list, get, delete
+ *   backup_restore.c  the restore job
+ *   backup_verify.c   the verify job
+ *   backup.c          the table of job kinds, start-up, sweep, events
+ *
+ * Calls go one way: backup.c -> push -> {offline -> pull, pull, plan} ->
+ * job; catalog, restore and verify -> job. Nothing calls back up the list
+ * (backup.c's table of kinds points at the run functions; it calls none).
+ */
+#ifndef VV_CORE_BACKUP_PRIV_H
+#define VV_CORE_BACKUP_PRIV_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backup.h"
+#include "conf/backup.h"
+#include "conf/checkpoint.h"
+#include "conf/domain.h"
+#include "conf/job.h"
+#include "jobs.h"
+#include "vault/vault.h"
+
+#define POLL_MS 250
+/* How long a job waits for a lost libvirt connection before it gives up. */
+#define RECONNECT_WAIT_MS (5 * 60 * 1000)
+#define MAX_DISKS         64
+#define MAX_CHAIN         1024
+#define MAX_ROOTS         16
+#define MAX_PULLS         64
+#define PULL_IDLE_DEFAULT 600
+/* How long finish waits for the job to record the end of a pull backup. */
+#define FINISH_WAIT_MS (60 * 1000)
+/* A unix socket path must fit into sun_path. */
+#define SOCKET_PATH_MAX 107
+
+struct db;
+
+/* A pull backup whose exports are ready for clients (guarded by backup_ctx.lock). */
+struct pull_session {
+    bool used;
+    char id[17];
+    int64_t last_ms; /* the last read of one of its exports */
+    bool finish;     /* finish was asked for */
+};
+
+/* What the backup use cases work with, set by core_backup_init(). */
+struct backup_ctx {
+    struct db *db; /* borrowed from the core */
+    char *vault;
+    char *roots[MAX_ROOTS];
+    size_t n_roots;
+    /* Woken by every job-completed event; waiters poll libvirt anyway. */
+    pthread_mutex_t lock;
+    pthread_cond_t ended;
+    uint64_t generation;
+    unsigned pull_idle_s;
+    struct pull_session pulls[MAX_PULLS];
+};
+extern struct backup_ctx backup_ctx;
+
+/* The job kinds of backups; their table is backup_kinds[] (backup.c). */
+enum backup_job_kind {
+    BACKUP_JOB_BACKUP,
+    BACKUP_JOB_RESTORE,
+    BACKUP_JOB_VERIFY,
+    BACKUP_JOB_KIND_LAST,
+};
+extern const struct job_kind backup_kinds[BACKUP_JOB_KIND_LAST];
+
+/* The run of one job of any of the kinds: the backup it is about, and each kind's own part. */
+struct backup_job {
+    struct vault_cancel cancel; /* restore and verify: stops the qemu-img in flight */
+    struct conf_backup *b;
+    /* backup */
+    uint64_t bandwidth;
+    char **skip; /* targets of the domain's other disks (NULL-terminated) */
+    size_t n_skip;
+    bool begun;           /* libvirt's job was started by this process */
+    bool pull;            /* a pull backup: libvirt serves exports on pull_socket */
+    bool to_vault;        /* pull: the service copies the exports into the vault */
+    bool offline;         /* the domain is shut off: its images are read with qemu-nbd */
+    bool offline_defined; /* offline: the new checkpoint was given to libvirt */
+    char **sources;       /* offline: the image of each disk of b, in b's order */
+    char pull_socket[PATH_MAX];
+    /* restore */
+    char *target_dir;
+    char *format;
+    char *define_name;
+};
+
+/* backup_job.c */
+
+/* Frees a NULL-terminated array of strings. Accepts NULL. */
+void backup_strv_free(char **v);
+
+static inline void
+backup_listp(struct conf_backup ***list, size_t n)
+{
+    conf_backup_list_free(*list, n);
+}
+
+/* Frees a run (the job kinds' free_data). Accepts NULL. */
+void backup_job_free(void *data);
+
+/*
+ * Queues a job of kind on bj->b's domain (named domain_name), its backup id
+ * as the job's params. bj is taken in every case. As core_job_submit().
+ */
+int backup_job_submit(enum backup_job_kind kind, const char *domain_name, struct backup_job *bj,
+                      struct conf_job **ret);
+
+/* Resolves name_or_uuid into its UUID and name (a new string), through libvirt or the catalog. */
+int backup_domain_resolve(const char *name_or_uuid, char ret_uuid[37], char **ret_name);
+
+/* Reads backup id and checks that it belongs to domain uuid. -ENOENT when not. */
+int backup_of(const char *uuid, const char *id, struct conf_backup **ret);
+
+/*
+ * Reads backup id of domain (a name or UUID, as backup_domain_resolve) into
+ * *ret, and the domain's name into *ret_name unless NULL. -ENOENT when the
+ * domain has no such backup.
+ */
+int backup_find(const char *domain, const char *id, char **ret_name, struct conf_backup **ret);
+
+/* Reads a completed backup of domain for restore or verify (-EBADFD when it is not one). */
+int backup_completed(const char *domain, const char *id, char **ret_name, struct conf_backup **ret);
+
+/* The absolute path of a vault-relative one. */
+int backup_abs_path(const char *rel, char *buf, size_t size);
+
+/* Removes the images of b and the folders they leave empty. */
+void backup_remove_images(const struct conf_backup *b);
+
+/* The unix socket of pull backup b's exports; the scratch file of its disk target. */
+int backup_pull_socket_path(const struct conf_backup *b, char *buf, size_t size);
+int backup_pull_scratch_path(const struct conf_backup *b, const char *target, char *buf,
+                             size_t size);
+
+/* Makes the folder of pull sockets and scratch files. */
+int backup_pull_prepare_dir(const struct conf_backup *b);
+
+/* Removes the socket and scratch files a pull backup leaves once libvirt's job ended. */
+void backup_pull_cleanup_files(const struct conf_backup *b);
+
+/* Sleeps until a job-completed event (or a wake) or ms milliseconds pass. */
+void backup_wait_event(uint64_t *seen, unsigned ms);
+
+/* Wakes every job waiting in backup_wait_event(). */
+void backup_wake_jobs(void);
+
+/* Aborts libvirt's job on domain uuid when it still runs and waits (a little) for it to end. */
+void backup_job_stop(const char *uuid);
+
+/* backup_plan.c */
+
+/*
+ * Plans a backup of domain d (its definition as libvirt has it now): picks
+ * the disks, settles the type and the parent, and fills a new catalog row
+ * (state running) into *ret.
+ */
+int backup_plan(const struct conf_domain *d, const struct core_backup_request *req,
+                struct conf_backup **ret);
+
+/* backup_pull.c */
+
+int backup_pull_serve(struct job *job, struct backup_job *br);
+int backup_pull_complete(struct job *job, struct backup_job *br);
+int backup_pull_to_vault(struct job *job, struct backup_job *br);
+void backup_pull_unregister(const char *id);
+
+struct virt_nbd;
+/*
+ * Copies what backup br needs of each disk from its source export into the
+ * vault's image (.part). contexts: the dirty bitmap context of each disk
+ * (NULL entries or array for a full backup).
+ */
+int backup_copy_into_vault(struct job *job, struct backup_job *br, struct virt_nbd **srcs,
+                           char *const *contexts);
+
+/* backup_offline.c */
+
+int backup_offline_run(struct job *job, struct backup_job *br);
+int backup_offline_sources(const struct conf_domain *d, const struct conf_backup *b, char ***ret);
+
+/* backup_push.c: the backup kind, and how a backup that did not complete is undone. */
+
+int backup_job_run(struct job *job, void *data);
+int backup_job_cancel(struct job *job, void *data);
+int backup_job_recover(const struct conf_job *rec, void **ret_data);
+int backup_abandon(struct backup_job *br, int err);
+
+/* backup_restore.c, backup_verify.c: the run() of the restore and verify kinds. */
+
+int backup_restore_run(struct job *job, void *data);
+int backup_verify_run(struct job *job, void *data);
+
+#endif

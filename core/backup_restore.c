@@ -1,0 +1,148 @@
+/* The restore job (see backup.h). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backup_priv.h"
+#include "cleanup.h"
+#include "err.h"
+#include "log.h"
+#include "text.h"
+#include "virt/virt.h"
+
+int
+backup_restore_run(struct job *job, void *data)
+{
+    struct backup_job *rr = data;
+    struct conf_backup *b = rr->b;
+    _cleanup_free_ struct virt_restored_disk *rd = calloc(b->n_disks + 1, sizeof(*rd));
+    _cleanup_free_ char(*dest)[PATH_MAX] = calloc(b->n_disks + 1, PATH_MAX);
+    size_t done_disks = 0;
+    uint64_t total = 0, done = 0;
+    char *out = NULL;
+    size_t out_len = 0;
+    FILE *f;
+    char uuid[37] = "";
+    int r = 0;
+
+    if (!rd || !dest)
+        return -ENOMEM;
+    for (size_t i = 0; i < b->n_disks; i++)
+        total += b->disks[i].size;
+    job_progress(job, 0, total);
+    for (size_t i = 0; r >= 0 && i < b->n_disks; i++) {
+        char src[PATH_MAX];
+
+        r = backup_abs_path(b->disks[i].file, src, sizeof(src));
+        if (r < 0)
+            break;
+        /* "<new name>-vda.qcow2" for a define, else "<domain>-<backup>-vda.img". */
+        if ((size_t)snprintf(dest[i], PATH_MAX, "%s/%s%s%s-%s.%s", rr->target_dir,
+                             rr->define_name ? rr->define_name : b->domain_name,
+                             rr->define_name ? "" : "-", rr->define_name ? "" : b->id,
+                             b->disks[i].target,
+                             strcmp(rr->format, "raw") == 0 ? "img" : "qcow2") >= PATH_MAX) {
+            r = err_set(-ENAMETOOLONG, "restore path too long");
+            break;
+        }
+        r = vault_image_flatten(src, dest[i], rr->format, &rr->cancel);
+        if (r < 0)
+            break;
+        done_disks++;
+        done += b->disks[i].size;
+        job_progress(job, done, total);
+        rd[i] = (struct virt_restored_disk){b->disks[i].target, dest[i], rr->format};
+    }
+    if (r >= 0 && job_cancelled(job))
+        r = err_set(-ECANCELED, "the restore was cancelled");
+    if (r >= 0 && rr->define_name)
+        r = virt_domain_define_restored(b->domain_xml, rr->define_name, rd, b->n_disks, uuid);
+    if (r < 0) {
+        int e = r;
+        char keep[1024];
+        snprintf(keep, sizeof(keep), "%s", err_detail() ? err_detail() : strerror(-r));
+        for (size_t i = 0; i < done_disks; i++)
+            (void)unlink(dest[i]);
+        return err_set(e == -ECANCELED || job_cancelled(job) ? -ECANCELED : e, "%s", keep);
+    }
+
+    f = open_memstream(&out, &out_len);
+    if (!f)
+        return -ENOMEM;
+    fputs("{\"backup_id\": ", f);
+    fprintf(f, "\"%s\", \"format\": \"%s\", \"disks\": [", b->id, rr->format);
+    for (size_t i = 0; i < b->n_disks; i++) {
+        _cleanup_free_ char *q = text_json_quote(dest[i]);
+        fprintf(f, "%s{\"target\": \"%s\", \"path\": %s}", i ? ", " : "", b->disks[i].target,
+                q ? q : "null");
+    }
+    fputs("], \"domain\": ", f);
+    if (rr->define_name)
+        fprintf(f, "{\"name\": \"%s\", \"uuid\": \"%s\"}", rr->define_name, uuid);
+    else
+        fputs("null", f);
+    fputs("}", f);
+    if (fclose(f) != 0) {
+        free(out);
+        return -ENOMEM;
+    }
+    r = job_set_result(job, out);
+    free(out);
+    log_info("backup %s restored into %s%s%s", b->id, rr->target_dir,
+             rr->define_name ? " as domain " : "", rr->define_name ? rr->define_name : "");
+    return r;
+}
+
+int
+core_backup_restore(const char *domain, const char *id, const struct core_restore_request *req,
+                    struct conf_job **ret_job)
+{
+    _cleanup_free_ char *name = NULL;
+    struct conf_backup *b = NULL;
+    struct backup_job *rr;
+    int r;
+
+    if (strcmp(req->format, "qcow2") != 0 && strcmp(req->format, "raw") != 0)
+        return err_set(-EINVAL, "format must be qcow2 or raw");
+    if (req->define_name && !text_name_valid(req->define_name))
+        return err_set(-EINVAL, "'%s' is not a valid domain name (1 to %d of A-Z a-z 0-9 . _ -)",
+                       req->define_name, NAME_MAX_LEN);
+    r = backup_completed(domain, id, &name, &b);
+    if (r < 0)
+        return r;
+    if (req->define_name) {
+        _cleanup_(conf_domain_freep) struct conf_domain *other = NULL;
+        r = virt_domain_get(req->define_name, &other);
+        if (r == 0) {
+            conf_backup_free(b);
+            return err_set(-EEXIST, "a domain named '%s' exists already", req->define_name);
+        }
+        if (r != -ENOENT) {
+            conf_backup_free(b);
+            return r;
+        }
+        err_clear();
+    }
+    r = vault_dir_inside(req->target_dir, backup_ctx.roots, backup_ctx.n_roots);
+    if (r < 0) {
+        conf_backup_free(b);
+        return r;
+    }
+    rr = calloc(1, sizeof(*rr));
+    if (!rr) {
+        conf_backup_free(b);
+        return -ENOMEM;
+    }
+    rr->b = b;
+    rr->target_dir = strdup(req->target_dir);
+    rr->format = strdup(req->format);
+    rr->define_name = req->define_name ? strdup(req->define_name) : NULL;
+    if (!rr->target_dir || !rr->format || (req->define_name && !rr->define_name)) {
+        backup_job_free(rr);
+        return -ENOMEM;
+    }
+    return backup_job_submit(BACKUP_JOB_RESTORE, name, rr, ret_job);
+}
