@@ -43,6 +43,32 @@ env_lookup(const char *name)
     return getenv(name);
 }
 
+/*
+ * Loads the token file; without --token-file, the default one next to the
+ * database, made with one admin token on first start.
+ */
+static int
+setup_auth(struct options *opts, struct auth *auth, char *err, size_t err_size)
+{
+    _cleanup_free_ char *secret = NULL;
+    int r;
+
+    if (!opts->token_file) {
+        r = auth_default_paths(opts->db, &opts->token_file, &secret);
+        if (r < 0) {
+            snprintf(err, err_size, "%s", strerror(-r));
+            return r;
+        }
+        r = auth_create(opts->token_file, secret, err, err_size);
+        if (r == 0)
+            log_info("first start: made an admin token; it is in %s (its hash in %s)", secret,
+                     opts->token_file);
+        else if (r != -EEXIST)
+            return r;
+    }
+    return auth_load(opts->token_file, auth, err, err_size);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -71,9 +97,21 @@ main(int argc, char **argv)
         options_clear(&opts);
         return 0;
     }
+    /* Nothing the service writes (database, vault, restored images) is for others. */
+    umask(027);
     log_setup(opts.log_level, opts.log_format);
 
-    if (opts.token_file && auth_load(opts.token_file, &auth, err, sizeof(err)) < 0) {
+    if (opts.no_auth) {
+        bool loopback = false;
+        r = http_listen_loopback(opts.listen, &loopback);
+        if (r < 0 || !loopback) {
+            fprintf(stderr, "virtvaultd: %s\n",
+                    r < 0 ? err_detail()
+                          : "--no-auth is accepted only with a loopback --listen address");
+            options_clear(&opts);
+            return 2;
+        }
+    } else if (setup_auth(&opts, &auth, err, sizeof(err)) < 0) {
         fprintf(stderr, "virtvaultd: %s\n", err);
         options_clear(&opts);
         return 2;
@@ -122,7 +160,8 @@ main(int argc, char **argv)
         .web_dir = pick_web_dir(opts.web_dir),
         .tls_cert_pem = cert,
         .tls_key_pem = key,
-        .auth = opts.token_file ? &auth : NULL,
+        .auth = opts.no_auth ? NULL : &auth,
+        .allowed_hosts = opts.allowed_hosts,
         .threads = opts.threads,
         .conn_timeout = opts.conn_timeout,
         .conn_limit = opts.conn_limit,
@@ -138,8 +177,8 @@ main(int argc, char **argv)
         auth_clear(&auth);
         return r == -EPERM || r == -EINVAL ? 2 : 1;
     }
-    if (!opts.token_file)
-        log_warn("no --token-file: authentication is off, serving loopback only");
+    if (opts.no_auth)
+        log_warn("--no-auth: authentication is off; anyone on this host may use every route");
     else
         log_info("authentication on: %zu token(s) from %s", auth.n, opts.token_file);
     if (!hcfg.web_dir)

@@ -17,7 +17,11 @@ const char options_usage[] =
     "  --db PATH              SQLite database (default ./virtvault.db)\n"
     "  --vault-dir PATH       folder for backups and managed files (default ./vault)\n"
     "  --web-dir PATH         folder of the web UI (default: the installed one)\n"
-    "  --token-file PATH      bearer tokens with roles; without it only loopback is served\n"
+    "  --token-file PATH      bearer tokens with roles (default: 'tokens' in the folder of\n"
+    "                         --db, created with one admin token on first start)\n"
+    "  --no-auth              serve without authentication (loopback --listen only)\n"
+    "  --allowed-hosts LIST   ','-separated host names the Host header may carry besides\n"
+    "                         the --listen address\n"
     "  --tls-cert PATH        serve HTTPS with this certificate (PEM)\n"
     "  --tls-key PATH         private key for --tls-cert (PEM)\n"
     "  --log-level LEVEL      debug, info, warn or error (default info)\n"
@@ -59,6 +63,8 @@ enum {
     OPT_RESTORE_ROOTS,
     OPT_PULL_IDLE_TIMEOUT,
     OPT_RECONCILE_MAX_AGE,
+    OPT_NO_AUTH,
+    OPT_ALLOWED_HOSTS,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -82,6 +88,8 @@ static const struct option long_options[] = {
     {"restore-roots", required_argument, NULL, OPT_RESTORE_ROOTS},
     {"pull-idle-timeout", required_argument, NULL, OPT_PULL_IDLE_TIMEOUT},
     {"reconcile-max-age", required_argument, NULL, OPT_RECONCILE_MAX_AGE},
+    {"no-auth", no_argument, NULL, OPT_NO_AUTH},
+    {"allowed-hosts", required_argument, NULL, OPT_ALLOWED_HOSTS},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -226,6 +234,23 @@ apply(struct options *o, int id, const char *name, const char *value, char *err,
                         value);
         o->reconcile_max_age = (unsigned)n;
         return 0;
+    case OPT_NO_AUTH:
+        if (!value || strcmp(value, "1") == 0 || strcmp(value, "true") == 0 ||
+            strcmp(value, "yes") == 0)
+            o->no_auth = true;
+        else if (strcmp(value, "0") == 0 || strcmp(value, "false") == 0 ||
+                 strcmp(value, "no") == 0)
+            o->no_auth = false;
+        else
+            return fail(err, size, "%s: '%s' is not one of 1, true, yes, 0, false, no", name,
+                        value);
+        return 0;
+    case OPT_ALLOWED_HOSTS:
+        for (const char *p = value; *p; p++)
+            if ((unsigned char)*p <= ' ' || *p == '/' || *p == '@' || (unsigned char)*p >= 0x7f)
+                return fail(err, size, "%s: '%s' is not a ','-separated list of host names",
+                            name, value);
+        return set_string(&o->allowed_hosts, value);
     default:
         return fail(err, size, "%s: unknown option", name);
     }
@@ -282,7 +307,7 @@ options_parse(int argc, char **argv, options_getenv_fn env, struct options *opts
         const char *value;
         size_t n = strlen(var);
 
-        if (lo->has_arg == no_argument)
+        if (lo->has_arg == no_argument && lo->val != OPT_NO_AUTH)
             continue;
         for (const char *p = lo->name; *p && n < sizeof(var) - 1; p++)
             var[n++] = *p == '-' ? '_' : (char)(*p - ('a' <= *p && *p <= 'z' ? 32 : 0));
@@ -310,6 +335,12 @@ options_parse(int argc, char **argv, options_getenv_fn env, struct options *opts
             if (c == ':')
                 return fail(err, err_size, "%s: missing value", bad);
             return fail(err, err_size, "%s: unknown option (see --help)", bad);
+        } else if (c == OPT_NO_AUTH) {
+            r = apply(&o, c, "--no-auth", NULL, err, err_size);
+            if (r < 0) {
+                options_clear(&o);
+                return r;
+            }
         } else {
             char name[64];
             snprintf(name, sizeof(name), "--%s", long_options[c - OPT_LISTEN].name);
@@ -327,6 +358,10 @@ options_parse(int argc, char **argv, options_getenv_fn env, struct options *opts
     if ((o.tls_cert == NULL) != (o.tls_key == NULL)) {
         options_clear(&o);
         return fail(err, err_size, "--tls-cert and --tls-key go together");
+    }
+    if (o.no_auth && o.token_file) {
+        options_clear(&o);
+        return fail(err, err_size, "--no-auth and --token-file exclude each other");
     }
     if (fill_missing(&o) < 0) {
         options_clear(&o);
@@ -349,5 +384,6 @@ options_clear(struct options *o)
     free(o->tls_cert);
     free(o->tls_key);
     free(o->restore_roots);
+    free(o->allowed_hosts);
     memset(o, 0, sizeof(*o));
 }

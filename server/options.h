@@ -8,6 +8,7 @@
 #ifndef VV_OPTIONS_H
 #define VV_OPTIONS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "log.h"
@@ -18,7 +19,9 @@ struct options {
     char *db;
     char *vault_dir;
     char *web_dir;
-    char *token_file; /* NULL: no authentication, loopback only */
+    char *token_file;    /* NULL: the default one next to db (see auth_default_paths) */
+    bool no_auth;        /* --no-auth: serve without tokens, loopback only */
+    char *allowed_hosts; /* ','-separated names the Host header may carry, or NULL */
     char *tls_cert;
     char *tls_key;
     enum log_level log_level;
