@@ -101,6 +101,13 @@ main(int argc, char **argv)
     umask(027);
     log_setup(opts.log_level, opts.log_format);
 
+    if (opts.tls_cert && tls_load(opts.tls_cert, opts.tls_key, time(NULL), &cert, &key) < 0) {
+        fprintf(stderr, "virtvaultd: %s\n", err_detail());
+        options_clear(&opts);
+        auth_clear(&auth);
+        return 2;
+    }
+
     if (opts.no_auth) {
         bool loopback = false;
         r = http_listen_loopback(opts.listen, &loopback);
@@ -116,13 +123,6 @@ main(int argc, char **argv)
         options_clear(&opts);
         return 2;
     }
-    if (opts.tls_cert && tls_load(opts.tls_cert, opts.tls_key, time(NULL), &cert, &key) < 0) {
-        fprintf(stderr, "virtvaultd: %s\n", err_detail());
-        options_clear(&opts);
-        auth_clear(&auth);
-        return 2;
-    }
-
     /* Signals are taken by sigwait() below; every thread started later inherits the mask. */
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);

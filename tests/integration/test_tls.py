@@ -84,7 +84,7 @@ def test_old_protocols_and_plain_http_are_refused(make_daemon, pki):
     r = curl('-o', '/dev/null', '-w', '%{http_code}', f'http://127.0.0.1:{d.port}/healthz')
     assert r.returncode != 0 and r.stdout in ('', '000'), r
     with socket.create_connection(('127.0.0.1', d.port), timeout=5) as s:
-        s.sendall(b'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')
+        s.sendall(b'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
         data = b''
         try:
             while True:
