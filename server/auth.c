@@ -143,13 +143,13 @@ auth_load(const char *path, struct auth *ret, char *err, size_t err_size)
     /* Whoever may change the file may make themselves admin: only its owner, us or root. */
     if (st.st_mode & (S_IWGRP | S_IWOTH)) {
         snprintf(err, err_size,
-                 "token file %s is writable by group or others (mode %04o); chmod go-w it",
-                 path, (unsigned)(st.st_mode & 07777));
+                 "token file %s is writable by group or others (mode %04o); chmod go-w it", path,
+                 (unsigned)(st.st_mode & 07777));
         return -EPERM;
     }
     if (st.st_uid != geteuid() && st.st_uid != 0) {
-        snprintf(err, err_size, "token file %s is owned by uid %u, not by this user or root",
-                 path, (unsigned)st.st_uid);
+        snprintf(err, err_size, "token file %s is owned by uid %u, not by this user or root", path,
+                 (unsigned)st.st_uid);
         return -EPERM;
     }
     buf = malloc(AUTH_MAX_FILE + 1);

@@ -1,10 +1,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <jansson.h>
 #include <limits.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -14,6 +16,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "api/problem.h"
@@ -48,6 +51,8 @@ struct http_server {
     char listen_host[256]; /* the host of --listen, without brackets */
     bool listen_loopback;
     bool listen_wildcard; /* 0.0.0.0 or :: */
+    int unix_fd;          /* the listening Unix socket, or -1 */
+    gid_t unix_gid;       /* its group: members are admin */
     atomic_int in_flight;
     struct deadline_watcher *deadlines; /* bounds the receipt of each request */
 };
@@ -67,6 +72,7 @@ struct req {
     size_t discarded; /* body bytes read and dropped since */
     bool trusted;     /* a valid token came with it, or authentication is off */
     bool close_after; /* a refused body came or comes: do not keep the connection */
+    bool peer_admin;  /* on the Unix socket: root or a member of its group */
     char method[16];
     int status;
     char *allocs[MAX_QUERY_ALLOCS];
@@ -330,7 +336,7 @@ authorize(struct req *rq, const struct route *route)
     const char *header;
     enum auth_result res;
 
-    if (!a) {
+    if (!a || rq->peer_admin) {
         rq->trusted = true;
         return;
     }
@@ -425,8 +431,8 @@ host_allowed(const struct http_server *srv, const char *value)
     char name[256];
     bool loopback = false;
 
-    if (!value)
-        return true; /* HTTP/1.0; libmicrohttpd refuses HTTP/1.1 without it */
+    if (!value || srv->unix_fd >= 0)
+        return true; /* HTTP/1.0, or a socket file no web page can reach */
     if (!host_name(value, name, sizeof(name)))
         return false;
     if (strcasecmp(name, srv->listen_host) == 0 || in_list(srv->cfg.allowed_hosts, name))
@@ -452,10 +458,10 @@ origin_allowed(const struct http_server *srv, const char *origin, const char *ho
 static bool
 body_announced(struct MHD_Connection *conn, unsigned long long *ret_length)
 {
-    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
-    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    const char *cl =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
 
     *ret_length = 0;
     if (cl) {
@@ -472,6 +478,42 @@ is_json_type(const char *type)
 {
     return type && strncasecmp(type, "application/json", 16) == 0 &&
            (type[16] == '\0' || type[16] == ';' || type[16] == ' ');
+}
+
+/* Whether gid is uid's primary or one of its supplementary groups. */
+static bool
+user_in_group(uid_t uid, gid_t primary, gid_t gid)
+{
+    struct passwd pw, *found = NULL;
+    char buf[4096];
+    gid_t groups[256];
+    int n = (int)ARRAY_SIZE(groups);
+
+    if (primary == gid)
+        return true;
+    if (getpwuid_r(uid, &pw, buf, sizeof(buf), &found) != 0 || !found)
+        return false;
+    if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &n) < 0)
+        return false;
+    for (int i = 0; i < n; i++)
+        if (groups[i] == gid)
+            return true;
+    return false;
+}
+
+/* On the Unix socket, as libvirt's own: root and the socket's group are admin. */
+static bool
+peer_is_admin(const struct http_server *srv, struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+
+    if (srv->unix_fd < 0 || !ci ||
+        getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+        return false;
+    return cred.uid == 0 || user_in_group(cred.uid, cred.gid, srv->unix_gid);
 }
 
 /*
@@ -493,6 +535,7 @@ precheck(struct req *rq, const char *url, const char *method)
     bool has_body = body_announced(rq->conn, &length);
     struct router_match m;
 
+    rq->peer_admin = peer_is_admin(srv, rq->conn);
     if (!host_allowed(srv, host)) {
         refuse(rq, "invalid_request", NULL,
                "the Host header names no address this service answers to (see --allowed-hosts)");
@@ -536,8 +579,8 @@ precheck(struct req *rq, const char *url, const char *method)
         return;
     /* A form or a plain fetch() of another site cannot send JSON without asking first. */
     if (writes && (has_body || strcmp(method, "DELETE") != 0) &&
-        !is_json_type(MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND,
-                                                  MHD_HTTP_HEADER_CONTENT_TYPE))) {
+        !is_json_type(
+            MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE))) {
         refuse(rq, "unsupported_media_type", NULL,
                "send Content-Type: application/json with every %s, an empty body too", method);
         return;
@@ -932,22 +975,76 @@ http_listen_loopback(const char *listen, bool *ret)
     struct sockaddr_storage addr;
     socklen_t addr_len;
 
+    if (strncmp(listen, "unix:", 5) == 0) {
+        *ret = false;
+        return 0;
+    }
     return resolve_listen(listen, &addr, &addr_len, ret);
+}
+
+/*
+ * Makes the listening Unix socket at path: mode 0660, group group (NULL:
+ * ours), replacing a stale socket but nothing else. *ret_fd and *ret_gid on
+ * success; a negative errno with a detail otherwise.
+ */
+static int
+listen_unix(const char *path, const char *group, int *ret_fd, gid_t *ret_gid)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    gid_t gid = getegid();
+    struct stat st;
+    mode_t old;
+    int fd, r;
+
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return err_set(-ENAMETOOLONG, "--listen: the socket path %s is too long", path);
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    if (group) {
+        struct group gr, *found = NULL;
+        char buf[4096];
+        if (getgrnam_r(group, &gr, buf, sizeof(buf), &found) != 0 || !found)
+            return err_set(-EINVAL, "--socket-group: no group '%s'", group);
+        gid = gr.gr_gid;
+    }
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            return err_set(-EEXIST, "--listen: %s exists and is not a socket", path);
+        unlink(path); /* left by an earlier run */
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return err_set(-errno, "cannot make a Unix socket: %s", strerror(errno));
+    old = umask(0177); /* nobody else may connect before the group is set */
+    r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    umask(old);
+    if (r < 0 || chown(path, (uid_t)-1, gid) < 0 || chmod(path, 0660) < 0 || listen(fd, 256) < 0) {
+        r = -errno;
+        close(fd);
+        return err_set(r, "cannot listen on unix:%s: %s", path, strerror(-r));
+    }
+    *ret_fd = fd;
+    *ret_gid = gid;
+    return 0;
 }
 
 int
 http_start(const struct http_config *cfg, struct http_server **ret, unsigned *ret_port)
 {
-    struct sockaddr_storage addr;
+    struct sockaddr_storage addr = {0};
     socklen_t addr_len;
     bool loopback = false;
+    bool is_unix = strncmp(cfg->listen, "unix:", 5) == 0;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    int unix_fd = -1;
+    gid_t unix_gid = 0;
     int r;
 
-    r = resolve_listen(cfg->listen, &addr, &addr_len, &loopback);
-    if (r < 0)
-        return r;
+    if (!is_unix) {
+        r = resolve_listen(cfg->listen, &addr, &addr_len, &loopback);
+        if (r < 0)
+            return r;
+    }
     if (!loopback && !cfg->auth)
         return err_set(-EPERM,
                        "--no-auth is accepted only with a loopback --listen address, not %s",
@@ -960,14 +1057,26 @@ http_start(const struct http_config *cfg, struct http_server **ret, unsigned *re
         flags |= MHD_USE_TLS;
     }
 
+    if (is_unix) {
+        r = listen_unix(cfg->listen + 5, cfg->socket_group, &unix_fd, &unix_gid);
+        if (r < 0)
+            return r;
+    }
     struct http_server *s = calloc(1, sizeof(*s));
-    if (!s)
+    if (!s) {
+        if (unix_fd >= 0)
+            close(unix_fd);
         return -ENOMEM;
+    }
     s->cfg = *cfg;
+    s->unix_fd = unix_fd;
+    s->unix_gid = unix_gid;
     s->listen_loopback = loopback;
     listen_host_of(cfg->listen, s->listen_host, sizeof(s->listen_host), &s->listen_wildcard);
     r = deadline_watcher_new(cfg->conn_timeout, &s->deadlines);
     if (r < 0) {
+        if (unix_fd >= 0)
+            close(unix_fd);
         free(s);
         return err_set(r, "cannot start the request deadline thread");
     }
@@ -978,8 +1087,13 @@ http_start(const struct http_config *cfg, struct http_server **ret, unsigned *re
         {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)TLS_PRIORITIES},
         {MHD_OPTION_END, 0, NULL},
     };
+    struct MHD_OptionItem listen_opts[] = {
+        is_unix ? (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, unix_fd, NULL}
+                : (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &addr},
+        {MHD_OPTION_END, 0, NULL},
+    };
     s->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, listen_opts,
         MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT, cfg->conn_timeout,
         MHD_OPTION_CONNECTION_LIMIT, cfg->conn_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         cfg->per_ip_limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
@@ -989,6 +1103,10 @@ http_start(const struct http_config *cfg, struct http_server **ret, unsigned *re
         cfg->tls_cert_pem ? tls_opts : &tls_opts[3], MHD_OPTION_END);
     if (!s->daemon) {
         deadline_watcher_free(s->deadlines);
+        if (unix_fd >= 0) {
+            close(unix_fd);
+            unlink(cfg->listen + 5);
+        }
         free(s);
         return err_set(-EADDRINUSE, "cannot listen on %s (address in use or not available)",
                        cfg->listen);
@@ -1015,5 +1133,7 @@ http_stop(struct http_server *s)
         usleep(20 * 1000);
     MHD_stop_daemon(s->daemon);
     deadline_watcher_free(s->deadlines);
+    if (s->unix_fd >= 0)
+        unlink(s->cfg.listen + 5);
     free(s);
 }

@@ -12,12 +12,13 @@
 #include "auth.h"
 
 struct http_config {
-    const char *listen;  /* "HOST:PORT" */
+    const char *listen;  /* "HOST:PORT", or "unix:PATH" (root and socket_group are admin) */
     const char *web_dir; /* static files of the UI, or NULL */
     char *tls_cert_pem;  /* NULL for plain HTTP */
     char *tls_key_pem;
     const struct auth *auth;   /* NULL: no authentication (loopback only) */
     const char *allowed_hosts; /* ','-separated names Host may carry, or NULL */
+    const char *socket_group;  /* group of a unix: socket, or NULL: ours */
     unsigned threads;
     unsigned conn_timeout;
     unsigned conn_limit;

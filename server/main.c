@@ -162,6 +162,7 @@ main(int argc, char **argv)
         .tls_key_pem = key,
         .auth = opts.no_auth ? NULL : &auth,
         .allowed_hosts = opts.allowed_hosts,
+        .socket_group = opts.socket_group,
         .threads = opts.threads,
         .conn_timeout = opts.conn_timeout,
         .conn_limit = opts.conn_limit,
@@ -183,9 +184,14 @@ main(int argc, char **argv)
         log_info("authentication on: %zu token(s) from %s", auth.n, opts.token_file);
     if (!hcfg.web_dir)
         log_warn("no web UI folder found; use --web-dir");
-    log_info("virtvaultd %s listening on %s://%.*s:%u (libvirt %s, database %s, vault %s)",
-             VV_VERSION, cert ? "https" : "http", (int)(strrchr(opts.listen, ':') - opts.listen),
-             opts.listen, port, opts.libvirt_uri, opts.db, opts.vault_dir);
+    if (strncmp(opts.listen, "unix:", 5) == 0)
+        log_info("virtvaultd %s listening on %s (libvirt %s, database %s, vault %s)", VV_VERSION,
+                 opts.listen, opts.libvirt_uri, opts.db, opts.vault_dir);
+    else
+        log_info("virtvaultd %s listening on %s://%.*s:%u (libvirt %s, database %s, vault %s)",
+                 VV_VERSION, cert ? "https" : "http",
+                 (int)(strrchr(opts.listen, ':') - opts.listen), opts.listen, port,
+                 opts.libvirt_uri, opts.db, opts.vault_dir);
 
     do {
         r = sigwait(&sigs, &sig);

@@ -12,7 +12,8 @@ const char options_usage[] =
     "Usage: virtvaultd [OPTION]...\n"
     "REST/JSON service for libvirt snapshots, checkpoints and backups.\n"
     "\n"
-    "  --listen HOST:PORT     address to serve on (default 127.0.0.1:8080)\n"
+    "  --listen HOST:PORT     address to serve on (default 127.0.0.1:8080), or unix:PATH\n"
+    "                         for a Unix socket where root and --socket-group are admin\n"
     "  --libvirt-uri URI      libvirt connection (default test:///default)\n"
     "  --db PATH              SQLite database (default ./virtvault.db)\n"
     "  --vault-dir PATH       folder for backups and managed files (default ./vault)\n"
@@ -22,6 +23,8 @@ const char options_usage[] =
     "  --no-auth              serve without authentication (loopback --listen only)\n"
     "  --allowed-hosts LIST   ','-separated host names the Host header may carry besides\n"
     "                         the --listen address\n"
+    "  --socket-group GROUP   group of the unix: socket (mode 0660); its members are admin\n"
+    "                         (default: the service's own group)\n"
     "  --tls-cert PATH        serve HTTPS with this certificate (PEM)\n"
     "  --tls-key PATH         private key for --tls-cert (PEM)\n"
     "  --log-level LEVEL      debug, info, warn or error (default info)\n"
@@ -65,6 +68,7 @@ enum {
     OPT_RECONCILE_MAX_AGE,
     OPT_NO_AUTH,
     OPT_ALLOWED_HOSTS,
+    OPT_SOCKET_GROUP,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -90,6 +94,7 @@ static const struct option long_options[] = {
     {"reconcile-max-age", required_argument, NULL, OPT_RECONCILE_MAX_AGE},
     {"no-auth", no_argument, NULL, OPT_NO_AUTH},
     {"allowed-hosts", required_argument, NULL, OPT_ALLOWED_HOSTS},
+    {"socket-group", required_argument, NULL, OPT_SOCKET_GROUP},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -145,6 +150,8 @@ listen_valid(const char *v)
     const char *colon = strrchr(v, ':');
     unsigned long long port;
 
+    if (strncmp(v, "unix:", 5) == 0)
+        return v[5] == '/' && strlen(v + 5) < 108 ? 0 : -EINVAL;
     if (!colon || colon == v)
         return -EINVAL;
     for (const char *p = v; p < colon; p++)
@@ -166,7 +173,7 @@ apply(struct options *o, int id, const char *name, const char *value, char *err,
     switch (id) {
     case OPT_LISTEN:
         if (listen_valid(value) < 0)
-            return fail(err, size, "%s: '%s' is not HOST:PORT", name, value);
+            return fail(err, size, "%s: '%s' is not HOST:PORT or unix:/ABSOLUTE/PATH", name, value);
         return set_string(&o->listen, value);
     case OPT_LIBVIRT_URI:
         return set_string(&o->libvirt_uri, value);
@@ -238,8 +245,7 @@ apply(struct options *o, int id, const char *name, const char *value, char *err,
         if (!value || strcmp(value, "1") == 0 || strcmp(value, "true") == 0 ||
             strcmp(value, "yes") == 0)
             o->no_auth = true;
-        else if (strcmp(value, "0") == 0 || strcmp(value, "false") == 0 ||
-                 strcmp(value, "no") == 0)
+        else if (strcmp(value, "0") == 0 || strcmp(value, "false") == 0 || strcmp(value, "no") == 0)
             o->no_auth = false;
         else
             return fail(err, size, "%s: '%s' is not one of 1, true, yes, 0, false, no", name,
@@ -248,9 +254,11 @@ apply(struct options *o, int id, const char *name, const char *value, char *err,
     case OPT_ALLOWED_HOSTS:
         for (const char *p = value; *p; p++)
             if ((unsigned char)*p <= ' ' || *p == '/' || *p == '@' || (unsigned char)*p >= 0x7f)
-                return fail(err, size, "%s: '%s' is not a ','-separated list of host names",
-                            name, value);
+                return fail(err, size, "%s: '%s' is not a ','-separated list of host names", name,
+                            value);
         return set_string(&o->allowed_hosts, value);
+    case OPT_SOCKET_GROUP:
+        return set_string(&o->socket_group, value);
     default:
         return fail(err, size, "%s: unknown option", name);
     }
@@ -385,5 +393,6 @@ options_clear(struct options *o)
     free(o->tls_key);
     free(o->restore_roots);
     free(o->allowed_hosts);
+    free(o->socket_group);
     memset(o, 0, sizeof(*o));
 }

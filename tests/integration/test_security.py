@@ -245,3 +245,81 @@ def test_every_answer_carries_the_security_headers(vv_default):
         assert r.headers.get('referrer-policy') == 'no-referrer', r.headers
         assert r.headers.get('x-content-type-options') == 'nosniff'
         assert 'strict-transport-security' not in r.headers, 'HSTS only under TLS'
+
+
+# --- point 1: the Unix socket, where the peer's credentials decide ----------------------------
+
+class UnixConnection(__import__('http.client').client.HTTPConnection):
+    def __init__(self, path, timeout=10):
+        super().__init__('localhost', timeout=timeout)
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path)
+
+
+def unix_get(path, url, headers=None):
+    c = UnixConnection(path)
+    try:
+        c.request('GET', url, headers=headers or {})
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+def as_user(uid, gid, fn):
+    """Runs fn() in a child process as uid:gid (no other groups); returns what it printed."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            out = repr(fn())
+        except Exception as e:  # noqa: BLE001 - reported to the parent
+            out = repr(('error', type(e).__name__))
+        os.write(w, out.encode())
+        os._exit(0)
+    os.close(w)
+    data = b''
+    while chunk := os.read(r, 65536):
+        data += chunk
+    os.close(r)
+    os.waitpid(pid, 0)
+    return data.decode()
+
+
+def test_unix_socket_root_and_its_group_are_admin(make_daemon):
+    import grp
+    group = grp.getgrgid(65534).gr_name  # nogroup
+    d = make_daemon('test:///default', no_auth=False)
+    os.chmod(d.dir, 0o755)
+    sock = os.path.join(d.dir, 'vv.sock')
+    d.args += ['--listen', f'unix:{sock}', '--socket-group', group]
+    d.start(wait=False)
+    deadline = time.time() + 20
+    while not os.path.exists(sock):
+        assert d.proc.poll() is None and time.time() < deadline, d.log()
+        time.sleep(0.05)
+    st = os.stat(sock)
+    assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o660, oct(st.st_mode)
+    assert st.st_gid == 65534
+    # Root: admin without a token, as on libvirt's own socket.
+    status, _ = unix_get(sock, '/v1/domains')
+    assert status == 200
+    # A member of the socket's group, without a token: admin as well.
+    out = as_user(65534, 65534, lambda: unix_get(sock, '/v1/domains')[0])
+    assert out == '200', out
+    # Anyone else cannot connect at all.
+    out = as_user(65534, 65533, lambda: unix_get(sock, '/v1/domains')[0])
+    assert 'PermissionError' in out, out
+    # A web page cannot reach a socket file, but a browser-like Origin is still refused.
+    status, body = unix_get(sock, '/v1/domains', {'Origin': 'http://evil.example'})
+    assert status == 403 and json.loads(body)['code'] == 'forbidden'
+    assert d.stop() == 0
+    assert not os.path.exists(sock), 'the socket is removed at the end'
