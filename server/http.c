@@ -422,7 +422,8 @@ in_list(const char *list, const char *name)
 /*
  * Whether the Host header names this service: the --listen host, a name of
  * --allowed-hosts, "localhost" or a loopback address when listening on
- * loopback, and any address literal when listening on all addresses. A
+ * loopback, and "localhost" or any address literal when listening on all
+ * addresses. A
  * name that some DNS maps to us (rebinding) passes only when allowed.
  */
 static bool
@@ -439,7 +440,7 @@ host_allowed(const struct http_server *srv, const char *value)
         return true;
     if (is_ip_literal(name, &loopback))
         return srv->listen_wildcard || (srv->listen_loopback && loopback);
-    return srv->listen_loopback && strcasecmp(name, "localhost") == 0;
+    return (srv->listen_loopback || srv->listen_wildcard) && strcasecmp(name, "localhost") == 0;
 }
 
 /* Whether an Origin header names this service itself: its scheme and the Host asked for. */
