@@ -73,6 +73,8 @@ struct req {
     bool trusted;     /* a valid token came with it, or authentication is off */
     bool close_after; /* a refused body came or comes: do not keep the connection */
     bool peer_admin;  /* on the Unix socket: root or a member of its group */
+    uid_t peer_uid;
+    char who[65]; /* the token's hash or "uid:N" of a peer; "" without authentication */
     char method[16];
     int status;
     char *allocs[MAX_QUERY_ALLOCS];
@@ -257,14 +259,22 @@ serve_static(struct req *rq, const char *path)
     return ret;
 }
 
-/* Answers with an event stream of the hub (events.h); 503 while the server stops. */
+/* Answers with an event stream of the hub (events.h); 429 over its caps, 503 while stopping. */
 static enum MHD_Result
 queue_event_stream(struct req *rq, const char *path)
 {
-    struct MHD_Response *resp = events_stream_new(rq->conn);
+    struct MHD_Response *resp = NULL;
     enum MHD_Result ret;
+    char detail[120];
+    int r = events_stream_new(rq->conn, rq->who, &resp);
 
-    if (!resp)
+    if (r == -EUSERS || r == -EMFILE) {
+        snprintf(detail, sizeof(detail), "%d event streams are open%s; close one first",
+                 r == -EUSERS ? EVENTS_MAX_STREAMS : EVENTS_MAX_PER_WHO,
+                 r == -EUSERS ? "" : " with this token");
+        return queue_problem_code(rq, "too_many_requests", detail, path, NULL);
+    }
+    if (r < 0)
         return queue_problem_code(rq, "not_ready", "the service is shutting down", path, NULL);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
@@ -336,6 +346,8 @@ authorize(struct req *rq, const struct route *route)
     const char *header;
     enum auth_result res;
 
+    if (rq->peer_admin)
+        snprintf(rq->who, sizeof(rq->who), "uid:%u", (unsigned)rq->peer_uid);
     if (!a || rq->peer_admin) {
         rq->trusted = true;
         return;
@@ -343,6 +355,8 @@ authorize(struct req *rq, const struct route *route)
     header = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     res = auth_check(a, header, time(NULL), &tok);
     rq->trusted = res == AUTH_OK;
+    if (tok)
+        snprintf(rq->who, sizeof(rq->who), "%s", tok->hash);
     if (route->role == ROLE_PUBLIC)
         return;
     switch (res) {
@@ -504,7 +518,7 @@ user_in_group(uid_t uid, gid_t primary, gid_t gid)
 
 /* On the Unix socket, as libvirt's own: root and the socket's group are admin. */
 static bool
-peer_is_admin(const struct http_server *srv, struct MHD_Connection *conn)
+peer_is_admin(const struct http_server *srv, struct MHD_Connection *conn, uid_t *ret_uid)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -514,6 +528,7 @@ peer_is_admin(const struct http_server *srv, struct MHD_Connection *conn)
     if (srv->unix_fd < 0 || !ci ||
         getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
         return false;
+    *ret_uid = cred.uid;
     return cred.uid == 0 || user_in_group(cred.uid, cred.gid, srv->unix_gid);
 }
 
@@ -536,7 +551,7 @@ precheck(struct req *rq, const char *url, const char *method)
     bool has_body = body_announced(rq->conn, &length);
     struct router_match m;
 
-    rq->peer_admin = peer_is_admin(srv, rq->conn);
+    rq->peer_admin = peer_is_admin(srv, rq->conn, &rq->peer_uid);
     if (!host_allowed(srv, host)) {
         refuse(rq, "invalid_request", NULL,
                "the Host header names no address this service answers to (see --allowed-hosts)");

@@ -323,3 +323,29 @@ def test_unix_socket_root_and_its_group_are_admin(make_daemon):
     assert status == 403 and json.loads(body)['code'] == 'forbidden'
     assert d.stop() == 0
     assert not os.path.exists(sock), 'the socket is removed at the end'
+
+
+# --- point 8: event streams are capped ----------------------------------------------------------
+
+def test_event_streams_are_capped_per_token(vv_default):
+    d = vv_default
+    socks = []
+    try:
+        for _ in range(8):
+            s = socket.create_connection(('127.0.0.1', d.port), timeout=10)
+            s.sendall(f'GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n'
+                      f'Authorization: Bearer {d.token}\r\n\r\n'.encode())
+            head = b''
+            while b'\r\n\r\n' not in head:
+                chunk = s.recv(4096)
+                assert chunk, head
+                head += chunk
+            assert head.startswith(b'HTTP/1.1 200'), head[:200]
+            socks.append(s)
+        c = Client(d.url, token=d.token, validate=True, timeout=5)
+        p = problem(c.get('/v1/events'), 429, 'too_many_requests')
+        assert 'this token' in p['detail']
+        assert c.get('/v1/domains').status == 200, 'other requests of the token are served'
+    finally:
+        for s in socks:
+            s.close()
