@@ -227,7 +227,7 @@ int
 auth_create(const char *tokens_path, const char *secret_path, char *err, size_t err_size)
 {
     unsigned char raw[32];
-    char token[2 * sizeof(raw) + 1];
+    char token[2 * sizeof(raw) + 2]; /* the hex digits, a newline and the NUL */
     char hex[HASH_SHA256_HEX_LEN + 1];
     char line[256];
     struct stat st;
