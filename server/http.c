@@ -597,8 +597,12 @@ precheck(struct req *rq, const char *url, const char *method)
     if (writes && (has_body || strcmp(method, "DELETE") != 0) &&
         !is_json_type(
             MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE))) {
-        refuse(rq, "unsupported_media_type", NULL,
-               "send Content-Type: application/json with every %s, an empty body too", method);
+        if (strcmp(method, "DELETE") == 0)
+            refuse(rq, "unsupported_media_type", NULL,
+                   "send the body as Content-Type: application/json");
+        else
+            refuse(rq, "unsupported_media_type", NULL,
+                   "send Content-Type: application/json with every %s, an empty body too", method);
         return;
     }
 }
