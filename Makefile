@@ -45,9 +45,22 @@ node_modules/.package-lock.json: package.json package-lock.json
 run: deps build
 	@scripts/sandbox demo
 	@mkdir -p $(STATE)
-	@echo "virtvault: API at http://$(LISTEN)/v1  web UI at http://$(LISTEN)/  (Ctrl-C stops)"
-	exec $(BUILD)/virtvaultd --listen $(LISTEN) --libvirt-uri qemu:///system \
-	    --db $(STATE)/virtvault.db --vault-dir $(STATE)/vault --web-dir $(CURDIR)/web
+	@# The first start makes an admin token in $(STATE)/admin-token; the login link carries it
+	@# in the URL fragment, which the browser keeps to itself and the UI moves to sessionStorage.
+	@$(BUILD)/virtvaultd --listen $(LISTEN) --libvirt-uri qemu:///system \
+	    --db $(STATE)/virtvault.db --vault-dir $(STATE)/vault --web-dir $(CURDIR)/web & pid=$$!; \
+	trap 'kill -TERM $$pid 2>/dev/null' INT TERM; \
+	for i in $$(seq 100); do \
+	    [ -s $(STATE)/admin-token ] && curl -fsS -o /dev/null http://$(LISTEN)/healthz 2>/dev/null \
+	        && break; \
+	    kill -0 $$pid 2>/dev/null || break; sleep 0.1; \
+	done; \
+	if [ -s $(STATE)/admin-token ]; then \
+	    echo "virtvault: web UI, signed in: http://$(LISTEN)/#token=$$(cat $(STATE)/admin-token)"; \
+	    echo "virtvault: API at http://$(LISTEN)/v1 with 'Authorization: Bearer <the token in $(STATE)/admin-token>'"; \
+	fi; \
+	echo "virtvault: Ctrl-C stops"; \
+	wait $$pid; rc=$$?; kill -0 $$pid 2>/dev/null && { wait $$pid; rc=$$?; }; exit $$rc
 
 test: deps build build-asan build-fuzz node_modules/.package-lock.json
 	@$(PY) scripts/run-tests --build $(BUILD) --asan-build $(ASAN_BUILD) --fuzz-build $(FUZZ_BUILD)

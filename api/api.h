@@ -25,6 +25,7 @@ struct api_request {
     /* Returns the decoded value of query parameter key, or NULL. Borrowed. */
     const char *(*query)(const struct api_request *req, const char *key);
     void *transport; /* the server's, for query() */
+    bool trusted;    /* a valid token came with it (or authentication is off) */
 };
 
 /*

@@ -45,7 +45,9 @@ api_readyz(const struct api_request *req, struct api_response *resp)
 
     if (r < 0) {
         const struct problem_kind *k = problem_for_code("not_ready");
-        json_t *p = problem_new(k, err_detail(), req->path);
+        /* What failed may name a URI or a path: only for callers with a token. */
+        json_t *p =
+            problem_new(k, req->trusted ? err_detail() : "a readiness check failed", req->path);
         if (p)
             json_object_set_new(p, "checks",
                                 json_pack("{s:b, s:b}", "libvirt", core_hypervisor_connected(),

@@ -1,9 +1,13 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "auth.h"
 #include "cleanup.h"
@@ -121,25 +125,150 @@ auth_parse(const char *text, size_t len, struct auth *ret, char *err, size_t err
 int
 auth_load(const char *path, struct auth *ret, char *err, size_t err_size)
 {
-    _cleanup_fclose_ FILE *f = fopen(path, "re");
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     _cleanup_free_ char *buf = NULL;
-    size_t len;
+    struct stat st;
+    size_t len = 0;
     int r;
 
-    if (!f) {
+    if (fd < 0 || fstat(fd, &st) < 0) {
         r = -errno;
         snprintf(err, err_size, "cannot read token file %s: %s", path, strerror(errno));
         return r;
     }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, err_size, "token file %s is not a regular file", path);
+        return -EINVAL;
+    }
+    /* Whoever may change the file may make themselves admin: only its owner, us or root. */
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        snprintf(err, err_size,
+                 "token file %s is writable by group or others (mode %04o); chmod go-w it", path,
+                 (unsigned)(st.st_mode & 07777));
+        return -EPERM;
+    }
+    if (st.st_uid != geteuid() && st.st_uid != 0) {
+        snprintf(err, err_size, "token file %s is owned by uid %u, not by this user or root", path,
+                 (unsigned)st.st_uid);
+        return -EPERM;
+    }
     buf = malloc(AUTH_MAX_FILE + 1);
     if (!buf)
         return -ENOMEM;
-    len = fread(buf, 1, AUTH_MAX_FILE + 1, f);
-    if (ferror(f)) {
-        snprintf(err, err_size, "cannot read token file %s", path);
-        return -EIO;
+    for (;;) {
+        ssize_t n = read(fd, buf + len, AUTH_MAX_FILE + 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            r = -errno;
+            snprintf(err, err_size, "cannot read token file %s: %s", path, strerror(errno));
+            return r;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+        if (len > AUTH_MAX_FILE)
+            break;
     }
     return auth_parse(buf, len, ret, err, err_size);
+}
+
+int
+auth_default_paths(const char *db_path, char **ret_tokens, char **ret_secret)
+{
+    const char *slash = strrchr(db_path, '/');
+    int dir_len = slash ? (int)(slash - db_path) : 1;
+    const char *dir = slash ? db_path : ".";
+    char *tokens = NULL, *secret = NULL;
+
+    if (slash == db_path)
+        dir_len = 0; /* a database at the root: "/tokens" */
+    if (asprintf(&tokens, "%.*s/tokens", dir_len, dir) < 0)
+        return -ENOMEM;
+    if (asprintf(&secret, "%.*s/admin-token", dir_len, dir) < 0) {
+        free(tokens);
+        return -ENOMEM;
+    }
+    *ret_tokens = tokens;
+    *ret_secret = secret;
+    return 0;
+}
+
+/* Writes all of text into a new file at path (mode 0600, never an existing one). */
+static int
+write_new_file(const char *path, const char *text)
+{
+    _cleanup_close_ int fd =
+        open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+    size_t len = strlen(text), done = 0;
+
+    if (fd < 0)
+        return -errno;
+    while (done < len) {
+        ssize_t n = write(fd, text + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int r = -errno;
+            unlink(path);
+            return r;
+        }
+        done += (size_t)n;
+    }
+    if (fsync(fd) < 0) {
+        int r = -errno;
+        unlink(path);
+        return r;
+    }
+    return 0;
+}
+
+int
+auth_create(const char *tokens_path, const char *secret_path, char *err, size_t err_size)
+{
+    unsigned char raw[32];
+    char token[2 * sizeof(raw) + 2]; /* the hex digits, a newline and the NUL */
+    char hex[HASH_SHA256_HEX_LEN + 1];
+    char line[256];
+    struct stat st;
+    int r;
+
+    if (lstat(tokens_path, &st) == 0)
+        return -EEXIST;
+    if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+        snprintf(err, err_size, "cannot make a token: no random bytes");
+        return -EIO;
+    }
+    for (size_t i = 0; i < sizeof(raw); i++)
+        snprintf(token + 2 * i, 3, "%02x", raw[i]);
+    hash_sha256_hex(token, strlen(token), hex);
+    snprintf(line, sizeof(line),
+             "# made by virtvaultd on first start; the token itself is in %s\n"
+             "sha256:%s admin name=admin\n",
+             "admin-token", hex);
+    /* A secret left by a start that died before writing the token file is stale. */
+    if (unlink(secret_path) < 0 && errno != ENOENT) {
+        r = -errno;
+        snprintf(err, err_size, "cannot replace %s: %s", secret_path, strerror(errno));
+        return r;
+    }
+    strcat(token, "\n");
+    r = write_new_file(secret_path, token);
+    explicit_bzero(token, sizeof(token));
+    explicit_bzero(raw, sizeof(raw));
+    if (r < 0) {
+        snprintf(err, err_size, "cannot write %s: %s", secret_path, strerror(-r));
+        return r;
+    }
+    r = write_new_file(tokens_path, line);
+    if (r < 0) {
+        unlink(secret_path);
+        if (r == -EEXIST)
+            return r;
+        snprintf(err, err_size, "cannot write token file %s: %s", tokens_path, strerror(-r));
+        return r;
+    }
+    return 0;
 }
 
 void

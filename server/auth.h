@@ -38,8 +38,28 @@ struct auth {
  */
 int auth_parse(const char *text, size_t len, struct auth *ret, char *err, size_t err_size);
 
-/* Reads and parses path; as auth_parse, plus -errno when it cannot be read. */
+/*
+ * Reads and parses path; as auth_parse, plus -errno when it cannot be read
+ * and -EPERM when the file is writable by group or others, or owned by
+ * another user than the caller's effective one or root.
+ */
 int auth_load(const char *path, struct auth *ret, char *err, size_t err_size);
+
+/*
+ * The token file used when none is given: "tokens" in the folder of the
+ * database db_path, and "admin-token" beside it, the file that holds the
+ * token made on first start. *ret_tokens and *ret_secret are new strings.
+ * Returns 0 or -ENOMEM.
+ */
+int auth_default_paths(const char *db_path, char **ret_tokens, char **ret_secret);
+
+/*
+ * First start: makes a random admin token, writes it to secret_path and its
+ * hash to tokens_path, both new files of mode 0600. Returns 0; -EEXIST,
+ * touching nothing, when tokens_path exists; or a negative errno with a
+ * one-line message in err. The token is never logged or returned.
+ */
+int auth_create(const char *tokens_path, const char *secret_path, char *err, size_t err_size);
 
 void auth_clear(struct auth *a);
 

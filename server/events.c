@@ -34,6 +34,7 @@ struct stream {
     bool keepalive;  /* a keepalive comment is due */
     bool missed;     /* the stream fell behind the ring */
     size_t note_off; /* bytes of the pending comment already sent */
+    char who[65];    /* who opened it, for EVENTS_MAX_PER_WHO */
     struct stream *link;
 };
 
@@ -204,36 +205,47 @@ stream_free(void *cls)
     free(s);
 }
 
-struct MHD_Response *
-events_stream_new(struct MHD_Connection *conn)
+int
+events_stream_new(struct MHD_Connection *conn, const char *who, struct MHD_Response **ret)
 {
     struct MHD_Response *resp;
     struct stream *s = calloc(1, sizeof(*s));
+    size_t all = 0, mine = 0;
 
     if (!s)
-        return NULL;
+        return -ENOMEM;
     s->conn = conn;
+    snprintf(s->who, sizeof(s->who), "%s", who);
     pthread_mutex_lock(&hub.lock);
     if (hub.closing) {
         pthread_mutex_unlock(&hub.lock);
         free(s);
-        return NULL;
+        return -ESHUTDOWN;
+    }
+    for (const struct stream *o = hub.streams; o; o = o->link) {
+        all++;
+        mine += strcmp(o->who, s->who) == 0;
+    }
+    if (all >= EVENTS_MAX_STREAMS || (s->who[0] && mine >= EVENTS_MAX_PER_WHO)) {
+        pthread_mutex_unlock(&hub.lock);
+        free(s);
+        return all >= EVENTS_MAX_STREAMS ? -EUSERS : -EMFILE;
     }
     s->next = hub.head;
     s->keepalive = true; /* a first line at once, so that clients see the stream is open */
+    /* Counted from now on, so that two opening at once cannot both pass the caps. */
+    s->link = hub.streams;
+    hub.streams = s;
     pthread_mutex_unlock(&hub.lock);
 
     resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_read, s,
                                              stream_free);
     if (!resp) {
-        free(s);
-        return NULL;
+        stream_free(s);
+        return -ENOMEM;
     }
-    pthread_mutex_lock(&hub.lock);
-    s->link = hub.streams;
-    hub.streams = s;
-    pthread_mutex_unlock(&hub.lock);
-    return resp;
+    *ret = resp;
+    return 0;
 }
 
 /* The API's feed: each change as JSON text. */

@@ -17,6 +17,8 @@
 
 #define EVENTS_RING        512
 #define EVENTS_KEEPALIVE_S 15
+#define EVENTS_MAX_STREAMS 64 /* open streams in all */
+#define EVENTS_MAX_PER_WHO 8  /* open streams of one token (or peer) */
 
 struct MHD_Connection;
 struct MHD_Response;
@@ -39,10 +41,13 @@ void events_stop(void);
 void events_publish(const char *name, const char *json);
 
 /*
- * Makes the response of an event stream for conn: a callback response that
- * the caller queues (and destroys, as any response). Returns NULL when out
- * of memory or when the hub is shutting down.
+ * Makes the response of an event stream for conn, opened by who (a token's
+ * hash, a peer; at most 64 characters are kept; "" for no one in particular,
+ * which only the total cap applies to): a callback response that
+ * the caller queues (and destroys, as any response), in *ret. Returns 0;
+ * -EUSERS when EVENTS_MAX_STREAMS are open, -EMFILE when who has
+ * EVENTS_MAX_PER_WHO open; -ESHUTDOWN while the hub shuts down; -ENOMEM.
  */
-struct MHD_Response *events_stream_new(struct MHD_Connection *conn);
+int events_stream_new(struct MHD_Connection *conn, const char *who, struct MHD_Response **ret);
 
 #endif

@@ -1,9 +1,13 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <jansson.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pwd.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -12,6 +16,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "api/problem.h"
@@ -30,10 +35,24 @@
 #define MAX_URL_LEN       8192
 #define MAX_QUERY_ALLOCS  16
 #define SHUTDOWN_GRACE_MS 10000
+/*
+ * A refused request's body is read and dropped up to this size before the
+ * answer, so that a client that sends its whole body before reading (most
+ * do) sees the answer, not a reset; a larger one is answered at once.
+ */
+#define MAX_DISCARD (16u << 20)
+
+/* Sent with every answer, UI and API alike. */
+#define CSP "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
 struct http_server {
     struct MHD_Daemon *daemon;
     struct http_config cfg;
+    char listen_host[256]; /* the host of --listen, without brackets */
+    bool listen_loopback;
+    bool listen_wildcard; /* 0.0.0.0 or :: */
+    int unix_fd;          /* the listening Unix socket, or -1 */
+    gid_t unix_gid;       /* its group: members are admin */
     atomic_int in_flight;
     struct deadline_watcher *deadlines; /* bounds the receipt of each request */
 };
@@ -45,8 +64,17 @@ struct req {
     uint64_t start_ns;
     char *body;
     size_t len, cap;
-    bool too_large;
     const char *route; /* template, for metrics */
+    /* Set on the first call when the request is refused before its body: */
+    const char *refusal; /* problem code, or NULL */
+    char refusal_detail[320];
+    char refusal_allow[128];
+    size_t discarded; /* body bytes read and dropped since */
+    bool trusted;     /* a valid token came with it, or authentication is off */
+    bool close_after; /* a refused body came or comes: do not keep the connection */
+    bool peer_admin;  /* on the Unix socket: root or a member of its group */
+    uid_t peer_uid;
+    char who[65]; /* the token's hash or "uid:N" of a peer; "" without authentication */
     char method[16];
     int status;
     char *allocs[MAX_QUERY_ALLOCS];
@@ -59,6 +87,18 @@ unescape_none(void *cls, struct MHD_Connection *c, char *s)
     (void)cls;
     (void)c;
     return strlen(s);
+}
+
+/* The headers every answer carries: no sniffing, no framing, no referrer, HSTS under TLS. */
+static void
+add_security_headers(const struct http_server *srv, struct MHD_Response *resp)
+{
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Content-Security-Policy", CSP);
+    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    if (srv->cfg.tls_cert_pem)
+        MHD_add_response_header(resp, "Strict-Transport-Security", "max-age=31536000");
 }
 
 /* query() for handlers: decodes the raw value ('+' is a space), kept until the request ends. */
@@ -110,7 +150,9 @@ queue(struct req *rq, int status, char *body, size_t len, const char *type, cons
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                                 "Bearer realm=\"virtvault\"");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    add_security_headers(rq->srv, resp);
+    if (rq->close_after)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     rq->status = status;
     ret = MHD_queue_response(rq->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
@@ -209,7 +251,7 @@ serve_static(struct req *rq, const char *path)
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type_for(full));
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    add_security_headers(rq->srv, resp);
     rq->status = 200;
     rq->route = "static";
     enum MHD_Result ret = MHD_queue_response(rq->conn, 200, resp);
@@ -217,19 +259,27 @@ serve_static(struct req *rq, const char *path)
     return ret;
 }
 
-/* Answers with an event stream of the hub (events.h); 503 while the server stops. */
+/* Answers with an event stream of the hub (events.h); 429 over its caps, 503 while stopping. */
 static enum MHD_Result
 queue_event_stream(struct req *rq, const char *path)
 {
-    struct MHD_Response *resp = events_stream_new(rq->conn);
+    struct MHD_Response *resp = NULL;
     enum MHD_Result ret;
+    char detail[120];
+    int r = events_stream_new(rq->conn, rq->who, &resp);
 
-    if (!resp)
+    if (r == -EUSERS || r == -EMFILE) {
+        snprintf(detail, sizeof(detail), "%d event streams are open%s; close one first",
+                 r == -EUSERS ? EVENTS_MAX_STREAMS : EVENTS_MAX_PER_WHO,
+                 r == -EUSERS ? "" : " with this token");
+        return queue_problem_code(rq, "too_many_requests", detail, path, NULL);
+    }
+    if (r < 0)
         return queue_problem_code(rq, "not_ready", "the service is shutting down", path, NULL);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    add_security_headers(rq->srv, resp);
     rq->status = 200;
     ret = MHD_queue_response(rq->conn, 200, resp);
     MHD_destroy_response(resp);
@@ -264,45 +314,304 @@ queue_stream(struct req *rq, struct api_stream *stream, const char *path)
         return queue(rq, 500, NULL, 0, NULL, NULL, NULL, false);
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    add_security_headers(rq->srv, resp);
     rq->status = status;
     enum MHD_Result ret = MHD_queue_response(rq->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     return ret;
 }
 
-/* Checks the bearer token against the route's role; answers 401/403 itself. */
-static int
-authorize(struct req *rq, const struct route *route, const char *path, enum MHD_Result *answered)
+/* Refuses the request before its body: the answer goes out once the body is in or dropped. */
+__attribute__((format(printf, 4, 5))) static void
+refuse(struct req *rq, const char *code, const char *allow, const char *fmt, ...)
+{
+    va_list ap;
+
+    rq->refusal = code;
+    va_start(ap, fmt);
+    vsnprintf(rq->refusal_detail, sizeof(rq->refusal_detail), fmt, ap);
+    va_end(ap);
+    snprintf(rq->refusal_allow, sizeof(rq->refusal_allow), "%s", allow ? allow : "");
+}
+
+/*
+ * Checks the bearer token against the route's role; refuses with 401/403.
+ * Any valid token makes the request trusted, on public routes too.
+ */
+static void
+authorize(struct req *rq, const struct route *route)
 {
     const struct auth *a = rq->srv->cfg.auth;
     const struct auth_token *tok = NULL;
     const char *header;
+    enum auth_result res;
 
-    if (!a || route->role == ROLE_PUBLIC)
-        return 0;
+    if (rq->peer_admin)
+        snprintf(rq->who, sizeof(rq->who), "uid:%u", (unsigned)rq->peer_uid);
+    if (!a || rq->peer_admin) {
+        rq->trusted = true;
+        return;
+    }
     header = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    switch (auth_check(a, header, time(NULL), &tok)) {
+    res = auth_check(a, header, time(NULL), &tok);
+    rq->trusted = res == AUTH_OK;
+    if (tok)
+        snprintf(rq->who, sizeof(rq->who), "%s", tok->hash);
+    if (route->role == ROLE_PUBLIC)
+        return;
+    switch (res) {
     case AUTH_OK:
         break;
     case AUTH_MISSING:
-        *answered = queue_problem_code(rq, "unauthorized", "send 'Authorization: Bearer <token>'",
-                                       path, NULL);
-        return -1;
+        refuse(rq, "unauthorized", NULL, "send 'Authorization: Bearer <token>'");
+        return;
     case AUTH_INVALID:
-        *answered = queue_problem_code(rq, "unauthorized", "the token is not valid", path, NULL);
-        return -1;
+        refuse(rq, "unauthorized", NULL, "the token is not valid");
+        return;
     case AUTH_EXPIRED:
-        *answered = queue_problem_code(rq, "unauthorized", "the token has expired", path, NULL);
-        return -1;
+        refuse(rq, "unauthorized", NULL, "the token has expired");
+        return;
     }
-    if (tok->role < route->role) {
-        char detail[160];
-        snprintf(detail, sizeof(detail), "this needs the role '%s'; the token has '%s'",
-                 role_name(route->role), role_name(tok->role));
-        *answered = queue_problem_code(rq, "forbidden", detail, path, NULL);
-        return -1;
+    if (tok->role < route->role)
+        refuse(rq, "forbidden", NULL, "this needs the role '%s'; the token has '%s'",
+               role_name(route->role), role_name(tok->role));
+}
+
+/* Copies the host part of a Host header value ("h", "h:port", "[v6]:port") into buf. */
+static bool
+host_name(const char *value, char *buf, size_t size)
+{
+    const char *end;
+
+    if (value[0] == '[') {
+        value++;
+        end = strchr(value, ']');
+        if (!end || (end[1] != '\0' && end[1] != ':'))
+            return false;
+    } else {
+        end = strchr(value, ':');
+        if (!end)
+            end = value + strlen(value);
+        else if (strchr(end + 1, ':'))
+            return false;
     }
-    return 0;
+    if (end == value || (size_t)(end - value) >= size)
+        return false;
+    memcpy(buf, value, (size_t)(end - value));
+    buf[end - value] = '\0';
+    return true;
+}
+
+static bool
+is_ip_literal(const char *name, bool *ret_loopback)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+
+    if (inet_pton(AF_INET, name, &a4) == 1) {
+        *ret_loopback = (ntohl(a4.s_addr) >> 24) == 127;
+        return true;
+    }
+    if (inet_pton(AF_INET6, name, &a6) == 1) {
+        *ret_loopback = IN6_IS_ADDR_LOOPBACK(&a6);
+        return true;
+    }
+    return false;
+}
+
+/* Whether name is one of the ','-separated names of list, ignoring case. */
+static bool
+in_list(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+
+    for (const char *p = list; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+        size_t len = strcspn(p, ",");
+        if (len == n && strncasecmp(p, name, n) == 0)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * Whether the Host header names this service: the --listen host, a name of
+ * --allowed-hosts, "localhost" or a loopback address when listening on
+ * loopback, and "localhost" or any address literal when listening on all
+ * addresses. A
+ * name that some DNS maps to us (rebinding) passes only when allowed.
+ */
+static bool
+host_allowed(const struct http_server *srv, const char *value)
+{
+    char name[256];
+    bool loopback = false;
+
+    if (!value || srv->unix_fd >= 0)
+        return true; /* HTTP/1.0, or a socket file no web page can reach */
+    if (!host_name(value, name, sizeof(name)))
+        return false;
+    if (strcasecmp(name, srv->listen_host) == 0 || in_list(srv->cfg.allowed_hosts, name))
+        return true;
+    if (is_ip_literal(name, &loopback))
+        return srv->listen_wildcard || (srv->listen_loopback && loopback);
+    return (srv->listen_loopback || srv->listen_wildcard) && strcasecmp(name, "localhost") == 0;
+}
+
+/* Whether an Origin header names this service itself: its scheme and the Host asked for. */
+static bool
+origin_allowed(const struct http_server *srv, const char *origin, const char *host)
+{
+    const char *scheme = srv->cfg.tls_cert_pem ? "https://" : "http://";
+    size_t sl = strlen(scheme);
+
+    if (!origin)
+        return true;
+    return host && strncasecmp(origin, scheme, sl) == 0 && strcasecmp(origin + sl, host) == 0;
+}
+
+/* Whether the request announces a body: a non-zero Content-Length or a transfer coding. */
+static bool
+body_announced(struct MHD_Connection *conn, unsigned long long *ret_length)
+{
+    const char *cl =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+
+    *ret_length = 0;
+    if (cl) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(cl, &end, 10);
+        *ret_length = errno || *end ? ULLONG_MAX : n;
+    }
+    return *ret_length > 0 || te != NULL;
+}
+
+static bool
+is_json_type(const char *type)
+{
+    return type && strncasecmp(type, "application/json", 16) == 0 &&
+           (type[16] == '\0' || type[16] == ';' || type[16] == ' ');
+}
+
+/* Whether gid is uid's primary or one of its supplementary groups. */
+static bool
+user_in_group(uid_t uid, gid_t primary, gid_t gid)
+{
+    struct passwd pw, *found = NULL;
+    char buf[4096];
+    gid_t groups[256];
+    int n = (int)ARRAY_SIZE(groups);
+
+    if (primary == gid)
+        return true;
+    if (getpwuid_r(uid, &pw, buf, sizeof(buf), &found) != 0 || !found)
+        return false;
+    if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &n) < 0)
+        return false;
+    for (int i = 0; i < n; i++)
+        if (groups[i] == gid)
+            return true;
+    return false;
+}
+
+/* On the Unix socket, as libvirt's own: root and the socket's group are admin. */
+static bool
+peer_is_admin(const struct http_server *srv, struct MHD_Connection *conn, uid_t *ret_uid)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+
+    if (srv->unix_fd < 0 || !ci ||
+        getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+        return false;
+    *ret_uid = cred.uid;
+    return cred.uid == 0 || user_in_group(cred.uid, cred.gid, srv->unix_gid);
+}
+
+/*
+ * Everything that can be decided from the request line and the headers, on
+ * the first call, before a byte of the body is taken: Host, Origin, route,
+ * token and role, Content-Type, announced size. Sets rq->refusal when the
+ * request is refused.
+ */
+static void
+precheck(struct req *rq, const char *url, const char *method)
+{
+    struct http_server *srv = rq->srv;
+    const char *route_method = strcmp(method, "HEAD") == 0 ? "GET" : method;
+    const char *host = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    const char *origin = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "Origin");
+    bool writes = strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+                  strcmp(method, "PATCH") == 0 || strcmp(method, "DELETE") == 0;
+    unsigned long long length;
+    bool has_body = body_announced(rq->conn, &length);
+    struct router_match m;
+
+    rq->peer_admin = peer_is_admin(srv, rq->conn, &rq->peer_uid);
+    if (!host_allowed(srv, host)) {
+        refuse(rq, "invalid_request", NULL,
+               "the Host header names no address this service answers to (see --allowed-hosts)");
+        return;
+    }
+    if (!origin_allowed(srv, origin, host)) {
+        refuse(rq, "forbidden", NULL,
+               "requests from another origin are refused: the Origin header is not this "
+               "service's own");
+        return;
+    }
+    if (strlen(url) > MAX_URL_LEN) {
+        refuse(rq, "uri_too_long", NULL, "the path is longer than %d bytes", MAX_URL_LEN);
+        return;
+    }
+    if (length > srv->cfg.max_body) {
+        refuse(rq, "payload_too_large", NULL, "the body is larger than %zu bytes",
+               srv->cfg.max_body);
+        return;
+    }
+    switch (router_find(router_table, router_table_len, route_method, url, &m)) {
+    case ROUTER_MATCH:
+        authorize(rq, m.route);
+        router_match_clear(&m);
+        break;
+    case ROUTER_BAD_METHOD:
+        refuse(rq, "method_not_allowed", m.allow, "%s is not allowed here; allowed: %s", method,
+               m.allow);
+        router_match_clear(&m);
+        return;
+    case ROUTER_BAD_ENCODING:
+        refuse(rq, "invalid_request", NULL, "the path has a malformed %%-escape");
+        return;
+    case ROUTER_NOT_FOUND:
+        if (strcmp(route_method, "GET") == 0 && !text_startswith(url, "/v1/"))
+            return; /* a file of the web UI, perhaps */
+        refuse(rq, "not_found", NULL, "no resource at this path");
+        return;
+    }
+    if (rq->refusal)
+        return;
+    /* A form or a plain fetch() of another site cannot send JSON without asking first. */
+    if (writes && (has_body || strcmp(method, "DELETE") != 0) &&
+        !is_json_type(
+            MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE))) {
+        if (strcmp(method, "DELETE") == 0)
+            refuse(rq, "unsupported_media_type", NULL,
+                   "send the body as Content-Type: application/json");
+        else
+            refuse(rq, "unsupported_media_type", NULL,
+                   "send Content-Type: application/json with every %s, an empty body too", method);
+        return;
+    }
+}
+
+static enum MHD_Result
+answer_refusal(struct req *rq, const char *url)
+{
+    return queue_problem_code(rq, rq->refusal, rq->refusal_detail, url,
+                              rq->refusal_allow[0] ? rq->refusal_allow : NULL);
 }
 
 /*
@@ -349,8 +658,7 @@ parse_body(struct req *rq, const char *path, json_t **ret, enum MHD_Result *answ
     if (rq->len == 0)
         return 0;
     type = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    if (!type || strncasecmp(type, "application/json", 16) != 0 ||
-        (type[16] != '\0' && type[16] != ';' && type[16] != ' ')) {
+    if (!is_json_type(type)) {
         *answered =
             queue_problem_code(rq, "unsupported_media_type",
                                "send the body as Content-Type: application/json", path, NULL);
@@ -407,14 +715,8 @@ dispatch(struct req *rq, const char *url, const char *method)
     int r;
 
     err_clear();
-    if (rq->too_large) {
-        char detail[96];
-        snprintf(detail, sizeof(detail), "the body is larger than %zu bytes",
-                 rq->srv->cfg.max_body);
-        return queue_problem_code(rq, "payload_too_large", detail, NULL, NULL);
-    }
-    if (strlen(url) > MAX_URL_LEN)
-        return queue_problem_code(rq, "uri_too_long", NULL, NULL, NULL);
+    if (rq->refusal)
+        return answer_refusal(rq, url);
 
     switch (router_find(router_table, router_table_len, route_method, url, &m)) {
     case ROUTER_MATCH:
@@ -439,10 +741,6 @@ dispatch(struct req *rq, const char *url, const char *method)
     }
     rq->route = m.route->path;
 
-    if (authorize(rq, m.route, url, &answered) < 0) {
-        router_match_clear(&m);
-        return answered;
-    }
     /* A query value that does not decode would look absent to the handler: refuse it. */
     unsigned bad_args = 0;
     MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, count_bad_arg, &bad_args);
@@ -463,6 +761,7 @@ dispatch(struct req *rq, const char *url, const char *method)
         .body = body,
         .query = query_get,
         .transport = rq,
+        .trusted = rq->trusted,
     };
     for (size_t i = 0; i < m.n_params; i++)
         areq.params[i] = m.params[i];
@@ -517,7 +816,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     (void)version;
 
     if (!rq) {
-        const char *cl;
+        const char *expect;
+        unsigned long long length;
 
         rq = calloc(1, sizeof(*rq));
         if (!rq)
@@ -528,30 +828,39 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         snprintf(rq->method, sizeof(rq->method), "%s", method);
         atomic_fetch_add(&srv->in_flight, 1);
         *con_cls = rq;
-        /* Refuse an announced oversized body before a byte of it is read. */
-        cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl) {
-            char *end;
-            errno = 0;
-            unsigned long long n = strtoull(cl, &end, 10);
-            if (errno || *end || n > srv->cfg.max_body) {
-                rq->too_large = true;
-                return request_in(rq, url, method);
-            }
-        }
+        precheck(rq, url, method);
+        if (!rq->refusal)
+            return MHD_YES;
+        /*
+         * Refused before the body: answer now when there is none, when the client waits
+         * for "100 Continue" (it then sends none), or when it is too large to drop.
+         */
+        expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+        rq->close_after = body_announced(conn, &length);
+        if (!rq->close_after || (expect && strcasecmp(expect, "100-continue") == 0) ||
+            length > MAX_DISCARD)
+            return request_in(rq, url, method);
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
 
         *upload_data_size = 0;
-        if (rq->too_large)
-            return MHD_YES;
+        if (rq->refusal) {
+            rq->discarded += n;
+            if (rq->discarded > srv->cfg.max_body)
+                refuse(rq, "payload_too_large", NULL, "the body is larger than %zu bytes",
+                       srv->cfg.max_body);
+            return rq->discarded > MAX_DISCARD ? MHD_NO : MHD_YES;
+        }
         if (rq->len + n > srv->cfg.max_body) {
-            rq->too_large = true;
             free(rq->body);
             rq->body = NULL;
             rq->len = rq->cap = 0;
+            refuse(rq, "payload_too_large", NULL, "the body is larger than %zu bytes",
+                   srv->cfg.max_body);
+            rq->discarded = n;
+            rq->close_after = true;
             return MHD_YES;
         }
         if (rq->len + n > rq->cap) {
@@ -571,7 +880,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         return MHD_YES;
     }
     if (rq->status != 0)
-        return MHD_YES; /* answered early (413) */
+        return MHD_YES; /* answered on the first call */
     return request_in(rq, url, method);
 }
 
@@ -665,23 +974,100 @@ resolve_listen(const char *listen, struct sockaddr_storage *ret, socklen_t *ret_
     return 0;
 }
 
+/* The host of "HOST:PORT" without brackets; *ret_wildcard when it means every address. */
+static void
+listen_host_of(const char *listen, char *buf, size_t size, bool *ret_wildcard)
+{
+    const char *colon = strrchr(listen, ':');
+    size_t len = colon ? (size_t)(colon - listen) : strlen(listen);
+
+    if (len >= 2 && listen[0] == '[' && listen[len - 1] == ']') {
+        listen++;
+        len -= 2;
+    }
+    snprintf(buf, size, "%.*s", (int)len, listen);
+    *ret_wildcard = strcmp(buf, "0.0.0.0") == 0 || strcmp(buf, "::") == 0;
+}
+
 int
-http_start(const struct http_config *cfg, struct http_server **ret, unsigned *ret_port)
+http_listen_loopback(const char *listen, bool *ret)
 {
     struct sockaddr_storage addr;
     socklen_t addr_len;
+
+    if (strncmp(listen, "unix:", 5) == 0) {
+        *ret = false;
+        return 0;
+    }
+    return resolve_listen(listen, &addr, &addr_len, ret);
+}
+
+/*
+ * Makes the listening Unix socket at path: mode 0660, group group (NULL:
+ * ours), replacing a stale socket but nothing else. *ret_fd and *ret_gid on
+ * success; a negative errno with a detail otherwise.
+ */
+static int
+listen_unix(const char *path, const char *group, int *ret_fd, gid_t *ret_gid)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    gid_t gid = getegid();
+    struct stat st;
+    mode_t old;
+    int fd, r;
+
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return err_set(-ENAMETOOLONG, "--listen: the socket path %s is too long", path);
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    if (group) {
+        struct group gr, *found = NULL;
+        char buf[4096];
+        if (getgrnam_r(group, &gr, buf, sizeof(buf), &found) != 0 || !found)
+            return err_set(-EINVAL, "--socket-group: no group '%s'", group);
+        gid = gr.gr_gid;
+    }
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            return err_set(-EEXIST, "--listen: %s exists and is not a socket", path);
+        unlink(path); /* left by an earlier run */
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return err_set(-errno, "cannot make a Unix socket: %s", strerror(errno));
+    old = umask(0177); /* nobody else may connect before the group is set */
+    r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    umask(old);
+    if (r < 0 || chown(path, (uid_t)-1, gid) < 0 || chmod(path, 0660) < 0 || listen(fd, 256) < 0) {
+        r = -errno;
+        close(fd);
+        return err_set(r, "cannot listen on unix:%s: %s", path, strerror(-r));
+    }
+    *ret_fd = fd;
+    *ret_gid = gid;
+    return 0;
+}
+
+int
+http_start(const struct http_config *cfg, struct http_server **ret, unsigned *ret_port)
+{
+    struct sockaddr_storage addr = {0};
+    socklen_t addr_len;
     bool loopback = false;
+    bool is_unix = strncmp(cfg->listen, "unix:", 5) == 0;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    int unix_fd = -1;
+    gid_t unix_gid = 0;
     int r;
 
-    r = resolve_listen(cfg->listen, &addr, &addr_len, &loopback);
-    if (r < 0)
-        return r;
+    if (!is_unix) {
+        r = resolve_listen(cfg->listen, &addr, &addr_len, &loopback);
+        if (r < 0)
+            return r;
+    }
     if (!loopback && !cfg->auth)
         return err_set(-EPERM,
-                       "refusing to listen on %s without --token-file: only loopback addresses "
-                       "are served without authentication",
+                       "--no-auth is accepted only with a loopback --listen address, not %s",
                        cfg->listen);
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
@@ -691,12 +1077,26 @@ http_start(const struct http_config *cfg, struct http_server **ret, unsigned *re
         flags |= MHD_USE_TLS;
     }
 
+    if (is_unix) {
+        r = listen_unix(cfg->listen + 5, cfg->socket_group, &unix_fd, &unix_gid);
+        if (r < 0)
+            return r;
+    }
     struct http_server *s = calloc(1, sizeof(*s));
-    if (!s)
+    if (!s) {
+        if (unix_fd >= 0)
+            close(unix_fd);
         return -ENOMEM;
+    }
     s->cfg = *cfg;
+    s->unix_fd = unix_fd;
+    s->unix_gid = unix_gid;
+    s->listen_loopback = loopback;
+    listen_host_of(cfg->listen, s->listen_host, sizeof(s->listen_host), &s->listen_wildcard);
     r = deadline_watcher_new(cfg->conn_timeout, &s->deadlines);
     if (r < 0) {
+        if (unix_fd >= 0)
+            close(unix_fd);
         free(s);
         return err_set(r, "cannot start the request deadline thread");
     }
@@ -707,8 +1107,13 @@ http_start(const struct http_config *cfg, struct http_server **ret, unsigned *re
         {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)TLS_PRIORITIES},
         {MHD_OPTION_END, 0, NULL},
     };
+    struct MHD_OptionItem listen_opts[] = {
+        is_unix ? (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, unix_fd, NULL}
+                : (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &addr},
+        {MHD_OPTION_END, 0, NULL},
+    };
     s->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, listen_opts,
         MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT, cfg->conn_timeout,
         MHD_OPTION_CONNECTION_LIMIT, cfg->conn_limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         cfg->per_ip_limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
@@ -718,6 +1123,10 @@ http_start(const struct http_config *cfg, struct http_server **ret, unsigned *re
         cfg->tls_cert_pem ? tls_opts : &tls_opts[3], MHD_OPTION_END);
     if (!s->daemon) {
         deadline_watcher_free(s->deadlines);
+        if (unix_fd >= 0) {
+            close(unix_fd);
+            unlink(cfg->listen + 5);
+        }
         free(s);
         return err_set(-EADDRINUSE, "cannot listen on %s (address in use or not available)",
                        cfg->listen);
@@ -744,5 +1153,7 @@ http_stop(struct http_server *s)
         usleep(20 * 1000);
     MHD_stop_daemon(s->daemon);
     deadline_watcher_free(s->deadlines);
+    if (s->unix_fd >= 0)
+        unlink(s->cfg.listen + 5);
     free(s);
 }

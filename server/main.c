@@ -43,6 +43,32 @@ env_lookup(const char *name)
     return getenv(name);
 }
 
+/*
+ * Loads the token file; without --token-file, the default one next to the
+ * database, made with one admin token on first start.
+ */
+static int
+setup_auth(struct options *opts, struct auth *auth, char *err, size_t err_size)
+{
+    _cleanup_free_ char *secret = NULL;
+    int r;
+
+    if (!opts->token_file) {
+        r = auth_default_paths(opts->db, &opts->token_file, &secret);
+        if (r < 0) {
+            snprintf(err, err_size, "%s", strerror(-r));
+            return r;
+        }
+        r = auth_create(opts->token_file, secret, err, err_size);
+        if (r == 0)
+            log_info("first start: made an admin token; it is in %s (its hash in %s)", secret,
+                     opts->token_file);
+        else if (r != -EEXIST)
+            return r;
+    }
+    return auth_load(opts->token_file, auth, err, err_size);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -71,13 +97,10 @@ main(int argc, char **argv)
         options_clear(&opts);
         return 0;
     }
+    /* Nothing the service writes (database, vault, restored images) is for others. */
+    umask(027);
     log_setup(opts.log_level, opts.log_format);
 
-    if (opts.token_file && auth_load(opts.token_file, &auth, err, sizeof(err)) < 0) {
-        fprintf(stderr, "virtvaultd: %s\n", err);
-        options_clear(&opts);
-        return 2;
-    }
     if (opts.tls_cert && tls_load(opts.tls_cert, opts.tls_key, time(NULL), &cert, &key) < 0) {
         fprintf(stderr, "virtvaultd: %s\n", err_detail());
         options_clear(&opts);
@@ -85,6 +108,21 @@ main(int argc, char **argv)
         return 2;
     }
 
+    if (opts.no_auth) {
+        bool loopback = false;
+        r = http_listen_loopback(opts.listen, &loopback);
+        if (r < 0 || !loopback) {
+            fprintf(stderr, "virtvaultd: %s\n",
+                    r < 0 ? err_detail()
+                          : "--no-auth is accepted only with a loopback --listen address");
+            options_clear(&opts);
+            return 2;
+        }
+    } else if (setup_auth(&opts, &auth, err, sizeof(err)) < 0) {
+        fprintf(stderr, "virtvaultd: %s\n", err);
+        options_clear(&opts);
+        return 2;
+    }
     /* Signals are taken by sigwait() below; every thread started later inherits the mask. */
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
@@ -122,7 +160,9 @@ main(int argc, char **argv)
         .web_dir = pick_web_dir(opts.web_dir),
         .tls_cert_pem = cert,
         .tls_key_pem = key,
-        .auth = opts.token_file ? &auth : NULL,
+        .auth = opts.no_auth ? NULL : &auth,
+        .allowed_hosts = opts.allowed_hosts,
+        .socket_group = opts.socket_group,
         .threads = opts.threads,
         .conn_timeout = opts.conn_timeout,
         .conn_limit = opts.conn_limit,
@@ -138,15 +178,20 @@ main(int argc, char **argv)
         auth_clear(&auth);
         return r == -EPERM || r == -EINVAL ? 2 : 1;
     }
-    if (!opts.token_file)
-        log_warn("no --token-file: authentication is off, serving loopback only");
+    if (opts.no_auth)
+        log_warn("--no-auth: authentication is off; anyone on this host may use every route");
     else
         log_info("authentication on: %zu token(s) from %s", auth.n, opts.token_file);
     if (!hcfg.web_dir)
         log_warn("no web UI folder found; use --web-dir");
-    log_info("virtvaultd %s listening on %s://%.*s:%u (libvirt %s, database %s, vault %s)",
-             VV_VERSION, cert ? "https" : "http", (int)(strrchr(opts.listen, ':') - opts.listen),
-             opts.listen, port, opts.libvirt_uri, opts.db, opts.vault_dir);
+    if (strncmp(opts.listen, "unix:", 5) == 0)
+        log_info("virtvaultd %s listening on %s (libvirt %s, database %s, vault %s)", VV_VERSION,
+                 opts.listen, opts.libvirt_uri, opts.db, opts.vault_dir);
+    else
+        log_info("virtvaultd %s listening on %s://%.*s:%u (libvirt %s, database %s, vault %s)",
+                 VV_VERSION, cert ? "https" : "http",
+                 (int)(strrchr(opts.listen, ':') - opts.listen), opts.listen, port,
+                 opts.libvirt_uri, opts.db, opts.vault_dir);
 
     do {
         r = sigwait(&sigs, &sig);

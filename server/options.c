@@ -12,12 +12,19 @@ const char options_usage[] =
     "Usage: virtvaultd [OPTION]...\n"
     "REST/JSON service for libvirt snapshots, checkpoints and backups.\n"
     "\n"
-    "  --listen HOST:PORT     address to serve on (default 127.0.0.1:8080)\n"
+    "  --listen HOST:PORT     address to serve on (default 127.0.0.1:8080), or unix:PATH\n"
+    "                         for a Unix socket where root and --socket-group are admin\n"
     "  --libvirt-uri URI      libvirt connection (default test:///default)\n"
     "  --db PATH              SQLite database (default ./virtvault.db)\n"
     "  --vault-dir PATH       folder for backups and managed files (default ./vault)\n"
     "  --web-dir PATH         folder of the web UI (default: the installed one)\n"
-    "  --token-file PATH      bearer tokens with roles; without it only loopback is served\n"
+    "  --token-file PATH      bearer tokens with roles (default: 'tokens' in the folder of\n"
+    "                         --db, created with one admin token on first start)\n"
+    "  --no-auth              serve without authentication (loopback --listen only)\n"
+    "  --allowed-hosts LIST   ','-separated host names the Host header may carry besides\n"
+    "                         the --listen address\n"
+    "  --socket-group GROUP   group of the unix: socket (mode 0660); its members are admin\n"
+    "                         (default: the service's own group)\n"
     "  --tls-cert PATH        serve HTTPS with this certificate (PEM)\n"
     "  --tls-key PATH         private key for --tls-cert (PEM)\n"
     "  --log-level LEVEL      debug, info, warn or error (default info)\n"
@@ -59,6 +66,9 @@ enum {
     OPT_RESTORE_ROOTS,
     OPT_PULL_IDLE_TIMEOUT,
     OPT_RECONCILE_MAX_AGE,
+    OPT_NO_AUTH,
+    OPT_ALLOWED_HOSTS,
+    OPT_SOCKET_GROUP,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -82,6 +92,9 @@ static const struct option long_options[] = {
     {"restore-roots", required_argument, NULL, OPT_RESTORE_ROOTS},
     {"pull-idle-timeout", required_argument, NULL, OPT_PULL_IDLE_TIMEOUT},
     {"reconcile-max-age", required_argument, NULL, OPT_RECONCILE_MAX_AGE},
+    {"no-auth", no_argument, NULL, OPT_NO_AUTH},
+    {"allowed-hosts", required_argument, NULL, OPT_ALLOWED_HOSTS},
+    {"socket-group", required_argument, NULL, OPT_SOCKET_GROUP},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -137,6 +150,8 @@ listen_valid(const char *v)
     const char *colon = strrchr(v, ':');
     unsigned long long port;
 
+    if (strncmp(v, "unix:", 5) == 0)
+        return v[5] == '/' && strlen(v + 5) < 108 ? 0 : -EINVAL;
     if (!colon || colon == v)
         return -EINVAL;
     for (const char *p = v; p < colon; p++)
@@ -158,7 +173,7 @@ apply(struct options *o, int id, const char *name, const char *value, char *err,
     switch (id) {
     case OPT_LISTEN:
         if (listen_valid(value) < 0)
-            return fail(err, size, "%s: '%s' is not HOST:PORT", name, value);
+            return fail(err, size, "%s: '%s' is not HOST:PORT or unix:/ABSOLUTE/PATH", name, value);
         return set_string(&o->listen, value);
     case OPT_LIBVIRT_URI:
         return set_string(&o->libvirt_uri, value);
@@ -226,6 +241,24 @@ apply(struct options *o, int id, const char *name, const char *value, char *err,
                         value);
         o->reconcile_max_age = (unsigned)n;
         return 0;
+    case OPT_NO_AUTH:
+        if (!value || strcmp(value, "1") == 0 || strcmp(value, "true") == 0 ||
+            strcmp(value, "yes") == 0)
+            o->no_auth = true;
+        else if (strcmp(value, "0") == 0 || strcmp(value, "false") == 0 || strcmp(value, "no") == 0)
+            o->no_auth = false;
+        else
+            return fail(err, size, "%s: '%s' is not one of 1, true, yes, 0, false, no", name,
+                        value);
+        return 0;
+    case OPT_ALLOWED_HOSTS:
+        for (const char *p = value; *p; p++)
+            if ((unsigned char)*p <= ' ' || *p == '/' || *p == '@' || (unsigned char)*p >= 0x7f)
+                return fail(err, size, "%s: '%s' is not a ','-separated list of host names", name,
+                            value);
+        return set_string(&o->allowed_hosts, value);
+    case OPT_SOCKET_GROUP:
+        return set_string(&o->socket_group, value);
     default:
         return fail(err, size, "%s: unknown option", name);
     }
@@ -282,7 +315,7 @@ options_parse(int argc, char **argv, options_getenv_fn env, struct options *opts
         const char *value;
         size_t n = strlen(var);
 
-        if (lo->has_arg == no_argument)
+        if (lo->has_arg == no_argument && lo->val != OPT_NO_AUTH)
             continue;
         for (const char *p = lo->name; *p && n < sizeof(var) - 1; p++)
             var[n++] = *p == '-' ? '_' : (char)(*p - ('a' <= *p && *p <= 'z' ? 32 : 0));
@@ -310,6 +343,12 @@ options_parse(int argc, char **argv, options_getenv_fn env, struct options *opts
             if (c == ':')
                 return fail(err, err_size, "%s: missing value", bad);
             return fail(err, err_size, "%s: unknown option (see --help)", bad);
+        } else if (c == OPT_NO_AUTH) {
+            r = apply(&o, c, "--no-auth", NULL, err, err_size);
+            if (r < 0) {
+                options_clear(&o);
+                return r;
+            }
         } else {
             char name[64];
             snprintf(name, sizeof(name), "--%s", long_options[c - OPT_LISTEN].name);
@@ -327,6 +366,10 @@ options_parse(int argc, char **argv, options_getenv_fn env, struct options *opts
     if ((o.tls_cert == NULL) != (o.tls_key == NULL)) {
         options_clear(&o);
         return fail(err, err_size, "--tls-cert and --tls-key go together");
+    }
+    if (o.no_auth && o.token_file) {
+        options_clear(&o);
+        return fail(err, err_size, "--no-auth and --token-file exclude each other");
     }
     if (fill_missing(&o) < 0) {
         options_clear(&o);
@@ -349,5 +392,7 @@ options_clear(struct options *o)
     free(o->tls_cert);
     free(o->tls_key);
     free(o->restore_roots);
+    free(o->allowed_hosts);
+    free(o->socket_group);
     memset(o, 0, sizeof(*o));
 }

@@ -8,17 +8,21 @@
 #ifndef VV_OPTIONS_H
 #define VV_OPTIONS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "log.h"
 
 struct options {
-    char *listen; /* "HOST:PORT" */
+    char *listen; /* "HOST:PORT" or "unix:PATH" */
     char *libvirt_uri;
     char *db;
     char *vault_dir;
     char *web_dir;
-    char *token_file; /* NULL: no authentication, loopback only */
+    char *token_file;    /* NULL: the default one next to db (see auth_default_paths) */
+    bool no_auth;        /* --no-auth: serve without tokens, loopback only */
+    char *allowed_hosts; /* ','-separated names the Host header may carry, or NULL */
+    char *socket_group;  /* group of a unix: listen socket, or NULL: ours */
     char *tls_cert;
     char *tls_key;
     enum log_level log_level;

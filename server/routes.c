@@ -58,9 +58,10 @@ const struct route router_table[] = {
     {"POST", "/v1/domains/{domain}/backups/{id}/restore", api_backup_restore, ROLE_ADMIN},
     {"POST", "/v1/domains/{domain}/backups/{id}/verify", api_backup_verify, ROLE_OPERATOR},
     {"POST", "/v1/domains/{domain}/backups/{id}/finish", api_backup_finish, ROLE_OPERATOR},
+    /* The data plane: these read the guest's disk contents, so admin only. */
     {"GET", "/v1/domains/{domain}/backups/{id}/disks/{disk}/extents", api_backup_extents,
-     ROLE_OPERATOR},
-    {"GET", "/v1/domains/{domain}/backups/{id}/disks/{disk}/data", api_backup_data, ROLE_OPERATOR},
+     ROLE_ADMIN},
+    {"GET", "/v1/domains/{domain}/backups/{id}/disks/{disk}/data", api_backup_data, ROLE_ADMIN},
     {"GET", "/v1/events", api_events_stream, ROLE_VIEWER},
     /* --- checkpoints --- */
     {"GET", "/v1/domains/{domain}/checkpoints", api_checkpoints_list, ROLE_VIEWER},

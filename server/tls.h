@@ -12,7 +12,15 @@
 
 #include <time.h>
 
-#define TLS_PRIORITIES   "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:%SERVER_PRECEDENCE"
+/*
+ * TLS 1.2 and 1.3 only; AEAD ciphers only (no CBC, so no SHA-1 MACs);
+ * forward-secret ECDHE key exchange only (no RSA key transport); no SHA-1
+ * signatures.
+ */
+#define TLS_PRIORITIES                                                                             \
+    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:"            \
+    "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:-SIGN-RSA-SHA1:"            \
+    "-SIGN-ECDSA-SHA1:-SIGN-DSA-SHA1:%SERVER_PRECEDENCE"
 #define TLS_MIN_RSA_BITS 2048
 
 /*

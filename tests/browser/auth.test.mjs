@@ -72,3 +72,33 @@ test('a 401 asks for a token, which is kept in sessionStorage and sent as Bearer
     await d.stop();
   }
 });
+
+test('a login link puts the token in sessionStorage and takes it out of the address bar', async () => {
+  const token = 'login-link-token-0123456789abcdef';
+  const d = await startDaemon({ tokens: { [token]: 'admin' } });
+  const page = await newPage(b.browser, d.url);
+  const seen = [];
+  page.on('request', (r) => seen.push(r.url()));
+  try {
+    await page.goto(`${d.url}/#token=${token}`);
+    await page.locator('#domains-table tr[data-domain="test"]').waitFor();
+    assert.equal(await page.locator('#token-dialog').isVisible(), false);
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('virtvault.token')), token);
+    assert.equal(page.url(), `${d.url}/#/`);
+    // about:blank and this page: the link's entry was replaced, not followed by another.
+    assert.equal(await page.evaluate(() => history.length), 2);
+    assert.ok(seen.every((u) => !u.includes(token)), 'the token went out in a URL');
+    // A write from the UI passes the service's JSON, Host and Origin checks.
+    const res = await page.evaluate(async (t) => {
+      const r = await fetch('/v1/domains/test/snapshots', { method: 'POST', body: 'a=b',
+        headers: { Authorization: `Bearer ${t}`, 'Content-Type': 'application/x-www-form-urlencoded' } });
+      return r.status;
+    }, token);
+    assert.equal(res, 415);
+    assert.deepEqual(page.foreign, []);
+    assert.deepEqual(page.consoleErrors, []);
+  } finally {
+    await page.context().close();
+    await d.stop();
+  }
+});

@@ -50,6 +50,8 @@ export async function startDaemon(opts = {}) {
     writeFileSync(file, Object.entries(opts.tokens)
       .map(([tok, role]) => `sha256:${createHash('sha256').update(tok).digest('hex')} ${role}\n`).join(''));
     args.push('--token-file', file);
+  } else {
+    args.push('--no-auth');
   }
   if (opts.args) args.push(...opts.args);
   const logFile = join(dir, 'daemon.log');
@@ -184,7 +186,7 @@ export function uniqueName(prefix) {
 /** JSON from the daemon directly (for setup and for checks of what the UI did). */
 export async function apiJson(base, method, path, body, token) {
   const headers = { Accept: 'application/json' };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (body !== undefined || ['POST', 'PUT', 'PATCH'].includes(method)) headers['Content-Type'] = 'application/json';
   if (token) headers.Authorization = `Bearer ${token}`;
   const r = await fetch(`${base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await r.text();

@@ -127,6 +127,8 @@ class Client:
         if json_body is not None:
             body = json.dumps(json_body).encode()
             headers.setdefault('Content-Type', 'application/json')
+        elif body is None and method in ('POST', 'PUT', 'PATCH'):
+            headers.setdefault('Content-Type', 'application/json')  # the service asks it
         if isinstance(body, str):
             body = body.encode()
         if self.token and 'Authorization' not in headers:

@@ -7,6 +7,10 @@ own SQLite file and vault, against test:///default or the sandbox's QEMU.
     def test_y(vv_qemu, qemu_domain):   # daemon on qemu:///system + a fresh running domain
         r = vv_qemu.client.get(f'/v1/domains/{qemu_domain}')
 
+Daemons run with --no-auth on loopback unless given --token-file or
+no_auth=False (then the daemon makes its own admin token on first start and
+the client sends it).
+
 The binary is $VIRTVAULT_BIN (default build/virtvaultd). A daemon built with
 sanitizers fails the test that ran it when it reports anything.
 """
@@ -42,7 +46,7 @@ class Daemon:
     """One virtvaultd process and the files it owns."""
 
     def __init__(self, uri='test:///default', args=(), env=None, workdir=None, token=None,
-                 scheme='http'):
+                 scheme='http', no_auth=True):
         self.uri = uri
         self.args = list(args)
         self.env = dict(env or {})
@@ -54,8 +58,24 @@ class Daemon:
         self.port = free_port()
         self.scheme = scheme
         self.proc = None
-        self.token = token
+        self._token = token
+        self.no_auth = no_auth and '--token-file' not in self.args
         self.sanitizer_reports = []
+
+    @property
+    def token(self):
+        """The token the client sends: the one given, else the one made on first start."""
+        if self._token is None and not self.no_auth:
+            try:
+                with open(os.path.join(self.dir, 'admin-token')) as f:
+                    return f.read().strip()
+            except OSError:
+                return None
+        return self._token
+
+    @token.setter
+    def token(self, value):
+        self._token = value
 
     @property
     def url(self):
@@ -68,7 +88,8 @@ class Daemon:
     def command(self):
         return [BIN, '--listen', f'127.0.0.1:{self.port}', '--libvirt-uri', self.uri,
                 '--db', self.db_path, '--vault-dir', self.vault_dir,
-                '--web-dir', os.path.join(ROOT, 'web'), '--log-level', 'debug'] + self.args
+                '--web-dir', os.path.join(ROOT, 'web'), '--log-level', 'debug'] + \
+            (['--no-auth'] if self.no_auth else []) + self.args
 
     def start(self, wait=True):
         env = dict(os.environ)

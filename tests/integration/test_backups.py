@@ -513,7 +513,7 @@ def test_event_stream_carries_job_progress_and_states(vv_qemu, domain):
     c = vv_qemu.client
     sock = socket.create_connection(('127.0.0.1', vv_qemu.port))
     try:
-        sock.sendall(b'GET /v1/events HTTP/1.0\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n')
+        sock.sendall(b'GET /v1/events HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n')
         head = b''
         while b'\r\n\r\n' not in head:
             head += sock.recv(1)

@@ -110,19 +110,23 @@ def raw_request(port, data, read_timeout=5):
 
 def test_body_limits_and_types(vv_test):
     c = vv_test.client
-    # Announced too large: refused before the body is read.
-    head = (b'POST /v1/domains HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
-            b'Content-Length: 1048577\r\n\r\n')
+    # Announced too large to a client that waits for "100 Continue": refused at once.
+    head = (b'POST /v1/domains HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n'
+            b'Content-Length: 1048577\r\nExpect: 100-continue\r\n\r\n')
     t0 = time.time()
     out = raw_request(vv_test.port, head)
     assert out.startswith(b'HTTP/1.1 413'), out[:200]
     assert b'payload_too_large' in out
     assert time.time() - t0 < 4, 'answered without waiting for the body'
+    # One that sends it anyway gets the answer after it (dropped, never stored).
+    out = raw_request(vv_test.port, head.replace(b'Expect: 100-continue\r\n', b'') +
+                      b' ' * 1048577)
+    assert out.startswith(b'HTTP/1.1 413'), out[:200]
     # Sent too large in chunks (no Content-Length).
     body = b'{"a":"' + b'x' * (1 << 20) + b'"}'
     chunked = b''.join(b'%x\r\n%s\r\n' % (len(body[i:i + 65536]), body[i:i + 65536])
                        for i in range(0, len(body), 65536)) + b'0\r\n\r\n'
-    out = raw_request(vv_test.port, b'POST /v1/domains HTTP/1.1\r\nHost: x\r\n'
+    out = raw_request(vv_test.port, b'POST /v1/domains HTTP/1.1\r\nHost: 127.0.0.1\r\n'
                       b'Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n'
                       + chunked)
     assert out.startswith(b'HTTP/1.1 413'), out[:200]
@@ -149,13 +153,15 @@ def test_bad_option_values_exit_2(tmp_path):
     assert p.returncode == 0 and '--token-file' in p.stdout and '--listen' in p.stdout
 
 
-def test_refuses_non_loopback_without_tokens(make_daemon):
+def test_no_auth_only_on_loopback(make_daemon):
     d = make_daemon('test:///default')
-    p = subprocess.run(d.command()[:1] + ['--listen', '0.0.0.0:0', '--db', d.db_path,
-                                          '--vault-dir', d.vault_dir],
-                       capture_output=True, text=True, timeout=10)
-    assert p.returncode == 2
-    assert 'without --token-file' in p.stderr
+    for how in (['--no-auth'], []):
+        env = {**os.environ, 'VIRTVAULT_NO_AUTH': '1'} if not how else None
+        p = subprocess.run(d.command()[:1] + ['--listen', '0.0.0.0:0', '--db', d.db_path,
+                                              '--vault-dir', d.vault_dir] + how,
+                           capture_output=True, text=True, timeout=10, env=env)
+        assert p.returncode == 2, p.stderr
+        assert 'loopback' in p.stderr and p.stderr.strip().count('\n') == 0, p.stderr
 
 
 def test_environment_configures_the_daemon(make_daemon):

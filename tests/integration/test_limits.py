@@ -63,13 +63,13 @@ def vv_short(make_daemon):
 
 
 def test_dribbled_headers_are_cut_off(vv_short):
-    headers = b'GET /v1/domains HTTP/1.1\r\nHost: x\r\n' + b'X-Slow: ' + b'a' * 200
+    headers = b'GET /v1/domains HTTP/1.1\r\nHost: 127.0.0.1\r\n' + b'X-Slow: ' + b'a' * 200
     took = dribble(vv_short.port, headers, 0.4, budget=10)
     assert took is not None, 'a dribbling client kept its connection past the deadline'
     assert 1.5 <= took <= 4.0, took
     # A dribbled body is cut off the same way.
     body = b'{"name": "' + b'x' * 200
-    start = (b'POST /v1/domains HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
+    start = (b'POST /v1/domains HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n'
              b'Content-Length: 1000\r\n\r\n')
     s = socket.create_connection(('127.0.0.1', vv_short.port), timeout=5)
     s.sendall(start)
@@ -105,7 +105,7 @@ def test_idle_and_half_sent_connections_are_closed(vv_short):
     # A keep-alive connection serves several requests and is then closed after being idle.
     s = socket.create_connection(('127.0.0.1', vv_short.port))
     for _ in range(3):
-        s.sendall(b'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')
+        s.sendall(b'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
         s.settimeout(5)
         assert s.recv(4096).startswith(b'HTTP/1.1 200')
     data, closed = recv_all(s, 6)
@@ -124,7 +124,7 @@ def test_per_ip_limit_holds_while_others_are_served(make_daemon):
         assert time.monotonic() < deadline, f'only {len(held)} connections were served'
         s = socket.create_connection(('127.0.0.1', port), timeout=5)
         try:
-            s.sendall(b'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')
+            s.sendall(b'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
             if s.recv(4096).startswith(b'HTTP/1.1 200'):
                 held.append(s)  # keep-alive: the connection stays open and counts
                 continue
@@ -136,7 +136,7 @@ def test_per_ip_limit_holds_while_others_are_served(make_daemon):
     for _ in range(4):
         s = socket.create_connection(('127.0.0.1', port), timeout=5)
         try:
-            s.sendall(b'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')
+            s.sendall(b'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
             data, closed = recv_all(s, 3)
             if closed and not data.startswith(b'HTTP/1.1 200'):
                 refused += 1
@@ -151,14 +151,14 @@ def test_per_ip_limit_holds_while_others_are_served(make_daemon):
     s.bind(('127.0.0.2', 0))
     s.settimeout(5)
     s.connect(('127.0.0.1', port))
-    s.sendall(b'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+    s.sendall(b'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n')
     data, _ = recv_all(s, 5)
     assert data.startswith(b'HTTP/1.1 200'), data
     s.close()
 
     # The held connections still work, and once they close the address is served again.
     for s in held:
-        s.sendall(b'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')
+        s.sendall(b'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
         assert s.recv(4096).startswith(b'HTTP/1.1 200')
         s.close()
     deadline = time.monotonic() + 5

@@ -54,6 +54,20 @@ def test_public_routes_match_spec_security():
         assert public_in_spec == (role == 'public'), f'{method} {path}: role {role}'
 
 
+def test_every_operation_names_the_role_the_router_asks():
+    ops = {(m, normalise(p)): op for (m, p), op in spec_routes().items()}
+    for (method, path), role in router_routes().items():
+        op = ops[(method, normalise(path))]
+        assert op.get('x-role') == role, f'{method} {path}: x-role {op.get("x-role")}, router {role}'
+
+
+def test_the_data_plane_is_for_admins():
+    """Reading disk contents is reading the guest's data: no lesser role may."""
+    for (method, path), role in router_routes().items():
+        if path.endswith(('/extents', '/data')):
+            assert role == 'admin', f'{method} {path}: {role}'
+
+
 def test_every_operation_documents_errors_and_ids():
     ids = set()
     for (method, path), op in spec_routes().items():

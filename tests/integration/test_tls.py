@@ -84,7 +84,7 @@ def test_old_protocols_and_plain_http_are_refused(make_daemon, pki):
     r = curl('-o', '/dev/null', '-w', '%{http_code}', f'http://127.0.0.1:{d.port}/healthz')
     assert r.returncode != 0 and r.stdout in ('', '000'), r
     with socket.create_connection(('127.0.0.1', d.port), timeout=5) as s:
-        s.sendall(b'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')
+        s.sendall(b'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
         data = b''
         try:
             while True:
@@ -155,3 +155,25 @@ def test_ec_key_is_accepted(make_daemon, pki):
     r = curl('--cacert', crt, '-o', '/dev/null', '-w', '%{http_code}',
              f'https://127.0.0.1:{d.port}/healthz')
     assert r.stdout == '200', r
+
+
+def test_only_aead_suites_with_forward_secrecy(make_daemon, pki):
+    crt, key = pki['good']
+    d = make_daemon(args=['--tls-cert', crt, '--tls-key', key], scheme='https',
+                    no_auth=False).start()
+
+    def handshake(cipher):
+        return subprocess.run(['openssl', 's_client', '-connect', f'127.0.0.1:{d.port}',
+                               '-tls1_2', '-cipher', f'{cipher}@SECLEVEL=0'], input='',
+                              capture_output=True, text=True, timeout=15)
+    # CBC with SHA-1 and SHA-256 MACs, and RSA key transport: refused by the server.
+    for weak in ('ECDHE-RSA-AES128-SHA', 'ECDHE-RSA-AES256-SHA384', 'AES128-GCM-SHA256',
+                 'AES256-SHA'):
+        r = handshake(weak)
+        assert r.returncode != 0 and 'Cipher is (NONE)' in r.stdout + r.stderr or \
+            'no peer certificate available' in r.stdout, (weak, r.stdout[-400:])
+    r = handshake('ECDHE-RSA-AES128-GCM-SHA256')
+    assert r.returncode == 0 and 'ECDHE-RSA-AES128-GCM-SHA256' in r.stdout, r.stdout[-400:]
+    # Browsers are told to come back over HTTPS only.
+    resp = d.client.get('/healthz')
+    assert resp.headers.get('strict-transport-security', '').startswith('max-age='), resp.headers

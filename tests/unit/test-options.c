@@ -27,6 +27,10 @@ static const struct {
     {{"--listen=[::1]:8081"}, 1, "[::1]:8081", NULL},
     {{"--listen", "localhost:0"}, 1, "localhost:0", NULL},
     {{"--listen", "8080"}, 0, NULL, "not HOST:PORT"},
+    {{"--listen", "unix:/run/vv.sock"}, 1, "unix:/run/vv.sock", NULL},
+    {{"--listen", "unix:vv.sock"}, 0, NULL, "unix:/ABSOLUTE/PATH"},
+    {{"--no-auth", "--token-file", "t"}, 0, NULL, "exclude each other"},
+    {{"--allowed-hosts", "a b"}, 0, NULL, "host names"},
     {{"--listen", "host:99999"}, 0, NULL, "not HOST:PORT"},
     {{"--listen", "host:"}, 0, NULL, "not HOST:PORT"},
     {{"--listen"}, 0, NULL, "missing value"},
@@ -100,6 +104,32 @@ main(void)
         char err[256] = "";
         int r = options_parse(1, argv, fake_env, &o, &action, err, sizeof(err));
         ok(r == -EINVAL && strstr(err, "VIRTVAULT_MAX_BODY"), "bad env value named: %s", err);
+    }
+    env_vars[0][0] = NULL;
+
+    /* --no-auth is a flag with a twin: VIRTVAULT_NO_AUTH=1/true/yes or 0/false/no. */
+    static const struct {
+        const char *value;
+        int ok;
+        bool no_auth;
+    } flags[] = {{"1", 1, true},  {"yes", 1, true}, {"true", 1, true},
+                 {"0", 1, false}, {"no", 1, false}, {"maybe", 0, false}};
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+        char *argv[] = {(char *)"virtvaultd"};
+        struct options o;
+        enum options_action action;
+        char err[256] = "";
+
+        env_vars[0][0] = "VIRTVAULT_NO_AUTH";
+        env_vars[0][1] = flags[i].value;
+        env_vars[1][0] = NULL;
+        int r = options_parse(1, argv, fake_env, &o, &action, err, sizeof(err));
+        if (flags[i].ok)
+            ok(r == 0 && o.no_auth == flags[i].no_auth, "VIRTVAULT_NO_AUTH=%s", flags[i].value);
+        else
+            ok(r == -EINVAL && strstr(err, "VIRTVAULT_NO_AUTH"), "refused: %s", err);
+        if (r == 0)
+            options_clear(&o);
     }
     env_vars[0][0] = NULL;
     {

@@ -30,6 +30,19 @@ export function setToken(token) {
   tokenListeners.forEach((fn) => fn(Boolean(token)));
 }
 
+/**
+ * A login link (`make run` prints one) carries the token in the fragment, "#token=...", which
+ * never reaches a server. Moves it into sessionStorage and out of the address bar and history.
+ */
+export function takeTokenFromUrl() {
+  const m = /^#token=([^&/?]+)$/.exec(location.hash);
+  if (!m) return;
+  let token = null;
+  try { token = decodeURIComponent(m[1]); } catch { /* not a token */ }
+  history.replaceState(null, '', `${location.pathname}${location.search}#/`);
+  if (token) setToken(token);
+}
+
 let memoryToken = null;
 const tokenListeners = new Set();
 export function onTokenChange(fn) { tokenListeners.add(fn); }
@@ -103,10 +116,9 @@ export async function api(method, path, body, opts = {}) {
   for (;;) {
     const headers = { Accept: 'application/json, application/problem+json', ...authHeaders() };
     let payload;
-    if (body !== undefined) {
-      headers['Content-Type'] = 'application/json';
-      payload = JSON.stringify(body);
-    }
+    // The service takes writes as JSON only, empty ones too (no form can send that).
+    if (body !== undefined || method !== 'GET') headers['Content-Type'] = 'application/json';
+    if (body !== undefined) payload = JSON.stringify(body);
     let res;
     try {
       res = await fetch(path, { method, headers, body: payload, signal: opts.signal, cache: 'no-store' });

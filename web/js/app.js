@@ -5,10 +5,12 @@
 // function; ctx.signal is aborted when the page changes. The domain page's modules are
 // loaded when first needed, so that the domains page starts with less to fetch.
 
-import { getToken, setToken, onTokenChange } from './api.js';
+import { getToken, setToken, onTokenChange, takeTokenFromUrl } from './api.js';
 import { startEvents, onStatus } from './events.js';
 import { domainsView } from './domains.js';
 import { trapFocus } from './dialog.js';
+
+takeTokenFromUrl(); // before the first route: the fragment is not a page
 
 const main = document.getElementById('main');
 let cleanup = null;
