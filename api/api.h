@@ -122,6 +122,7 @@ int api_healthz(const struct api_request *req, struct api_response *resp);
 int api_readyz(const struct api_request *req, struct api_response *resp);
 int api_domains_list(const struct api_request *req, struct api_response *resp);
 int api_domain_get(const struct api_request *req, struct api_response *resp);
+int api_audit_list(const struct api_request *req, struct api_response *resp);
 int api_jobs_list(const struct api_request *req, struct api_response *resp);
 int api_job_get(const struct api_request *req, struct api_response *resp);
 int api_job_cancel(const struct api_request *req, struct api_response *resp);
@@ -150,5 +151,15 @@ int api_checkpoint_get(const struct api_request *req, struct api_response *resp)
 int api_checkpoint_delete(const struct api_request *req, struct api_response *resp);
 int api_checkpoints_reconcile(const struct api_request *req, struct api_response *resp);
 /* --- end checkpoints --- */
+
+/*
+ * Records one state-changing request in the audit log and as one log line
+ * ("audit {json}"). who is a token's name or "uid:N" (NULL or "" for an
+ * anonymous caller), path has no query string, location is the answer's
+ * Location header (NULL for none: a "/v1/jobs/ID" names the job it
+ * started). Never fails: a record that cannot be stored is logged.
+ */
+void api_audit_record(const char *who, const char *remote, const char *method, const char *path,
+                      int status, const char *location);
 
 #endif

@@ -83,6 +83,20 @@ const char *const db_migrations[] = {
     "  sha256 TEXT,"
     "  PRIMARY KEY (backup_id, target)"
     ") STRICT;",
+    /* 5: the audit log, one row per state-changing request. */
+    "CREATE TABLE audit ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  time_ms INTEGER NOT NULL,"
+    "  who TEXT,"
+    "  remote TEXT,"
+    "  method TEXT NOT NULL,"
+    "  path TEXT NOT NULL,"
+    "  status INTEGER NOT NULL,"
+    "  job_id TEXT,"
+    "  domain TEXT"
+    ") STRICT;"
+    "CREATE INDEX audit_by_time ON audit (time_ms);"
+    "CREATE INDEX audit_by_domain ON audit (domain, seq);",
 };
 
 const int db_migrations_count = (int)(sizeof(db_migrations) / sizeof(db_migrations[0]));

@@ -74,7 +74,10 @@ struct req {
     bool close_after; /* a refused body came or comes: do not keep the connection */
     bool peer_admin;  /* on the Unix socket: root or a member of its group */
     uid_t peer_uid;
-    char who[65]; /* the token's hash or "uid:N" of a peer; "" without authentication */
+    char who[65];   /* the token's hash or "uid:N" of a peer; "" without authentication */
+    char actor[72]; /* for the audit log: the valid token's name, "uid:N" of a peer, or "" */
+    char *path;     /* the path asked for, without the query string */
+    char *location; /* the Location the answer carried, or NULL */
     char method[16];
     int status;
     char *allocs[MAX_QUERY_ALLOCS];
@@ -142,8 +145,11 @@ queue(struct req *rq, int status, char *body, size_t len, const char *type, cons
     }
     if (type)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    if (location && location[0])
+    if (location && location[0]) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
+        free(rq->location);
+        rq->location = strdup(location);
+    }
     if (allow && allow[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     if (auth_challenge)
@@ -346,8 +352,10 @@ authorize(struct req *rq, const struct route *route)
     const char *header;
     enum auth_result res;
 
-    if (rq->peer_admin)
+    if (rq->peer_admin) {
         snprintf(rq->who, sizeof(rq->who), "uid:%u", (unsigned)rq->peer_uid);
+        snprintf(rq->actor, sizeof(rq->actor), "uid:%u", (unsigned)rq->peer_uid);
+    }
     if (!a || rq->peer_admin) {
         rq->trusted = true;
         return;
@@ -357,6 +365,8 @@ authorize(struct req *rq, const struct route *route)
     rq->trusted = res == AUTH_OK;
     if (tok)
         snprintf(rq->who, sizeof(rq->who), "%s", tok->hash);
+    if (tok && res == AUTH_OK)
+        snprintf(rq->actor, sizeof(rq->actor), "%s", tok->name);
     if (route->role == ROLE_PUBLIC)
         return;
     switch (res) {
@@ -826,6 +836,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         rq->conn = conn;
         rq->start_ns = text_mono_ns();
         snprintf(rq->method, sizeof(rq->method), "%s", method);
+        rq->path = strdup(url);
         atomic_fetch_add(&srv->in_flight, 1);
         *con_cls = rq;
         precheck(rq, url, method);
@@ -884,6 +895,34 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     return request_in(rq, url, method);
 }
 
+static bool
+is_write(const char *method)
+{
+    return strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+           strcmp(method, "PATCH") == 0 || strcmp(method, "DELETE") == 0;
+}
+
+/* The peer's numeric address into buf; "unix" on the Unix socket, "" when unknown. */
+static void
+client_address(const struct http_server *srv, struct MHD_Connection *conn, char *buf, size_t size)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+    buf[0] = '\0';
+    if (srv->unix_fd >= 0) {
+        snprintf(buf, size, "unix");
+        return;
+    }
+    if (!sa)
+        return;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, (socklen_t)size);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf, (socklen_t)size);
+}
+
 static void
 on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
              enum MHD_RequestTerminationCode toe)
@@ -899,6 +938,14 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     metrics_request_done(rq->method, rq->route, rq->status, ns);
     log_debug("%s %s %d %.3fms", rq->method, rq->route ? rq->route : "-", rq->status,
               (double)ns / 1e6);
+    if (is_write(rq->method)) {
+        char remote[INET6_ADDRSTRLEN + 8];
+        client_address(srv, conn, remote, sizeof(remote));
+        api_audit_record(rq->actor, remote, rq->method, rq->path ? rq->path : "", rq->status,
+                         rq->location);
+    }
+    free(rq->path);
+    free(rq->location);
     for (size_t i = 0; i < rq->n_allocs; i++)
         free(rq->allocs[i]);
     free(rq->body);

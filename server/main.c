@@ -14,6 +14,7 @@
 #include "auth.h"
 #include "cleanup.h"
 #include "config.h"
+#include "core/audit.h"
 #include "core/core.h"
 #include "err.h"
 #include "events.h"
@@ -145,6 +146,9 @@ main(int argc, char **argv)
         auth_clear(&auth);
         return 1;
     }
+
+    if (core_audit_start(opts.audit_retention_days) < 0)
+        log_warn("the audit log's old records stay until the next try");
 
     r = events_start();
     if (r < 0) {

@@ -42,6 +42,8 @@ const char options_usage[] =
     "  --reconcile-max-age SECS  reads answer from the catalog and compare a domain with\n"
     "                         libvirt again in the background once its last comparison is\n"
     "                         older than SECS; 0 compares before every read (default 5)\n"
+    "  --audit-retention-days DAYS  delete audit records older than DAYS; 0 keeps them\n"
+    "                         forever (default 90)\n"
     "  --help                 show this help and exit\n"
     "  --version              show the version and exit\n"
     "\n"
@@ -69,6 +71,7 @@ enum {
     OPT_NO_AUTH,
     OPT_ALLOWED_HOSTS,
     OPT_SOCKET_GROUP,
+    OPT_AUDIT_RETENTION_DAYS,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -95,6 +98,7 @@ static const struct option long_options[] = {
     {"no-auth", no_argument, NULL, OPT_NO_AUTH},
     {"allowed-hosts", required_argument, NULL, OPT_ALLOWED_HOSTS},
     {"socket-group", required_argument, NULL, OPT_SOCKET_GROUP},
+    {"audit-retention-days", required_argument, NULL, OPT_AUDIT_RETENTION_DAYS},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -259,6 +263,11 @@ apply(struct options *o, int id, const char *name, const char *value, char *err,
         return set_string(&o->allowed_hosts, value);
     case OPT_SOCKET_GROUP:
         return set_string(&o->socket_group, value);
+    case OPT_AUDIT_RETENTION_DAYS:
+        if (parse_uint(value, 0, 36500, &n) < 0)
+            return fail(err, size, "%s: '%s' is not a number of days from 0 to 36500", name, value);
+        o->audit_retention_days = (unsigned)n;
+        return 0;
     default:
         return fail(err, size, "%s: unknown option", name);
     }
@@ -277,6 +286,7 @@ set_defaults(struct options *o)
     o->max_body = 1u << 20;
     o->pull_idle_timeout = 600;
     o->reconcile_max_age = 5;
+    o->audit_retention_days = 90;
 }
 
 static int

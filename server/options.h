@@ -27,14 +27,15 @@ struct options {
     char *tls_key;
     enum log_level log_level;
     enum log_format log_format;
-    unsigned threads;           /* HTTP worker threads */
-    unsigned conn_timeout;      /* seconds an idle connection is kept */
-    unsigned conn_limit;        /* connections in all */
-    unsigned per_ip_limit;      /* connections from one address */
-    size_t max_body;            /* bytes */
-    char *restore_roots;        /* ':'-separated folders restores may write into, or NULL */
-    unsigned pull_idle_timeout; /* seconds a pull backup's exports may go unread */
-    unsigned reconcile_max_age; /* seconds a read trusts a domain's last reconcile */
+    unsigned threads;              /* HTTP worker threads */
+    unsigned conn_timeout;         /* seconds an idle connection is kept */
+    unsigned conn_limit;           /* connections in all */
+    unsigned per_ip_limit;         /* connections from one address */
+    size_t max_body;               /* bytes */
+    char *restore_roots;           /* ':'-separated folders restores may write into, or NULL */
+    unsigned audit_retention_days; /* 0: keep audit records forever */
+    unsigned pull_idle_timeout;    /* seconds a pull backup's exports may go unread */
+    unsigned reconcile_max_age;    /* seconds a read trusts a domain's last reconcile */
 };
 
 enum options_action {

@@ -47,6 +47,7 @@ const struct route router_table[] = {
     {"DELETE", "/v1/domains/{domain}/snapshots/{name}", api_snapshot_delete, ROLE_ADMIN},
     {"POST", "/v1/domains/{domain}/snapshots/{name}/revert", api_snapshot_revert, ROLE_ADMIN},
     /* jobs */
+    {"GET", "/v1/audit", api_audit_list, ROLE_ADMIN},
     {"GET", "/v1/jobs", api_jobs_list, ROLE_VIEWER},
     {"GET", "/v1/jobs/{id}", api_job_get, ROLE_VIEWER},
     {"DELETE", "/v1/jobs/{id}", api_job_cancel, ROLE_ADMIN},
