@@ -164,3 +164,43 @@ def test_retention_option_is_checked(vv_auth):
     from conftest import BIN
     r = subprocess.run([BIN, '--audit-retention-days', 'soon'], capture_output=True, text=True)
     assert r.returncode == 2 and 'audit-retention-days' in r.stderr, r
+
+
+def test_a_unix_socket_peer_is_recorded_by_uid(make_daemon):
+    import http.client
+    import socket
+
+    class UnixConnection(http.client.HTTPConnection):
+        def __init__(self, path):
+            super().__init__('localhost', timeout=10)
+            self.sock_path = path
+
+        def connect(self):
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(self.timeout)
+            self.sock.connect(self.sock_path)
+
+    def call(method, url):
+        c = UnixConnection(sock)
+        try:
+            c.request(method, url, headers={'Content-Type': 'application/json'} if method != 'GET'
+                      else {})
+            r = c.getresponse()
+            return r.status, r.read()
+        finally:
+            c.close()
+
+    d = make_daemon('test:///default', no_auth=False)
+    sock = os.path.join(d.dir, 'vv.sock')
+    d.args += ['--listen', f'unix:{sock}']
+    d.start(wait=False)
+    deadline = time.time() + 20
+    while not os.path.exists(sock):
+        assert d.proc.poll() is None and time.time() < deadline, d.log()
+        time.sleep(0.05)
+    assert call('DELETE', '/v1/domains/test/snapshots/nope')[0] == 404
+    status, body = call('GET', '/v1/audit')
+    assert status == 200, body
+    items = json.loads(body)['items']
+    assert [(i['who'], i['remote'], i['method'], i['status'], i['domain']) for i in items] == \
+        [(f'uid:{os.getuid()}', 'unix', 'DELETE', 404, 'test')], items
