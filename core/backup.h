@@ -54,10 +54,20 @@ struct core_pull_export {
 /* A connection of its own to the export of one disk of a ready pull backup. */
 struct core_pull_reader;
 
+/* What a defined clone keeps of its original; by default it keeps none of these. */
+enum core_restore_keep {
+    CORE_RESTORE_KEEP_LUN = 1u << 0,        /* "lun": lun disks that are not in the backup */
+    CORE_RESTORE_KEEP_FILESYSTEM = 1u << 1, /* "filesystem": host folders shared in */
+    CORE_RESTORE_KEEP_HOSTDEV = 1u << 2,    /* "hostdev": host devices passed through */
+    CORE_RESTORE_KEEP_LOGS = 1u << 3,       /* "logs": character devices' log and output files */
+};
+
 struct core_restore_request {
     const char *target_dir;  /* absolute, inside a restore root */
     const char *format;      /* "qcow2" or "raw" */
     const char *define_name; /* define a new domain of this name, or NULL */
+    unsigned keep;           /* with define_name: CORE_RESTORE_KEEP_* */
+    uint64_t bandwidth;      /* bytes per second qemu-img may write, 0 for no limit */
 };
 
 /* A page of the catalog. */
