@@ -171,12 +171,16 @@ void core_pull_reader_free(struct core_pull_reader *r);
 uint64_t core_pull_reader_size(const struct core_pull_reader *r);
 
 /*
- * The extents of the whole export: with dirty the dirty bitmap's (bit 0
- * dirty; -EINVAL for a full backup, which has none), else base:allocation.
- * *ret is a new array.
+ * A page of the extents of the export from offset on, within
+ * [offset, offset+length): with dirty the dirty bitmap's (bit 0 dirty;
+ * -EINVAL for a full backup, which has none), else base:allocation. At most
+ * limit (>= 1) extents; *ret is a new array, *ret_next where they end (the
+ * end of the range, or the offset to ask from next). -EINVAL when offset
+ * lies beyond the end.
  */
-int core_pull_reader_extents(struct core_pull_reader *r, bool dirty, struct virt_extent **ret,
-                             size_t *ret_n);
+int core_pull_reader_extents(struct core_pull_reader *r, bool dirty, uint64_t offset,
+                             uint64_t length, size_t limit, struct virt_extent **ret, size_t *ret_n,
+                             uint64_t *ret_next);
 void core_pull_reader_prepare(struct core_pull_reader *r, uint64_t pos, uint64_t len);
 ssize_t core_pull_reader_read(struct core_pull_reader *r, uint64_t pos, void *buf, size_t max);
 
