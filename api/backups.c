@@ -20,6 +20,9 @@
 
 #define LIST_LIMIT_DEFAULT 100
 #define LIST_LIMIT_MAX     500
+/* A page of extents: bounded whatever the disk looks like. */
+#define EXTENTS_LIMIT_DEFAULT 1000
+#define EXTENTS_LIMIT_MAX     10000
 
 static const char *const backup_types[] = {"full", "incremental", "differential", NULL};
 static const char *const backup_states[] = {"running", "ready",     "completed",
@@ -303,14 +306,25 @@ api_backup_extents(const struct api_request *req, struct api_response *resp)
     __attribute__((cleanup(reader_freep))) struct core_pull_reader *rd = NULL;
     _cleanup_free_ struct conf_extent *ext = NULL;
     const char *context = NULL;
+    size_t n = 0, offset = 0, length = 0, limit = 0;
+    uint64_t next = 0, end;
     bool dirty;
-    size_t n = 0;
     json_t *items;
     int r;
 
     r = api_query_enum(req, "context", contexts, NULL, &context);
+    if (r >= 0)
+        r = query_size(req, "offset", 0, SIZE_MAX / 2, &offset);
+    if (r >= 0)
+        r = query_size(req, "length", SIZE_MAX / 2, SIZE_MAX / 2, &length);
+    if (r >= 0)
+        r = query_size(req, "limit", EXTENTS_LIMIT_DEFAULT, EXTENTS_LIMIT_MAX, &limit);
     if (r < 0)
         return r;
+    if (limit == 0)
+        return err_set(-EINVAL, "query parameter 'limit' must be at least 1");
+    if (length == 0)
+        return err_set(-EINVAL, "query parameter 'length' must be at least 1");
     r = core_pull_reader_open(req->params[0], req->params[1], req->params[2], &rd);
     if (r < 0)
         return r;
@@ -322,9 +336,10 @@ api_backup_extents(const struct api_request *req, struct api_response *resp)
             dirty = b->base_checkpoint != NULL;
         conf_backup_free(b);
     }
-    r = core_pull_reader_extents(rd, dirty, &ext, &n);
+    r = core_pull_reader_extents(rd, dirty, offset, length, limit, &ext, &n, &next);
     if (r < 0)
         return r;
+    end = offset + length < core_pull_reader_size(rd) ? offset + length : core_pull_reader_size(rd);
     items = json_array();
     for (size_t i = 0; items && i < n; i++) {
         json_t *it = dirty
@@ -341,9 +356,11 @@ api_backup_extents(const struct api_request *req, struct api_response *resp)
     if (!items)
         return -ENOMEM;
     return api_reply(resp, 200,
-                     json_pack("{s:o, s:s, s:I}", "items", items, "context",
+                     json_pack("{s:o, s:s, s:I, s:I, s:o}", "items", items, "context",
                                dirty ? "dirty" : "allocation", "size",
-                               (json_int_t)core_pull_reader_size(rd)));
+                               (json_int_t)core_pull_reader_size(rd), "offset", (json_int_t)offset,
+                               "next_offset",
+                               next < end ? json_integer((json_int_t)next) : json_null()));
 }
 
 static ssize_t

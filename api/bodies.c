@@ -204,23 +204,74 @@ api_backup_body_read(const struct api_request *req, struct api_backup_body *out)
     return 0;
 }
 
+/* The names of "keep" in a restore's define, as the API spells them. */
+static const struct {
+    const char *name;
+    unsigned flag;
+} restore_keep[] = {
+    {"lun", CORE_RESTORE_KEEP_LUN},
+    {"filesystem", CORE_RESTORE_KEEP_FILESYSTEM},
+    {"hostdev", CORE_RESTORE_KEEP_HOSTDEV},
+    {"logs", CORE_RESTORE_KEEP_LOGS},
+};
+
+/* define.keep: a list of distinct names from restore_keep, into *ret. */
+static int
+read_restore_keep(json_t *keep, unsigned *ret)
+{
+    unsigned flags = 0;
+
+    if (!json_is_array(keep) || json_array_size(keep) > ARRAY_SIZE(restore_keep))
+        return err_set(-EINVAL,
+                       "define.keep: a list of at most %zu of \"lun\", \"filesystem\", "
+                       "\"hostdev\", \"logs\"",
+                       ARRAY_SIZE(restore_keep));
+    for (size_t i = 0; i < json_array_size(keep); i++) {
+        const char *v = json_string_value(json_array_get(keep, i));
+        unsigned flag = 0;
+
+        for (size_t k = 0; v && k < ARRAY_SIZE(restore_keep); k++)
+            if (strlen(v) == json_string_length(json_array_get(keep, i)) &&
+                strcmp(v, restore_keep[k].name) == 0)
+                flag = restore_keep[k].flag;
+        if (!flag)
+            return err_set(-EINVAL,
+                           "define.keep[%zu]: must be one of \"lun\", \"filesystem\", "
+                           "\"hostdev\", \"logs\"",
+                           i);
+        if (flags & flag)
+            return err_set(-EINVAL, "define.keep[%zu]: \"%s\" is named twice", i, v);
+        flags |= flag;
+    }
+    *ret = flags;
+    return 0;
+}
+
 int
 api_restore_body_read(const struct api_request *req, struct core_restore_request *out)
 {
-    json_t *define = NULL;
+    json_t *define = NULL, *keep = NULL;
+    json_int_t bandwidth = 0;
     int r;
 
     memset(out, 0, sizeof(*out));
     out->format = "qcow2";
-    r = api_body_unpack(req, "{s:s, s?s, s?o}", "target_dir", &out->target_dir, "format",
-                        &out->format, "define", &define);
+    r = api_body_unpack(req, "{s:s, s?s, s?o, s?I}", "target_dir", &out->target_dir, "format",
+                        &out->format, "define", &define, "bandwidth", &bandwidth);
     if (r < 0)
         return r;
+    if (bandwidth < 0)
+        return err_set(-EINVAL, "bandwidth must be a number of bytes per second, 0 for no limit");
+    out->bandwidth = (uint64_t)bandwidth;
     if (define && !json_is_null(define)) {
         json_error_t jerr;
 
-        if (json_unpack_ex(define, &jerr, JSON_STRICT, "{s:s}", "name", &out->define_name) < 0)
-            return err_set(-EINVAL, "define must be {\"name\": \"...\"}: %s", jerr.text);
+        if (json_unpack_ex(define, &jerr, JSON_STRICT, "{s:s, s?o}", "name", &out->define_name,
+                           "keep", &keep) < 0)
+            return err_set(-EINVAL, "define must be {\"name\": \"...\", \"keep\"?: [...]}: %s",
+                           jerr.text);
+        if (keep)
+            return read_restore_keep(keep, &out->keep);
     }
     return 0;
 }

@@ -46,7 +46,7 @@ struct api_backup_body {
 };
 int api_backup_body_read(const struct api_request *req, struct api_backup_body *out);
 
-/* POST .../backups/{id}/restore: {target_dir, format?, define?: {name}} */
+/* POST .../backups/{id}/restore: {target_dir, format?, bandwidth?, define?: {name, keep?}} */
 int api_restore_body_read(const struct api_request *req, struct core_restore_request *out);
 
 #endif

@@ -53,10 +53,20 @@ struct core_pull_export {
 /* A connection of its own to the export of one disk of a ready pull backup. */
 struct core_pull_reader;
 
+/* What a defined clone keeps of its original; by default it keeps none of these. */
+enum core_restore_keep {
+    CORE_RESTORE_KEEP_LUN = 1u << 0,        /* "lun": lun disks that are not in the backup */
+    CORE_RESTORE_KEEP_FILESYSTEM = 1u << 1, /* "filesystem": host folders shared in */
+    CORE_RESTORE_KEEP_HOSTDEV = 1u << 2,    /* "hostdev": host devices passed through */
+    CORE_RESTORE_KEEP_LOGS = 1u << 3,       /* "logs": character devices' log and output files */
+};
+
 struct core_restore_request {
     const char *target_dir;  /* absolute, inside a restore root */
     const char *format;      /* "qcow2" or "raw" */
     const char *define_name; /* define a new domain of this name, or NULL */
+    unsigned keep;           /* with define_name: CORE_RESTORE_KEEP_* */
+    uint64_t bandwidth;      /* bytes per second qemu-img may write, 0 for no limit */
 };
 
 /* A page of the catalog. */
@@ -163,12 +173,16 @@ void core_pull_reader_free(struct core_pull_reader *r);
 uint64_t core_pull_reader_size(const struct core_pull_reader *r);
 
 /*
- * The extents of the whole export: with dirty the dirty bitmap's (bit 0
- * dirty; -EINVAL for a full backup, which has none), else base:allocation.
- * *ret is a new array.
+ * A page of the extents of the export from offset on, within
+ * [offset, offset+length): with dirty the dirty bitmap's (bit 0 dirty;
+ * -EINVAL for a full backup, which has none), else base:allocation. At most
+ * limit (>= 1) extents; *ret is a new array, *ret_next where they end (the
+ * end of the range, or the offset to ask from next). -EINVAL when offset
+ * lies beyond the end.
  */
-int core_pull_reader_extents(struct core_pull_reader *r, bool dirty, struct conf_extent **ret,
-                             size_t *ret_n);
+int core_pull_reader_extents(struct core_pull_reader *r, bool dirty, uint64_t offset,
+                             uint64_t length, size_t limit, struct conf_extent **ret, size_t *ret_n,
+                             uint64_t *ret_next);
 void core_pull_reader_prepare(struct core_pull_reader *r, uint64_t pos, uint64_t len);
 ssize_t core_pull_reader_read(struct core_pull_reader *r, uint64_t pos, void *buf, size_t max);
 

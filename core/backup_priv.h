@@ -104,6 +104,8 @@ struct backup_job {
     char *target_dir;
     char *format;
     char *define_name;
+    unsigned keep;              /* CORE_RESTORE_KEEP_* */
+    uint64_t restore_bandwidth; /* bytes per second qemu-img may write, 0 for no limit */
 };
 
 /* backup_job.c */

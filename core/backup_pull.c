@@ -192,59 +192,86 @@ copy_progress(void *opaque, uint64_t done)
     return 0;
 }
 
+/* A copy holds at most this many extents of a disk at a time. */
+#define COPY_EXTENTS_PAGE 16384
+
 /*
- * The extents of src worth copying: those of the dirty bitmap context when
- * not NULL, else those that do not read as zeros. *ret is a new array.
+ * Calls fn for each page of the extents of src worth copying, in order:
+ * those of the dirty bitmap context when not NULL, else those that do not
+ * read as zeros; at most COPY_EXTENTS_PAGE at a time (a page may hold
+ * none). Stops at fn's first negative return.
  */
 static int
-copy_extents(struct virt_nbd *src, const char *context, struct conf_extent **ret, size_t *ret_n,
-             uint64_t *ret_bytes)
+copy_extent_pages(struct virt_nbd *src, const char *context,
+                  int (*fn)(void *opaque, const struct conf_extent *ext, size_t n), void *opaque)
 {
-    struct conf_extent *ext = NULL;
-    size_t n = 0, k = 0;
-    uint64_t bytes = 0;
+    uint64_t at = 0, size = virt_nbd_size(src);
+    int r = 0;
+
+    while (r >= 0 && at < size) {
+        _cleanup_free_ struct conf_extent *ext = NULL;
+        size_t n = 0, k = 0;
+        uint64_t next = size;
+
+        r = virt_nbd_extents(src, context ? context : VIRT_NBD_CONTEXT_ALLOCATION, at, size - at,
+                             COPY_EXTENTS_PAGE, &ext, &n, &next);
+        if (r < 0)
+            return r;
+        for (size_t i = 0; i < n; i++)
+            if (context ? (ext[i].flags & 1) : !(ext[i].flags & 2))
+                ext[k++] = ext[i];
+        r = fn(opaque, ext, k);
+        at = next;
+    }
+    return r;
+}
+
+static int
+count_bytes(void *opaque, const struct conf_extent *ext, size_t n)
+{
+    uint64_t *total = opaque;
+
+    for (size_t i = 0; i < n; i++)
+        *total += ext[i].length;
+    return 0;
+}
+
+struct copy_page_ctx {
+    struct virt_nbd *src, *dst;
+    struct copy_ctx *cc;
+};
+
+static int
+copy_page(void *opaque, const struct conf_extent *ext, size_t n)
+{
+    struct copy_page_ctx *p = opaque;
     int r;
 
-    r = virt_nbd_extents(src, context ? context : VIRT_NBD_CONTEXT_ALLOCATION, 0,
-                         virt_nbd_size(src), &ext, &n);
-    if (r < 0)
-        return r;
-    for (size_t i = 0; i < n; i++) {
-        bool wanted = context ? (ext[i].flags & 1) : !(ext[i].flags & 2);
-        if (!wanted)
-            continue;
-        ext[k++] = ext[i];
-        bytes += ext[i].length;
-    }
-    *ret = ext;
-    *ret_n = k;
-    *ret_bytes = bytes;
-    return 0;
+    if (n == 0)
+        return 0;
+    r = virt_nbd_copy(p->src, p->dst, ext, n, copy_progress, p->cc);
+    for (size_t e = 0; e < n; e++)
+        p->cc->base += ext[e].length;
+    return r;
 }
 
 /*
  * Copies what the backup needs of each disk from its source export into
- * the vault's image (.part), several requests in flight. srcs are open
- * connections, one per disk of b; contexts the dirty bitmap context of each
- * (NULL entries or array for a full backup).
+ * the vault's image (.part), several requests in flight, a page of extents
+ * at a time. srcs are open connections, one per disk of b; contexts the
+ * dirty bitmap context of each (NULL entries or array for a full backup).
  */
 int
 backup_copy_into_vault(struct job *job, struct backup_job *br, struct virt_nbd **srcs,
                        char *const *contexts)
 {
     struct conf_backup *b = br->b;
-    _cleanup_free_ struct conf_extent **ext = calloc(b->n_disks, sizeof(*ext));
-    _cleanup_free_ size_t *n_ext = calloc(b->n_disks, sizeof(*n_ext));
     struct copy_ctx cc = {.job = job};
     int r = 0;
 
-    if (!ext || !n_ext)
-        return -ENOMEM;
-    for (size_t i = 0; r >= 0 && i < b->n_disks; i++) {
-        uint64_t bytes = 0;
-        r = copy_extents(srcs[i], contexts ? contexts[i] : NULL, &ext[i], &n_ext[i], &bytes);
-        cc.total += bytes;
-    }
+    /* A first pass counts the bytes for progress, holding one page at a time. */
+    for (size_t i = 0; r >= 0 && i < b->n_disks; i++)
+        r = copy_extent_pages(srcs[i], contexts ? contexts[i] : NULL, count_bytes, &cc.total);
     job_progress(job, 0, cc.total);
     for (size_t i = 0; r >= 0 && i < b->n_disks; i++) {
         _cleanup_(virt_nbd_closep) struct virt_nbd *dst = NULL;
@@ -258,12 +285,9 @@ backup_copy_into_vault(struct job *job, struct backup_job *br, struct virt_nbd *
         r = virt_nbd_open_image(part, NULL, true, &dst);
         if (r < 0)
             break;
-        r = virt_nbd_copy(srcs[i], dst, ext[i], n_ext[i], copy_progress, &cc);
-        for (size_t e = 0; e < n_ext[i]; e++)
-            cc.base += ext[i][e].length;
+        struct copy_page_ctx pc = {srcs[i], dst, &cc};
+        r = copy_extent_pages(srcs[i], contexts ? contexts[i] : NULL, copy_page, &pc);
     }
-    for (size_t i = 0; i < b->n_disks; i++)
-        free(ext[i]);
     if (r >= 0)
         job_progress(job, cc.total, cc.total);
     return r;
@@ -409,8 +433,8 @@ core_pull_reader_size(const struct core_pull_reader *r)
 }
 
 int
-core_pull_reader_extents(struct core_pull_reader *r, bool dirty, struct conf_extent **ret,
-                         size_t *ret_n)
+core_pull_reader_extents(struct core_pull_reader *r, bool dirty, uint64_t offset, uint64_t length,
+                         size_t limit, struct conf_extent **ret, size_t *ret_n, uint64_t *ret_next)
 {
     pull_touch(r->id);
     if (dirty && !r->context[0])
@@ -418,8 +442,11 @@ core_pull_reader_extents(struct core_pull_reader *r, bool dirty, struct conf_ext
                        "backup %s is a full backup: it has no dirty bitmap "
                        "(ask for context=allocation)",
                        r->id);
-    return virt_nbd_extents(r->n, dirty ? r->context : VIRT_NBD_CONTEXT_ALLOCATION, 0,
-                            virt_nbd_size(r->n), ret, ret_n);
+    if (offset > virt_nbd_size(r->n))
+        return err_set(-EINVAL, "offset %" PRIu64 " lies beyond the disk's end (%" PRIu64 ")",
+                       offset, virt_nbd_size(r->n));
+    return virt_nbd_extents(r->n, dirty ? r->context : VIRT_NBD_CONTEXT_ALLOCATION, offset, length,
+                            limit, ret, ret_n, ret_next);
 }
 
 void

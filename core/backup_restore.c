@@ -1,5 +1,6 @@
 /* The restore job (see backup.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,55 @@
 #include "text.h"
 #include "virt/virt.h"
 
+/* The virt flags of a request's CORE_RESTORE_KEEP_* flags. */
+static unsigned
+restore_keep_flags(unsigned keep)
+{
+    return (keep & CORE_RESTORE_KEEP_LUN ? VIRT_CLONE_KEEP_LUN : 0) |
+           (keep & CORE_RESTORE_KEEP_FILESYSTEM ? VIRT_CLONE_KEEP_FILESYSTEM : 0) |
+           (keep & CORE_RESTORE_KEEP_HOSTDEV ? VIRT_CLONE_KEEP_HOSTDEV : 0) |
+           (keep & CORE_RESTORE_KEEP_LOGS ? VIRT_CLONE_KEEP_LOGS : 0);
+}
+
+/* The restore job's result as JSON, into a new *ret. */
+static int
+restore_result(const struct backup_job *rr, char (*dest)[PATH_MAX], const char *uuid,
+               const struct virt_clone_changes *changes, char **ret)
+{
+    const struct conf_backup *b = rr->b;
+    char *out = NULL;
+    size_t out_len = 0;
+    FILE *f = open_memstream(&out, &out_len);
+
+    if (!f)
+        return -ENOMEM;
+    fprintf(f, "{\"backup_id\": \"%s\", \"format\": \"%s\", \"disks\": [", b->id, rr->format);
+    for (size_t i = 0; i < b->n_disks; i++) {
+        _cleanup_free_ char *q = text_json_quote(dest[i]);
+        fprintf(f, "%s{\"target\": \"%s\", \"path\": %s}", i ? ", " : "", b->disks[i].target,
+                q ? q : "null");
+    }
+    fputs("], \"domain\": ", f);
+    if (rr->define_name) {
+        fprintf(f, "{\"name\": \"%s\", \"uuid\": \"%s\", \"changes\": [", rr->define_name, uuid);
+        for (size_t i = 0; i < changes->n; i++) {
+            _cleanup_free_ char *q = text_json_quote(changes->items[i].detail);
+            fprintf(f, "%s{\"what\": \"%s\", \"detail\": %s}", i ? ", " : "",
+                    changes->items[i].what, q ? q : "null");
+        }
+        fputs("]}", f);
+    } else {
+        fputs("null", f);
+    }
+    fputs("}", f);
+    if (fclose(f) != 0) {
+        free(out);
+        return -ENOMEM;
+    }
+    *ret = out;
+    return 0;
+}
+
 int
 backup_restore_run(struct job *job, void *data)
 {
@@ -20,21 +70,26 @@ backup_restore_run(struct job *job, void *data)
     struct conf_backup *b = rr->b;
     _cleanup_free_ struct virt_restored_disk *rd = calloc(b->n_disks + 1, sizeof(*rd));
     _cleanup_free_ char(*dest)[PATH_MAX] = calloc(b->n_disks + 1, PATH_MAX);
+    __attribute__((cleanup(virt_clone_changes_clear))) struct virt_clone_changes changes = {0};
+    _cleanup_close_ int dirfd = -1;
+    _cleanup_free_ char *out = NULL;
     size_t done_disks = 0;
     uint64_t total = 0, done = 0;
-    char *out = NULL;
-    size_t out_len = 0;
-    FILE *f;
     char uuid[37] = "";
     int r = 0;
 
     if (!rd || !dest)
         return -ENOMEM;
+    /* Checked again and opened once: every file below is made under this descriptor. */
+    r = vault_dir_open(rr->target_dir, backup_ctx.roots, backup_ctx.n_roots, &dirfd);
+    if (r < 0)
+        return r;
     for (size_t i = 0; i < b->n_disks; i++)
         total += b->disks[i].size;
     job_progress(job, 0, total);
     for (size_t i = 0; r >= 0 && i < b->n_disks; i++) {
         char src[PATH_MAX];
+        const char *name;
 
         r = backup_abs_path(b->disks[i].file, src, sizeof(src));
         if (r < 0)
@@ -48,7 +103,9 @@ backup_restore_run(struct job *job, void *data)
             r = err_set(-ENAMETOOLONG, "restore path too long");
             break;
         }
-        r = vault_image_flatten(src, dest[i], rr->format, &rr->cancel);
+        name = dest[i] + strlen(rr->target_dir) + 1;
+        r = vault_image_flatten_at(dirfd, name, src, rr->format, rr->restore_bandwidth,
+                                   &rr->cancel);
         if (r < 0)
             break;
         done_disks++;
@@ -58,39 +115,23 @@ backup_restore_run(struct job *job, void *data)
     }
     if (r >= 0 && job_cancelled(job))
         r = err_set(-ECANCELED, "the restore was cancelled");
-    if (r >= 0 && rr->define_name)
-        r = virt_domain_define_restored(b->domain_xml, rr->define_name, rd, b->n_disks, uuid);
+    if (r >= 0 && rr->define_name) {
+        struct virt_clone_target where = {dirfd, rr->target_dir, restore_keep_flags(rr->keep)};
+        r = virt_domain_define_restored(b->domain_xml, rr->define_name, rd, b->n_disks, &where,
+                                        uuid, &changes);
+    }
     if (r < 0) {
         int e = r;
         char keep[1024];
         snprintf(keep, sizeof(keep), "%s", err_detail() ? err_detail() : strerror(-r));
         for (size_t i = 0; i < done_disks; i++)
-            (void)unlink(dest[i]);
+            (void)unlinkat(dirfd, dest[i] + strlen(rr->target_dir) + 1, 0);
         return err_set(e == -ECANCELED || job_cancelled(job) ? -ECANCELED : e, "%s", keep);
     }
-
-    f = open_memstream(&out, &out_len);
-    if (!f)
-        return -ENOMEM;
-    fputs("{\"backup_id\": ", f);
-    fprintf(f, "\"%s\", \"format\": \"%s\", \"disks\": [", b->id, rr->format);
-    for (size_t i = 0; i < b->n_disks; i++) {
-        _cleanup_free_ char *q = text_json_quote(dest[i]);
-        fprintf(f, "%s{\"target\": \"%s\", \"path\": %s}", i ? ", " : "", b->disks[i].target,
-                q ? q : "null");
-    }
-    fputs("], \"domain\": ", f);
-    if (rr->define_name)
-        fprintf(f, "{\"name\": \"%s\", \"uuid\": \"%s\"}", rr->define_name, uuid);
-    else
-        fputs("null", f);
-    fputs("}", f);
-    if (fclose(f) != 0) {
-        free(out);
-        return -ENOMEM;
-    }
+    r = restore_result(rr, dest, uuid, &changes, &out);
+    if (r < 0)
+        return r;
     r = job_set_result(job, out);
-    free(out);
     log_info("backup %s restored into %s%s%s", b->id, rr->target_dir,
              rr->define_name ? " as domain " : "", rr->define_name ? rr->define_name : "");
     return r;
@@ -140,6 +181,8 @@ core_backup_restore(const char *domain, const char *id, const struct core_restor
     rr->target_dir = strdup(req->target_dir);
     rr->format = strdup(req->format);
     rr->define_name = req->define_name ? strdup(req->define_name) : NULL;
+    rr->keep = req->keep;
+    rr->restore_bandwidth = req->bandwidth;
     if (!rr->target_dir || !rr->format || (req->define_name && !rr->define_name)) {
         backup_job_free(rr);
         return -ENOMEM;

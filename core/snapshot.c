@@ -125,11 +125,15 @@ core_snapshot_xml(const char *domain, const char *name, char **ret)
     return virt_snapshot_xml(domain, name, ret);
 }
 
-/* True when path (a real path) is a root or lies below one. */
+/*
+ * True when path (a real path) is the domain's managed folder or lies below
+ * it: a snapshot's files never land in another domain's folder or among the
+ * vault's backups.
+ */
 static bool
-inside_roots(const char *path)
+inside_managed(const char *path, const char *managed)
 {
-    _cleanup_free_ char *root = realpath(core_vault_dir(), NULL);
+    _cleanup_free_ char *root = realpath(managed, NULL);
     size_t n;
 
     if (!root)
@@ -159,8 +163,8 @@ managed_dir(const char *uuid, char **ret)
 /*
  * Decides where an external file goes: given (relative to managed, or
  * absolute) or, when NULL, managed/def_name. The result is a new absolute
- * path whose folder is real and inside the roots, and which names no
- * existing file.
+ * path whose folder is real and inside managed (the domain's own folder),
+ * and which names no existing file.
  */
 static int
 place_file(const char *managed, const char *given, const char *def_name, const char *what,
@@ -198,11 +202,9 @@ place_file(const char *managed, const char *given, const char *def_name, const c
     if (!real_dir)
         return err_set(-EINVAL, "%s: the folder of '%s' does not exist", what,
                        given ? given : def_name);
-    if (!inside_roots(real_dir))
-        return err_set(-EINVAL,
-                       "%s: '%s' lies outside the folders virtvault may write to (the vault "
-                       "%s)",
-                       what, given ? given : def_name, core_vault_dir());
+    if (!inside_managed(real_dir, managed))
+        return err_set(-EINVAL, "%s: '%s' lies outside the domain's own snapshot folder %s", what,
+                       given ? given : def_name, managed);
     if (asprintf(&path, "%s/%s", real_dir, base) < 0)
         return -ENOMEM;
     if (lstat(path, &st) == 0)

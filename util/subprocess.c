@@ -74,11 +74,11 @@ start(const char *const argv[], int out_fd, int err_fd, pid_t *ret_pid)
     pid_t pid;
     int r;
 
+    /* Nothing blocked and nothing ignored, whatever the calling thread has. */
     sigemptyset(&none);
-    sigemptyset(&defaults);
-    sigaddset(&defaults, SIGPIPE);
-    sigaddset(&defaults, SIGINT);
-    sigaddset(&defaults, SIGTERM);
+    sigfillset(&defaults);
+    sigdelset(&defaults, SIGKILL);
+    sigdelset(&defaults, SIGSTOP);
     if (posix_spawn_file_actions_init(&fa) != 0)
         return -ENOMEM;
     if (posix_spawnattr_init(&attr) != 0) {

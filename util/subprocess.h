@@ -4,8 +4,9 @@
  * The program is started with posix_spawnp() from an argument vector: no
  * shell ever sees the arguments, so a value that came from outside cannot
  * become a command. stdin is /dev/null; stdout and stderr are read into
- * buffers with a hard maximum each; the child gets default signal handling
- * and an empty signal mask (the daemon blocks SIGINT/SIGTERM in its threads).
+ * buffers with a hard maximum each; the child gets default handling of
+ * every signal and an empty signal mask (the daemon blocks SIGINT/SIGTERM in
+ * its threads, and a signal ignored here must not stay ignored there).
  * A child that outlives the timeout is killed.
  */
 #ifndef VV_SUBPROCESS_H

@@ -147,15 +147,62 @@ drain(int fd, char **buf, size_t *len)
     }
 }
 
-int
-vault_run(char *const argv[], const struct vault_cancel *cancel, char **ret_out, int *ret_status)
+/*
+ * Starts argv with stdin from /dev/null, stdout and stderr into the given
+ * pipes, pass_fd (when >= 0, and not VAULT_PASSED_FD itself) as its
+ * descriptor VAULT_PASSED_FD, an empty signal mask and default handlers: the daemon blocks
+ * SIGINT/SIGTERM in its threads, and a child that inherited that would
+ * ignore a cancel.
+ */
+static int
+spawn_child(char *const argv[], int out_fd, int err_fd, int pass_fd, pid_t *ret_pid)
 {
     posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    sigset_t none, defaults;
+    int rc;
+
+    sigemptyset(&none);
+    sigfillset(&defaults);
+    sigdelset(&defaults, SIGKILL);
+    sigdelset(&defaults, SIGSTOP);
+    if (posix_spawn_file_actions_init(&fa) != 0)
+        return ENOMEM;
+    if (posix_spawnattr_init(&attr) != 0) {
+        posix_spawn_file_actions_destroy(&fa);
+        return ENOMEM;
+    }
+    rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    if (rc == 0)
+        rc = posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
+    if (rc == 0)
+        rc = posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
+    if (rc == 0 && pass_fd >= 0)
+        rc = posix_spawn_file_actions_adddup2(&fa, pass_fd, VAULT_PASSED_FD);
+    if (rc == 0)
+        rc = posix_spawnattr_setsigmask(&attr, &none);
+    if (rc == 0)
+        rc = posix_spawnattr_setsigdefault(&attr, &defaults);
+    if (rc == 0)
+        rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    if (rc == 0)
+        rc = posix_spawnp(ret_pid, argv[0], &fa, &attr, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    return rc;
+}
+
+/* vault_run, with pass_fd (or -1) handed to the program as VAULT_PASSED_FD. */
+static int
+run(char *const argv[], int pass_fd, const struct vault_cancel *cancel, char **ret_out,
+    int *ret_status)
+{
     int out[2] = {-1, -1}, errp[2] = {-1, -1};
     _cleanup_free_ char *obuf = NULL;
     _cleanup_free_ char *ebuf = NULL;
     size_t olen = 0, elen = 0;
-    bool killed = false;
+    bool killed = false, hard = false;
+    uint64_t kill_at = 0;
     pid_t pid;
     int status, rc;
 
@@ -165,12 +212,7 @@ vault_run(char *const argv[], const struct vault_cancel *cancel, char **ret_out,
         closep(&out[1]);
         return err_set(-e, "cannot make a pipe: %s", strerror(e));
     }
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
-    rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
+    rc = spawn_child(argv, out[1], errp[1], pass_fd, &pid);
     close(out[1]);
     close(errp[1]);
     if (rc != 0) {
@@ -200,6 +242,11 @@ vault_run(char *const argv[], const struct vault_cancel *cancel, char **ret_out,
         if (!killed && cancel && atomic_load(&cancel->cancelled)) {
             kill(pid, SIGTERM);
             killed = true;
+            kill_at = text_mono_ns() + (uint64_t)VAULT_KILL_GRACE_MS * 1000000u;
+        } else if (killed && !hard && text_mono_ns() >= kill_at) {
+            /* It had its grace period: a program that ignores SIGTERM is not waited for. */
+            kill(pid, SIGKILL);
+            hard = true;
         }
     }
     drain(out[0], &obuf, &olen);
@@ -226,6 +273,12 @@ vault_run(char *const argv[], const struct vault_cancel *cancel, char **ret_out,
     if (ret_out)
         *ret_out = obuf ? TAKE_PTR(obuf) : strdup("");
     return 0;
+}
+
+int
+vault_run(char *const argv[], const struct vault_cancel *cancel, char **ret_out, int *ret_status)
+{
+    return run(argv, -1, cancel, ret_out, ret_status);
 }
 
 int
@@ -424,40 +477,98 @@ vault_qcow2_backing(const char *path, char **ret)
 }
 
 int
-vault_image_flatten(const char *src, const char *dest, const char *format,
-                    const struct vault_cancel *cancel)
+vault_image_flatten_at(int dirfd, const char *name, const char *src, const char *format,
+                       uint64_t rate, const struct vault_cancel *cancel)
 {
-    char part[PATH_MAX];
+    char part[NAME_MAX + 1], rate_arg[32], out_arg[32];
+    _cleanup_close_ int fd = -1;
+    _cleanup_close_ int passed = -1;
     struct stat st;
     int r;
 
     if (strcmp(format, "qcow2") != 0 && strcmp(format, "raw") != 0)
         return err_set(-EINVAL, "format must be qcow2 or raw");
-    if ((size_t)snprintf(part, sizeof(part), "%s%s", dest, VAULT_PART_SUFFIX) >= sizeof(part))
-        return err_set(-ENAMETOOLONG, "path too long: %s", dest);
-    if (lstat(dest, &st) == 0)
-        return err_set(-EEXIST, "%s exists already; restore does not replace files", dest);
-    (void)unlink(part);
+    if (!plain_name(name))
+        return err_set(-EINVAL, "'%s' is not a plain file name", name);
+    if ((size_t)snprintf(part, sizeof(part), "%s%s", name, VAULT_PART_SUFFIX) >= sizeof(part))
+        return err_set(-ENAMETOOLONG, "file name too long: %s", name);
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+        return err_set(-EEXIST, "%s exists already; restore does not replace files", name);
+    /* A .part left by a crash goes; the new one must be this call's own, not a planted link. */
+    if (unlinkat(dirfd, part, 0) < 0 && errno != ENOENT)
+        return err_set(-errno, "cannot replace %s: %s", part, strerror(errno));
+    fd = openat(dirfd, part, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return err_set(-errno, "cannot create %s: %s", part, strerror(errno));
+    /* Not VAULT_PASSED_FD itself, so that the child's dup2 clears close-on-exec. */
+    passed = fcntl(fd, F_DUPFD_CLOEXEC, VAULT_PASSED_FD + 1);
+    if (passed < 0) {
+        r = err_set(-errno, "cannot pass %s on: %s", part, strerror(errno));
+        (void)unlinkat(dirfd, part, 0);
+        return r;
+    }
+    snprintf(rate_arg, sizeof(rate_arg), "%" PRIu64, rate);
+    snprintf(out_arg, sizeof(out_arg), "/dev/fd/%d", VAULT_PASSED_FD);
 
-    char *argv[] = {(char *)QEMU_IMG,
-                    (char *)"convert",
-                    (char *)"-f",
-                    (char *)"qcow2",
-                    (char *)"-O",
-                    (char *)format,
-                    (char *)src,
-                    part,
-                    NULL};
-    r = vault_run(argv, cancel, NULL, NULL);
-    if (r >= 0)
-        r = fsync_path(part, 0);
-    if (r >= 0 && link(part, dest) < 0)
-        r = err_set(errno == EEXIST ? -EEXIST : -errno, "cannot create %s: %s", dest,
+    char *argv[12];
+    size_t argc = 0;
+    argv[argc++] = (char *)QEMU_IMG;
+    argv[argc++] = (char *)"convert";
+    if (rate) {
+        argv[argc++] = (char *)"-r";
+        argv[argc++] = rate_arg;
+    }
+    argv[argc++] = (char *)"-f";
+    argv[argc++] = (char *)"qcow2";
+    argv[argc++] = (char *)"-O";
+    argv[argc++] = (char *)format;
+    argv[argc++] = (char *)src;
+    argv[argc++] = out_arg;
+    argv[argc] = NULL;
+    r = run(argv, passed, cancel, NULL, NULL);
+    if (r >= 0 && fsync(fd) < 0)
+        r = err_set(-errno, "cannot sync %s: %s", part, strerror(errno));
+    if (r >= 0 && linkat(dirfd, part, dirfd, name, 0) < 0)
+        r = err_set(errno == EEXIST ? -EEXIST : -errno, "cannot create %s: %s", name,
                     strerror(errno));
-    (void)unlink(part);
-    if (r >= 0)
-        r = fsync_parent(dest);
+    (void)unlinkat(dirfd, part, 0);
+    if (r >= 0 && fsync(dirfd) < 0)
+        r = err_set(-errno, "cannot sync the folder of %s: %s", name, strerror(errno));
     return r;
+}
+
+int
+vault_dir_open(const char *path, char *const *roots, size_t n_roots, int *ret_fd)
+{
+    char link[64], resolved[PATH_MAX], root[PATH_MAX];
+    _cleanup_close_ int fd = -1;
+    ssize_t n;
+    int r;
+
+    r = vault_dir_inside(path, roots, n_roots);
+    if (r < 0)
+        return r;
+    fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return err_set(-errno, "cannot open %s: %s", path, strerror(errno));
+    /* What was opened, not what the path names now, must lie inside a root. */
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    n = readlink(link, resolved, sizeof(resolved) - 1);
+    if (n < 0)
+        return err_set(-errno, "cannot resolve %s: %s", path, strerror(errno));
+    resolved[n] = '\0';
+    for (size_t i = 0; i < n_roots; i++) {
+        size_t rl;
+
+        if (!realpath(roots[i], root))
+            continue;
+        rl = strlen(root);
+        if (strncmp(resolved, root, rl) == 0 && (resolved[rl] == '/' || resolved[rl] == '\0')) {
+            *ret_fd = TAKE_FD(fd);
+            return 0;
+        }
+    }
+    return err_set(-EACCES, "%s leads outside the restore roots", path);
 }
 
 int

@@ -73,6 +73,9 @@ void vault_prune_dirs(const char *vault, const char *rel);
  */
 int vault_qcow2_backing(const char *path, char **ret);
 
+/* How long a cancelled program has between SIGTERM and SIGKILL. */
+#define VAULT_KILL_GRACE_MS 1000
+
 /* Checked by long operations between steps and while a program runs. */
 struct vault_cancel {
     atomic_bool cancelled;
@@ -83,19 +86,29 @@ struct vault_cancel {
  * it. stdout is kept in *ret_out (a new string, may be NULL to discard);
  * stderr is quoted in the detail on failure. A program that exits non-zero
  * yields -EIO and its exit status in *ret_status (may be NULL). When cancel
- * is set while it runs, the program is terminated and -ECANCELED returned.
+ * is set while it runs, the program gets SIGTERM, and SIGKILL when it is
+ * still there VAULT_KILL_GRACE_MS later; -ECANCELED is returned once it is
+ * gone. The program starts with an empty signal mask and default handlers
+ * whatever the calling thread blocks.
  */
 int vault_run(char *const argv[], const struct vault_cancel *cancel, char **ret_out,
               int *ret_status);
 
+/* The descriptor number under which a program gets the file it writes. */
+#define VAULT_PASSED_FD 3
+
 /*
- * Writes one flat image of format "qcow2" or "raw" at dest holding what
- * the qcow2 image src shows through its backing chain. The file is written
- * as dest + ".part", synced and renamed; an existing dest is never
- * replaced (-EEXIST).
+ * Writes one flat image of format "qcow2" or "raw" named name (a plain
+ * file name) in the folder dirfd, holding what the qcow2 image src shows
+ * through its backing chain. The file is created as name + ".part" with
+ * O_EXCL under dirfd (a stale .part is removed first), handed to qemu-img
+ * as a descriptor, synced, linked to name and removed; nothing is looked up
+ * by path in the folder again. rate (bytes per second, 0 for no limit)
+ * throttles qemu-img. An existing name is never replaced (-EEXIST); on any
+ * failure or cancel no .part file is left.
  */
-int vault_image_flatten(const char *src, const char *dest, const char *format,
-                        const struct vault_cancel *cancel);
+int vault_image_flatten_at(int dirfd, const char *name, const char *src, const char *format,
+                           uint64_t rate, const struct vault_cancel *cancel);
 
 /*
  * Runs "qemu-img check" on a qcow2 image. Returns 0 when it is sound,
@@ -112,5 +125,13 @@ int vault_image_check(const char *path, const struct vault_cancel *cancel);
  * a detail.
  */
 int vault_dir_inside(const char *path, char *const *roots, size_t n_roots);
+
+/*
+ * vault_dir_inside(), then opens the folder path and checks that what was
+ * opened (not what the path names by now) lies inside one of roots. On
+ * success *ret_fd is the folder's descriptor (O_RDONLY | O_DIRECTORY, close
+ * on exec; the caller closes it).
+ */
+int vault_dir_open(const char *path, char *const *roots, size_t n_roots, int *ret_fd);
 
 #endif

@@ -6,10 +6,12 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "err.h"
 #include "text.h"
+#include "virt_clone.h"
 #include "virt_priv.h"
 
 static inline void
@@ -297,11 +299,13 @@ virt_domain_xml(const char *uuid, char **ret)
     r = virt_domain_open(uuid, &conn, &dom);
     if (r < 0)
         return r;
-    xml = virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE);
+    /* Secure: to know where a password was; the password itself is never kept. */
+    xml = virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
     if (!xml)
         return virt_error("read the domain's XML");
-    *ret = xml;
-    return 0;
+    r = virt_clone_redact(xml, ret);
+    free(xml);
+    return r;
 }
 
 /* Removes every node that xpath selects (relative to ctx's node). */
@@ -382,9 +386,10 @@ xml_charp(xmlChar **s)
     xmlFree(*s);
 }
 
-/* Applies the restore to the <disk> nodes of ctx's document. */
+/* Applies the restore to the <disk> nodes of ctx's document, recording each change. */
 static int
-retarget_disks(xmlXPathContextPtr ctx, const struct virt_restored_disk *disks, size_t n_disks)
+retarget_disks(xmlXPathContextPtr ctx, const struct virt_restored_disk *disks, size_t n_disks,
+               unsigned keep, struct virt_clone_changes *changes)
 {
     __attribute__((cleanup(xpath_objp))) xmlXPathObjectPtr set =
         xmlXPathEvalExpression((const xmlChar *)"/domain/devices/disk", ctx);
@@ -395,21 +400,37 @@ retarget_disks(xmlXPathContextPtr ctx, const struct virt_restored_disk *disks, s
         xmlNodePtr saved = ctx->node;
         _cleanup_free_ char *target = NULL;
         _cleanup_free_ char *device = NULL;
+        _cleanup_free_ char *source = NULL;
         const struct virt_restored_disk *rd = NULL;
+        bool lun;
 
         ctx->node = disk;
         target = virt_xml_string(ctx, "string(target/@dev)");
         device = virt_xml_string(ctx, "string(@device)");
+        source = virt_xml_string(ctx, "string(source/@file | source/@dev | source/@name)");
         ctx->node = saved;
+        lun = device && strcmp(device, "lun") == 0;
         for (size_t k = 0; target && k < n_disks; k++)
             if (strcmp(disks[k].target, target) == 0)
                 rd = &disks[k];
         if (rd) {
             r = retarget_disk(disk, rd);
+            if (r >= 0 && lun &&
+                !xmlSetProp(disk, (const xmlChar *)"device", (const xmlChar *)"disk"))
+                r = -ENOMEM;
+            if (r >= 0)
+                r = virt_clone_change_add(changes, "disk", "%s: %s (%s)%s", rd->target, rd->path,
+                                          rd->format, lun ? ", a plain disk instead of a lun" : "");
             if (r < 0)
                 return r;
-        } else if (!device || strcmp(device, "disk") == 0) {
+        } else if (!device || strcmp(device, "disk") == 0 ||
+                   (lun && !(keep & VIRT_CLONE_KEEP_LUN))) {
             /* A disk that was not backed up would be shared with the original: drop it. */
+            r = virt_clone_change_add(
+                changes, lun ? "lun" : "disk", "%s: dropped (%s%s, not in the backup)",
+                target ? target : "a disk", lun ? "the lun " : "", source ? source : "no source");
+            if (r < 0)
+                return r;
             xmlUnlinkNode(disk);
             xmlFreeNode(disk);
             set->nodesetval->nodeTab[i] = NULL;
@@ -418,10 +439,32 @@ retarget_disks(xmlXPathContextPtr ctx, const struct virt_restored_disk *disks, s
     return 0;
 }
 
+/* Removes UUID and MAC addresses (libvirt gives new ones), recording each. */
+static int
+forget_identity(xmlXPathContextPtr ctx, struct virt_clone_changes *changes)
+{
+    __attribute__((cleanup(xpath_objp))) xmlXPathObjectPtr macs =
+        xmlXPathEvalExpression((const xmlChar *)"/domain/devices/interface/mac", ctx);
+    int r;
+
+    r = virt_clone_change_add(changes, "uuid", "a new UUID");
+    for (int i = 0; r >= 0 && macs && macs->nodesetval && i < macs->nodesetval->nodeNr; i++) {
+        __attribute__((cleanup(xml_charp))) xmlChar *addr =
+            xmlGetProp(macs->nodesetval->nodeTab[i], (const xmlChar *)"address");
+        r = virt_clone_change_add(changes, "mac", "interface %d: a new MAC address instead of %s",
+                                  i, addr ? (const char *)addr : "none");
+    }
+    if (r < 0)
+        return r;
+    remove_nodes(ctx, "/domain/uuid | /domain/devices/interface/mac");
+    return 0;
+}
+
 int
 virt_domain_define_restored(const char *xml, const char *name,
                             const struct virt_restored_disk *disks, size_t n_disks,
-                            char ret_uuid[37])
+                            const struct virt_clone_target *where, char ret_uuid[37],
+                            struct virt_clone_changes *ret_changes)
 {
     _cleanup_conn_ virConnectPtr conn = NULL;
     _cleanup_dom_ virDomainPtr dom = NULL;
@@ -429,6 +472,9 @@ virt_domain_define_restored(const char *xml, const char *name,
     __attribute__((cleanup(xpath_ctxp))) xmlXPathContextPtr ctx = NULL;
     __attribute__((cleanup(xpath_objp))) xmlXPathObjectPtr names = NULL;
     __attribute__((cleanup(xml_charp))) xmlChar *out = NULL;
+    __attribute__((cleanup(virt_clone_changes_clear))) struct virt_clone_changes changes = {0};
+    _cleanup_free_ char *nvram = NULL;
+    _cleanup_free_ char *old_name = NULL;
     char uuid[VIR_UUID_STRING_BUFLEN];
     int len = 0, r;
 
@@ -441,24 +487,37 @@ virt_domain_define_restored(const char *xml, const char *name,
     if (r < 0)
         return r;
 
-    remove_nodes(ctx, "/domain/uuid | /domain/devices/interface/mac");
     names = xmlXPathEvalExpression((const xmlChar *)"/domain/name", ctx);
     if (!names || !names->nodesetval || names->nodesetval->nodeNr != 1)
         return err_set(-EINVAL, "the stored domain XML has no name");
+    old_name = virt_xml_string(ctx, "string(/domain/name)");
     /* A valid name has nothing to escape. */
     xmlNodeSetContent(names->nodesetval->nodeTab[0], (const xmlChar *)name);
-    r = retarget_disks(ctx, disks, n_disks);
+    r = virt_clone_change_add(&changes, "name", "%s instead of %s", name, old_name ? old_name : "");
+    if (r >= 0)
+        r = forget_identity(ctx, &changes);
+    if (r >= 0)
+        r = retarget_disks(ctx, disks, n_disks, where->keep, &changes);
+    if (r >= 0)
+        r = virt_clone_sanitize(ctx, where->keep, &changes);
+    if (r >= 0)
+        r = virt_clone_nvram(ctx, where, name, &changes, &nvram);
     if (r < 0)
         return r;
     xmlDocDumpMemory(doc, &out, &len);
-    if (!out)
-        return -ENOMEM;
-    dom = virDomainDefineXML(conn, (const char *)out);
-    if (!dom)
-        return virt_error("define the restored domain");
+    if (out)
+        dom = virDomainDefineXML(conn, (const char *)out);
+    if (!dom) {
+        r = out ? virt_error("define the restored domain") : -ENOMEM;
+        if (nvram)
+            (void)unlinkat(where->dirfd, nvram, 0);
+        return r;
+    }
     if (virDomainGetUUIDString(dom, uuid) < 0)
         return virt_error("read the restored domain's UUID");
     memcpy(ret_uuid, uuid, 37);
+    *ret_changes = changes;
+    changes = (struct virt_clone_changes){0};
     return 0;
 }
 

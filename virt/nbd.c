@@ -30,6 +30,8 @@ struct virt_nbd {
     /* The allocation of the announced range: what reads as zeros is not requested. */
     struct conf_extent *alloc;
     size_t n_alloc, at_alloc;
+    uint64_t alloc_end; /* what alloc describes ends here; the next probe starts here */
+    bool probing;       /* block status is asked (and answers) for this window */
 };
 
 static int
@@ -153,6 +155,32 @@ virt_nbd_size(const struct virt_nbd *n)
     return n->size;
 }
 
+/*
+ * Asks block status what reads as zeros from at on: at most VIRT_NBD_PROBE_MAX
+ * extents (and VIRT_NBD_PROBE_SPAN bytes) at a time, so a read of a huge
+ * range of tiny extents holds a bounded list; the next probe comes when the
+ * reads pass alloc_end. Without block status every byte is read: slower,
+ * not wrong.
+ */
+static void
+probe(struct virt_nbd *n, uint64_t at)
+{
+    uint64_t next = n->limit;
+
+    free(n->alloc);
+    n->alloc = NULL;
+    n->n_alloc = n->at_alloc = 0;
+    if (virt_nbd_extents(n, VIRT_NBD_CONTEXT_ALLOCATION, at, n->limit - at, VIRT_NBD_PROBE_MAX,
+                         &n->alloc, &n->n_alloc, &next) < 0) {
+        n->alloc = NULL;
+        n->n_alloc = 0;
+        n->probing = false;
+        next = n->limit;
+        err_clear();
+    }
+    n->alloc_end = next;
+}
+
 static bool
 is_zero(const struct conf_extent *e)
 {
@@ -170,6 +198,11 @@ next_slot(struct virt_nbd *n, uint64_t left, bool *ret_zero)
     uint64_t at = n->issue_at, len = left < VIRT_NBD_CHUNK ? left : VIRT_NBD_CHUNK;
 
     *ret_zero = false;
+    if (n->probing && at >= n->alloc_end && at < n->limit)
+        probe(n, at);
+    /* A slot does not cross the end of what the last probe described. */
+    if (n->probing && at < n->alloc_end && at + len > n->alloc_end)
+        len = n->alloc_end - at;
     while (n->at_alloc < n->n_alloc &&
            n->alloc[n->at_alloc].start + n->alloc[n->at_alloc].length <= at)
         n->at_alloc++;
@@ -221,9 +254,9 @@ fill_window(struct virt_nbd *n)
     return 0;
 }
 
-/* Starts a new window at pos; with probe, asks block status what not to read. */
+/* Starts a new window at pos; with probing, asks block status what not to read. */
 static void
-window_start(struct virt_nbd *n, uint64_t pos, uint64_t len, bool probe)
+window_start(struct virt_nbd *n, uint64_t pos, uint64_t len, bool probing)
 {
     drop_window(n);
     n->issue_at = pos;
@@ -231,14 +264,8 @@ window_start(struct virt_nbd *n, uint64_t pos, uint64_t len, bool probe)
     free(n->alloc);
     n->alloc = NULL;
     n->n_alloc = n->at_alloc = 0;
-    /* Without block status every byte is read: slower, not wrong. */
-    if (probe && n->limit > pos &&
-        virt_nbd_extents(n, VIRT_NBD_CONTEXT_ALLOCATION, pos, n->limit - pos, &n->alloc,
-                         &n->n_alloc) < 0) {
-        n->alloc = NULL;
-        n->n_alloc = 0;
-        err_clear();
-    }
+    n->probing = probing;
+    n->alloc_end = probing ? pos : n->limit;
 }
 
 void
@@ -296,9 +323,10 @@ virt_nbd_read(struct virt_nbd *n, uint64_t pos, void *buf, size_t max)
 struct extent_acc {
     const char *context;
     struct conf_extent *items;
-    size_t n, cap;
+    size_t n, cap, max;
     uint64_t end;
     bool seen;
+    bool full; /* max extents held and the next one is a new one */
 };
 
 static int
@@ -312,7 +340,7 @@ on_extents(void *opaque, const char *metacontext, uint64_t offset, uint32_t *ent
     if (strcmp(metacontext, a->context) != 0)
         return 0;
     a->seen = true;
-    for (size_t i = 0; i + 1 < nr_entries; i += 2) {
+    for (size_t i = 0; i + 1 < nr_entries && !a->full; i += 2) {
         uint64_t len = entries[i];
         uint32_t flags = entries[i + 1];
 
@@ -323,10 +351,17 @@ on_extents(void *opaque, const char *metacontext, uint64_t offset, uint32_t *ent
         if (a->n > 0 && a->items[a->n - 1].flags == flags &&
             a->items[a->n - 1].start + a->items[a->n - 1].length == at) {
             a->items[a->n - 1].length += len;
+        } else if (a->n == a->max) {
+            a->full = true;
+            break;
         } else {
             if (a->n == a->cap) {
                 size_t cap = a->cap ? a->cap * 2 : 64;
-                struct conf_extent *p = realloc(a->items, cap * sizeof(*p));
+                struct conf_extent *p;
+
+                if (cap > a->max)
+                    cap = a->max;
+                p = realloc(a->items, cap * sizeof(*p));
                 if (!p)
                     return -1;
                 a->items = p;
@@ -341,16 +376,21 @@ on_extents(void *opaque, const char *metacontext, uint64_t offset, uint32_t *ent
 
 int
 virt_nbd_extents(struct virt_nbd *n, const char *context, uint64_t offset, uint64_t length,
-                 struct conf_extent **ret, size_t *ret_n)
+                 size_t max, struct conf_extent **ret, size_t *ret_n, uint64_t *ret_next)
 {
-    struct extent_acc a = {.context = context};
-    uint64_t end = offset + length > n->size ? n->size : offset + length;
+    struct extent_acc a = {.context = context, .max = max};
+    uint64_t end = offset > n->size            ? n->size
+                   : offset + length > n->size ? n->size
+                                               : offset + length;
 
+    if (max == 0)
+        return err_set(-EINVAL, "ask for at least one extent");
     if (nbd_can_meta_context(n->h, context) != 1)
         return err_set(-EOPNOTSUPP, "the export does not offer the context %s", context);
     a.end = end;
-    while (offset < end) {
-        uint64_t count = end - offset > (1ull << 31) ? (1ull << 31) : end - offset;
+    /* One probe asks for at most VIRT_NBD_PROBE_SPAN bytes; it stops once max extents are held. */
+    while (offset < end && !a.full) {
+        uint64_t count = end - offset > VIRT_NBD_PROBE_SPAN ? VIRT_NBD_PROBE_SPAN : end - offset;
         size_t before = a.n;
         uint64_t reached;
 
@@ -370,6 +410,8 @@ virt_nbd_extents(struct virt_nbd *n, const char *context, uint64_t offset, uint6
     }
     *ret = a.items;
     *ret_n = a.n;
+    if (ret_next)
+        *ret_next = offset;
     return 0;
 }
 

@@ -23,6 +23,11 @@
 
 #define VIRT_NBD_CONTEXT_ALLOCATION "base:allocation"
 
+/* One block status request covers at most this many bytes. */
+#define VIRT_NBD_PROBE_SPAN (1ull << 30)
+/* A read's probe of what reads as zeros holds at most this many extents at a time. */
+#define VIRT_NBD_PROBE_MAX 4096
+
 struct virt_nbd;
 
 /*
@@ -49,12 +54,17 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct virt_nbd *, virt_nbd_close);
 uint64_t virt_nbd_size(const struct virt_nbd *n);
 
 /*
- * The extents of context over [offset, offset+length), adjacent extents of
- * equal flags merged. *ret is a new array the caller frees. -EOPNOTSUPP
- * when the export does not offer that context.
+ * The extents of context from offset on, within [offset, offset+length) and
+ * the export, adjacent extents of equal flags merged: at most max (>= 1) of
+ * them, so that the memory held is bounded whatever the disk looks like.
+ * *ret is a new array the caller frees; *ret_next (may be NULL) is where
+ * the extents returned end: the end of the range when they cover it, else
+ * the offset to ask from next. Block status is asked in windows of at most
+ * VIRT_NBD_PROBE_SPAN bytes. -EOPNOTSUPP when the export does not offer
+ * that context.
  */
 int virt_nbd_extents(struct virt_nbd *n, const char *context, uint64_t offset, uint64_t length,
-                     struct conf_extent **ret, size_t *ret_n);
+                     size_t max, struct conf_extent **ret, size_t *ret_n, uint64_t *ret_next);
 
 /* Announces that [pos, pos+len) will be read in order next. */
 void virt_nbd_prepare(struct virt_nbd *n, uint64_t pos, uint64_t len);

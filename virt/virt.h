@@ -164,7 +164,11 @@ int virt_job_abort(const char *uuid);
 /* The capacity (virtual size) of the domain's disk target, in bytes. */
 int virt_disk_capacity(const char *uuid, const char *target, uint64_t *ret);
 
-/* The domain's persistent (inactive) XML as a new string. */
+/*
+ * The domain's persistent (inactive) XML as a new string, read with
+ * libvirt's secure flag and then redacted: a graphics password is there as
+ * passwd='' (so that a restore knows one was set), never its value.
+ */
 int virt_domain_xml(const char *uuid, char **ret);
 
 /* One disk of a restored domain. */
@@ -174,15 +178,51 @@ struct virt_restored_disk {
     const char *format; /* "qcow2" or "raw" */
 };
 
+/* What a restored clone may keep of its original (the request's "keep"). */
+enum {
+    VIRT_CLONE_KEEP_LUN = 1u << 0,        /* disks of device 'lun' not in the backup */
+    VIRT_CLONE_KEEP_FILESYSTEM = 1u << 1, /* <filesystem>: host folders shared in */
+    VIRT_CLONE_KEEP_HOSTDEV = 1u << 2,    /* <hostdev> and hostdev interfaces */
+    VIRT_CLONE_KEEP_LOGS = 1u << 3,       /* log files and output files of serial and the like */
+};
+
+/* One change made to the definition of a clone: a short kind and a sentence. */
+struct virt_clone_change {
+    char what[16]; /* "uuid", "mac", "disk", "lun", "nvram", "graphics", ... */
+    char *detail;  /* owned */
+};
+
+struct virt_clone_changes {
+    struct virt_clone_change *items;
+    size_t n;
+};
+
+/* Frees the items of c (not c) and empties it. Accepts NULL. */
+void virt_clone_changes_clear(struct virt_clone_changes *c);
+
+/* Where a clone's files go: the checked folder of the restored disks. */
+struct virt_clone_target {
+    int dirfd;       /* the folder, opened */
+    const char *dir; /* its absolute path, for the XML */
+    unsigned keep;   /* VIRT_CLONE_KEEP_* */
+};
+
 /*
  * Defines a new domain from xml (a domain's XML as stored with a backup)
- * with a new name, a new UUID and new MAC addresses, whose disks listed in
- * disks point at the restored images; the domain's other disks of device
- * "disk" are dropped. *ret_uuid (37 bytes) receives the new UUID.
+ * as a safe clone: a new name, a new UUID and new MAC addresses; disks
+ * listed in disks point at the restored images, the domain's other disks
+ * of device "disk" are dropped, and so are disks of device "lun" unless
+ * kept; the NVRAM file is copied next to the disks; graphics listen on
+ * 127.0.0.1 without a password; <filesystem>, <hostdev> and character
+ * device log/output files go unless kept (see virt_clone.h). *ret_uuid (37
+ * bytes) receives the new UUID and *ret_changes every change made (clear
+ * it with virt_clone_changes_clear). On failure nothing is defined and no
+ * file is left.
  */
 int virt_domain_define_restored(const char *xml, const char *name,
                                 const struct virt_restored_disk *disks, size_t n_disks,
-                                char ret_uuid[37]);
+                                const struct virt_clone_target *where, char ret_uuid[37],
+                                struct virt_clone_changes *ret_changes);
 /* --- checkpoints --- */
 
 /* What libvirt can do with a domain's checkpoints now (driver and domain state). */

@@ -120,6 +120,23 @@ def domain_state(dom):
     return virsh('domstate', dom).stdout.strip()
 
 
+def start_domain(dom):
+    """Starts dom and waits until QEMU itself says the guest runs: `virsh start` returns once
+    libvirt launched QEMU, and a job begun at once on a QEMU that is still settling (or that
+    died) fails with "domain is not running". A QEMU that died is named with its log."""
+    virsh('start', dom)
+
+    def qemu_running():
+        if domain_state(dom) != 'running':
+            log = f'/var/log/libvirt/qemu/{dom}.log'
+            tail = open(log).read()[-2000:] if os.path.exists(log) else '(no log)'
+            raise AssertionError(f'{dom} is {domain_state(dom)} after start; QEMU log: {tail}')
+        p = virsh('qemu-monitor-command', dom, '--hmp', 'info status', check=False)
+        return p.returncode == 0 and 'running' in p.stdout
+
+    wait_for(f'QEMU of {dom} to run', qemu_running)
+
+
 def stop_domain(dom):
     virsh('destroy', dom)
     wait_for(f'{dom} to stop', lambda: domain_state(dom) == 'shut off')
@@ -451,7 +468,7 @@ def test_qemu_undefine_and_define_brings_the_chain_back(vv_qemu, qemu_domain, sa
     for i in after:
         assert i['state'] == 'redefined', i
         assert 'not validated: the domain is not running' in i['reason'], i
-    virsh('start', dom)
+    start_domain(dom)
     items = listing(c, dom)
     assert [(i['name'], i['state']) for i in items] == [('c1', 'redefined'), ('c2', 'redefined'),
                                                         ('c3', 'redefined')], items
@@ -482,7 +499,7 @@ def test_qemu_removed_bitmap_on_stopped_domain_is_broken(vv_qemu, qemu_domain, s
     assert items['c2']['state'] == 'ok' and items['c2']['reason'] is None
     assert set(image_bitmaps(path)) == {'c2'}
     assert virsh_checkpoints(dom) == {'c1': None, 'c2': 'c1'}
-    virsh('start', dom)
+    start_domain(dom)
     sandbox.write(dom, 16 * MiB, 1 * MiB, 0x22)
     items = by_name(listing(c, dom))
     assert items['c1']['state'] == 'broken' and items['c2']['state'] == 'ok', items
@@ -504,7 +521,7 @@ def test_qemu_failed_validation_marks_broken(vv_qemu, qemu_domain, sandbox):
     subprocess.run(['qemu-img', 'bitmap', '--remove', path, 'c1'], check=True)
     for n in ('c2', 'c1'):
         virsh('checkpoint-delete', dom, n, '--metadata')
-    virsh('start', dom)
+    start_domain(dom)
     items = by_name(listing(c, dom, '?refresh=true'))
     assert items['c1']['state'] == 'broken', items['c1']
     assert 'failed validation' in items['c1']['reason'], items['c1']

@@ -429,6 +429,63 @@ def test_stopped_domain_full_then_incremental(vv_qemu, sandbox, tmp_path):
         assert r.status == 409 and 'bitmap' in r.json['detail'], r
 
 
+def test_extents_are_paged_and_reads_probe_in_windows(vv_qemu, sandbox):
+    """A disk of many small extents (every other 64 KiB cluster written): each answer holds at
+    most `limit` extents, paging from `next_offset` reaches the end with what one big page
+    holds, and a read across more extents than one block-status probe holds is still right."""
+    c = vv_qemu.client
+    n, stride, size = 4200, 128 * 1024, 576 * MiB
+    with sandbox.domain(size='576M', start=False) as dom:
+        cmds = []
+        for i in range(n):
+            cmds += ['-c', f'write -q -P {0x20 + i % 64} {i * stride} 64k']
+        subprocess.run(['qemu-io', '-f', 'qcow2', *cmds, disk_path(dom)], check=True,
+                       capture_output=True)
+        virsh('start', dom)
+        b = pull_ready(c, dom, type='full')
+        base = f'/v1/domains/{dom}/backups/{b["id"]}/disks/vda/extents?context=allocation'
+
+        r = c.get(base + '&limit=10000')
+        assert r.status == 200 and r.json['next_offset'] is None and r.json['offset'] == 0, r
+        whole = r.json['items']
+        assert len(whole) >= 2 * n, len(whole)
+        assert sum(e['length'] for e in whole if e['data']) == n * 64 * 1024
+
+        paged, offset, pages = [], 0, 0
+        while offset is not None:
+            r = c.get(base + f'&limit=500&offset={offset}')
+            assert r.status == 200, r
+            assert len(r.json['items']) <= 500 and r.json['offset'] == offset, r.json['offset']
+            assert r.json['items'][0]['start'] == offset
+            paged += r.json['items']
+            offset = r.json['next_offset']
+            pages += 1
+            assert pages <= len(whole) // 500 + 2
+        assert paged == whole
+
+        # A window: length bounds the answer too; the default limit holds 1000.
+        r = c.get(base + f'&offset={stride}&length={10 * stride}')
+        assert r.status == 200 and r.json['next_offset'] is None, r
+        assert sum(e['length'] for e in r.json['items']) == 10 * stride, r.json
+        r = c.get(base)
+        assert len(r.json['items']) == 1000 and r.json['next_offset'] == whole[999]['start'] + \
+            whole[999]['length'], r.json['next_offset']
+        for bad in ('limit=0', 'limit=10001', 'offset=-1', f'offset={size + 1}', 'length=0',
+                    'limit=x'):
+            r = c.get(base + '&' + bad)
+            assert r.status == 400 and r.json['code'] == 'invalid_request', (bad, r)
+
+        # One read over all of it: more extents than one probe holds, every byte right.
+        r = c.get(f'/v1/domains/{dom}/backups/{b["id"]}/disks/vda/data')
+        assert r.status == 200 and len(r.raw) == size, r
+        for i in range(n):
+            at = i * stride
+            assert r.raw[at:at + 64 * 1024] == bytes([0x20 + i % 64]) * (64 * 1024), i
+            assert r.raw[at + 64 * 1024:at + stride].count(0) == 64 * 1024, i
+        assert r.raw[n * stride:].count(0) == size - n * stride
+        assert c.post(f'/v1/domains/{dom}/backups/{b["id"]}/finish').status == 200
+
+
 def test_bad_pull_requests(vv_qemu, domain):
     c = vv_qemu.client
     for body, what in [({'mode': 'pool'}, 'mode'), ({'mode': 'pull', 'target': 'tape'}, 'target'),

@@ -168,6 +168,8 @@ def test_external_disk_only_in_managed_folder(vv_qemu, qemu_domain, sandbox):
 
     # Escapes: refused with 400, and nothing is made.
     os.symlink('/tmp', os.path.join(managed, 'out'))
+    other = os.path.join(os.path.realpath(vv_qemu.vault_dir), '0' * 8 + '-other', 'snapshots')
+    os.makedirs(other)
     before = sorted(os.listdir(managed))
     listed = names(c.get(f'/v1/domains/{dom}/snapshots').json['items'])
     escapes = [
@@ -181,6 +183,9 @@ def test_external_disk_only_in_managed_folder(vv_qemu, qemu_domain, sandbox):
         {'disks': [{'target': 'vda', 'file': os.path.join(managed, 'out', 'x.qcow2')}]},
         {'disks': [{'target': 'vda', 'file': 'nofolder/x.qcow2'}]},
         {'disks': [{'target': 'vda', 'file': ''}]},
+        # Inside the vault but not the domain's own folder: the vault's top, another domain's.
+        {'disks': [{'target': 'vda', 'file': os.path.join(vv_qemu.vault_dir, 'x.qcow2')}]},
+        {'disks': [{'target': 'vda', 'file': os.path.join(other, 'x.qcow2')}]},
     ]
     for extra in escapes:
         body = {'name': 'esc', 'kind': 'disk_only', 'location': 'external', **extra}
@@ -190,6 +195,12 @@ def test_external_disk_only_in_managed_folder(vv_qemu, qemu_domain, sandbox):
                        json={'name': 'esc', 'location': 'external', 'memory_file': '/etc/mem'}),
                 400, 'invalid_request')
     assert 'memory_file' in p['detail']
+    p = problem(c.post(f'/v1/domains/{dom}/snapshots',
+                       json={'name': 'esc', 'location': 'external',
+                             'memory_file': os.path.join(other, 'esc.mem')}),
+                400, 'invalid_request')
+    assert 'memory_file' in p['detail'] and 'own snapshot folder' in p['detail'], p
+    assert os.listdir(other) == []
     p = problem(c.post(f'/v1/domains/{dom}/snapshots',
                        json={'name': 'esc', 'location': 'external',
                              'memory_file': 'esc.vda.qcow2'}), 400, 'invalid_request')

@@ -68,7 +68,7 @@ main(void)
         return tap_done();
     ok(virt_nbd_size(n) == 64 * MiB, "size is 64 MiB");
 
-    ok(virt_nbd_extents(n, "qemu:dirty-bitmap:b1", 0, 64 * MiB, &ext, &n_ext) == 0,
+    ok(virt_nbd_extents(n, "qemu:dirty-bitmap:b1", 0, 64 * MiB, 1000, &ext, &n_ext, NULL) == 0,
        "dirty extents");
     size_t dirty = 0;
     uint64_t dirty_bytes = 0;
@@ -85,7 +85,29 @@ main(void)
     ok(covered == 64 * MiB, "extents cover the disk");
     free(ext);
 
-    ok(virt_nbd_extents(n, VIRT_NBD_CONTEXT_ALLOCATION, 0, 64 * MiB, &ext, &n_ext) == 0,
+    /* Paged: one extent at a time, each page starting where the last ended. */
+    uint64_t at = 0, next = 0, paged = 0;
+    size_t pages = 0, whole = n_ext;
+    int paged_ok = 1;
+    while (at < 64 * MiB && pages < 100) {
+        paged_ok &= virt_nbd_extents(n, "qemu:dirty-bitmap:b1", at, 64 * MiB - at, 1, &ext, &n_ext,
+                                     &next) == 0 &&
+                    n_ext == 1 && ext[0].start == at && next == at + ext[0].length;
+        if (paged_ok && (ext[0].flags & 1))
+            paged += ext[0].length;
+        free(ext);
+        ext = NULL;
+        if (!paged_ok)
+            break;
+        at = next;
+        pages++;
+    }
+    ok(paged_ok && at == 64 * MiB && paged == dirty_bytes && pages == whole,
+       "paged one extent at a time: %zu pages, the same dirty bytes", pages);
+    ok(virt_nbd_extents(n, "qemu:dirty-bitmap:b1", 0, 64 * MiB, 0, &ext, &n_ext, NULL) == -EINVAL,
+       "a page of no extents is refused");
+
+    ok(virt_nbd_extents(n, VIRT_NBD_CONTEXT_ALLOCATION, 0, 64 * MiB, 1000, &ext, &n_ext, NULL) == 0,
        "allocation extents");
     uint64_t data = 0;
     for (size_t i = 0; i < n_ext; i++)
@@ -93,7 +115,7 @@ main(void)
             data += ext[i].length;
     ok(data == 3 * MiB + 64 * 1024, "3 MiB + 64 KiB allocated (%llu)", (unsigned long long)data);
     free(ext);
-    ok(virt_nbd_extents(n, "qemu:dirty-bitmap:none", 0, MiB, &ext, &n_ext) == -EOPNOTSUPP,
+    ok(virt_nbd_extents(n, "qemu:dirty-bitmap:none", 0, MiB, 1, &ext, &n_ext, NULL) == -EOPNOTSUPP,
        "unknown context refused");
 
     /* Sequential read of the whole disk through the read-ahead window. */

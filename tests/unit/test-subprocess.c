@@ -1,5 +1,7 @@
 /* Unit tests: running helper programs without a shell. */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -63,5 +65,23 @@ main(void)
         ok(good, "%s (r=%d exit=%d)", cases[i].title, r, res.exit_code);
         subprocess_result_clear(&res);
     }
+
+    /* What the daemon blocks or ignores does not reach the child. */
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &block, NULL);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGQUIT, SIG_IGN);
+    const char *status[] = {"grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status", NULL};
+    struct subprocess_result res = {0};
+    unsigned long long blk = ~0ull, ign = ~0ull;
+    int r = subprocess_capture(status, 5000, &res);
+    int parsed = r == 0 && sscanf(res.out, "SigBlk: %llx SigIgn: %llx", &blk, &ign) == 2;
+    ok(parsed && blk == 0, "the child blocks no signal (%llx)", blk);
+    /* Bit n-1 is signal n; libc's own realtime signals are not the daemon's doing. */
+    ok((ign & 0x7fffffffull) == 0, "and ignores no standard signal (%llx)", ign);
+    subprocess_result_clear(&res);
     return tap_done();
 }

@@ -1,5 +1,8 @@
 /* Unit tests: vault paths, images, qcow2 headers, restore folders, helper programs. */
 #include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,15 +70,45 @@ main(void)
     /* Flatten through the chain; never over an existing file. */
     snprintf(path, sizeof(path), "%s/u/c/b2.vda.qcow2", dir);
     snprintf(sub, sizeof(sub), "%s/flat.img", dir);
-    ok(vault_image_flatten(path, sub, "raw", NULL) == 0, "flatten to raw");
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    ok(vault_image_flatten_at(dfd, "flat.img", path, "raw", 0, NULL) == 0, "flatten to raw");
     struct stat st;
     ok(stat(sub, &st) == 0 && st.st_size == 1 << 20, "the raw image has the disk's size");
-    ok(vault_image_flatten(path, sub, "raw", NULL) == -EEXIST, "an existing file is kept");
-    ok(vault_image_flatten(path, sub, "vmdk", NULL) == -EINVAL, "only qcow2 and raw");
+    ok(vault_image_flatten_at(dfd, "flat.img", path, "raw", 0, NULL) == -EEXIST,
+       "an existing file is kept");
+    ok(vault_image_flatten_at(dfd, "flat.vmdk", path, "vmdk", 0, NULL) == -EINVAL,
+       "only qcow2 and raw");
+    ok(vault_image_flatten_at(dfd, "../flat.img", path, "raw", 0, NULL) == -EINVAL,
+       "only a plain name in the folder");
+
+    /* A .part planted as a link to another file is not written through. */
+    snprintf(outside, sizeof(outside), "%s/precious", dir);
+    int fd = open(outside, O_WRONLY | O_CREAT, 0600);
+    ok(fd >= 0 && write(fd, "keep", 4) == 4, "a file elsewhere");
+    close(fd);
+    snprintf(sub, sizeof(sub), "%s/flat.qcow2.part", dir);
+    ok(symlink(outside, sub) == 0, "and a .part link to it");
+    ok(vault_image_flatten_at(dfd, "flat.qcow2", path, "qcow2", 1 << 30, NULL) == 0,
+       "flatten to qcow2 (with a rate)");
+    ok(stat(outside, &st) == 0 && st.st_size == 4, "the linked file is untouched");
+    ok(lstat(sub, &st) < 0 && errno == ENOENT, "no .part is left");
+    snprintf(sub, sizeof(sub), "%s/flat.qcow2", dir);
+    ok(vault_qcow2_backing(sub, &backing) == 0 && backing == NULL, "a qcow2 without backing");
+
+    /* Cancelled: neither the image nor its .part stays. */
+    struct vault_cancel stop;
+    atomic_init(&stop.cancelled, true);
+    ok(vault_image_flatten_at(dfd, "gone.img", path, "raw", 4096, &stop) == -ECANCELED,
+       "a cancelled flatten");
+    snprintf(sub, sizeof(sub), "%s/gone.img.part", dir);
+    ok(access(sub, F_OK) < 0, "leaves no .part");
+    snprintf(sub, sizeof(sub), "%s/gone.img", dir);
+    ok(access(sub, F_OK) < 0, "and no image");
+    close(dfd);
 
     /* A corrupt header is no qcow2 image. */
     snprintf(path, sizeof(path), "%s/u/c/b1.vda.qcow2", dir);
-    int fd = open(path, O_WRONLY);
+    fd = open(path, O_WRONLY);
     ok(fd >= 0 && pwrite(fd, "XXXX", 4, 0) == 4, "break the magic");
     close(fd);
     ok(vault_qcow2_backing(path, &backing) == -EINVAL, "not a qcow2 image any more");
@@ -103,6 +136,12 @@ main(void)
     ok(symlink("/tmp", sub) == 0, "a symlink out of the root");
     snprintf(sub, sizeof(sub), "%s/link/x", root);
     ok(vault_dir_inside(sub, roots, 1) == -EACCES, "does not lead out");
+    snprintf(sub, sizeof(sub), "%s/a/b", root);
+    int rfd = -1;
+    ok(vault_dir_open(sub, roots, 1, &rfd) == 0 && rfd >= 0, "a folder inside opens");
+    close(rfd);
+    snprintf(sub, sizeof(sub), "%s/link", root);
+    ok(vault_dir_open(sub, roots, 1, &rfd) == -EACCES, "a link out of the root does not");
 
     /* Helper programs: output, exit status, no shell. */
     char *echo[] = {(char *)"echo", (char *)"a;b", NULL};
@@ -118,6 +157,35 @@ main(void)
     atomic_init(&cancel.cancelled, true);
     char *sl[] = {(char *)"sleep", (char *)"10", NULL};
     ok(vault_run(sl, &cancel, NULL, NULL) == -ECANCELED, "a cancelled program is stopped");
+
+    /*
+     * Children start clean whatever this thread blocks or ignores (the daemon blocks
+     * SIGTERM and SIGINT in every thread): nothing blocked, nothing ignored.
+     */
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigaddset(&term, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &term, NULL);
+    signal(SIGHUP, SIG_IGN);
+    char *masks[] = {(char *)"grep", (char *)"-E", (char *)"^Sig(Blk|Ign)",
+                     (char *)"/proc/self/status", NULL};
+    int mr = vault_run(masks, NULL, &out, &status);
+    unsigned long long blk = ~0ull, ign = ~0ull;
+    ok(mr == 0 && out && sscanf(out, "SigBlk: %llx SigIgn: %llx", &blk, &ign) == 2 && blk == 0,
+       "a child has an empty signal mask: %llx", blk);
+    /* Bit n-1 stands for signal n; the realtime signals libc keeps for itself are not ours. */
+    ok((ign & 0x7fffffffull) == 0, "and ignores no standard signal: %llx", ign);
+    free(out);
+    out = NULL;
+
+    /* A child that ignores SIGTERM is killed after the grace period. */
+    char *stubborn[] = {(char *)"sh", (char *)"-c", (char *)"trap '' TERM; exec sleep 20", NULL};
+    uint64_t t0 = text_mono_ns();
+    ok(vault_run(stubborn, &cancel, NULL, NULL) == -ECANCELED, "a child that ignores SIGTERM");
+    uint64_t took = (text_mono_ns() - t0) / 1000000u;
+    ok(took >= VAULT_KILL_GRACE_MS && took < VAULT_KILL_GRACE_MS + 2000,
+       "is killed after the grace period: %" PRIu64 " ms", took);
 
     char *q = text_json_quote("a\"b\\c\nd");
     ok(q && strcmp(q, "\"a\\\"b\\\\c\\u000ad\"") == 0, "JSON quoting: %s", q ? q : "");
