@@ -92,6 +92,19 @@ int api_query_bool(const struct api_request *req, const char *key, bool def, boo
 int api_query_tristate(const struct api_request *req, const char *key, int *ret);
 
 /*
+ * Reads the `limit` query parameter of a paged list: absent -> 0 (the list's
+ * default); else a number from 1 to max. Returns 0 or -EINVAL with a detail.
+ */
+int api_query_limit(const struct api_request *req, unsigned max, unsigned *ret);
+
+/*
+ * Reads the `cursor` query parameter of a paged list, the positive number a
+ * previous page answered as next_cursor: absent -> 0 (the first page).
+ * Returns 0 or -EINVAL with a detail.
+ */
+int api_query_cursor(const struct api_request *req, int64_t *ret);
+
+/*
  * Reads a query parameter that must be one of choices (NULL-terminated);
  * absent -> def. Returns 0 or -EINVAL with a detail.
  */

@@ -74,43 +74,6 @@ api_audit_record(const char *who, const char *remote, const char *method, const 
     core_audit_record(&rec);
 }
 
-static int
-parse_limit(const char *s, unsigned *ret)
-{
-    char *end;
-    unsigned long v;
-
-    if (!s) {
-        *ret = 0;
-        return 0;
-    }
-    errno = 0;
-    v = strtoul(s, &end, 10);
-    if (s[0] < '0' || s[0] > '9' || errno || *end || v < 1 || v > AUDIT_LIMIT_MAX)
-        return err_set(-EINVAL, "query parameter 'limit' must be a number from 1 to %d",
-                       AUDIT_LIMIT_MAX);
-    *ret = (unsigned)v;
-    return 0;
-}
-
-static int
-parse_cursor(const char *s, int64_t *ret)
-{
-    char *end;
-    long long v;
-
-    if (!s) {
-        *ret = 0;
-        return 0;
-    }
-    errno = 0;
-    v = strtoll(s, &end, 10);
-    if (s[0] < '1' || s[0] > '9' || errno || *end || v <= 0)
-        return err_set(-EINVAL, "query parameter 'cursor' is not one this service gave out");
-    *ret = v;
-    return 0;
-}
-
 /* Parses an RFC 3339 time ("2026-12-06T06:00:00Z", fraction and offset allowed) into ms. */
 static int
 parse_time(const char *key, const char *s, int64_t *ret)
@@ -184,10 +147,10 @@ api_audit_list(const struct api_request *req, struct api_response *resp)
     r = parse_time("until", req->query(req, "until"), &f.until_ms);
     if (r < 0)
         return r;
-    r = parse_limit(req->query(req, "limit"), &f.limit);
+    r = api_query_limit(req, AUDIT_LIMIT_MAX, &f.limit);
     if (r < 0)
         return r;
-    r = parse_cursor(req->query(req, "cursor"), &f.before_seq);
+    r = api_query_cursor(req, &f.before_seq);
     if (r < 0)
         return r;
     r = core_audit_list(&f, &list, &n, &next);

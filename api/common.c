@@ -134,6 +134,44 @@ api_query_tristate(const struct api_request *req, const char *key, int *ret)
 }
 
 int
+api_query_limit(const struct api_request *req, unsigned max, unsigned *ret)
+{
+    const char *s = req->query(req, "limit");
+    char *end;
+    unsigned long v;
+
+    if (!s) {
+        *ret = 0;
+        return 0;
+    }
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (s[0] < '0' || s[0] > '9' || errno || *end || v < 1 || v > max)
+        return err_set(-EINVAL, "query parameter 'limit' must be a number from 1 to %u", max);
+    *ret = (unsigned)v;
+    return 0;
+}
+
+int
+api_query_cursor(const struct api_request *req, int64_t *ret)
+{
+    const char *s = req->query(req, "cursor");
+    char *end;
+    long long v;
+
+    if (!s) {
+        *ret = 0;
+        return 0;
+    }
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (s[0] < '1' || s[0] > '9' || errno || *end || v <= 0)
+        return err_set(-EINVAL, "query parameter 'cursor' is not one this service gave out");
+    *ret = v;
+    return 0;
+}
+
+int
 api_query_enum(const struct api_request *req, const char *key, const char *const *choices,
                const char *def, const char **ret)
 {

@@ -48,43 +48,6 @@ api_job_json(const struct conf_job *j)
                      api_time_json(j->finished_ms));
 }
 
-static int
-parse_limit(const char *s, unsigned *ret)
-{
-    char *end;
-    unsigned long v;
-
-    if (!s) {
-        *ret = 0;
-        return 0;
-    }
-    errno = 0;
-    v = strtoul(s, &end, 10);
-    if (s[0] < '0' || s[0] > '9' || errno || *end || v < 1 || v > JOBS_LIMIT_MAX)
-        return err_set(-EINVAL, "query parameter 'limit' must be a number from 1 to %d",
-                       JOBS_LIMIT_MAX);
-    *ret = (unsigned)v;
-    return 0;
-}
-
-static int
-parse_cursor(const char *s, int64_t *ret)
-{
-    char *end;
-    long long v;
-
-    if (!s) {
-        *ret = 0;
-        return 0;
-    }
-    errno = 0;
-    v = strtoll(s, &end, 10);
-    if (s[0] < '1' || s[0] > '9' || errno || *end || v <= 0)
-        return err_set(-EINVAL, "query parameter 'cursor' is not one this service gave out");
-    *ret = v;
-    return 0;
-}
-
 int
 api_jobs_list(const struct api_request *req, struct api_response *resp)
 {
@@ -103,10 +66,10 @@ api_jobs_list(const struct api_request *req, struct api_response *resp)
     r = api_query_enum(req, "state", states, NULL, &f.state);
     if (r < 0)
         return r;
-    r = parse_limit(req->query(req, "limit"), &f.limit);
+    r = api_query_limit(req, JOBS_LIMIT_MAX, &f.limit);
     if (r < 0)
         return r;
-    r = parse_cursor(req->query(req, "cursor"), &f.before_seq);
+    r = api_query_cursor(req, &f.before_seq);
     if (r < 0)
         return r;
     r = core_job_list(&f, &list, &n, &next);
