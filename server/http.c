@@ -80,6 +80,7 @@ struct req {
     char *location; /* the Location the answer carried, or NULL */
     char method[16];
     int status;
+    bool audited; /* its audit record is written (before the answer left) */
     char *allocs[MAX_QUERY_ALLOCS];
     size_t n_allocs;
 };
@@ -131,6 +132,28 @@ query_get(const struct api_request *areq, const char *key)
     return decoded;
 }
 
+static bool is_write(const char *method);
+static void client_address(const struct http_server *srv, struct MHD_Connection *conn, char *buf,
+                           size_t size);
+
+/*
+ * Writes the audit record of a state-changing request, once: before its answer is
+ * queued, so a client that has the answer finds the record, or at the request's end
+ * when no answer went out.
+ */
+static void
+audit_once(struct req *rq)
+{
+    char remote[INET6_ADDRSTRLEN + 8];
+
+    if (rq->audited || !is_write(rq->method))
+        return;
+    rq->audited = true;
+    client_address(rq->srv, rq->conn, remote, sizeof(remote));
+    api_audit_record(rq->actor, remote, rq->method, rq->path ? rq->path : "", rq->status,
+                     rq->location);
+}
+
 static enum MHD_Result
 queue(struct req *rq, int status, char *body, size_t len, const char *type, const char *location,
       const char *allow, bool auth_challenge)
@@ -160,6 +183,7 @@ queue(struct req *rq, int status, char *body, size_t len, const char *type, cons
     if (rq->close_after)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     rq->status = status;
+    audit_once(rq);
     ret = MHD_queue_response(rq->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -322,6 +346,7 @@ queue_stream(struct req *rq, struct api_stream *stream, const char *path)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     add_security_headers(rq->srv, resp);
     rq->status = status;
+    audit_once(rq);
     enum MHD_Result ret = MHD_queue_response(rq->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -938,12 +963,7 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     metrics_request_done(rq->method, rq->route, rq->status, ns);
     log_debug("%s %s %d %.3fms", rq->method, rq->route ? rq->route : "-", rq->status,
               (double)ns / 1e6);
-    if (is_write(rq->method)) {
-        char remote[INET6_ADDRSTRLEN + 8];
-        client_address(srv, conn, remote, sizeof(remote));
-        api_audit_record(rq->actor, remote, rq->method, rq->path ? rq->path : "", rq->status,
-                         rq->location);
-    }
+    audit_once(rq);
     free(rq->path);
     free(rq->location);
     for (size_t i = 0; i < rq->n_allocs; i++)

@@ -204,3 +204,12 @@ def test_a_unix_socket_peer_is_recorded_by_uid(make_daemon):
     items = json.loads(body)['items']
     assert [(i['who'], i['remote'], i['method'], i['status'], i['domain']) for i in items] == \
         [(f'uid:{os.getuid()}', 'unix', 'DELETE', 404, 'test')], items
+
+
+def test_the_record_is_written_before_the_answer(vv_auth):
+    """A client that has the answer of a write finds its record: nothing is written after."""
+    c = vv_auth.client
+    for k in range(40):
+        assert c.delete(f'/v1/domains/test/snapshots/gone-{k}').status == 404
+        items = audit(c, '?limit=1')['items']
+        assert items and items[0]['path'] == f'/v1/domains/test/snapshots/gone-{k}', (k, items)
