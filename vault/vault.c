@@ -232,13 +232,10 @@ run(char *const argv[], int pass_fd, const struct vault_cancel *cancel, char **r
             if (pfd[1].revents)
                 drain(errp[0], &ebuf, &elen);
         }
-        rc = waitpid(pid, &status, WNOHANG);
-        if (rc == pid)
-            break;
-        if (rc < 0 && errno != EINTR) {
-            status = -1;
-            break;
-        }
+        /*
+         * Cancellation is looked at before the child is reaped: a cancelled run ends
+         * cancelled even when the program was quick enough to finish first.
+         */
         if (!killed && cancel && atomic_load(&cancel->cancelled)) {
             kill(pid, SIGTERM);
             killed = true;
@@ -247,6 +244,13 @@ run(char *const argv[], int pass_fd, const struct vault_cancel *cancel, char **r
             /* It had its grace period: a program that ignores SIGTERM is not waited for. */
             kill(pid, SIGKILL);
             hard = true;
+        }
+        rc = waitpid(pid, &status, WNOHANG);
+        if (rc == pid)
+            break;
+        if (rc < 0 && errno != EINTR) {
+            status = -1;
+            break;
         }
     }
     drain(out[0], &obuf, &olen);
