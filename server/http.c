@@ -508,21 +508,29 @@ in_list(const char *list, const char *name)
  * addresses. A
  * name that some DNS maps to us (rebinding) passes only when allowed.
  */
-static bool
+enum host_check {
+    HOST_OURS,
+    HOST_MALFORMED, /* not a host[:port] at all: 400 */
+    HOST_FOREIGN,   /* a name that is not ours: 421 Misdirected Request */
+};
+
+static enum host_check
 host_allowed(const struct http_server *srv, const char *value)
 {
     char name[256];
-    bool loopback = false;
+    bool loopback = false, ours;
 
     if (!value || srv->unix_fd >= 0)
-        return true; /* HTTP/1.0, or a socket file no web page can reach */
+        return HOST_OURS; /* HTTP/1.0, or a socket file no web page can reach */
     if (!host_name(value, name, sizeof(name)))
-        return false;
+        return HOST_MALFORMED;
     if (strcasecmp(name, srv->listen_host) == 0 || in_list(srv->cfg.allowed_hosts, name))
-        return true;
+        return HOST_OURS;
     if (is_ip_literal(name, &loopback))
-        return srv->listen_wildcard || (srv->listen_loopback && loopback);
-    return (srv->listen_loopback || srv->listen_wildcard) && strcasecmp(name, "localhost") == 0;
+        ours = srv->listen_wildcard || (srv->listen_loopback && loopback);
+    else
+        ours = (srv->listen_loopback || srv->listen_wildcard) && strcasecmp(name, "localhost") == 0;
+    return ours ? HOST_OURS : HOST_FOREIGN;
 }
 
 /* Whether an Origin header names this service itself: its scheme and the Host asked for. */
@@ -620,8 +628,14 @@ precheck(struct req *rq, const char *url, const char *method)
     struct router_match m;
 
     rq->peer_admin = peer_is_admin(srv, rq->conn, &rq->peer_uid);
-    if (!host_allowed(srv, host)) {
-        refuse(rq, "invalid_request", NULL,
+    switch (host_allowed(srv, host)) {
+    case HOST_OURS:
+        break;
+    case HOST_MALFORMED:
+        refuse(rq, "invalid_request", NULL, "the Host header is not a valid host[:port]");
+        return;
+    case HOST_FOREIGN:
+        refuse(rq, "misdirected_request", NULL,
                "the Host header names no address this service answers to (see --allowed-hosts)");
         return;
     }
