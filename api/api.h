@@ -46,6 +46,20 @@ struct api_stream {
     void *opaque;
 };
 
+struct api_response;
+
+/*
+ * The slow half of a request, to run off the HTTP threads (api_defer()).
+ * run() fills resp as a handler does and returns 0 or a negative errno with
+ * a detail; it must not use the api_request it came from. free() releases
+ * ctx, whether run() ran or not.
+ */
+struct api_work {
+    int (*run)(void *ctx, struct api_response *resp);
+    void (*free)(void *ctx);
+    void *ctx;
+};
+
 struct api_response {
     int status;
     json_t *json; /* owned; sent as application/json */
@@ -55,6 +69,7 @@ struct api_response {
     char location[512];        /* Location header, or "" */
     bool event_stream;         /* answer with the event stream (text/event-stream) instead */
     struct api_stream *stream; /* owned; sent when json and text are NULL */
+    struct api_work work;      /* owned; when run is set, the answer is what work gives */
 };
 
 typedef int (*api_handler_fn)(const struct api_request *req, struct api_response *resp);
@@ -67,6 +82,16 @@ int api_reply_text(struct api_response *resp, int status, char *text, const char
 
 /* Fills resp with a streamed body (stolen; freed through stream->free). */
 int api_reply_stream(struct api_response *resp, struct api_stream *stream);
+
+/*
+ * Answers later: the server suspends the request and calls handler on a
+ * worker thread with a copy of req (path parameters, body, trust, and the
+ * query parameters named in keys, a NULL-terminated list) that stays valid
+ * while it runs; what handler fills in resp is the answer. Returns 0, or
+ * -ENOMEM (nothing is deferred).
+ */
+int api_defer(const struct api_request *req, struct api_response *resp, api_handler_fn handler,
+              const char *const *keys);
 
 /* Sets the Location header. */
 void api_set_location(struct api_response *resp, const char *fmt, ...)

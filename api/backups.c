@@ -275,8 +275,8 @@ api_backup_verify(const struct api_request *req, struct api_response *resp)
     return reply_job(resp, job);
 }
 
-int
-api_backup_finish(const struct api_request *req, struct api_response *resp)
+static int
+backup_finish_now(const struct api_request *req, struct api_response *resp)
 {
     struct conf_backup *b = NULL;
     json_t *out;
@@ -291,6 +291,15 @@ api_backup_finish(const struct api_request *req, struct api_response *resp)
     out = backup_json(b);
     conf_backup_free(b);
     return api_reply(resp, 200, out);
+}
+
+/* Waits up to a minute for the backup to end: on a worker. */
+int
+api_backup_finish(const struct api_request *req, struct api_response *resp)
+{
+    static const char *const keys[] = {NULL};
+
+    return api_defer(req, resp, backup_finish_now, keys);
 }
 
 static void

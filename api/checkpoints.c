@@ -57,8 +57,8 @@ lookup_name(const struct api_request *req, const char **ret)
     return 0;
 }
 
-int
-api_checkpoints_list(const struct api_request *req, struct api_response *resp)
+static int
+checkpoints_list_now(const struct api_request *req, struct api_response *resp)
 {
     struct core_checkpoint_catalog cat;
     struct core_checkpoint *list = NULL;
@@ -105,8 +105,23 @@ api_checkpoints_list(const struct api_request *req, struct api_response *resp)
     return api_reply_text(resp, 200, text, "application/json");
 }
 
+/* ?refresh=true reconciles the domain first: on a worker. */
 int
-api_checkpoint_create(const struct api_request *req, struct api_response *resp)
+api_checkpoints_list(const struct api_request *req, struct api_response *resp)
+{
+    static const char *const keys[] = {"roots", "leaves", "refresh", NULL};
+    bool refresh;
+    int r;
+
+    r = api_query_bool(req, "refresh", false, &refresh);
+    if (r < 0)
+        return r;
+    return refresh ? api_defer(req, resp, checkpoints_list_now, keys)
+                   : checkpoints_list_now(req, resp);
+}
+
+static int
+checkpoint_create_now(const struct api_request *req, struct api_response *resp)
 {
     _cleanup_(core_checkpoint_freep) struct core_checkpoint *c = NULL;
     struct api_checkpoint_body body;
@@ -122,8 +137,17 @@ api_checkpoint_create(const struct api_request *req, struct api_response *resp)
     return api_reply(resp, 201, checkpoint_json(c));
 }
 
+/* Talks to QEMU, which may be slow to answer: on a worker. */
 int
-api_checkpoint_get(const struct api_request *req, struct api_response *resp)
+api_checkpoint_create(const struct api_request *req, struct api_response *resp)
+{
+    static const char *const keys[] = {NULL};
+
+    return api_defer(req, resp, checkpoint_create_now, keys);
+}
+
+static int
+checkpoint_get_now(const struct api_request *req, struct api_response *resp)
 {
     static const char *const formats[] = {"json", "xml", NULL};
     _cleanup_(core_checkpoint_freep) struct core_checkpoint *c = NULL;
@@ -148,8 +172,22 @@ api_checkpoint_get(const struct api_request *req, struct api_response *resp)
     return api_reply(resp, 200, checkpoint_json(c));
 }
 
+/* ?refresh=true reconciles the domain first: on a worker. */
 int
-api_checkpoint_delete(const struct api_request *req, struct api_response *resp)
+api_checkpoint_get(const struct api_request *req, struct api_response *resp)
+{
+    static const char *const keys[] = {"format", "refresh", NULL};
+    bool refresh;
+    int r;
+
+    r = api_query_bool(req, "refresh", false, &refresh);
+    if (r < 0)
+        return r;
+    return refresh ? api_defer(req, resp, checkpoint_get_now, keys) : checkpoint_get_now(req, resp);
+}
+
+static int
+checkpoint_delete_now(const struct api_request *req, struct api_response *resp)
 {
     bool children, metadata_only;
     unsigned flags = 0;
@@ -176,8 +214,17 @@ api_checkpoint_delete(const struct api_request *req, struct api_response *resp)
     return 0;
 }
 
+/* Talks to QEMU, which may be slow to answer: on a worker. */
 int
-api_checkpoints_reconcile(const struct api_request *req, struct api_response *resp)
+api_checkpoint_delete(const struct api_request *req, struct api_response *resp)
+{
+    static const char *const keys[] = {"children", "metadata_only", NULL};
+
+    return api_defer(req, resp, checkpoint_delete_now, keys);
+}
+
+static int
+checkpoints_reconcile_now(const struct api_request *req, struct api_response *resp)
 {
     _cleanup_(core_reconcile_report_freep) struct core_reconcile_report *rep = NULL;
     bool adopt;
@@ -199,4 +246,13 @@ api_checkpoints_reconcile(const struct api_request *req, struct api_response *re
                      json_pack("{s:s, s:s, s:I, s:o}", "domain", rep->domain, "domain_uuid",
                                rep->domain_uuid, "checked", (json_int_t)rep->checked, "actions",
                                actions));
+}
+
+/* A full reconcile asks libvirt and QEMU about every checkpoint: on a worker. */
+int
+api_checkpoints_reconcile(const struct api_request *req, struct api_response *resp)
+{
+    static const char *const keys[] = {NULL};
+
+    return api_defer(req, resp, checkpoints_reconcile_now, keys);
 }

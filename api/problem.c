@@ -21,6 +21,7 @@ static const struct problem_kind kinds[] = {
     {0, 414, "uri_too_long", "The request URI is too long"},
     {-EPROTONOSUPPORT, 415, "unsupported_media_type", "The request body must be JSON"},
     {-ERANGE, 416, "range_not_satisfiable", "The requested range cannot be served"},
+    {0, 421, "misdirected_request", "The request names a host this service is not"},
     {0, 429, "too_many_requests", "Too many requests of this kind are open"},
     {-EAGAIN, 503, "temporarily_unavailable", "The service is busy; try again"},
     {-EOPNOTSUPP, 501, "unsupported", "Not supported here"},

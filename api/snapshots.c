@@ -166,8 +166,8 @@ api_snapshots_list(const struct api_request *req, struct api_response *resp)
     return api_reply(resp, 200, api_list(items));
 }
 
-int
-api_snapshot_create(const struct api_request *req, struct api_response *resp)
+static int
+snapshot_create_now(const struct api_request *req, struct api_response *resp)
 {
     _cleanup_(conf_snapshot_freep) struct conf_snapshot *snap = NULL;
     _cleanup_(conf_job_freep) struct conf_job *job = NULL;
@@ -186,6 +186,15 @@ api_snapshot_create(const struct api_request *req, struct api_response *resp)
     }
     api_set_location(resp, "%s/%s", req->path, snap->name);
     return api_reply(resp, 201, snapshot_json(snap));
+}
+
+/* A snapshot with memory takes seconds: on a worker. */
+int
+api_snapshot_create(const struct api_request *req, struct api_response *resp)
+{
+    static const char *const keys[] = {NULL};
+
+    return api_defer(req, resp, snapshot_create_now, keys);
 }
 
 int
@@ -224,8 +233,8 @@ api_snapshot_current(const struct api_request *req, struct api_response *resp)
     return api_reply(resp, 200, snapshot_json(snap));
 }
 
-int
-api_snapshot_delete(const struct api_request *req, struct api_response *resp)
+static int
+snapshot_delete_now(const struct api_request *req, struct api_response *resp)
 {
     enum conf_snapshot_delete_mode mode = CONF_SNAPSHOT_DELETE_ONE;
     bool children, children_only, metadata_only;
@@ -257,8 +266,17 @@ api_snapshot_delete(const struct api_request *req, struct api_response *resp)
     return api_reply(resp, 200, json_pack("{s:o*}", "deleted", gone));
 }
 
+/* Deleting a snapshot may merge images: on a worker. */
 int
-api_snapshot_revert(const struct api_request *req, struct api_response *resp)
+api_snapshot_delete(const struct api_request *req, struct api_response *resp)
+{
+    static const char *const keys[] = {"children", "children_only", "metadata_only", NULL};
+
+    return api_defer(req, resp, snapshot_delete_now, keys);
+}
+
+static int
+snapshot_revert_now(const struct api_request *req, struct api_response *resp)
 {
     enum conf_snapshot_start start;
     bool force;
@@ -271,4 +289,13 @@ api_snapshot_revert(const struct api_request *req, struct api_response *resp)
     if (r < 0)
         return r;
     return api_domain_reply(req->params[0], resp);
+}
+
+/* A revert takes seconds: on a worker. */
+int
+api_snapshot_revert(const struct api_request *req, struct api_response *resp)
+{
+    static const char *const keys[] = {NULL};
+
+    return api_defer(req, resp, snapshot_revert_now, keys);
 }

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -22,6 +23,7 @@
 #include "api/problem.h"
 #include "cleanup.h"
 #include "deadline.h"
+#include "defer.h"
 #include "err.h"
 #include "events.h"
 #include "http.h"
@@ -41,6 +43,12 @@
  * do) sees the answer, not a reset; a larger one is answered at once.
  */
 #define MAX_DISCARD (16u << 20)
+/*
+ * Slow handlers (api_defer) run on this many workers; at most DEFER_QUEUE
+ * more wait for one. Beyond that a slow request is answered 503 at once.
+ */
+#define DEFER_WORKERS 8
+#define DEFER_QUEUE   1024
 
 /* Sent with every answer, UI and API alike. */
 #define CSP "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -55,6 +63,30 @@ struct http_server {
     gid_t unix_gid;       /* its group: members are admin */
     atomic_int in_flight;
     struct deadline_watcher *deadlines; /* bounds the receipt of each request */
+    struct defer_pool *pool;            /* runs the slow halves of requests */
+    pthread_mutex_t defer_lock;         /* guards every struct deferred and the list */
+    struct deferred *deferred;          /* suspended requests not yet resumed */
+    unsigned resuming;                  /* MHD_resume_connection() calls under way */
+};
+
+/*
+ * A suspended request and its slow half. Two references: the request's
+ * (dropped when it takes the answer or ends) and the pool's (dropped when
+ * the work ran or was cancelled). The first to decide the answer (the work,
+ * its cancellation, or the stop after its grace) fills it and resumes the
+ * connection, exactly once.
+ */
+struct deferred {
+    struct defer_task task; /* first: the pool's view */
+    struct http_server *srv;
+    struct MHD_Connection *conn;
+    struct api_work work;
+    struct api_response resp; /* the answer, once resumed */
+    int r;                    /* run()'s result, or -ESHUTDOWN from the stop */
+    char detail[512];
+    bool resumed;
+    unsigned refs;
+    struct deferred *prev, *next; /* in srv->deferred while not resumed */
 };
 
 /* Everything one request carries between the access handler's calls. */
@@ -80,7 +112,8 @@ struct req {
     char *location; /* the Location the answer carried, or NULL */
     char method[16];
     int status;
-    bool audited; /* its audit record is written (before the answer left) */
+    bool audited;              /* its audit record is written (before the answer left) */
+    struct deferred *deferred; /* its slow half, while suspended or until it is answered */
     char *allocs[MAX_QUERY_ALLOCS];
     size_t n_allocs;
 };
@@ -475,21 +508,29 @@ in_list(const char *list, const char *name)
  * addresses. A
  * name that some DNS maps to us (rebinding) passes only when allowed.
  */
-static bool
+enum host_check {
+    HOST_OURS,
+    HOST_MALFORMED, /* not a host[:port] at all: 400 */
+    HOST_FOREIGN,   /* a name that is not ours: 421 Misdirected Request */
+};
+
+static enum host_check
 host_allowed(const struct http_server *srv, const char *value)
 {
     char name[256];
-    bool loopback = false;
+    bool loopback = false, ours;
 
     if (!value || srv->unix_fd >= 0)
-        return true; /* HTTP/1.0, or a socket file no web page can reach */
+        return HOST_OURS; /* HTTP/1.0, or a socket file no web page can reach */
     if (!host_name(value, name, sizeof(name)))
-        return false;
+        return HOST_MALFORMED;
     if (strcasecmp(name, srv->listen_host) == 0 || in_list(srv->cfg.allowed_hosts, name))
-        return true;
+        return HOST_OURS;
     if (is_ip_literal(name, &loopback))
-        return srv->listen_wildcard || (srv->listen_loopback && loopback);
-    return (srv->listen_loopback || srv->listen_wildcard) && strcasecmp(name, "localhost") == 0;
+        ours = srv->listen_wildcard || (srv->listen_loopback && loopback);
+    else
+        ours = (srv->listen_loopback || srv->listen_wildcard) && strcasecmp(name, "localhost") == 0;
+    return ours ? HOST_OURS : HOST_FOREIGN;
 }
 
 /* Whether an Origin header names this service itself: its scheme and the Host asked for. */
@@ -587,8 +628,14 @@ precheck(struct req *rq, const char *url, const char *method)
     struct router_match m;
 
     rq->peer_admin = peer_is_admin(srv, rq->conn, &rq->peer_uid);
-    if (!host_allowed(srv, host)) {
-        refuse(rq, "invalid_request", NULL,
+    switch (host_allowed(srv, host)) {
+    case HOST_OURS:
+        break;
+    case HOST_MALFORMED:
+        refuse(rq, "invalid_request", NULL, "the Host header is not a valid host[:port]");
+        return;
+    case HOST_FOREIGN:
+        refuse(rq, "misdirected_request", NULL,
                "the Host header names no address this service answers to (see --allowed-hosts)");
         return;
     }
@@ -739,6 +786,194 @@ count_bad_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *v
     return MHD_YES;
 }
 
+static enum MHD_Result answer(struct req *rq, const char *url, const char *method, int r,
+                              struct api_response *resp_in);
+
+/* Frees what an unsent answer holds. */
+static void
+response_clear(struct api_response *resp)
+{
+    json_decref(resp->json);
+    free(resp->text);
+    if (resp->stream)
+        stream_free(resp->stream);
+    if (resp->work.free)
+        resp->work.free(resp->work.ctx);
+    memset(resp, 0, sizeof(*resp));
+}
+
+/* Drops one reference to d; the last one frees it. srv->defer_lock is held. */
+static void
+deferred_unref_locked(struct deferred *d)
+{
+    if (--d->refs > 0)
+        return;
+    response_clear(&d->resp);
+    if (d->work.free)
+        d->work.free(d->work.ctx);
+    free(d);
+}
+
+static void
+deferred_unlink_locked(struct deferred *d)
+{
+    struct http_server *srv = d->srv;
+
+    if (d->prev)
+        d->prev->next = d->next;
+    else if (srv->deferred == d)
+        srv->deferred = d->next;
+    if (d->next)
+        d->next->prev = d->prev;
+    d->prev = d->next = NULL;
+}
+
+/*
+ * Decides d's answer and resumes its connection, unless it was decided
+ * already (then resp is dropped). resp is taken in every case.
+ */
+static void
+deferred_settle(struct deferred *d, int r, const char *detail, struct api_response *resp)
+{
+    struct http_server *srv = d->srv;
+    bool resume = false;
+
+    pthread_mutex_lock(&srv->defer_lock);
+    if (!d->resumed) {
+        d->resumed = true;
+        d->r = r;
+        snprintf(d->detail, sizeof(d->detail), "%s", detail ? detail : "");
+        if (resp) {
+            d->resp = *resp;
+            memset(resp, 0, sizeof(*resp));
+        }
+        deferred_unlink_locked(d);
+        srv->resuming++;
+        resume = true;
+    }
+    pthread_mutex_unlock(&srv->defer_lock);
+    if (resp)
+        response_clear(resp);
+    if (!resume)
+        return;
+    /* Outside the lock: a suspended connection stays until resumed, and the stop waits for us. */
+    MHD_resume_connection(d->conn);
+    pthread_mutex_lock(&srv->defer_lock);
+    srv->resuming--;
+    pthread_mutex_unlock(&srv->defer_lock);
+}
+
+/* The pool's run(): the slow half, on a worker. */
+static void
+deferred_run(struct defer_task *t)
+{
+    struct deferred *d = (struct deferred *)t;
+    struct http_server *srv = d->srv;
+    struct api_response resp = {0};
+    int r;
+
+    err_clear();
+    r = d->work.run(d->work.ctx, &resp);
+    deferred_settle(d, r, r < 0 ? err_detail() : NULL, &resp);
+    err_clear();
+    pthread_mutex_lock(&srv->defer_lock);
+    deferred_unref_locked(d);
+    pthread_mutex_unlock(&srv->defer_lock);
+}
+
+/* The pool's cancel(): the service stops before the work began. */
+static void
+deferred_cancel(struct defer_task *t)
+{
+    struct deferred *d = (struct deferred *)t;
+    struct http_server *srv = d->srv;
+
+    deferred_settle(d, -ESHUTDOWN, "the service is shutting down; the request did not run", NULL);
+    pthread_mutex_lock(&srv->defer_lock);
+    deferred_unref_locked(d);
+    pthread_mutex_unlock(&srv->defer_lock);
+}
+
+/*
+ * Suspends the request and hands its slow half (resp->work) to the pool;
+ * the answer is queued when the connection is resumed (deferred_answer).
+ */
+static enum MHD_Result
+defer_start(struct req *rq, const char *url, struct api_response *resp)
+{
+    struct http_server *srv = rq->srv;
+    struct deferred *d = calloc(1, sizeof(*d));
+    int r;
+
+    if (!d) {
+        response_clear(resp);
+        return answer(rq, url, rq->method, -ENOMEM, resp);
+    }
+    d->task.run = deferred_run;
+    d->task.cancel = deferred_cancel;
+    d->srv = srv;
+    d->conn = rq->conn;
+    d->work = resp->work;
+    memset(&resp->work, 0, sizeof(resp->work));
+    response_clear(resp);
+    d->refs = 2; /* the request's and the pool's */
+    pthread_mutex_lock(&srv->defer_lock);
+    d->next = srv->deferred;
+    if (d->next)
+        d->next->prev = d;
+    srv->deferred = d;
+    rq->deferred = d;
+    pthread_mutex_unlock(&srv->defer_lock);
+    /* Suspended before the work can end: its resume must find the connection suspended. */
+    MHD_suspend_connection(rq->conn);
+    r = defer_pool_submit(srv->pool, &d->task);
+    if (r < 0) {
+        char detail[160];
+        if (r == -EAGAIN)
+            snprintf(detail, sizeof(detail),
+                     "%d slow requests wait for a worker already; try again later", DEFER_QUEUE);
+        else
+            snprintf(detail, sizeof(detail), "the service is shutting down");
+        deferred_settle(d, r == -EAGAIN ? -EAGAIN : -ESHUTDOWN, detail, NULL);
+        pthread_mutex_lock(&srv->defer_lock);
+        deferred_unref_locked(d); /* the pool's: it never took d */
+        pthread_mutex_unlock(&srv->defer_lock);
+    }
+    return MHD_YES;
+}
+
+/* The connection was resumed: queues the answer its slow half (or the stop) decided. */
+static enum MHD_Result
+deferred_answer(struct req *rq, const char *url, const char *method)
+{
+    struct http_server *srv = rq->srv;
+    struct deferred *d = rq->deferred;
+    struct api_response resp = {0};
+    char detail[sizeof(d->detail)];
+    int r;
+
+    pthread_mutex_lock(&srv->defer_lock);
+    if (!d->resumed) {
+        pthread_mutex_unlock(&srv->defer_lock);
+        return MHD_YES; /* not decided yet */
+    }
+    r = d->r;
+    resp = d->resp;
+    memset(&d->resp, 0, sizeof(d->resp));
+    snprintf(detail, sizeof(detail), "%s", d->detail);
+    rq->deferred = NULL;
+    deferred_unref_locked(d);
+    pthread_mutex_unlock(&srv->defer_lock);
+    err_clear();
+    if (r == -ESHUTDOWN) {
+        response_clear(&resp);
+        return queue_problem_code(rq, "not_ready", detail, url, NULL);
+    }
+    if (r < 0 && detail[0])
+        err_set(r, "%s", detail);
+    return answer(rq, url, method, r, &resp);
+}
+
 static enum MHD_Result
 dispatch(struct req *rq, const char *url, const char *method)
 {
@@ -804,13 +1039,32 @@ dispatch(struct req *rq, const char *url, const char *method)
     r = m.route->handler(&areq, &resp);
     json_decref(body);
     router_match_clear(&m);
+    if (r == 0 && resp.work.run)
+        return defer_start(rq, url, &resp);
+    return answer(rq, url, method, r, &resp);
+}
 
+/* Answers what a handler (or its deferred half) gave: r < 0 with the thread's detail, or resp. */
+static enum MHD_Result
+answer(struct req *rq, const char *url, const char *method, int r, struct api_response *resp_in)
+{
+    struct api_response resp = *resp_in;
+
+    memset(resp_in, 0, sizeof(*resp_in));
+    if (resp.work.free)
+        resp.work.free(resp.work.ctx); /* a deferred half that deferred again: not allowed */
+    if (r == 0 && resp.work.run) {
+        r = err_set(-EIO, "a deferred handler deferred again");
+        resp.work.run = NULL;
+    }
     if (r < 0) {
         const struct problem_kind *k = problem_for_errno(r);
         if (k->status >= 500)
             log_warn("%s %s: %s", method, url, err_detail() ? err_detail() : strerror(-r));
         json_decref(resp.json);
         free(resp.text);
+        if (resp.stream)
+            stream_free(resp.stream);
         return queue_problem(rq, k, NULL, url, NULL);
     }
     if (resp.event_stream)
@@ -915,6 +1169,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         rq->len += n;
         return MHD_YES;
     }
+    if (rq->deferred)
+        return deferred_answer(rq, url, method);
     if (rq->status != 0)
         return MHD_YES; /* answered on the first call */
     return request_in(rq, url, method);
@@ -964,6 +1220,17 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     log_debug("%s %s %d %.3fms", rq->method, rq->route ? rq->route : "-", rq->status,
               (double)ns / 1e6);
     audit_once(rq);
+    if (rq->deferred) {
+        /* Ended while suspended (the daemon stops): the work must not resume it. */
+        pthread_mutex_lock(&srv->defer_lock);
+        if (!rq->deferred->resumed) {
+            rq->deferred->resumed = true;
+            deferred_unlink_locked(rq->deferred);
+        }
+        deferred_unref_locked(rq->deferred);
+        pthread_mutex_unlock(&srv->defer_lock);
+        rq->deferred = NULL;
+    }
     free(rq->path);
     free(rq->location);
     for (size_t i = 0; i < rq->n_allocs; i++)
@@ -1160,12 +1427,19 @@ http_start(const struct http_config *cfg, struct http_server **ret, unsigned *re
     s->unix_gid = unix_gid;
     s->listen_loopback = loopback;
     listen_host_of(cfg->listen, s->listen_host, sizeof(s->listen_host), &s->listen_wildcard);
+    pthread_mutex_init(&s->defer_lock, NULL);
     r = deadline_watcher_new(cfg->conn_timeout, &s->deadlines);
+    if (r == 0) {
+        r = defer_pool_new(DEFER_WORKERS, DEFER_QUEUE, &s->pool);
+        if (r < 0)
+            deadline_watcher_free(s->deadlines);
+    }
     if (r < 0) {
         if (unix_fd >= 0)
             close(unix_fd);
+        pthread_mutex_destroy(&s->defer_lock);
         free(s);
-        return err_set(r, "cannot start the request deadline thread");
+        return err_set(r, "cannot start the request deadline and worker threads");
     }
 
     struct MHD_OptionItem tls_opts[] = {
@@ -1189,6 +1463,8 @@ http_start(const struct http_config *cfg, struct http_server **ret, unsigned *re
         NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 256, MHD_OPTION_ARRAY,
         cfg->tls_cert_pem ? tls_opts : &tls_opts[3], MHD_OPTION_END);
     if (!s->daemon) {
+        defer_pool_free(s->pool);
+        pthread_mutex_destroy(&s->defer_lock);
         deadline_watcher_free(s->deadlines);
         if (unix_fd >= 0) {
             close(unix_fd);
@@ -1198,6 +1474,7 @@ http_start(const struct http_config *cfg, struct http_server **ret, unsigned *re
         return err_set(-EADDRINUSE, "cannot listen on %s (address in use or not available)",
                        cfg->listen);
     }
+    metrics_watch_deferred(s->pool);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     *ret_port = info ? info->port : 0;
     *ret = s;
@@ -1216,9 +1493,39 @@ http_stop(struct http_server *s)
         close(fd);
     /* Event streams never end by themselves: end them, so that their requests finish. */
     events_shutdown();
+    /* Slow requests still waiting for a worker are answered 503 now; running ones go on. */
+    defer_pool_stop(s->pool);
     for (int waited = 0; atomic_load(&s->in_flight) > 0 && waited < SHUTDOWN_GRACE_MS; waited += 20)
         usleep(20 * 1000);
+    /* Past the grace, slow requests still running are answered 503; their work ends unseen. */
+    pthread_mutex_lock(&s->defer_lock);
+    while (s->deferred) {
+        struct deferred *d = s->deferred;
+        d->refs++; /* kept while settled outside the lock */
+        pthread_mutex_unlock(&s->defer_lock);
+        deferred_settle(d, -ESHUTDOWN,
+                        "the service is shutting down; the operation did not finish within the "
+                        "grace period and its outcome is not known",
+                        NULL);
+        pthread_mutex_lock(&s->defer_lock);
+        deferred_unref_locked(d);
+    }
+    pthread_mutex_unlock(&s->defer_lock);
+    for (int waited = 0; atomic_load(&s->in_flight) > 0 && waited < 2000; waited += 20)
+        usleep(20 * 1000);
+    for (;;) {
+        pthread_mutex_lock(&s->defer_lock);
+        unsigned resuming = s->resuming;
+        pthread_mutex_unlock(&s->defer_lock);
+        if (resuming == 0)
+            break;
+        usleep(1000);
+    }
     MHD_stop_daemon(s->daemon);
+    metrics_watch_deferred(NULL);
+    /* As the HTTP threads did before, the stop waits for work in progress to end. */
+    defer_pool_free(s->pool);
+    pthread_mutex_destroy(&s->defer_lock);
     deadline_watcher_free(s->deadlines);
     if (s->unix_fd >= 0)
         unlink(s->cfg.listen + 5);

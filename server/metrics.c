@@ -5,6 +5,7 @@
 
 #include "api/api.h"
 #include "api/feed.h"
+#include "defer.h"
 #include "metrics.h"
 #include "router.h"
 
@@ -28,7 +29,16 @@ static struct {
     uint64_t hist[N_BUCKETS + 1];
     uint64_t hist_count;
     double hist_sum;
+    struct defer_pool *deferred;
 } m = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+void
+metrics_watch_deferred(struct defer_pool *pool)
+{
+    pthread_mutex_lock(&m.lock);
+    m.deferred = pool;
+    pthread_mutex_unlock(&m.lock);
+}
 
 /* Keeps label values to the route table's own strings, so series stay few. */
 static const char *
@@ -107,6 +117,17 @@ metrics_render(void)
     fprintf(f, "virtvault_http_request_duration_seconds_sum %.6f\n", m.hist_sum);
     fprintf(f, "virtvault_http_request_duration_seconds_count %llu\n",
             (unsigned long long)m.hist_count);
+    if (m.deferred) {
+        unsigned running = 0, queued = 0;
+        defer_pool_counts(m.deferred, &running, &queued);
+        fprintf(f,
+                "# HELP virtvault_http_deferred_requests Slow requests suspended off the HTTP "
+                "threads, by state.\n"
+                "# TYPE virtvault_http_deferred_requests gauge\n"
+                "virtvault_http_deferred_requests{state=\"running\"} %u\n"
+                "virtvault_http_deferred_requests{state=\"queued\"} %u\n",
+                running, queued);
+    }
     pthread_mutex_unlock(&m.lock);
     if (fclose(f) != 0) {
         free(out);

@@ -12,6 +12,15 @@
 /* Records one finished request. route is the template, or NULL when none matched. */
 void metrics_request_done(const char *method, const char *route, int status, uint64_t duration_ns);
 
+struct defer_pool;
+
+/*
+ * Reads the slow requests in progress (running on a worker, waiting for one)
+ * from pool when rendering; NULL stops. Set before the HTTP threads start
+ * and cleared after they stop.
+ */
+void metrics_watch_deferred(struct defer_pool *pool);
+
 /* Renders every metric as Prometheus text. Returns a new string or NULL. */
 char *metrics_render(void);
 

@@ -28,6 +28,34 @@ skip_ows(const char **p)
         (*p)++;
 }
 
+/*
+ * Sorts r[0..n) by start and joins ranges that overlap or touch, so no byte
+ * is sent twice (RFC 9110 lets a server coalesce them, whatever their
+ * order). Returns how many are left.
+ */
+static size_t
+merge(struct range *r, size_t n)
+{
+    size_t out = 0;
+
+    for (size_t i = 1; i < n; i++) { /* insertion sort: n <= RANGE_MAX */
+        struct range k = r[i];
+        size_t j = i;
+        for (; j > 0 && r[j - 1].first > k.first; j--)
+            r[j] = r[j - 1];
+        r[j] = k;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if (r[i].first <= r[out].last || r[i].first - r[out].last == 1) {
+            if (r[i].last > r[out].last)
+                r[out].last = r[i].last;
+        } else {
+            r[++out] = r[i];
+        }
+    }
+    return out + 1;
+}
+
 int
 range_parse(const char *header, uint64_t size, struct range ret[RANGE_MAX], size_t *ret_n)
 {
@@ -77,6 +105,7 @@ range_parse(const char *header, uint64_t size, struct range ret[RANGE_MAX], size
     }
     if (n == 0)
         return -ERANGE;
+    n = merge(out, n);
     memcpy(ret, out, n * sizeof(out[0]));
     *ret_n = n;
     return 0;

@@ -2,9 +2,10 @@
  * range.h - the HTTP Range header (RFC 9110, bytes unit only).
  *
  * range_parse("bytes=0-99,200-", size) resolves every range against the
- * size of the representation into [first, last] pairs, in the order given.
- * Suffix ranges ("-500") count from the end. Ranges are not merged; at
- * most RANGE_MAX of them are accepted.
+ * size of the representation into [first, last] pairs. Suffix ranges
+ * ("-500") count from the end. At most RANGE_MAX ranges are accepted (counted
+ * as written); they come back sorted by start, with ranges that overlap or
+ * touch merged into one, so no byte is sent twice.
  */
 #ifndef VV_RANGE_H
 #define VV_RANGE_H

@@ -73,23 +73,43 @@ full_path(char *buf, size_t size, const char *vault, const char *rel, const char
 }
 
 /* mkdir -p of the folders of rel below vault. */
+/*
+ * Opens the folder of "<vault>/<rel>" by descriptor, one component at a
+ * time from the vault, creating what is missing (0750) and following no
+ * symbolic link; *ret_name points at rel's last component.
+ */
 static int
-make_dirs(const char *vault, const char *rel)
+open_parent_at(const char *vault, const char *rel, int *ret_fd, const char **ret_name)
 {
-    char path[PATH_MAX];
-    size_t base;
-    int r;
+    _cleanup_close_ int fd = open(vault, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    const char *seg = rel, *slash;
+    char name[NAME_MAX + 1];
 
-    r = full_path(path, sizeof(path), vault, rel, "");
-    if (r < 0)
-        return r;
-    base = strlen(vault) + 1;
-    for (char *p = path + base; (p = strchr(p, '/')); p++) {
-        *p = '\0';
-        if (mkdir(path, 0750) < 0 && errno != EEXIST)
-            return err_set(-errno, "cannot create %s: %s", path, strerror(errno));
-        *p = '/';
+    if (fd < 0)
+        return err_set(-errno, "cannot open the vault %s: %s", vault, strerror(errno));
+    for (; (slash = strchr(seg, '/')); seg = slash + 1) {
+        size_t len = (size_t)(slash - seg);
+        int next;
+
+        if (len == 0 || len > NAME_MAX)
+            return err_set(-EINVAL, "not a plain name in the vault path %s", rel);
+        memcpy(name, seg, len);
+        name[len] = '\0';
+        if (!plain_name(name))
+            return err_set(-EINVAL, "not a plain name in the vault path %s", rel);
+        if (mkdirat(fd, name, 0750) < 0 && errno != EEXIST)
+            return err_set(-errno, "cannot create %s/%.*s: %s", vault, (int)(slash - rel), rel,
+                           strerror(errno));
+        next = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0)
+            return err_set(errno == ELOOP || errno == ENOTDIR ? -EACCES : -errno,
+                           "cannot open %s/%.*s: %s", vault, (int)(slash - rel), rel,
+                           errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+        close(fd);
+        fd = next;
     }
+    *ret_fd = TAKE_FD(fd);
+    *ret_name = seg;
     return 0;
 }
 
@@ -288,44 +308,58 @@ vault_run(char *const argv[], const struct vault_cancel *cancel, char **ret_out,
 int
 vault_image_create(const char *vault, const char *rel, uint64_t size, const char *backing)
 {
-    char part[PATH_MAX], sz[32];
+    char part[NAME_MAX + 1], sz[32], out_arg[32];
+    _cleanup_close_ int dirfd = -1;
+    _cleanup_close_ int fd = -1;
+    _cleanup_close_ int passed = -1;
+    const char *name = NULL;
+    char *argv[14];
+    size_t argc = 0;
     int r;
 
-    r = make_dirs(vault, rel);
+    if (backing && !plain_name(backing) && strchr(backing, '/'))
+        return err_set(-EINVAL, "backing file '%s' is not in the image's folder", backing);
+    r = open_parent_at(vault, rel, &dirfd, &name);
     if (r < 0)
         return r;
-    r = full_path(part, sizeof(part), vault, rel, VAULT_PART_SUFFIX);
-    if (r < 0)
+    if ((size_t)snprintf(part, sizeof(part), "%s%s", name, VAULT_PART_SUFFIX) >= sizeof(part))
+        return err_set(-ENAMETOOLONG, "file name too long: %s", name);
+    /* A .part left by a crash goes; the new one must be this call's own, not a planted link. */
+    if (unlinkat(dirfd, part, 0) < 0 && errno != ENOENT)
+        return err_set(-errno, "cannot replace %s/%s: %s", vault, rel, strerror(errno));
+    fd = openat(dirfd, part, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return err_set(-errno, "cannot create %s/%s%s: %s", vault, rel, VAULT_PART_SUFFIX,
+                       strerror(errno));
+    /* Not VAULT_PASSED_FD itself, so that the child's dup2 clears close-on-exec. */
+    passed = fcntl(fd, F_DUPFD_CLOEXEC, VAULT_PASSED_FD + 1);
+    if (passed < 0) {
+        r = err_set(-errno, "cannot pass %s on: %s", part, strerror(errno));
+        (void)unlinkat(dirfd, part, 0);
         return r;
-    if (unlink(part) < 0 && errno != ENOENT)
-        return err_set(-errno, "cannot replace %s: %s", part, strerror(errno));
-    snprintf(sz, sizeof(sz), "%" PRIu64, size);
-    if (backing) {
-        if (!plain_name(backing) && strchr(backing, '/'))
-            return err_set(-EINVAL, "backing file '%s' is not in the image's folder", backing);
-        char *argv[] = {(char *)QEMU_IMG,
-                        (char *)"create",
-                        (char *)"-q",
-                        (char *)"-f",
-                        (char *)"qcow2",
-                        (char *)"-b",
-                        (char *)backing,
-                        (char *)"-F",
-                        (char *)"qcow2",
-                        part,
-                        sz,
-                        NULL};
-        return vault_run(argv, NULL, NULL, NULL);
     }
-    char *argv[] = {(char *)QEMU_IMG,
-                    (char *)"create",
-                    (char *)"-q",
-                    (char *)"-f",
-                    (char *)"qcow2",
-                    part,
-                    sz,
-                    NULL};
-    return vault_run(argv, NULL, NULL, NULL);
+    snprintf(sz, sizeof(sz), "%" PRIu64, size);
+    snprintf(out_arg, sizeof(out_arg), "/dev/fd/%d", VAULT_PASSED_FD);
+    argv[argc++] = (char *)QEMU_IMG;
+    argv[argc++] = (char *)"create";
+    argv[argc++] = (char *)"-q";
+    argv[argc++] = (char *)"-f";
+    argv[argc++] = (char *)"qcow2";
+    if (backing) {
+        /* Written as given, relative to the image; not opened here (-u): the size is known. */
+        argv[argc++] = (char *)"-b";
+        argv[argc++] = (char *)backing;
+        argv[argc++] = (char *)"-F";
+        argv[argc++] = (char *)"qcow2";
+        argv[argc++] = (char *)"-u";
+    }
+    argv[argc++] = out_arg;
+    argv[argc++] = sz;
+    argv[argc] = NULL;
+    r = run(argv, passed, NULL, NULL, NULL);
+    if (r < 0)
+        (void)unlinkat(dirfd, part, 0);
+    return r;
 }
 
 int

@@ -138,15 +138,17 @@ def test_host_must_name_the_service(make_daemon):
     d = make_daemon('test:///default', args=['--allowed-hosts', 'vault.example,Other.Example'])
     d.start()
     c = Client(d.url, validate=False)
-    for host in ('evil.example', f'evil.example:{d.port}', 'vault.example.evil', '10.1.2.3',
-                 '[::1', 'a:b:c'):
+    # A name that is not ours: 421 Misdirected Request; one that is no host at all: 400.
+    for host in ('evil.example', f'evil.example:{d.port}', 'vault.example.evil', '10.1.2.3'):
+        problem(c.get('/v1/domains', headers={'Host': host}), 421, 'misdirected_request')
+    for host in ('[::1', 'a:b:c'):
         problem(c.get('/v1/domains', headers={'Host': host}), 400, 'invalid_request')
     for host in (f'127.0.0.1:{d.port}', f'localhost:{d.port}', 'LOCALHOST', '[::1]:80',
                  'vault.example', f'other.example:{d.port}'):
         r = c.get('/v1/domains', headers={'Host': host})
         assert r.status == 200, (host, r)
     # The web UI too: a rebound name gets no page.
-    assert c.get('/', headers={'Host': 'evil.example'}).status == 400
+    assert c.get('/', headers={'Host': 'evil.example'}).status == 421
 
 
 def test_cross_origin_requests_are_refused(vv_test):

@@ -67,6 +67,36 @@ main(void)
     ok(vault_image_create(dir, "u/c/b3.vda.qcow2", 1 << 20, "../b1.vda.qcow2") == -EINVAL,
        "a backing file outside the folder is refused");
 
+    /* .part files are made under descriptors of the vault's folders: no link is followed. */
+    {
+        char elsewhere[256], link_path[512], victim[512];
+        snprintf(elsewhere, sizeof(elsewhere), "%s/elsewhere", dir);
+        snprintf(link_path, sizeof(link_path), "%s/u2", dir);
+        ok(mkdir(elsewhere, 0700) == 0 && symlink(elsewhere, link_path) == 0,
+           "a domain folder that is a link out of the vault");
+        ok(vault_image_create(dir, "u2/c/b1.vda.qcow2", 1 << 20, NULL) == -EACCES,
+           "an image under it is refused");
+        snprintf(victim, sizeof(victim), "%s/c", elsewhere);
+        ok(access(victim, F_OK) < 0, "and nothing is made where the link points");
+        snprintf(link_path, sizeof(link_path), "%s/u/c/b4.vda.qcow2.part", dir);
+        snprintf(victim, sizeof(victim), "%s/victim", dir);
+        int vfd = open(victim, O_WRONLY | O_CREAT | O_EXCL, 0600);
+        ok(vfd >= 0 && write(vfd, "keep", 4) == 4 && close(vfd) == 0 &&
+               symlink(victim, link_path) == 0,
+           "a .part planted as a link to a file");
+        ok(vault_image_create(dir, "u/c/b4.vda.qcow2", 1 << 20, "b1.vda.qcow2") == 0,
+           "an image backed by b1 is made in its place");
+        struct stat lst;
+        ok(lstat(link_path, &lst) == 0 && S_ISREG(lst.st_mode) && (lst.st_mode & 0777) == 0640,
+           "as a file of its own, mode 0640");
+        ok(stat(victim, &lst) == 0 && lst.st_size == 4, "the linked file is untouched");
+        ok(vault_qcow2_backing(link_path, &backing) == 0 && backing &&
+               strcmp(backing, "b1.vda.qcow2") == 0,
+           "its header names the backing file relatively");
+        free(backing);
+        backing = NULL;
+    }
+
     /* Flatten through the chain; never over an existing file. */
     snprintf(path, sizeof(path), "%s/u/c/b2.vda.qcow2", dir);
     snprintf(sub, sizeof(sub), "%s/flat.img", dir);
