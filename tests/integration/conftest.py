@@ -30,16 +30,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from client import Client, ROOT  # noqa: E402
+from helpers import free_port  # noqa: E402,F401  (tests import it from here too)
 
 BIN = os.environ.get('VIRTVAULT_BIN', os.path.join(ROOT, 'build', 'virtvaultd'))
 SANITIZER_MARKS = ('ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime error:',
                    'SUMMARY: UndefinedBehaviorSanitizer')
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 class Daemon:

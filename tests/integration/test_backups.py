@@ -14,49 +14,15 @@ import time
 
 import pytest
 
-from client import ROOT
-
-MiB = 1 << 20
-SANDBOX = os.path.join(ROOT, 'scripts', 'sandbox')
+from helpers import MiB, checkpoints, disk_path, keep, same_disk, virsh
 
 
 # ------------------------------------------------------------------------------------------
 # helpers
 
-def keep(dom, size, path):
-    """The guest-visible disk vda of dom, as it is now, into the raw file path."""
-    subprocess.run([SANDBOX, 'read', dom, '0', str(size), path], check=True,
-                   capture_output=True)
-
-
-def disk_path(dom, disk='vda'):
-    out = subprocess.run(['virsh', '-q', '-c', 'qemu:///system', 'domblklist', dom],
-                         check=True, capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        parts = line.split()
-        if parts and parts[0] == disk:
-            return parts[1]
-    raise AssertionError(f'{dom} has no disk {disk}: {out}')
-
-
-def virsh(*args, check=True):
-    return subprocess.run(['virsh', '-q', '-c', 'qemu:///system', *args], check=check,
-                          capture_output=True, text=True)
-
-
-def checkpoints(dom):
-    return virsh('checkpoint-list', dom, '--name').stdout.split()
-
-
 def libvirt_job_running(dom):
     out = virsh('domjobinfo', dom, check=False).stdout
     return 'Job type:' in out and 'None' not in out.split('Job type:')[1].splitlines()[0]
-
-
-def same_disk(image, expected_raw):
-    p = subprocess.run(['qemu-img', 'compare', '-F', 'raw', image, expected_raw],
-                       capture_output=True, text=True)
-    assert p.returncode == 0, f'{image} differs from {expected_raw}: {p.stdout}{p.stderr}'
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ import pytest
 
 from client import Client, _template_regex, spec
 from conftest import Daemon, _finish
+from helpers import virsh
 
 MAX_BODY = 1 << 20
 
@@ -68,14 +69,12 @@ def api_lists(c, domains):
 
 
 def virsh_lists(domains):
-    def virsh(*a):
-        r = subprocess.run(['virsh', '-c', 'qemu:///system', '-q', *a], capture_output=True,
-                           text=True)
-        return r.stdout.split()
-    out = {'domains': sorted(virsh('list', '--all', '--name'))}
+    def names(*a):
+        return sorted(virsh(*a, check=False).stdout.split())
+    out = {'domains': names('list', '--all', '--name')}
     for d in domains:
-        out[f'{d}/snapshots'] = sorted(virsh('snapshot-list', d, '--name'))
-        out[f'{d}/checkpoints'] = sorted(virsh('checkpoint-list', d, '--name'))
+        out[f'{d}/snapshots'] = names('snapshot-list', d, '--name')
+        out[f'{d}/checkpoints'] = names('checkpoint-list', d, '--name')
     return out
 
 

@@ -15,7 +15,8 @@ import urllib.parse
 import libvirt
 import pytest
 
-QEMU_URI = 'qemu:///system'
+from helpers import QEMU_URI, disk_path, domain_state, problem, virsh, wait_for
+
 MiB = 1024 * 1024
 NAME_RE = re.compile(r'^cp-\d{8}-\d{6}-[0-9a-f]{4}$')
 
@@ -44,14 +45,6 @@ NODE_XML = """<node>
 
 
 # ---------------------------------------------------------------- helpers
-
-def virsh(*args, check=True):
-    p = subprocess.run(['virsh', '-q', '-c', QEMU_URI, *args], capture_output=True, text=True,
-                       timeout=120)
-    if check and p.returncode != 0:
-        raise AssertionError(f'virsh {" ".join(args)} failed: {p.stderr.strip()}')
-    return p
-
 
 def virsh_checkpoints(dom):
     """{name: parent or None} as libvirt sees them now."""
@@ -82,42 +75,11 @@ def by_name(items):
     return {c['name']: c for c in items}
 
 
-def problem(r, status, code):
-    assert r.status == status, r
-    assert r.content_type.startswith('application/problem+json'), r.content_type
-    assert r.json['code'] == code, r.json
-    return r.json
-
-
-def disk_path(client, dom, target='vda'):
-    r = client.get(f'/v1/domains/{dom}', validate=False)  # described by the domains part of the spec
-    assert r.status == 200, r
-    for d in r.json['disks']:
-        if d['target'] == target:
-            return d['source']
-    raise AssertionError(f'{dom} has no disk {target}: {r.json}')
-
-
 def image_bitmaps(path):
     out = subprocess.run(['qemu-img', 'info', '-U', '--output=json', path], check=True,
                          capture_output=True, text=True).stdout
     data = json.loads(out)['format-specific']['data']
     return {b['name']: b['flags'] for b in data.get('bitmaps', [])}
-
-
-def wait_for(what, fn, timeout=30, interval=0.2):
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.time() > deadline:
-            raise AssertionError(f'timed out waiting for {what}')
-        time.sleep(interval)
-
-
-def domain_state(dom):
-    return virsh('domstate', dom).stdout.strip()
 
 
 def start_domain(dom):
@@ -491,7 +453,7 @@ def test_qemu_removed_bitmap_on_stopped_domain_is_broken(vv_qemu, qemu_domain, s
     create(c, dom, 'c1')
     sandbox.write(dom, 4 * MiB, 1 * MiB, 0x11)
     create(c, dom, 'c2')
-    path = disk_path(c, dom)
+    path = disk_path(dom)
     stop_domain(dom)
     assert set(image_bitmaps(path)) == {'c1', 'c2'}
     subprocess.run(['qemu-img', 'bitmap', '--remove', path, 'c1'], check=True)
@@ -526,7 +488,7 @@ def test_qemu_failed_validation_marks_broken(vv_qemu, qemu_domain, sandbox):
     c, dom = vv_qemu.client, qemu_domain
     create(c, dom, 'c1')
     create(c, dom, 'c2')
-    path = disk_path(c, dom)
+    path = disk_path(dom)
     stop_domain(dom)
     subprocess.run(['qemu-img', 'bitmap', '--remove', path, 'c1'], check=True)
     for n in ('c2', 'c1'):
@@ -635,7 +597,7 @@ def test_qemu_delete_on_a_stopped_domain(vv_qemu, qemu_domain):
     c, dom = vv_qemu.client, qemu_domain
     for n in ('d1', 'd2', 'd3'):
         create(c, dom, n)
-    path = disk_path(c, dom)
+    path = disk_path(dom)
     stop_domain(dom)
     p = problem(c.delete(f'/v1/domains/{dom}/checkpoints/d2'), 409, 'conflict')
     assert 'metadata_only=true' in p['detail'], p

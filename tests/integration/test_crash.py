@@ -14,7 +14,6 @@ import hashlib
 import os
 import random
 import sqlite3
-import subprocess
 import threading
 import time
 
@@ -22,15 +21,10 @@ import pytest
 
 from client import ROOT, Client
 from conftest import Daemon, _finish
+from helpers import checkpoints
 
 KILLS = int(os.environ.get('VV_CRASH_KILLS', '12'))
 STATES = {'ok', 'redefined', 'broken', 'orphaned'}
-
-
-def virsh_checkpoints(dom):
-    p = subprocess.run(['virsh', '-q', '-c', 'qemu:///system', 'checkpoint-list', dom, '--name'],
-                       capture_output=True, text=True, check=True)
-    return set(p.stdout.split())
 
 
 def integrity(db):
@@ -168,7 +162,7 @@ def test_sigkill_loses_nothing_acknowledged(sandbox, qemu_domain, crash_dir):
             if name in created and name not in delete_tried:
                 assert i['state'] != 'broken', (
                     f'kill {kill}: an acknowledged checkpoint was reported broken: {i}')
-        in_libvirt = virsh_checkpoints(dom)
+        in_libvirt = set(checkpoints(dom))
         assert in_libvirt == {n for n, i in items.items() if i['in_libvirt']}, (
             f'kill {kill}: libvirt {sorted(in_libvirt)} vs catalog {sorted(items)}')
         assert in_libvirt == set(items), f'kill {kill}: {sorted(in_libvirt ^ set(items))}'

@@ -10,6 +10,7 @@ import subprocess
 import time
 
 from conftest import Daemon  # noqa: F401  (the fixtures come from conftest)
+from helpers import domain_state
 
 
 def qemu_pid(dom):
@@ -17,11 +18,6 @@ def qemu_pid(dom):
     pids = [int(x) for x in p.stdout.split()]
     assert len(pids) == 1, f'expected one QEMU for {dom}: {pids}'
     return pids[0]
-
-
-def domstate(dom):
-    return subprocess.run(['virsh', '-q', '-c', 'qemu:///system', 'domstate', dom],
-                          capture_output=True, text=True).stdout.strip()
 
 
 def test_qemu_killed_marks_its_checkpoints_broken(vv_qemu, qemu_domain, sandbox):
@@ -32,8 +28,8 @@ def test_qemu_killed_marks_its_checkpoints_broken(vv_qemu, qemu_domain, sandbox)
 
     subprocess.run(['kill', '-9', str(qemu_pid(dom))], check=True)
     deadline = time.time() + 30
-    while domstate(dom) != 'shut off':
-        assert time.time() < deadline, domstate(dom)
+    while domain_state(dom) != 'shut off':
+        assert time.time() < deadline, domain_state(dom)
         time.sleep(0.2)
 
     # The stop event alone has the domain reconciled: no refresh asked for.
@@ -78,8 +74,8 @@ def test_qemu_killed_auto_backup_falls_back_to_full(vv_qemu, qemu_domain, sandbo
 
     subprocess.run(['kill', '-9', str(qemu_pid(dom))], check=True)
     deadline = time.time() + 30
-    while domstate(dom) != 'shut off':
-        assert time.time() < deadline, domstate(dom)
+    while domain_state(dom) != 'shut off':
+        assert time.time() < deadline, domain_state(dom)
         time.sleep(0.2)
     subprocess.run(['virsh', '-q', '-c', 'qemu:///system', 'start', dom], check=True,
                    stdout=subprocess.DEVNULL)

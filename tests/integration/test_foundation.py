@@ -2,21 +2,13 @@
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import time
 
 import pytest
 
 from conftest import BIN, Daemon
-
-
-def problem(r, status, code):
-    assert r.status == status, r
-    assert r.content_type.startswith('application/problem+json'), r.headers
-    assert r.json['code'] == code, r.json
-    assert r.json['status'] == status
-    return r.json
+from helpers import problem, raw
 
 
 def test_health_ready_version(vv_test):
@@ -93,40 +85,25 @@ def test_routing_errors(vv_test, method, path, status, code, allow):
         assert r.headers['allow'] == allow
 
 
-def raw_request(port, data, read_timeout=5):
-    with socket.create_connection(('127.0.0.1', port), timeout=read_timeout) as s:
-        s.sendall(data)
-        chunks = []
-        try:
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    break
-                chunks.append(b)
-        except socket.timeout:
-            pass
-    return b''.join(chunks)
-
-
 def test_body_limits_and_types(vv_test):
     c = vv_test.client
     # Announced too large to a client that waits for "100 Continue": refused at once.
     head = (b'POST /v1/domains HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n'
             b'Content-Length: 1048577\r\nExpect: 100-continue\r\n\r\n')
     t0 = time.time()
-    out = raw_request(vv_test.port, head)
+    out = raw(vv_test.port, head)
     assert out.startswith(b'HTTP/1.1 413'), out[:200]
     assert b'payload_too_large' in out
     assert time.time() - t0 < 4, 'answered without waiting for the body'
     # One that sends it anyway gets the answer after it (dropped, never stored).
-    out = raw_request(vv_test.port, head.replace(b'Expect: 100-continue\r\n', b'') +
+    out = raw(vv_test.port, head.replace(b'Expect: 100-continue\r\n', b'') +
                       b' ' * 1048577)
     assert out.startswith(b'HTTP/1.1 413'), out[:200]
     # Sent too large in chunks (no Content-Length).
     body = b'{"a":"' + b'x' * (1 << 20) + b'"}'
     chunked = b''.join(b'%x\r\n%s\r\n' % (len(body[i:i + 65536]), body[i:i + 65536])
                        for i in range(0, len(body), 65536)) + b'0\r\n\r\n'
-    out = raw_request(vv_test.port, b'POST /v1/domains HTTP/1.1\r\nHost: 127.0.0.1\r\n'
+    out = raw(vv_test.port, b'POST /v1/domains HTTP/1.1\r\nHost: 127.0.0.1\r\n'
                       b'Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n'
                       + chunked)
     assert out.startswith(b'HTTP/1.1 413'), out[:200]

@@ -5,6 +5,7 @@ import subprocess
 import time
 
 from client import ROOT
+from helpers import wait_for
 
 PIDFILE = '/run/virtvault-sandbox/libvirtd.pid'
 
@@ -41,15 +42,6 @@ def test_stopped_domain_says_why_not(vv_qemu, sandbox):
         sandbox.domain_remove(name)
 
 
-def wait_for(fn, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if fn():
-            return time.time()
-        time.sleep(0.1)
-    raise AssertionError(f'{what} did not happen within {timeout}s')
-
-
 def test_libvirtd_killed_and_back(vv_qemu, sandbox):
     """readyz turns 503 within seconds, calls answer 503 at once, all recovers by itself."""
     assert os.path.exists(PIDFILE), ('this test stops the libvirtd that scripts/sandbox started; '
@@ -60,7 +52,8 @@ def test_libvirtd_killed_and_back(vv_qemu, sandbox):
     os.kill(pid, signal.SIGTERM)
     try:
         t_kill = time.time()
-        t_down = wait_for(lambda: c.get('/readyz').status == 503, 10, 'readyz 503')
+        t_down = wait_for('readyz 503', lambda: c.get('/readyz').status == 503 and time.time(),
+                          10, 0.1)
         assert t_down - t_kill < 10
         r = c.get('/readyz')
         assert r.json['checks'] == {'libvirt': False, 'database': True}
@@ -73,6 +66,6 @@ def test_libvirtd_killed_and_back(vv_qemu, sandbox):
     finally:
         subprocess.run([os.path.join(ROOT, 'scripts', 'sandbox'), 'up'], check=True,
                        stdout=subprocess.DEVNULL)
-    wait_for(lambda: c.get('/readyz').status == 200, 30, 'readyz 200 again')
+    wait_for('readyz 200 again', lambda: c.get('/readyz').status == 200, 30, 0.1)
     assert c.get('/v1/domains').status == 200
     assert vv_qemu.proc.poll() is None, 'the daemon was not restarted'

@@ -11,14 +11,9 @@ from datetime import datetime
 
 import pytest
 
+from helpers import problem
+
 STATES = ('queued', 'running', 'succeeded', 'failed', 'cancelled')
-
-
-def problem(r, status, code=None):
-    assert r.status == status, r
-    if code:
-        assert r.json['code'] == code, r.json
-    return r.json
 
 
 def when(s):

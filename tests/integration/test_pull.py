@@ -15,43 +15,11 @@ import time
 
 import pytest
 
-from client import ROOT
-
-MiB = 1 << 20
-SANDBOX = os.path.join(ROOT, 'scripts', 'sandbox')
+from helpers import MiB, checkpoints, disk_path, keep, same_disk, virsh
 
 
 # ------------------------------------------------------------------------------------------
 # helpers
-
-def virsh(*args, check=True):
-    return subprocess.run(['virsh', '-q', '-c', 'qemu:///system', *args], check=check,
-                          capture_output=True, text=True)
-
-
-def checkpoints(dom):
-    return virsh('checkpoint-list', dom, '--name').stdout.split()
-
-
-def disk_path(dom, disk='vda'):
-    for line in virsh('domblklist', dom).stdout.splitlines():
-        parts = line.split()
-        if parts and parts[0] == disk:
-            return parts[1]
-    raise AssertionError(f'{dom} has no disk {disk}')
-
-
-def keep(dom, size, path):
-    """The guest-visible disk vda of dom, as it is now, into the raw file path."""
-    subprocess.run([SANDBOX, 'read', dom, '0', str(size), path], check=True,
-                   capture_output=True)
-
-
-def same_disk(image, expected_raw):
-    p = subprocess.run(['qemu-img', 'compare', '-F', 'raw', image, expected_raw],
-                       capture_output=True, text=True)
-    assert p.returncode == 0, f'{image} differs from {expected_raw}: {p.stdout}{p.stderr}'
-
 
 def start(c, dom, expect=202, **body):
     r = c.post(f'/v1/domains/{dom}/backups', json=body)

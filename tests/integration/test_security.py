@@ -15,29 +15,7 @@ import pytest
 
 from client import Client
 from conftest import BIN
-
-
-def problem(r, status, code):
-    assert r.status == status, r
-    assert r.content_type.startswith('application/problem+json'), r.headers
-    assert r.json['code'] == code, r.json
-    return r.json
-
-
-def raw(port, data, timeout=5):
-    """Sends data, returns everything read until the server closes or timeout passes."""
-    with socket.create_connection(('127.0.0.1', port), timeout=timeout) as s:
-        s.sendall(data)
-        out = b''
-        try:
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    break
-                out += b
-        except (socket.timeout, ConnectionResetError):
-            pass
-    return out
+from helpers import problem, raw
 
 
 @pytest.fixture

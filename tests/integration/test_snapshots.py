@@ -9,17 +9,11 @@ import urllib.parse
 
 import pytest
 
+from helpers import problem
+
 A = 0xaa
 B = 0xbb
 MIB = 1024 * 1024
-
-
-def problem(r, status, code=None):
-    assert r.status == status, r
-    assert r.content_type.startswith('application/problem+json'), r
-    if code:
-        assert r.json['code'] == code, r.json
-    return r.json
 
 
 def take(c, dom, body, want=None):

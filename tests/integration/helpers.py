@@ -1,0 +1,144 @@
+"""Helpers shared by the integration tests and the benchmarks, defined once.
+
+Tests import them by name (`from helpers import virsh, disk_path`); the benchmarks in bench/
+put tests/integration on sys.path first. Nothing here needs pytest or a running daemon.
+
+    virsh(*args, check=True)      virsh -q on qemu:///system; CompletedProcess
+    checkpoints(dom)              checkpoint names libvirt lists for dom
+    domain_state(dom)             'running', 'shut off', ...
+    disk_path(dom, disk='vda')    the image file behind a disk target
+    keep(dom, size, path)         the guest-visible vda, as it is now, into a raw file
+    same_disk(image, raw)         asserts qemu-img compare finds them equal
+    fill_disk(dom, size, data, workdir)  random data into a stopped domain's image
+    problem(r, status, code=None) asserts an application/problem+json answer
+    wait_for(what, fn, ...)       polls fn until truthy, returns its value
+    raw(port, data, timeout=5)    bytes in, everything read until close or timeout out
+    free_port()                   a free loopback TCP port
+    size_arg(s)                   '64M' -> bytes, for command lines
+"""
+import os
+import socket
+import subprocess
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SANDBOX = os.path.join(ROOT, 'scripts', 'sandbox')
+QEMU_URI = 'qemu:///system'
+MiB = 1 << 20
+
+
+def virsh(*args, check=True):
+    """Runs virsh -q against the sandbox's libvirtd. With check, a failure raises an
+    AssertionError that carries virsh's own message."""
+    p = subprocess.run(['virsh', '-q', '-c', QEMU_URI, *args], capture_output=True, text=True,
+                       timeout=120)
+    if check and p.returncode != 0:
+        raise AssertionError(f'virsh {" ".join(args)} failed: {p.stderr.strip()}')
+    return p
+
+
+def checkpoints(dom):
+    """The names of the checkpoints libvirt lists for dom, in its order."""
+    return virsh('checkpoint-list', dom, '--name').stdout.split()
+
+
+def domain_state(dom):
+    """The domain's state as virsh words it: 'running', 'shut off', ..."""
+    return virsh('domstate', dom).stdout.strip()
+
+
+def disk_path(dom, disk='vda'):
+    """The source file of the domain's disk with target `disk`."""
+    out = virsh('domblklist', dom).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if parts and parts[0] == disk:
+            return parts[1]
+    raise AssertionError(f'{dom} has no disk {disk}: {out}')
+
+
+def keep(dom, size, path):
+    """The guest-visible disk vda of dom, as it is now, into the raw file path."""
+    subprocess.run([SANDBOX, 'read', dom, '0', str(size), path], check=True,
+                   capture_output=True)
+
+
+def same_disk(image, expected_raw):
+    """Asserts that the image (any format) holds the same bytes as the raw file."""
+    p = subprocess.run(['qemu-img', 'compare', '-F', 'raw', image, expected_raw],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, f'{image} differs from {expected_raw}: {p.stdout}{p.stderr}'
+
+
+def fill_disk(dom, disk_size, data, workdir):
+    """Random data into the (stopped) domain's image: `data` bytes from offset 0."""
+    raw_file = os.path.join(workdir, 'fill.raw')
+    with open(raw_file, 'wb') as f:
+        f.truncate(disk_size)
+        left = data
+        while left > 0:
+            n = min(left, 64 * MiB)
+            f.write(os.urandom(n))
+            left -= n
+    img = disk_path(dom)
+    subprocess.run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', '-o', 'compat=1.1',
+                    raw_file, img + '.new'], check=True)
+    os.replace(img + '.new', img)
+    os.unlink(raw_file)
+
+
+def problem(r, status, code=None):
+    """Asserts r is an application/problem+json answer with this status (and code, when
+    given); returns the problem document."""
+    assert r.status == status, r
+    assert r.content_type.startswith('application/problem+json'), r.headers
+    if code:
+        assert r.json['code'] == code, r.json
+    assert r.json['status'] == status, r.json
+    return r.json
+
+
+def wait_for(what, fn, timeout=30, interval=0.2):
+    """Calls fn until it returns something truthy and returns that; raises an AssertionError
+    naming `what` after timeout seconds."""
+    deadline = time.time() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.time() > deadline:
+            raise AssertionError(f'timed out waiting for {what}')
+        time.sleep(interval)
+
+
+def raw(port, data, timeout=5):
+    """Sends data to 127.0.0.1:port as it is; returns everything read until the server closes,
+    resets, or timeout passes."""
+    with socket.create_connection(('127.0.0.1', port), timeout=timeout) as s:
+        s.sendall(data)
+        out = b''
+        try:
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                out += b
+        except (socket.timeout, ConnectionResetError):
+            pass
+    return out
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def size_arg(s):
+    """'64M', '1.5G', '4096' -> bytes."""
+    units = {'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30, 'T': 1 << 40}
+    s = s.strip().upper()
+    if s and s[-1] in units:
+        return int(float(s[:-1]) * units[s[-1]])
+    return int(s)
