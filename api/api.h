@@ -157,6 +157,7 @@ char *api_json_text(json_t *json);
 /* Resource handlers (one file per resource). */
 int api_version_get(const struct api_request *req, struct api_response *resp);
 int api_healthz(const struct api_request *req, struct api_response *resp);
+int api_retention_simulate(const struct api_request *req, struct api_response *resp);
 int api_readyz(const struct api_request *req, struct api_response *resp);
 int api_domains_list(const struct api_request *req, struct api_response *resp);
 int api_domain_get(const struct api_request *req, struct api_response *resp);

@@ -275,3 +275,28 @@ api_restore_body_read(const struct api_request *req, struct core_restore_request
     }
     return 0;
 }
+
+int
+api_retention_read(const json_t *obj, struct conf_retention *out)
+{
+    struct conf_retention r = {{0}};
+    const char *key;
+    json_t *v;
+
+    if (!json_is_object(obj))
+        return err_set(-EINVAL, "retention must be an object");
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        int o;
+        for (o = 0; o < CONF_RETENTION_OPTION_LAST; o++)
+            if (strcmp(key, conf_retention_option_to_string(o)) == 0)
+                break;
+        if (o == CONF_RETENTION_OPTION_LAST)
+            return err_set(-EINVAL, "retention.%s is not a retention option", key);
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > UINT32_MAX)
+            return err_set(-EINVAL, "retention.%s must be a non-negative integer", key);
+        r.keep[o] = (uint32_t)json_integer_value(v);
+    }
+    *out = r;
+    return 0;
+}

@@ -14,6 +14,7 @@
 #include "api.h"
 #include "core/backup.h"
 #include "core/checkpoint.h"
+#include "conf/retention.h"
 #include "core/snapshot.h"
 
 #define API_BODY_DISKS_MAX 64
@@ -48,5 +49,14 @@ int api_backup_body_read(const struct api_request *req, struct api_backup_body *
 
 /* POST .../backups/{id}/restore: {target_dir, format?, bandwidth?, define?: {name, keep?}} */
 int api_restore_body_read(const struct api_request *req, struct core_restore_request *out);
+
+#define API_RETENTION_TIMES_MAX 100000
+
+/*
+ * A retention object {keep_last?, keep_hourly?, ..., keep_yearly?} (borrowed)
+ * into out: unknown keys and counts that are not non-negative integers are
+ * refused with a detail naming the field.
+ */
+int api_retention_read(const json_t *obj, struct conf_retention *out);
 
 #endif

@@ -37,6 +37,7 @@ const struct route router_table[] = {
     {"GET", "/metrics", serve_metrics, ROLE_VIEWER},
     {"GET", "/openapi.yaml", serve_openapi, ROLE_PUBLIC},
     {"GET", "/v1/version", api_version_get, ROLE_VIEWER},
+    {"POST", "/v1/retention:simulate", api_retention_simulate, ROLE_OPERATOR},
     {"GET", "/v1/domains", api_domains_list, ROLE_VIEWER},
     {"GET", "/v1/domains/{domain}", api_domain_get, ROLE_VIEWER},
     /* snapshots: "current" before "{name}", which would match it too */
