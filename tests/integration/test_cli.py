@@ -1,0 +1,85 @@
+"""The virtvault client against a real daemon: output, --wait, exit codes, usage errors.
+
+The binary is $VIRTVAULT_CLI (default build/cli/virtvault)."""
+import json
+import os
+import subprocess
+
+from client import ROOT
+
+CLI = os.environ.get('VIRTVAULT_CLI', os.path.join(ROOT, 'build', 'cli', 'virtvault'))
+
+
+def run(d, *args, url=None, token=True):
+    env = dict(os.environ)
+    env.pop('VIRTVAULT_URL', None)
+    env.pop('VIRTVAULT_TOKEN_FILE', None)
+    cmd = [CLI, '--url', url or d.url]
+    if token and d.token:
+        path = os.path.join(d.dir, 'cli-token')
+        with open(path, 'w') as f:
+            f.write(d.token + '\n')
+        cmd += ['--token-file', path]
+    return subprocess.run(cmd + list(args), capture_output=True, text=True, env=env,
+                          timeout=120)
+
+
+def test_json_output_equals_api(vv_test):
+    r = run(vv_test, '-o', 'json', 'domains', 'list')
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == vv_test.client.get('/v1/domains').json
+    r = run(vv_test, '-o', 'json', 'version')
+    assert r.returncode == 0
+    assert json.loads(r.stdout) == vv_test.client.get('/v1/version').json
+
+
+def test_table_output(vv_test):
+    r = run(vv_test, 'domains', 'list')
+    assert r.returncode == 0, r.stderr
+    assert 'test' in r.stdout.splitlines()[1]
+    assert r.stdout.splitlines()[0].split('\t')[0] != ''
+
+
+def test_snapshot_create_wait_then_show(vv_test):
+    r = run(vv_test, '-o', 'json', '--wait', 'snapshots', 'create', 'test')
+    assert r.returncode == 0, r.stderr
+    job = json.loads(r.stdout)
+    assert job['state'] == 'succeeded'
+    name = job['result']['snapshot']
+    # not a terminal: plain progress lines on stderr
+    assert 'succeeded' in r.stderr
+    r = run(vv_test, '-o', 'json', 'snapshots', 'show', 'test', name)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)['name'] == name
+
+
+def test_exit_not_found(vv_test):
+    r = run(vv_test, 'domains', 'show', 'no-such-domain')
+    assert r.returncode == 3
+    assert 'no-such-domain' in r.stderr or 'HTTP 404' in r.stderr
+    r = run(vv_test, 'jobs', 'show', '999999')
+    assert r.returncode == 3
+
+
+def test_exit_usage(vv_test):
+    assert run(vv_test, 'nonsense').returncode == 2
+    assert run(vv_test, 'domains', 'show').returncode == 2
+    assert run(vv_test, '-o', 'yaml', 'domains', 'list').returncode == 2
+    assert run(vv_test, '--body', '[1]', 'snapshots', 'create', 'test').returncode == 2
+    r = run(vv_test, '--body', '{"name": 5}', 'snapshots', 'create', 'test')
+    assert r.returncode == 2
+    assert 'HTTP 400' in r.stderr
+
+
+def test_exit_unreachable(vv_test):
+    r = run(vv_test, 'version', url='http://127.0.0.1:1')
+    assert r.returncode == 5
+    assert 'unreachable' in r.stderr
+
+
+def test_exit_conflict(vv_test):
+    r = run(vv_test, '-o', 'json', '--wait', '--body', '{"name": "dup"}',
+            'snapshots', 'create', 'test')
+    assert r.returncode == 0, r.stderr
+    r = run(vv_test, '--wait', '--body', '{"name": "dup"}', 'snapshots', 'create', 'test')
+    assert r.returncode in (1, 4), r.stderr
