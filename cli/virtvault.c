@@ -554,7 +554,9 @@ main(int argc, char **argv)
         else if (status >= 400)
             cli_print_problem(status, j);
         else if (o.wait && cmd->starts_job && status == 202) {
-            const char *id = json_string_value(json_object_get(j, "id"));
+            /* A backup names its job in job_id; a job answers itself. */
+            json_t *jid = json_object_get(j, "job_id");
+            const char *id = json_string_value(jid ? jid : json_object_get(j, "id"));
 
             if (id) {
                 char *idc = strdup(id);

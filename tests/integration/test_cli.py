@@ -83,3 +83,21 @@ def test_exit_conflict(vv_test):
     assert r.returncode == 0, r.stderr
     r = run(vv_test, '--wait', '--body', '{"name": "dup"}', 'snapshots', 'create', 'test')
     assert r.returncode in (1, 4), r.stderr
+
+
+def test_backup_create_wait_and_restore_qemu(vv_qemu, qemu_domain):
+    r = run(vv_qemu, '-o', 'json', '--wait', 'backups', 'create', qemu_domain)
+    assert r.returncode == 0, r.stderr
+    job = json.loads(r.stdout)
+    assert job['state'] == 'succeeded', job
+    backup_id = job['result']['backup_id']
+    r = run(vv_qemu, '-o', 'json', 'backups', 'show', qemu_domain, backup_id)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)['state'] == 'completed'
+    target = os.path.join(vv_qemu.vault_dir, 'restore', backup_id)
+    body = json.dumps({'target_dir': target, 'format': 'raw'})
+    r = run(vv_qemu, '-o', 'json', '--wait', '--body', body, 'backups', 'restore',
+            qemu_domain, backup_id)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)['state'] == 'succeeded'
+    assert os.listdir(target)
