@@ -3,6 +3,7 @@
 The binary is $VIRTVAULT_CLI (default build/cli/virtvault)."""
 import json
 import os
+import re
 import subprocess
 
 from client import ROOT
@@ -101,3 +102,40 @@ def test_backup_create_wait_and_restore_qemu(vv_qemu, qemu_domain):
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)['state'] == 'succeeded'
     assert os.listdir(target)
+
+
+def test_post_retried_after_503_keeps_its_idempotency_key(vv_test):
+    """A server that answers 503 once: the client sends the POST again with the same key."""
+    import http.server
+    import threading
+
+    seen = []
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get('Content-Length', 0)))
+            seen.append(self.headers.get('Idempotency-Key'))
+            status = 503 if len(seen) == 1 else 404
+            body = b'{"detail": "gone", "status": %d}' % status
+            self.send_response(status)
+            self.send_header('Content-Type', 'application/problem+json')
+            self.send_header('Content-Length', str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.HTTPServer(('127.0.0.1', 0), H)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        r = run(vv_test, 'snapshots', 'create', 'test',
+                url=f'http://127.0.0.1:{srv.server_address[1]}')
+    finally:
+        srv.shutdown()
+    assert r.returncode == 3, r.stderr
+    assert len(seen) == 2
+    assert seen[0] and seen[0] == seen[1]
+    assert re.fullmatch(r'[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}',
+                        seen[0])
