@@ -22,7 +22,7 @@ WORKDIR /src
 COPY . .
 # The host install's layout, less what only systemd reads.
 RUN meson setup /build --prefix=/usr \
- && ninja -C /build virtvaultd \
+ && ninja -C /build virtvaultd cli/virtvault \
  && meson install -C /build --destdir /out --strip --no-rebuild \
  && install -m 0755 packaging/container-entrypoint /out/usr/sbin/virtvaultd-entrypoint \
  && rm -r /out/usr/lib/systemd /out/usr/lib/sysusers.d /out/etc/virtvault/virtvaultd.env

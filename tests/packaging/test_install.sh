@@ -60,6 +60,9 @@ expect -f etc/virtvault/virtvaultd.env
 expect -d var/lib/virtvault
 expect -f usr/lib/systemd/system/virtvaultd.service
 expect -f usr/lib/sysusers.d/virtvault.conf
+expect -x usr/bin/virtvault
+expect -f usr/share/man/man1/virtvault.1
+expect -f usr/share/bash-completion/completions/virtvault
 
 BIN=$DEST/usr/sbin/virtvaultd
 UNIT=$DEST/usr/lib/systemd/system/virtvaultd.service
@@ -75,6 +78,9 @@ check "man page matches --help" "$SRC/tests/packaging/test_manpage.py" "$BIN" \
     "$DEST/usr/share/man/man8/virtvaultd.8"
 check "man page renders without warnings" \
     bash -c "! LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l '$DEST/usr/share/man/man8/virtvaultd.8' 2>&1 >/dev/null | grep ."
+check "virtvault(1) renders without warnings" \
+    bash -c "! LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l '$DEST/usr/share/man/man1/virtvault.1' 2>&1 >/dev/null | grep ."
+check "the bash completion parses" bash -n "$DEST/usr/share/bash-completion/completions/virtvault"
 
 # Every variable the defaults file offers, uncommented, is accepted as is.
 env_vars=$(sed -n 's/^#\(VIRTVAULT_[A-Z_]*=.*\)$/\1/p' "$DEST/etc/virtvault/virtvaultd.env")

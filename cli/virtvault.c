@@ -1,0 +1,589 @@
+/* virtvault: the command-line client of virtvaultd's REST API.
+ *
+ * Exit codes: 0 done, 1 failed job, 2 usage, 3 not found, 4 conflict/busy, 5 unreachable. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+enum {
+    EXIT_DONE = 0,
+    EXIT_JOB_FAILED = 1,
+    EXIT_USAGE = 2,
+    EXIT_NOT_FOUND = 3,
+    EXIT_CONFLICT = 4,
+    EXIT_UNREACHABLE = 5,
+};
+
+#define CLI_RETRIES 3
+
+/* One command: resource and verb, the HTTP method, a path template whose %s take the
+ * positional arguments in order, their count, and whether it starts a job. */
+struct cli_command {
+    const char *resource;
+    const char *verb;
+    const char *method;
+    const char *path;
+    int nargs;
+    bool starts_job;
+    const char *args_help;
+};
+
+static const struct cli_command cli_commands[] = {
+    {"version", NULL, "GET", "/v1/version", 0, false, ""},
+    {"audit", NULL, "GET", "/v1/audit", 0, false, ""},
+    {"domains", "list", "GET", "/v1/domains", 0, false, ""},
+    {"domains", "show", "GET", "/v1/domains/%s", 1, false, "DOMAIN"},
+    {"snapshots", "list", "GET", "/v1/domains/%s/snapshots", 1, false, "DOMAIN"},
+    {"snapshots", "show", "GET", "/v1/domains/%s/snapshots/%s", 2, false, "DOMAIN NAME"},
+    {"snapshots", "create", "POST", "/v1/domains/%s/snapshots", 1, true, "DOMAIN"},
+    {"snapshots", "delete", "DELETE", "/v1/domains/%s/snapshots/%s", 2, true, "DOMAIN NAME"},
+    {"snapshots", "revert", "POST", "/v1/domains/%s/snapshots/%s/revert", 2, true, "DOMAIN NAME"},
+    {"checkpoints", "list", "GET", "/v1/domains/%s/checkpoints", 1, false, "DOMAIN"},
+    {"checkpoints", "show", "GET", "/v1/domains/%s/checkpoints/%s", 2, false, "DOMAIN NAME"},
+    {"checkpoints", "create", "POST", "/v1/domains/%s/checkpoints", 1, true, "DOMAIN"},
+    {"checkpoints", "delete", "DELETE", "/v1/domains/%s/checkpoints/%s", 2, true, "DOMAIN NAME"},
+    {"checkpoints", "reconcile", "POST", "/v1/domains/%s/checkpoints:reconcile", 1, true, "DOMAIN"},
+    {"backups", "list", "GET", "/v1/domains/%s/backups", 1, false, "DOMAIN"},
+    {"backups", "show", "GET", "/v1/domains/%s/backups/%s", 2, false, "DOMAIN ID"},
+    {"backups", "create", "POST", "/v1/domains/%s/backups", 1, true, "DOMAIN"},
+    {"backups", "delete", "DELETE", "/v1/domains/%s/backups/%s", 2, true, "DOMAIN ID"},
+    {"backups", "restore", "POST", "/v1/domains/%s/backups/%s/restore", 2, true, "DOMAIN ID"},
+    {"backups", "verify", "POST", "/v1/domains/%s/backups/%s/verify", 2, true, "DOMAIN ID"},
+    {"backups", "finish", "POST", "/v1/domains/%s/backups/%s/finish", 2, true, "DOMAIN ID"},
+    {"jobs", "list", "GET", "/v1/jobs", 0, false, ""},
+    {"jobs", "show", "GET", "/v1/jobs/%s", 1, false, "ID"},
+    {"jobs", "cancel", "DELETE", "/v1/jobs/%s", 1, false, "ID"},
+    {"jobs", "wait", "GET", "/v1/jobs/%s", 1, true, "ID"},
+};
+
+struct cli_options {
+    const char *url;
+    const char *token_file;
+    bool json;
+    bool wait;
+    const char *body;
+};
+
+struct cli_buffer {
+    char *data;
+    size_t len;
+};
+
+static char *cli_token;
+static const char *cli_socket;
+static char cli_base[1024];
+
+static void
+cli_usage(FILE *f)
+{
+    fputs("Usage: virtvault [--url URL] [--token-file PATH] [-o table|json] [--wait]\n"
+          "                 [--body JSON] RESOURCE [VERB] [ARG]...\n"
+          "Commands:\n",
+          f);
+    for (size_t i = 0; i < sizeof(cli_commands) / sizeof(cli_commands[0]); i++)
+        fprintf(f, "  %s %s %s\n", cli_commands[i].resource,
+                cli_commands[i].verb ? cli_commands[i].verb : "", cli_commands[i].args_help);
+}
+
+static size_t
+cli_write(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    struct cli_buffer *b = userdata;
+    size_t n = size * nmemb;
+    char *p = realloc(b->data, b->len + n + 1);
+
+    if (!p)
+        return 0;
+    memcpy(p + b->len, ptr, n);
+    b->data = p;
+    b->len += n;
+    b->data[b->len] = '\0';
+    return n;
+}
+
+static void
+cli_uuid(char *out, size_t size)
+{
+    unsigned char r[16] = {0};
+
+    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+        for (size_t i = 0; i < sizeof(r); i++)
+            r[i] = (unsigned char)rand();
+    }
+    r[6] = (r[6] & 0x0f) | 0x40;
+    r[8] = (r[8] & 0x3f) | 0x80;
+    snprintf(out, size, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13],
+             r[14], r[15]);
+}
+
+static void
+cli_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+/* One request, retried on a connection failure, a timeout, 502 or 503 (a POST with the same
+ * Idempotency-Key). Returns the HTTP status, or -1 when the service was not reached. */
+static long
+cli_request(const char *method, const char *path, const char *body, json_t **ret_json)
+{
+    char url[4096], key[64], hdr[128];
+    long status = -1;
+
+    cli_uuid(key, sizeof(key));
+    snprintf(url, sizeof(url), "%s%s", cli_base, path);
+    *ret_json = NULL;
+    for (int attempt = 0; attempt < CLI_RETRIES; attempt++) {
+        struct cli_buffer b = {NULL, 0};
+        struct curl_slist *h = NULL;
+        char *auth = NULL;
+        CURL *c = curl_easy_init();
+        CURLcode rc;
+
+        if (!c)
+            return -1;
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, cli_write);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+        if (cli_socket)
+            curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, cli_socket);
+        if (cli_token && asprintf(&auth, "Authorization: Bearer %s", cli_token) >= 0)
+            h = curl_slist_append(h, auth);
+        h = curl_slist_append(h, "Accept: application/json");
+        if (strcmp(method, "POST") == 0) {
+            snprintf(hdr, sizeof(hdr), "Idempotency-Key: %s", key);
+            h = curl_slist_append(h, hdr);
+            h = curl_slist_append(h, "Content-Type: application/json");
+            curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "{}");
+        }
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+        rc = curl_easy_perform(c);
+        if (rc == CURLE_OK)
+            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        else
+            status = -1;
+        curl_slist_free_all(h);
+        curl_easy_cleanup(c);
+        free(auth);
+        if (status == -1 || status == 502 || status == 503) {
+            free(b.data);
+            if (attempt + 1 < CLI_RETRIES) {
+                cli_sleep_ms(500L << attempt);
+                continue;
+            }
+            if (status == -1)
+                return -1;
+        }
+        if (b.data)
+            *ret_json = json_loads(b.data, JSON_DECODE_ANY, NULL);
+        free(b.data);
+        return status;
+    }
+    return status;
+}
+
+static int
+cli_exit_for_status(long status)
+{
+    if (status < 0)
+        return EXIT_UNREACHABLE;
+    if (status < 400)
+        return EXIT_DONE;
+    if (status == 404)
+        return EXIT_NOT_FOUND;
+    if (status == 409 || status == 412 || status == 423 || status == 429 || status == 503)
+        return EXIT_CONFLICT;
+    if (status >= 500)
+        return EXIT_UNREACHABLE;
+    return EXIT_USAGE;
+}
+
+static void
+cli_print_problem(long status, json_t *j)
+{
+    const char *detail = json_string_value(json_object_get(j, "detail"));
+    json_t *errors = json_object_get(j, "errors");
+    size_t i;
+    json_t *e;
+
+    fprintf(stderr, "virtvault: %s (HTTP %ld)\n", detail ? detail : "request failed", status);
+    json_array_foreach(errors, i, e)
+    {
+        fprintf(stderr, "  %s: %s\n", json_string_value(json_object_get(e, "pointer")) ?: "",
+                json_string_value(json_object_get(e, "detail")) ?: "");
+    }
+}
+
+static void
+cli_print_scalar(json_t *v)
+{
+    if (json_is_string(v))
+        fputs(json_string_value(v), stdout);
+    else if (json_is_null(v) || !v)
+        fputs("-", stdout);
+    else {
+        char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+
+        fputs(s ? s : "?", stdout);
+        free(s);
+    }
+}
+
+/* A list as a table whose columns are the first item's scalar keys; an object as KEY VALUE. */
+static void
+cli_print_table(json_t *j)
+{
+    json_t *items = json_is_array(j) ? j : NULL;
+    const char *k;
+    json_t *v;
+
+    if (!items && json_is_object(j)) {
+        json_object_foreach(j, k, v)
+        {
+            if (json_is_array(v) &&
+                (json_array_size(v) == 0 || json_is_object(json_array_get(v, 0)))) {
+                items = v;
+                break;
+            }
+        }
+        if (!items) {
+            json_object_foreach(j, k, v)
+            {
+                printf("%-16s ", k);
+                cli_print_scalar(v);
+                putchar('\n');
+            }
+            return;
+        }
+    }
+    if (!items) {
+        cli_print_scalar(j);
+        putchar('\n');
+        return;
+    }
+    json_t *first = json_array_get(items, 0);
+    size_t i;
+    json_t *row;
+    bool sep = false;
+
+    json_object_foreach(first, k, v)
+    {
+        if (json_is_object(v) || json_is_array(v))
+            continue;
+        printf("%s%s", sep ? "\t" : "", k);
+        sep = true;
+    }
+    if (first)
+        putchar('\n');
+    json_array_foreach(items, i, row)
+    {
+        sep = false;
+        json_object_foreach(first, k, v)
+        {
+            if (json_is_object(v) || json_is_array(v))
+                continue;
+            if (sep)
+                putchar('\t');
+            cli_print_scalar(json_object_get(row, k));
+            sep = true;
+        }
+        putchar('\n');
+    }
+}
+
+static bool
+cli_job_ended(const char *state)
+{
+    return state && (strcmp(state, "succeeded") == 0 || strcmp(state, "failed") == 0 ||
+                     strcmp(state, "cancelled") == 0);
+}
+
+/* Polls the job until it ends; returns its last answer in *ret_job, and the exit code. */
+static int
+cli_wait_job(const char *id, json_t **ret_job)
+{
+    char path[512];
+    long delay = 200;
+    bool tty = isatty(STDERR_FILENO);
+    char last[64] = "";
+
+    snprintf(path, sizeof(path), "/v1/jobs/%s", id);
+    for (;;) {
+        json_t *j = NULL;
+        long status = cli_request("GET", path, NULL, &j);
+
+        if (status != 200) {
+            if (status > 0)
+                cli_print_problem(status, j);
+            else
+                fprintf(stderr, "virtvault: %s unreachable\n", cli_base);
+            json_decref(j);
+            return cli_exit_for_status(status);
+        }
+        const char *state = json_string_value(json_object_get(j, "state"));
+        json_t *p = json_object_get(j, "progress");
+        json_int_t done = json_integer_value(json_object_get(p, "bytes_done"));
+        json_int_t total = json_integer_value(json_object_get(p, "bytes_total"));
+        int pct = total > 0 ? (int)(done * 100 / total) : 0;
+        char line[64];
+
+        snprintf(line, sizeof(line), "%s %d%%", state ? state : "?", pct);
+        if (tty) {
+            char bar[31];
+
+            memset(bar, ' ', 30);
+            memset(bar, '#', (size_t)(pct * 30 / 100));
+            bar[30] = '\0';
+            fprintf(stderr, "\rjob %s [%s] %3d%% %-10s", id, bar, pct, state ? state : "");
+        } else if (strcmp(line, last) != 0) {
+            fprintf(stderr, "job %s %s\n", id, line);
+            snprintf(last, sizeof(last), "%s", line);
+        }
+        if (cli_job_ended(state)) {
+            if (tty)
+                fputc('\n', stderr);
+            *ret_job = j;
+            if (strcmp(state, "succeeded") == 0)
+                return EXIT_DONE;
+            json_t *err = json_object_get(j, "error");
+            const char *d = json_string_value(json_object_get(err, "detail"));
+
+            fprintf(stderr, "virtvault: job %s %s%s%s\n", id, state, d ? ": " : "", d ? d : "");
+            return EXIT_JOB_FAILED;
+        }
+        json_decref(j);
+        cli_sleep_ms(delay);
+        if (delay < 2000)
+            delay = delay * 3 / 2;
+    }
+}
+
+static char *
+cli_read_token(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    char buf[512];
+    char *nl;
+
+    if (!f)
+        return NULL;
+    if (!fgets(buf, sizeof(buf), f)) {
+        fclose(f);
+        return NULL;
+    }
+    fclose(f);
+    nl = strpbrk(buf, "\r\n");
+    if (nl)
+        *nl = '\0';
+    return strdup(buf);
+}
+
+/* The command of the table that RESOURCE VERB names, or NULL. */
+static const struct cli_command *
+cli_find(const char *resource, const char *verb)
+{
+    for (size_t i = 0; i < sizeof(cli_commands) / sizeof(cli_commands[0]); i++) {
+        const struct cli_command *c = &cli_commands[i];
+
+        if (strcmp(c->resource, resource) != 0)
+            continue;
+        if (!c->verb || (verb && strcmp(c->verb, verb) == 0))
+            return c;
+    }
+    return NULL;
+}
+
+/* The path template with each %s replaced by the next of ARGS. */
+static int
+cli_expand(const char *tmpl, char **args, char *out, size_t size)
+{
+    size_t n = 0;
+
+    for (const char *p = tmpl; *p; p++) {
+        const char *add = NULL;
+        size_t len = 1;
+
+        if (p[0] == '%' && p[1] == 's') {
+            add = *args++;
+            len = strlen(add);
+            p++;
+        } else {
+            add = p;
+        }
+        if (n + len + 1 > size)
+            return -ENAMETOOLONG;
+        memcpy(out + n, add, len);
+        n += len;
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"url", required_argument, NULL, 'u'},
+        {"token-file", required_argument, NULL, 't'},
+        {"output", required_argument, NULL, 'o'},
+        {"wait", no_argument, NULL, 'w'},
+        {"body", required_argument, NULL, 'b'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct cli_options o = {getenv("VIRTVAULT_URL"), getenv("VIRTVAULT_TOKEN_FILE"), false, false,
+                            NULL};
+    const struct cli_command *cmd;
+    char path[2048];
+    int opt, ret;
+
+    while ((opt = getopt_long(argc, argv, "+u:t:o:wb:h", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'u':
+            o.url = optarg;
+            break;
+        case 't':
+            o.token_file = optarg;
+            break;
+        case 'o':
+            if (strcmp(optarg, "json") != 0 && strcmp(optarg, "table") != 0) {
+                fprintf(stderr, "virtvault: -o takes table or json\n");
+                return EXIT_USAGE;
+            }
+            o.json = strcmp(optarg, "json") == 0;
+            break;
+        case 'w':
+            o.wait = true;
+            break;
+        case 'b':
+            o.body = optarg;
+            break;
+        case 'h':
+            cli_usage(stdout);
+            return EXIT_DONE;
+        default:
+            cli_usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        cli_usage(stderr);
+        return EXIT_USAGE;
+    }
+    cmd = cli_find(argv[optind], optind + 1 < argc ? argv[optind + 1] : NULL);
+    if (!cmd) {
+        fprintf(stderr, "virtvault: unknown command '%s'\n", argv[optind]);
+        return EXIT_USAGE;
+    }
+    optind += cmd->verb ? 2 : 1;
+    if (argc - optind != cmd->nargs) {
+        fprintf(stderr, "virtvault: %s %s takes %s\n", cmd->resource, cmd->verb ? cmd->verb : "",
+                cmd->nargs ? cmd->args_help : "no arguments");
+        return EXIT_USAGE;
+    }
+    if (o.body) {
+        json_t *b = json_loads(o.body, 0, NULL);
+
+        if (!json_is_object(b)) {
+            fprintf(stderr, "virtvault: --body is not a JSON object\n");
+            json_decref(b);
+            return EXIT_USAGE;
+        }
+        json_decref(b);
+    }
+    for (int i = optind; i < argc; i++) {
+        if (strpbrk(argv[i], "/?#%") || argv[i][0] == '\0') {
+            fprintf(stderr, "virtvault: bad argument '%s'\n", argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    if (cli_expand(cmd->path, argv + optind, path, sizeof(path)) < 0) {
+        fprintf(stderr, "virtvault: argument too long\n");
+        return EXIT_USAGE;
+    }
+
+    if (!o.url)
+        o.url = "http://127.0.0.1:8080";
+    if (strncmp(o.url, "unix:", 5) == 0) {
+        cli_socket = o.url + 5;
+        snprintf(cli_base, sizeof(cli_base), "http://localhost");
+    } else {
+        snprintf(cli_base, sizeof(cli_base), "%s", o.url);
+        size_t n = strlen(cli_base);
+        if (n && cli_base[n - 1] == '/')
+            cli_base[n - 1] = '\0';
+    }
+    if (o.token_file) {
+        cli_token = cli_read_token(o.token_file);
+        if (!cli_token) {
+            fprintf(stderr, "virtvault: cannot read %s: %s\n", o.token_file, strerror(errno));
+            return EXIT_USAGE;
+        }
+    } else if (!cli_socket) {
+        cli_token = cli_read_token("admin-token");
+        if (!cli_token)
+            cli_token = cli_read_token("/var/lib/virtvault/admin-token");
+    }
+
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    json_t *j = NULL;
+    long status;
+
+    if (strcmp(cmd->resource, "jobs") == 0 && cmd->verb && strcmp(cmd->verb, "wait") == 0) {
+        ret = cli_wait_job(argv[optind], &j);
+        status = 200;
+    } else {
+        status = cli_request(cmd->method, path, o.body, &j);
+        ret = cli_exit_for_status(status);
+        if (status < 0)
+            fprintf(stderr, "virtvault: %s unreachable\n", cli_base);
+        else if (status >= 400)
+            cli_print_problem(status, j);
+        else if (o.wait && cmd->starts_job && status == 202) {
+            /* A backup names its job in job_id; a job answers itself. */
+            json_t *jid = json_object_get(j, "job_id");
+            const char *id = json_string_value(jid ? jid : json_object_get(j, "id"));
+
+            if (id) {
+                char *idc = strdup(id);
+                json_t *job = NULL;
+
+                ret = cli_wait_job(idc, &job);
+                free(idc);
+                if (job) {
+                    json_decref(j);
+                    j = job;
+                }
+            }
+        }
+    }
+    if (j && (ret == EXIT_DONE || ret == EXIT_JOB_FAILED) && status < 400) {
+        if (o.json) {
+            char *s = json_dumps(j, JSON_INDENT(2) | JSON_ENCODE_ANY);
+
+            if (s)
+                puts(s);
+            free(s);
+        } else {
+            cli_print_table(j);
+        }
+    }
+    json_decref(j);
+    free(cli_token);
+    curl_global_cleanup();
+    return ret;
+}
