@@ -143,6 +143,12 @@ json_t *api_time_json(int64_t ms);
 json_t *api_list(json_t *items);
 
 /*
+ * Wraps an array (stolen) as one page of a paged list: {"items": [...],
+ * "next_cursor": "N"}, or null as next_cursor when next is 0 (the last page).
+ */
+json_t *api_page(json_t *items, int64_t next);
+
+/*
  * Answers kept for reuse (cache.c). api_cache_get() gives a new copy of the
  * text kept under key when it was kept with this version, else NULL;
  * api_cache_put() keeps a copy of text (up to 1 MiB; 64 slots). Versions only

@@ -135,7 +135,7 @@ api_audit_list(const struct api_request *req, struct api_response *resp)
     struct conf_audit *list = NULL;
     size_t n = 0;
     int64_t next = 0;
-    json_t *items, *out;
+    json_t *items;
     int r;
 
     f.domain = req->query(req, "domain");
@@ -160,11 +160,5 @@ api_audit_list(const struct api_request *req, struct api_response *resp)
     for (size_t i = 0; items && i < n; i++)
         json_array_append_new(items, record_json(&list[i]));
     conf_audit_list_free(list, n);
-    out = api_list(items);
-    if (out) {
-        char cursor[32];
-        snprintf(cursor, sizeof(cursor), "%" PRId64, next);
-        json_object_set_new(out, "next_cursor", next ? json_string(cursor) : json_null());
-    }
-    return api_reply(resp, 200, out);
+    return api_reply(resp, 200, api_page(items, next));
 }

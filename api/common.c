@@ -1,5 +1,6 @@
 /* Helpers that every resource handler uses. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,6 +200,19 @@ api_list(json_t *items)
     if (!items)
         return NULL;
     return json_pack("{s:o}", "items", items);
+}
+
+json_t *
+api_page(json_t *items, int64_t next)
+{
+    json_t *out = api_list(items);
+    char cursor[32];
+
+    if (!out)
+        return NULL;
+    snprintf(cursor, sizeof(cursor), "%" PRId64, next);
+    json_object_set_new(out, "next_cursor", next ? json_string(cursor) : json_null());
+    return out;
 }
 
 json_t *
