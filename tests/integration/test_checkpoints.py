@@ -100,8 +100,17 @@ def start_domain(dom):
 
 
 def stop_domain(dom):
-    virsh('destroy', dom)
-    wait_for(f'{dom} to stop', lambda: domain_state(dom) == 'shut off')
+    """Stops dom with SIGTERM only. QEMU writes persistent bitmaps into the image only as it
+    closes it; a plain destroy sends SIGKILL when QEMU is slow to exit (a loaded machine), and
+    then the bitmaps made in this run never reach the image. destroy --graceful gives up
+    instead of killing, so it is asked again until QEMU has closed the image."""
+    def stopped():
+        if domain_state(dom) == 'shut off':
+            return True
+        virsh('destroy', '--graceful', dom, check=False)
+        return domain_state(dom) == 'shut off'
+
+    wait_for(f'{dom} to stop', stopped, timeout=180)
 
 
 def push_incremental(dom, since, tmp_path):
