@@ -60,6 +60,16 @@ struct api_work {
     void *ctx;
 };
 
+/*
+ * A wait for a job's end (api_wait_job()): the server suspends the request,
+ * holding no thread, until the job ends or `seconds` pass, and then answers
+ * with what work.run() gives, on an HTTP thread.
+ */
+struct api_wait {
+    char job_id[72]; /* "" for no wait */
+    unsigned seconds;
+};
+
 struct api_response {
     int status;
     json_t *json; /* owned; sent as application/json */
@@ -70,6 +80,7 @@ struct api_response {
     bool event_stream;         /* answer with the event stream (text/event-stream) instead */
     struct api_stream *stream; /* owned; sent when json and text are NULL */
     struct api_work work;      /* owned; when run is set, the answer is what work gives */
+    struct api_wait wait;      /* with work: answer once the job ended or the time passed */
 };
 
 typedef int (*api_handler_fn)(const struct api_request *req, struct api_response *resp);
@@ -92,6 +103,25 @@ int api_reply_stream(struct api_response *resp, struct api_stream *stream);
  */
 int api_defer(const struct api_request *req, struct api_response *resp, api_handler_fn handler,
               const char *const *keys);
+
+/* The longest wait for a job's end a request may ask for, in seconds. */
+#define API_WAIT_MAX 300
+
+/*
+ * Reads the `wait` query parameter: absent -> 0; else a whole number of
+ * seconds from 0 to API_WAIT_MAX. Returns 0 or -EINVAL with a detail.
+ */
+int api_query_wait(const struct api_request *req, unsigned *ret);
+
+/*
+ * Makes resp, a filled answer about job job_id, wait up to `seconds` for
+ * the job's end: when it ends in time the answer becomes 200 with the
+ * ended job (as GET /v1/jobs/{id} answers it) and resp's Location; when
+ * the time passes first it is resp as given, or, with renew, 200 with the
+ * job as it stands then. seconds 0 leaves resp alone. Returns 0, or
+ * -ENOMEM (resp is left alone).
+ */
+int api_wait_job(struct api_response *resp, const char *job_id, unsigned seconds, bool renew);
 
 /* Sets the Location header. */
 void api_set_location(struct api_response *resp, const char *fmt, ...)

@@ -15,6 +15,7 @@
 #include "cleanup.h"
 #include "core/backup.h"
 #include "err.h"
+#include "log.h"
 #include "problem.h"
 #include "text.h"
 
@@ -176,10 +177,14 @@ api_backup_create(const struct api_request *req, struct api_response *resp)
 {
     struct api_backup_body body;
     struct conf_backup *b = NULL;
-    struct conf_job *job = NULL;
+    _cleanup_(conf_job_freep) struct conf_job *job = NULL;
+    unsigned wait;
     json_t *out;
     int r;
 
+    r = api_query_wait(req, &wait);
+    if (r < 0)
+        return r;
     r = api_backup_body_read(req, &body);
     if (r < 0)
         return r;
@@ -189,8 +194,13 @@ api_backup_create(const struct api_request *req, struct api_response *resp)
     api_set_location(resp, "/v1/jobs/%s", job->id);
     out = backup_json(b);
     conf_backup_free(b);
-    conf_job_free(job);
-    return api_reply(resp, 202, out);
+    r = api_reply(resp, 202, out);
+    if (r < 0)
+        return r;
+    /* The job started: a failure to wait must not hide it, so the 202 stands then. */
+    if (api_wait_job(resp, job->id, wait, false) < 0)
+        log_warn("job %s: cannot wait for its end; answered at once", job->id);
+    return 0;
 }
 
 int
@@ -233,15 +243,22 @@ api_backup_delete(const struct api_request *req, struct api_response *resp)
     return api_reply(resp, 200, json_pack("{s:o}", "deleted", deleted));
 }
 
-/* Answers 202 with the job and its Location. */
+/*
+ * Answers 202 with the job (taken) and its Location; with a wait of
+ * seconds, 200 with the ended job instead when it ends in time.
+ */
 static int
-reply_job(struct api_response *resp, struct conf_job *job)
+reply_job(struct api_response *resp, struct conf_job *job, unsigned wait)
 {
     json_t *out = api_job_json(job);
+    int r;
 
     api_set_location(resp, "/v1/jobs/%s", job->id);
+    r = api_reply(resp, 202, out);
+    if (r >= 0 && api_wait_job(resp, job->id, wait, false) < 0)
+        log_warn("job %s: cannot wait for its end; answered at once", job->id);
     conf_job_free(job);
-    return api_reply(resp, 202, out);
+    return r;
 }
 
 int
@@ -249,30 +266,38 @@ api_backup_restore(const struct api_request *req, struct api_response *resp)
 {
     struct core_restore_request body;
     struct conf_job *job = NULL;
+    unsigned wait;
     int r;
 
+    r = api_query_wait(req, &wait);
+    if (r < 0)
+        return r;
     r = api_restore_body_read(req, &body);
     if (r < 0)
         return r;
     r = core_backup_restore(req->params[0], req->params[1], &body, &job);
     if (r < 0)
         return r;
-    return reply_job(resp, job);
+    return reply_job(resp, job, wait);
 }
 
 int
 api_backup_verify(const struct api_request *req, struct api_response *resp)
 {
     struct conf_job *job = NULL;
+    unsigned wait;
     int r;
 
+    r = api_query_wait(req, &wait);
+    if (r < 0)
+        return r;
     r = api_body_unpack(req, "{}");
     if (r < 0)
         return r;
     r = core_backup_verify(req->params[0], req->params[1], &job);
     if (r < 0)
         return r;
-    return reply_job(resp, job);
+    return reply_job(resp, job, wait);
 }
 
 static int

@@ -1,4 +1,7 @@
-/* GET /v1/jobs, GET /v1/jobs/{id}, DELETE /v1/jobs/{id}: the jobs of core/jobs.h. */
+/*
+ * GET /v1/jobs, GET /v1/jobs/{id} (?wait=SECONDS: once the job ends, or the
+ * time passes), DELETE /v1/jobs/{id}: the jobs of core/jobs.h.
+ */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -86,12 +89,20 @@ int
 api_job_get(const struct api_request *req, struct api_response *resp)
 {
     _cleanup_(conf_job_freep) struct conf_job *j = NULL;
+    unsigned wait;
     int r;
 
+    r = api_query_wait(req, &wait);
+    if (r < 0)
+        return r;
     r = core_job_get(req->params[0], &j);
     if (r < 0)
         return r;
-    return api_reply(resp, 200, api_job_json(j));
+    r = api_reply(resp, 200, api_job_json(j));
+    if (r < 0 || conf_job_state_final(j->state))
+        return r;
+    /* Not ended yet: with ?wait, answer once it ends or the time passes. */
+    return api_wait_job(resp, j->id, wait, true);
 }
 
 int

@@ -15,6 +15,7 @@
 #include "core/core.h"
 #include "core/snapshot.h"
 #include "err.h"
+#include "log.h"
 #include "text.h"
 
 static bool
@@ -172,8 +173,12 @@ snapshot_create_now(const struct api_request *req, struct api_response *resp)
     _cleanup_(conf_snapshot_freep) struct conf_snapshot *snap = NULL;
     _cleanup_(conf_job_freep) struct conf_job *job = NULL;
     struct api_snapshot_body body;
+    unsigned wait;
     int r;
 
+    r = api_query_wait(req, &wait);
+    if (r < 0)
+        return r;
     r = api_snapshot_body_read(req, &body);
     if (r < 0)
         return r;
@@ -182,17 +187,29 @@ snapshot_create_now(const struct api_request *req, struct api_response *resp)
         return r;
     if (job) {
         api_set_location(resp, "/v1/jobs/%s", job->id);
-        return api_reply(resp, 202, api_job_json(job));
+        r = api_reply(resp, 202, api_job_json(job));
+        if (r >= 0 && api_wait_job(resp, job->id, wait, false) < 0)
+            log_warn("job %s: cannot wait for its end; answered at once", job->id);
+        return r;
     }
     api_set_location(resp, "%s/%s", req->path, snap->name);
     return api_reply(resp, 201, snapshot_json(snap));
 }
 
-/* A snapshot with memory takes seconds: on a worker. */
+/*
+ * A snapshot with memory takes seconds: on a worker. One that runs as a job
+ * waits for it with ?wait without the worker (the server suspends it anew).
+ */
 int
 api_snapshot_create(const struct api_request *req, struct api_response *resp)
 {
-    static const char *const keys[] = {NULL};
+    static const char *const keys[] = {"wait", NULL};
+    unsigned wait;
+    int r;
+
+    r = api_query_wait(req, &wait); /* refused before a worker is spent on it */
+    if (r < 0)
+        return r;
 
     return api_defer(req, resp, snapshot_create_now, keys);
 }

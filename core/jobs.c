@@ -28,6 +28,7 @@ struct job {
     bool parked;  /* waits on clients (job_park) */
     atomic_bool cancel;
     int64_t progress_saved_ms;
+    struct job_waiter *waiters; /* core_job_wait's, told when it ends */
     struct job *next;
 };
 
@@ -95,6 +96,14 @@ finish_locked(struct job *j, enum conf_job_state state, int err, const char *det
             log_error("job %s: out of memory for its error detail", j->rec.id);
     }
     save_locked(j);
+    /* The row says how it ended: whoever waited may read it now. */
+    while (j->waiters) {
+        struct job_waiter *w = j->waiters;
+        j->waiters = w->next;
+        w->next = NULL;
+        w->job = NULL;
+        w->ended(w);
+    }
 }
 
 static void
@@ -533,6 +542,41 @@ core_jobs_unlisten(int handle)
         return;
     pthread_mutex_lock(&jobs.lock);
     jobs.listeners[handle] = (struct listener){NULL, NULL};
+    pthread_mutex_unlock(&jobs.lock);
+}
+
+int
+core_job_wait(const char *id, struct job_waiter *w)
+{
+    struct job *j;
+
+    w->next = NULL;
+    w->job = NULL;
+    pthread_mutex_lock(&jobs.lock);
+    j = find_live_locked(id);
+    if (j) {
+        w->job = j;
+        w->next = j->waiters;
+        j->waiters = w;
+    }
+    pthread_mutex_unlock(&jobs.lock);
+    return j ? 0 : 1;
+}
+
+void
+core_job_unwait(struct job_waiter *w)
+{
+    pthread_mutex_lock(&jobs.lock);
+    if (w->job) {
+        for (struct job_waiter **p = &w->job->waiters; *p; p = &(*p)->next) {
+            if (*p == w) {
+                *p = w->next;
+                break;
+            }
+        }
+        w->job = NULL;
+        w->next = NULL;
+    }
     pthread_mutex_unlock(&jobs.lock);
 }
 

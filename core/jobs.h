@@ -43,6 +43,10 @@
  * Listeners (core_jobs_listen) hear of every state change and of progress,
  * on the thread that made it, with the jobs lock held: they must return
  * quickly and must not call back into this module.
+ *
+ * Waiters (core_job_wait) hear once of one job's end, with the same rules;
+ * whoever registers one may forget it at any time (core_job_unwait), and
+ * then knows its ended() neither runs nor will run.
  */
 #ifndef VV_CORE_JOBS_H
 #define VV_CORE_JOBS_H
@@ -72,6 +76,17 @@ struct job_spec {
 };
 
 typedef void (*core_job_listener_fn)(const struct conf_job *job, void *opaque);
+
+/*
+ * One wait for one job's end. The caller owns it and sets ended(); the
+ * other fields are the runner's while it is registered.
+ */
+struct job_waiter {
+    /* Called once, when the job ends, with the jobs lock held (see above). */
+    void (*ended)(struct job_waiter *w);
+    struct job *job; /* the runner's: the job waited on, NULL once it ended */
+    struct job_waiter *next;
+};
 
 /*
  * Makes a kind known, so that jobs of it found in the database at start-up
@@ -122,6 +137,20 @@ int core_job_cancel(const char *id, struct conf_job **ret);
  */
 int core_jobs_listen(core_job_listener_fn fn, void *opaque);
 void core_jobs_unlisten(int handle);
+
+/*
+ * Registers w (borrowed until it fired or core_job_unwait) for the end of
+ * job id. Returns 0 (registered: w->ended will be called when the job
+ * ends, unless forgotten first) or 1 when the job is not queued or running
+ * (it has ended, or there is none: nothing to wait for; w is not kept).
+ */
+int core_job_wait(const char *id, struct job_waiter *w);
+
+/*
+ * Forgets w: once this returns, w->ended() does not run and will not be
+ * called. Safe on a waiter that fired, or that core_job_wait did not keep.
+ */
+void core_job_unwait(struct job_waiter *w);
 
 /* For run(): the job's id, domain UUID (or NULL) and params (or NULL). Borrowed. */
 const char *job_id(const struct job *job);

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "api/feed.h"
 #include "api/problem.h"
 #include "cleanup.h"
 #include "deadline.h"
@@ -32,6 +34,7 @@
 #include "router.h"
 #include "stream.h"
 #include "text.h"
+#include "timer.h"
 #include "tls.h"
 
 #define MAX_URL_LEN       8192
@@ -64,6 +67,7 @@ struct http_server {
     atomic_int in_flight;
     struct deadline_watcher *deadlines; /* bounds the receipt of each request */
     struct defer_pool *pool;            /* runs the slow halves of requests */
+    struct timers *timers;              /* the deadlines of requests that wait for a job */
     pthread_mutex_t defer_lock;         /* guards every struct deferred and the list */
     struct deferred *deferred;          /* suspended requests not yet resumed */
     unsigned resuming;                  /* MHD_resume_connection() calls under way */
@@ -75,6 +79,13 @@ struct http_server {
  * the work ran or was cancelled). The first to decide the answer (the work,
  * its cancellation, or the stop after its grace) fills it and resumes the
  * connection, exactly once.
+ *
+ * A request that waits for a job's end (api_wait_job) is suspended the same
+ * way but has no slow half and takes no worker: a job-end waiter and a
+ * deadline timer each settle it (the first one counts), and its work, the
+ * rendering of the answer, runs on the HTTP thread once it is resumed. Only
+ * the request's reference exists then; the request forgets the waiter and
+ * the timer before it drops it, so neither can fire on a freed request.
  */
 struct deferred {
     struct defer_task task; /* first: the pool's view */
@@ -87,6 +98,9 @@ struct deferred {
     bool resumed;
     unsigned refs;
     struct deferred *prev, *next; /* in srv->deferred while not resumed */
+    bool waits;                         /* a wait for a job's end, not a slow half */
+    struct api_job_waiter *job_waiter;  /* its job-end registration, or NULL */
+    struct timer_entry timer;           /* its deadline */
 };
 
 /* Everything one request carries between the access handler's calls. */
@@ -942,6 +956,84 @@ defer_start(struct req *rq, const char *url, struct api_response *resp)
     return MHD_YES;
 }
 
+/* A waiting request's job ended: on the thread that ended it, the jobs lock held. */
+static void
+wait_job_ended(void *opaque)
+{
+    deferred_settle(opaque, 0, NULL, NULL);
+}
+
+/* A waiting request's time is up: on the timer thread, its lock held. */
+static void
+wait_timer_fired(struct timer_entry *e)
+{
+    struct deferred *d = (struct deferred *)((char *)e - offsetof(struct deferred, timer));
+
+    deferred_settle(d, 0, NULL, NULL);
+}
+
+/*
+ * Forgets a waiting request's job-end waiter and timer; once done, neither
+ * fires. On the request's HTTP thread, without srv->defer_lock (the
+ * callbacks take it under the jobs' and the timers' locks).
+ */
+static void
+wait_forget(struct deferred *d)
+{
+    api_job_waiter_free(TAKE_PTR(d->job_waiter));
+    timers_disarm(d->srv->timers, &d->timer);
+}
+
+/*
+ * Suspends a request that waits for a job's end (resp->wait), holding no
+ * thread, until the job ends or its time passes; deferred_answer() then
+ * renders the answer with resp->work. resp is taken.
+ */
+static enum MHD_Result
+wait_start(struct req *rq, const char *url, const char *method, struct api_response *resp)
+{
+    struct http_server *srv = rq->srv;
+    struct deferred *d = calloc(1, sizeof(*d));
+    char job_id[sizeof(resp->wait.job_id)];
+    unsigned seconds = resp->wait.seconds;
+    int r;
+
+    if (!d) {
+        /* No memory to wait: answer as the job stands now. */
+        struct api_work work = resp->work;
+        memset(&resp->work, 0, sizeof(resp->work));
+        response_clear(resp);
+        err_clear();
+        r = work.run(work.ctx, resp);
+        work.free(work.ctx);
+        return answer(rq, url, method, r, resp);
+    }
+    snprintf(job_id, sizeof(job_id), "%s", resp->wait.job_id);
+    d->srv = srv;
+    d->conn = rq->conn;
+    d->work = resp->work;
+    d->waits = true;
+    d->refs = 1; /* the request's only: the waiter and the timer are forgotten before it drops */
+    d->timer.fire = wait_timer_fired;
+    memset(&resp->work, 0, sizeof(resp->work));
+    response_clear(resp);
+    /* Suspended before anything can settle it: its resume must find the connection suspended. */
+    MHD_suspend_connection(rq->conn);
+    pthread_mutex_lock(&srv->defer_lock);
+    d->next = srv->deferred;
+    if (d->next)
+        d->next->prev = d;
+    srv->deferred = d;
+    rq->deferred = d;
+    pthread_mutex_unlock(&srv->defer_lock);
+    timers_arm(srv->timers, &d->timer, (uint64_t)seconds * 1000);
+    /* Registered before its state is read (core_job_wait does both at once): no end is missed. */
+    r = api_job_waiter_new(job_id, wait_job_ended, d, &d->job_waiter);
+    if (r != 0)
+        deferred_settle(d, 0, NULL, NULL); /* ended already (or no memory to wait): answer now */
+    return MHD_YES;
+}
+
 /* The connection was resumed: queues the answer its slow half (or the stop) decided. */
 static enum MHD_Result
 deferred_answer(struct req *rq, const char *url, const char *method)
@@ -949,6 +1041,7 @@ deferred_answer(struct req *rq, const char *url, const char *method)
     struct http_server *srv = rq->srv;
     struct deferred *d = rq->deferred;
     struct api_response resp = {0};
+    struct api_work work = {0};
     char detail[sizeof(d->detail)];
     int r;
 
@@ -957,20 +1050,35 @@ deferred_answer(struct req *rq, const char *url, const char *method)
         pthread_mutex_unlock(&srv->defer_lock);
         return MHD_YES; /* not decided yet */
     }
+    pthread_mutex_unlock(&srv->defer_lock);
+    if (d->waits)
+        wait_forget(d);
+    pthread_mutex_lock(&srv->defer_lock);
     r = d->r;
     resp = d->resp;
     memset(&d->resp, 0, sizeof(d->resp));
+    if (d->waits) {
+        work = d->work; /* the answer's rendering, done here */
+        memset(&d->work, 0, sizeof(d->work));
+    }
     snprintf(detail, sizeof(detail), "%s", d->detail);
     rq->deferred = NULL;
     deferred_unref_locked(d);
     pthread_mutex_unlock(&srv->defer_lock);
     err_clear();
+    if (work.run && r == 0)
+        r = work.run(work.ctx, &resp);
+    if (work.free)
+        work.free(work.ctx);
     if (r == -ESHUTDOWN) {
         response_clear(&resp);
         return queue_problem_code(rq, "not_ready", detail, url, NULL);
     }
     if (r < 0 && detail[0])
         err_set(r, "%s", detail);
+    /* A slow half that started a job (a snapshot with memory) may wait for it in turn. */
+    if (r == 0 && resp.wait.job_id[0] && resp.work.run)
+        return wait_start(rq, url, method, &resp);
     return answer(rq, url, method, r, &resp);
 }
 
@@ -1039,6 +1147,8 @@ dispatch(struct req *rq, const char *url, const char *method)
     r = m.route->handler(&areq, &resp);
     json_decref(body);
     router_match_clear(&m);
+    if (r == 0 && resp.wait.job_id[0] && resp.work.run)
+        return wait_start(rq, url, method, &resp);
     if (r == 0 && resp.work.run)
         return defer_start(rq, url, &resp);
     return answer(rq, url, method, r, &resp);
@@ -1222,6 +1332,8 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     audit_once(rq);
     if (rq->deferred) {
         /* Ended while suspended (the daemon stops): the work must not resume it. */
+        if (rq->deferred->waits)
+            wait_forget(rq->deferred);
         pthread_mutex_lock(&srv->defer_lock);
         if (!rq->deferred->resumed) {
             rq->deferred->resumed = true;
@@ -1430,9 +1542,16 @@ http_start(const struct http_config *cfg, struct http_server **ret, unsigned *re
     pthread_mutex_init(&s->defer_lock, NULL);
     r = deadline_watcher_new(cfg->conn_timeout, &s->deadlines);
     if (r == 0) {
-        r = defer_pool_new(DEFER_WORKERS, DEFER_QUEUE, &s->pool);
+        r = timers_new(&s->timers);
         if (r < 0)
             deadline_watcher_free(s->deadlines);
+    }
+    if (r == 0) {
+        r = defer_pool_new(DEFER_WORKERS, DEFER_QUEUE, &s->pool);
+        if (r < 0) {
+            timers_free(s->timers);
+            deadline_watcher_free(s->deadlines);
+        }
     }
     if (r < 0) {
         if (unix_fd >= 0)
@@ -1464,6 +1583,7 @@ http_start(const struct http_config *cfg, struct http_server **ret, unsigned *re
         cfg->tls_cert_pem ? tls_opts : &tls_opts[3], MHD_OPTION_END);
     if (!s->daemon) {
         defer_pool_free(s->pool);
+        timers_free(s->timers);
         pthread_mutex_destroy(&s->defer_lock);
         deadline_watcher_free(s->deadlines);
         if (unix_fd >= 0) {
@@ -1475,6 +1595,7 @@ http_start(const struct http_config *cfg, struct http_server **ret, unsigned *re
                        cfg->listen);
     }
     metrics_watch_deferred(s->pool);
+    metrics_watch_waits(s->timers);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     *ret_port = info ? info->port : 0;
     *ret = s;
@@ -1495,6 +1616,23 @@ http_stop(struct http_server *s)
     events_shutdown();
     /* Slow requests still waiting for a worker are answered 503 now; running ones go on. */
     defer_pool_stop(s->pool);
+    /* Requests that wait for a job's end stop waiting: they answer the job as it stands. */
+    for (;;) {
+        struct deferred *d;
+
+        pthread_mutex_lock(&s->defer_lock);
+        for (d = s->deferred; d && !d->waits; d = d->next)
+            ;
+        if (d)
+            d->refs++; /* kept while settled outside the lock */
+        pthread_mutex_unlock(&s->defer_lock);
+        if (!d)
+            break;
+        deferred_settle(d, 0, NULL, NULL);
+        pthread_mutex_lock(&s->defer_lock);
+        deferred_unref_locked(d);
+        pthread_mutex_unlock(&s->defer_lock);
+    }
     for (int waited = 0; atomic_load(&s->in_flight) > 0 && waited < SHUTDOWN_GRACE_MS; waited += 20)
         usleep(20 * 1000);
     /* Past the grace, slow requests still running are answered 503; their work ends unseen. */
@@ -1523,8 +1661,10 @@ http_stop(struct http_server *s)
     }
     MHD_stop_daemon(s->daemon);
     metrics_watch_deferred(NULL);
+    metrics_watch_waits(NULL);
     /* As the HTTP threads did before, the stop waits for work in progress to end. */
     defer_pool_free(s->pool);
+    timers_free(s->timers);
     pthread_mutex_destroy(&s->defer_lock);
     deadline_watcher_free(s->deadlines);
     if (s->unix_fd >= 0)

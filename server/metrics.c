@@ -6,6 +6,7 @@
 #include "api/api.h"
 #include "api/feed.h"
 #include "defer.h"
+#include "timer.h"
 #include "metrics.h"
 #include "router.h"
 
@@ -30,6 +31,7 @@ static struct {
     uint64_t hist_count;
     double hist_sum;
     struct defer_pool *deferred;
+    struct timers *waits;
 } m = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 void
@@ -37,6 +39,14 @@ metrics_watch_deferred(struct defer_pool *pool)
 {
     pthread_mutex_lock(&m.lock);
     m.deferred = pool;
+    pthread_mutex_unlock(&m.lock);
+}
+
+void
+metrics_watch_waits(struct timers *timers)
+{
+    pthread_mutex_lock(&m.lock);
+    m.waits = timers;
     pthread_mutex_unlock(&m.lock);
 }
 
@@ -128,6 +138,13 @@ metrics_render(void)
                 "virtvault_http_deferred_requests{state=\"queued\"} %u\n",
                 running, queued);
     }
+    if (m.waits)
+        fprintf(f,
+                "# HELP virtvault_http_waiting_requests Requests suspended until a job ends "
+                "(?wait), holding no thread.\n"
+                "# TYPE virtvault_http_waiting_requests gauge\n"
+                "virtvault_http_waiting_requests %u\n",
+                timers_count(m.waits));
     pthread_mutex_unlock(&m.lock);
     if (fclose(f) != 0) {
         free(out);

@@ -21,6 +21,14 @@ struct defer_pool;
  */
 void metrics_watch_deferred(struct defer_pool *pool);
 
+struct timers;
+
+/*
+ * Reads the requests that wait for a job's end (one armed timer each) from
+ * timers when rendering; NULL stops. Set and cleared as the pool above.
+ */
+void metrics_watch_waits(struct timers *timers);
+
 /* Renders every metric as Prometheus text. Returns a new string or NULL. */
 char *metrics_render(void);
 
