@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from helpers import MiB, checkpoints, disk_path, keep, same_disk, virsh
+from helpers import MiB, checkpoints, disk_path, keep, prefilled_domain, same_disk, virsh
 
 
 # ------------------------------------------------------------------------------------------
@@ -30,22 +30,6 @@ def domain(sandbox):
     """A running 256 MiB sandbox domain."""
     with sandbox.domain(size='256M') as name:
         yield name
-
-
-def prefilled_domain(sandbox, size, data, pattern='0x5a'):
-    """A context: a domain whose vda holds `data` bytes of pattern from offset 0, written into
-    the image before the domain starts (fast, and no bitmap needs to see it)."""
-    import contextlib
-
-    @contextlib.contextmanager
-    def cm():
-        with sandbox.domain(size=size, start=False) as name:
-            subprocess.run(['qemu-io', '-f', 'qcow2', '-c',
-                            f'write -P {pattern} 0 {data}', disk_path(name)],
-                           check=True, capture_output=True)
-            virsh('start', name)
-            yield name
-    return cm()
 
 
 def start_backup(c, dom, **body):
