@@ -80,6 +80,27 @@ run_parked(struct job *job, void *data)
 
 static const struct job_kind k_park = {.name = "t_park", .run = run_parked};
 
+/* A job-end waiter that records how often it fired and the state the database held then. */
+struct waiter {
+    struct job_waiter w; /* first */
+    struct db *db;
+    char id[CONF_JOB_ID_LEN + 1];
+    atomic_int fired;
+    enum conf_job_state seen;
+};
+
+static void
+on_ended(struct job_waiter *jw)
+{
+    struct waiter *w = (struct waiter *)jw;
+    struct conf_job *row = NULL;
+
+    if (db_job_get(w->db, w->id, &row) == 0)
+        w->seen = row->state;
+    conf_job_free(row);
+    atomic_fetch_add(&w->fired, 1);
+}
+
 static void
 on_event(const struct conf_job *job, void *opaque)
 {
@@ -277,6 +298,19 @@ main(void)
     ok(core_job_get(p1 ? p1->id : "", &j) == 0 && j->state == CONF_JOB_RUNNING,
        "the parked job is still running");
     conf_job_free(j);
+
+    /* Waiters on a job's end: told once, after the end is recorded; forgotten ones never. */
+    struct waiter w1 = {.w.ended = on_ended, .db = db}, w2 = {.w.ended = on_ended, .db = db};
+    struct waiter w3 = {.w.ended = on_ended, .db = db};
+    snprintf(w1.id, sizeof(w1.id), "%s", p1 ? p1->id : "");
+    snprintf(w2.id, sizeof(w2.id), "%s", p2 ? p2->id : "");
+    snprintf(w3.id, sizeof(w3.id), "%s", k ? k->id : "");
+    ok(core_job_wait(w1.id, &w1.w) == 0 && core_job_wait(w2.id, &w2.w) == 0,
+       "waiters register on running jobs");
+    ok(core_job_wait(w3.id, &w3.w) == 1, "a job that ended has nothing to wait for");
+    ok(core_job_wait("0000000000000000", &w3.w) == 1, "nor has a job that does not exist");
+    core_job_unwait(&w2.w);
+    core_job_unwait(&w3.w); /* never kept: nothing to do */
     conf_job_free(k);
     atomic_store(&release_parked, true);
     struct conf_job *parked[] = {p1, p2};
@@ -286,6 +320,11 @@ main(void)
         conf_job_free(k);
         conf_job_free(parked[i]);
     }
+    ok(atomic_load(&w1.fired) == 1 && w1.seen == CONF_JOB_SUCCEEDED,
+       "the waiter was told once, with the end already recorded (%d)", atomic_load(&w1.fired));
+    ok(atomic_load(&w2.fired) == 0 && atomic_load(&w3.fired) == 0,
+       "a forgotten waiter is never told");
+    core_job_unwait(&w1.w); /* fired already: nothing to do */
     /* The threads added for them stay, idle: still one job works at a time. */
     /* (Other domains: a job's claim is released just after its end is recorded.) */
     struct conf_job *c1 = submit(&k_coop, U3), *c2 = submit(&k_coop, U4);
