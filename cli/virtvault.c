@@ -23,6 +23,7 @@ enum {
 };
 
 #define CLI_RETRIES 3
+#define CLI_WAIT_S  2 /* seconds each GET of a job waits for its end (?wait=) */
 
 /* One command: resource and verb, the HTTP method, a path template whose %s take the
  * positional arguments in order, their count, and whether it starts a job. */
@@ -312,7 +313,20 @@ cli_job_ended(const char *state)
                      strcmp(state, "cancelled") == 0);
 }
 
-/* Polls the job until it ends; returns its last answer in *ret_job, and the exit code. */
+static long
+cli_mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Follows the job until it ends; returns its last answer in *ret_job, and the exit code.
+ * Each GET asks the service to answer when the job ends or CLI_WAIT_S seconds passed
+ * (?wait=), so the end is seen at once and the progress shown still moves meanwhile.
+ */
 static int
 cli_wait_job(const char *id, json_t **ret_job)
 {
@@ -321,9 +335,10 @@ cli_wait_job(const char *id, json_t **ret_job)
     bool tty = isatty(STDERR_FILENO);
     char last[64] = "";
 
-    snprintf(path, sizeof(path), "/v1/jobs/%s", id);
+    snprintf(path, sizeof(path), "/v1/jobs/%s?wait=%d", id, CLI_WAIT_S);
     for (;;) {
         json_t *j = NULL;
+        long asked = cli_mono_ms();
         long status = cli_request("GET", path, NULL, &j);
 
         if (status != 200) {
@@ -366,9 +381,12 @@ cli_wait_job(const char *id, json_t **ret_job)
             return EXIT_JOB_FAILED;
         }
         json_decref(j);
-        cli_sleep_ms(delay);
-        if (delay < 2000)
-            delay = delay * 3 / 2;
+        /* A service that answered at once though the job runs on does not wait: poll it. */
+        if (cli_mono_ms() - asked < CLI_WAIT_S * 1000 / 2) {
+            cli_sleep_ms(delay);
+            if (delay < 2000)
+                delay = delay * 3 / 2;
+        }
     }
 }
 

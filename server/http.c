@@ -71,6 +71,7 @@ struct http_server {
     pthread_mutex_t defer_lock;         /* guards every struct deferred and the list */
     struct deferred *deferred;          /* suspended requests not yet resumed */
     unsigned resuming;                  /* MHD_resume_connection() calls under way */
+    bool stopping;                      /* http_stop() began: waits end at once */
 };
 
 /*
@@ -996,6 +997,7 @@ wait_start(struct req *rq, const char *url, const char *method, struct api_respo
     struct deferred *d = calloc(1, sizeof(*d));
     char job_id[sizeof(resp->wait.job_id)];
     unsigned seconds = resp->wait.seconds;
+    bool stopping;
     int r;
 
     if (!d) {
@@ -1025,12 +1027,13 @@ wait_start(struct req *rq, const char *url, const char *method, struct api_respo
         d->next->prev = d;
     srv->deferred = d;
     rq->deferred = d;
+    stopping = srv->stopping;
     pthread_mutex_unlock(&srv->defer_lock);
     timers_arm(srv->timers, &d->timer, (uint64_t)seconds * 1000);
     /* Registered before its state is read (core_job_wait does both at once): no end is missed. */
     r = api_job_waiter_new(job_id, wait_job_ended, d, &d->job_waiter);
-    if (r != 0)
-        deferred_settle(d, 0, NULL, NULL); /* ended already (or no memory to wait): answer now */
+    if (r != 0 || stopping)
+        deferred_settle(d, 0, NULL, NULL); /* ended already, no memory to wait, or stopping */
     return MHD_YES;
 }
 
@@ -1617,6 +1620,9 @@ http_stop(struct http_server *s)
     /* Slow requests still waiting for a worker are answered 503 now; running ones go on. */
     defer_pool_stop(s->pool);
     /* Requests that wait for a job's end stop waiting: they answer the job as it stands. */
+    pthread_mutex_lock(&s->defer_lock);
+    s->stopping = true;
+    pthread_mutex_unlock(&s->defer_lock);
     for (;;) {
         struct deferred *d;
 
