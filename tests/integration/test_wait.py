@@ -169,6 +169,20 @@ def test_post_backup_with_wait_answers_the_ended_job(vv_qemu, domain):
     assert r.headers['location'] == f'/v1/jobs/{r.json["id"]}'
 
 
+def test_post_snapshot_with_wait_answers_the_ended_job(vv_qemu, domain):
+    """A snapshot with memory is taken by a job that a worker starts (the request is deferred
+    first); the wait for the job then suspends the request anew, off the worker."""
+    c = vv_qemu.client
+    r = c.post(f'/v1/domains/{domain}/snapshots?wait=60', json={'name': 's1'})
+    assert r.status == 200, r
+    job = r.json
+    assert job['kind'] == 'snapshot_create' and job['state'] == 'succeeded', job
+    assert job['result'] == {'snapshot': 's1'}, job
+    assert r.headers['location'] == f'/v1/jobs/{job["id"]}'
+    assert job == c.get(f'/v1/jobs/{job["id"]}').json
+    assert c.get(f'/v1/domains/{domain}/snapshots/s1').json['memory']['location'] == 'internal'
+
+
 def test_a_wait_shorter_than_the_job_answers_it_running(vv_qemu, domain):
     c = vv_qemu.client
     # POST: the time passes first, so the answer is the 202 of no wait.
@@ -277,3 +291,17 @@ def test_waiters_are_answered_at_once_when_the_daemon_stops(make_daemon, domain)
     assert status == 200 and b'"state":"running"' in data, data[:300]
     assert took < 2, f'the waiter was answered {took:.1f} s after SIGTERM'
     assert d.stop() == 0  # the pull's idle timeout ends its job, then the daemon
+
+
+def test_a_wait_outlasts_the_connection_timeout(make_daemon, domain):
+    """--conn-timeout bounds idle and slow connections; a suspended waiter is neither."""
+    d = make_daemon('qemu:///system', args=['--conn-timeout', '2']).start()
+    d.wait_ready()
+    c = d.client
+    b = pull_ready(c, domain)
+    t0 = time.monotonic()
+    status, data = read_all(send(d.port, 'GET', f'/v1/jobs/{b["job_id"]}?wait=4'), 10)
+    took = time.monotonic() - t0
+    assert status == 200 and b'"state":"running"' in data, data[:300]
+    assert 3.95 <= took < 4.5, f'answered after {took:.2f} s'
+    assert c.post(f'/v1/domains/{domain}/backups/{b["id"]}/finish').status == 200
