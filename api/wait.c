@@ -43,8 +43,8 @@ api_query_wait(const struct api_request *req, unsigned *ret)
 /* What a wait answers with once it is over. */
 struct wait_answer {
     char job_id[72];
-    int status;    /* the answer as given, for a job that has not ended */
-    json_t *json;  /* owned */
+    int status;   /* the answer as given, for a job that has not ended */
+    json_t *json; /* owned */
     char location[512];
     bool renew;
 };

@@ -98,10 +98,10 @@ struct deferred {
     char detail[512];
     bool resumed;
     unsigned refs;
-    struct deferred *prev, *next; /* in srv->deferred while not resumed */
-    bool waits;                         /* a wait for a job's end, not a slow half */
-    struct api_job_waiter *job_waiter;  /* its job-end registration, or NULL */
-    struct timer_entry timer;           /* its deadline */
+    struct deferred *prev, *next;      /* in srv->deferred while not resumed */
+    bool waits;                        /* a wait for a job's end, not a slow half */
+    struct api_job_waiter *job_waiter; /* its job-end registration, or NULL */
+    struct timer_entry timer;          /* its deadline */
 };
 
 /* Everything one request carries between the access handler's calls. */

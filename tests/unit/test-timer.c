@@ -93,7 +93,8 @@ main(void)
     wait_fired(4);
     pthread_mutex_lock(&lock);
     ok(n_fired == 4 && order[3] == 4, "a nearer entry fires first");
-    ok(e[4].fired_ns - t0 < 150000000u, "and on time (%.1f ms)", (double)(e[4].fired_ns - t0) / 1e6);
+    ok(e[4].fired_ns - t0 < 150000000u, "and on time (%.1f ms)",
+       (double)(e[4].fired_ns - t0) / 1e6);
     pthread_mutex_unlock(&lock);
     ok(timers_count(t) == 1, "the far one stays armed");
     timers_free(t); /* with the far one armed: it never fires */
