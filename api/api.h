@@ -14,7 +14,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define API_MAX_PARAMS 4
+#include "conf/idempotency.h"
+
+#define API_MAX_PARAMS   4
+#define API_IDEM_KEY_MAX 255 /* bytes of an Idempotency-Key */
 
 struct api_request {
     const char *method;
@@ -236,5 +239,46 @@ int api_checkpoints_reconcile(const struct api_request *req, struct api_response
  */
 void api_audit_record(const char *who, const char *remote, const char *method, const char *path,
                       int status, const char *location);
+
+/*
+ * Idempotency-Key (idempotency.c): a POST that comes with a key is done
+ * once per caller and key; its answer is kept for 24 hours and a retry with
+ * the same key and the same request gets it again.
+ */
+
+/* 0 for a usable Idempotency-Key (1 to 255 printable ASCII characters), else -EINVAL. */
+int api_idem_check_key(const char *key);
+
+/*
+ * Claims key in scope (the caller: "" without authentication) for the
+ * request method path with body (len bytes; NULL when empty), or says what
+ * holds it. *ret: CONF_IDEM_NEW (run the request, then api_idem_finish() or
+ * api_idem_release()), CONF_IDEM_DONE (*ret_answer is the answer to send
+ * again; conf_idem_answer_clear), CONF_IDEM_IN_USE (409) or
+ * CONF_IDEM_REUSED (422). Returns 0; -EINVAL with a detail for a bad key;
+ * or another negative errno with a detail (nothing claimed).
+ */
+int api_idem_begin(const char *scope, const char *key, const char *method, const char *path,
+                   const char *body, size_t len, enum conf_idem_claim *ret,
+                   struct conf_idem_answer *ret_answer);
+
+/*
+ * Whether an answer of this status is kept for a key: 2xx, and 4xx but
+ * 408, 409, 425 and 429 (refusals that a retry may get past). 5xx are
+ * never kept: they must stay retryable.
+ */
+bool api_idem_keeps(int status);
+
+/*
+ * Settles a claimed key with the request's answer (everything borrowed):
+ * kept when api_idem_keeps(status) says so (and it is at most 1 MiB), else
+ * released. A store that fails is logged and the key released. Call before
+ * the answer leaves, so that a client that has it finds it kept.
+ */
+void api_idem_finish(const char *scope, const char *key, int status, const char *content_type,
+                     const char *location, const char *body, size_t len);
+
+/* Releases a claimed key unanswered (the request ended without an answer to keep). */
+void api_idem_release(const char *scope, const char *key);
 
 #endif

@@ -97,6 +97,25 @@ const char *const db_migrations[] = {
     ") STRICT;"
     "CREATE INDEX audit_by_time ON audit (time_ms);"
     "CREATE INDEX audit_by_domain ON audit (domain, seq);",
+    /*
+     * 6: the answers to POSTs that came with an Idempotency-Key, per caller
+     * (scope) and key, kept until expires_ms; 'pending' while the first
+     * request is being answered.
+     */
+    "CREATE TABLE idempotency ("
+    "  scope TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  fingerprint TEXT NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state IN ('pending', 'done')),"
+    "  status INTEGER,"
+    "  content_type TEXT,"
+    "  location TEXT,"
+    "  body BLOB,"
+    "  created_ms INTEGER NOT NULL,"
+    "  expires_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (scope, key)"
+    ") STRICT;"
+    "CREATE INDEX idempotency_by_expiry ON idempotency (expires_ms);",
 };
 
 const int db_migrations_count = (int)(sizeof(db_migrations) / sizeof(db_migrations[0]));

@@ -28,6 +28,7 @@
 #include "defer.h"
 #include "err.h"
 #include "events.h"
+#include "hash.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -40,6 +41,7 @@
 #define MAX_URL_LEN       8192
 #define MAX_QUERY_ALLOCS  16
 #define SHUTDOWN_GRACE_MS 10000
+#define IDEM_HEADER       "Idempotency-Key"
 /*
  * A refused request's body is read and dropped up to this size before the
  * answer, so that a client that sends its whole body before reading (most
@@ -128,6 +130,9 @@ struct req {
     char method[16];
     int status;
     bool audited;              /* its audit record is written (before the answer left) */
+    char *idem_key;            /* the Idempotency-Key it claimed, until its answer settles it */
+    char idem_scope[72];       /* the key's scope: the caller (see idem_begin) */
+    bool replayed;             /* its answer is the one kept for its Idempotency-Key */
     struct deferred *deferred; /* its slow half, while suspended or until it is answered */
     char *allocs[MAX_QUERY_ALLOCS];
     size_t n_allocs;
@@ -202,6 +207,32 @@ audit_once(struct req *rq)
                      rq->location);
 }
 
+/*
+ * Settles the request's claimed Idempotency-Key with its answer (borrowed):
+ * kept when api_idem_keeps(status) says so, else released.
+ */
+static void
+idem_settle(struct req *rq, int status, const char *body, size_t len, const char *type,
+            const char *location)
+{
+    if (!rq->idem_key)
+        return;
+    api_idem_finish(rq->idem_scope, rq->idem_key, status, type, location, body, len);
+    free(rq->idem_key);
+    rq->idem_key = NULL;
+}
+
+/* Releases the request's claimed Idempotency-Key: its answer is not kept. */
+static void
+idem_release(struct req *rq)
+{
+    if (!rq->idem_key)
+        return;
+    api_idem_release(rq->idem_scope, rq->idem_key);
+    free(rq->idem_key);
+    rq->idem_key = NULL;
+}
+
 static enum MHD_Result
 queue(struct req *rq, int status, char *body, size_t len, const char *type, const char *location,
       const char *allow, bool auth_challenge)
@@ -230,7 +261,11 @@ queue(struct req *rq, int status, char *body, size_t len, const char *type, cons
     add_security_headers(rq->srv, resp);
     if (rq->close_after)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (rq->replayed)
+        MHD_add_response_header(resp, "Idempotent-Replayed", "true");
     rq->status = status;
+    /* Kept before it leaves: a client that has the answer gets it again on a retry. */
+    idem_settle(rq, status, body, len, type, location);
     audit_once(rq);
     ret = MHD_queue_response(rq->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
@@ -359,6 +394,7 @@ queue_event_stream(struct req *rq, const char *path)
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
     add_security_headers(rq->srv, resp);
     rq->status = 200;
+    idem_release(rq); /* a stream is not kept */
     ret = MHD_queue_response(rq->conn, 200, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -394,6 +430,7 @@ queue_stream(struct req *rq, struct api_stream *stream, const char *path)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     add_security_headers(rq->srv, resp);
     rq->status = status;
+    idem_release(rq); /* a streamed answer is not kept */
     audit_once(rq);
     enum MHD_Result ret = MHD_queue_response(rq->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
@@ -1085,6 +1122,91 @@ deferred_answer(struct req *rq, const char *url, const char *method)
     return answer(rq, url, method, r, &resp);
 }
 
+/* MHD_get_connection_values() iterator: counts the Idempotency-Key headers. */
+static enum MHD_Result
+count_idem_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    unsigned *n = cls;
+    (void)kind;
+    (void)value;
+
+    if (strcasecmp(key, IDEM_HEADER) == 0)
+        (*n)++;
+    return MHD_YES;
+}
+
+/*
+ * A POST's Idempotency-Key, before its handler runs: the key's scope is the
+ * caller (the token, by a digest of its hash; "uid:N" of a Unix-socket
+ * peer; "" without authentication). Claims the key, then returns false
+ * (the request runs and its answer settles the key), or answers the request
+ * itself and returns true: the kept answer again, 409 while the first
+ * request with the key is being answered, 422 when the key came with
+ * another request, 400 for a bad key.
+ */
+static bool
+idem_begin(struct req *rq, const char *url, enum MHD_Result *answered)
+{
+    const char *key = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, IDEM_HEADER);
+    struct conf_idem_answer kept = {0};
+    enum conf_idem_claim claim;
+    unsigned n = 0;
+    int r;
+
+    if (!key)
+        return false;
+    MHD_get_connection_values(rq->conn, MHD_HEADER_KIND, count_idem_header, &n);
+    if (n > 1) {
+        *answered = queue_problem_code(rq, "invalid_request",
+                                       "send one Idempotency-Key header, not several", url, NULL);
+        return true;
+    }
+    if (strncmp(rq->who, "uid:", 4) == 0 || !rq->who[0]) {
+        snprintf(rq->idem_scope, sizeof(rq->idem_scope), "%s", rq->who);
+    } else {
+        char digest[HASH_SHA256_HEX_LEN + 1];
+        hash_sha256_hex(rq->who, strlen(rq->who), digest);
+        snprintf(rq->idem_scope, sizeof(rq->idem_scope), "token:%.32s", digest);
+    }
+    err_clear();
+    r = api_idem_begin(rq->idem_scope, key, rq->method, url, rq->body, rq->len, &claim, &kept);
+    if (r < 0) {
+        *answered = queue_problem(rq, problem_for_errno(r), NULL, url, NULL);
+        return true;
+    }
+    switch (claim) {
+    case CONF_IDEM_NEW:
+        rq->idem_key = strdup(key);
+        if (!rq->idem_key) {
+            api_idem_release(rq->idem_scope, key);
+            *answered = queue(rq, 500, NULL, 0, NULL, NULL, NULL, false);
+            return true;
+        }
+        return false;
+    case CONF_IDEM_DONE:
+        rq->replayed = true;
+        *answered = queue(rq, kept.status, TAKE_PTR(kept.body), kept.body_len, kept.content_type,
+                          kept.location, NULL, false);
+        conf_idem_answer_clear(&kept);
+        return true;
+    case CONF_IDEM_IN_USE:
+        *answered = queue_problem_code(
+            rq, "idempotency_key_in_use",
+            "the first request with this Idempotency-Key is still being answered; send it again "
+            "once that one is answered",
+            url, NULL);
+        return true;
+    case CONF_IDEM_REUSED:
+        *answered = queue_problem_code(
+            rq, "idempotency_key_reused",
+            "this Idempotency-Key came with another request (method, path or body) in the last "
+            "24 hours; a new request needs a new key",
+            url, NULL);
+        return true;
+    }
+    return false;
+}
+
 static enum MHD_Result
 dispatch(struct req *rq, const char *url, const char *method)
 {
@@ -1129,6 +1251,10 @@ dispatch(struct req *rq, const char *url, const char *method)
         router_match_clear(&m);
         return queue_problem_code(rq, "invalid_request",
                                   "the query has a malformed %-escape or a NUL", url, NULL);
+    }
+    if (strcmp(route_method, "POST") == 0 && idem_begin(rq, url, &answered)) {
+        router_match_clear(&m);
+        return answered;
     }
     if (parse_body(rq, url, &body, &answered) < 0) {
         router_match_clear(&m);
@@ -1333,6 +1459,7 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     log_debug("%s %s %d %.3fms", rq->method, rq->route ? rq->route : "-", rq->status,
               (double)ns / 1e6);
     audit_once(rq);
+    idem_release(rq); /* ended without an answer: a retry may run it */
     if (rq->deferred) {
         /* Ended while suspended (the daemon stops): the work must not resume it. */
         if (rq->deferred->waits)

@@ -15,6 +15,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "core/audit.h"
+#include "core/idempotency.h"
 #include "core/core.h"
 #include "err.h"
 #include "events.h"
@@ -149,6 +150,8 @@ main(int argc, char **argv)
 
     if (core_audit_start(opts.audit_retention_days) < 0)
         log_warn("the audit log's old records stay until the next try");
+    if (core_idem_start() < 0)
+        log_warn("expired and unsettled Idempotency-Keys stay until the next try");
 
     r = events_start();
     if (r < 0) {

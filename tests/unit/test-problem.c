@@ -37,6 +37,8 @@ main(void)
            "errno %d -> %d %s", cases[i].err, k->status, k->code);
     }
     ok(problem_for_code("method_not_allowed")->status == 405, "405 by code");
+    ok(problem_for_code("idempotency_key_in_use")->status == 409, "409 by code (key in use)");
+    ok(problem_for_code("idempotency_key_reused")->status == 422, "422 by code (key reused)");
     ok(problem_for_code("no_such_code") == NULL, "unknown code");
 
     json_t *p = problem_new(problem_for_errno(-ENOENT), "domain 'x' not found", "/v1/domains/x");
