@@ -16,9 +16,12 @@ put tests/integration on sys.path first. Nothing here needs pytest or a running 
     raw(port, data, timeout=5)    bytes in, everything read until close or timeout out
     free_port()                   a free loopback TCP port
     size_arg(s)                   '64M' -> bytes, for command lines
+    qemu_pid(dom)                 the pid of the domain's QEMU process
+    metric(text, name, labels='') a sample of a Prometheus text, or None
 """
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import time
@@ -158,3 +161,19 @@ def size_arg(s):
     if s and s[-1] in units:
         return int(float(s[:-1]) * units[s[-1]])
     return int(s)
+
+
+def qemu_pid(dom):
+    """The pid of the one QEMU process that runs dom."""
+    p = subprocess.run(['pgrep', '-f', f'guest={dom},'], capture_output=True, text=True)
+    pids = [int(x) for x in p.stdout.split()]
+    assert len(pids) == 1, f'expected one QEMU for {dom}: {pids}'
+    return pids[0]
+
+
+def metric(text, name, labels=''):
+    """The value of the sample `name{labels}` in a Prometheus text (labels as written there,
+    e.g. 'state="running"'), or None when there is none."""
+    sample = f'{name}{{{labels}}}' if labels else name
+    m = re.search(r'^%s (\S+)$' % re.escape(sample), text, re.M)
+    return float(m.group(1)) if m else None

@@ -13,21 +13,14 @@ import re
 import select
 import signal
 import socket
-import subprocess
 import time
 
 import pytest
 
 from conftest import SANITIZER_MARKS, Daemon  # noqa: F401  (the fixtures come from conftest)
+from helpers import qemu_pid
 
 HEALTHZ_BUDGET = 0.050  # seconds, the issue's bound for /healthz under slow requests
-
-
-def qemu_pid_of(dom):
-    p = subprocess.run(['pgrep', '-f', f'guest={dom},'], capture_output=True, text=True)
-    pids = [int(x) for x in p.stdout.split()]
-    assert len(pids) == 1, f'expected one QEMU for {dom}: {pids}'
-    return pids[0]
 
 
 def raw_request(port, method, path, body=None):
@@ -111,7 +104,7 @@ def stopped_qemu(vv_qemu, qemu_domain):
     """A domain with one checkpoint whose QEMU is stopped (SIGSTOP) until the test ends."""
     r = vv_qemu.client.post(f'/v1/domains/{qemu_domain}/checkpoints', json={'name': 'cp1'})
     assert r.status == 201, r.json
-    pid = qemu_pid_of(qemu_domain)
+    pid = qemu_pid(qemu_domain)
     state = {'pid': pid, 'stopped': False}
 
     def stop():
