@@ -18,8 +18,12 @@ put tests/integration on sys.path first. Nothing here needs pytest or a running 
     size_arg(s)                   '64M' -> bytes, for command lines
     qemu_pid(dom)                 the pid of the domain's QEMU process
     metric(text, name, labels='') a sample of a Prometheus text, or None
+    unix_request(sock, method, url, body=None, headers=None)  (status, headers, body) over a
+                                  Unix socket; unix_get(sock, url, headers) -> (status, body)
+    as_user(uid, gid, fn)         fn() in a child process as uid:gid; what it returned, as repr
 """
 import contextlib
+import http.client
 import os
 import re
 import socket
@@ -177,3 +181,57 @@ def metric(text, name, labels=''):
     sample = f'{name}{{{labels}}}' if labels else name
     m = re.search(r'^%s (\S+)$' % re.escape(sample), text, re.M)
     return float(m.group(1)) if m else None
+
+
+class UnixConnection(http.client.HTTPConnection):
+    """HTTP over the Unix socket at path."""
+
+    def __init__(self, path, timeout=10):
+        super().__init__('localhost', timeout=timeout)
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path)
+
+
+def unix_request(sock, method, url, body=None, headers=None):
+    """One request over the Unix socket sock: (status, {lowercase header: value}, body)."""
+    c = UnixConnection(sock)
+    try:
+        c.request(method, url, body=body, headers=headers or {})
+        r = c.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        c.close()
+
+
+def unix_get(sock, url, headers=None):
+    """GET url over the Unix socket sock: (status, body)."""
+    status, _, body = unix_request(sock, 'GET', url, headers=headers)
+    return status, body
+
+
+def as_user(uid, gid, fn):
+    """Runs fn() in a child process as uid:gid (no other groups); returns what it printed."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            out = repr(fn())
+        except Exception as e:  # noqa: BLE001 - reported to the parent
+            out = repr(('error', type(e).__name__))
+        os.write(w, out.encode())
+        os._exit(0)
+    os.close(w)
+    data = b''
+    while chunk := os.read(r, 65536):
+        data += chunk
+    os.close(r)
+    os.waitpid(pid, 0)
+    return data.decode()

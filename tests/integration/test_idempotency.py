@@ -7,7 +7,10 @@ is still being answered, 409. To hold a request in flight for exactly as long as
 wants, the test stops the domain's QEMU (SIGSTOP): a reconcile then waits for QEMU's monitor
 until SIGCONT, on a worker, while the HTTP threads answer the retries.
 """
+import ast
+import grp
 import hashlib
+import json
 import os
 import secrets
 import signal
@@ -17,7 +20,7 @@ import uuid
 import pytest
 
 from client import Client
-from helpers import metric, problem, qemu_pid, raw, wait_for
+from helpers import as_user, metric, problem, qemu_pid, raw, unix_request, wait_for
 
 REPLAYED = 'idempotent-replayed'
 
@@ -239,3 +242,37 @@ def test_keys_of_two_tokens_do_not_collide(make_daemon, tmp_path):
     assert ra2.headers.get(REPLAYED) == 'true' and ra2.raw == ra.raw, ra2
     rb2 = post(b, path, {'name': 'from-b'}, k)
     assert rb2.headers.get(REPLAYED) == 'true' and rb2.raw == rb.raw, rb2
+
+
+def test_keys_of_two_socket_users_do_not_collide(make_daemon):
+    """On the Unix socket the scope is the peer's uid: root and a member of the socket's group
+    (both admin without a token) each have their own keys."""
+    d = make_daemon('test:///default', no_auth=False)
+    os.chmod(d.dir, 0o755)
+    sock = os.path.join(d.dir, 'vv.sock')
+    d.args += ['--listen', f'unix:{sock}', '--socket-group', grp.getgrgid(65534).gr_name]
+    d.start(wait=False)
+    wait_for('the socket', lambda: d.proc.poll() is None and os.path.exists(sock)
+             or d.proc.poll() is not None)
+    assert d.proc.poll() is None, d.log()
+    k = key()
+
+    def simulate(times):
+        body = json.dumps({'retention': {'keep_last': 1}, 'times': times}).encode()
+        status, headers, text = unix_request(
+            sock, 'POST', '/v1/retention:simulate', body,
+            {'Content-Type': 'application/json', 'Idempotency-Key': k})
+        return status, headers.get(REPLAYED), text.decode()
+
+    mine = ['2026-12-06T10:00:00Z']
+    theirs = ['2026-12-06T10:00:00Z', '2026-12-05T10:00:00Z']
+    first = simulate(mine)
+    assert first[:2] == (200, None), first
+    other = ast.literal_eval(as_user(65534, 65534, lambda: simulate(theirs)))
+    assert other[:2] == (200, None), f'uid 65534 shares root\'s keys: {other}'
+    assert simulate(mine) == (200, 'true', first[2]), 'root gets its own answer again'
+    again = ast.literal_eval(as_user(65534, 65534, lambda: simulate(theirs)))
+    assert again == (200, 'true', other[2]), again
+    reused = ast.literal_eval(as_user(65534, 65534, lambda: simulate(mine)))
+    assert reused[0] == 422 and 'idempotency_key_reused' in reused[2], reused
+    assert d.stop() == 0

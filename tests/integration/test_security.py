@@ -15,7 +15,7 @@ import pytest
 
 from client import Client
 from conftest import BIN
-from helpers import problem, raw
+from helpers import as_user, problem, raw, unix_get
 
 
 @pytest.fixture
@@ -228,51 +228,6 @@ def test_every_answer_carries_the_security_headers(vv_default):
 
 
 # --- point 1: the Unix socket, where the peer's credentials decide ----------------------------
-
-class UnixConnection(__import__('http.client').client.HTTPConnection):
-    def __init__(self, path, timeout=10):
-        super().__init__('localhost', timeout=timeout)
-        self.path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.path)
-
-
-def unix_get(path, url, headers=None):
-    c = UnixConnection(path)
-    try:
-        c.request('GET', url, headers=headers or {})
-        r = c.getresponse()
-        return r.status, r.read()
-    finally:
-        c.close()
-
-
-def as_user(uid, gid, fn):
-    """Runs fn() in a child process as uid:gid (no other groups); returns what it printed."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        try:
-            os.setgroups([])
-            os.setgid(gid)
-            os.setuid(uid)
-            out = repr(fn())
-        except Exception as e:  # noqa: BLE001 - reported to the parent
-            out = repr(('error', type(e).__name__))
-        os.write(w, out.encode())
-        os._exit(0)
-    os.close(w)
-    data = b''
-    while chunk := os.read(r, 65536):
-        data += chunk
-    os.close(r)
-    os.waitpid(pid, 0)
-    return data.decode()
-
 
 def test_unix_socket_root_and_its_group_are_admin(make_daemon):
     import grp
