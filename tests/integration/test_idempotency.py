@@ -148,6 +148,39 @@ def test_a_retry_while_the_first_is_answered_gets_409(vv_qemu, qemu_domain, held
     assert again.raw == first[0].raw
 
 
+def test_a_post_that_waits_for_its_job_holds_its_key(vv_qemu, qemu_domain):
+    """A pull backup's job runs until it is finished: a POST ?wait= for it waits that long, and
+    its key is in use meanwhile; its answer, the ended job, is kept."""
+    c, dom, k = vv_qemu.client, qemu_domain, key()
+    path = f'/v1/domains/{dom}/backups'
+    body = {'mode': 'pull', 'type': 'full'}
+    first = []
+    t = threading.Thread(target=lambda: first.append(post(c, f'{path}?wait=120', body, k)))
+    t.start()
+    try:
+        wait_for('the POST to wait for its job',
+                 lambda: metric(c.get('/metrics').text, 'virtvault_http_waiting_requests') == 1,
+                 timeout=60, interval=0.05)
+        problem(post(c, path, body, k), 409, 'idempotency_key_in_use')
+        problem(post(c, f'{path}?wait=120', body, k), 409, 'idempotency_key_in_use')
+        items = backups_of(c, dom)
+        assert len(items) == 1 and items[0]['mode'] == 'pull', items
+        wait_for('the pull backup to be ready',
+                 lambda: c.get(f'{path}/{items[0]["id"]}').json['state'] == 'ready',
+                 timeout=60, interval=0.1)
+        assert not first, 'the POST answered before its job ended'
+        r = c.post(f'{path}/{items[0]["id"]}/finish')
+        assert r.status == 200, r
+    finally:
+        t.join(60)
+    assert first and first[0].status == 200, first
+    assert first[0].json['state'] == 'succeeded', first[0].json
+    again = post(c, path, body, k)
+    assert again.status == 200 and again.headers.get(REPLAYED) == 'true', again
+    assert again.raw == first[0].raw
+    assert len(backups_of(c, dom)) == 1
+
+
 def test_a_refused_request_is_replayed_as_it_was(vv_test):
     c, k = vv_test.client, key()
     path = '/v1/domains/test/snapshots'
