@@ -22,6 +22,7 @@ conf_domain_clear(struct conf_domain *d)
     if (!d)
         return;
     free(d->name);
+    free(d->xml);
     for (size_t i = 0; i < d->n_disks; i++)
         conf_disk_clear(&d->disks[i]);
     free(d->disks);

@@ -46,6 +46,8 @@ struct conf_domain {
     struct conf_feature push_backup;
     struct conf_feature pull_backup;
     struct conf_feature incremental;
+    /* The persistent definition, redacted (virt_domain_get_definition()), else NULL. */
+    char *xml;
 };
 
 struct conf_versions {

@@ -277,7 +277,7 @@ catalog_load(const char *uuid, struct catalog *c)
  * a new copy) and settles the type of an "auto" backup into *type.
  */
 static int
-plan_parent(const char *uuid, const struct core_backup_request *req,
+plan_parent(const struct conf_domain *d, const struct core_backup_request *req,
             const struct backup_plan_disk *disks, size_t n, enum conf_backup_type *type,
             struct conf_backup **ret_parent)
 {
@@ -291,10 +291,10 @@ plan_parent(const char *uuid, const struct core_backup_request *req,
         return 0;
     }
     /* Puts back into libvirt what it lost, and marks what is broken, before relying on it. */
-    r = core_checkpoint_reconcile(uuid, 0, NULL);
+    r = core_checkpoint_reconcile(d, 0, NULL);
     if (r < 0)
         return r;
-    r = catalog_load(uuid, &c);
+    r = catalog_load(d->uuid, &c);
     if (r < 0)
         return r;
     r = backup_plan_choose(&c.view, req, disks, n, type, &parent);
@@ -337,7 +337,7 @@ backup_plan(const struct conf_domain *d, const struct core_backup_request *req,
         if (r < 0)
             return r;
     }
-    r = plan_parent(d->uuid, req, disks, n, &type, &parent);
+    r = plan_parent(d, req, disks, n, &type, &parent);
     if (r < 0)
         return r;
     r = text_random_hex(id, sizeof(id), 8);
@@ -356,9 +356,10 @@ backup_plan(const struct conf_domain *d, const struct core_backup_request *req,
         (parent && !(b->base_checkpoint = strdup(parent->checkpoint))) ||
         asprintf(&b->checkpoint, "vv-%s", id) < 0)
         return -ENOMEM;
-    r = virt_domain_xml(d->uuid, &b->domain_xml);
-    if (r < 0)
-        return r;
+    if (!d->xml)
+        return err_set(-EINVAL, "planning needs the domain's definition (virt_domain_get_definition)");
+    if (!(b->domain_xml = strdup(d->xml)))
+        return -ENOMEM;
     b->disks = calloc(n, sizeof(*b->disks));
     if (!b->disks)
         return -ENOMEM;

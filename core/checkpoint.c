@@ -606,16 +606,12 @@ core_checkpoint_reconcile_now(const char *domain, unsigned flags,
 }
 
 int
-core_checkpoint_reconcile(const char *domain_uuid, unsigned flags,
+core_checkpoint_reconcile(const struct conf_domain *dom, unsigned flags,
                           struct core_reconcile_report **ret)
 {
-    _cleanup_(conf_domain_freep) struct conf_domain *dom = NULL;
     _cleanup_(core_reconcile_report_freep) struct core_reconcile_report *rep = NULL;
     int r;
 
-    r = virt_domain_get(domain_uuid, &dom);
-    if (r < 0)
-        return r;
     _cleanup_checkpoint_lock_ const char *locked = checkpoint_lock(dom->uuid);
     rep = calloc(1, sizeof(*rep));
     if (!rep)

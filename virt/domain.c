@@ -9,6 +9,7 @@
 #include "cleanup.h"
 #include "err.h"
 #include "text.h"
+#include "virt_clone.h"
 #include "virt_priv.h"
 
 static const char *const state_names[] = {
@@ -18,8 +19,8 @@ static const char *const state_names[] = {
     [VIR_DOMAIN_CRASHED] = "crashed",   [VIR_DOMAIN_PMSUSPENDED] = "pmsuspended",
 };
 
-/* Lookups of domains in libvirt made by this thread (virt_domain_lookups_take). */
-static _Thread_local unsigned lookups;
+/* What this thread asked libvirt for (virt_domain_lookups_take, virt_domain_xml_fetches_take). */
+static _Thread_local unsigned lookups, xml_fetches;
 
 unsigned
 virt_domain_lookups_take(void)
@@ -28,6 +29,22 @@ virt_domain_lookups_take(void)
 
     lookups = 0;
     return n;
+}
+
+unsigned
+virt_domain_xml_fetches_take(void)
+{
+    unsigned n = xml_fetches;
+
+    xml_fetches = 0;
+    return n;
+}
+
+char *
+virt_domain_xml_desc(virDomainPtr dom, unsigned flags)
+{
+    xml_fetches++;
+    return virDomainGetXMLDesc(dom, flags);
 }
 
 int
@@ -239,17 +256,13 @@ feature_set(struct conf_feature *f, const char *reason)
     f->reason = reason ? strdup(reason) : NULL;
 }
 
+/* Reads the disks of the domain XML in ctx into d. */
 static int
-parse_disks(const char *xml, struct conf_domain *d)
+parse_disks(xmlXPathContextPtr ctx, struct conf_domain *d)
 {
-    xmlDocPtr doc = NULL;
-    xmlXPathContextPtr ctx = NULL;
     xmlXPathObjectPtr set;
-    int r, n;
+    int n;
 
-    r = virt_xml_parse(xml, &doc, &ctx);
-    if (r < 0)
-        return r;
     set = xmlXPathEvalExpression((const xmlChar *)"/domain/devices/disk", ctx);
     n = set && set->nodesetval ? set->nodesetval->nodeNr : 0;
     d->disks = n > 0 ? calloc((size_t)n, sizeof(*d->disks)) : NULL;
@@ -273,7 +286,6 @@ parse_disks(const char *xml, struct conf_domain *d)
     }
     if (set)
         xmlXPathFreeObject(set);
-    virt_xml_free(doc, ctx);
     return n > 0 && !d->disks ? -ENOMEM : 0;
 }
 
@@ -317,11 +329,19 @@ derive_features(virConnectPtr conn, struct conf_domain *d)
     feature_set(&d->incremental, bk ? bk : running ? cp : NULL);
 }
 
+/*
+ * Reads dom into d: its name, state and sizes, and its XML (with flags,
+ * fetched and parsed once) for the disks; with keep, that XML redacted
+ * into d->xml.
+ */
 static int
-fill_domain(virConnectPtr conn, virDomainPtr dom, struct conf_domain *d)
+fill_domain(virConnectPtr conn, virDomainPtr dom, unsigned flags, bool keep,
+            struct conf_domain *d)
 {
     virDomainInfo info;
     _cleanup_free_ char *xml = NULL;
+    _cleanup_(virt_xml_docp) xmlDocPtr doc = NULL;
+    _cleanup_(virt_xml_ctxp) xmlXPathContextPtr ctx = NULL;
     const char *name;
     int r;
 
@@ -338,22 +358,26 @@ fill_domain(virConnectPtr conn, virDomainPtr dom, struct conf_domain *d)
     d->persistent = virDomainIsPersistent(dom) == 1;
     d->vcpus = info.nrVirtCpu;
     d->memory_bytes = (uint64_t)info.memory * 1024;
-    xml = virDomainGetXMLDesc(dom, 0);
+    xml = virt_domain_xml_desc(dom, flags);
     if (!xml)
         return virt_error("read domain XML");
-    r = parse_disks(xml, d);
+    r = virt_xml_parse(xml, &doc, &ctx);
+    if (r < 0)
+        return r;
+    r = parse_disks(ctx, d);
     if (r < 0)
         return r;
     derive_features(conn, d);
-    return 0;
+    /* Last: the redaction changes the document the disks were read from. */
+    return keep ? virt_clone_redact(ctx, &d->xml) : 0;
 }
 
-int
-virt_domain_get(const char *name_or_uuid, struct conf_domain **ret)
+static int
+domain_get(const char *name_or_uuid, unsigned flags, bool keep, struct conf_domain **ret)
 {
     _cleanup_conn_ virConnectPtr conn = NULL;
     _cleanup_dom_ virDomainPtr dom = NULL;
-    struct conf_domain *d;
+    _cleanup_domain_ struct conf_domain *d = NULL;
     int r;
 
     r = virt_domain_open(name_or_uuid, &conn, &dom);
@@ -362,13 +386,24 @@ virt_domain_get(const char *name_or_uuid, struct conf_domain **ret)
     d = calloc(1, sizeof(*d));
     if (!d)
         return -ENOMEM;
-    r = fill_domain(conn, dom, d);
-    if (r < 0) {
-        conf_domain_free(d);
+    r = fill_domain(conn, dom, flags, keep, d);
+    if (r < 0)
         return r;
-    }
-    *ret = d;
+    *ret = TAKE_PTR(d);
     return 0;
+}
+
+int
+virt_domain_get(const char *name_or_uuid, struct conf_domain **ret)
+{
+    return domain_get(name_or_uuid, 0, false, ret);
+}
+
+int
+virt_domain_get_definition(const char *name_or_uuid, struct conf_domain **ret)
+{
+    /* Secure: to know where a password was; the password itself is never kept. */
+    return domain_get(name_or_uuid, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE, true, ret);
 }
 
 static int
@@ -396,7 +431,7 @@ virt_domain_list(struct conf_domain **ret, size_t *ret_n)
     r = list ? 0 : -ENOMEM;
     for (int i = 0; i < n; i++) {
         if (r == 0) {
-            int q = fill_domain(conn, doms[i], &list[n_ok]);
+            int q = fill_domain(conn, doms[i], 0, false, &list[n_ok]);
             if (q == 0)
                 n_ok++;
             else if (q == -ENOENT)
