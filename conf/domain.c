@@ -4,6 +4,16 @@
 
 #include "domain.h"
 
+CONF_ENUM_IMPL(conf_domain_state, enum conf_domain_state, CONF_DOMAIN_STATE_LAST, "nostate",
+               "running", "blocked", "paused", "shutdown", "shutoff", "crashed", "pmsuspended",
+               "unknown");
+
+bool
+conf_domain_state_active(enum conf_domain_state s)
+{
+    return s == CONF_DOMAIN_RUNNING || s == CONF_DOMAIN_PAUSED;
+}
+
 void
 conf_disk_clear(struct conf_disk *d)
 {

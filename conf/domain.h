@@ -14,12 +14,31 @@
 #include <stdint.h>
 
 #include "cleanup.h"
+#include "conf/enum.h"
 
 /* A feature of a domain, and why not when it is not available. */
 struct conf_feature {
     bool supported;
     char *reason; /* NULL when supported */
 };
+
+/* What libvirt says a domain is doing (virDomainState); "unknown" for a state it added later. */
+enum conf_domain_state {
+    CONF_DOMAIN_NOSTATE,
+    CONF_DOMAIN_RUNNING,
+    CONF_DOMAIN_BLOCKED,
+    CONF_DOMAIN_PAUSED,
+    CONF_DOMAIN_SHUTDOWN,
+    CONF_DOMAIN_SHUTOFF,
+    CONF_DOMAIN_CRASHED,
+    CONF_DOMAIN_PMSUSPENDED,
+    CONF_DOMAIN_UNKNOWN,
+    CONF_DOMAIN_STATE_LAST,
+};
+CONF_ENUM_DECL(conf_domain_state, enum conf_domain_state);
+
+/* True for running and paused: a domain with a QEMU process (checkpoints, live snapshots). */
+bool conf_domain_state_active(enum conf_domain_state s);
 
 struct conf_disk {
     char *target; /* "vda" */
@@ -34,8 +53,8 @@ struct conf_disk {
 struct conf_domain {
     char *name;
     char uuid[37];
-    int id;            /* -1 when not running */
-    const char *state; /* static: "running", "paused", "shutoff", ... */
+    int id; /* -1 when not running */
+    enum conf_domain_state state;
     bool persistent;
     unsigned vcpus;
     uint64_t memory_bytes;

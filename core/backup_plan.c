@@ -357,7 +357,8 @@ backup_plan(const struct conf_domain *d, const struct core_backup_request *req,
         asprintf(&b->checkpoint, "vv-%s", id) < 0)
         return -ENOMEM;
     if (!d->xml)
-        return err_set(-EINVAL, "planning needs the domain's definition (virt_domain_get_definition)");
+        return err_set(-EINVAL,
+                       "planning needs the domain's definition (virt_domain_get_definition)");
     if (!(b->domain_xml = strdup(d->xml)))
         return -ENOMEM;
     b->disks = calloc(n, sizeof(*b->disks));

@@ -63,7 +63,7 @@ refuse_libvirt_job(const struct conf_domain *dom)
 static bool
 domain_active(const struct conf_domain *dom)
 {
-    return strcmp(dom->state, "running") == 0 || strcmp(dom->state, "paused") == 0;
+    return conf_domain_state_active(dom->state);
 }
 
 /* Reconciles for a reader, unless another operation holds the domain (it reconciles itself). */
@@ -435,7 +435,7 @@ core_checkpoint_create(const char *domain, const struct core_checkpoint_request 
         return err_set(-EBADFD,
                        "domain '%s' is not running (%s): libvirt creates checkpoints "
                        "only for running domains",
-                       dom->name, dom->state);
+                       dom->name, conf_domain_state_to_string(dom->state));
     r = refuse_libvirt_job(dom);
     if (r < 0)
         return r;
@@ -558,7 +558,7 @@ core_checkpoint_delete(const char *domain, const char *name, unsigned flags)
                        "domain '%s' is not running (%s): libvirt merges checkpoint bitmaps only "
                        "for running domains; metadata_only=true forgets the checkpoint and "
                        "leaves its bitmaps in the images",
-                       dom->name, dom->state);
+                       dom->name, conf_domain_state_to_string(dom->state));
     } else if (r < 0) {
         return r;
     }

@@ -243,7 +243,7 @@ make_plan(const struct conf_domain *d, const struct core_snapshot_req *req, stru
 {
     _cleanup_(plan_freep) struct plan *p = calloc(1, sizeof(*p));
     _cleanup_free_ char *managed = NULL;
-    bool running = strcmp(d->state, "running") == 0 || strcmp(d->state, "paused") == 0;
+    bool running = conf_domain_state_active(d->state);
     enum conf_snapshot_location def_loc;
     char gen[64];
     bool any_external;
@@ -281,7 +281,7 @@ make_plan(const struct conf_domain *d, const struct core_snapshot_req *req, stru
         return err_set(-EBADFD,
                        "domain '%s' is %s: a full snapshot saves the memory of a running domain; "
                        "ask for kind disk_only",
-                       d->name, d->state);
+                       d->name, conf_domain_state_to_string(d->state));
 
     def_loc =
         p->disk_only && running ? CONF_SNAPSHOT_LOCATION_EXTERNAL : CONF_SNAPSHOT_LOCATION_INTERNAL;
@@ -569,7 +569,7 @@ snap_job_free(void *data)
 }
 
 static const struct job_kind snapshot_create_kind = {
-    .name = "snapshot_create",
+    .kind = CONF_JOB_KIND_SNAPSHOT_CREATE,
     .run = snap_job_run,
     .cancel = snap_job_cancel,
     .recover = snap_job_recover,

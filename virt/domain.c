@@ -12,11 +12,16 @@
 #include "virt_clone.h"
 #include "virt_priv.h"
 
-static const char *const state_names[] = {
-    [VIR_DOMAIN_NOSTATE] = "nostate",   [VIR_DOMAIN_RUNNING] = "running",
-    [VIR_DOMAIN_BLOCKED] = "blocked",   [VIR_DOMAIN_PAUSED] = "paused",
-    [VIR_DOMAIN_SHUTDOWN] = "shutdown", [VIR_DOMAIN_SHUTOFF] = "shutoff",
-    [VIR_DOMAIN_CRASHED] = "crashed",   [VIR_DOMAIN_PMSUSPENDED] = "pmsuspended",
+/* libvirt's states, by their value; the rest are CONF_DOMAIN_UNKNOWN. */
+static const enum conf_domain_state states[] = {
+    [VIR_DOMAIN_NOSTATE] = CONF_DOMAIN_NOSTATE,
+    [VIR_DOMAIN_RUNNING] = CONF_DOMAIN_RUNNING,
+    [VIR_DOMAIN_BLOCKED] = CONF_DOMAIN_BLOCKED,
+    [VIR_DOMAIN_PAUSED] = CONF_DOMAIN_PAUSED,
+    [VIR_DOMAIN_SHUTDOWN] = CONF_DOMAIN_SHUTDOWN,
+    [VIR_DOMAIN_SHUTOFF] = CONF_DOMAIN_SHUTOFF,
+    [VIR_DOMAIN_CRASHED] = CONF_DOMAIN_CRASHED,
+    [VIR_DOMAIN_PMSUSPENDED] = CONF_DOMAIN_PMSUSPENDED,
 };
 
 /* What this thread asked libvirt for (virt_domain_lookups_take, virt_domain_xml_fetches_take). */
@@ -295,7 +300,7 @@ derive_features(virConnectPtr conn, struct conf_domain *d)
 {
     const char *driver = virt_driver_name(conn);
     bool is_test = strcasecmp(driver, "test") == 0;
-    bool running = strcmp(d->state, "running") == 0 || strcmp(d->state, "paused") == 0;
+    bool running = conf_domain_state_active(d->state);
     bool qcow2 = false;
     const char *cp = NULL, *bk = NULL;
 
@@ -335,8 +340,7 @@ derive_features(virConnectPtr conn, struct conf_domain *d)
  * into d->xml.
  */
 static int
-fill_domain(virConnectPtr conn, virDomainPtr dom, unsigned flags, bool keep,
-            struct conf_domain *d)
+fill_domain(virConnectPtr conn, virDomainPtr dom, unsigned flags, bool keep, struct conf_domain *d)
 {
     virDomainInfo info;
     _cleanup_free_ char *xml = NULL;
@@ -351,9 +355,7 @@ fill_domain(virConnectPtr conn, virDomainPtr dom, unsigned flags, bool keep,
     d->name = strdup(name);
     if (!d->name)
         return -ENOMEM;
-    d->state = info.state < ARRAY_SIZE(state_names) && state_names[info.state]
-                   ? state_names[info.state]
-                   : "unknown";
+    d->state = info.state < ARRAY_SIZE(states) ? states[info.state] : CONF_DOMAIN_UNKNOWN;
     d->id = (int)virDomainGetID(dom);
     d->persistent = virDomainIsPersistent(dom) == 1;
     d->vcpus = info.nrVirtCpu;
