@@ -8,6 +8,30 @@ CONF_ENUM_IMPL(conf_domain_state, enum conf_domain_state, CONF_DOMAIN_STATE_LAST
                "running", "blocked", "paused", "shutdown", "shutoff", "crashed", "pmsuspended",
                "unknown");
 
+static bool
+equals(const char *value, const char *want)
+{
+    return value && strcmp(value, want) == 0;
+}
+
+bool
+conf_disk_is_disk(const struct conf_disk *d)
+{
+    return equals(d->device, "disk");
+}
+
+bool
+conf_disk_is_qcow2(const struct conf_disk *d)
+{
+    return equals(d->format, "qcow2");
+}
+
+bool
+conf_disk_is_file(const struct conf_disk *d)
+{
+    return equals(d->type, "file");
+}
+
 bool
 conf_domain_state_active(enum conf_domain_state s)
 {

@@ -101,6 +101,15 @@ struct conf_domain_ref {
     char name[256]; /* cut short (never in the middle of a UTF-8 character) past 255 bytes */
 };
 
+/*
+ * What a disk is, in libvirt's words (its XML's values are kept as libvirt
+ * wrote them, as the API shows them): device "disk" (not a cdrom, floppy or
+ * lun), format "qcow2", type "file". False when libvirt gave none.
+ */
+bool conf_disk_is_disk(const struct conf_disk *d);
+bool conf_disk_is_qcow2(const struct conf_disk *d);
+bool conf_disk_is_file(const struct conf_disk *d);
+
 /* Frees the members of disk d (not d itself). */
 void conf_disk_clear(struct conf_disk *d);
 

@@ -21,11 +21,11 @@
 static const char *
 disk_unfit(const struct conf_disk *k)
 {
-    if (!k->device || strcmp(k->device, "disk") != 0)
+    if (!conf_disk_is_disk(k))
         return "it is not a disk";
     if (!k->source)
         return "it has no source";
-    if (!k->format || strcmp(k->format, "qcow2") != 0)
+    if (!conf_disk_is_qcow2(k))
         return "it is not qcow2 (checkpoints need qcow2 dirty bitmaps)";
     return NULL;
 }

@@ -396,10 +396,10 @@ check_disks(const struct conf_domain *dom, const struct core_checkpoint_request 
                 disk = &dom->disks[k];
         if (!disk)
             return err_set(-EINVAL, "domain '%s' has no disk '%s'", dom->name, req->disks[i]);
-        if (disk->device && strcmp(disk->device, "disk") != 0)
+        if (disk->device && !conf_disk_is_disk(disk))
             return err_set(-EINVAL, "'%s' is a %s, not a disk: it cannot take part in a checkpoint",
                            req->disks[i], disk->device);
-        if (disk->format && strcmp(disk->format, "qcow2") != 0)
+        if (disk->format && !conf_disk_is_qcow2(disk))
             return err_set(-EINVAL,
                            "disk '%s' is %s: checkpoints need dirty bitmaps, which only qcow2 "
                            "images hold",

@@ -305,8 +305,7 @@ derive_features(virConnectPtr conn, struct conf_domain *d)
     const char *cp = NULL, *bk = NULL;
 
     for (size_t i = 0; i < d->n_disks; i++)
-        if (d->disks[i].format && strcmp(d->disks[i].format, "qcow2") == 0 && d->disks[i].device &&
-            strcmp(d->disks[i].device, "disk") == 0)
+        if (conf_disk_is_qcow2(&d->disks[i]) && conf_disk_is_disk(&d->disks[i]))
             qcow2 = true;
 
     feature_set(&d->snapshots, NULL);
