@@ -78,8 +78,8 @@ checkpoint_of(const struct backup_plan_catalog *cat, const char *name)
 
 /*
  * Says whether parent can carry an incremental of disks: it completed, its
- * checkpoint is still in libvirt and it holds the same disks at the same
- * sizes. Returns 0, or -EBADFD with the reason in the detail.
+ * checkpoint is stored and healthy (ok or redefined) and still in libvirt,
+ * and it holds the same disks at the same sizes. Returns 0, or -EBADFD with the reason in the detail.
  */
 static int
 base_sound(const struct backup_plan_catalog *cat, const struct conf_backup *parent,
@@ -101,7 +101,13 @@ base_sound(const struct backup_plan_catalog *cat, const struct conf_backup *pare
             return err_set(-EBADFD, "disk '%s' is new or changed size since backup %s",
                            disks[i].target, parent->id);
     }
-    /* The stored checkpoint decides: broken is final, missing means deleted. */
+    /*
+     * The stored checkpoint decides: broken is final, missing means deleted,
+     * and orphaned is not the service's (its row was lost and libvirt's copy
+     * found again): the service neither vouches for its bitmap nor puts it
+     * back when libvirt loses it, so it is no base until adopted, as the
+     * reason the reconciler stores with it says.
+     */
     c = checkpoint_of(cat, parent->checkpoint);
     if (!c)
         return err_set(-EBADFD, "checkpoint '%s' of backup %s was deleted", parent->checkpoint,
@@ -109,6 +115,10 @@ base_sound(const struct backup_plan_catalog *cat, const struct conf_backup *pare
     if (c->state == CONF_CHECKPOINT_BROKEN)
         return err_set(-EBADFD, "checkpoint '%s' is broken: %s", c->name,
                        c->reason ? c->reason : "its bitmap cannot be trusted");
+    if (!conf_checkpoint_state_healthy(c->state))
+        return err_set(-EBADFD, "checkpoint '%s' of backup %s is %s: %s", c->name, parent->id,
+                       conf_checkpoint_state_to_string(c->state),
+                       c->reason ? c->reason : "adopt it to use it as a base");
     if (cat->libvirt_error < 0)
         return err_set(cat->libvirt_error, "%s",
                        cat->libvirt_detail ? cat->libvirt_detail : "cannot ask libvirt");
