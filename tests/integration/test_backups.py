@@ -8,14 +8,14 @@ Every point in time a test restores is kept aside as a raw copy and compared wit
 """
 import json
 import os
-import re
 import socket
 import subprocess
 import time
 
 import pytest
 
-from helpers import MiB, checkpoints, disk_path, keep, prefilled_domain, same_disk, virsh
+from helpers import (MiB, checkpoints, disk_path, keep, libvirt_reads_of, prefilled_domain,
+                     same_disk, virsh)
 
 
 # ------------------------------------------------------------------------------------------
@@ -370,16 +370,6 @@ def test_incremental_after_libvirt_lost_the_checkpoint(vv_qemu, domain, sandbox,
     assert r.status == 409 and 'changed size' in r.json['detail'], r
     nxt = backup(c, domain)
     assert nxt['type'] == 'full' and nxt['chain_id'] == nxt['id'], nxt
-
-
-def libvirt_reads_of(vv, backup_id):
-    """(domain lookups, domain XML fetches) the daemon counted while it created backup_id."""
-    with open(vv.log_path, encoding='utf-8', errors='replace') as f:
-        text = f.read()
-    m = re.search(rf'backup {backup_id} of \S+ queued; libvirt: (\d+) domain lookups, '
-                  rf'(\d+) domain XML fetches', text)
-    assert m, f'no count logged for backup {backup_id}'
-    return int(m.group(1)), int(m.group(2))
 
 
 def test_a_backup_create_looks_the_domain_up_once_and_reads_its_xml_once(vv_qemu, domain,
