@@ -79,7 +79,8 @@ checkpoint_of(const struct backup_plan_catalog *cat, const char *name)
 /*
  * Says whether parent can carry an incremental of disks: it completed, its
  * checkpoint is stored and healthy (ok or redefined) and still in libvirt,
- * and it holds the same disks at the same sizes. Returns 0, or -EBADFD with the reason in the detail.
+ * and it holds the same disks at the same sizes. Returns 0, or -EBADFD with
+ * the reason in the detail.
  */
 static int
 base_sound(const struct backup_plan_catalog *cat, const struct conf_backup *parent,
