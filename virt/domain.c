@@ -333,10 +333,81 @@ derive_features(virConnectPtr conn, struct conf_domain *d)
     feature_set(&d->incremental, bk ? bk : running ? cp : NULL);
 }
 
+static bool
+same_source(const char *a, const char *b)
+{
+    return a && b ? strcmp(a, b) == 0 : a == b;
+}
+
+/*
+ * Whether the disks read from the persistent definition of running domain
+ * dom are the ones it runs with: the definition was not changed while it
+ * ran, and libvirt's block statistics name the same targets on the same
+ * sources. false also when libvirt cannot tell (the caller reads the live
+ * XML then).
+ */
+static bool
+definition_disks_live(virDomainPtr dom, const struct conf_domain *d)
+{
+    virDomainPtr doms[] = {dom, NULL};
+    virDomainStatsRecordPtr *recs = NULL;
+    unsigned count = 0;
+    bool same;
+
+    if (virDomainIsUpdated(dom) != 0 ||
+        virDomainListGetStats(doms, VIR_DOMAIN_STATS_BLOCK, &recs, 0) != 1) {
+        if (recs)
+            virDomainStatsRecordListFree(recs);
+        virResetLastError();
+        return false;
+    }
+    same = virTypedParamsGetUInt(recs[0]->params, recs[0]->nparams, "block.count", &count) == 1 &&
+           count == d->n_disks;
+    for (unsigned i = 0; same && i < count; i++) {
+        const char *target = NULL, *path = NULL;
+        char key[64];
+
+        snprintf(key, sizeof(key), "block.%u.name", i);
+        same = virTypedParamsGetString(recs[0]->params, recs[0]->nparams, key, &target) == 1;
+        snprintf(key, sizeof(key), "block.%u.path", i);
+        if (virTypedParamsGetString(recs[0]->params, recs[0]->nparams, key, &path) != 1)
+            path = NULL;
+        same = same && i < d->n_disks && strcmp(d->disks[i].target, target) == 0 &&
+               same_source(d->disks[i].source, path);
+    }
+    virDomainStatsRecordListFree(recs);
+    virResetLastError();
+    return same;
+}
+
+/* Reads the disks of dom's live XML into d, in place of those it has. */
+static int
+read_live_disks(virDomainPtr dom, struct conf_domain *d)
+{
+    _cleanup_free_ char *xml = virt_domain_xml_desc(dom, 0);
+    _cleanup_(virt_xml_docp) xmlDocPtr doc = NULL;
+    _cleanup_(virt_xml_ctxp) xmlXPathContextPtr ctx = NULL;
+    int r;
+
+    if (!xml)
+        return virt_error("read domain XML");
+    r = virt_xml_parse(xml, &doc, &ctx);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < d->n_disks; i++)
+        conf_disk_clear(&d->disks[i]);
+    free(d->disks);
+    d->disks = NULL;
+    d->n_disks = 0;
+    return parse_disks(ctx, d);
+}
+
 /*
  * Reads dom into d: its name, state and sizes, and its XML (with flags,
  * fetched and parsed once) for the disks; with keep, that XML redacted
- * into d->xml.
+ * into d->xml. The disks are always the ones the domain runs with: when
+ * flags ask for the persistent definition of a running domain whose disks
+ * differ from it (changed while it ran), its live XML is read for them.
  */
 static int
 fill_domain(virConnectPtr conn, virDomainPtr dom, unsigned flags, bool keep, struct conf_domain *d)
@@ -366,6 +437,9 @@ fill_domain(virConnectPtr conn, virDomainPtr dom, unsigned flags, bool keep, str
     if (r < 0)
         return r;
     r = parse_disks(ctx, d);
+    if (r >= 0 && (flags & VIR_DOMAIN_XML_INACTIVE) && virDomainIsActive(dom) == 1 &&
+        !definition_disks_live(dom, d))
+        r = read_live_disks(dom, d);
     if (r < 0)
         return r;
     derive_features(conn, d);

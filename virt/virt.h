@@ -95,7 +95,10 @@ int virt_domain_get(const char *name_or_uuid, struct conf_domain **ret);
  * read once with libvirt's secure flag and parsed once: the disks come from
  * it, and it is kept in (*ret)->xml, redacted (a graphics password is there
  * as passwd='', so that a restore knows one was set, never its value). What
- * a backup records and plans from.
+ * a backup records and plans from. The disks are those the domain runs
+ * with all the same: when a running domain's definition was changed while
+ * it ran, or libvirt's block statistics show other disks, they are read
+ * from its live XML (a second fetch, in that case only).
  */
 int virt_domain_get_definition(const char *name_or_uuid, struct conf_domain **ret);
 
