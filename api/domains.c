@@ -31,12 +31,12 @@ api_domain_json(const struct conf_domain *d)
     for (size_t i = 0; i < d->n_disks; i++)
         json_array_append_new(disks, disk_json(&d->disks[i]));
     out = json_pack("{s:s, s:s, s:s, s:b, s:i, s:I, s:o, s:{s:o, s:o, s:o, s:o, s:o}}", "name",
-                    d->name, "uuid", d->uuid, "state", d->state, "persistent", d->persistent,
-                    "vcpus", (int)d->vcpus, "memory_bytes", (json_int_t)d->memory_bytes, "disks",
-                    disks, "supports", "snapshots", feature_json(&d->snapshots), "checkpoints",
-                    feature_json(&d->checkpoints), "push_backup", feature_json(&d->push_backup),
-                    "pull_backup", feature_json(&d->pull_backup), "incremental",
-                    feature_json(&d->incremental));
+                    d->name, "uuid", d->uuid, "state", conf_domain_state_to_string(d->state),
+                    "persistent", d->persistent, "vcpus", (int)d->vcpus, "memory_bytes",
+                    (json_int_t)d->memory_bytes, "disks", disks, "supports", "snapshots",
+                    feature_json(&d->snapshots), "checkpoints", feature_json(&d->checkpoints),
+                    "push_backup", feature_json(&d->push_backup), "pull_backup",
+                    feature_json(&d->pull_backup), "incremental", feature_json(&d->incremental));
     return out;
 }
 

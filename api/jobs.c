@@ -25,6 +25,7 @@ api_job_json(const struct conf_job *j)
 {
     json_t *error = json_null();
     json_t *result = json_null();
+    const char *kind;
 
     if (j->error_errno) {
         char instance[64];
@@ -42,8 +43,9 @@ api_job_json(const struct conf_job *j)
             log_warn("job %s: its result is not JSON: %s", j->id, jerr.text);
         }
     }
+    kind = conf_job_kind_to_string(j->kind);
     return json_pack("{s:s, s:s, s:s?, s:s, s:{s:I, s:I}, s:o, s:o, s:o, s:o, s:o}", "id", j->id,
-                     "kind", j->kind ? j->kind : "unknown", "domain", j->domain, "state",
+                     "kind", kind ? kind : "unknown", "domain", j->domain, "state",
                      conf_job_state_to_string(j->state), "progress", "bytes_done",
                      (json_int_t)j->bytes_done, "bytes_total", (json_int_t)j->bytes_total, "error",
                      error, "result", result, "created_at", api_time_json(j->created_ms),
@@ -57,6 +59,8 @@ api_jobs_list(const struct api_request *req, struct api_response *resp)
     static const char *const states[] = {"queued", "running",   "succeeded",
                                          "failed", "cancelled", NULL};
     struct conf_job_filter f = {0};
+    enum conf_job_state state;
+    const char *state_s = NULL;
     struct conf_job *list = NULL;
     size_t n = 0;
     int64_t next = 0;
@@ -66,9 +70,11 @@ api_jobs_list(const struct api_request *req, struct api_response *resp)
     f.domain = req->query(req, "domain");
     if (f.domain && !f.domain[0])
         return err_set(-EINVAL, "query parameter 'domain' is empty");
-    r = api_query_enum(req, "state", states, NULL, &f.state);
+    r = api_query_enum(req, "state", states, NULL, &state_s);
     if (r < 0)
         return r;
+    if (state_s && conf_job_state_from_string(state_s, &state) == 0)
+        f.state = &state;
     r = api_query_limit(req, JOBS_LIMIT_MAX, &f.limit);
     if (r < 0)
         return r;

@@ -6,6 +6,7 @@
 CONF_ENUM_IMPL(conf_backup_mode, enum conf_backup_mode, CONF_BACKUP_MODE_LAST, "push", "pull");
 CONF_ENUM_IMPL(conf_backup_type, enum conf_backup_type, CONF_BACKUP_TYPE_LAST, "full",
                "incremental", "differential", "auto");
+CONF_ENUM_IMPL(conf_image_format, enum conf_image_format, CONF_IMAGE_FORMAT_LAST, "qcow2", "raw");
 CONF_ENUM_IMPL(conf_backup_state, enum conf_backup_state, CONF_BACKUP_STATE_LAST, "running",
                "ready", "completed", "failed", "cancelled");
 

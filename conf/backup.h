@@ -46,6 +46,14 @@ enum conf_backup_state {
 };
 CONF_ENUM_DECL(conf_backup_state, enum conf_backup_state);
 
+/* The format of a restored image. */
+enum conf_image_format {
+    CONF_IMAGE_FORMAT_QCOW2,
+    CONF_IMAGE_FORMAT_RAW,
+    CONF_IMAGE_FORMAT_LAST,
+};
+CONF_ENUM_DECL(conf_image_format, enum conf_image_format);
+
 struct conf_backup_disk {
     char *target;  /* "vda" */
     char *file;    /* relative to the vault: "<uuid>/<chain>/<id>.vda.qcow2" */

@@ -14,12 +14,31 @@
 #include <stdint.h>
 
 #include "cleanup.h"
+#include "conf/enum.h"
 
 /* A feature of a domain, and why not when it is not available. */
 struct conf_feature {
     bool supported;
     char *reason; /* NULL when supported */
 };
+
+/* What libvirt says a domain is doing (virDomainState); "unknown" for a state it added later. */
+enum conf_domain_state {
+    CONF_DOMAIN_NOSTATE,
+    CONF_DOMAIN_RUNNING,
+    CONF_DOMAIN_BLOCKED,
+    CONF_DOMAIN_PAUSED,
+    CONF_DOMAIN_SHUTDOWN,
+    CONF_DOMAIN_SHUTOFF,
+    CONF_DOMAIN_CRASHED,
+    CONF_DOMAIN_PMSUSPENDED,
+    CONF_DOMAIN_UNKNOWN,
+    CONF_DOMAIN_STATE_LAST,
+};
+CONF_ENUM_DECL(conf_domain_state, enum conf_domain_state);
+
+/* True for running and paused: a domain with a QEMU process (checkpoints, live snapshots). */
+bool conf_domain_state_active(enum conf_domain_state s);
 
 struct conf_disk {
     char *target; /* "vda" */
@@ -34,8 +53,8 @@ struct conf_disk {
 struct conf_domain {
     char *name;
     char uuid[37];
-    int id;            /* -1 when not running */
-    const char *state; /* static: "running", "paused", "shutoff", ... */
+    int id; /* -1 when not running */
+    enum conf_domain_state state;
     bool persistent;
     unsigned vcpus;
     uint64_t memory_bytes;
@@ -46,6 +65,8 @@ struct conf_domain {
     struct conf_feature push_backup;
     struct conf_feature pull_backup;
     struct conf_feature incremental;
+    /* The persistent definition, redacted (virt_domain_get_definition()), else NULL. */
+    char *xml;
 };
 
 struct conf_versions {
@@ -79,6 +100,15 @@ struct conf_domain_ref {
     char uuid[37];
     char name[256]; /* cut short (never in the middle of a UTF-8 character) past 255 bytes */
 };
+
+/*
+ * What a disk is, in libvirt's words (its XML's values are kept as libvirt
+ * wrote them, as the API shows them): device "disk" (not a cdrom, floppy or
+ * lun), format "qcow2", type "file". False when libvirt gave none.
+ */
+bool conf_disk_is_disk(const struct conf_disk *d);
+bool conf_disk_is_qcow2(const struct conf_disk *d);
+bool conf_disk_is_file(const struct conf_disk *d);
 
 /* Frees the members of disk d (not d itself). */
 void conf_disk_clear(struct conf_disk *d);

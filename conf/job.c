@@ -9,6 +9,9 @@
 CONF_ENUM_IMPL(conf_job_state, enum conf_job_state, CONF_JOB_STATE_LAST, "queued", "running",
                "succeeded", "failed", "cancelled");
 
+CONF_ENUM_IMPL(conf_job_kind, enum conf_job_kind, CONF_JOB_KIND_LAST, "backup", "restore", "verify",
+               "snapshot_create");
+
 bool
 conf_job_state_final(enum conf_job_state s)
 {
@@ -33,8 +36,8 @@ conf_job_copy(const struct conf_job *j, struct conf_job **ret)
     if (!c)
         return -ENOMEM;
     *c = *j;
-    c->kind = c->domain = c->domain_uuid = c->error_detail = c->result = c->params = NULL;
-    if (dup_or_null(j->kind, &c->kind) < 0 || dup_or_null(j->domain, &c->domain) < 0 ||
+    c->domain = c->domain_uuid = c->error_detail = c->result = c->params = NULL;
+    if (dup_or_null(j->domain, &c->domain) < 0 ||
         dup_or_null(j->domain_uuid, &c->domain_uuid) < 0 ||
         dup_or_null(j->error_detail, &c->error_detail) < 0 ||
         dup_or_null(j->result, &c->result) < 0 || dup_or_null(j->params, &c->params) < 0)
@@ -48,7 +51,6 @@ conf_job_clear(struct conf_job *j)
 {
     if (!j)
         return;
-    free(j->kind);
     free(j->domain);
     free(j->domain_uuid);
     free(j->error_detail);

@@ -26,11 +26,25 @@ enum conf_job_state {
     CONF_JOB_STATE_LAST,
 };
 
+/*
+ * What a job does; one struct job_kind (core/jobs.h) runs each. A row that
+ * another version of the service wrote with a kind not in the table reads
+ * as CONF_JOB_KIND_LAST, which has no name (the API says "unknown") and
+ * leaves the stored name as it is.
+ */
+enum conf_job_kind {
+    CONF_JOB_KIND_BACKUP,
+    CONF_JOB_KIND_RESTORE,
+    CONF_JOB_KIND_VERIFY,
+    CONF_JOB_KIND_SNAPSHOT_CREATE,
+    CONF_JOB_KIND_LAST,
+};
+
 #define CONF_JOB_ID_LEN 32
 
 struct conf_job {
     char id[CONF_JOB_ID_LEN + 1];
-    char *kind;
+    enum conf_job_kind kind;
     char *domain;      /* name of the domain, or NULL for a job on no domain */
     char *domain_uuid; /* or NULL */
     enum conf_job_state state;
@@ -47,14 +61,17 @@ struct conf_job {
 
 /* Which jobs a listing returns: every field is optional (NULL / 0 = no filter). */
 struct conf_job_filter {
-    const char *domain; /* a domain name or UUID */
-    const char *state;  /* a state name */
-    int64_t before_seq; /* only rows older than this cursor; 0: from the newest */
-    unsigned limit;     /* at most this many rows; 0: 100 */
+    const char *domain;               /* a domain name or UUID */
+    const enum conf_job_state *state; /* or NULL for any */
+    int64_t before_seq;               /* only rows older than this cursor; 0: from the newest */
+    unsigned limit;                   /* at most this many rows; 0: 100 */
 };
 
 /* "queued", "running", ... (never NULL for a value of the enum); parsing: -EINVAL for none. */
 CONF_ENUM_DECL(conf_job_state, enum conf_job_state);
+
+/* "backup", "restore", "verify", "snapshot_create"; parsing: -EINVAL for none. */
+CONF_ENUM_DECL(conf_job_kind, enum conf_job_kind);
 
 /* True for succeeded, failed and cancelled. */
 bool conf_job_state_final(enum conf_job_state s);

@@ -4,6 +4,8 @@
 
 #include "snapshot.h"
 
+CONF_ENUM_IMPL(conf_snapshot_kind, enum conf_snapshot_kind, CONF_SNAPSHOT_KIND_LAST, "full",
+               "disk_only");
 CONF_ENUM_IMPL(conf_snapshot_location, enum conf_snapshot_location, CONF_SNAPSHOT_LOCATION_LAST,
                "none", "internal", "external");
 

@@ -23,6 +23,14 @@ enum conf_snapshot_location {
 /* "none", "internal", "external" (the API's words). */
 CONF_ENUM_DECL(conf_snapshot_location, enum conf_snapshot_location);
 
+/* "full": memory and disks; "disk_only": the disks alone. */
+enum conf_snapshot_kind {
+    CONF_SNAPSHOT_KIND_FULL,
+    CONF_SNAPSHOT_KIND_DISK_ONLY,
+    CONF_SNAPSHOT_KIND_LAST,
+};
+CONF_ENUM_DECL(conf_snapshot_kind, enum conf_snapshot_kind);
+
 struct conf_snapshot_disk {
     char *target; /* "vda" */
     enum conf_snapshot_location location;

@@ -26,7 +26,7 @@ vault_job_cancel(struct job *job, void *data)
 const struct job_kind backup_kinds[BACKUP_JOB_KIND_LAST] = {
     [BACKUP_JOB_BACKUP] =
         {
-            .name = "backup",
+            .kind = CONF_JOB_KIND_BACKUP,
             .run = backup_job_run,
             .cancel = backup_job_cancel,
             .recover = backup_job_recover,
@@ -34,14 +34,14 @@ const struct job_kind backup_kinds[BACKUP_JOB_KIND_LAST] = {
         },
     [BACKUP_JOB_RESTORE] =
         {
-            .name = "restore",
+            .kind = CONF_JOB_KIND_RESTORE,
             .run = backup_restore_run,
             .cancel = vault_job_cancel,
             .free_data = backup_job_free,
         },
     [BACKUP_JOB_VERIFY] =
         {
-            .name = "verify",
+            .kind = CONF_JOB_KIND_VERIFY,
             .run = backup_verify_run,
             .cancel = vault_job_cancel,
             .free_data = backup_job_free,

@@ -37,7 +37,6 @@ backup_job_free(void *data)
     backup_strv_free(br->skip);
     backup_strv_free(br->sources);
     free(br->target_dir);
-    free(br->format);
     free(br->define_name);
     free(br);
 }

@@ -116,7 +116,7 @@ backup_offline_sources(const struct conf_domain *d, const struct conf_backup *b,
         for (size_t j = 0; j < d->n_disks; j++)
             if (strcmp(d->disks[j].target, b->disks[i].target) == 0)
                 k = &d->disks[j];
-        if (!k || !k->type || strcmp(k->type, "file") != 0) {
+        if (!k || !conf_disk_is_file(k)) {
             backup_strv_free(v);
             return err_set(-EOPNOTSUPP,
                            "disk '%s' of the stopped domain is not a file: only qcow2 files "

@@ -21,11 +21,11 @@
 static const char *
 disk_unfit(const struct conf_disk *k)
 {
-    if (!k->device || strcmp(k->device, "disk") != 0)
+    if (!conf_disk_is_disk(k))
         return "it is not a disk";
     if (!k->source)
         return "it has no source";
-    if (!k->format || strcmp(k->format, "qcow2") != 0)
+    if (!conf_disk_is_qcow2(k))
         return "it is not qcow2 (checkpoints need qcow2 dirty bitmaps)";
     return NULL;
 }
@@ -78,8 +78,9 @@ checkpoint_of(const struct backup_plan_catalog *cat, const char *name)
 
 /*
  * Says whether parent can carry an incremental of disks: it completed, its
- * checkpoint is still in libvirt and it holds the same disks at the same
- * sizes. Returns 0, or -EBADFD with the reason in the detail.
+ * checkpoint is stored and healthy (ok or redefined) and still in libvirt,
+ * and it holds the same disks at the same sizes. Returns 0, or -EBADFD with
+ * the reason in the detail.
  */
 static int
 base_sound(const struct backup_plan_catalog *cat, const struct conf_backup *parent,
@@ -101,7 +102,13 @@ base_sound(const struct backup_plan_catalog *cat, const struct conf_backup *pare
             return err_set(-EBADFD, "disk '%s' is new or changed size since backup %s",
                            disks[i].target, parent->id);
     }
-    /* The stored checkpoint decides: broken is final, missing means deleted. */
+    /*
+     * The stored checkpoint decides: broken is final, missing means deleted,
+     * and orphaned is not the service's (its row was lost and libvirt's copy
+     * found again): the service neither vouches for its bitmap nor puts it
+     * back when libvirt loses it, so it is no base until adopted, as the
+     * reason the reconciler stores with it says.
+     */
     c = checkpoint_of(cat, parent->checkpoint);
     if (!c)
         return err_set(-EBADFD, "checkpoint '%s' of backup %s was deleted", parent->checkpoint,
@@ -109,6 +116,10 @@ base_sound(const struct backup_plan_catalog *cat, const struct conf_backup *pare
     if (c->state == CONF_CHECKPOINT_BROKEN)
         return err_set(-EBADFD, "checkpoint '%s' is broken: %s", c->name,
                        c->reason ? c->reason : "its bitmap cannot be trusted");
+    if (!conf_checkpoint_state_healthy(c->state))
+        return err_set(-EBADFD, "checkpoint '%s' of backup %s is %s: %s", c->name, parent->id,
+                       conf_checkpoint_state_to_string(c->state),
+                       c->reason ? c->reason : "adopt it to use it as a base");
     if (cat->libvirt_error < 0)
         return err_set(cat->libvirt_error, "%s",
                        cat->libvirt_detail ? cat->libvirt_detail : "cannot ask libvirt");
@@ -277,7 +288,7 @@ catalog_load(const char *uuid, struct catalog *c)
  * a new copy) and settles the type of an "auto" backup into *type.
  */
 static int
-plan_parent(const char *uuid, const struct core_backup_request *req,
+plan_parent(const struct conf_domain *d, const struct core_backup_request *req,
             const struct backup_plan_disk *disks, size_t n, enum conf_backup_type *type,
             struct conf_backup **ret_parent)
 {
@@ -291,10 +302,10 @@ plan_parent(const char *uuid, const struct core_backup_request *req,
         return 0;
     }
     /* Puts back into libvirt what it lost, and marks what is broken, before relying on it. */
-    r = core_checkpoint_reconcile(uuid, 0, NULL);
+    r = core_checkpoint_reconcile(d, 0, NULL);
     if (r < 0)
         return r;
-    r = catalog_load(uuid, &c);
+    r = catalog_load(d->uuid, &c);
     if (r < 0)
         return r;
     r = backup_plan_choose(&c.view, req, disks, n, type, &parent);
@@ -337,7 +348,7 @@ backup_plan(const struct conf_domain *d, const struct core_backup_request *req,
         if (r < 0)
             return r;
     }
-    r = plan_parent(d->uuid, req, disks, n, &type, &parent);
+    r = plan_parent(d, req, disks, n, &type, &parent);
     if (r < 0)
         return r;
     r = text_random_hex(id, sizeof(id), 8);
@@ -356,9 +367,11 @@ backup_plan(const struct conf_domain *d, const struct core_backup_request *req,
         (parent && !(b->base_checkpoint = strdup(parent->checkpoint))) ||
         asprintf(&b->checkpoint, "vv-%s", id) < 0)
         return -ENOMEM;
-    r = virt_domain_xml(d->uuid, &b->domain_xml);
-    if (r < 0)
-        return r;
+    if (!d->xml)
+        return err_set(-EINVAL,
+                       "planning needs the domain's definition (virt_domain_get_definition)");
+    if (!(b->domain_xml = strdup(d->xml)))
+        return -ENOMEM;
     b->disks = calloc(n, sizeof(*b->disks));
     if (!b->disks)
         return -ENOMEM;

@@ -58,8 +58,9 @@ int backup_plan_select_disks(const struct conf_domain *d, const struct core_back
  * counts from: full has no parent; incremental counts from the newest
  * completed backup, differential from the full backup of the current chain
  * (or the backup of that chain that created req->since). A parent must be
- * sound: it created a checkpoint that is stored, not broken, and known to
- * libvirt, over the same disks at the same sizes. auto is incremental when
+ * sound: it created a checkpoint that is stored, healthy (ok or redefined:
+ * not broken, not orphaned) and known to libvirt, over the same disks at
+ * the same sizes. auto is incremental when
  * that holds, else full. With images to go into the vault, backups a
  * client read in pull mode (no images) do not count.
  *

@@ -102,7 +102,7 @@ struct backup_job {
     char pull_socket[PATH_MAX];
     /* restore */
     char *target_dir;
-    char *format;
+    enum conf_image_format format;
     char *define_name;
     unsigned keep;              /* CORE_RESTORE_KEEP_* */
     uint64_t restore_bandwidth; /* bytes per second qemu-img may write, 0 for no limit */

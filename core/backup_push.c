@@ -366,11 +366,13 @@ core_backup_create(const char *domain, const struct core_backup_request *req,
 
     /* One lookup for the whole request: every virt call below names this domain. */
     (void)virt_domain_lookups_take();
+    (void)virt_domain_xml_fetches_take();
     r = virt_domain_scope_begin(domain);
     if (r < 0)
         return r;
     scoped = true;
-    r = virt_domain_get(domain, &d);
+    /* One read of its definition, too: planning and the catalog row take it from d. */
+    r = virt_domain_get_definition(domain, &d);
     if (r < 0)
         return r;
     r = virt_backup_supported_for(d->uuid);
@@ -445,8 +447,8 @@ core_backup_create(const char *domain, const struct core_backup_request *req,
         log_warn("backup %s: cannot record its job %s: %s", b->id, job->id, err_detail());
     free(b->job_id);
     b->job_id = strdup(job->id);
-    log_debug("backup %s of %s queued; planning looked the domain up in libvirt %u times", b->id,
-              d->name, virt_domain_lookups_take());
+    log_debug("backup %s of %s queued; libvirt: %u domain lookups, %u domain XML fetches", b->id,
+              d->name, virt_domain_lookups_take(), virt_domain_xml_fetches_take());
     *ret = TAKE_PTR(b);
     *ret_job = job;
     return 0;

@@ -36,7 +36,8 @@ restore_result(const struct backup_job *rr, char (*dest)[PATH_MAX], const char *
 
     if (!f)
         return -ENOMEM;
-    fprintf(f, "{\"backup_id\": \"%s\", \"format\": \"%s\", \"disks\": [", b->id, rr->format);
+    fprintf(f, "{\"backup_id\": \"%s\", \"format\": \"%s\", \"disks\": [", b->id,
+            conf_image_format_to_string(rr->format));
     for (size_t i = 0; i < b->n_disks; i++) {
         _cleanup_free_ char *q = text_json_quote(dest[i]);
         fprintf(f, "%s{\"target\": \"%s\", \"path\": %s}", i ? ", " : "", b->disks[i].target,
@@ -99,19 +100,20 @@ backup_restore_run(struct job *job, void *data)
                              rr->define_name ? rr->define_name : b->domain_name,
                              rr->define_name ? "" : "-", rr->define_name ? "" : b->id,
                              b->disks[i].target,
-                             strcmp(rr->format, "raw") == 0 ? "img" : "qcow2") >= PATH_MAX) {
+                             rr->format == CONF_IMAGE_FORMAT_RAW ? "img" : "qcow2") >= PATH_MAX) {
             r = err_set(-ENAMETOOLONG, "restore path too long");
             break;
         }
         name = dest[i] + strlen(rr->target_dir) + 1;
-        r = vault_image_flatten_at(dirfd, name, src, rr->format, rr->restore_bandwidth,
-                                   &rr->cancel);
+        r = vault_image_flatten_at(dirfd, name, src, conf_image_format_to_string(rr->format),
+                                   rr->restore_bandwidth, &rr->cancel);
         if (r < 0)
             break;
         done_disks++;
         done += b->disks[i].size;
         job_progress(job, done, total);
-        rd[i] = (struct virt_restored_disk){b->disks[i].target, dest[i], rr->format};
+        rd[i] = (struct virt_restored_disk){b->disks[i].target, dest[i],
+                                            conf_image_format_to_string(rr->format)};
     }
     if (r >= 0 && job_cancelled(job))
         r = err_set(-ECANCELED, "the restore was cancelled");
@@ -144,9 +146,10 @@ core_backup_restore(const char *domain, const char *id, const struct core_restor
     _cleanup_free_ char *name = NULL;
     struct conf_backup *b = NULL;
     struct backup_job *rr;
+    enum conf_image_format format;
     int r;
 
-    if (strcmp(req->format, "qcow2") != 0 && strcmp(req->format, "raw") != 0)
+    if (conf_image_format_from_string(req->format, &format) < 0)
         return err_set(-EINVAL, "format must be qcow2 or raw");
     if (req->define_name && !text_name_valid(req->define_name))
         return err_set(-EINVAL, "'%s' is not a valid domain name (1 to %d of A-Z a-z 0-9 . _ -)",
@@ -179,11 +182,11 @@ core_backup_restore(const char *domain, const char *id, const struct core_restor
     }
     rr->b = b;
     rr->target_dir = strdup(req->target_dir);
-    rr->format = strdup(req->format);
+    rr->format = format;
     rr->define_name = req->define_name ? strdup(req->define_name) : NULL;
     rr->keep = req->keep;
     rr->restore_bandwidth = req->bandwidth;
-    if (!rr->target_dir || !rr->format || (req->define_name && !rr->define_name)) {
+    if (!rr->target_dir || (req->define_name && !rr->define_name)) {
         backup_job_free(rr);
         return -ENOMEM;
     }

@@ -63,7 +63,7 @@ refuse_libvirt_job(const struct conf_domain *dom)
 static bool
 domain_active(const struct conf_domain *dom)
 {
-    return strcmp(dom->state, "running") == 0 || strcmp(dom->state, "paused") == 0;
+    return conf_domain_state_active(dom->state);
 }
 
 /* Reconciles for a reader, unless another operation holds the domain (it reconciles itself). */
@@ -396,10 +396,10 @@ check_disks(const struct conf_domain *dom, const struct core_checkpoint_request 
                 disk = &dom->disks[k];
         if (!disk)
             return err_set(-EINVAL, "domain '%s' has no disk '%s'", dom->name, req->disks[i]);
-        if (disk->device && strcmp(disk->device, "disk") != 0)
+        if (disk->device && !conf_disk_is_disk(disk))
             return err_set(-EINVAL, "'%s' is a %s, not a disk: it cannot take part in a checkpoint",
                            req->disks[i], disk->device);
-        if (disk->format && strcmp(disk->format, "qcow2") != 0)
+        if (disk->format && !conf_disk_is_qcow2(disk))
             return err_set(-EINVAL,
                            "disk '%s' is %s: checkpoints need dirty bitmaps, which only qcow2 "
                            "images hold",
@@ -435,7 +435,7 @@ core_checkpoint_create(const char *domain, const struct core_checkpoint_request 
         return err_set(-EBADFD,
                        "domain '%s' is not running (%s): libvirt creates checkpoints "
                        "only for running domains",
-                       dom->name, dom->state);
+                       dom->name, conf_domain_state_to_string(dom->state));
     r = refuse_libvirt_job(dom);
     if (r < 0)
         return r;
@@ -558,7 +558,7 @@ core_checkpoint_delete(const char *domain, const char *name, unsigned flags)
                        "domain '%s' is not running (%s): libvirt merges checkpoint bitmaps only "
                        "for running domains; metadata_only=true forgets the checkpoint and "
                        "leaves its bitmaps in the images",
-                       dom->name, dom->state);
+                       dom->name, conf_domain_state_to_string(dom->state));
     } else if (r < 0) {
         return r;
     }
@@ -606,16 +606,12 @@ core_checkpoint_reconcile_now(const char *domain, unsigned flags,
 }
 
 int
-core_checkpoint_reconcile(const char *domain_uuid, unsigned flags,
+core_checkpoint_reconcile(const struct conf_domain *dom, unsigned flags,
                           struct core_reconcile_report **ret)
 {
-    _cleanup_(conf_domain_freep) struct conf_domain *dom = NULL;
     _cleanup_(core_reconcile_report_freep) struct core_reconcile_report *rep = NULL;
     int r;
 
-    r = virt_domain_get(domain_uuid, &dom);
-    if (r < 0)
-        return r;
     _cleanup_checkpoint_lock_ const char *locked = checkpoint_lock(dom->uuid);
     rep = calloc(1, sizeof(*rep));
     if (!rep)

@@ -175,10 +175,11 @@ int core_checkpoint_reconcile_now(const char *domain, unsigned flags,
 
 /*
  * The reconciler, for a job that holds the domain's busy claim (a backup
- * calls it before relying on a checkpoint). ret may be NULL when the caller
- * does not want the report.
+ * calls it before relying on a checkpoint), on domain dom as the caller
+ * read it (borrowed; not read again). ret may be NULL when the caller does
+ * not want the report.
  */
-int core_checkpoint_reconcile(const char *domain_uuid, unsigned flags,
+int core_checkpoint_reconcile(const struct conf_domain *dom, unsigned flags,
                               struct core_reconcile_report **ret);
 
 /*

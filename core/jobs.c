@@ -56,6 +56,15 @@ static struct {
     .wake = PTHREAD_COND_INITIALIZER,
 };
 
+/* The kind's name for messages: "unknown" for a kind of another version. */
+static const char *
+kind_name(enum conf_job_kind kind)
+{
+    const char *s = conf_job_kind_to_string(kind);
+
+    return s ? s : "unknown";
+}
+
 static void
 job_free(struct job *j)
 {
@@ -139,7 +148,8 @@ run_one(struct job *j)
 {
     int r;
 
-    log_info("job %s (%s) %s", j->rec.id, j->rec.kind, j->resumed ? "resumed" : "started");
+    log_info("job %s (%s) %s", j->rec.id, kind_name(j->rec.kind),
+             j->resumed ? "resumed" : "started");
     err_clear();
     r = j->kind->run(j, j->data);
 
@@ -159,8 +169,9 @@ run_one(struct job *j)
     unlink_locked(j);
     pthread_mutex_unlock(&jobs.lock);
 
-    log_info("job %s (%s) %s%s%s", j->rec.id, j->rec.kind, conf_job_state_to_string(j->rec.state),
-             r < 0 ? ": " : "", r < 0 && j->rec.error_detail ? j->rec.error_detail : "");
+    log_info("job %s (%s) %s%s%s", j->rec.id, kind_name(j->rec.kind),
+             conf_job_state_to_string(j->rec.state), r < 0 ? ": " : "",
+             r < 0 && j->rec.error_detail ? j->rec.error_detail : "");
     release_domain(j);
     job_free(j);
 }
@@ -224,10 +235,10 @@ core_jobs_register(const struct job_kind *kind)
 }
 
 static const struct job_kind *
-kind_find(const char *name)
+kind_find(enum conf_job_kind kind)
 {
-    for (size_t i = 0; name && i < jobs.n_kinds; i++)
-        if (strcmp(jobs.kinds[i]->name, name) == 0)
+    for (size_t i = 0; i < jobs.n_kinds; i++)
+        if (jobs.kinds[i]->kind == kind)
             return jobs.kinds[i];
     return NULL;
 }
@@ -237,7 +248,7 @@ holder_text(const struct conf_job *rec)
 {
     char *s = NULL;
 
-    if (asprintf(&s, "job %s (%s)", rec->id, rec->kind) < 0)
+    if (asprintf(&s, "job %s (%s)", rec->id, kind_name(rec->kind)) < 0)
         return NULL;
     return s;
 }
@@ -257,7 +268,7 @@ recover_one(struct conf_job *rec)
         r = kind->recover(rec, &data);
         if (r < 0)
             log_warn("job %s (%s): cannot tell whether libvirt still runs it: %s", rec->id,
-                     rec->kind, err_detail() ? err_detail() : strerror(-r));
+                     kind_name(rec->kind), err_detail() ? err_detail() : strerror(-r));
     }
     holder = holder_text(rec);
     j = calloc(1, sizeof(*j));
@@ -275,7 +286,8 @@ recover_one(struct conf_job *rec)
             p = &(*p)->next;
         *p = j;
         pthread_mutex_unlock(&jobs.lock);
-        log_info("job %s (%s): libvirt still runs it; taken over", j->rec.id, j->rec.kind);
+        log_info("job %s (%s): libvirt still runs it; taken over", j->rec.id,
+                 kind_name(j->rec.kind));
         return;
     }
     free(j);
@@ -290,7 +302,7 @@ recover_one(struct conf_job *rec)
                       ? "interrupted: the service stopped before the job started"
                       : "interrupted: the service stopped while the job was running");
     pthread_mutex_unlock(&jobs.lock);
-    log_warn("job %s (%s) was interrupted by a restart", tmp.rec.id, tmp.rec.kind);
+    log_warn("job %s (%s) was interrupted by a restart", tmp.rec.id, kind_name(tmp.rec.kind));
     conf_job_clear(&tmp.rec);
 }
 
@@ -384,8 +396,7 @@ core_job_submit(const struct job_spec *spec, struct conf_job **ret)
     j->rec.state = CONF_JOB_QUEUED;
     j->rec.created_ms = text_now_ms();
     r = text_random_hex(j->rec.id, sizeof(j->rec.id), CONF_JOB_ID_LEN / 2);
-    if (r >= 0)
-        r = dup_or_null(spec->kind->name, &j->rec.kind);
+    j->rec.kind = spec->kind->kind;
     if (r >= 0)
         r = dup_or_null(spec->domain, &j->rec.domain);
     if (r >= 0)
@@ -489,7 +500,7 @@ core_job_cancel(const char *id, struct conf_job **ret)
         unlink_locked(j);
         r = conf_job_copy(&j->rec, ret);
         pthread_mutex_unlock(&jobs.lock);
-        log_info("job %s (%s) cancelled before it started", j->rec.id, j->rec.kind);
+        log_info("job %s (%s) cancelled before it started", j->rec.id, kind_name(j->rec.kind));
         release_domain(j);
         job_free(j);
         return r;
@@ -503,7 +514,7 @@ core_job_cancel(const char *id, struct conf_job **ret)
                 atomic_store(&j->cancel, false);
         }
         if (r >= 0) {
-            log_info("job %s (%s): cancellation requested", id, j->rec.kind);
+            log_info("job %s (%s): cancellation requested", id, kind_name(j->rec.kind));
             r = conf_job_copy(&j->rec, ret);
         }
         pthread_mutex_unlock(&jobs.lock);

@@ -1,8 +1,9 @@
 /*
  * jobs.h - long operations that run in the background, as jobs.
  *
- * A job is one run of a job kind (a static struct job_kind: a name such as
- * "snapshot_create" and the functions that do the work) on at most one
+ * A job is one run of a job kind (a static struct job_kind: its enum
+ * conf_job_kind, such as CONF_JOB_KIND_SNAPSHOT_CREATE, and the functions
+ * that do the work) on at most one
  * domain. core_job_submit() claims the domain (busy.h) for the whole life of
  * the job, stores the job as queued and hands it to a small pool of worker
  * threads; a worker calls the kind's run() and records how it ended.
@@ -60,7 +61,7 @@ struct db;
 struct job;
 
 struct job_kind {
-    const char *name;
+    enum conf_job_kind kind; /* one struct per kind */
     int (*run)(struct job *job, void *data);
     int (*cancel)(struct job *job, void *data);
     int (*recover)(const struct conf_job *rec, void **ret_data);

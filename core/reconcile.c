@@ -685,8 +685,7 @@ check_image_disk(const struct conf_domain *dom, struct image_cache *cache,
         snprintf(why, why_size, "its disk %s is no longer part of the domain", d->target);
         return 0;
     }
-    if (!disk->source || disk->source[0] != '/' || !disk->format ||
-        strcmp(disk->format, "qcow2") != 0) {
+    if (!disk->source || disk->source[0] != '/' || !conf_disk_is_qcow2(disk)) {
         snprintf(why, why_size, "its disk %s is no longer a local qcow2 image, which bitmaps need",
                  d->target);
         return 0;

@@ -216,15 +216,13 @@ place_file(const char *managed, const char *given, const char *def_name, const c
 static int
 location_parse(const char *s, bool allow_none, enum conf_snapshot_location *ret)
 {
-    if (strcmp(s, "internal") == 0)
-        *ret = CONF_SNAPSHOT_LOCATION_INTERNAL;
-    else if (strcmp(s, "external") == 0)
-        *ret = CONF_SNAPSHOT_LOCATION_EXTERNAL;
-    else if (allow_none && strcmp(s, "none") == 0)
-        *ret = CONF_SNAPSHOT_LOCATION_NONE;
-    else
+    enum conf_snapshot_location loc;
+
+    if (conf_snapshot_location_from_string(s, &loc) < 0 ||
+        (loc == CONF_SNAPSHOT_LOCATION_NONE && !allow_none))
         return err_set(-EINVAL, "location must be internal, external%s, not '%s'",
                        allow_none ? " or none" : "", s);
+    *ret = loc;
     return 0;
 }
 
@@ -243,8 +241,9 @@ make_plan(const struct conf_domain *d, const struct core_snapshot_req *req, stru
 {
     _cleanup_(plan_freep) struct plan *p = calloc(1, sizeof(*p));
     _cleanup_free_ char *managed = NULL;
-    bool running = strcmp(d->state, "running") == 0 || strcmp(d->state, "paused") == 0;
+    bool running = conf_domain_state_active(d->state);
     enum conf_snapshot_location def_loc;
+    enum conf_snapshot_kind kind;
     char gen[64];
     bool any_external;
     int r;
@@ -270,18 +269,15 @@ make_plan(const struct conf_domain *d, const struct core_snapshot_req *req, stru
                        DESCRIPTION_MAX);
 
     if (!req->kind)
-        p->disk_only = !running;
-    else if (strcmp(req->kind, "full") == 0)
-        p->disk_only = false;
-    else if (strcmp(req->kind, "disk_only") == 0)
-        p->disk_only = true;
-    else
+        kind = running ? CONF_SNAPSHOT_KIND_FULL : CONF_SNAPSHOT_KIND_DISK_ONLY;
+    else if (conf_snapshot_kind_from_string(req->kind, &kind) < 0)
         return err_set(-EINVAL, "kind must be full or disk_only, not '%s'", req->kind);
+    p->disk_only = kind == CONF_SNAPSHOT_KIND_DISK_ONLY;
     if (!p->disk_only && !running)
         return err_set(-EBADFD,
                        "domain '%s' is %s: a full snapshot saves the memory of a running domain; "
                        "ask for kind disk_only",
-                       d->name, d->state);
+                       d->name, conf_domain_state_to_string(d->state));
 
     def_loc =
         p->disk_only && running ? CONF_SNAPSHOT_LOCATION_EXTERNAL : CONF_SNAPSHOT_LOCATION_INTERNAL;
@@ -323,7 +319,7 @@ make_plan(const struct conf_domain *d, const struct core_snapshot_req *req, stru
     any_external = p->memory == CONF_SNAPSHOT_LOCATION_EXTERNAL;
     for (size_t k = 0; k < d->n_disks; k++) {
         const struct core_snapshot_disk_req *dr = find_disk_req(req, d->disks[k].target);
-        bool is_disk = d->disks[k].device && strcmp(d->disks[k].device, "disk") == 0;
+        bool is_disk = conf_disk_is_disk(&d->disks[k]);
         struct plan_disk *pd = &p->disks[p->n_disks];
 
         pd->location = is_disk ? def_loc : CONF_SNAPSHOT_LOCATION_NONE;
@@ -569,7 +565,7 @@ snap_job_free(void *data)
 }
 
 static const struct job_kind snapshot_create_kind = {
-    .name = "snapshot_create",
+    .kind = CONF_JOB_KIND_SNAPSHOT_CREATE,
     .run = snap_job_run,
     .cancel = snap_job_cancel,
     .recover = snap_job_recover,

@@ -21,10 +21,10 @@ db_job_put(struct db *db, const struct conf_job *j)
     static const char sql[] =
         "INSERT INTO jobs (id, kind, domain, domain_uuid, state, bytes_done, bytes_total,"
         "  error_errno, error_detail, result, params, created_ms, started_ms, finished_ms)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
-        " ON CONFLICT (id) DO UPDATE SET kind = ?2, domain = ?3, domain_uuid = ?4, state = ?5,"
-        "  bytes_done = ?6, bytes_total = ?7, error_errno = ?8, error_detail = ?9, result = ?10,"
-        "  params = ?11, created_ms = ?12, started_ms = ?13, finished_ms = ?14";
+        " VALUES (?1, COALESCE(?2, 'unknown'), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+        " ON CONFLICT (id) DO UPDATE SET kind = COALESCE(?2, kind), domain = ?3, domain_uuid = ?4,"
+        "  state = ?5, bytes_done = ?6, bytes_total = ?7, error_errno = ?8, error_detail = ?9,"
+        "  result = ?10, params = ?11, created_ms = ?12, started_ms = ?13, finished_ms = ?14";
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r, rc;
 
@@ -33,7 +33,8 @@ db_job_put(struct db *db, const struct conf_job *j)
     if (r < 0)
         return r;
     db_bind_text(st, 1, j->id);
-    db_bind_text(st, 2, j->kind);
+    /* NULL for a kind of another version: an update keeps the stored name. */
+    db_bind_text(st, 2, conf_job_kind_to_string(j->kind));
     db_bind_text(st, 3, j->domain);
     db_bind_text(st, 4, j->domain_uuid);
     db_bind_text(st, 5, conf_job_state_to_string(j->state));
@@ -61,19 +62,21 @@ read_row(sqlite3_stmt *st, struct conf_job *j, int64_t *ret_seq)
 {
     const char *id = (const char *)sqlite3_column_text(st, 1);
     const char *state = (const char *)sqlite3_column_text(st, 5);
+    const char *kind = (const char *)sqlite3_column_text(st, 2);
     bool oom = false;
 
     memset(j, 0, sizeof(*j));
     snprintf(j->id, sizeof(j->id), "%s", id ? id : "");
     if (!state || conf_job_state_from_string(state, &j->state) < 0)
         j->state = CONF_JOB_FAILED;
+    if (conf_job_kind_from_string(kind, &j->kind) < 0)
+        j->kind = CONF_JOB_KIND_LAST;
     j->bytes_done = (uint64_t)sqlite3_column_int64(st, 6);
     j->bytes_total = (uint64_t)sqlite3_column_int64(st, 7);
     j->error_errno = sqlite3_column_int(st, 8);
     j->created_ms = sqlite3_column_int64(st, 12);
     j->started_ms = sqlite3_column_int64(st, 13);
     j->finished_ms = sqlite3_column_int64(st, 14);
-    j->kind = db_column_dup(st, 2, &oom);
     j->domain = db_column_dup(st, 3, &oom);
     j->domain_uuid = db_column_dup(st, 4, &oom);
     j->error_detail = db_column_dup(st, 9, &oom);
@@ -183,7 +186,7 @@ db_job_list(struct db *db, const struct conf_job_filter *f, struct conf_job **re
     if (r < 0)
         return r;
     db_bind_text(st, 1, f->domain);
-    db_bind_text(st, 2, f->state);
+    db_bind_text(st, 2, f->state ? conf_job_state_to_string(*f->state) : NULL);
     db_bind_opt_int(st, 3, f->before_seq);
     sqlite3_bind_int64(st, 4, (sqlite3_int64)limit + 1);
     r = collect(db, st, limit, &list, &n, &last, &more);

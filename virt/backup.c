@@ -288,26 +288,6 @@ virt_disk_capacity(const char *uuid, const char *target, uint64_t *ret)
     return 0;
 }
 
-int
-virt_domain_xml(const char *uuid, char **ret)
-{
-    _cleanup_conn_ virConnectPtr conn = NULL;
-    _cleanup_dom_ virDomainPtr dom = NULL;
-    char *xml;
-    int r;
-
-    r = virt_domain_open(uuid, &conn, &dom);
-    if (r < 0)
-        return r;
-    /* Secure: to know where a password was; the password itself is never kept. */
-    xml = virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
-    if (!xml)
-        return virt_error("read the domain's XML");
-    r = virt_clone_redact(xml, ret);
-    free(xml);
-    return r;
-}
-
 /* Removes every node that xpath selects (relative to ctx's node). */
 static void
 remove_nodes(xmlXPathContextPtr ctx, const char *xpath)
@@ -542,7 +522,7 @@ virt_checkpoint_define_offline(const char *uuid, const char *name, const char *p
         return r;
     if (virDomainIsActive(dom) != 0)
         return err_set(-EBADFD, "the domain is running: its checkpoints are libvirt's to create");
-    domxml = virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE);
+    domxml = virt_domain_xml_desc(dom, VIR_DOMAIN_XML_INACTIVE);
     if (!domxml)
         return virt_error("read the domain's XML");
     c = open_memstream(&cx, &cl);

@@ -286,7 +286,7 @@ virt_checkpoint_get(const char *domain, const char *name, bool with_size,
 static int
 domain_disk_targets(virDomainPtr dom, char ***ret, size_t *ret_n)
 {
-    _cleanup_free_ char *xml = virDomainGetXMLDesc(dom, 0);
+    _cleanup_free_ char *xml = virt_domain_xml_desc(dom, 0);
     _cleanup_(virt_xml_docp) xmlDocPtr doc = NULL;
     _cleanup_(virt_xml_ctxp) xmlXPathContextPtr ctx = NULL;
     _cleanup_(virt_xml_objp) xmlXPathObjectPtr set = NULL;

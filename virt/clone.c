@@ -381,31 +381,18 @@ virt_clone_sanitize(xmlXPathContextPtr ctx, unsigned keep, struct virt_clone_cha
 }
 
 int
-virt_clone_redact(const char *xml, char **ret)
+virt_clone_redact(xmlXPathContextPtr ctx, char **ret)
 {
-    xmlDocPtr doc = NULL;
-    xmlXPathContextPtr ctx = NULL;
+    _cleanup_xpath_ xmlXPathObjectPtr set = select_nodes(ctx, "/domain/devices/graphics[@passwd]");
     xmlChar *out = NULL;
-    int len = 0, r;
+    int len = 0;
 
-    r = virt_xml_parse(xml, &doc, &ctx);
-    if (r < 0)
-        return r;
-    {
-        _cleanup_xpath_ xmlXPathObjectPtr set =
-            select_nodes(ctx, "/domain/devices/graphics[@passwd]");
-        for (int i = 0; r >= 0 && i < set_count(set); i++)
-            if (!xmlSetProp(set->nodesetval->nodeTab[i], (const xmlChar *)"passwd",
-                            (const xmlChar *)""))
-                r = -ENOMEM;
-    }
-    if (r >= 0) {
-        xmlDocDumpMemory(doc, &out, &len);
-        *ret = out ? strdup((const char *)out) : NULL;
-        if (!*ret)
-            r = -ENOMEM;
-    }
+    for (int i = 0; i < set_count(set); i++)
+        if (!xmlSetProp(set->nodesetval->nodeTab[i], (const xmlChar *)"passwd",
+                        (const xmlChar *)""))
+            return -ENOMEM;
+    xmlDocDumpMemory(ctx->doc, &out, &len);
+    *ret = out ? strdup((const char *)out) : NULL;
     xmlFree(out);
-    virt_xml_free(doc, ctx);
-    return r;
+    return *ret ? 0 : -ENOMEM;
 }

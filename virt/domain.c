@@ -9,17 +9,23 @@
 #include "cleanup.h"
 #include "err.h"
 #include "text.h"
+#include "virt_clone.h"
 #include "virt_priv.h"
 
-static const char *const state_names[] = {
-    [VIR_DOMAIN_NOSTATE] = "nostate",   [VIR_DOMAIN_RUNNING] = "running",
-    [VIR_DOMAIN_BLOCKED] = "blocked",   [VIR_DOMAIN_PAUSED] = "paused",
-    [VIR_DOMAIN_SHUTDOWN] = "shutdown", [VIR_DOMAIN_SHUTOFF] = "shutoff",
-    [VIR_DOMAIN_CRASHED] = "crashed",   [VIR_DOMAIN_PMSUSPENDED] = "pmsuspended",
+/* libvirt's states, by their value; the rest are CONF_DOMAIN_UNKNOWN. */
+static const enum conf_domain_state states[] = {
+    [VIR_DOMAIN_NOSTATE] = CONF_DOMAIN_NOSTATE,
+    [VIR_DOMAIN_RUNNING] = CONF_DOMAIN_RUNNING,
+    [VIR_DOMAIN_BLOCKED] = CONF_DOMAIN_BLOCKED,
+    [VIR_DOMAIN_PAUSED] = CONF_DOMAIN_PAUSED,
+    [VIR_DOMAIN_SHUTDOWN] = CONF_DOMAIN_SHUTDOWN,
+    [VIR_DOMAIN_SHUTOFF] = CONF_DOMAIN_SHUTOFF,
+    [VIR_DOMAIN_CRASHED] = CONF_DOMAIN_CRASHED,
+    [VIR_DOMAIN_PMSUSPENDED] = CONF_DOMAIN_PMSUSPENDED,
 };
 
-/* Lookups of domains in libvirt made by this thread (virt_domain_lookups_take). */
-static _Thread_local unsigned lookups;
+/* What this thread asked libvirt for (virt_domain_lookups_take, virt_domain_xml_fetches_take). */
+static _Thread_local unsigned lookups, xml_fetches;
 
 unsigned
 virt_domain_lookups_take(void)
@@ -28,6 +34,22 @@ virt_domain_lookups_take(void)
 
     lookups = 0;
     return n;
+}
+
+unsigned
+virt_domain_xml_fetches_take(void)
+{
+    unsigned n = xml_fetches;
+
+    xml_fetches = 0;
+    return n;
+}
+
+char *
+virt_domain_xml_desc(virDomainPtr dom, unsigned flags)
+{
+    xml_fetches++;
+    return virDomainGetXMLDesc(dom, flags);
 }
 
 int
@@ -239,17 +261,13 @@ feature_set(struct conf_feature *f, const char *reason)
     f->reason = reason ? strdup(reason) : NULL;
 }
 
+/* Reads the disks of the domain XML in ctx into d. */
 static int
-parse_disks(const char *xml, struct conf_domain *d)
+parse_disks(xmlXPathContextPtr ctx, struct conf_domain *d)
 {
-    xmlDocPtr doc = NULL;
-    xmlXPathContextPtr ctx = NULL;
     xmlXPathObjectPtr set;
-    int r, n;
+    int n;
 
-    r = virt_xml_parse(xml, &doc, &ctx);
-    if (r < 0)
-        return r;
     set = xmlXPathEvalExpression((const xmlChar *)"/domain/devices/disk", ctx);
     n = set && set->nodesetval ? set->nodesetval->nodeNr : 0;
     d->disks = n > 0 ? calloc((size_t)n, sizeof(*d->disks)) : NULL;
@@ -273,7 +291,6 @@ parse_disks(const char *xml, struct conf_domain *d)
     }
     if (set)
         xmlXPathFreeObject(set);
-    virt_xml_free(doc, ctx);
     return n > 0 && !d->disks ? -ENOMEM : 0;
 }
 
@@ -283,13 +300,12 @@ derive_features(virConnectPtr conn, struct conf_domain *d)
 {
     const char *driver = virt_driver_name(conn);
     bool is_test = strcasecmp(driver, "test") == 0;
-    bool running = strcmp(d->state, "running") == 0 || strcmp(d->state, "paused") == 0;
+    bool running = conf_domain_state_active(d->state);
     bool qcow2 = false;
     const char *cp = NULL, *bk = NULL;
 
     for (size_t i = 0; i < d->n_disks; i++)
-        if (d->disks[i].format && strcmp(d->disks[i].format, "qcow2") == 0 && d->disks[i].device &&
-            strcmp(d->disks[i].device, "disk") == 0)
+        if (conf_disk_is_qcow2(&d->disks[i]) && conf_disk_is_disk(&d->disks[i]))
             qcow2 = true;
 
     feature_set(&d->snapshots, NULL);
@@ -317,11 +333,89 @@ derive_features(virConnectPtr conn, struct conf_domain *d)
     feature_set(&d->incremental, bk ? bk : running ? cp : NULL);
 }
 
+static bool
+same_source(const char *a, const char *b)
+{
+    return a && b ? strcmp(a, b) == 0 : a == b;
+}
+
+/*
+ * Whether the disks read from the persistent definition of running domain
+ * dom are the ones it runs with: the definition was not changed while it
+ * ran, and libvirt's block statistics name the same targets on the same
+ * sources. false also when libvirt cannot tell (the caller reads the live
+ * XML then).
+ */
+static bool
+definition_disks_live(virDomainPtr dom, const struct conf_domain *d)
+{
+    virDomainPtr doms[] = {dom, NULL};
+    virDomainStatsRecordPtr *recs = NULL;
+    unsigned count = 0;
+    bool same;
+
+    if (virDomainIsUpdated(dom) != 0 ||
+        virDomainListGetStats(doms, VIR_DOMAIN_STATS_BLOCK, &recs, 0) != 1) {
+        if (recs)
+            virDomainStatsRecordListFree(recs);
+        virResetLastError();
+        return false;
+    }
+    same = virTypedParamsGetUInt(recs[0]->params, recs[0]->nparams, "block.count", &count) == 1 &&
+           count == d->n_disks;
+    for (unsigned i = 0; same && i < count; i++) {
+        const char *target = NULL, *path = NULL;
+        char key[64];
+
+        snprintf(key, sizeof(key), "block.%u.name", i);
+        same = virTypedParamsGetString(recs[0]->params, recs[0]->nparams, key, &target) == 1;
+        snprintf(key, sizeof(key), "block.%u.path", i);
+        if (virTypedParamsGetString(recs[0]->params, recs[0]->nparams, key, &path) != 1)
+            path = NULL;
+        same = same && i < d->n_disks && strcmp(d->disks[i].target, target) == 0 &&
+               same_source(d->disks[i].source, path);
+    }
+    virDomainStatsRecordListFree(recs);
+    virResetLastError();
+    return same;
+}
+
+/* Reads the disks of dom's live XML into d, in place of those it has. */
 static int
-fill_domain(virConnectPtr conn, virDomainPtr dom, struct conf_domain *d)
+read_live_disks(virDomainPtr dom, struct conf_domain *d)
+{
+    _cleanup_free_ char *xml = virt_domain_xml_desc(dom, 0);
+    _cleanup_(virt_xml_docp) xmlDocPtr doc = NULL;
+    _cleanup_(virt_xml_ctxp) xmlXPathContextPtr ctx = NULL;
+    int r;
+
+    if (!xml)
+        return virt_error("read domain XML");
+    r = virt_xml_parse(xml, &doc, &ctx);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < d->n_disks; i++)
+        conf_disk_clear(&d->disks[i]);
+    free(d->disks);
+    d->disks = NULL;
+    d->n_disks = 0;
+    return parse_disks(ctx, d);
+}
+
+/*
+ * Reads dom into d: its name, state and sizes, and its XML (with flags,
+ * fetched and parsed once) for the disks; with keep, that XML redacted
+ * into d->xml. The disks are always the ones the domain runs with: when
+ * flags ask for the persistent definition of a running domain whose disks
+ * differ from it (changed while it ran), its live XML is read for them.
+ */
+static int
+fill_domain(virConnectPtr conn, virDomainPtr dom, unsigned flags, bool keep, struct conf_domain *d)
 {
     virDomainInfo info;
     _cleanup_free_ char *xml = NULL;
+    _cleanup_(virt_xml_docp) xmlDocPtr doc = NULL;
+    _cleanup_(virt_xml_ctxp) xmlXPathContextPtr ctx = NULL;
     const char *name;
     int r;
 
@@ -331,29 +425,34 @@ fill_domain(virConnectPtr conn, virDomainPtr dom, struct conf_domain *d)
     d->name = strdup(name);
     if (!d->name)
         return -ENOMEM;
-    d->state = info.state < ARRAY_SIZE(state_names) && state_names[info.state]
-                   ? state_names[info.state]
-                   : "unknown";
+    d->state = info.state < ARRAY_SIZE(states) ? states[info.state] : CONF_DOMAIN_UNKNOWN;
     d->id = (int)virDomainGetID(dom);
     d->persistent = virDomainIsPersistent(dom) == 1;
     d->vcpus = info.nrVirtCpu;
     d->memory_bytes = (uint64_t)info.memory * 1024;
-    xml = virDomainGetXMLDesc(dom, 0);
+    xml = virt_domain_xml_desc(dom, flags);
     if (!xml)
         return virt_error("read domain XML");
-    r = parse_disks(xml, d);
+    r = virt_xml_parse(xml, &doc, &ctx);
+    if (r < 0)
+        return r;
+    r = parse_disks(ctx, d);
+    if (r >= 0 && (flags & VIR_DOMAIN_XML_INACTIVE) && virDomainIsActive(dom) == 1 &&
+        !definition_disks_live(dom, d))
+        r = read_live_disks(dom, d);
     if (r < 0)
         return r;
     derive_features(conn, d);
-    return 0;
+    /* Last: the redaction changes the document the disks were read from. */
+    return keep ? virt_clone_redact(ctx, &d->xml) : 0;
 }
 
-int
-virt_domain_get(const char *name_or_uuid, struct conf_domain **ret)
+static int
+domain_get(const char *name_or_uuid, unsigned flags, bool keep, struct conf_domain **ret)
 {
     _cleanup_conn_ virConnectPtr conn = NULL;
     _cleanup_dom_ virDomainPtr dom = NULL;
-    struct conf_domain *d;
+    _cleanup_domain_ struct conf_domain *d = NULL;
     int r;
 
     r = virt_domain_open(name_or_uuid, &conn, &dom);
@@ -362,13 +461,24 @@ virt_domain_get(const char *name_or_uuid, struct conf_domain **ret)
     d = calloc(1, sizeof(*d));
     if (!d)
         return -ENOMEM;
-    r = fill_domain(conn, dom, d);
-    if (r < 0) {
-        conf_domain_free(d);
+    r = fill_domain(conn, dom, flags, keep, d);
+    if (r < 0)
         return r;
-    }
-    *ret = d;
+    *ret = TAKE_PTR(d);
     return 0;
+}
+
+int
+virt_domain_get(const char *name_or_uuid, struct conf_domain **ret)
+{
+    return domain_get(name_or_uuid, 0, false, ret);
+}
+
+int
+virt_domain_get_definition(const char *name_or_uuid, struct conf_domain **ret)
+{
+    /* Secure: to know where a password was; the password itself is never kept. */
+    return domain_get(name_or_uuid, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE, true, ret);
 }
 
 static int
@@ -396,7 +506,7 @@ virt_domain_list(struct conf_domain **ret, size_t *ret_n)
     r = list ? 0 : -ENOMEM;
     for (int i = 0; i < n; i++) {
         if (r == 0) {
-            int q = fill_domain(conn, doms[i], &list[n_ok]);
+            int q = fill_domain(conn, doms[i], 0, false, &list[n_ok]);
             if (q == 0)
                 n_ok++;
             else if (q == -ENOENT)

@@ -78,8 +78,29 @@ virt_domain_scope_endp(bool *scoped)
  */
 unsigned virt_domain_lookups_take(void);
 
-/* Looks a domain up by name or UUID. -ENOENT when there is none. */
+/*
+ * A debug counter beside it: how many times this thread asked libvirt for
+ * a domain's XML since the last call, which resets it.
+ */
+unsigned virt_domain_xml_fetches_take(void);
+
+/*
+ * Looks a domain up by name or UUID and reads it, its disks from its live
+ * XML. -ENOENT when there is none. d->xml stays NULL.
+ */
 int virt_domain_get(const char *name_or_uuid, struct conf_domain **ret);
+
+/*
+ * As virt_domain_get(), from the domain's persistent (inactive) definition,
+ * read once with libvirt's secure flag and parsed once: the disks come from
+ * it, and it is kept in (*ret)->xml, redacted (a graphics password is there
+ * as passwd='', so that a restore knows one was set, never its value). What
+ * a backup records and plans from. The disks are those the domain runs
+ * with all the same: when a running domain's definition was changed while
+ * it ran, or libvirt's block statistics show other disks, they are read
+ * from its live XML (a second fetch, in that case only).
+ */
+int virt_domain_get_definition(const char *name_or_uuid, struct conf_domain **ret);
 
 /*
  * Resolves a name or UUID as virt_domain_get() does, without reading the
@@ -163,13 +184,6 @@ int virt_job_abort(const char *uuid);
 
 /* The capacity (virtual size) of the domain's disk target, in bytes. */
 int virt_disk_capacity(const char *uuid, const char *target, uint64_t *ret);
-
-/*
- * The domain's persistent (inactive) XML as a new string, read with
- * libvirt's secure flag and then redacted: a graphics password is there as
- * passwd='' (so that a restore knows one was set), never its value.
- */
-int virt_domain_xml(const char *uuid, char **ret);
 
 /* One disk of a restored domain. */
 struct virt_restored_disk {

@@ -33,9 +33,10 @@ int virt_clone_nvram(xmlXPathContextPtr ctx, const struct virt_clone_target *whe
                      const char *name, struct virt_clone_changes *changes, char **ret_created);
 
 /*
- * xml (a domain's XML read with the secure flag) with every graphics
- * password's value emptied, as a new *ret. 0 or a negative errno.
+ * Empties the value of every graphics password in ctx's document (a
+ * domain's XML read with the secure flag) and writes the document out as a
+ * new *ret. 0 or a negative errno.
  */
-int virt_clone_redact(const char *xml, char **ret);
+int virt_clone_redact(xmlXPathContextPtr ctx, char **ret);
 
 #endif

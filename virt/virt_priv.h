@@ -48,6 +48,9 @@ uint64_t virt_events_epoch(void);
  */
 int virt_job_operation(const char *domain, int *ret_op);
 
+/* virDomainGetXMLDesc, counted for virt_domain_xml_fetches_take(). */
+char *virt_domain_xml_desc(virDomainPtr dom, unsigned flags);
+
 /* Driver name of the connection ("QEMU", "Test", ...), cached per connection. */
 const char *virt_driver_name(virConnectPtr conn);
 

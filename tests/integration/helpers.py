@@ -235,3 +235,13 @@ def as_user(uid, gid, fn):
     os.close(r)
     os.waitpid(pid, 0)
     return data.decode()
+
+
+def libvirt_reads_of(vv, backup_id):
+    """(domain lookups, domain XML fetches) the daemon counted while it created backup_id."""
+    with open(vv.log_path, encoding='utf-8', errors='replace') as f:
+        text = f.read()
+    m = re.search(rf'backup {backup_id} of \S+ queued; libvirt: (\d+) domain lookups, '
+                  rf'(\d+) domain XML fetches', text)
+    assert m, f'no count logged for backup {backup_id}'
+    return int(m.group(1)), int(m.group(2))

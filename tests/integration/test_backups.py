@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from helpers import MiB, checkpoints, disk_path, keep, prefilled_domain, same_disk, virsh
+from helpers import (MiB, checkpoints, disk_path, keep, libvirt_reads_of, prefilled_domain,
+                     same_disk, virsh)
 
 
 # ------------------------------------------------------------------------------------------
@@ -369,6 +370,19 @@ def test_incremental_after_libvirt_lost_the_checkpoint(vv_qemu, domain, sandbox,
     assert r.status == 409 and 'changed size' in r.json['detail'], r
     nxt = backup(c, domain)
     assert nxt['type'] == 'full' and nxt['chain_id'] == nxt['id'], nxt
+
+
+def test_a_backup_create_looks_the_domain_up_once_and_reads_its_xml_once(vv_qemu, domain,
+                                                                        sandbox):
+    c = vv_qemu.client
+    name_or_uuid = [domain, virsh('domuuid', domain).stdout.strip()]
+    bodies = [dict(type='full'), dict(type='incremental'), dict(),
+              dict(type='incremental', mode='pull', target='vault')]
+    for i, body in enumerate(bodies):
+        sandbox.write(domain, i * MiB, MiB, 0x30 + i)
+        b = backup(c, name_or_uuid[i % 2], **body)
+        assert b['type'] == ('full' if i == 0 else 'incremental'), b
+        assert libvirt_reads_of(vv_qemu, b['id']) == (1, 1), (body, b['id'])
 
 
 def test_restore_to_files_without_libvirt(vv_qemu, domain, sandbox, make_daemon, tmp_path):

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from helpers import MiB, checkpoints, disk_path, keep, same_disk, virsh
+from helpers import MiB, checkpoints, disk_path, keep, libvirt_reads_of, same_disk, virsh
 
 
 # ------------------------------------------------------------------------------------------
@@ -384,6 +384,10 @@ def test_stopped_domain_full_then_incremental(vv_qemu, sandbox, tmp_path):
         live = backup(c, dom, type='incremental')
         assert live['base_checkpoint'] == inc['checkpoint']
         assert MiB <= live['stored_bytes'] < 2 * MiB, live
+
+        # Stopped or running, a create looks the domain up once and reads its XML once.
+        for b in (full, inc, live):
+            assert libvirt_reads_of(vv_qemu, b['id']) == (1, 1), b['id']
 
         for b, raw in ((full, 'a.raw'), (inc, 'b.raw'), (live, 'c.raw')):
             path = restore(c, dom, b['id'], restore_root)

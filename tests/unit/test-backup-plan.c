@@ -180,13 +180,51 @@ test_chain(void)
              CONF_BACKUP_TYPE_FULL, NULL, NULL),
        "broken checkpoint: auto falls back to full");
 
-    /* Only broken is refused: an orphaned checkpoint (found in libvirt, not made here) counts. */
     memcpy(cps, healthy, sizeof(cps));
-    cps[2].state = CONF_CHECKPOINT_ORPHANED;
+    cps[2].state = CONF_CHECKPOINT_REDEFINED;
     ok(plans(&cat, &(struct core_backup_request){.type = CONF_BACKUP_TYPE_INCREMENTAL}, vda, 1, 0,
              CONF_BACKUP_TYPE_INCREMENTAL, "b3", NULL),
-       "orphaned checkpoint: still a base");
+       "redefined checkpoint (put back from the store): a base");
 
+    /*
+     * Orphaned: stored because the reconciler found it in libvirt without a
+     * row of its own (the row was lost), so not the service's: it is not put
+     * back when libvirt loses it and nothing vouches for its bitmap. Like
+     * the offline path (core_checkpoint_newest_healthy) and the reason the
+     * reconciler stores ("adopt it ... to use it as a base"), planning takes
+     * only ok and redefined checkpoints as a base.
+     */
+    memcpy(cps, healthy, sizeof(cps));
+    cps[2].state = CONF_CHECKPOINT_ORPHANED;
+    cps[2].reason = "found in libvirt but not created through virtvault: adopt it";
+    ok(plans(&cat, &(struct core_backup_request){.type = CONF_BACKUP_TYPE_INCREMENTAL}, vda, 1,
+             -EBADFD, 0, NULL, "checkpoint 'vv-b3' of backup b3 is orphaned: found in libvirt"),
+       "orphaned checkpoint: an incremental is refused, saying to adopt it");
+    ok(plans(&cat, &(struct core_backup_request){.type = CONF_BACKUP_TYPE_AUTO}, vda, 1, 0,
+             CONF_BACKUP_TYPE_FULL, NULL, NULL),
+       "orphaned checkpoint: auto falls back to full");
+    ok(plans(&cat, &(struct core_backup_request){.type = CONF_BACKUP_TYPE_DIFFERENTIAL}, vda, 1, 0,
+             CONF_BACKUP_TYPE_DIFFERENTIAL, "b1", NULL),
+       "orphaned newest checkpoint: a differential's base (the full's) is still sound");
+    memcpy(cps, healthy, sizeof(cps));
+    cps[0].state = CONF_CHECKPOINT_ORPHANED;
+    ok(plans(&cat, &(struct core_backup_request){.type = CONF_BACKUP_TYPE_INCREMENTAL}, vda, 1, 0,
+             CONF_BACKUP_TYPE_INCREMENTAL, "b3", NULL),
+       "an older checkpoint orphaned: the newest backup is still a base");
+    ok(plans(&cat, &(struct core_backup_request){.type = CONF_BACKUP_TYPE_DIFFERENTIAL}, vda, 1,
+             -EBADFD, 0, NULL, "'vv-b1' of backup b1 is orphaned"),
+       "orphaned full checkpoint: a differential is refused");
+    struct backup_plan_checkpoint with_foreign[4];
+    memcpy(with_foreign, healthy, sizeof(healthy));
+    with_foreign[3] = (struct backup_plan_checkpoint){
+        .name = "theirs", .state = CONF_CHECKPOINT_ORPHANED, .in_libvirt = true};
+    cat = catalog(chain, 3, with_foreign, 4);
+    ok(plans(&cat, &(struct core_backup_request){.type = CONF_BACKUP_TYPE_AUTO}, vda, 1, 0,
+             CONF_BACKUP_TYPE_INCREMENTAL, "b3", NULL),
+       "another tool's orphaned checkpoint beside the chain: no matter");
+    cat = catalog(chain, 3, cps, 3);
+
+    memcpy(cps, healthy, sizeof(cps));
     cat = catalog(chain, 3, cps, 2); /* vv-b3 is not stored */
     ok(plans(&cat, &(struct core_backup_request){.type = CONF_BACKUP_TYPE_INCREMENTAL}, vda, 1,
              -EBADFD, 0, NULL, "checkpoint 'vv-b3' of backup b3 was deleted"),
@@ -194,6 +232,13 @@ test_chain(void)
     ok(plans(&cat, &(struct core_backup_request){.type = CONF_BACKUP_TYPE_AUTO}, vda, 1, 0,
              CONF_BACKUP_TYPE_FULL, NULL, NULL),
        "missing checkpoint: auto falls back to full");
+    cat = catalog(chain, 3, cps + 1, 2); /* vv-b1 is not stored */
+    ok(plans(&cat, &(struct core_backup_request){.type = CONF_BACKUP_TYPE_DIFFERENTIAL}, vda, 1,
+             -EBADFD, 0, NULL, "checkpoint 'vv-b1' of backup b1 was deleted"),
+       "missing checkpoint of the full: a differential is refused");
+    ok(plans(&cat, &(struct core_backup_request){.type = CONF_BACKUP_TYPE_AUTO}, vda, 1, 0,
+             CONF_BACKUP_TYPE_INCREMENTAL, "b3", NULL),
+       "missing checkpoint of an older backup: auto still counts from the newest");
 
     memcpy(cps, healthy, sizeof(cps));
     cps[2].in_libvirt = false;
@@ -251,6 +296,18 @@ test_differential(void)
     cat = catalog(chain, 3, cps, 3);
     ok(plans(&cat, &req, vda, 1, -EBADFD, 0, NULL, "'vv-b1' is broken"),
        "differential whose base checkpoint is broken: refused");
+
+    memcpy(cps, healthy, sizeof(cps));
+    cps[2].state = CONF_CHECKPOINT_BROKEN;
+    cat = catalog(chain, 3, cps, 3);
+    ok(plans(&cat, &req, vda, 1, 0, CONF_BACKUP_TYPE_DIFFERENTIAL, "b1", NULL),
+       "differential: the newest checkpoint broken does not matter, the full's decides");
+    cat = catalog(chain, 3, healthy, 3);
+    ok(plans(&cat, &req, vda_vdb, 2, -EBADFD, 0, NULL, "the disks changed since backup b1"),
+       "differential with a disk added since its full: refused");
+    ok(plans(&cat, &(struct core_backup_request){.type = CONF_BACKUP_TYPE_AUTO}, vda, 1, 0,
+             CONF_BACKUP_TYPE_INCREMENTAL, "b3", NULL),
+       "auto never picks differential");
 }
 
 static void
@@ -267,6 +324,32 @@ test_disks_changed(void)
     ok(plans(&cat, &(struct core_backup_request){.type = CONF_BACKUP_TYPE_INCREMENTAL}, vda_grown,
              1, -EBADFD, 0, NULL, "disk 'vda' is new or changed size"),
        "a disk grown since the last backup: refused");
+    ok(plans(&cat, &(struct core_backup_request){.type = CONF_BACKUP_TYPE_AUTO}, vda_grown, 1, 0,
+             CONF_BACKUP_TYPE_FULL, NULL, NULL),
+       "a disk grown since the last backup: auto falls back to full");
+
+    /* The last backup had vda and vdb; vdb is no longer taken. */
+    static struct conf_backup_disk two[] = {
+        {.target = (char *)"vda", .file = (char *)"f.vda.qcow2", .size = GIB},
+        {.target = (char *)"vdb", .file = (char *)"f.vdb.qcow2", .size = GIB}};
+    struct conf_backup b5 = backup("b5", CONF_BACKUP_TYPE_FULL, "c5", NULL, "vv-b5");
+    struct conf_backup *after_two[] = {&b5, &b3, &b2, &b1};
+    struct backup_plan_checkpoint cps[4];
+    memcpy(cps, healthy, sizeof(healthy));
+    cps[3] = (struct backup_plan_checkpoint){
+        .name = "vv-b5", .state = CONF_CHECKPOINT_OK, .in_libvirt = true};
+    b5.n_disks = 2;
+    b5.disks = two;
+    cat = catalog(after_two, 4, cps, 4);
+    ok(plans(&cat, &(struct core_backup_request){.type = CONF_BACKUP_TYPE_INCREMENTAL}, vda_vdb, 2,
+             0, CONF_BACKUP_TYPE_INCREMENTAL, "b5", NULL),
+       "the same two disks: an incremental of both");
+    ok(plans(&cat, &(struct core_backup_request){.type = CONF_BACKUP_TYPE_INCREMENTAL}, vda, 1,
+             -EBADFD, 0, NULL, "the disks changed since backup b5"),
+       "a disk left out since the last backup: an incremental is refused");
+    ok(plans(&cat, &(struct core_backup_request){.type = CONF_BACKUP_TYPE_AUTO}, vda, 1, 0,
+             CONF_BACKUP_TYPE_FULL, NULL, NULL),
+       "a disk left out since the last backup: auto falls back to full");
 }
 
 static void

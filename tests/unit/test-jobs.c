@@ -4,6 +4,7 @@
  * cooperative cancellation, listeners, recovery after a "restart", paging.
  */
 #include <errno.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,9 +62,9 @@ recover_alive(const struct conf_job *rec, void **ret_data)
 }
 
 static const struct job_kind k_ok = {
-    .name = "t_ok", .run = run_ok, .recover = recover_alive, .free_data = free};
-static const struct job_kind k_fail = {.name = "t_fail", .run = run_fail};
-static const struct job_kind k_coop = {.name = "t_coop", .run = run_coop};
+    .kind = CONF_JOB_KIND_BACKUP, .run = run_ok, .recover = recover_alive, .free_data = free};
+static const struct job_kind k_fail = {.kind = CONF_JOB_KIND_RESTORE, .run = run_fail};
+static const struct job_kind k_coop = {.kind = CONF_JOB_KIND_VERIFY, .run = run_coop};
 
 static atomic_bool release_parked;
 
@@ -78,7 +79,7 @@ run_parked(struct job *job, void *data)
     return atomic_load(&release_parked) ? 0 : err_set(-ETIMEDOUT, "never released");
 }
 
-static const struct job_kind k_park = {.name = "t_park", .run = run_parked};
+static const struct job_kind k_park = {.kind = CONF_JOB_KIND_SNAPSHOT_CREATE, .run = run_parked};
 
 /* A job-end waiter that records how often it fired and the state the database held then. */
 struct waiter {
@@ -118,6 +119,30 @@ submit(const struct job_kind *k, const char *uuid)
     return j;
 }
 
+static int
+count_row(void *opaque, int n, char **values, char **names)
+{
+    (void)n, (void)values, (void)names;
+    ++*(int *)opaque;
+    return 0;
+}
+
+/*
+ * Runs sql on the database file at path, as another version of the service
+ * would: the number of rows it gave, or -1 when it failed.
+ */
+static int
+sql_on(const char *path, const char *sql)
+{
+    sqlite3 *h = NULL;
+    int rows = 0, rc = sqlite3_open(path, &h);
+
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(h, sql, count_row, &rows, NULL);
+    sqlite3_close(h);
+    return rc == SQLITE_OK ? rows : -1;
+}
+
 /* Polls until the job is in a final state (or about 10 s went by); returns it. */
 static struct conf_job *
 wait_final(const char *id)
@@ -133,13 +158,12 @@ wait_final(const char *id)
 }
 
 static void
-put_row(struct db *db, const char *id, const char *kind, enum conf_job_state state,
+put_row(struct db *db, const char *id, enum conf_job_kind kind, enum conf_job_state state,
         const char *params)
 {
-    struct conf_job j = {.state = state, .created_ms = text_now_ms()};
+    struct conf_job j = {.kind = kind, .state = state, .created_ms = text_now_ms()};
 
     snprintf(j.id, sizeof(j.id), "%s", id);
-    j.kind = (char *)kind;
     j.params = (char *)params;
     if (state == CONF_JOB_RUNNING)
         j.started_ms = j.created_ms;
@@ -236,10 +260,15 @@ main(void)
     core_jobs_stop();
 
     /* What an earlier process left: recovered by kind, or interrupted. */
-    put_row(db, "aaaa0000000000000000000000000001", "t_ok", CONF_JOB_RUNNING, "alive");
-    put_row(db, "aaaa0000000000000000000000000002", "t_ok", CONF_JOB_RUNNING, "dead");
-    put_row(db, "aaaa0000000000000000000000000003", "t_ok", CONF_JOB_QUEUED, "alive");
-    put_row(db, "aaaa0000000000000000000000000004", "gone_kind", CONF_JOB_RUNNING, NULL);
+    put_row(db, "aaaa0000000000000000000000000001", k_ok.kind, CONF_JOB_RUNNING, "alive");
+    put_row(db, "aaaa0000000000000000000000000002", k_ok.kind, CONF_JOB_RUNNING, "dead");
+    put_row(db, "aaaa0000000000000000000000000003", k_ok.kind, CONF_JOB_QUEUED, "alive");
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO jobs (id, kind, state, created_ms) VALUES "
+             "('aaaa0000000000000000000000000004', 'gone_kind', 'running', %lld)",
+             (long long)text_now_ms());
+    ok(sql_on(path, sql) == 0, "a row of a kind this version does not know");
     ok(core_jobs_start(db, 2) == 0, "start again");
     k = wait_final("aaaa0000000000000000000000000001");
     ok(k && k->state == CONF_JOB_SUCCEEDED && k->result && strstr(k->result, "resumed"),
@@ -253,8 +282,14 @@ main(void)
         ok(k && k->state == CONF_JOB_FAILED && k->error_errno == -EINTR && k->error_detail &&
                strstr(k->error_detail, "interrupted"),
            "job %s is marked failed/interrupted", lost[i]);
+        if (i == 2)
+            ok(k && k->kind == CONF_JOB_KIND_LAST && !conf_job_kind_to_string(k->kind),
+               "a kind this version does not know reads as none of its own");
         conf_job_free(k);
     }
+    ok(sql_on(path, "SELECT 1 FROM jobs WHERE id = 'aaaa0000000000000000000000000004' "
+                    "AND kind = 'gone_kind' AND state = 'failed'") == 1,
+       "marking it interrupted keeps the stored name of its kind");
 
     /* Listing: newest first, filters, pages. */
     struct conf_job *list = NULL;
@@ -275,7 +310,8 @@ main(void)
         f.before_seq = next;
     }
     ok(total == 9, "paging visits each of the 9 jobs once (%zu)", total);
-    f = (struct conf_job_filter){.state = "cancelled"};
+    enum conf_job_state cancelled = CONF_JOB_CANCELLED;
+    f = (struct conf_job_filter){.state = &cancelled};
     r = core_job_list(&f, &list, &n, &next);
     ok(r == 0 && n == 2 && next == 0, "filter by state (%zu)", n);
     conf_job_list_free(list, n);
