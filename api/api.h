@@ -130,16 +130,43 @@ int api_wait_job(struct api_response *resp, const char *job_id, unsigned seconds
 void api_set_location(struct api_response *resp, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/*
- * Unpacks the request body with json_unpack_ex(JSON_STRICT) and fmt. An
- * absent body counts as {}. Returns 0, or -EINVAL with a detail saying what
- * is wrong with the body.
- */
-int api_body_unpack(const struct api_request *req, const char *fmt, ...);
+/* The members an object of a request body may have, for api_fields_check(). */
+enum api_field_type {
+    API_FIELD_STRING,
+    API_FIELD_BOOL,
+    API_FIELD_INTEGER,
+    API_FIELD_OBJECT,
+    API_FIELD_ARRAY,
+};
+struct api_field {
+    const char *name; /* NULL ends a list */
+    enum api_field_type type;
+    bool required;
+    bool nullable; /* null is allowed too */
+};
+#define API_NO_FIELDS ((const struct api_field[]){{NULL, API_FIELD_STRING, false, false}})
 
 /*
- * Reads a boolean query flag: absent -> def; "true"/"1" -> true;
- * "false"/"0" -> false; anything else -EINVAL with a detail.
+ * Checks that obj, found at JSON pointer `at` of the body ("" for the body
+ * itself), is an object whose members are all in fields, each of its type,
+ * with the required ones present. Returns 0, or -EINVAL recorded with
+ * err_set_pointer() naming the first member (or obj) that is wrong.
+ */
+int api_fields_check(const json_t *obj, const char *at, const struct api_field *fields);
+
+/*
+ * Checks the request body with api_fields_check() against fields, then
+ * unpacks it with json_unpack_ex() and fmt, which must agree with fields
+ * (JSON_STRICT; "s?" for the fields that are not required). An absent body
+ * counts as {}. Returns 0, or -EINVAL with a detail naming the field.
+ */
+int api_body_unpack(const struct api_request *req, const struct api_field *fields,
+                    const char *fmt, ...);
+
+/*
+ * Reads a boolean query flag: absent -> def; "true" -> true; "false" ->
+ * false; anything else ("1", "0", "" too) -EINVAL with a detail recorded by
+ * err_set_parameter().
  */
 int api_query_bool(const struct api_request *req, const char *key, bool def, bool *ret);
 

@@ -125,7 +125,7 @@ parse_time(const char *key, const char *s, int64_t *ret)
     *ret = ms;
     return 0;
 bad:
-    return err_set(-EINVAL, "query parameter '%s' must be an RFC 3339 time after 1970", key);
+    return err_set_parameter(-EINVAL, key, "must be an RFC 3339 time after 1970");
 }
 
 int
@@ -140,7 +140,7 @@ api_audit_list(const struct api_request *req, struct api_response *resp)
 
     f.domain = req->query(req, "domain");
     if (f.domain && !f.domain[0])
-        return err_set(-EINVAL, "query parameter 'domain' is empty");
+        return err_set_parameter(-EINVAL, "domain", "must not be empty");
     r = parse_time("since", req->query(req, "since"), &f.since_ms);
     if (r < 0)
         return r;

@@ -126,7 +126,7 @@ query_size(const struct api_request *req, const char *key, size_t def, size_t ma
     errno = 0;
     n = strtoull(v, &end, 10);
     if (!*v || *v == '-' || *end || errno || n > max)
-        return err_set(-EINVAL, "query parameter '%s' must be a number from 0 to %zu", key, max);
+        return err_set_parameter(-EINVAL, key, "must be a number from 0 to %zu", max);
     *ret = (size_t)n;
     return 0;
 }
@@ -153,7 +153,7 @@ api_backups_list(const struct api_request *req, struct api_response *resp)
     if (r < 0)
         return r;
     if (q.limit == 0)
-        return err_set(-EINVAL, "query parameter 'limit' must be at least 1");
+        return err_set_parameter(-EINVAL, "limit", "must be at least 1");
     if (type_s && conf_backup_type_from_string(type_s, &type) == 0)
         q.type = &type;
     if (state_s && conf_backup_state_from_string(state_s, &state) == 0)
@@ -291,7 +291,7 @@ api_backup_verify(const struct api_request *req, struct api_response *resp)
     r = api_query_wait(req, &wait);
     if (r < 0)
         return r;
-    r = api_body_unpack(req, "{}");
+    r = api_body_unpack(req, API_NO_FIELDS, "{}");
     if (r < 0)
         return r;
     r = core_backup_verify(req->params[0], req->params[1], &job);
@@ -307,7 +307,7 @@ backup_finish_now(const struct api_request *req, struct api_response *resp)
     json_t *out;
     int r;
 
-    r = api_body_unpack(req, "{}");
+    r = api_body_unpack(req, API_NO_FIELDS, "{}");
     if (r < 0)
         return r;
     r = core_backup_finish(req->params[0], req->params[1], &b);
@@ -356,9 +356,9 @@ api_backup_extents(const struct api_request *req, struct api_response *resp)
     if (r < 0)
         return r;
     if (limit == 0)
-        return err_set(-EINVAL, "query parameter 'limit' must be at least 1");
+        return err_set_parameter(-EINVAL, "limit", "must be at least 1");
     if (length == 0)
-        return err_set(-EINVAL, "query parameter 'length' must be at least 1");
+        return err_set_parameter(-EINVAL, "length", "must be at least 1");
     r = core_pull_reader_open(req->params[0], req->params[1], req->params[2], &rd);
     if (r < 0)
         return r;

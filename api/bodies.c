@@ -9,18 +9,23 @@
 
 #define DESCRIPTION_MAX 1024
 
+/* The end of a list of struct api_field. */
+#define FIELDS_END {NULL, API_FIELD_STRING, false, false}
+
 /* Free text that goes into XML: bounded, no NUL, no control characters but tab and newline. */
 static int
 check_description(const char *s, size_t len)
 {
     if (len > DESCRIPTION_MAX)
-        return err_set(-EINVAL, "description: at most %d bytes", DESCRIPTION_MAX);
+        return err_set_pointer(-EINVAL, "/description", "must be at most %d bytes",
+                               DESCRIPTION_MAX);
     if (strlen(s) != len)
-        return err_set(-EINVAL, "description: must not contain NUL characters");
+        return err_set_pointer(-EINVAL, "/description", "must not contain NUL characters");
     for (const unsigned char *p = (const unsigned char *)s; *p; p++)
         if ((*p < 0x20 && *p != '\t' && *p != '\n') || *p == 0x7f)
-            return err_set(-EINVAL, "description: control characters other than tab and newline "
-                                    "are not allowed");
+            return err_set_pointer(-EINVAL, "/description",
+                                   "must not contain control characters other than tab and "
+                                   "newline");
     return 0;
 }
 
@@ -31,14 +36,17 @@ read_disk_targets(json_t *disks, const char **names, size_t *ret_n)
     size_t n = json_array_size(disks);
 
     if (!json_is_array(disks) || n == 0 || n > API_BODY_DISKS_MAX)
-        return err_set(-EINVAL, "disks: name 1 to %d disk targets (or leave it out for all)",
-                       API_BODY_DISKS_MAX);
+        return err_set_pointer(-EINVAL, "/disks",
+                               "must name 1 to %d disk targets (or be left out for all)",
+                               API_BODY_DISKS_MAX);
     for (size_t i = 0; i < n; i++) {
         json_t *v = json_array_get(disks, i);
         const char *t = json_string_value(v);
+        char ptr[TEXT_POINTER_MAX];
 
+        text_pointer_join(ptr, sizeof(ptr), "/disks", NULL, i);
         if (!json_is_string(v) || strlen(t) != json_string_length(v) || !text_name_valid(t))
-            return err_set(-EINVAL, "disks[%zu]: must be a disk target such as \"vda\"", i);
+            return err_set_pointer(-EINVAL, ptr, "must be a disk target such as \"vda\"");
         names[i] = t;
     }
     *ret_n = n;
@@ -54,15 +62,20 @@ api_checkpoint_body_read(const struct api_request *req, struct api_checkpoint_bo
     int r;
 
     memset(out, 0, sizeof(*out));
-    r = api_body_unpack(req, "{s?s%, s?s%, s?o}", "name", &name, &name_len, "description",
+    r = api_body_unpack(req,
+                        (const struct api_field[]){{"name", API_FIELD_STRING, false, false},
+                                                   {"description", API_FIELD_STRING, false, false},
+                                                   {"disks", API_FIELD_ARRAY, false, false},
+                                                   FIELDS_END},
+                        "{s?s%, s?s%, s?o}", "name", &name, &name_len, "description",
                         &description, &description_len, "disks", &disks);
     if (r < 0)
         return r;
     if (name && (strlen(name) != name_len || !text_name_valid(name)))
-        return err_set(-EINVAL,
-                       "name: use 1 to %d characters from A-Z a-z 0-9 . _ -, not starting "
-                       "with '.'",
-                       NAME_MAX_LEN);
+        return err_set_pointer(-EINVAL, "/name",
+                               "must be 1 to %d characters from A-Z a-z 0-9 . _ -, not "
+                               "starting with '.'",
+                               NAME_MAX_LEN);
     if (description) {
         r = check_description(description, description_len);
         if (r < 0)
@@ -83,7 +96,9 @@ int
 api_reconcile_body_read(const struct api_request *req, bool *adopt)
 {
     int flag = 0;
-    int r = api_body_unpack(req, "{s?b}", "adopt", &flag);
+    int r = api_body_unpack(
+        req, (const struct api_field[]){{"adopt", API_FIELD_BOOL, false, false}, FIELDS_END},
+        "{s?b}", "adopt", &flag);
 
     *adopt = flag;
     return r;
@@ -99,7 +114,16 @@ api_snapshot_body_read(const struct api_request *req, struct api_snapshot_body *
     int r;
 
     memset(out, 0, sizeof(*out));
-    r = api_body_unpack(req, "{s?s, s?s, s?s, s?s, s?s, s?b, s?o}", "name", &q->name, "description",
+    r = api_body_unpack(req,
+                        (const struct api_field[]){{"name", API_FIELD_STRING, false, false},
+                                                   {"description", API_FIELD_STRING, false, false},
+                                                   {"kind", API_FIELD_STRING, false, false},
+                                                   {"location", API_FIELD_STRING, false, false},
+                                                   {"memory_file", API_FIELD_STRING, false, false},
+                                                   {"quiesce", API_FIELD_BOOL, false, false},
+                                                   {"disks", API_FIELD_ARRAY, false, false},
+                                                   FIELDS_END},
+                        "{s?s, s?s, s?s, s?s, s?s, s?b, s?o}", "name", &q->name, "description",
                         &q->description, "kind", &q->kind, "location", &q->location, "memory_file",
                         &q->memory_file, "quiesce", &quiesce, "disks", &disks);
     if (r < 0)
@@ -108,18 +132,27 @@ api_snapshot_body_read(const struct api_request *req, struct api_snapshot_body *
     q->disks = out->disks;
     if (!disks)
         return 0;
-    if (!json_is_array(disks))
-        return err_set(-EINVAL, "disks must be an array of objects");
     if (json_array_size(disks) > API_BODY_DISKS_MAX)
-        return err_set(-EINVAL, "disks: at most %d entries", API_BODY_DISKS_MAX);
+        return err_set_pointer(-EINVAL, "/disks", "must have at most %d entries",
+                               API_BODY_DISKS_MAX);
     json_array_foreach(disks, i, d)
     {
+        static const struct api_field disk_fields[] = {
+            {"target", API_FIELD_STRING, true, false},
+            {"location", API_FIELD_STRING, false, false},
+            {"file", API_FIELD_STRING, false, false},
+            FIELDS_END,
+        };
         struct core_snapshot_disk_req *dq = &out->disks[i];
-        json_error_t jerr;
+        char ptr[TEXT_POINTER_MAX];
 
-        if (json_unpack_ex(d, &jerr, JSON_STRICT, "{s:s, s?s, s?s}", "target", &dq->target,
-                           "location", &dq->location, "file", &dq->file) < 0)
-            return err_set(-EINVAL, "disks[%zu]: %s", i, jerr.text);
+        text_pointer_join(ptr, sizeof(ptr), "/disks", NULL, i);
+        r = api_fields_check(d, ptr, disk_fields);
+        if (r < 0)
+            return r;
+        if (json_unpack(d, "{s:s, s?s, s?s}", "target", &dq->target, "location", &dq->location,
+                        "file", &dq->file) < 0)
+            return err_set(-EIO, "%s could not be read", ptr);
     }
     q->n_disks = json_array_size(disks);
     return 0;
@@ -140,7 +173,11 @@ api_revert_body_read(const struct api_request *req, enum conf_snapshot_start *st
     int flag = 0;
     int r;
 
-    r = api_body_unpack(req, "{s?s, s?b}", "start", &name, "force", &flag);
+    r = api_body_unpack(req,
+                        (const struct api_field[]){{"start", API_FIELD_STRING, false, false},
+                                                   {"force", API_FIELD_BOOL, false, false},
+                                                   FIELDS_END},
+                        "{s?s, s?b}", "start", &name, "force", &flag);
     if (r < 0)
         return r;
     *force = flag;
@@ -152,7 +189,7 @@ api_revert_body_read(const struct api_request *req, enum conf_snapshot_start *st
             *start = starts[i].start;
             return 0;
         }
-    return err_set(-EINVAL, "start must be running, paused or as_taken, not '%s'", name);
+    return err_set_pointer(-EINVAL, "/start", "must be running, paused or as_taken");
 }
 
 int
@@ -166,28 +203,39 @@ api_backup_body_read(const struct api_request *req, struct api_backup_body *out)
     int r;
 
     memset(out, 0, sizeof(*out));
-    r = api_body_unpack(req, "{s?s, s?s, s?o, s?I, s?s, s?s}", "type", &type, "since", &since,
+    r = api_body_unpack(req,
+                        (const struct api_field[]){{"type", API_FIELD_STRING, false, false},
+                                                   {"since", API_FIELD_STRING, false, false},
+                                                   {"disks", API_FIELD_ARRAY, false, false},
+                                                   {"bandwidth", API_FIELD_INTEGER, false, false},
+                                                   {"mode", API_FIELD_STRING, false, false},
+                                                   {"target", API_FIELD_STRING, false, false},
+                                                   FIELDS_END},
+                        "{s?s, s?s, s?o, s?I, s?s, s?s}", "type", &type, "since", &since,
                         "disks", &disks, "bandwidth", &bandwidth, "mode", &mode, "target", &target);
     if (r < 0)
         return r;
     if (conf_backup_mode_from_string(mode, &mode_v) < 0)
-        return err_set(-EINVAL, "mode must be push or pull");
+        return err_set_pointer(-EINVAL, "/mode", "must be push or pull");
     if (target && strcmp(target, "vault") != 0 && strcmp(target, "client") != 0)
-        return err_set(-EINVAL, "target must be client or vault");
-    if (target && strcmp(target, "client") == 0 && mode_v == CONF_BACKUP_MODE_PUSH)
-        return err_set(-EINVAL, "target client goes with mode pull (a push backup goes into "
-                                "the vault)");
-    if (bandwidth && mode_v == CONF_BACKUP_MODE_PULL)
-        return err_set(-EINVAL, "bandwidth goes with mode push only (a pull reader sets its "
-                                "own pace)");
-    if (conf_backup_type_from_string(type, &type_v) < 0)
-        return err_set(-EINVAL, "type must be one of full, incremental, differential, auto");
-    if (since && type_v != CONF_BACKUP_TYPE_DIFFERENTIAL)
-        return err_set(-EINVAL, "since goes with type differential only");
-    if (since && !text_name_valid(since))
-        return err_set(-EINVAL, "since: '%s' is not a valid checkpoint name", since);
+        return err_set_pointer(-EINVAL, "/target", "must be client or vault");
+    if (target && mode_v == CONF_BACKUP_MODE_PUSH)
+        return err_set_pointer(-EINVAL, "/target",
+                               "goes with mode pull only (a push backup always goes into the "
+                               "vault)");
     if (bandwidth < 0)
-        return err_set(-EINVAL, "bandwidth must be a number of bytes per second, 0 for no limit");
+        return err_set_pointer(-EINVAL, "/bandwidth",
+                               "must be a number of bytes per second, 0 for no limit");
+    if (bandwidth && mode_v == CONF_BACKUP_MODE_PULL)
+        return err_set_pointer(-EINVAL, "/bandwidth",
+                               "goes with mode push only (a pull reader sets its own pace)");
+    if (conf_backup_type_from_string(type, &type_v) < 0)
+        return err_set_pointer(-EINVAL, "/type",
+                               "must be one of full, incremental, differential, auto");
+    if (since && !text_name_valid(since))
+        return err_set_pointer(-EINVAL, "/since", "must be a checkpoint name");
+    if (since && type_v != CONF_BACKUP_TYPE_DIFFERENTIAL)
+        return err_set_pointer(-EINVAL, "/since", "goes with type differential only");
     out->req = (struct core_backup_request){
         .type = type_v,
         .since = since,
@@ -221,26 +269,27 @@ read_restore_keep(json_t *keep, unsigned *ret)
 {
     unsigned flags = 0;
 
-    if (!json_is_array(keep) || json_array_size(keep) > ARRAY_SIZE(restore_keep))
-        return err_set(-EINVAL,
-                       "define.keep: a list of at most %zu of \"lun\", \"filesystem\", "
-                       "\"hostdev\", \"logs\"",
-                       ARRAY_SIZE(restore_keep));
+    if (json_array_size(keep) > ARRAY_SIZE(restore_keep))
+        return err_set_pointer(-EINVAL, "/define/keep",
+                               "must be a list of at most %zu of \"lun\", \"filesystem\", "
+                               "\"hostdev\", \"logs\"",
+                               ARRAY_SIZE(restore_keep));
     for (size_t i = 0; i < json_array_size(keep); i++) {
         const char *v = json_string_value(json_array_get(keep, i));
         unsigned flag = 0;
+        char ptr[TEXT_POINTER_MAX];
 
+        text_pointer_join(ptr, sizeof(ptr), "/define/keep", NULL, i);
         for (size_t k = 0; v && k < ARRAY_SIZE(restore_keep); k++)
             if (strlen(v) == json_string_length(json_array_get(keep, i)) &&
                 strcmp(v, restore_keep[k].name) == 0)
                 flag = restore_keep[k].flag;
         if (!flag)
-            return err_set(-EINVAL,
-                           "define.keep[%zu]: must be one of \"lun\", \"filesystem\", "
-                           "\"hostdev\", \"logs\"",
-                           i);
+            return err_set_pointer(-EINVAL, ptr,
+                                   "must be one of \"lun\", \"filesystem\", \"hostdev\", "
+                                   "\"logs\"");
         if (flags & flag)
-            return err_set(-EINVAL, "define.keep[%zu]: \"%s\" is named twice", i, v);
+            return err_set_pointer(-EINVAL, ptr, "names \"%s\" a second time", v);
         flags |= flag;
     }
     *ret = flags;
@@ -256,20 +305,32 @@ api_restore_body_read(const struct api_request *req, struct core_restore_request
 
     memset(out, 0, sizeof(*out));
     out->format = "qcow2";
-    r = api_body_unpack(req, "{s:s, s?s, s?o, s?I}", "target_dir", &out->target_dir, "format",
+    r = api_body_unpack(req,
+                        (const struct api_field[]){{"target_dir", API_FIELD_STRING, true, false},
+                                                   {"format", API_FIELD_STRING, false, false},
+                                                   {"define", API_FIELD_OBJECT, false, true},
+                                                   {"bandwidth", API_FIELD_INTEGER, false, false},
+                                                   FIELDS_END},
+                        "{s:s, s?s, s?o, s?I}", "target_dir", &out->target_dir, "format",
                         &out->format, "define", &define, "bandwidth", &bandwidth);
     if (r < 0)
         return r;
     if (bandwidth < 0)
-        return err_set(-EINVAL, "bandwidth must be a number of bytes per second, 0 for no limit");
+        return err_set_pointer(-EINVAL, "/bandwidth",
+                               "must be a number of bytes per second, 0 for no limit");
     out->bandwidth = (uint64_t)bandwidth;
     if (define && !json_is_null(define)) {
-        json_error_t jerr;
+        static const struct api_field define_fields[] = {
+            {"name", API_FIELD_STRING, true, false},
+            {"keep", API_FIELD_ARRAY, false, false},
+            FIELDS_END,
+        };
 
-        if (json_unpack_ex(define, &jerr, JSON_STRICT, "{s:s, s?o}", "name", &out->define_name,
-                           "keep", &keep) < 0)
-            return err_set(-EINVAL, "define must be {\"name\": \"...\", \"keep\"?: [...]}: %s",
-                           jerr.text);
+        r = api_fields_check(define, "/define", define_fields);
+        if (r < 0)
+            return r;
+        if (json_unpack(define, "{s:s, s?o}", "name", &out->define_name, "keep", &keep) < 0)
+            return err_set(-EIO, "define could not be read");
         if (keep)
             return read_restore_keep(keep, &out->keep);
     }
@@ -277,24 +338,26 @@ api_restore_body_read(const struct api_request *req, struct core_restore_request
 }
 
 int
-api_retention_read(const json_t *obj, struct conf_retention *out)
+api_retention_read(const json_t *obj, const char *at, struct conf_retention *out)
 {
     struct conf_retention r = {{0}};
+    char ptr[TEXT_POINTER_MAX];
     const char *key;
     json_t *v;
 
     if (!json_is_object(obj))
-        return err_set(-EINVAL, "retention must be an object");
+        return err_set_pointer(-EINVAL, at, "must be an object");
     json_object_foreach((json_t *)obj, key, v)
     {
         int o;
         for (o = 0; o < CONF_RETENTION_OPTION_LAST; o++)
             if (strcmp(key, conf_retention_option_to_string(o)) == 0)
                 break;
+        text_pointer_join(ptr, sizeof(ptr), at, key, 0);
         if (o == CONF_RETENTION_OPTION_LAST)
-            return err_set(-EINVAL, "retention.%s is not a retention option", key);
+            return err_set_pointer(-EINVAL, ptr, "is not a retention option");
         if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > UINT32_MAX)
-            return err_set(-EINVAL, "retention.%s must be a non-negative integer", key);
+            return err_set_pointer(-EINVAL, ptr, "must be an integer from 0 to %u", UINT32_MAX);
         r.keep[o] = (uint32_t)json_integer_value(v);
     }
     *out = r;

@@ -4,7 +4,8 @@
  * changes anything, so the fuzzer (tests/fuzz/fuzz-json-body.c) runs every
  * one of them on each input. Strings are borrowed from the request's JSON;
  * a body struct points into itself (do not copy it). Each function returns
- * 0, or -EINVAL with a detail that says what is wrong with the body.
+ * 0, or -EINVAL with a detail that says what is wrong with the body,
+ * recorded with err_set_pointer() (util/err.h) naming the field.
  */
 #ifndef VV_API_BODIES_H
 #define VV_API_BODIES_H
@@ -53,10 +54,10 @@ int api_restore_body_read(const struct api_request *req, struct core_restore_req
 #define API_RETENTION_TIMES_MAX 100000
 
 /*
- * A retention object {keep_last?, keep_hourly?, ..., keep_yearly?} (borrowed)
- * into out: unknown keys and counts that are not non-negative integers are
- * refused with a detail naming the field.
+ * A retention object {keep_last?, keep_hourly?, ..., keep_yearly?} (borrowed),
+ * found at JSON pointer `at` of the body, into out: unknown keys and counts
+ * that are not non-negative integers are refused naming the field.
  */
-int api_retention_read(const json_t *obj, struct conf_retention *out);
+int api_retention_read(const json_t *obj, const char *at, struct conf_retention *out);
 
 #endif

@@ -74,8 +74,66 @@ api_set_location(struct api_response *resp, const char *fmt, ...)
     va_end(ap);
 }
 
+static const char *const field_type_words[] = {
+    [API_FIELD_STRING] = "must be a string",
+    [API_FIELD_BOOL] = "must be true or false",
+    [API_FIELD_INTEGER] = "must be an integer",
+    [API_FIELD_OBJECT] = "must be an object",
+    [API_FIELD_ARRAY] = "must be an array",
+};
+
+static bool
+field_type_is(const json_t *v, enum api_field_type type)
+{
+    switch (type) {
+    case API_FIELD_STRING:
+        return json_is_string(v);
+    case API_FIELD_BOOL:
+        return json_is_boolean(v);
+    case API_FIELD_INTEGER:
+        return json_is_integer(v);
+    case API_FIELD_OBJECT:
+        return json_is_object(v);
+    case API_FIELD_ARRAY:
+        return json_is_array(v);
+    }
+    return false;
+}
+
 int
-api_body_unpack(const struct api_request *req, const char *fmt, ...)
+api_fields_check(const json_t *obj, const char *at, const struct api_field *fields)
+{
+    char ptr[TEXT_POINTER_MAX];
+    const char *key;
+    json_t *v;
+
+    if (!json_is_object(obj))
+        return err_set_pointer(-EINVAL, at, "must be a JSON object");
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        const struct api_field *f = fields;
+
+        while (f->name && strcmp(f->name, key) != 0)
+            f++;
+        text_pointer_join(ptr, sizeof(ptr), at, key, 0);
+        if (!f->name)
+            return err_set_pointer(-EINVAL, ptr, "is not a field of this %s",
+                                   at[0] ? "object" : "request body");
+        if (!field_type_is(v, f->type) && !(f->nullable && json_is_null(v)))
+            return err_set_pointer(-EINVAL, ptr, "%s%s", field_type_words[f->type],
+                                   f->nullable ? " or null" : "");
+    }
+    for (const struct api_field *f = fields; f->name; f++)
+        if (f->required && !json_object_get(obj, f->name)) {
+            text_pointer_join(ptr, sizeof(ptr), at, f->name, 0);
+            return err_set_pointer(-EINVAL, ptr, "is required");
+        }
+    return 0;
+}
+
+int
+api_body_unpack(const struct api_request *req, const struct api_field *fields, const char *fmt,
+                ...)
 {
     json_t *empty = NULL;
     json_t *body = req->body;
@@ -85,17 +143,17 @@ api_body_unpack(const struct api_request *req, const char *fmt, ...)
 
     if (!body)
         body = empty = json_object();
-    if (!json_is_object(body)) {
+    r = api_fields_check(body, "", fields);
+    if (r < 0) {
         json_decref(empty);
-        return err_set(-EINVAL, "the request body must be a JSON object");
+        return r;
     }
     va_start(ap, fmt);
     r = json_vunpack_ex(body, &jerr, JSON_STRICT, fmt, ap);
     va_end(ap);
     json_decref(empty);
-    if (r < 0) {
-        return err_set(-EINVAL, "invalid request body: %s", jerr.text);
-    }
+    if (r < 0) /* fields and fmt disagree: a fault here, never the client's words */
+        return err_set(-EIO, "the request body could not be read: %s", jerr.text);
     return 0;
 }
 
@@ -108,12 +166,12 @@ api_query_bool(const struct api_request *req, const char *key, bool def, bool *r
         *ret = def;
         return 0;
     }
-    if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0 || strcmp(v, "") == 0)
+    if (strcmp(v, "true") == 0)
         *ret = true;
-    else if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+    else if (strcmp(v, "false") == 0)
         *ret = false;
     else
-        return err_set(-EINVAL, "query parameter '%s' must be true or false", key);
+        return err_set_parameter(-EINVAL, key, "must be true or false");
     return 0;
 }
 
@@ -148,7 +206,7 @@ api_query_limit(const struct api_request *req, unsigned max, unsigned *ret)
     errno = 0;
     v = strtoul(s, &end, 10);
     if (s[0] < '0' || s[0] > '9' || errno || *end || v < 1 || v > max)
-        return err_set(-EINVAL, "query parameter 'limit' must be a number from 1 to %u", max);
+        return err_set_parameter(-EINVAL, "limit", "must be a number from 1 to %u", max);
     *ret = (unsigned)v;
     return 0;
 }
@@ -167,7 +225,7 @@ api_query_cursor(const struct api_request *req, int64_t *ret)
     errno = 0;
     v = strtoll(s, &end, 10);
     if (s[0] < '1' || s[0] > '9' || errno || *end || v <= 0)
-        return err_set(-EINVAL, "query parameter 'cursor' is not one this service gave out");
+        return err_set_parameter(-EINVAL, "cursor", "is not one this service gave out");
     *ret = v;
     return 0;
 }
@@ -191,7 +249,7 @@ api_query_enum(const struct api_request *req, const char *key, const char *const
         snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "",
                  choices[i]);
     }
-    return err_set(-EINVAL, "query parameter '%s' must be one of: %s", key, list);
+    return err_set_parameter(-EINVAL, key, "must be one of: %s", list);
 }
 
 json_t *

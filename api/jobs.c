@@ -69,7 +69,7 @@ api_jobs_list(const struct api_request *req, struct api_response *resp)
 
     f.domain = req->query(req, "domain");
     if (f.domain && !f.domain[0])
-        return err_set(-EINVAL, "query parameter 'domain' is empty");
+        return err_set_parameter(-EINVAL, "domain", "must not be empty");
     r = api_query_enum(req, "state", states, NULL, &state_s);
     if (r < 0)
         return r;

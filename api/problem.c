@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "cleanup.h"
+#include "err.h"
 #include "problem.h"
 
 static const struct problem_kind kinds[] = {
@@ -73,5 +74,32 @@ problem_new(const struct problem_kind *kind, const char *detail, const char *ins
                   detail && detail[0] ? detail : kind->title);
     if (p && instance)
         json_object_set_new(p, "instance", json_string(instance));
+    return p;
+}
+
+json_t *
+problem_from_err(const struct problem_kind *kind, const char *instance)
+{
+    const char *name = NULL, *detail = NULL;
+    enum err_field_kind fk = err_field(&name, &detail);
+    json_t *p = problem_new(kind, err_detail(), instance);
+    json_t *item, *n, *d;
+
+    if (!p || fk == ERR_FIELD_NONE)
+        return p;
+    /* Both echo input: a field that is not valid UTF-8 is left out, as problem_new() does. */
+    n = json_string(name);
+    d = json_string(detail);
+    item = n && d ? json_pack("{s:o, s:o}", fk == ERR_FIELD_POINTER ? "pointer" : "parameter", n,
+                              "detail", d)
+                  : NULL;
+    if (!item) {
+        if (!(n && d)) {
+            json_decref(n);
+            json_decref(d);
+        }
+        return p;
+    }
+    json_object_set_new(p, "errors", json_pack("[o]", item));
     return p;
 }

@@ -26,4 +26,13 @@ const struct problem_kind *problem_for_code(const char *code);
  */
 json_t *problem_new(const struct problem_kind *kind, const char *detail, const char *instance);
 
+/*
+ * Builds a new problem object as problem_new() does, with the current
+ * thread's err_detail() (util/err.h) as detail; when that error names a
+ * field (err_field()), adds "errors": [{"pointer": "/disks/0"} or
+ * {"parameter": "limit"}, with "detail": what is wrong with it]. Returns a
+ * new reference or NULL.
+ */
+json_t *problem_from_err(const struct problem_kind *kind, const char *instance);
+
 #endif

@@ -25,17 +25,20 @@ api_retention_simulate(const struct api_request *req, struct api_response *resp)
     size_t n;
     int r;
 
-    r = api_body_unpack(req, "{s:o, s:o}", "retention", &retention, "times", &times);
+    r = api_body_unpack(req,
+                        (const struct api_field[]){{"retention", API_FIELD_OBJECT, true, false},
+                                                   {"times", API_FIELD_ARRAY, true, false},
+                                                   {NULL, API_FIELD_STRING, false, false}},
+                        "{s:o, s:o}", "retention", &retention, "times", &times);
     if (r < 0)
         return r;
-    r = api_retention_read(retention, &ret);
+    r = api_retention_read(retention, "/retention", &ret);
     if (r < 0)
         return r;
-    if (!json_is_array(times))
-        return err_set(-EINVAL, "times must be an array of RFC 3339 times");
     n = json_array_size(times);
     if (n > API_RETENTION_TIMES_MAX)
-        return err_set(-EINVAL, "times has more than %d entries", API_RETENTION_TIMES_MAX);
+        return err_set_pointer(-EINVAL, "/times", "must have at most %d entries",
+                                   API_RETENTION_TIMES_MAX);
     t = calloc(n ? n : 1, sizeof(*t));
     kept = calloc(n ? n : 1, sizeof(*kept));
     if (!t || !kept)
@@ -43,8 +46,11 @@ api_retention_simulate(const struct api_request *req, struct api_response *resp)
     for (size_t i = 0; i < n; i++) {
         const char *s = json_string_value(json_array_get(times, i));
         time_t v;
-        if (!s || text_time_parse(s, &v) < 0)
-            return err_set(-EINVAL, "times[%zu] is not an RFC 3339 UTC time", i);
+        if (!s || text_time_parse(s, &v) < 0) {
+            char ptr[TEXT_POINTER_MAX];
+            text_pointer_join(ptr, sizeof(ptr), "/times", NULL, i);
+            return err_set_pointer(-EINVAL, ptr, "must be an RFC 3339 UTC time");
+        }
         t[i] = (int64_t)v;
     }
     r = conf_retention_prune(&ret, t, NULL, n, kept);

@@ -33,9 +33,8 @@ api_query_wait(const struct api_request *req, unsigned *ret)
         v = v * 10 + (unsigned long)(*p - '0');
     }
     if (!s[0] || v > API_WAIT_MAX)
-        return err_set(-EINVAL,
-                       "query parameter 'wait' must be a whole number of seconds from 0 to %d",
-                       API_WAIT_MAX);
+        return err_set_parameter(-EINVAL, "wait", "must be a whole number of seconds from 0 to %d",
+                                 API_WAIT_MAX);
     *ret = (unsigned)v;
     return 0;
 }

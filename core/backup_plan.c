@@ -38,19 +38,23 @@ backup_plan_select_disks(const struct conf_domain *d, const struct core_backup_r
 
     for (size_t i = 0; i < req->n_disks; i++) {
         bool found = false;
+        char at[32];
+
+        snprintf(at, sizeof(at), "/disks/%zu", i);
         for (size_t k = 0; k < d->n_disks; k++) {
             if (strcmp(d->disks[k].target, req->disks[i]) != 0)
                 continue;
             const char *why = disk_unfit(&d->disks[k]);
             if (why)
-                return err_set(-EINVAL, "disk '%s' cannot be backed up: %s", req->disks[i], why);
+                return err_set_pointer(-EINVAL, at, "disk '%s' cannot be backed up: %s",
+                                       req->disks[i], why);
             found = true;
         }
         if (!found)
-            return err_set(-EINVAL, "the domain has no disk '%s'", req->disks[i]);
+            return err_set_pointer(-EINVAL, at, "the domain has no disk '%s'", req->disks[i]);
         for (size_t j = 0; j < i; j++)
             if (strcmp(req->disks[j], req->disks[i]) == 0)
-                return err_set(-EINVAL, "disk '%s' is named twice", req->disks[i]);
+                return err_set_pointer(-EINVAL, at, "disk '%s' is named twice", req->disks[i]);
     }
     for (size_t k = 0; k < d->n_disks && n < max; k++) {
         bool wanted = !req->disks && !disk_unfit(&d->disks[k]);

@@ -150,10 +150,11 @@ core_backup_restore(const char *domain, const char *id, const struct core_restor
     int r;
 
     if (conf_image_format_from_string(req->format, &format) < 0)
-        return err_set(-EINVAL, "format must be qcow2 or raw");
+        return err_set_pointer(-EINVAL, "/format", "must be qcow2 or raw");
     if (req->define_name && !text_name_valid(req->define_name))
-        return err_set(-EINVAL, "'%s' is not a valid domain name (1 to %d of A-Z a-z 0-9 . _ -)",
-                       req->define_name, NAME_MAX_LEN);
+        return err_set_pointer(-EINVAL, "/define/name",
+                               "must be a domain name (1 to %d of A-Z a-z 0-9 . _ -)",
+                               NAME_MAX_LEN);
     r = backup_completed(domain, id, &name, &b);
     if (r < 0)
         return r;

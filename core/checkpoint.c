@@ -387,23 +387,29 @@ check_disks(const struct conf_domain *dom, const struct core_checkpoint_request 
 {
     for (size_t i = 0; req->disks && i < req->n_disks; i++) {
         const struct conf_disk *disk = NULL;
+        char at[32];
 
+        snprintf(at, sizeof(at), "/disks/%zu", i);
         for (size_t k = 0; k < i; k++)
             if (strcmp(req->disks[k], req->disks[i]) == 0)
-                return err_set(-EINVAL, "disk '%s' is named twice", req->disks[i]);
+                return err_set_pointer(-EINVAL, at, "disk '%s' is named twice",
+                                       req->disks[i]);
         for (size_t k = 0; k < dom->n_disks && !disk; k++)
             if (strcmp(dom->disks[k].target, req->disks[i]) == 0)
                 disk = &dom->disks[k];
         if (!disk)
-            return err_set(-EINVAL, "domain '%s' has no disk '%s'", dom->name, req->disks[i]);
+            return err_set_pointer(-EINVAL, at, "domain '%s' has no disk '%s'", dom->name,
+                                   req->disks[i]);
         if (disk->device && !conf_disk_is_disk(disk))
-            return err_set(-EINVAL, "'%s' is a %s, not a disk: it cannot take part in a checkpoint",
-                           req->disks[i], disk->device);
+            return err_set_pointer(-EINVAL, at,
+                                   "'%s' is a %s, not a disk: it cannot take part in a "
+                                   "checkpoint",
+                                   req->disks[i], disk->device);
         if (disk->format && !conf_disk_is_qcow2(disk))
-            return err_set(-EINVAL,
-                           "disk '%s' is %s: checkpoints need dirty bitmaps, which only qcow2 "
-                           "images hold",
-                           req->disks[i], disk->format);
+            return err_set_pointer(-EINVAL, at,
+                                   "disk '%s' is %s: checkpoints need dirty bitmaps, which only "
+                                   "qcow2 images hold",
+                                   req->disks[i], disk->format);
     }
     return 0;
 }

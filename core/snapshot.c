@@ -213,15 +213,16 @@ place_file(const char *managed, const char *given, const char *def_name, const c
     return 0;
 }
 
+/* The request's location at JSON pointer `at` ("/location", "/disks/0/location"). */
 static int
-location_parse(const char *s, bool allow_none, enum conf_snapshot_location *ret)
+location_parse(const char *s, const char *at, bool allow_none, enum conf_snapshot_location *ret)
 {
     enum conf_snapshot_location loc;
 
     if (conf_snapshot_location_from_string(s, &loc) < 0 ||
         (loc == CONF_SNAPSHOT_LOCATION_NONE && !allow_none))
-        return err_set(-EINVAL, "location must be internal, external%s, not '%s'",
-                       allow_none ? " or none" : "", s);
+        return err_set_pointer(-EINVAL, at, "must be internal, external%s",
+                               allow_none ? " or none" : "");
     *ret = loc;
     return 0;
 }
@@ -252,12 +253,14 @@ make_plan(const struct conf_domain *d, const struct core_snapshot_req *req, stru
         return -ENOMEM;
     if (req->name) {
         if (!text_name_valid(req->name))
-            return err_set(-EINVAL,
-                           "name: '%s' is not valid: use 1 to %d characters from A-Z a-z 0-9 . _ "
-                           "- not starting with '.'",
-                           req->name, NAME_MAX_LEN);
+            return err_set_pointer(-EINVAL, "/name",
+                                   "must be 1 to %d characters from A-Z a-z 0-9 . _ - not "
+                                   "starting with '.'",
+                                   NAME_MAX_LEN);
         if (strcmp(req->name, "current") == 0)
-            return err_set(-EINVAL, "name: 'current' is reserved (GET .../snapshots/current)");
+            return err_set_pointer(-EINVAL, "/name",
+                                   "must not be 'current', which is reserved "
+                                   "(GET .../snapshots/current)");
     } else {
         r = text_generated_name(gen, sizeof(gen), "snap");
         if (r < 0)
@@ -265,13 +268,14 @@ make_plan(const struct conf_domain *d, const struct core_snapshot_req *req, stru
     }
     if (req->description &&
         (strlen(req->description) > DESCRIPTION_MAX || has_control(req->description, true)))
-        return err_set(-EINVAL, "description: at most %d bytes, no control characters",
-                       DESCRIPTION_MAX);
+        return err_set_pointer(-EINVAL, "/description",
+                               "must be at most %d bytes, with no control characters",
+                               DESCRIPTION_MAX);
 
     if (!req->kind)
         kind = running ? CONF_SNAPSHOT_KIND_FULL : CONF_SNAPSHOT_KIND_DISK_ONLY;
     else if (conf_snapshot_kind_from_string(req->kind, &kind) < 0)
-        return err_set(-EINVAL, "kind must be full or disk_only, not '%s'", req->kind);
+        return err_set_pointer(-EINVAL, "/kind", "must be full or disk_only");
     p->disk_only = kind == CONF_SNAPSHOT_KIND_DISK_ONLY;
     if (!p->disk_only && !running)
         return err_set(-EBADFD,
@@ -282,30 +286,35 @@ make_plan(const struct conf_domain *d, const struct core_snapshot_req *req, stru
     def_loc =
         p->disk_only && running ? CONF_SNAPSHOT_LOCATION_EXTERNAL : CONF_SNAPSHOT_LOCATION_INTERNAL;
     if (req->location) {
-        r = location_parse(req->location, false, &def_loc);
+        r = location_parse(req->location, "/location", false, &def_loc);
         if (r < 0)
             return r;
     }
     p->memory = p->disk_only ? CONF_SNAPSHOT_LOCATION_NONE : def_loc;
     if (req->memory_file && p->memory != CONF_SNAPSHOT_LOCATION_EXTERNAL)
-        return err_set(-EINVAL, "memory_file needs a full snapshot with location external");
+        return err_set_pointer(-EINVAL, "/memory_file",
+                               "goes with a full snapshot with location external only");
     if (req->quiesce && !p->disk_only)
-        return err_set(-EINVAL, "quiesce needs kind disk_only: libvirt freezes the guest's file "
-                                "systems only for disk-only snapshots");
+        return err_set_pointer(-EINVAL, "/quiesce",
+                               "goes with kind disk_only only: libvirt freezes the guest's file "
+                               "systems only for disk-only snapshots");
     p->quiesce = req->quiesce;
 
     for (size_t i = 0; i < req->n_disks; i++) {
         const struct core_snapshot_disk_req *dr = &req->disks[i];
         bool known = false;
+        char at[64];
+
+        snprintf(at, sizeof(at), "/disks/%zu/target", i);
         if (!dr->target)
-            return err_set(-EINVAL, "disks[%zu]: target is missing", i);
+            return err_set_pointer(-EINVAL, at, "is required");
         for (size_t k = 0; k < d->n_disks; k++)
             known |= strcmp(d->disks[k].target, dr->target) == 0;
         if (!known)
-            return err_set(-EINVAL, "disks[%zu]: domain '%s' has no disk '%s'", i, d->name,
-                           dr->target);
+            return err_set_pointer(-EINVAL, at, "domain '%s' has no disk '%s'", d->name,
+                                   dr->target);
         if (find_disk_req(req, dr->target) != dr)
-            return err_set(-EINVAL, "disks[%zu]: disk '%s' is named twice", i, dr->target);
+            return err_set_pointer(-EINVAL, at, "disk '%s' is named twice", dr->target);
     }
 
     p->disks = calloc(d->n_disks ? d->n_disks : 1, sizeof(*p->disks));
@@ -323,14 +332,20 @@ make_plan(const struct conf_domain *d, const struct core_snapshot_req *req, stru
         struct plan_disk *pd = &p->disks[p->n_disks];
 
         pd->location = is_disk ? def_loc : CONF_SNAPSHOT_LOCATION_NONE;
+        char at[64];
+
+        snprintf(at, sizeof(at), "/disks/%zu", dr ? (size_t)(dr - req->disks) : 0);
         if (dr && dr->location) {
-            r = location_parse(dr->location, true, &pd->location);
+            strcat(at, "/location");
+            r = location_parse(dr->location, at, true, &pd->location);
             if (r < 0)
                 return r;
         }
-        if (dr && dr->file && pd->location != CONF_SNAPSHOT_LOCATION_EXTERNAL)
-            return err_set(-EINVAL, "disks: a file is for an external disk snapshot ('%s')",
-                           d->disks[k].target);
+        if (dr && dr->file && pd->location != CONF_SNAPSHOT_LOCATION_EXTERNAL) {
+            snprintf(at, sizeof(at), "/disks/%zu/file", (size_t)(dr - req->disks));
+            return err_set_pointer(-EINVAL, at, "goes with an external disk snapshot only ('%s')",
+                                   d->disks[k].target);
+        }
         if (!(pd->target = strdup(d->disks[k].target)))
             return -ENOMEM;
         p->n_disks++;

@@ -97,7 +97,7 @@ struct deferred {
     struct api_work work;
     struct api_response resp; /* the answer, once resumed */
     int r;                    /* run()'s result, or -ESHUTDOWN from the stop */
-    char detail[512];
+    struct err_state err;     /* run()'s error, or the stop's */
     bool resumed;
     unsigned refs;
     struct deferred *prev, *next;      /* in srv->deferred while not resumed */
@@ -288,7 +288,7 @@ static enum MHD_Result
 queue_problem(struct req *rq, const struct problem_kind *kind, const char *detail, const char *path,
               const char *allow)
 {
-    json_t *p = problem_new(kind, detail ? detail : err_detail(), path);
+    json_t *p = detail ? problem_new(kind, detail, path) : problem_from_err(kind, path);
 
     return queue_json(rq, kind->status, p, "application/problem+json", NULL, allow,
                       kind->status == 401);
@@ -749,34 +749,37 @@ answer_refusal(struct req *rq, const char *url)
 }
 
 /*
- * Finds a string holding a NUL in v; writes its place ("disks[2].file") into
- * where. Returns true when there is one. Depth is bounded by the parser.
+ * Finds a string holding a NUL in v, which is at JSON pointer `at`; writes
+ * the string's pointer ("/disks/2/file") into where (size TEXT_POINTER_MAX).
+ * Returns true when there is one. Depth is bounded by the parser.
  */
 static bool
-find_nul(json_t *v, char *where, size_t size, size_t used)
+find_nul(json_t *v, const char *at, char *where)
 {
+    char sub[TEXT_POINTER_MAX];
     const char *key;
     json_t *item;
     size_t i;
 
-    if (json_is_string(v))
+    if (json_is_string(v)) {
+        snprintf(where, TEXT_POINTER_MAX, "%s", at);
         return strlen(json_string_value(v)) != json_string_length(v);
+    }
     if (json_is_object(v)) {
         json_object_foreach(v, key, item)
         {
-            snprintf(where + used, size - used, "%s%s", used ? "." : "", key);
-            if (find_nul(item, where, size, strlen(where)))
+            text_pointer_join(sub, sizeof(sub), at, key, 0);
+            if (find_nul(item, sub, where))
                 return true;
         }
     } else if (json_is_array(v)) {
         json_array_foreach(v, i, item)
         {
-            snprintf(where + used, size - used, "[%zu]", i);
-            if (find_nul(item, where, size, strlen(where)))
+            text_pointer_join(sub, sizeof(sub), at, NULL, i);
+            if (find_nul(item, sub, where))
                 return true;
         }
     }
-    where[used] = '\0';
     return false;
 }
 
@@ -800,40 +803,45 @@ parse_body(struct req *rq, const char *path, json_t **ret, enum MHD_Result *answ
     }
     j = json_loadb(rq->body, rq->len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (!j) {
-        char detail[300];
-        snprintf(detail, sizeof(detail), "the body is not valid JSON: %s (line %d, column %d)",
-                 jerr.text, jerr.line, jerr.column);
-        *answered = queue_problem_code(rq, "invalid_request", detail, path, NULL);
+        err_set_pointer(-EINVAL, "", "is not valid JSON: %s (line %d, column %d)", jerr.text,
+                        jerr.line, jerr.column);
+        *answered = queue_problem(rq, problem_for_errno(-EINVAL), NULL, path, NULL);
         return -1;
     }
     /* A "\u0000" would cut every C string unpacked from the value: refuse it, saying where. */
-    char where[128] = "";
-    if (find_nul(j, where, sizeof(where), 0)) {
-        char detail[200];
+    char where[TEXT_POINTER_MAX] = "";
+    if (find_nul(j, "", where)) {
         json_decref(j);
-        snprintf(detail, sizeof(detail), "%s: must not contain NUL characters",
-                 where[0] ? where : "the body");
-        *answered = queue_problem_code(rq, "invalid_request", detail, path, NULL);
+        err_set_pointer(-EINVAL, where, "must not contain NUL characters");
+        *answered = queue_problem(rq, problem_for_errno(-EINVAL), NULL, path, NULL);
         return -1;
     }
     *ret = j;
     return 0;
 }
 
+/* Query arguments that do not decode, and the name of the first whose value does not. */
+struct bad_args {
+    unsigned n;
+    char name[64];
+};
+
 /* MHD_get_connection_values() iterator: counts query arguments that do not decode. */
 static enum MHD_Result
 count_bad_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
-    unsigned *bad = cls;
+    struct bad_args *bad = cls;
     char *decoded = NULL;
     (void)kind;
 
-    if (text_url_decode(key, strlen(key), &decoded) < 0)
-        (*bad)++;
-    free(decoded);
-    decoded = NULL;
-    if (value && text_url_decode(value, strlen(value), &decoded) < 0)
-        (*bad)++;
+    if (text_url_decode(key, strlen(key), &decoded) < 0) {
+        bad->n++;
+    } else if (value) {
+        char *v = NULL;
+        if (text_url_decode(value, strlen(value), &v) < 0 && bad->n++ == 0)
+            snprintf(bad->name, sizeof(bad->name), "%s", decoded);
+        free(v);
+    }
     free(decoded);
     return MHD_YES;
 }
@@ -885,7 +893,7 @@ deferred_unlink_locked(struct deferred *d)
  * already (then resp is dropped). resp is taken in every case.
  */
 static void
-deferred_settle(struct deferred *d, int r, const char *detail, struct api_response *resp)
+deferred_settle(struct deferred *d, int r, const struct err_state *err, struct api_response *resp)
 {
     struct http_server *srv = d->srv;
     bool resume = false;
@@ -894,7 +902,10 @@ deferred_settle(struct deferred *d, int r, const char *detail, struct api_respon
     if (!d->resumed) {
         d->resumed = true;
         d->r = r;
-        snprintf(d->detail, sizeof(d->detail), "%s", detail ? detail : "");
+        if (err)
+            d->err = *err;
+        else
+            d->err.have = false;
         if (resp) {
             d->resp = *resp;
             memset(resp, 0, sizeof(*resp));
@@ -915,6 +926,16 @@ deferred_settle(struct deferred *d, int r, const char *detail, struct api_respon
     pthread_mutex_unlock(&srv->defer_lock);
 }
 
+/* deferred_settle() with an error of this detail and no answer. */
+static void
+deferred_settle_text(struct deferred *d, int r, const char *detail)
+{
+    struct err_state err = {.have = true, .kind = ERR_FIELD_NONE};
+
+    snprintf(err.detail, sizeof(err.detail), "%s", detail);
+    deferred_settle(d, r, &err, NULL);
+}
+
 /* The pool's run(): the slow half, on a worker. */
 static void
 deferred_run(struct defer_task *t)
@@ -925,8 +946,11 @@ deferred_run(struct defer_task *t)
     int r;
 
     err_clear();
+    struct err_state err;
+
     r = d->work.run(d->work.ctx, &resp);
-    deferred_settle(d, r, r < 0 ? err_detail() : NULL, &resp);
+    err_save(&err);
+    deferred_settle(d, r, r < 0 ? &err : NULL, &resp);
     err_clear();
     pthread_mutex_lock(&srv->defer_lock);
     deferred_unref_locked(d);
@@ -940,7 +964,7 @@ deferred_cancel(struct defer_task *t)
     struct deferred *d = (struct deferred *)t;
     struct http_server *srv = d->srv;
 
-    deferred_settle(d, -ESHUTDOWN, "the service is shutting down; the request did not run", NULL);
+    deferred_settle_text(d, -ESHUTDOWN, "the service is shutting down; the request did not run");
     pthread_mutex_lock(&srv->defer_lock);
     deferred_unref_locked(d);
     pthread_mutex_unlock(&srv->defer_lock);
@@ -986,7 +1010,7 @@ defer_start(struct req *rq, const char *url, struct api_response *resp)
                      "%d slow requests wait for a worker already; try again later", DEFER_QUEUE);
         else
             snprintf(detail, sizeof(detail), "the service is shutting down");
-        deferred_settle(d, r == -EAGAIN ? -EAGAIN : -ESHUTDOWN, detail, NULL);
+        deferred_settle_text(d, r == -EAGAIN ? -EAGAIN : -ESHUTDOWN, detail);
         pthread_mutex_lock(&srv->defer_lock);
         deferred_unref_locked(d); /* the pool's: it never took d */
         pthread_mutex_unlock(&srv->defer_lock);
@@ -1082,7 +1106,7 @@ deferred_answer(struct req *rq, const char *url, const char *method)
     struct deferred *d = rq->deferred;
     struct api_response resp = {0};
     struct api_work work = {0};
-    char detail[sizeof(d->detail)];
+    struct err_state err;
     int r;
 
     pthread_mutex_lock(&srv->defer_lock);
@@ -1101,7 +1125,7 @@ deferred_answer(struct req *rq, const char *url, const char *method)
         work = d->work; /* the answer's rendering, done here */
         memset(&d->work, 0, sizeof(d->work));
     }
-    snprintf(detail, sizeof(detail), "%s", d->detail);
+    err = d->err;
     rq->deferred = NULL;
     deferred_unref_locked(d);
     pthread_mutex_unlock(&srv->defer_lock);
@@ -1112,10 +1136,10 @@ deferred_answer(struct req *rq, const char *url, const char *method)
         work.free(work.ctx);
     if (r == -ESHUTDOWN) {
         response_clear(&resp);
-        return queue_problem_code(rq, "not_ready", detail, url, NULL);
+        return queue_problem_code(rq, "not_ready", err.have ? err.detail : NULL, url, NULL);
     }
-    if (r < 0 && detail[0])
-        err_set(r, "%s", detail);
+    if (r < 0 && err.have)
+        err_restore(&err);
     /* A slow half that started a job (a snapshot with memory) may wait for it in turn. */
     if (r == 0 && resp.wait.job_id[0] && resp.work.run)
         return wait_start(rq, url, method, &resp);
@@ -1245,12 +1269,15 @@ dispatch(struct req *rq, const char *url, const char *method)
     rq->route = m.route->path;
 
     /* A query value that does not decode would look absent to the handler: refuse it. */
-    unsigned bad_args = 0;
+    struct bad_args bad_args = {0};
     MHD_get_connection_values(rq->conn, MHD_GET_ARGUMENT_KIND, count_bad_arg, &bad_args);
-    if (bad_args) {
+    if (bad_args.n) {
         router_match_clear(&m);
-        return queue_problem_code(rq, "invalid_request",
-                                  "the query has a malformed %-escape or a NUL", url, NULL);
+        if (bad_args.name[0])
+            err_set_parameter(-EINVAL, bad_args.name, "has a malformed %%-escape or a NUL");
+        else
+            err_set(-EINVAL, "the query has a malformed %%-escape or a NUL");
+        return queue_problem(rq, problem_for_errno(-EINVAL), NULL, url, NULL);
     }
     if (strcmp(route_method, "POST") == 0 && idem_begin(rq, url, &answered)) {
         router_match_clear(&m);
@@ -1774,10 +1801,9 @@ http_stop(struct http_server *s)
         struct deferred *d = s->deferred;
         d->refs++; /* kept while settled outside the lock */
         pthread_mutex_unlock(&s->defer_lock);
-        deferred_settle(d, -ESHUTDOWN,
-                        "the service is shutting down; the operation did not finish within the "
-                        "grace period and its outcome is not known",
-                        NULL);
+        deferred_settle_text(d, -ESHUTDOWN,
+                             "the service is shutting down; the operation did not finish within "
+                             "the grace period and its outcome is not known");
         pthread_mutex_lock(&s->defer_lock);
         deferred_unref_locked(d);
     }

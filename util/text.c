@@ -301,3 +301,34 @@ text_json_quote(const char *s)
     *o = '\0';
     return out;
 }
+
+bool
+text_pointer_join(char *buf, size_t size, const char *base, const char *key, size_t index)
+{
+    size_t used = (size_t)snprintf(buf, size, "%s/", base);
+
+    if (used >= size)
+        goto too_long;
+    if (!key) {
+        if ((size_t)snprintf(buf + used, size - used, "%zu", index) >= size - used)
+            goto too_long;
+        return true;
+    }
+    for (; *key; key++) {
+        const char *esc = *key == '~' ? "~0" : *key == '/' ? "~1" : NULL;
+        size_t n = esc ? 2 : 1;
+
+        if (used + n >= size)
+            goto too_long;
+        if (esc)
+            memcpy(buf + used, esc, 2);
+        else
+            buf[used] = *key;
+        used += n;
+    }
+    buf[used] = '\0';
+    return true;
+too_long:
+    snprintf(buf, size, "%s", base);
+    return false;
+}

@@ -78,6 +78,17 @@ int text_generated_name(char *buf, size_t size, const char *prefix);
 /* True when s starts with prefix. */
 bool text_startswith(const char *s, const char *prefix);
 
+/* Room for a JSON pointer into a request body, with its NUL. */
+#define TEXT_POINTER_MAX 256
+
+/*
+ * Writes the JSON pointer (RFC 6901) of member `key` (escaped: '~' as "~0",
+ * '/' as "~1") or, with key NULL, of array element `index`, below the
+ * pointer base, into buf. Returns true, or false when it does not fit (buf
+ * then holds base).
+ */
+bool text_pointer_join(char *buf, size_t size, const char *base, const char *key, size_t index);
+
 /* True when s is a valid UUID string in its 36-character form. */
 bool text_is_uuid(const char *s);
 

@@ -137,8 +137,12 @@ def raw_request(port, data, timeout=20):
 
 class Case:
     def __init__(self, cid, method, path, status, code, body=None, headers=None, raw=None,
-                 token=None, needs=None):
+                 token=None, needs=None, pointer=None, parameter=None):
         self.id = cid
+        # The field the 400 names in its problem's errors[0]: a JSON pointer into the body,
+        # or a query parameter's name.
+        self.pointer = pointer
+        self.parameter = parameter
         self.needs = needs  # 'resource': meaningful only where the addressed object exists
         self.method = method
         self.path = path
@@ -242,16 +246,16 @@ def body_cases(method, template, op):
     tag = f'{method} {template}'
     cases = []
 
-    def bad(label, body, status=400, code='invalid_request', headers=None, needs=None):
+    def bad(label, body, pointer, status=400, code='invalid_request', headers=None, needs=None):
         h = {'Content-Type': 'application/json'}
         h.update(headers or {})
         if needs is None and b'\\u0000' not in body:
             needs = 'resource'
         cases.append(Case(f'{tag} body {label}', method, path, status, code, body=body,
-                          headers=h, needs=needs))
+                          headers=h, needs=needs, pointer=pointer if status == 400 else None))
 
-    def syntax(label, body, **kw):
-        bad(label, body, needs='nothing', **kw)
+    def syntax(label, body, pointer='', **kw):
+        bad(label, body, pointer, needs='nothing', **kw)
 
     # Syntax, whatever the schema.
     for label, text in [('truncated object', b'{"a": '), ('open brace', b'{'),
@@ -268,9 +272,11 @@ def body_cases(method, template, op):
                         ('deep objects', b'{"a":' * 50000 + b'1' + b'}' * 50000),
                         ('not an object: array', b'[]'), ('not an object: string', b'"x"'),
                         ('not an object: number', b'1'), ('not an object: null', b'null'),
-                        ('not an object: true', b'true'), ('unknown field', b'{"no_such_field": 1}'),
+                        ('not an object: true', b'true'),
                         ('huge integer', b'{"no_such_field": 123456789012345678901234567890}')]:
-        syntax(label, text)
+        syntax(label, text)  # the whole body: pointer ""
+    syntax('unknown field', b'{"no_such_field": 1}', '/no_such_field')
+    syntax('unknown field with / and ~', b'{"a/b~c": 1}', '/a~1b~0c')
     syntax('1 MiB + 1', b'{"a": "' + b'x' * (MAX_BODY - 8) + b'"}', status=413,
            code='payload_too_large')
     syntax('text/plain', b'{}', status=415, code='unsupported_media_type',
@@ -286,19 +292,24 @@ def body_cases(method, template, op):
     base = {}
     for r in required:
         p = resolve(props.get(r, {}))
-        base[r] = '/tmp' if r in PATH_FIELDS or r.endswith('_dir') else 'x'
+        # A value of the right type, so that the case's field is the only one wrong.
+        kind = p.get('type')
+        base[r] = ({} if kind == 'object' else [] if kind == 'array' else
+                   '/tmp' if r in PATH_FIELDS or r.endswith('_dir') else 'x')
     if required:
-        syntax('empty body', b'')
-        syntax('empty object', b'{}')
+        syntax('empty body', b'', f'/{required[0]}')
+        syntax('empty object', b'{}', f'/{required[0]}')
     for name, psch in props.items():
         for label, value in wrong_values(psch):
             doc = dict(base)
             if value == 'RAW:1e400':
                 text = json.dumps(doc)[:-1] + (', ' if doc else '') + f'"{name}": 1e400}}'
-                syntax(f'{name} {label}', text.encode())
+                syntax(f'{name} {label}', text.encode())  # not JSON a parser takes: ""
                 continue
             doc[name] = value
-            syntax(f'{name} {label}', json.dumps(doc).encode())
+            # Beyond 64 bits is refused by the parser: the whole body.
+            syntax(f'{name} {label}', json.dumps(doc).encode(),
+                   '' if label == 'beyond 64 bits' else f'/{name}')
         item = resolve(psch)
         if name in NAME_FIELDS:
             for n in NAMES:
@@ -306,22 +317,24 @@ def body_cases(method, template, op):
                     continue  # reserved for snapshots only ("snapshots/current")
                 doc = dict(base)
                 doc[name] = n
-                bad(f'{name}={n[:20]!r}', json.dumps(doc).encode())
+                bad(f'{name}={n[:20]!r}', json.dumps(doc).encode(), f'/{name}')
         if name in PATH_FIELDS or name.endswith('_dir'):
             for pth in PATHS:
                 doc = dict(base)
                 doc[name] = pth
-                bad(f'{name}={pth!r}', json.dumps(doc).encode())
+                bad(f'{name}={pth!r}', json.dumps(doc).encode(), f'/{name}')
         if item and item.get('type') == 'array':
             it = resolve(item.get('items', {})) or {}
             if it.get('type') == 'string':
                 for n in ('../vda', 'vda/../..', '', 'a\u0000', 'no-such-disk'):
                     doc = dict(base)
                     doc[name] = [n]
-                    bad(f'{name}[]={n!r}', json.dumps(doc).encode())
+                    bad(f'{name}[]={n!r}', json.dumps(doc).encode(), f'/{name}/0')
                 doc = dict(base)
                 doc[name] = ['vda', 'vda']
-                bad(f'{name} duplicate', json.dumps(doc).encode())
+                # Disks: the second names the first again; any other list: 'vda' is wrong at once.
+                bad(f'{name} duplicate', json.dumps(doc).encode(),
+                    f'/{name}/1' if name == 'disks' else f'/{name}/0')
             if it.get('type') == 'object':
                 for k, v in it.get('properties', {}).items():
                     values = PATHS if k in PATH_FIELDS else NAMES[:8]
@@ -330,20 +343,20 @@ def body_cases(method, template, op):
                         entry[k] = val
                         doc = dict(base)
                         doc[name] = [entry]
-                        bad(f'{name}[].{k}={val!r}', json.dumps(doc).encode())
+                        bad(f'{name}[].{k}={val!r}', json.dumps(doc).encode(), f'/{name}/0/{k}')
                 doc = dict(base)
                 doc[name] = [{'nope': 1}]
-                bad(f'{name}[] unknown field', json.dumps(doc).encode())
+                bad(f'{name}[] unknown field', json.dumps(doc).encode(), f'/{name}/0/nope')
         if item and item.get('type') in ('object', ['object', 'null']) or (
                 item and isinstance(item.get('type'), list) and 'object' in item['type']):
             for k in item.get('properties', {}):
                 for n in NAMES[:10]:
                     doc = dict(base)
                     doc[name] = {k: n}
-                    bad(f'{name}.{k}={n!r}', json.dumps(doc).encode())
+                    bad(f'{name}.{k}={n!r}', json.dumps(doc).encode(), f'/{name}/{k}')
             doc = dict(base)
             doc[name] = {'nope': 1}
-            bad(f'{name} unknown field', json.dumps(doc).encode())
+            bad(f'{name} unknown field', json.dumps(doc).encode(), f'/{name}/nope')
     return cases
 
 
@@ -436,7 +449,7 @@ def query_cases():
                 if 'maximum' in sch:
                     values.append(str(sch['maximum'] + 1))
             elif sch.get('type') == 'boolean':
-                values = ['maybe', '2', '%00']  # an empty value is a flag: true
+                values = ['maybe', '2', '%00', '1', '0', '']  # true and false only
             elif 'enum' in sch:
                 values = ['no-such-choice', '%00', '%ff']
             elif prm['name'] == 'cursor':
@@ -444,7 +457,7 @@ def query_cases():
             for v in values:
                 path = fill(template) + f'?{prm["name"]}={v}'
                 cases.append(Case(f'GET {template} ?{prm["name"]}={v}', 'GET', path, 400,
-                                  'invalid_request'))
+                                  'invalid_request', parameter=prm['name']))
     return cases
 
 
@@ -616,6 +629,8 @@ def check(d, cases, state_fn=state):
                             f'{got_code} {problem and problem.get("detail")!r}')
         elif problem is not None and problem.get('status') != status:
             failures.append(f'{case.id}: problem status {problem.get("status")} != {status}')
+        elif problem is not None:
+            failures += [f'{case.id}: {w}' for w in field_failures(case, problem)]
         if d.proc.poll() is not None:
             failures.append(f'{case.id}: the daemon died:\n{d.log()[-3000:]}')
             break
@@ -631,6 +646,35 @@ def check(d, cases, state_fn=state):
             failures.append(f'{case.id}: the state changed ({", ".join(what)})')
             before = after
     return failures
+
+
+# The JSON library's own wording, which no answer may show.
+LIBRARY_WORDS = ('item(s) left unpacked', 'Expected ', 'got ')
+
+
+def field_failures(case, problem):
+    """What is wrong with the field a problem names: the case's pointer or parameter in
+    errors[0], its detail also in the problem's detail; never the JSON library's words."""
+    out = [f'the detail has {w!r}: {problem.get("detail")!r}' for w in LIBRARY_WORDS
+           if w in problem.get('detail', '')]
+    for kind in ('pointer', 'parameter'):
+        want = getattr(case, kind)
+        if want is None:
+            continue
+        errors = problem.get('errors') or [{}]
+        if errors[0].get(kind) != want:
+            out.append(f'names {errors[0]!r}, not {kind} {want!r} ({problem.get("detail")!r})')
+        elif errors[0].get('detail', '\0') not in problem.get('detail', ''):
+            out.append(f'errors[0].detail {errors[0].get("detail")!r} is not in the detail '
+                       f'{problem.get("detail")!r}')
+    return out
+
+
+def test_every_body_and_query_case_names_a_field():
+    """The table itself: each 400 from a body names a pointer, each from a query a parameter."""
+    body = [c for m, t, op in operations() if m in ('POST', 'PUT') for c in body_cases(m, t, op)]
+    assert all(c.pointer is not None for c in body if c.status == 400)
+    assert all(c.parameter for c in query_cases())
 
 
 def test_table_is_big_enough():
@@ -712,7 +756,8 @@ def test_bad_backup_bodies_on_qemu(qemu_backup):
                 ('symlinked out, deeper', roots + '/link/sub', 403, 'access_denied')]:
             cases.append(Case(f'restore target_dir {label}', 'POST', restore, status, code,
                               body=json.dumps({'target_dir': target}).encode(),
-                              headers={'Content-Type': 'application/json'}))
+                              headers={'Content-Type': 'application/json'},
+                              pointer='/target_dir' if status == 400 else None))
     finally:
         GOOD.clear()
         GOOD.update(saved)
