@@ -640,13 +640,13 @@ vault_dir_inside(const char *path, char *const *roots, size_t n_roots)
     char *save = NULL;
 
     if (!path || path[0] != '/')
-        return err_set(-EINVAL, "target_dir must be an absolute path");
+        return err_set_pointer(-EINVAL, "/target_dir", "must be an absolute path");
     copy = strdup(path);
     if (!copy)
         return -ENOMEM;
     for (char *seg = strtok_r(copy, "/", &save); seg; seg = strtok_r(NULL, "/", &save))
         if (strcmp(seg, ".") == 0 || strcmp(seg, "..") == 0)
-            return err_set(-EINVAL, "target_dir must not contain '.' or '..'");
+            return err_set_pointer(-EINVAL, "/target_dir", "must not contain '.' or '..'");
 
     /* Create what is missing only once the path is known to lie inside a root. */
     for (size_t i = 0; i < n_roots; i++) {
@@ -679,5 +679,5 @@ vault_dir_inside(const char *path, char *const *roots, size_t n_roots)
         }
         return 0;
     }
-    return err_set(-EINVAL, "target_dir %s is not inside a restore root", path);
+    return err_set_pointer(-EINVAL, "/target_dir", "%s is not inside a restore root", path);
 }

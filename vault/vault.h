@@ -121,8 +121,8 @@ int vault_image_check(const char *path, const struct vault_cancel *cancel);
  * Says whether path lies inside one of roots (absolute folders): path is
  * made absolute without following a final component that does not exist
  * yet, and must not contain "." or ".." segments. Creates the folder path
- * (mode 0750) when it does not exist. Returns 0, or -EINVAL / -EACCES with
- * a detail.
+ * (mode 0750) when it does not exist. Returns 0, or -EINVAL (recorded as
+ * about the request field "/target_dir") / -EACCES with a detail.
  */
 int vault_dir_inside(const char *path, char *const *roots, size_t n_roots);
 

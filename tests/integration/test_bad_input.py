@@ -55,7 +55,9 @@ def sqlite_dump(path):
 
 def api_lists(c, domains):
     """What libvirt holds, seen through the daemon (the test driver lives in its process)."""
-    out = {'domains': sorted((d['name'], d['state']) for d in c.get('/v1/domains').json['items'])}
+    r = c.get('/v1/domains')
+    assert r.status == 200, r
+    out = {'domains': sorted((d['name'], d['state']) for d in r.json['items'])}
     for dom in domains:
         for kind in resource_collections():
             r = c.get(f'/v1/domains/{dom}/{kind}', validate=False)
