@@ -106,12 +106,20 @@ def test_backups_answer_unsupported_on_the_test_driver(vv_test):
 
 def test_bad_requests_are_refused(vv_qemu, domain):
     c = vv_qemu.client
-    for body, what in [({'type': 'weekly'}, 'type'), ({'type': 'full', 'since': 'x'}, 'since'),
-                       ({'disks': ['vdz']}, 'vdz'), ({'disks': []}, 'disks'),
-                       ({'bandwidth': -1}, 'bandwidth'), ({'colour': 'red'}, 'colour')]:
+    for body, what, pointer in [
+            ({'type': 'weekly'}, 'type', '/type'), ({'type': 'full', 'since': 'x'}, 'since', '/since'),
+            ({'disks': ['vdz']}, 'vdz', '/disks/0'), ({'disks': []}, 'disks', '/disks'),
+            ({'bandwidth': -1}, 'bandwidth', '/bandwidth'), ({'colour': 'red'}, 'colour', '/colour'),
+            ({'type': 3}, 'type', '/type'),
+            # What push mode would ignore is refused instead.
+            ({'mode': 'push', 'target': 'vault'}, 'target', '/target'),
+            ({'target': 'vault'}, 'target', '/target'),
+            ({'mode': 'pull', 'bandwidth': 10}, 'bandwidth', '/bandwidth')]:
         r = c.post(f'/v1/domains/{domain}/backups', json=body)
         assert r.status == 400, (body, r)
         assert what in r.json['detail'], (body, r.json)
+        assert r.json['errors'][0]['pointer'] == pointer, (body, r.json)
+        assert 'Expected ' not in r.json['detail'] and 'got ' not in r.json['detail'], r.json
     r = c.post(f'/v1/domains/{domain}/backups', json={'type': 'incremental'})
     assert r.status == 409, r
     assert 'full backup first' in r.json['detail']

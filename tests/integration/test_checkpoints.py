@@ -326,6 +326,14 @@ def test_bad_query_parameters(vv_test):
     problem(c.get('/v1/domains/test/checkpoints/q1?format=yaml'), 400, 'invalid_request')
     problem(c.delete('/v1/domains/test/checkpoints/q1?children=perhaps'), 400, 'invalid_request')
     problem(c.delete('/v1/domains/test/checkpoints/q1?metadata_only=2'), 400, 'invalid_request')
+    # Booleans are true or false only; the problem names the parameter.
+    for query, name in [('?roots=1', 'roots'), ('?leaves=0', 'leaves'), ('?refresh=', 'refresh'),
+                        ('/q1?refresh=1', 'refresh')]:
+        p = problem(c.get(f'/v1/domains/test/checkpoints{query}'), 400, 'invalid_request')
+        assert p['errors'] == [{'parameter': name, 'detail': 'must be true or false'}], p
+    for query, name in [('?children=1', 'children'), ('?metadata_only=0', 'metadata_only')]:
+        p = problem(c.delete(f'/v1/domains/test/checkpoints/q1{query}'), 400, 'invalid_request')
+        assert p['errors'][0]['parameter'] == name, p
     assert [i['name'] for i in listing(c, 'test')] == ['q1']
 
 

@@ -98,18 +98,19 @@ def test_simulate_random_against_reference(vv_test):
         assert got == reference(retention, times), (retention, times)
 
 
-@pytest.mark.parametrize('body,field', [
-    ({'retention': {'keep_dayly': 1}, 'times': []}, 'keep_dayly'),
-    ({'retention': {'keep_last': -1}, 'times': []}, 'keep_last'),
-    ({'retention': {'keep_last': 1.5}, 'times': []}, 'keep_last'),
-    ({'retention': {'keep_last': '2'}, 'times': []}, 'keep_last'),
-    ({'retention': {}, 'times': ['yesterday']}, 'times[0]'),
-    ({'retention': {}, 'times': 3}, 'times'),
-    ({'retention': {}}, 'times'),
-    ({'retention': {}, 'times': [], 'extra': 1}, 'extra'),
+@pytest.mark.parametrize('body,field,pointer', [
+    ({'retention': {'keep_dayly': 1}, 'times': []}, 'keep_dayly', '/retention/keep_dayly'),
+    ({'retention': {'keep_last': -1}, 'times': []}, 'keep_last', '/retention/keep_last'),
+    ({'retention': {'keep_last': 1.5}, 'times': []}, 'keep_last', '/retention/keep_last'),
+    ({'retention': {'keep_last': '2'}, 'times': []}, 'keep_last', '/retention/keep_last'),
+    ({'retention': {}, 'times': ['yesterday']}, 'times[0]', '/times/0'),
+    ({'retention': {}, 'times': 3}, 'times', '/times'),
+    ({'retention': {}}, 'times', '/times'),
+    ({'retention': {}, 'times': [], 'extra': 1}, 'extra', '/extra'),
 ])
-def test_simulate_refuses_bad_bodies(vv_test, body, field):
+def test_simulate_refuses_bad_bodies(vv_test, body, field, pointer):
     r = vv_test.client.post('/v1/retention:simulate', body)
     assert r.status == 400 and r.content_type.startswith('application/problem+json')
     assert r.json['code'] == 'invalid_request'
     assert field in r.json['detail'], r.json
+    assert r.json['errors'][0]['pointer'] == pointer, r.json
