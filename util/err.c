@@ -50,7 +50,7 @@ pointer_words(const char *pointer, char *buf, size_t size)
 static int
 set_field(int errnum, enum err_field_kind kind, const char *name, const char *fmt, va_list ap)
 {
-    char words[600];
+    char words[400];
 
     vsnprintf(cur.field, sizeof(cur.field), fmt, ap);
     snprintf(cur.name, sizeof(cur.name), "%s", name);

@@ -76,8 +76,8 @@ struct err_state {
     bool have;
     enum err_field_kind kind;
     char detail[1024];
-    char name[512];  /* the field's pointer or parameter name */
-    char field[768]; /* what is wrong with the field */
+    char name[256];  /* the field's pointer or parameter name */
+    char field[512]; /* what is wrong with the field */
 };
 
 /* Copies the current thread's error (detail and field) into st. */
