@@ -224,7 +224,12 @@ cli_print_problem(long status, json_t *j)
     fprintf(stderr, "virtvault: %s (HTTP %ld)\n", detail ? detail : "request failed", status);
     json_array_foreach(errors, i, e)
     {
-        fprintf(stderr, "  %s: %s\n", json_string_value(json_object_get(e, "pointer")) ?: "",
+        const char *pointer = json_string_value(json_object_get(e, "pointer"));
+        const char *parameter = json_string_value(json_object_get(e, "parameter"));
+
+        /* A body field by its JSON pointer ("" is the whole body), a query parameter as ?name. */
+        fprintf(stderr, "  %s%s: %s\n", pointer ? "" : "?",
+                pointer ? (pointer[0] ? pointer : "(body)") : parameter ? parameter : "",
                 json_string_value(json_object_get(e, "detail")) ?: "");
     }
 }

@@ -70,6 +70,7 @@ def test_exit_usage(vv_test):
     r = run(vv_test, '--body', '{"name": 5}', 'snapshots', 'create', 'test')
     assert r.returncode == 2
     assert 'HTTP 400' in r.stderr
+    assert '  /name: must be a string' in r.stderr, r.stderr  # the field the problem names
 
 
 def test_exit_unreachable(vv_test):
