@@ -8,6 +8,7 @@
 
 #include "api.h"
 #include "err.h"
+#include "log.h"
 #include "text.h"
 
 int
@@ -152,8 +153,10 @@ api_body_unpack(const struct api_request *req, const struct api_field *fields, c
     r = json_vunpack_ex(body, &jerr, JSON_STRICT, fmt, ap);
     va_end(ap);
     json_decref(empty);
-    if (r < 0) /* fields and fmt disagree: a fault here, never the client's words */
-        return err_set(-EIO, "the request body could not be read: %s", jerr.text);
+    if (r < 0) { /* fields and fmt disagree: a fault here, not the client's */
+        log_warn("a request body passed its field checks, not its format: %s", jerr.text);
+        return err_set(-EIO, "the request body could not be read");
+    }
     return 0;
 }
 
