@@ -160,8 +160,8 @@ int api_fields_check(const json_t *obj, const char *at, const struct api_field *
  * (JSON_STRICT; "s?" for the fields that are not required). An absent body
  * counts as {}. Returns 0, or -EINVAL with a detail naming the field.
  */
-int api_body_unpack(const struct api_request *req, const struct api_field *fields,
-                    const char *fmt, ...);
+int api_body_unpack(const struct api_request *req, const struct api_field *fields, const char *fmt,
+                    ...);
 
 /*
  * Reads a boolean query flag: absent -> def; "true" -> true; "false" ->

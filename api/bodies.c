@@ -10,7 +10,10 @@
 #define DESCRIPTION_MAX 1024
 
 /* The end of a list of struct api_field. */
-#define FIELDS_END {NULL, API_FIELD_STRING, false, false}
+#define FIELDS_END                                                                                 \
+    {                                                                                              \
+        NULL, API_FIELD_STRING, false, false                                                       \
+    }
 
 /* Free text that goes into XML: bounded, no NUL, no control characters but tab and newline. */
 static int
@@ -67,8 +70,8 @@ api_checkpoint_body_read(const struct api_request *req, struct api_checkpoint_bo
                                                    {"description", API_FIELD_STRING, false, false},
                                                    {"disks", API_FIELD_ARRAY, false, false},
                                                    FIELDS_END},
-                        "{s?s%, s?s%, s?o}", "name", &name, &name_len, "description",
-                        &description, &description_len, "disks", &disks);
+                        "{s?s%, s?s%, s?o}", "name", &name, &name_len, "description", &description,
+                        &description_len, "disks", &disks);
     if (r < 0)
         return r;
     if (name && (strlen(name) != name_len || !text_name_valid(name)))
@@ -211,8 +214,8 @@ api_backup_body_read(const struct api_request *req, struct api_backup_body *out)
                                                    {"mode", API_FIELD_STRING, false, false},
                                                    {"target", API_FIELD_STRING, false, false},
                                                    FIELDS_END},
-                        "{s?s, s?s, s?o, s?I, s?s, s?s}", "type", &type, "since", &since,
-                        "disks", &disks, "bandwidth", &bandwidth, "mode", &mode, "target", &target);
+                        "{s?s, s?s, s?o, s?I, s?s, s?s}", "type", &type, "since", &since, "disks",
+                        &disks, "bandwidth", &bandwidth, "mode", &mode, "target", &target);
     if (r < 0)
         return r;
     if (conf_backup_mode_from_string(mode, &mode_v) < 0)

@@ -76,10 +76,8 @@ api_set_location(struct api_response *resp, const char *fmt, ...)
 }
 
 static const char *const field_type_words[] = {
-    [API_FIELD_STRING] = "must be a string",
-    [API_FIELD_BOOL] = "must be true or false",
-    [API_FIELD_INTEGER] = "must be an integer",
-    [API_FIELD_OBJECT] = "must be an object",
+    [API_FIELD_STRING] = "must be a string",    [API_FIELD_BOOL] = "must be true or false",
+    [API_FIELD_INTEGER] = "must be an integer", [API_FIELD_OBJECT] = "must be an object",
     [API_FIELD_ARRAY] = "must be an array",
 };
 
@@ -133,8 +131,7 @@ api_fields_check(const json_t *obj, const char *at, const struct api_field *fiel
 }
 
 int
-api_body_unpack(const struct api_request *req, const struct api_field *fields, const char *fmt,
-                ...)
+api_body_unpack(const struct api_request *req, const struct api_field *fields, const char *fmt, ...)
 {
     json_t *empty = NULL;
     json_t *body = req->body;

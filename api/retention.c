@@ -38,7 +38,7 @@ api_retention_simulate(const struct api_request *req, struct api_response *resp)
     n = json_array_size(times);
     if (n > API_RETENTION_TIMES_MAX)
         return err_set_pointer(-EINVAL, "/times", "must have at most %d entries",
-                                   API_RETENTION_TIMES_MAX);
+                               API_RETENTION_TIMES_MAX);
     t = calloc(n ? n : 1, sizeof(*t));
     kept = calloc(n ? n : 1, sizeof(*kept));
     if (!t || !kept)

@@ -229,7 +229,9 @@ cli_print_problem(long status, json_t *j)
 
         /* A body field by its JSON pointer ("" is the whole body), a query parameter as ?name. */
         fprintf(stderr, "  %s%s: %s\n", pointer ? "" : "?",
-                pointer ? (pointer[0] ? pointer : "(body)") : parameter ? parameter : "",
+                pointer     ? (pointer[0] ? pointer : "(body)")
+                : parameter ? parameter
+                            : "",
                 json_string_value(json_object_get(e, "detail")) ?: "");
     }
 }

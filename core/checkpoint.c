@@ -392,8 +392,7 @@ check_disks(const struct conf_domain *dom, const struct core_checkpoint_request 
         snprintf(at, sizeof(at), "/disks/%zu", i);
         for (size_t k = 0; k < i; k++)
             if (strcmp(req->disks[k], req->disks[i]) == 0)
-                return err_set_pointer(-EINVAL, at, "disk '%s' is named twice",
-                                       req->disks[i]);
+                return err_set_pointer(-EINVAL, at, "disk '%s' is named twice", req->disks[i]);
         for (size_t k = 0; k < dom->n_disks && !disk; k++)
             if (strcmp(dom->disks[k].target, req->disks[i]) == 0)
                 disk = &dom->disks[k];

@@ -39,8 +39,8 @@ pointer_words(const char *pointer, char *buf, size_t size)
         if (index)
             used += (size_t)snprintf(buf + used, size - used, "[%.*s]", (int)len, seg);
         else
-            used += (size_t)snprintf(buf + used, size - used, "%s%.*s", used ? "." : "",
-                                     (int)len, seg);
+            used +=
+                (size_t)snprintf(buf + used, size - used, "%s%.*s", used ? "." : "", (int)len, seg);
         if (used >= size)
             break;
         pointer = seg + len;

@@ -44,8 +44,7 @@ names(json_t *p, const char *kind, const char *name, const char *detail)
     json_t *e = json_array_get(json_object_get(p, "errors"), 0);
     const char *pd = json_string_value(json_object_get(p, "detail"));
 
-    return e && json_array_size(json_object_get(p, "errors")) == 1 &&
-           json_object_size(e) == 2 &&
+    return e && json_array_size(json_object_get(p, "errors")) == 1 && json_object_size(e) == 2 &&
            strcmp(json_string_value(json_object_get(e, kind)) ?: "-", name) == 0 &&
            strcmp(json_string_value(json_object_get(e, "detail")) ?: "-", detail) == 0 && pd &&
            strstr(pd, detail);
@@ -95,7 +94,10 @@ test_fields(void)
     err_clear();
     ok(err_field(NULL, NULL) == ERR_FIELD_NONE, "err_clear() forgets the field");
 
-    err_set_pointer(-EINVAL, "/a\xff" "b", "bad");
+    err_set_pointer(-EINVAL,
+                    "/a\xff"
+                    "b",
+                    "bad");
     p = problem_errors();
     ok(p && !json_object_get(p, "errors"), "a pointer that is not UTF-8 is left out");
     json_decref(p);
@@ -200,8 +202,7 @@ test_bodies(void)
         {"{\"disks\": [{\"target\": 1}]}", read_snapshot, &s, "/disks/0/target"},
         {"{\"quiesce\": \"yes\"}", read_snapshot, &s, "/quiesce"},
         {"{}", read_restore, &rr, "/target_dir"},
-        {"{\"target_dir\": \"/r\", \"define\": {\"name\": 1}}", read_restore, &rr,
-         "/define/name"},
+        {"{\"target_dir\": \"/r\", \"define\": {\"name\": 1}}", read_restore, &rr, "/define/name"},
         {"{\"target_dir\": \"/r\", \"define\": {\"name\": \"n\", \"keep\": [\"lun\", \"lun\"]}}",
          read_restore, &rr, "/define/keep/1"},
         {"{\"target_dir\": \"/r\", \"define\": null}", read_restore, &rr, "(ok)"},
@@ -218,7 +219,8 @@ test_bodies(void)
     json_t *r = json_loads("{\"keep_last\": 1, \"keep_often\": 2}", 0, NULL);
     const char *name = NULL;
     ok(api_retention_read(r, "/retention", &ret) == -EINVAL &&
-           err_field(&name, NULL) == ERR_FIELD_POINTER && strcmp(name, "/retention/keep_often") == 0,
+           err_field(&name, NULL) == ERR_FIELD_POINTER &&
+           strcmp(name, "/retention/keep_often") == 0,
        "a retention names its own member");
     json_decref(r);
 }
@@ -239,7 +241,7 @@ test_query(void)
         const char *value;
         int r, v;
     } query_cases[] = {
-        {"true", 0, 1}, {"false", 0, 0}, {"1", -EINVAL, 0}, {"0", -EINVAL, 0},
+        {"true", 0, 1},   {"false", 0, 0},      {"1", -EINVAL, 0},   {"0", -EINVAL, 0},
         {"", -EINVAL, 0}, {"TRUE", -EINVAL, 0}, {"yes", -EINVAL, 0},
     };
     struct api_request req = {.query = query_get};
@@ -253,8 +255,8 @@ test_query(void)
         err_clear();
         r = api_query_bool(&req, "roots", false, &v);
         ok(r == query_cases[i].r && (r < 0 || v == query_cases[i].v) &&
-               (r == 0 || (err_field(&name, NULL) == ERR_FIELD_PARAMETER &&
-                           strcmp(name, "roots") == 0)),
+               (r == 0 ||
+                (err_field(&name, NULL) == ERR_FIELD_PARAMETER && strcmp(name, "roots") == 0)),
            "roots=%s: %d", query_cases[i].value, r);
     }
 }
