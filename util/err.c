@@ -47,7 +47,7 @@ pointer_words(const char *pointer, char *buf, size_t size)
     }
 }
 
-static int
+static int __attribute__((format(printf, 4, 0)))
 set_field(int errnum, enum err_field_kind kind, const char *name, const char *fmt, va_list ap)
 {
     char words[400];
