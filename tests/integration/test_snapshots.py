@@ -322,7 +322,7 @@ def test_filters_and_formats(vv_test):
     assert listed('roots=true') == ['s1']
     assert listed('roots=false') == ['s2', 's3', 's4', 's5']
     assert listed('leaves=true') == ['s3', 's5']
-    assert listed('leaves=0') == ['s1', 's2', 's4']
+    assert listed('leaves=false') == ['s1', 's2', 's4']
     assert listed('current=true') == ['s5']
     assert listed('memory=true') == ['s1', 's2', 's3', 's4', 's5']
     assert listed('memory=false') == []
