@@ -44,8 +44,8 @@ struct core_checkpoint {
     char domain_uuid[37];
     struct conf_checkpoint_def *def; /* name, parent, description, disks, full XML */
     enum conf_checkpoint_state state;
-    char *reason;                /* why it has that state, or NULL */
-    bool in_libvirt;             /* libvirt knows it right now */
+    char *reason;    /* why it has that state, or NULL */
+    bool in_libvirt; /* libvirt knows it right now */
 };
 
 /* What a new checkpoint should be. */
