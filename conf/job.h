@@ -11,6 +11,7 @@
 #ifndef VV_CONF_JOB_H
 #define VV_CONF_JOB_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -90,6 +91,14 @@ conf_job_freep(struct conf_job **j)
 {
     conf_job_free(*j);
 }
+
+/*
+ * A job's request to stop, set by whoever cancels it and checked by its long
+ * operations between steps and while a program runs.
+ */
+struct conf_cancel {
+    atomic_bool cancelled;
+};
 
 /* Frees an array of jobs (as listings return them). */
 void conf_job_list_free(struct conf_job *list, size_t n);

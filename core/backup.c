@@ -7,12 +7,13 @@
 #include <unistd.h>
 
 #include "backup_priv.h"
+#include "vault/vault.h"
 #include "cleanup.h"
 #include "db/backup.h"
 #include "err.h"
 #include "log.h"
 
-/* Cancels a restore or verify run: qemu-img is stopped through its vault_cancel. */
+/* Cancels a restore or verify run: qemu-img is stopped through its conf_cancel. */
 static int
 vault_job_cancel(struct job *job, void *data)
 {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "backup_priv.h"
+#include "vault/vault.h"
 #include "checkpoint.h"
 #include "cleanup.h"
 #include "err.h"

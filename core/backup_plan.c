@@ -8,6 +8,7 @@
 
 #include "backup_plan.h"
 #include "backup_priv.h"
+#include "vault/vault.h"
 #include "checkpoint.h"
 #include "cleanup.h"
 #include "db/backup.h"

@@ -36,7 +36,6 @@
 #include "conf/domain.h"
 #include "conf/job.h"
 #include "jobs.h"
-#include "vault/vault.h"
 
 #define POLL_MS 250
 /* How long a job waits for a lost libvirt connection before it gives up. */
@@ -87,7 +86,7 @@ extern const struct job_kind backup_kinds[BACKUP_JOB_KIND_LAST];
 
 /* The run of one job of any of the kinds: the backup it is about, and each kind's own part. */
 struct backup_job {
-    struct vault_cancel cancel; /* restore and verify: stops the qemu-img in flight */
+    struct conf_cancel cancel; /* restore and verify: stops the qemu-img in flight */
     struct conf_backup *b;
     /* backup */
     uint64_t bandwidth;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "backup_priv.h"
+#include "vault/vault.h"
 #include "cleanup.h"
 #include "err.h"
 #include "log.h"

@@ -214,7 +214,7 @@ spawn_child(char *const argv[], int out_fd, int err_fd, int pass_fd, pid_t *ret_
 
 /* vault_run, with pass_fd (or -1) handed to the program as VAULT_PASSED_FD. */
 static int
-run(char *const argv[], int pass_fd, const struct vault_cancel *cancel, char **ret_out,
+run(char *const argv[], int pass_fd, const struct conf_cancel *cancel, char **ret_out,
     int *ret_status)
 {
     int out[2] = {-1, -1}, errp[2] = {-1, -1};
@@ -300,7 +300,7 @@ run(char *const argv[], int pass_fd, const struct vault_cancel *cancel, char **r
 }
 
 int
-vault_run(char *const argv[], const struct vault_cancel *cancel, char **ret_out, int *ret_status)
+vault_run(char *const argv[], const struct conf_cancel *cancel, char **ret_out, int *ret_status)
 {
     return run(argv, -1, cancel, ret_out, ret_status);
 }
@@ -516,7 +516,7 @@ vault_qcow2_backing(const char *path, char **ret)
 
 int
 vault_image_flatten_at(int dirfd, const char *name, const char *src, const char *format,
-                       uint64_t rate, const struct vault_cancel *cancel)
+                       uint64_t rate, const struct conf_cancel *cancel)
 {
     char part[NAME_MAX + 1], rate_arg[32], out_arg[32];
     _cleanup_close_ int fd = -1;
@@ -610,7 +610,7 @@ vault_dir_open(const char *path, char *const *roots, size_t n_roots, int *ret_fd
 }
 
 int
-vault_image_check(const char *path, const struct vault_cancel *cancel)
+vault_image_check(const char *path, const struct conf_cancel *cancel)
 {
     _cleanup_free_ char *out = NULL;
     char *argv[] = {(char *)QEMU_IMG, (char *)"check", (char *)"-U", (char *)"-f",

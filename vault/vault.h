@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "conf/job.h"
+
 #define VAULT_PART_SUFFIX ".part"
 
 /*
@@ -76,11 +78,6 @@ int vault_qcow2_backing(const char *path, char **ret);
 /* How long a cancelled program has between SIGTERM and SIGKILL. */
 #define VAULT_KILL_GRACE_MS 1000
 
-/* Checked by long operations between steps and while a program runs. */
-struct vault_cancel {
-    atomic_bool cancelled;
-};
-
 /*
  * Runs argv[0] (a path or a name looked up in PATH) with argv and waits for
  * it. stdout is kept in *ret_out (a new string, may be NULL to discard);
@@ -91,7 +88,7 @@ struct vault_cancel {
  * gone. The program starts with an empty signal mask and default handlers
  * whatever the calling thread blocks.
  */
-int vault_run(char *const argv[], const struct vault_cancel *cancel, char **ret_out,
+int vault_run(char *const argv[], const struct conf_cancel *cancel, char **ret_out,
               int *ret_status);
 
 /* The descriptor number under which a program gets the file it writes. */
@@ -108,14 +105,14 @@ int vault_run(char *const argv[], const struct vault_cancel *cancel, char **ret_
  * failure or cancel no .part file is left.
  */
 int vault_image_flatten_at(int dirfd, const char *name, const char *src, const char *format,
-                           uint64_t rate, const struct vault_cancel *cancel);
+                           uint64_t rate, const struct conf_cancel *cancel);
 
 /*
  * Runs "qemu-img check" on a qcow2 image. Returns 0 when it is sound,
  * -EBADMSG with a detail quoting what qemu-img found when it is not, or
  * another negative errno when the check could not run.
  */
-int vault_image_check(const char *path, const struct vault_cancel *cancel);
+int vault_image_check(const char *path, const struct conf_cancel *cancel);
 
 /*
  * Says whether path lies inside one of roots (absolute folders): path is

@@ -126,7 +126,7 @@ main(void)
     ok(vault_qcow2_backing(sub, &backing) == 0 && backing == NULL, "a qcow2 without backing");
 
     /* Cancelled: neither the image nor its .part stays. */
-    struct vault_cancel stop;
+    struct conf_cancel stop;
     atomic_init(&stop.cancelled, true);
     ok(vault_image_flatten_at(dfd, "gone.img", path, "raw", 4096, &stop) == -ECANCELED,
        "a cancelled flatten");
@@ -183,7 +183,7 @@ main(void)
     ok(vault_run(f, NULL, NULL, &status) == -EIO && status == 1, "a failing program");
     char *none[] = {(char *)"no-such-program-vv", NULL};
     ok(vault_run(none, NULL, NULL, NULL) == -ENOENT, "a missing program");
-    struct vault_cancel cancel;
+    struct conf_cancel cancel;
     atomic_init(&cancel.cancelled, true);
     char *sl[] = {(char *)"sleep", (char *)"10", NULL};
     ok(vault_run(sl, &cancel, NULL, NULL) == -ECANCELED, "a cancelled program is stopped");
