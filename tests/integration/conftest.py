@@ -30,7 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from client import Client, ROOT  # noqa: E402
-from helpers import free_port  # noqa: E402,F401  (tests import it from here too)
+from helpers import free_port, qemu_pid  # noqa: E402,F401  (tests import free_port from here too)
 
 BIN = os.environ.get('VIRTVAULT_BIN', os.path.join(ROOT, 'build', 'virtvaultd'))
 SANITIZER_MARKS = ('ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime error:',
@@ -220,3 +220,28 @@ def qemu_domain(sandbox):
     sandbox.domain_create(name)
     yield name
     sandbox.domain_remove(name)
+
+
+@pytest.fixture
+def held_qemu(vv_qemu, qemu_domain):
+    """The domain's QEMU, with one checkpoint to reconcile: (stop, cont). stop() holds every
+    reconcile (SIGSTOP) until cont() or the test's end."""
+    r = vv_qemu.client.post(f'/v1/domains/{qemu_domain}/checkpoints', json={'name': 'cp1'})
+    assert r.status == 201, r
+    pid = qemu_pid(qemu_domain)
+    stopped = False
+
+    def stop():
+        nonlocal stopped
+        os.kill(pid, signal.SIGSTOP)
+        stopped = True
+
+    def cont():
+        nonlocal stopped
+        if stopped:
+            os.kill(pid, signal.SIGCONT)
+            stopped = False
+    try:
+        yield stop, cont
+    finally:
+        cont()

@@ -24,6 +24,7 @@ put tests/integration on sys.path first. Nothing here needs pytest or a running 
 """
 import contextlib
 import http.client
+import json
 import os
 import re
 import socket
@@ -149,6 +150,39 @@ def raw(port, data, timeout=5):
         except (socket.timeout, ConnectionResetError):
             pass
     return out
+
+
+def raw_request(port, method, path, body=None):
+    """Sends one request (body: JSON, for a POST) on a new connection to 127.0.0.1:port and
+    returns the socket, its answer unread (read it with read_raw or read_answer)."""
+    s = socket.create_connection(('127.0.0.1', port), timeout=10)
+    data = json.dumps(body).encode() if body is not None else b''
+    head = f'{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n'
+    if method == 'POST':
+        head += f'Content-Type: application/json\r\nContent-Length: {len(data)}\r\n'
+    s.sendall(head.encode() + b'\r\n' + data)
+    return s
+
+
+def read_raw(s, timeout):
+    """Everything the server sends on s until it closes: the status and the raw answer."""
+    s.settimeout(timeout)
+    data = b''
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    m = re.match(rb'HTTP/1\.1 (\d+)', data)
+    assert m, f'no HTTP answer: {data[:200]!r}'
+    return int(m.group(1)), data
+
+
+def read_answer(s, timeout):
+    """The status and body of the answer on s (the server closes after it)."""
+    status, data = read_raw(s, timeout)
+    return status, data.split(b'\r\n\r\n', 1)[1]
 
 
 def free_port():

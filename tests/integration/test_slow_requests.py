@@ -8,7 +8,6 @@ reconcile then waits for QEMU's monitor (the first one) or for the domain's
 checkpoint lock (the others) until the test sends SIGCONT.
 """
 import json
-import os
 import re
 import select
 import signal
@@ -18,35 +17,10 @@ import time
 import pytest
 
 from conftest import SANITIZER_MARKS, Daemon  # noqa: F401  (the fixtures come from conftest)
-from helpers import qemu_pid
+from helpers import raw_request, read_answer
 
 HEALTHZ_BUDGET = 0.050  # seconds, the issue's bound for /healthz under slow requests
 
-
-def raw_request(port, method, path, body=None):
-    """Sends one request on a new connection and returns the socket, answer unread."""
-    s = socket.create_connection(('127.0.0.1', port), timeout=5)
-    data = json.dumps(body).encode() if body is not None else b''
-    head = f'{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n'
-    if method == 'POST':
-        head += f'Content-Type: application/json\r\nContent-Length: {len(data)}\r\n'
-    s.sendall(head.encode() + b'\r\n' + data)
-    return s
-
-
-def read_answer(s, timeout):
-    """The status and body of the answer on s (the server closes after it)."""
-    s.settimeout(timeout)
-    data = b''
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
-    m = re.match(rb'HTTP/1\.1 (\d+)', data)
-    assert m, f'no HTTP answer: {data[:200]!r}'
-    return int(m.group(1)), data.split(b'\r\n\r\n', 1)[1]
 
 
 def probe(port, path='/healthz', timeout=3.0):
@@ -99,35 +73,14 @@ def unanswered(socks):
     return not readable
 
 
-@pytest.fixture
-def stopped_qemu(vv_qemu, qemu_domain):
-    """A domain with one checkpoint whose QEMU is stopped (SIGSTOP) until the test ends."""
-    r = vv_qemu.client.post(f'/v1/domains/{qemu_domain}/checkpoints', json={'name': 'cp1'})
-    assert r.status == 201, r.json
-    pid = qemu_pid(qemu_domain)
-    state = {'pid': pid, 'stopped': False}
 
-    def stop():
-        os.kill(pid, signal.SIGSTOP)
-        state['stopped'] = True
-
-    def cont():
-        if state['stopped']:
-            os.kill(pid, signal.SIGCONT)
-            state['stopped'] = False
-    state['stop'], state['cont'] = stop, cont
-    try:
-        yield state
-    finally:
-        cont()
-
-
-def test_healthz_answers_while_eight_slow_requests_run(vv_qemu, qemu_domain, stopped_qemu):
+def test_healthz_answers_while_eight_slow_requests_run(vv_qemu, qemu_domain, held_qemu):
+    stop, cont = held_qemu
     port = vv_qemu.port
     baseline = max(probe(port)[0] for _ in range(20))
     budget = max(HEALTHZ_BUDGET, 3 * baseline)  # a loaded machine's own latency, loosely
 
-    stopped_qemu['stop']()
+    stop()
     socks = slow_requests(port, qemu_domain, 8)
     try:
         wait_deferred(port, running=8, queued=0)
@@ -136,17 +89,18 @@ def test_healthz_answers_while_eight_slow_requests_run(vv_qemu, qemu_domain, sto
         assert max(latencies) < budget, \
             f'/healthz took up to {max(latencies) * 1000:.1f} ms (budget {budget * 1000:.1f} ms)'
     finally:
-        stopped_qemu['cont']()
+        cont()
     for s in socks:
         status, body = read_answer(s, 60)
         assert status == 200, body
     assert deferred_counts(port) == {'running': 0, 'queued': 0}
 
 
-def test_sigterm_answers_every_suspended_request(vv_qemu, qemu_domain, stopped_qemu):
+def test_sigterm_answers_every_suspended_request(vv_qemu, qemu_domain, held_qemu):
+    stop, cont = held_qemu
     """Waiting ones get 503 at once, running ones their answer or 503 after the grace."""
     port, d = vv_qemu.port, vv_qemu
-    stopped_qemu['stop']()
+    stop()
     socks = slow_requests(port, qemu_domain, 10)  # 8 workers: 8 run, 2 wait
     wait_deferred(port, running=8, queued=2)
     t0 = time.monotonic()
@@ -166,7 +120,7 @@ def test_sigterm_answers_every_suspended_request(vv_qemu, qemu_domain, stopped_q
     early = sorted(a[0] for a in answers.values())[:2]
     assert max(early) < 5, f'the two waiting requests were answered after {early} s'
     # The work still runs in libvirt: the process ends once it does.
-    stopped_qemu['cont']()
+    cont()
     assert d.proc.wait(timeout=60) == 0
     log = d.log()
     assert not any(mark in log for mark in SANITIZER_MARKS), log[-8000:]

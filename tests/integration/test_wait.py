@@ -14,13 +14,12 @@ import os
 import re
 import select
 import signal
-import socket
 import time
 
 import pytest
 
 from conftest import Daemon
-from helpers import MiB, prefilled_domain, problem, wait_for
+from helpers import MiB, prefilled_domain, problem, raw_request, read_raw, wait_for
 
 WAITERS = 500
 HEALTHZ_BUDGET = 0.050  # seconds: /healthz while the waiters wait
@@ -33,36 +32,10 @@ def ts(rfc3339):
         tzinfo=datetime.timezone.utc).timestamp()
 
 
-def send(port, method, path):
-    """Sends one request on a new connection; returns the socket, answer unread."""
-    s = socket.create_connection(('127.0.0.1', port), timeout=10)
-    head = f'{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n'
-    if method == 'POST':
-        head += 'Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}'
-    else:
-        head += '\r\n'
-    s.sendall(head.encode())
-    return s
-
-
-def read_all(s, timeout):
-    """Everything the server sends on s until it closes; the status and the raw answer."""
-    s.settimeout(timeout)
-    data = b''
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
-    m = re.match(rb'HTTP/1\.1 (\d+)', data)
-    assert m, f'no HTTP answer: {data[:200]!r}'
-    return int(m.group(1)), data
-
 
 def healthz_seconds(port):
     t0 = time.monotonic()
-    status, _ = read_all(send(port, 'GET', '/healthz'), 5)
+    status, _ = read_raw(raw_request(port, 'GET', '/healthz'), 5)
     assert status == 200
     return time.monotonic() - t0
 
@@ -206,11 +179,11 @@ def test_a_wait_shorter_than_the_job_answers_it_running(vv_qemu, domain):
     assert 0.95 <= took < 1.5, f'answered after {took:.2f} s'
 
     # A wait that the end cuts short: finished while a waiter waits.
-    waiter = send(vv_qemu.port, 'GET', f'/v1/jobs/{b["job_id"]}?wait=60')
+    waiter = raw_request(vv_qemu.port, 'GET', f'/v1/jobs/{b["job_id"]}?wait=60')
     wait_for('the waiter to wait', lambda: waiting_requests(c) == 1, interval=0.05)
     r = c.post(f'/v1/domains/{domain}/backups/{b["id"]}/finish')
     assert r.status == 200, r
-    status, data = read_all(waiter, 10)
+    status, data = read_raw(waiter, 10)
     assert status == 200 and b'"state":"succeeded"' in data, data
     assert waiting_requests(c) == 0
 
@@ -222,7 +195,7 @@ def test_500_waiters_leave_healthz_answering(sandbox, domain):
         c = d.client
         b = pull_ready(c, domain)
         path = f'/v1/jobs/{b["job_id"]}?wait=120'
-        waiters = [send(d.port, 'GET', path) for _ in range(WAITERS)]
+        waiters = [raw_request(d.port, 'GET', path) for _ in range(WAITERS)]
         wait_for(f'{WAITERS} waiters', lambda: waiting_requests(c) == WAITERS, interval=0.1)
 
         took = [healthz_seconds(d.port) for _ in range(20)]
@@ -239,7 +212,7 @@ def test_500_waiters_leave_healthz_answering(sandbox, domain):
         assert job['state'] == 'succeeded', job
         ended = ts(job['finished_at'])
         for s in waiters:
-            status, data = read_all(s, 30)
+            status, data = read_raw(s, 30)
             assert status == 200 and b'"state":"succeeded"' in data, data[:300]
         lag = time.time() - ended
         assert lag < 5, f'the last of {WAITERS} waiters was answered {lag:.2f} s after the end'
@@ -258,8 +231,8 @@ def test_a_waiter_whose_client_went_away_leaks_nothing(vv_qemu, domain):
     under build-asan)."""
     c = vv_qemu.client
     b = pull_ready(c, domain)
-    short = [send(vv_qemu.port, 'GET', f'/v1/jobs/{b["job_id"]}?wait=1') for _ in range(5)]
-    ends = [send(vv_qemu.port, 'GET', f'/v1/jobs/{b["job_id"]}?wait=120') for _ in range(5)]
+    short = [raw_request(vv_qemu.port, 'GET', f'/v1/jobs/{b["job_id"]}?wait=1') for _ in range(5)]
+    ends = [raw_request(vv_qemu.port, 'GET', f'/v1/jobs/{b["job_id"]}?wait=120') for _ in range(5)]
     wait_for('10 waiters', lambda: waiting_requests(c) == 10, interval=0.05)
     for s in short + ends:
         s.close()
@@ -279,14 +252,14 @@ def test_waiters_are_answered_at_once_when_the_daemon_stops(make_daemon, domain)
     d.wait_ready()
     c = d.client
     b = pull_ready(c, domain)
-    gone = [send(d.port, 'GET', f'/v1/jobs/{b["job_id"]}?wait=120') for _ in range(5)]
-    kept = send(d.port, 'GET', f'/v1/jobs/{b["job_id"]}?wait=120')
+    gone = [raw_request(d.port, 'GET', f'/v1/jobs/{b["job_id"]}?wait=120') for _ in range(5)]
+    kept = raw_request(d.port, 'GET', f'/v1/jobs/{b["job_id"]}?wait=120')
     wait_for('6 waiters', lambda: waiting_requests(c) == 6, interval=0.05)
     for s in gone:
         s.close()
     t0 = time.monotonic()
     d.proc.send_signal(signal.SIGTERM)
-    status, data = read_all(kept, 5)
+    status, data = read_raw(kept, 5)
     took = time.monotonic() - t0
     assert status == 200 and b'"state":"running"' in data, data[:300]
     assert took < 2, f'the waiter was answered {took:.1f} s after SIGTERM'
@@ -300,7 +273,7 @@ def test_a_wait_outlasts_the_connection_timeout(make_daemon, domain):
     c = d.client
     b = pull_ready(c, domain)
     t0 = time.monotonic()
-    status, data = read_all(send(d.port, 'GET', f'/v1/jobs/{b["job_id"]}?wait=4'), 10)
+    status, data = read_raw(raw_request(d.port, 'GET', f'/v1/jobs/{b["job_id"]}?wait=4'), 10)
     took = time.monotonic() - t0
     assert status == 200 and b'"state":"running"' in data, data[:300]
     assert 3.95 <= took < 4.5, f'answered after {took:.2f} s'
