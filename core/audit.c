@@ -4,27 +4,18 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
-#include <time.h>
 
 #include "audit.h"
 #include "core.h"
 #include "db/audit.h"
 #include "err.h"
 #include "log.h"
+#include "text.h"
 
 #define PRUNE_INTERVAL_MS (3600 * 1000LL)
 
 static atomic_uint retention_days = 90;
 static _Atomic int64_t last_prune_ms;
-
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Deletes the records older than the retention; logs what it did. */
 static int
@@ -52,13 +43,13 @@ int
 core_audit_start(unsigned days)
 {
     atomic_store(&retention_days, days);
-    return prune(now_ms());
+    return prune(text_now_ms());
 }
 
 void
 core_audit_record(const struct conf_audit *rec)
 {
-    int64_t now = now_ms();
+    int64_t now = text_now_ms();
     int r;
 
     r = db_audit_put(core_db(), rec);

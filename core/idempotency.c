@@ -5,26 +5,17 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
-#include <time.h>
 
 #include "core.h"
 #include "db/idempotency.h"
 #include "err.h"
 #include "idempotency.h"
 #include "log.h"
+#include "text.h"
 
 #define PRUNE_INTERVAL_MS (600 * 1000LL)
 
 static _Atomic int64_t last_prune_ms;
-
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Deletes the expired answers (and, at start, the claims of an earlier process); logs. */
 static int
@@ -48,14 +39,14 @@ prune(int64_t now, bool pending_too)
 int
 core_idem_start(void)
 {
-    return prune(now_ms(), true);
+    return prune(text_now_ms(), true);
 }
 
 int
 core_idem_claim(const char *scope, const char *key, const char *fingerprint,
                 enum conf_idem_claim *ret, struct conf_idem_answer *ret_answer)
 {
-    int64_t now = now_ms();
+    int64_t now = text_now_ms();
 
     if (now - atomic_load(&last_prune_ms) >= PRUNE_INTERVAL_MS)
         prune(now, false);
@@ -66,7 +57,7 @@ core_idem_claim(const char *scope, const char *key, const char *fingerprint,
 int
 core_idem_store(const char *scope, const char *key, const struct conf_idem_answer *a)
 {
-    int r = db_idem_store(core_db(), scope, key, a, now_ms() + CORE_IDEM_TTL_MS);
+    int r = db_idem_store(core_db(), scope, key, a, text_now_ms() + CORE_IDEM_TTL_MS);
 
     if (r < 0) {
         log_warn("idempotency: cannot store the answer of a request (%s); a retry runs it again",
