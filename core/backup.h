@@ -33,12 +33,12 @@
 
 struct core_backup_request {
     enum conf_backup_type type; /* full, incremental, differential or auto */
-    const char *since;        /* differential: the checkpoint to count from, or NULL */
-    const char *const *disks; /* targets; NULL: every disk that can be backed up */
+    const char *since;          /* differential: the checkpoint to count from, or NULL */
+    const char *const *disks;   /* targets; NULL: every disk that can be backed up */
     size_t n_disks;
     uint64_t bandwidth; /* bytes per second and disk, 0 for no limit */
     enum conf_backup_mode mode;
-    bool to_vault;      /* pull: the service reads the exports into the vault itself */
+    bool to_vault; /* pull: the service reads the exports into the vault itself */
 };
 
 /* How a client reaches the NBD export of one disk of a pull backup. */
