@@ -19,6 +19,8 @@
 #define API_MAX_PARAMS   4
 #define API_IDEM_KEY_MAX 255 /* bytes of an Idempotency-Key */
 
+struct api_cond;
+
 struct api_request {
     const char *method;
     const char *path;                   /* raw path, as requested */
@@ -27,8 +29,9 @@ struct api_request {
     json_t *body; /* borrowed; NULL when the request had no body */
     /* Returns the decoded value of query parameter key, or NULL. Borrowed. */
     const char *(*query)(const struct api_request *req, const char *key);
-    void *transport; /* the server's, for query() */
-    bool trusted;    /* a valid token came with it (or authentication is off) */
+    void *transport;             /* the server's, for query() */
+    bool trusted;                /* a valid token came with it (or authentication is off) */
+    const struct api_cond *cond; /* a write's preconditions (If-Match...), or NULL */
 };
 
 /*
@@ -219,6 +222,68 @@ void api_cache_put(const char *key, uint64_t version, const char *text, size_t l
 
 /* json (stolen) as compact text with a final newline, as JSON answers are sent; NULL on failure. */
 char *api_json_text(json_t *json);
+
+/*
+ * Conditional requests (conditional.c, RFC 9110 section 13). A route of the
+ * table marked conditional answers its 200 GET with an ETag, a strong tag
+ * of its representation ('"' + 32 hex digits of the SHA-256 of its JSON
+ * with sorted keys, compact; of the bytes for a text answer + '"'), and
+ * honours If-None-Match (304) and If-Match (412) on it. Its writes (PUT,
+ * PATCH, DELETE) honour If-Match and If-None-Match against the ETag of the
+ * JSON answer of the GET handler of the same path, asked again just before
+ * the write.
+ */
+#define API_ETAG_MAX 40 /* an ETag with its quotes and a NUL */
+
+/* The preconditions a write came with; the server fills it for conditional routes. */
+struct api_cond {
+    api_handler_fn get;        /* the GET handler of the same path: the current representation */
+    const char *if_match;      /* the If-Match header (all its fields joined), or NULL */
+    const char *if_none_match; /* the If-None-Match header, likewise, or NULL */
+};
+
+enum api_cond_result {
+    API_COND_PASS,         /* go on: answer or write */
+    API_COND_NOT_MODIFIED, /* a GET answers 304 */
+    API_COND_FAILED,       /* 412, nothing changed */
+};
+
+/*
+ * Writes the ETag of a filled 200 answer (its JSON, or its text) into
+ * etag. Returns 0; -ENOENT when resp is no 200 with a JSON or text body;
+ * -ENOMEM.
+ */
+int api_etag(const struct api_response *resp, char etag[API_ETAG_MAX]);
+
+/*
+ * Whether the If-Match (strong comparison) or If-None-Match (weak
+ * comparison) field value list names etag: "*" names any current
+ * representation (etag not NULL). header is the field's name, for the
+ * detail. Returns 0 and *ret, or -EINVAL with a detail when list is
+ * neither "*" nor a comma-separated list of entity tags.
+ */
+int api_etag_match(const char *header, const char *list, const char *etag, bool weak, bool *ret);
+
+/*
+ * Evaluates If-Match then If-None-Match (either NULL when absent) against
+ * etag, the current representation's (NULL when there is none), for a
+ * safe (GET, HEAD) or a writing method, as RFC 9110 section 13.2.2 orders
+ * them. Returns 0 and *ret, or -EINVAL with a detail for a malformed field.
+ */
+int api_cond_evaluate(const char *if_match, const char *if_none_match, const char *etag, bool safe,
+                      enum api_cond_result *ret);
+
+/*
+ * Runs handler for req, a write. With req->cond set: claims req->path
+ * against other conditional writes of it (-EBUSY with a detail while one is
+ * being answered), asks req->cond->get for the current representation
+ * (without query parameters), and runs handler only when the
+ * preconditions hold; else returns -ESTALE (412 precondition_failed) with
+ * a detail, nothing changed. A handler that defers (api_defer) takes
+ * req->cond along: its slow half checks again, just before the write.
+ * Without req->cond: handler(req, resp).
+ */
+int api_cond_call(const struct api_request *req, struct api_response *resp, api_handler_fn handler);
 
 /* Resource handlers (one file per resource). */
 int api_version_get(const struct api_request *req, struct api_response *resp);

@@ -20,6 +20,8 @@ struct frozen {
     const char *keys[FROZEN_MAX_KEYS]; /* static strings of the handler */
     char *values[FROZEN_MAX_KEYS];     /* NULL: absent */
     size_t n_keys;
+    struct api_cond cond; /* the request's preconditions, checked again before handler */
+    char *if_match, *if_none_match;
 };
 
 static const char *
@@ -43,6 +45,8 @@ frozen_free(void *ctx)
     json_decref(f->req.body);
     free(f->method);
     free(f->path);
+    free(f->if_match);
+    free(f->if_none_match);
     for (size_t i = 0; i < API_MAX_PARAMS; i++)
         free(f->params[i]);
     for (size_t i = 0; i < f->n_keys; i++)
@@ -55,7 +59,7 @@ frozen_run(void *ctx, struct api_response *resp)
 {
     struct frozen *f = ctx;
 
-    return f->handler(&f->req, resp);
+    return api_cond_call(&f->req, resp, f->handler);
 }
 
 static char *
@@ -91,6 +95,15 @@ api_defer(const struct api_request *req, struct api_response *resp, api_handler_
         f->keys[f->n_keys] = keys[i];
         f->values[f->n_keys++] = dup_or_null(req->query(req, keys[i]), &failed);
     }
+    if (req->cond) {
+        f->if_match = dup_or_null(req->cond->if_match, &failed);
+        f->if_none_match = dup_or_null(req->cond->if_none_match, &failed);
+        f->cond = (struct api_cond){
+            .get = req->cond->get,
+            .if_match = f->if_match,
+            .if_none_match = f->if_none_match,
+        };
+    }
     if (failed) {
         frozen_free(f);
         return -ENOMEM;
@@ -103,6 +116,7 @@ api_defer(const struct api_request *req, struct api_response *resp, api_handler_
         .query = frozen_query,
         .transport = f,
         .trusted = req->trusted,
+        .cond = req->cond ? &f->cond : NULL,
     };
     for (size_t i = 0; i < API_MAX_PARAMS; i++)
         f->req.params[i] = f->params[i];

@@ -19,6 +19,7 @@ static const struct problem_kind kinds[] = {
     {-ECANCELED, 409, "cancelled", "The operation was cancelled"},
     {0, 409, "idempotency_key_in_use", "A request with this Idempotency-Key is being answered"},
     {-EINTR, 500, "interrupted", "The service stopped while the operation ran"},
+    {-ESTALE, 412, "precondition_failed", "A precondition of the request does not hold"},
     {-EFBIG, 413, "payload_too_large", "The request body is too large"},
     {0, 414, "uri_too_long", "The request URI is too long"},
     {-EPROTONOSUPPORT, 415, "unsupported_media_type", "The request body must be JSON"},

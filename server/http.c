@@ -134,6 +134,10 @@ struct req {
     char idem_scope[72];       /* the key's scope: the caller (see idem_begin) */
     bool replayed;             /* its answer is the one kept for its Idempotency-Key */
     struct deferred *deferred; /* its slow half, while suspended or until it is answered */
+    bool conditional;          /* its route answers conditional requests */
+    char *if_match;            /* its If-Match fields, joined; NULL when none came */
+    char *if_none_match;       /* its If-None-Match fields, likewise */
+    char etag[API_ETAG_MAX];   /* the ETag its 200 or 304 answer carries, or "" */
     char *allocs[MAX_QUERY_ALLOCS];
     size_t n_allocs;
 };
@@ -263,6 +267,8 @@ queue(struct req *rq, int status, char *body, size_t len, const char *type, cons
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     if (rq->replayed)
         MHD_add_response_header(resp, "Idempotent-Replayed", "true");
+    if (rq->etag[0] && (status == 200 || status == 304))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, rq->etag);
     rq->status = status;
     /* Kept before it leaves: a client that has the answer gets it again on a retry. */
     idem_settle(rq, status, body, len, type, location);
@@ -1231,6 +1237,81 @@ idem_begin(struct req *rq, const char *url, enum MHD_Result *answered)
     return false;
 }
 
+/* MHD_get_connection_values() iterator: joins the fields of one header with ", ". */
+struct joined {
+    const char *name;
+    char *value; /* malloc'd, or NULL */
+    bool failed;
+};
+
+static enum MHD_Result
+join_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    struct joined *j = cls;
+    char *v;
+    (void)kind;
+
+    if (strcasecmp(key, j->name) != 0 || j->failed)
+        return MHD_YES;
+    if (asprintf(&v, "%s%s%s", j->value ? j->value : "", j->value ? ", " : "", value) < 0) {
+        j->failed = true;
+        return MHD_YES;
+    }
+    free(j->value);
+    j->value = v;
+    return MHD_YES;
+}
+
+/* Reads the request's If-Match and If-None-Match fields. Returns 0 or -ENOMEM. */
+static int
+read_preconditions(struct req *rq)
+{
+    struct joined im = {.name = MHD_HTTP_HEADER_IF_MATCH};
+    struct joined inm = {.name = MHD_HTTP_HEADER_IF_NONE_MATCH};
+
+    MHD_get_connection_values(rq->conn, MHD_HEADER_KIND, join_header, &im);
+    MHD_get_connection_values(rq->conn, MHD_HEADER_KIND, join_header, &inm);
+    rq->if_match = im.value;
+    rq->if_none_match = inm.value;
+    return im.failed || inm.failed ? -ENOMEM : 0;
+}
+
+/*
+ * A conditional GET's 200 answer: tags it with its ETag (rq->etag) and
+ * evaluates If-Match and If-None-Match against it. Returns true when that
+ * decides the answer instead (304, 412, or 400 for a malformed field),
+ * queued into *answered; resp is then dropped.
+ */
+static bool
+answer_conditional_get(struct req *rq, const char *url, struct api_response *resp,
+                       enum MHD_Result *answered)
+{
+    enum api_cond_result res;
+    int r;
+
+    if (api_etag(resp, rq->etag) < 0) {
+        rq->etag[0] = '\0';
+        return false;
+    }
+    err_clear();
+    r = api_cond_evaluate(rq->if_match, rq->if_none_match, rq->etag, true, &res);
+    if (r == 0 && res == API_COND_PASS)
+        return false;
+    json_decref(resp->json);
+    free(resp->text);
+    memset(resp, 0, sizeof(*resp));
+    if (r < 0) {
+        *answered = queue_problem(rq, problem_for_errno(r), NULL, url, NULL);
+    } else if (res == API_COND_NOT_MODIFIED) {
+        *answered = queue(rq, 304, NULL, 0, NULL, NULL, NULL, false);
+    } else {
+        err_set(-ESTALE, "the current ETag of %s is %s, which If-Match does not name", url,
+                rq->etag);
+        *answered = queue_problem(rq, problem_for_errno(-ESTALE), NULL, url, NULL);
+    }
+    return true;
+}
+
 static enum MHD_Result
 dispatch(struct req *rq, const char *url, const char *method)
 {
@@ -1267,6 +1348,11 @@ dispatch(struct req *rq, const char *url, const char *method)
         return queue_problem_code(rq, "not_found", "no resource at this path", url, NULL);
     }
     rq->route = m.route->path;
+    rq->conditional = m.route->conditional;
+    if (rq->conditional && read_preconditions(rq) < 0) {
+        router_match_clear(&m);
+        return queue(rq, 500, NULL, 0, NULL, NULL, NULL, false);
+    }
 
     /* A query value that does not decode would look absent to the handler: refuse it. */
     struct bad_args bad_args = {0};
@@ -1300,7 +1386,19 @@ dispatch(struct req *rq, const char *url, const char *method)
     for (size_t i = 0; i < m.n_params; i++)
         areq.params[i] = m.params[i];
 
-    r = m.route->handler(&areq, &resp);
+    /* A conditional write checks its preconditions against the GET of its path first. */
+    struct api_cond cond = {.if_match = rq->if_match, .if_none_match = rq->if_none_match};
+    const struct route *get = NULL;
+    if (rq->conditional && strcmp(route_method, "GET") != 0 &&
+        (cond.if_match || cond.if_none_match))
+        get = router_get_sibling(router_table, router_table_len, m.route);
+    if (get) {
+        cond.get = get->handler;
+        areq.cond = &cond;
+        r = api_cond_call(&areq, &resp, m.route->handler);
+    } else {
+        r = m.route->handler(&areq, &resp);
+    }
     json_decref(body);
     router_match_clear(&m);
     if (r == 0 && resp.wait.job_id[0] && resp.work.run)
@@ -1332,6 +1430,11 @@ answer(struct req *rq, const char *url, const char *method, int r, struct api_re
         if (resp.stream)
             stream_free(resp.stream);
         return queue_problem(rq, k, NULL, url, NULL);
+    }
+    if (rq->conditional && (strcmp(rq->method, "GET") == 0 || strcmp(rq->method, "HEAD") == 0)) {
+        enum MHD_Result answered;
+        if (answer_conditional_get(rq, url, &resp, &answered))
+            return answered;
     }
     if (resp.event_stream)
         return queue_event_stream(rq, url);
@@ -1502,6 +1605,8 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     free(rq->path);
     free(rq->location);
+    free(rq->if_match);
+    free(rq->if_none_match);
     for (size_t i = 0; i < rq->n_allocs; i++)
         free(rq->allocs[i]);
     free(rq->body);

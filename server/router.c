@@ -121,3 +121,12 @@ router_match_clear(struct router_match *m)
     }
     m->n_params = 0;
 }
+
+const struct route *
+router_get_sibling(const struct route *table, size_t n, const struct route *route)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(table[i].method, "GET") == 0 && strcmp(table[i].path, route->path) == 0)
+            return &table[i];
+    return NULL;
+}

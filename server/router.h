@@ -6,6 +6,7 @@
 #ifndef VV_ROUTER_H
 #define VV_ROUTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "api/api.h"
@@ -17,11 +18,19 @@ enum role {
     ROLE_ADMIN,
 };
 
+/*
+ * One row of the table, written with designated initializers. conditional
+ * makes the route answer conditional requests (api.h, conditional.c): a
+ * GET's 200 carries an ETag and honours If-None-Match (304) and If-Match
+ * (412); a PUT, PATCH or DELETE honours If-Match and If-None-Match (412)
+ * against the ETag of the GET of the same path, which must be in the table.
+ */
 struct route {
     const char *method;
     const char *path; /* template, e.g. "/v1/domains/{domain}" */
     api_handler_fn handler;
     enum role role;
+    bool conditional;
 };
 
 extern const struct route router_table[];
@@ -49,6 +58,10 @@ enum router_result router_find(const struct route *table, size_t n, const char *
                                const char *path, struct router_match *m);
 
 void router_match_clear(struct router_match *m);
+
+/* The GET route of the same path template as route in table, or NULL. */
+const struct route *router_get_sibling(const struct route *table, size_t n,
+                                       const struct route *route);
 
 /* The role names, "viewer" etc.; role_from_string returns -EINVAL for others. */
 const char *role_name(enum role r);

@@ -25,6 +25,7 @@
  *   ENOTEMPTY  the object has dependents that stop the operation
  *   EBADFD     the object is in a state that does not allow the operation
  *   EBUSY      the domain is busy with another job
+ *   ESTALE     a precondition of the request (If-Match...) does not hold
  *   EOPNOTSUPP the driver or the object cannot do this at all
  *   ENOTCONN   the hypervisor cannot be reached right now
  *   EACCES     the hypervisor or the file system refused the operation

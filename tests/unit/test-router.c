@@ -11,12 +11,21 @@ h(const struct api_request *req, struct api_response *resp)
 }
 
 static const struct route table[] = {
-    {"GET", "/v1/domains", h, ROLE_VIEWER},
-    {"GET", "/v1/domains/{domain}", h, ROLE_VIEWER},
-    {"GET", "/v1/domains/{domain}/checkpoints/{name}", h, ROLE_VIEWER},
-    {"DELETE", "/v1/domains/{domain}/checkpoints/{name}", h, ROLE_ADMIN},
-    {"POST", "/v1/domains/{domain}/checkpoints:reconcile", h, ROLE_OPERATOR},
-    {"GET", "/healthz", h, ROLE_PUBLIC},
+    {.method = "GET", .path = "/v1/domains", .handler = h, .role = ROLE_VIEWER},
+    {.method = "GET", .path = "/v1/domains/{domain}", .handler = h, .role = ROLE_VIEWER},
+    {.method = "GET",
+     .path = "/v1/domains/{domain}/checkpoints/{name}",
+     .handler = h,
+     .role = ROLE_VIEWER},
+    {.method = "DELETE",
+     .path = "/v1/domains/{domain}/checkpoints/{name}",
+     .handler = h,
+     .role = ROLE_ADMIN},
+    {.method = "POST",
+     .path = "/v1/domains/{domain}/checkpoints:reconcile",
+     .handler = h,
+     .role = ROLE_OPERATOR},
+    {.method = "GET", .path = "/healthz", .handler = h, .role = ROLE_PUBLIC},
 };
 
 static const struct {
@@ -84,6 +93,15 @@ main(void)
            "route %s %s: changes need operator or admin", a->method, a->path);
         ok(strcmp(a->method, "DELETE") != 0 || a->role == ROLE_ADMIN,
            "route %s %s: deletes need admin", a->method, a->path);
+        if (a->conditional && strcmp(a->method, "GET") != 0) {
+            /* Its preconditions are checked against the GET of its path, conditional too. */
+            const struct route *get = router_get_sibling(router_table, router_table_len, a);
+            ok(strcmp(a->method, "POST") != 0 && get && get->conditional,
+               "conditional route %s %s: not a POST, and its path has a conditional GET", a->method,
+               a->path);
+        }
     }
+    ok(router_get_sibling(table, n, &table[3]) == &table[2], "the GET sibling of a DELETE");
+    ok(router_get_sibling(table, n, &table[4]) == NULL, "a POST without a GET sibling");
     return tap_done();
 }
