@@ -8,14 +8,18 @@ from client import ROOT, spec
 BUILD = os.environ.get('VIRTVAULT_BUILD', os.path.join(ROOT, 'build'))
 
 
-def router_routes():
+def dump_routes():
     out = subprocess.run([os.path.join(BUILD, 'tests', 'dump-routes')], check=True,
                          capture_output=True, text=True).stdout
-    routes = {}
-    for line in out.splitlines():
-        method, path, role = line.split()
-        routes[(method, path)] = role
-    return routes
+    return [line.split() for line in out.splitlines()]
+
+
+def router_routes():
+    return {(method, path): role for method, path, role, *_ in dump_routes()}
+
+
+def conditional_routes():
+    return {(method, path) for method, path, _, *flags in dump_routes() if 'conditional' in flags}
 
 
 def spec_routes():
@@ -78,3 +82,28 @@ def test_every_operation_documents_errors_and_ids():
         assert any(c.startswith('2') for c in codes), f'{method} {path}: no success answer'
         if op.get('security') != []:
             assert '401' in codes, f'{method} {path}: 401 not documented'
+
+
+def test_conditional_routes_are_described_as_such():
+    """A route marked conditional in the table documents its ETag, 304 and 412 and takes
+    If-Match and If-None-Match; no other operation claims to."""
+    ops = {(m, normalise(p)): op for (m, p), op in spec_routes().items()}
+    conditional = {(m, normalise(p)) for (m, p) in conditional_routes()}
+    assert ('GET', normalise('/v1/domains/{domain}')) in conditional
+    for key, op in ops.items():
+        refs = {p.get('$ref', '').rsplit('/', 1)[-1] for p in op.get('parameters', [])}
+        codes = set(op['responses'])
+        method = key[0]
+        if key not in conditional:
+            assert not refs & {'IfMatch', 'IfNoneMatch'}, f'{key}: not conditional in the router'
+            assert not codes & {'304', '412'}, f'{key}: not conditional in the router'
+            continue
+        assert {'IfMatch', 'IfNoneMatch'} <= refs, f'{key}: If-Match/If-None-Match missing'
+        assert {'400', '412'} <= codes, f'{key}: 400/412 not documented'
+        if method == 'GET':
+            assert '304' in codes, f'{key}: 304 not documented'
+            assert op['responses']['200']['headers']['ETag'] == {
+                '$ref': '#/components/headers/ETag'}, key
+        else:
+            assert method != 'POST', f'{key}: a POST cannot be conditional'
+            assert ('GET', key[1]) in conditional, f'{key}: its GET is not conditional'
