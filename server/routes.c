@@ -73,6 +73,14 @@ const struct route router_table[] = {
     {"GET", "/v1/domains/{domain}/checkpoints/{name}", api_checkpoint_get, ROLE_VIEWER},
     {"DELETE", "/v1/domains/{domain}/checkpoints/{name}", api_checkpoint_delete, ROLE_ADMIN},
     /* --- end checkpoints --- */
+    /* --- webhooks: they carry secrets and reach out of the host, so admin only --- */
+    {"GET", "/v1/webhooks", api_webhooks_list, ROLE_ADMIN},
+    {"POST", "/v1/webhooks", api_webhook_create, ROLE_ADMIN},
+    {"GET", "/v1/webhooks/{id}", api_webhook_get, ROLE_ADMIN},
+    {"PUT", "/v1/webhooks/{id}", api_webhook_update, ROLE_ADMIN},
+    {"DELETE", "/v1/webhooks/{id}", api_webhook_delete, ROLE_ADMIN},
+    {"GET", "/v1/webhooks/{id}/deliveries", api_webhook_deliveries, ROLE_ADMIN},
+    /* --- end webhooks --- */
 };
 
 const size_t router_table_len = sizeof(router_table) / sizeof(router_table[0]);
