@@ -290,3 +290,24 @@ def test_backup_events_survive_a_receiver_outage_and_a_restart(make_daemon, sand
     for x in items:
         assert x['last_status_code'] == 200
     assert max(x['attempts'] for x in items) >= 3
+
+
+def test_cli(vv_test):
+    from test_cli import run
+    body = json.dumps({'url': 'https://ci.example.com/h', 'events': ['job.failed'],
+                       'secret': SECRET})
+    r = run(vv_test, '-o', 'json', '--body', body, 'webhooks', 'create')
+    assert r.returncode == 0, r.stderr
+    w = json.loads(r.stdout)
+    assert w['events'] == ['job.failed'] and SECRET not in r.stdout
+    r = run(vv_test, '-o', 'json', '--body', json.dumps({'url': 'https://ci.example.com/2',
+                                                          'events': ['*']}),
+            'webhooks', 'update', w['id'])
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)['url'] == 'https://ci.example.com/2'
+    r = run(vv_test, 'webhooks', 'list')
+    assert r.returncode == 0 and w['id'] in r.stdout, r
+    r = run(vv_test, '-o', 'json', 'webhooks', 'deliveries', w['id'])
+    assert r.returncode == 0 and json.loads(r.stdout)['items'] == [], r
+    assert run(vv_test, 'webhooks', 'delete', w['id']).returncode == 0
+    assert run(vv_test, 'webhooks', 'show', w['id']).returncode == 3
