@@ -23,11 +23,13 @@
 #include "text.h"
 #include "webhook.h"
 
-#define RETRY_BASE_MS 1000
-#define RETRY_CAP_MS  (300 * 1000)
-#define RETRY_FOR_MS  (24 * 3600 * 1000LL)
-#define IDLE_WAIT_MS  (60 * 1000)
-#define PAYLOAD_MAX   (256 * 1024)
+#define RETRY_BASE_MS  1000
+#define RETRY_CAP_MS   (300 * 1000)
+#define RETRY_FOR_MS   (24 * 3600 * 1000LL)
+#define IDLE_WAIT_MS   (60 * 1000)
+#define PAYLOAD_MAX    (256 * 1024)
+#define KEEP_MS        (30 * 24 * 3600 * 1000LL) /* ended deliveries are kept this long */
+#define PRUNE_EVERY_MS (3600 * 1000LL)
 
 static struct {
     pthread_mutex_t lock;
@@ -359,9 +361,25 @@ wait_for(uint64_t gen, int64_t ms)
     pthread_mutex_unlock(&wh.lock);
 }
 
+/* Deletes the deliveries that ended more than KEEP_MS ago. */
+static void
+prune(int64_t now)
+{
+    int64_t deleted = 0;
+    int r = db_delivery_prune(core_db(), now - KEEP_MS, &deleted);
+
+    if (r < 0)
+        log_warn("webhooks: cannot delete old deliveries: %s",
+                 err_detail() ? err_detail() : strerror(-r));
+    else if (deleted > 0)
+        log_info("webhooks: deleted %" PRId64 " delivery record(s) older than 30 days", deleted);
+}
+
 static void *
 worker_main(void *arg)
 {
+    int64_t pruned_ms = 0;
+
     (void)arg;
     for (;;) {
         struct conf_webhook_delivery d;
@@ -377,8 +395,12 @@ worker_main(void *arg)
         gen = wh.generation;
         pthread_mutex_unlock(&wh.lock);
 
-        r = db_delivery_next(core_db(), &d);
         now = text_now_ms();
+        if (now - pruned_ms >= PRUNE_EVERY_MS) {
+            prune(now);
+            pruned_ms = now;
+        }
+        r = db_delivery_next(core_db(), &d);
         if (r == 0 && d.next_attempt_ms <= now) {
             attempt(&d);
             conf_webhook_delivery_clear(&d);

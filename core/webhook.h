@@ -12,6 +12,8 @@
  * are not followed; no answer within the timeouts) is tried again after
  * retry_base_ms, doubled after each failure up to retry_cap_ms, until
  * retry_for_ms have passed since the event: then it is failed.
+ * Delivered and failed deliveries are deleted 30 days after their last
+ * attempt.
  *
  * The jobs' ends (job.succeeded, job.failed, job.cancelled) are heard
  * through the jobs runner's listeners; other modules call

@@ -394,3 +394,25 @@ db_delivery_list(struct db *db, const char *webhook_id, int64_t before_seq, unsi
     *ret_next = more && n ? list[n - 1].seq : 0;
     return 0;
 }
+
+int
+db_delivery_prune(struct db *db, int64_t before_ms, int64_t *ret_deleted)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int r, rc;
+
+    DB_LOCK_SCOPE(db);
+    r = db_prepare(db,
+                   "DELETE FROM webhook_deliveries WHERE state IN ('delivered', 'failed')"
+                   " AND updated_ms < ?1",
+                   &st);
+    if (r < 0)
+        return r;
+    sqlite3_bind_int64(st, 1, before_ms);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        return db_error(db, rc, "prune webhook deliveries");
+    if (ret_deleted)
+        *ret_deleted = sqlite3_changes(db->h);
+    return 0;
+}

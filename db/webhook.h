@@ -54,6 +54,12 @@ int db_delivery_next(struct db *db, struct conf_webhook_delivery *ret);
 /* Records the outcome of an attempt: state, attempts, next attempt, last status and error. */
 int db_delivery_update(struct db *db, const struct conf_webhook_delivery *d);
 
+/*
+ * Deletes the delivered and failed deliveries last changed before before_ms;
+ * *ret_deleted (may be NULL) says how many.
+ */
+int db_delivery_prune(struct db *db, int64_t before_ms, int64_t *ret_deleted);
+
 /* Lists the deliveries of webhook_id (conf_webhook_delivery_list_free). limit 0: 100. */
 int db_delivery_list(struct db *db, const char *webhook_id, int64_t before_seq, unsigned limit,
                      struct conf_webhook_delivery **ret, size_t *ret_n, int64_t *ret_next);
