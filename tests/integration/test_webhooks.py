@@ -311,3 +311,27 @@ def test_cli(vv_test):
     assert r.returncode == 0 and json.loads(r.stdout)['items'] == [], r
     assert run(vv_test, 'webhooks', 'delete', w['id']).returncode == 0
     assert run(vv_test, 'webhooks', 'show', w['id']).returncode == 3
+
+
+def test_https_receivers_are_verified(make_daemon, receiver, tmp_path):
+    """A receiver whose certificate no system CA signed gets nothing: the attempt fails."""
+    import ssl
+    import subprocess
+    key, crt = str(tmp_path / 'k.pem'), str(tmp_path / 'c.pem')
+    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key,
+                    '-out', crt, '-days', '2', '-subj', '/CN=127.0.0.1',
+                    '-addext', 'subjectAltName=IP:127.0.0.1'],
+                   check=True, capture_output=True)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(crt, key)
+    receiver.server.socket = ctx.wrap_socket(receiver.server.socket, server_side=True)
+    d = make_daemon('test:///default', args=FAST).start()
+    c = d.client
+    w = create(c, f'https://127.0.0.1:{receiver.port}/hook')
+    if snapshot_job(c, 'wh3') is None:
+        pytest.skip('snapshots of this driver are no jobs')
+    dl = wait_for('a failed attempt', lambda: [
+        x for x in deliveries(c, w['id'])['items'] if x['attempts'] >= 2])[0]
+    assert dl['state'] == 'pending' and dl['last_status_code'] is None, dl
+    assert 'certificate' in dl['last_error'].lower(), dl
+    assert receiver.received() == [], 'nothing reached the receiver'
