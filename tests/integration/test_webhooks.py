@@ -335,3 +335,31 @@ def test_https_receivers_are_verified(make_daemon, receiver, tmp_path):
     assert dl['state'] == 'pending' and dl['last_status_code'] is None, dl
     assert 'certificate' in dl['last_error'].lower(), dl
     assert receiver.received() == [], 'nothing reached the receiver'
+
+
+def test_a_broken_checkpoint_is_an_event(make_daemon, sandbox, qemu_domain, receiver):
+    import subprocess
+    from helpers import disk_path, virsh
+    from test_checkpoints import start_domain, stop_domain
+    d = make_daemon('qemu:///system', args=FAST).start()
+    d.wait_ready()
+    c, dom = d.client, qemu_domain
+    w = create(c, receiver.url, ['checkpoint.broken'])
+    r = c.post(f'/v1/domains/{dom}/checkpoints', json={'name': 'c1'})
+    assert r.status == 201, r
+    d.stop()  # the domain changes behind the service's back: its bitmap is lost
+    stop_domain(dom)
+    subprocess.run(['qemu-img', 'bitmap', '--remove', disk_path(dom), 'c1'], check=True)
+    virsh('checkpoint-delete', dom, 'c1', '--metadata')
+    start_domain(dom)
+    d.start()
+    d.wait_ready()
+    r = c.get(f'/v1/domains/{dom}/checkpoints?refresh=true')
+    assert r.status == 200, r
+    assert [x['state'] for x in r.json['items'] if x['name'] == 'c1'] == ['broken'], r.json
+    got = wait_for('checkpoint.broken', lambda: receiver.received('checkpoint.broken'))
+    body = verify(got[0])
+    assert body['webhook_id'] == w['id']
+    assert body['data']['name'] == 'c1' and body['data']['domain'] == dom, body
+    assert body['data']['reason'], body
+    assert len(receiver.received('checkpoint.broken')) == 1, 'once'
