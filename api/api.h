@@ -321,6 +321,14 @@ int api_checkpoint_get(const struct api_request *req, struct api_response *resp)
 int api_checkpoint_delete(const struct api_request *req, struct api_response *resp);
 int api_checkpoints_reconcile(const struct api_request *req, struct api_response *resp);
 /* --- end checkpoints --- */
+/* --- webhooks --- */
+int api_webhooks_list(const struct api_request *req, struct api_response *resp);
+int api_webhook_create(const struct api_request *req, struct api_response *resp);
+int api_webhook_get(const struct api_request *req, struct api_response *resp);
+int api_webhook_update(const struct api_request *req, struct api_response *resp);
+int api_webhook_delete(const struct api_request *req, struct api_response *resp);
+int api_webhook_deliveries(const struct api_request *req, struct api_response *resp);
+/* --- end webhooks --- */
 
 /*
  * Records one state-changing request in the audit log and as one log line

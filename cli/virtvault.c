@@ -63,6 +63,12 @@ static const struct cli_command cli_commands[] = {
     {"jobs", "show", "GET", "/v1/jobs/%s", 1, false, "ID"},
     {"jobs", "cancel", "DELETE", "/v1/jobs/%s", 1, false, "ID"},
     {"jobs", "wait", "GET", "/v1/jobs/%s", 1, true, "ID"},
+    {"webhooks", "list", "GET", "/v1/webhooks", 0, false, ""},
+    {"webhooks", "show", "GET", "/v1/webhooks/%s", 1, false, "ID"},
+    {"webhooks", "create", "POST", "/v1/webhooks", 0, false, ""},
+    {"webhooks", "update", "PUT", "/v1/webhooks/%s", 1, false, "ID"},
+    {"webhooks", "delete", "DELETE", "/v1/webhooks/%s", 1, false, "ID"},
+    {"webhooks", "deliveries", "GET", "/v1/webhooks/%s/deliveries", 1, false, "ID"},
 };
 
 struct cli_options {
@@ -168,6 +174,8 @@ cli_request(const char *method, const char *path, const char *body, json_t **ret
         if (strcmp(method, "POST") == 0) {
             snprintf(hdr, sizeof(hdr), "Idempotency-Key: %s", key);
             h = curl_slist_append(h, hdr);
+        }
+        if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) {
             h = curl_slist_append(h, "Content-Type: application/json");
             curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "{}");
         }

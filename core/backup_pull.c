@@ -15,6 +15,7 @@
 #include "text.h"
 #include "virt/nbd.h"
 #include "virt/virt.h"
+#include "webhook.h"
 
 int
 core_backup_pull_export(const struct conf_backup *b, const char *target,
@@ -173,6 +174,7 @@ backup_pull_complete(struct job *job, struct backup_job *br)
              conf_backup_type_to_string(b->type));
     log_info("backup %s of %s finished: %s pull, checkpoint %s kept", b->id, b->domain_name,
              conf_backup_type_to_string(b->type), b->checkpoint);
+    core_webhook_emit_backup(b);
     return job_set_result(job, result);
 }
 

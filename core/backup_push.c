@@ -18,6 +18,7 @@
 #include "log.h"
 #include "text.h"
 #include "virt/virt.h"
+#include "webhook.h"
 
 /* Makes the images and begins libvirt's job. */
 static int
@@ -194,6 +195,7 @@ backup_seal(struct job *job, struct backup_job *br)
              conf_backup_type_to_string(b->type), stored);
     log_info("backup %s of %s completed: %s, %" PRIu64 " bytes stored", b->id, b->domain_name,
              conf_backup_type_to_string(b->type), stored);
+    core_webhook_emit_backup(b);
     return job_set_result(job, result);
 }
 

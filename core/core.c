@@ -15,6 +15,7 @@
 #include "snapshot.h"
 #include "vault/vault.h"
 #include "virt/virt.h"
+#include "webhook.h"
 
 #define JOB_WORKERS 4
 
@@ -107,9 +108,19 @@ core_start(const struct core_config *cfg)
     if (r >= 0)
         r = core_backup_init(core_ctx.db, cfg->vault_dir, cfg->restore_roots,
                              cfg->pull_idle_timeout);
+    if (r >= 0) {
+        /* Before the jobs: the ends of jobs an earlier process left are events too. */
+        struct core_webhook_config wcfg = {
+            .retry_base_ms = cfg->webhook_retry_base_ms,
+            .retry_cap_ms = cfg->webhook_retry_cap_ms,
+            .retry_for_ms = cfg->webhook_retry_for_ms,
+        };
+        r = core_webhook_start(&wcfg);
+    }
     if (r >= 0)
         r = core_jobs_start(core_ctx.db, JOB_WORKERS);
     if (r < 0) {
+        core_webhook_stop();
         virt_set_event_handler(NULL, NULL);
         core_checkpoint_stop();
         virt_close();
@@ -129,6 +140,7 @@ core_stop(void)
         return;
     /* Jobs first: a running backup still follows libvirt's events while it ends. */
     core_jobs_stop();
+    core_webhook_stop(); /* after the jobs, whose ends are events */
     virt_set_event_handler(NULL, NULL);
     core_checkpoint_stop();
     core_backup_fini();

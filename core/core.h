@@ -8,6 +8,7 @@
 #define VV_CORE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "conf/domain.h"
 
@@ -17,9 +18,12 @@ struct core_config {
     const char *db_path;
     const char *vault_dir;
     const char *libvirt_uri;
-    const char *restore_roots;  /* ':'-separated folders, or NULL for <vault>/restore */
-    unsigned pull_idle_timeout; /* seconds; 0 for the default */
-    unsigned reconcile_max_age; /* seconds; 0 reconciles before every read (checkpoint.h) */
+    const char *restore_roots;     /* ':'-separated folders, or NULL for <vault>/restore */
+    unsigned pull_idle_timeout;    /* seconds; 0 for the default */
+    unsigned reconcile_max_age;    /* seconds; 0 reconciles before every read (checkpoint.h) */
+    int64_t webhook_retry_base_ms; /* see core/webhook.h; 0 for the defaults */
+    int64_t webhook_retry_cap_ms;
+    int64_t webhook_retry_for_ms;
 };
 
 /*

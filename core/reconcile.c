@@ -19,6 +19,7 @@
 #include "reconcile.h"
 #include "text.h"
 #include "virt/virt.h"
+#include "webhook.h"
 
 #define LOCKS_MAX  64
 #define QUEUE_MAX  256
@@ -367,6 +368,7 @@ mark_broken(const struct conf_domain *dom, struct db_checkpoint *c, const char *
         return r;
     c->state = CONF_CHECKPOINT_BROKEN;
     log_warn("checkpoint '%s' of domain '%s' is broken: %s", c->name, dom->name, why);
+    core_webhook_emit_checkpoint_broken(dom->name, dom->uuid, c->name, why);
     return report_add(rep, c->name, "broken", why);
 }
 

@@ -116,6 +116,35 @@ const char *const db_migrations[] = {
     "  PRIMARY KEY (scope, key)"
     ") STRICT;"
     "CREATE INDEX idempotency_by_expiry ON idempotency (expires_ms);",
+    /*
+     * 7: webhooks, and their deliveries: every event a webhook is told of is
+     * a row before the first attempt, so that a restart loses none.
+     */
+    "CREATE TABLE webhooks ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  url TEXT NOT NULL,"
+    "  events TEXT NOT NULL,"
+    "  secret TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE TABLE webhook_deliveries ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  webhook_id TEXT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,"
+    "  event TEXT NOT NULL,"
+    "  payload TEXT NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_attempt_ms INTEGER NOT NULL,"
+    "  last_status INTEGER,"
+    "  last_error TEXT,"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, next_attempt_ms);"
+    "CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, seq);",
 };
 
 const int db_migrations_count = (int)(sizeof(db_migrations) / sizeof(db_migrations[0]));

@@ -139,6 +139,9 @@ main(int argc, char **argv)
         .restore_roots = opts.restore_roots,
         .pull_idle_timeout = opts.pull_idle_timeout,
         .reconcile_max_age = opts.reconcile_max_age,
+        .webhook_retry_base_ms = opts.webhook_retry_base_ms,
+        .webhook_retry_cap_ms = opts.webhook_retry_cap_ms,
+        .webhook_retry_for_ms = (int64_t)opts.webhook_retry_for * 1000,
     };
     r = core_start(&ccfg);
     if (r < 0) {

@@ -44,6 +44,10 @@ const char options_usage[] =
     "                         older than SECS; 0 compares before every read (default 5)\n"
     "  --audit-retention-days DAYS  delete audit records older than DAYS; 0 keeps them\n"
     "                         forever (default 90)\n"
+    "  --webhook-retry-base-ms MS  wait MS before a failed webhook delivery's first retry,\n"
+    "                         doubled after each failure (default 1000)\n"
+    "  --webhook-retry-cap-ms MS  the longest wait between two attempts (default 300000)\n"
+    "  --webhook-retry-for SECS  give a delivery up SECS after its event (default 86400)\n"
     "  --help                 show this help and exit\n"
     "  --version              show the version and exit\n"
     "\n"
@@ -72,6 +76,9 @@ enum {
     OPT_ALLOWED_HOSTS,
     OPT_SOCKET_GROUP,
     OPT_AUDIT_RETENTION_DAYS,
+    OPT_WEBHOOK_RETRY_BASE_MS,
+    OPT_WEBHOOK_RETRY_CAP_MS,
+    OPT_WEBHOOK_RETRY_FOR,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -99,6 +106,9 @@ static const struct option long_options[] = {
     {"allowed-hosts", required_argument, NULL, OPT_ALLOWED_HOSTS},
     {"socket-group", required_argument, NULL, OPT_SOCKET_GROUP},
     {"audit-retention-days", required_argument, NULL, OPT_AUDIT_RETENTION_DAYS},
+    {"webhook-retry-base-ms", required_argument, NULL, OPT_WEBHOOK_RETRY_BASE_MS},
+    {"webhook-retry-cap-ms", required_argument, NULL, OPT_WEBHOOK_RETRY_CAP_MS},
+    {"webhook-retry-for", required_argument, NULL, OPT_WEBHOOK_RETRY_FOR},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -268,6 +278,24 @@ apply(struct options *o, int id, const char *name, const char *value, char *err,
             return fail(err, size, "%s: '%s' is not a number of days from 0 to 36500", name, value);
         o->audit_retention_days = (unsigned)n;
         return 0;
+    case OPT_WEBHOOK_RETRY_BASE_MS:
+        if (parse_uint(value, 10, 3600 * 1000, &n) < 0)
+            return fail(err, size, "%s: '%s' is not a number of milliseconds from 10 to 3600000",
+                        name, value);
+        o->webhook_retry_base_ms = (unsigned)n;
+        return 0;
+    case OPT_WEBHOOK_RETRY_CAP_MS:
+        if (parse_uint(value, 10, 24 * 3600 * 1000, &n) < 0)
+            return fail(err, size, "%s: '%s' is not a number of milliseconds from 10 to 86400000",
+                        name, value);
+        o->webhook_retry_cap_ms = (unsigned)n;
+        return 0;
+    case OPT_WEBHOOK_RETRY_FOR:
+        if (parse_uint(value, 1, 30 * 24 * 3600, &n) < 0)
+            return fail(err, size, "%s: '%s' is not a number of seconds from 1 to 2592000", name,
+                        value);
+        o->webhook_retry_for = (unsigned)n;
+        return 0;
     default:
         return fail(err, size, "%s: unknown option", name);
     }
@@ -287,6 +315,9 @@ set_defaults(struct options *o)
     o->pull_idle_timeout = 600;
     o->reconcile_max_age = 5;
     o->audit_retention_days = 90;
+    o->webhook_retry_base_ms = 1000;
+    o->webhook_retry_cap_ms = 300 * 1000;
+    o->webhook_retry_for = 24 * 3600;
 }
 
 static int

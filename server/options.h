@@ -27,15 +27,18 @@ struct options {
     char *tls_key;
     enum log_level log_level;
     enum log_format log_format;
-    unsigned threads;              /* HTTP worker threads */
-    unsigned conn_timeout;         /* seconds an idle connection is kept */
-    unsigned conn_limit;           /* connections in all */
-    unsigned per_ip_limit;         /* connections from one address */
-    size_t max_body;               /* bytes */
-    char *restore_roots;           /* ':'-separated folders restores may write into, or NULL */
-    unsigned audit_retention_days; /* 0: keep audit records forever */
-    unsigned pull_idle_timeout;    /* seconds a pull backup's exports may go unread */
-    unsigned reconcile_max_age;    /* seconds a read trusts a domain's last reconcile */
+    unsigned threads;               /* HTTP worker threads */
+    unsigned conn_timeout;          /* seconds an idle connection is kept */
+    unsigned conn_limit;            /* connections in all */
+    unsigned per_ip_limit;          /* connections from one address */
+    size_t max_body;                /* bytes */
+    char *restore_roots;            /* ':'-separated folders restores may write into, or NULL */
+    unsigned audit_retention_days;  /* 0: keep audit records forever */
+    unsigned pull_idle_timeout;     /* seconds a pull backup's exports may go unread */
+    unsigned reconcile_max_age;     /* seconds a read trusts a domain's last reconcile */
+    unsigned webhook_retry_base_ms; /* the first retry of a webhook delivery waits this long */
+    unsigned webhook_retry_cap_ms;  /* the longest wait between two attempts */
+    unsigned webhook_retry_for;     /* seconds after its event a delivery is given up */
 };
 
 enum options_action {

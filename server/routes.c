@@ -158,6 +158,29 @@ const struct route router_table[] = {
      .role = ROLE_ADMIN,
      .conditional = true},
     /* --- end checkpoints --- */
+    /* --- webhooks: they carry secrets and reach out of the host, so admin only --- */
+    {.method = "GET", .path = "/v1/webhooks", .handler = api_webhooks_list, .role = ROLE_ADMIN},
+    {.method = "POST", .path = "/v1/webhooks", .handler = api_webhook_create, .role = ROLE_ADMIN},
+    {.method = "GET",
+     .path = "/v1/webhooks/{id}",
+     .handler = api_webhook_get,
+     .role = ROLE_ADMIN,
+     .conditional = true},
+    {.method = "PUT",
+     .path = "/v1/webhooks/{id}",
+     .handler = api_webhook_update,
+     .role = ROLE_ADMIN,
+     .conditional = true},
+    {.method = "DELETE",
+     .path = "/v1/webhooks/{id}",
+     .handler = api_webhook_delete,
+     .role = ROLE_ADMIN,
+     .conditional = true},
+    {.method = "GET",
+     .path = "/v1/webhooks/{id}/deliveries",
+     .handler = api_webhook_deliveries,
+     .role = ROLE_ADMIN},
+    /* --- end webhooks --- */
 };
 
 const size_t router_table_len = sizeof(router_table) / sizeof(router_table[0]);

@@ -4,9 +4,10 @@ The include rules of the layers, as a TAP test (one test point per rule).
 
     util/    includes util/ only                    (the bottom)
     conf/    the records the layers pass: util/
-    db/ virt/ vault/   their own folder, conf/ and util/
+    db/ virt/ vault/ net/   their own folder, conf/ and util/
     core/    headers, private ones (*_priv.h) too: core/, conf/, util/ (never
-             db/, virt/ or vault/); sources may also use db/, virt/ and vault/
+             db/, virt/, vault/ or net/); sources may also use db/, virt/,
+             vault/ and net/ (net/ is the outbound HTTP client: libcurl)
     api/     api/, core/, conf/, util/
     server/  server/, api/, conf/, util/; server/main.c, the composition
              root, may also include core/ to wire the service together
@@ -24,7 +25,7 @@ import sys
 
 ROOT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else
                        os.path.join(os.path.dirname(__file__), '..'))
-LAYERS = ('util', 'conf', 'db', 'virt', 'vault', 'core', 'api', 'server')
+LAYERS = ('util', 'conf', 'db', 'virt', 'vault', 'net', 'core', 'api', 'server')
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 
 LOW = {'util', 'conf'}
@@ -36,17 +37,19 @@ RULES = [
      LOW | {'virt'}),
     ('vault/ includes only vault/, conf/ and util/', lambda f: f.startswith('vault/'),
      LOW | {'vault'}),
-    ('core/*.h include no db/, virt/ or vault/ header',
+    ('net/ includes only net/, conf/ and util/', lambda f: f.startswith('net/'),
+     LOW | {'net'}),
+    ('core/*.h include no db/, virt/, vault/ or net/ header',
      lambda f: f.startswith('core/') and f.endswith('.h'),
      LOW | {'core'}),
-    ('core/*.c include only core/, conf/, util/, db/, virt/ and vault/',
+    ('core/*.c include only core/, conf/, util/, db/, virt/, vault/ and net/',
      lambda f: f.startswith('core/') and f.endswith('.c'),
-     LOW | {'core', 'db', 'virt', 'vault'}),
+     LOW | {'core', 'db', 'virt', 'vault', 'net'}),
     ('api/ includes only api/, core/, conf/ and util/', lambda f: f.startswith('api/'),
      LOW | {'api', 'core'}),
     ('server/ includes only server/, api/, conf/ and util/ (main.c may wire core/)',
      lambda f: f.startswith('server/') and f != 'server/main.c', LOW | {'server', 'api'}),
-    ('server/main.c includes no db/, virt/ or vault/ header',
+    ('server/main.c includes no db/, virt/, vault/ or net/ header',
      lambda f: f == 'server/main.c', LOW | {'server', 'api', 'core'}),
 ]
 

@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,4 +90,18 @@ hash_equal(const char *a, const char *b)
     for (size_t i = 0; i < la && i < lb; i++)
         diff |= (unsigned char)(a[i] ^ b[i]);
     return diff == 0;
+}
+
+int
+hash_hmac_sha256_hex(const void *key, size_t key_len, const void *data, size_t len,
+                     char hex[HASH_SHA256_HEX_LEN + 1])
+{
+    uint8_t digest[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+
+    if (key_len > INT32_MAX || !HMAC(EVP_sha256(), key, (int)key_len, data, len, digest, &n) ||
+        n != 32)
+        return -EIO;
+    digest_hex(digest, hex);
+    return 0;
 }
