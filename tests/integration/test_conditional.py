@@ -188,3 +188,27 @@ def test_backup_and_job_with_preconditions(vv_qemu, qemu_domain):
     assert r.status == 200 and r.json['deleted'] == [b['id']], r
     problem(c.get(path), 404, 'not_found')
     problem(c.delete(path, headers={'If-Match': '*'}), 412, 'precondition_failed')
+
+
+def test_webhook_put_and_delete_with_if_match(vv_test):
+    c = vv_test.client
+    r = c.post('/v1/webhooks', json={'url': 'http://127.0.0.1:9/hook', 'events': ['*'],
+                                     'secret': 's3cret-s3cret'})
+    assert r.status == 201, r
+    path = f"/v1/webhooks/{r.json['id']}"
+    tag = etag_of(c, path)
+    not_modified(c.get(path, headers={'If-None-Match': tag}), tag)
+    body = {'url': 'http://127.0.0.1:9/other', 'events': ['job.failed']}
+    # A stale tag changes nothing.
+    problem(c.put(path, json=body, headers={'If-Match': '"0123456789abcdef0123456789abcdef"'}),
+            412, 'precondition_failed')
+    assert c.get(path).json['url'] == 'http://127.0.0.1:9/hook'
+    # The current one does; the webhook's tag moves with it.
+    r = c.put(path, json=body, headers={'If-Match': tag})
+    assert r.status == 200 and r.json['url'] == 'http://127.0.0.1:9/other', r
+    newer = etag_of(c, path)
+    assert newer != tag
+    problem(c.delete(path, headers={'If-Match': tag}), 412, 'precondition_failed')
+    assert c.get(path).status == 200
+    assert c.delete(path, headers={'If-Match': newer}).status == 204
+    assert c.get(path).status == 404
