@@ -440,6 +440,7 @@ def query_cases():
         if method != 'GET':
             continue
         for prm in op.get('parameters', []):
+            prm = resolve(prm)
             if prm.get('in') != 'query':
                 continue
             sch = resolve(prm.get('schema', {})) or {}
@@ -454,7 +455,7 @@ def query_cases():
                 values = ['maybe', '2', '%00', '1', '0', '']  # true and false only
             elif 'enum' in sch:
                 values = ['no-such-choice', '%00', '%ff']
-            elif prm['name'] == 'cursor':
+            elif prm['name'] in ('cursor', 'page_token'):
                 values = ['garbage', '%ff%fe', "'%20OR%201=1--"]
             for v in values:
                 path = fill(template) + f'?{prm["name"]}={v}'
@@ -468,6 +469,8 @@ def transport_cases():
     return [
         Case('URL of 9000 bytes', 'GET', '/v1/domains/' + 'x' * 9000, 414, 'uri_too_long'),
         Case('cursor of 9000 bytes', 'GET', '/v1/jobs?cursor=' + 'x' * 9000, 400,
+             'invalid_request'),
+        Case('page_token of 9000 bytes', 'GET', '/v1/jobs?page_token=' + 'x' * 9000, 400,
              'invalid_request'),
         Case('unknown path', 'GET', '/v1/nothing-here', 404, 'not_found'),
         Case('double slash', 'GET', '//v1/domains', 404, 'not_found'),
