@@ -180,15 +180,84 @@ int api_query_bool(const struct api_request *req, const char *key, bool def, boo
 int api_query_tristate(const struct api_request *req, const char *key, int *ret);
 
 /*
- * Reads the `limit` query parameter of a paged list: absent -> 0 (the list's
- * default); else a number from 1 to max. Returns 0 or -EINVAL with a detail.
+ * Paging, the same on every list. A page answers at most `limit` items
+ * (API_PAGE_LIMIT_DEFAULT when absent, 1 to API_PAGE_LIMIT_MAX) and
+ * `next_page_token`, null on the last page. The token is opaque to clients:
+ * base64url of "<version>:<list>:<key>", where key is the sort key of the
+ * last item answered, as text the list's handler writes and reads (integers
+ * joined by ':', then optionally a name). The next page is the items whose
+ * key comes strictly after it in the list's order (keyset paging, never
+ * offsets), so items added while a client pages never shift the others:
+ * each item that existed at the start is answered exactly once. The token
+ * holds the position in the order, not the list's filters: a client sends
+ * the same filters with every page.
  */
-int api_query_limit(const struct api_request *req, unsigned max, unsigned *ret);
+#define API_PAGE_LIMIT_DEFAULT 100
+#define API_PAGE_LIMIT_MAX     1000
+#define API_PAGE_TOKEN_VERSION 1
+#define API_PAGE_TOKEN_MAX     4096 /* characters of a page_token */
+
+struct api_page {
+    unsigned limit; /* from 1 to API_PAGE_LIMIT_MAX */
+    char *after;    /* the key the page_token held; NULL for the first page. Owned */
+};
+
+/* Frees what p owns; p may be reused after. */
+void api_page_clear(struct api_page *p);
 
 /*
- * Reads the `cursor` query parameter of a paged list, the positive number a
- * previous page answered as next_cursor: absent -> 0 (the first page).
- * Returns 0 or -EINVAL with a detail.
+ * Reads `limit` and `page_token` for the list named list ("jobs",
+ * "domains", ...) into *ret (api_page_clear() it). Returns 0, -EINVAL with
+ * a detail naming the parameter ("must be a number from 1 to 1000", "is not
+ * one this service gave out"), or -ENOMEM.
+ */
+int api_query_page(const struct api_request *req, const char *list, struct api_page *ret);
+
+/* The page_token of key in list as a new string, or NULL when out of memory. */
+char *api_page_token(const char *list, const char *key);
+
+/*
+ * Reads token as api_page_token() wrote it for list: its key as a new
+ * string in *ret_key. Returns 0, -EINVAL with a detail naming page_token
+ * (not base64url, another version or another list's), or -ENOMEM.
+ */
+int api_page_token_parse(const char *token, const char *list, char **ret_key);
+
+/*
+ * Reads a key of n integers joined by ':' ("12:-3") into ret_ints[0..n-1];
+ * with ret_rest, a ':' and a non-empty text follow them ("12:name"), and
+ * *ret_rest points to it (borrowed from key). Returns 0 or
+ * api_page_token_invalid()'s error.
+ */
+int api_page_key_read(const char *key, size_t n, int64_t *ret_ints, const char **ret_rest);
+
+/* Sets and returns the -EINVAL of a page_token whose key does not read. */
+int api_page_token_invalid(void);
+
+/*
+ * api_query_page() for a list ordered by a row sequence, newest first (jobs,
+ * audit, webhooks): the limit into *ret_limit and the sequence the next page
+ * starts below into *ret_before_seq (0 for the first page). With
+ * with_cursor (jobs and audit, which had it), the deprecated `cursor`
+ * stands in for page_token when that is absent. Returns 0, -EINVAL with a
+ * detail naming the parameter, or -ENOMEM.
+ */
+int api_query_seq_page(const struct api_request *req, const char *list, bool with_cursor,
+                       unsigned *ret_limit, int64_t *ret_before_seq);
+
+/*
+ * api_page_json() for a list ordered by a row sequence: next is the
+ * sequence of the last item answered, 0 on the last page. With with_cursor,
+ * also answers the deprecated next_cursor (the same position as a bare
+ * number).
+ */
+json_t *api_seq_page_json(json_t *items, const char *list, bool with_cursor, int64_t next);
+
+/*
+ * Reads the deprecated `cursor` query parameter of /v1/jobs and /v1/audit
+ * (page_token replaces it), the positive number a page answered as
+ * next_cursor: absent -> 0 (the first page). Returns 0 or -EINVAL with a
+ * detail.
  */
 int api_query_cursor(const struct api_request *req, int64_t *ret);
 
@@ -206,10 +275,12 @@ json_t *api_time_json(int64_t ms);
 json_t *api_list(json_t *items);
 
 /*
- * Wraps an array (stolen) as one page of a paged list: {"items": [...],
- * "next_cursor": "N"}, or null as next_cursor when next is 0 (the last page).
+ * Wraps an array (stolen) as one page of list: {"items": [...],
+ * "next_page_token": api_page_token(list, next_key)}, or null as
+ * next_page_token when next_key is NULL (the last page). Returns a new
+ * reference, or NULL when out of memory.
  */
-json_t *api_page(json_t *items, int64_t next);
+json_t *api_page_json(json_t *items, const char *list, const char *next_key);
 
 /*
  * Answers kept for reuse (cache.c). api_cache_get() gives a new copy of the

@@ -15,8 +15,6 @@
 #include "log.h"
 #include "text.h"
 
-#define AUDIT_LIMIT_MAX 500
-
 /* The first segment after prefix in path, decoded, or NULL. */
 static char *
 segment_after(const char *path, const char *prefix)
@@ -147,10 +145,7 @@ api_audit_list(const struct api_request *req, struct api_response *resp)
     r = parse_time("until", req->query(req, "until"), &f.until_ms);
     if (r < 0)
         return r;
-    r = api_query_limit(req, AUDIT_LIMIT_MAX, &f.limit);
-    if (r < 0)
-        return r;
-    r = api_query_cursor(req, &f.before_seq);
+    r = api_query_seq_page(req, "audit", true, &f.limit, &f.before_seq);
     if (r < 0)
         return r;
     r = core_audit_list(&f, &list, &n, &next);
@@ -160,5 +155,5 @@ api_audit_list(const struct api_request *req, struct api_response *resp)
     for (size_t i = 0; items && i < n; i++)
         json_array_append_new(items, record_json(&list[i]));
     conf_audit_list_free(list, n);
-    return api_reply(resp, 200, api_page(items, next));
+    return api_reply(resp, 200, api_seq_page_json(items, "audit", true, next));
 }

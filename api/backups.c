@@ -19,8 +19,6 @@
 #include "problem.h"
 #include "text.h"
 
-#define LIST_LIMIT_DEFAULT 100
-#define LIST_LIMIT_MAX     500
 /* A page of extents: bounded whatever the disk looks like. */
 #define EXTENTS_LIMIT_DEFAULT 1000
 #define EXTENTS_LIMIT_MAX     10000
@@ -131,45 +129,61 @@ query_size(const struct api_request *req, const char *key, size_t def, size_t ma
     return 0;
 }
 
+/* Paged newest first by (started_at, id): a page_token holds the last one answered. */
 int
 api_backups_list(const struct api_request *req, struct api_response *resp)
 {
+    _cleanup_(api_page_clear) struct api_page page = {0};
+    _cleanup_free_ char *next = NULL;
     struct core_backup_query q = {0};
     enum conf_backup_type type;
     enum conf_backup_state state;
     const char *type_s = NULL, *state_s = NULL;
     struct conf_backup **list = NULL;
     size_t n = 0, total = 0;
-    json_t *items;
+    json_t *items, *out;
     int r;
 
     r = api_query_enum(req, "type", backup_types, NULL, &type_s);
     if (r >= 0)
         r = api_query_enum(req, "state", backup_states, NULL, &state_s);
     if (r >= 0)
-        r = query_size(req, "limit", LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, &q.limit);
+        r = api_query_page(req, "backups", &page);
+    if (r >= 0 && page.after)
+        r = api_page_key_read(page.after, 1, &q.after_started, &q.after_id);
     if (r >= 0)
         r = query_size(req, "offset", 0, SIZE_MAX / 2, &q.offset);
     if (r < 0)
         return r;
-    if (q.limit == 0)
-        return err_set_parameter(-EINVAL, "limit", "must be at least 1");
+    if (q.offset && page.after)
+        return err_set_parameter(-EINVAL, "offset", "cannot be used with page_token");
     if (type_s && conf_backup_type_from_string(type_s, &type) == 0)
         q.type = &type;
     if (state_s && conf_backup_state_from_string(state_s, &state) == 0)
         q.state = &state;
+    q.limit = (size_t)page.limit + 1; /* one more tells whether a next page exists */
     r = core_backup_list(req->params[0], &q, &list, &n, &total);
     if (r < 0)
         return r;
+    if (n > page.limit) {
+        const struct conf_backup *last = list[page.limit - 1];
+        if (asprintf(&next, "%lld:%s", (long long)last->started_at, last->id) < 0) {
+            conf_backup_list_free(list, n);
+            return -ENOMEM;
+        }
+    }
     items = json_array();
-    for (size_t i = 0; items && i < n; i++)
+    for (size_t i = 0; items && i < n && i < page.limit; i++)
         json_array_append_new(items, backup_json(list[i]));
     conf_backup_list_free(list, n);
-    if (!items)
-        return -ENOMEM;
-    return api_reply(resp, 200,
-                     json_pack("{s:o, s:I, s:I, s:I}", "items", items, "total", (json_int_t)total,
-                               "limit", (json_int_t)q.limit, "offset", (json_int_t)q.offset));
+    out = api_page_json(items, "backups", next);
+    if (out && (json_object_set_new(out, "total", json_integer((json_int_t)total)) < 0 ||
+                json_object_set_new(out, "limit", json_integer(page.limit)) < 0 ||
+                json_object_set_new(out, "offset", json_integer((json_int_t)q.offset)) < 0)) {
+        json_decref(out);
+        out = NULL;
+    }
+    return api_reply(resp, 200, out);
 }
 
 int

@@ -6,6 +6,8 @@
  * whatever name the path carries (percent-encoded).
  */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
@@ -57,17 +59,58 @@ lookup_name(const struct api_request *req, const char **ret)
     return 0;
 }
 
+/* Whether c comes strictly after the key (created, stored, name) in the list's order. */
+static bool
+checkpoint_after(const struct core_checkpoint *c, const int64_t key[2], const char *name)
+{
+    if (c->created != key[0])
+        return c->created > key[0];
+    if (c->stored != key[1])
+        return c->stored > key[1];
+    return strcmp(c->def->name, name) > 0;
+}
+
+/* One page of list as JSON text, from after the key on. */
+static char *
+checkpoints_page(const struct core_checkpoint *list, size_t n, const struct api_page *page,
+                 const int64_t key[2], const char *name)
+{
+    _cleanup_free_ char *next = NULL;
+    json_t *items = json_array();
+    unsigned taken = 0;
+    size_t i = 0;
+
+    while (name && i < n && !checkpoint_after(&list[i], key, name))
+        i++;
+    for (; items && i < n; i++) {
+        if (taken == page->limit) {
+            const struct core_checkpoint *last = &list[i - 1];
+            if (asprintf(&next, "%lld:%lld:%s", (long long)last->created, (long long)last->stored,
+                         last->def->name) < 0) {
+                json_decref(items);
+                return NULL;
+            }
+            break;
+        }
+        json_array_append_new(items, checkpoint_json(&list[i]));
+        taken++;
+    }
+    return api_json_text(api_page_json(items, "checkpoints", next));
+}
+
 static int
 checkpoints_list_now(const struct api_request *req, struct api_response *resp)
 {
+    _cleanup_(api_page_clear) struct api_page page = {0};
     struct core_checkpoint_catalog cat;
     struct core_checkpoint *list = NULL;
     unsigned filter = 0;
     int roots, leaves;
     bool refresh;
     size_t n = 0, len;
-    char key[96], *text;
-    json_t *items;
+    int64_t key[2] = {0, 0};
+    const char *name = NULL;
+    char cache_key[96], *text;
     int r;
 
     r = api_query_tristate(req, "roots", &roots);
@@ -79,6 +122,14 @@ checkpoints_list_now(const struct api_request *req, struct api_response *resp)
     r = api_query_bool(req, "refresh", false, &refresh);
     if (r < 0)
         return r;
+    r = api_query_page(req, "checkpoints", &page);
+    if (r < 0)
+        return r;
+    if (page.after) {
+        r = api_page_key_read(page.after, 2, key, &name);
+        if (r < 0)
+            return r;
+    }
     if (roots >= 0)
         filter |= roots ? CORE_CHECKPOINT_LIST_ROOTS : CORE_CHECKPOINT_LIST_NO_ROOTS;
     if (leaves >= 0)
@@ -87,21 +138,22 @@ checkpoints_list_now(const struct api_request *req, struct api_response *resp)
                                      &cat);
     if (r < 0)
         return r;
-    /* The same catalog version gives the same listing: keep it, and answer from it. */
-    snprintf(key, sizeof(key), "checkpoints %s %u", cat.domain.uuid, filter);
-    text = cat.version ? api_cache_get(key, cat.version, &len) : NULL;
+    /*
+     * The same catalog version gives the same listing: keep first pages, and
+     * answer from them (later pages are built each time).
+     */
+    snprintf(cache_key, sizeof(cache_key), "checkpoints %s %u %u", cat.domain.uuid, filter,
+             page.limit);
+    text = cat.version && !name ? api_cache_get(cache_key, cat.version, &len) : NULL;
     if (text)
         return api_reply_text(resp, 200, text, "application/json");
     r = core_checkpoint_list(&cat, filter, &list, &n);
     if (r < 0)
         return r;
-    items = json_array();
-    for (size_t i = 0; items && i < n; i++)
-        json_array_append_new(items, checkpoint_json(&list[i]));
+    text = checkpoints_page(list, n, &page, key, name);
     core_checkpoint_list_free(list, n);
-    text = api_json_text(api_list(items));
-    if (text && cat.version)
-        api_cache_put(key, cat.version, text, strlen(text));
+    if (text && cat.version && !name)
+        api_cache_put(cache_key, cat.version, text, strlen(text));
     return api_reply_text(resp, 200, text, "application/json");
 }
 
@@ -109,7 +161,7 @@ checkpoints_list_now(const struct api_request *req, struct api_response *resp)
 int
 api_checkpoints_list(const struct api_request *req, struct api_response *resp)
 {
-    static const char *const keys[] = {"roots", "leaves", "refresh", NULL};
+    static const char *const keys[] = {"roots", "leaves", "refresh", "limit", "page_token", NULL};
     bool refresh;
     int r;
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "cleanup.h"
 #include "err.h"
 #include "log.h"
 #include "text.h"
@@ -192,22 +193,138 @@ api_query_tristate(const struct api_request *req, const char *key, int *ret)
     return 0;
 }
 
+static int
+bad_limit(void)
+{
+    return err_set_parameter(-EINVAL, "limit", "must be a number from 1 to %u", API_PAGE_LIMIT_MAX);
+}
+
+static int
+bad_token(void)
+{
+    return err_set_parameter(-EINVAL, "page_token", "is not one this service gave out");
+}
+
 int
-api_query_limit(const struct api_request *req, unsigned max, unsigned *ret)
+api_page_token_invalid(void)
+{
+    return bad_token();
+}
+
+char *
+api_page_token(const char *list, const char *key)
+{
+    _cleanup_free_ char *plain = NULL;
+
+    if (asprintf(&plain, "%d:%s:%s", API_PAGE_TOKEN_VERSION, list, key) < 0)
+        return NULL;
+    return text_base64url_encode(plain, strlen(plain));
+}
+
+int
+api_page_token_parse(const char *token, const char *list, char **ret_key)
+{
+    _cleanup_free_ char *plain = NULL;
+    char prefix[64];
+    size_t len, n;
+    int r;
+
+    if (strlen(token) > API_PAGE_TOKEN_MAX)
+        return bad_token();
+    r = text_base64url_decode(token, &plain, &len);
+    if (r == -ENOMEM)
+        return r;
+    if (r < 0 || strlen(plain) != len) /* not base64url, or a NUL inside */
+        return bad_token();
+    n = (size_t)snprintf(prefix, sizeof(prefix), "%d:%s:", API_PAGE_TOKEN_VERSION, list);
+    if (n >= sizeof(prefix) || strncmp(plain, prefix, n) != 0 || !plain[n])
+        return bad_token();
+    *ret_key = strdup(plain + n);
+    return *ret_key ? 0 : -ENOMEM;
+}
+
+void
+api_page_clear(struct api_page *p)
+{
+    free(p->after);
+    p->after = NULL;
+}
+
+int
+api_query_page(const struct api_request *req, const char *list, struct api_page *ret)
 {
     const char *s = req->query(req, "limit");
+    const char *token = req->query(req, "page_token");
+    struct api_page p = {.limit = API_PAGE_LIMIT_DEFAULT};
     char *end;
     unsigned long v;
+    int r;
 
-    if (!s) {
-        *ret = 0;
-        return 0;
+    if (s) {
+        errno = 0;
+        v = strtoul(s, &end, 10);
+        if (s[0] < '0' || s[0] > '9' || errno || *end || v < 1 || v > API_PAGE_LIMIT_MAX)
+            return bad_limit();
+        p.limit = (unsigned)v;
     }
-    errno = 0;
-    v = strtoul(s, &end, 10);
-    if (s[0] < '0' || s[0] > '9' || errno || *end || v < 1 || v > max)
-        return err_set_parameter(-EINVAL, "limit", "must be a number from 1 to %u", max);
-    *ret = (unsigned)v;
+    if (token) {
+        r = api_page_token_parse(token, list, &p.after);
+        if (r < 0)
+            return r;
+    }
+    *ret = p;
+    return 0;
+}
+
+int
+api_page_key_read(const char *key, size_t n, int64_t *ret_ints, const char **ret_rest)
+{
+    const char *p = key;
+
+    for (size_t i = 0; i < n; i++) {
+        bool last = i + 1 == n && !ret_rest;
+        char *end;
+        long long v;
+
+        if ((*p < '0' || *p > '9') && !(*p == '-' && p[1] >= '0' && p[1] <= '9'))
+            return bad_token();
+        errno = 0;
+        v = strtoll(p, &end, 10);
+        if (errno || *end != (last ? '\0' : ':'))
+            return bad_token();
+        ret_ints[i] = v;
+        p = last ? end : end + 1;
+    }
+    if (ret_rest) {
+        if (!*p)
+            return bad_token();
+        *ret_rest = p;
+    }
+    return 0;
+}
+
+int
+api_query_seq_page(const struct api_request *req, const char *list, bool with_cursor,
+                   unsigned *ret_limit, int64_t *ret_before_seq)
+{
+    struct api_page p;
+    int64_t seq = 0;
+    int r;
+
+    r = api_query_page(req, list, &p);
+    if (r < 0)
+        return r;
+    if (p.after)
+        r = api_page_key_read(p.after, 1, &seq, NULL);
+    else if (with_cursor)
+        r = api_query_cursor(req, &seq); /* the deprecated spelling */
+    if (r >= 0 && p.after && seq <= 0)
+        r = bad_token();
+    free(p.after);
+    if (r < 0)
+        return r;
+    *ret_limit = p.limit;
+    *ret_before_seq = seq;
     return 0;
 }
 
@@ -261,15 +378,35 @@ api_list(json_t *items)
 }
 
 json_t *
-api_page(json_t *items, int64_t next)
+api_page_json(json_t *items, const char *list, const char *next_key)
 {
     json_t *out = api_list(items);
-    char cursor[32];
+    _cleanup_free_ char *token = next_key ? api_page_token(list, next_key) : NULL;
 
     if (!out)
         return NULL;
+    if ((next_key && !token) ||
+        json_object_set_new(out, "next_page_token", token ? json_string(token) : json_null()) < 0) {
+        json_decref(out);
+        return NULL;
+    }
+    return out;
+}
+
+json_t *
+api_seq_page_json(json_t *items, const char *list, bool with_cursor, int64_t next)
+{
+    char key[32], cursor[32];
+    json_t *out;
+
+    snprintf(key, sizeof(key), "%" PRId64, next);
     snprintf(cursor, sizeof(cursor), "%" PRId64, next);
-    json_object_set_new(out, "next_cursor", next ? json_string(cursor) : json_null());
+    out = api_page_json(items, list, next ? key : NULL);
+    if (out && with_cursor &&
+        json_object_set_new(out, "next_cursor", next ? json_string(cursor) : json_null()) < 0) {
+        json_decref(out);
+        return NULL;
+    }
     return out;
 }
 

@@ -1,5 +1,7 @@
 /* GET /v1/domains and /v1/domains/{domain}. */
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "api.h"
 #include "api_json.h"
@@ -40,22 +42,45 @@ api_domain_json(const struct conf_domain *d)
     return out;
 }
 
+static int
+by_name(const void *a, const void *b)
+{
+    return strcmp(((const struct conf_domain *)a)->name, ((const struct conf_domain *)b)->name);
+}
+
+/* Paged by name: a page_token holds the last name answered. */
 int
 api_domains_list(const struct api_request *req, struct api_response *resp)
 {
+    _cleanup_(api_page_clear) struct api_page page = {0};
     struct conf_domain *list = NULL;
-    size_t n = 0;
-    json_t *items;
+    const char *next = NULL;
+    size_t n = 0, i = 0;
+    unsigned taken = 0;
+    json_t *out, *items;
     int r;
 
+    r = api_query_page(req, "domains", &page);
+    if (r < 0)
+        return r;
     r = core_domain_list(&list, &n);
     if (r < 0)
         return r;
+    qsort(list, n, sizeof(*list), by_name);
+    while (page.after && i < n && strcmp(list[i].name, page.after) <= 0)
+        i++;
     items = json_array();
-    for (size_t i = 0; items && i < n; i++)
+    for (; items && i < n; i++) {
+        if (taken == page.limit) {
+            next = list[i - 1].name;
+            break;
+        }
         json_array_append_new(items, api_domain_json(&list[i]));
+        taken++;
+    }
+    out = api_page_json(items, "domains", next);
     conf_domain_list_free(list, n);
-    return api_reply(resp, 200, api_list(items));
+    return api_reply(resp, 200, out);
 }
 
 int

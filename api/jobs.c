@@ -18,8 +18,6 @@
 #include "problem.h"
 #include "text.h"
 
-#define JOBS_LIMIT_MAX 500
-
 json_t *
 api_job_json(const struct conf_job *j)
 {
@@ -75,10 +73,7 @@ api_jobs_list(const struct api_request *req, struct api_response *resp)
         return r;
     if (state_s && conf_job_state_from_string(state_s, &state) == 0)
         f.state = &state;
-    r = api_query_limit(req, JOBS_LIMIT_MAX, &f.limit);
-    if (r < 0)
-        return r;
-    r = api_query_cursor(req, &f.before_seq);
+    r = api_query_seq_page(req, "jobs", true, &f.limit, &f.before_seq);
     if (r < 0)
         return r;
     r = core_job_list(&f, &list, &n, &next);
@@ -88,7 +83,7 @@ api_jobs_list(const struct api_request *req, struct api_response *resp)
     for (size_t i = 0; items && i < n; i++)
         json_array_append_new(items, api_job_json(&list[i]));
     conf_job_list_free(list, n);
-    return api_reply(resp, 200, api_page(items, next));
+    return api_reply(resp, 200, api_seq_page_json(items, "jobs", true, next));
 }
 
 int

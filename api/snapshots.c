@@ -104,16 +104,73 @@ has_name(const struct conf_snapshot *list, size_t n, const char *name)
     return false;
 }
 
+/* Whether s passes the flat view's filters (-1: no filter). */
+static bool
+snapshot_passes(const struct conf_snapshot *s, const char *location, int roots, int leaves,
+                int current, int memory)
+{
+    return !((roots == 1 && s->parent) || (roots == 0 && !s->parent) ||
+             (leaves == 1 && s->n_children > 0) || (leaves == 0 && s->n_children == 0) ||
+             (current >= 0 && s->is_current != (current == 1)) ||
+             (memory >= 0 && (s->memory != CONF_SNAPSHOT_LOCATION_NONE) != (memory == 1)) ||
+             (location && snapshot_external(s) != (strcmp(location, "external") == 0)));
+}
+
+/* The paging key of a snapshot: its place in by_time's order. */
+static int
+snapshot_key(const struct conf_snapshot *s, char **ret)
+{
+    return asprintf(ret, "%lld:%s", (long long)s->created, s->name) < 0 ? -ENOMEM : 0;
+}
+
+/* Whether s comes strictly after the key (created, name) in by_time's order. */
+static bool
+snapshot_after(const struct conf_snapshot *s, int64_t created, const char *name)
+{
+    if ((int64_t)s->created != created)
+        return (int64_t)s->created > created;
+    return strcmp(s->name, name) > 0;
+}
+
+/*
+ * The tree: every node, unpaged (a tree needs all of its nodes; a snapshot
+ * tree is small). Its answer carries next_page_token null like every list.
+ */
+static json_t *
+snapshots_tree(const struct conf_snapshot *list, size_t n)
+{
+    json_t *items = json_array();
+
+    for (size_t i = 0; items && i < n; i++) {
+        json_t *node;
+
+        /* Roots, and orphans whose parent is not listed. */
+        if (list[i].parent && has_name(list, n, list[i].parent))
+            continue;
+        node = tree_node(list, n, i, 0);
+        if (!node) {
+            json_decref(items);
+            return NULL;
+        }
+        json_array_append_new(items, node);
+    }
+    return api_page_json(items, "snapshots", NULL);
+}
+
 int
 api_snapshots_list(const struct api_request *req, struct api_response *resp)
 {
     static const char *const views[] = {"flat", "tree", NULL};
     static const char *const locations[] = {"internal", "external", NULL};
+    _cleanup_(api_page_clear) struct api_page page = {0};
+    _cleanup_free_ char *next = NULL;
     struct conf_snapshot *list = NULL;
-    size_t n = 0;
-    const char *view, *location;
+    size_t n = 0, last = 0;
+    const char *view, *location, *after_name = NULL;
+    int64_t after_created = 0;
     int roots, leaves, current, memory;
-    json_t *items;
+    unsigned taken = 0;
+    json_t *items, *out;
     int r;
 
     r = api_query_enum(req, "view", views, "flat", &view);
@@ -127,44 +184,58 @@ api_snapshots_list(const struct api_request *req, struct api_response *resp)
         r = api_query_tristate(req, "current", &current);
     if (r >= 0)
         r = api_query_tristate(req, "memory", &memory);
+    if (r >= 0)
+        r = api_query_page(req, "snapshots", &page);
+    if (r >= 0 && page.after)
+        r = api_page_key_read(page.after, 1, &after_created, &after_name);
     if (r < 0)
         return r;
     if (strcmp(view, "tree") == 0 &&
         (location || roots >= 0 || leaves >= 0 || current >= 0 || memory >= 0))
         return err_set(-EINVAL, "filters apply to the flat view only (a tree needs every node)");
+    if (strcmp(view, "tree") == 0 && (req->query(req, "limit") || page.after))
+        return err_set_parameter(-EINVAL, req->query(req, "limit") ? "limit" : "page_token",
+                                 "applies to the flat view only (a tree needs every node)");
 
     r = core_snapshot_list(req->params[0], &list, &n);
     if (r < 0)
         return r;
     qsort(list, n, sizeof(*list), by_time);
+    if (strcmp(view, "tree") == 0) {
+        out = snapshots_tree(list, n);
+        conf_snapshot_list_free(list, n);
+        return api_reply(resp, 200, out);
+    }
     items = json_array();
     for (size_t i = 0; items && i < n; i++) {
         const struct conf_snapshot *s = &list[i];
         json_t *node;
 
-        if (strcmp(view, "tree") == 0) {
-            /* Roots, and orphans whose parent is not listed. */
-            if (s->parent && has_name(list, n, s->parent))
-                continue;
-            node = tree_node(list, n, i, 0);
-        } else {
-            if ((roots == 1 && s->parent) || (roots == 0 && !s->parent) ||
-                (leaves == 1 && s->n_children > 0) || (leaves == 0 && s->n_children == 0) ||
-                (current >= 0 && s->is_current != (current == 1)) ||
-                (memory >= 0 && (s->memory != CONF_SNAPSHOT_LOCATION_NONE) != (memory == 1)) ||
-                (location && snapshot_external(s) != (strcmp(location, "external") == 0)))
-                continue;
-            node = snapshot_json(s);
+        if (after_name && !snapshot_after(s, after_created, after_name))
+            continue;
+        if (!snapshot_passes(s, location, roots, leaves, current, memory))
+            continue;
+        if (taken == page.limit) {
+            /* One more passes: the page ends at the last one answered. */
+            if (snapshot_key(&list[last], &next) < 0) {
+                json_decref(items);
+                items = NULL;
+            }
+            break;
         }
+        node = snapshot_json(s);
         if (!node) {
             json_decref(items);
             items = NULL;
             break;
         }
         json_array_append_new(items, node);
+        taken++;
+        last = i;
     }
+    out = items ? api_page_json(items, "snapshots", next) : NULL;
     conf_snapshot_list_free(list, n);
-    return api_reply(resp, 200, api_list(items));
+    return api_reply(resp, 200, out);
 }
 
 static int

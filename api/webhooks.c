@@ -19,84 +19,7 @@
 #include "err.h"
 #include "text.h"
 
-#define LIST_LIMIT_MAX 500
-#define EVENTS_MAX     32
-#define PAGE_TOKEN_MAX 64
-
-static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/* The page token for position seq, into buf (PAGE_TOKEN_MAX bytes). */
-static void
-page_token_encode(int64_t seq, char *buf)
-{
-    char text[32];
-    size_t n = (size_t)snprintf(text, sizeof(text), "p%" PRId64, seq), o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        acc = (acc << 8) | (unsigned char)text[i];
-        bits += 8;
-        while (bits >= 6) {
-            bits -= 6;
-            buf[o++] = b64url[(acc >> bits) & 63];
-        }
-    }
-    if (bits > 0)
-        buf[o++] = b64url[(acc << (6 - bits)) & 63];
-    buf[o] = '\0';
-}
-
-/* Reads `page_token`: absent -> 0; else the position it names, or -EINVAL with a detail. */
-static int
-page_token_read(const struct api_request *req, int64_t *ret)
-{
-    const char *s = req->query(req, "page_token");
-    char text[PAGE_TOKEN_MAX], *end;
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    long long v;
-
-    *ret = 0;
-    if (!s)
-        return 0;
-    for (const char *p = s; *p; p++) {
-        const char *at = strchr(b64url, *p);
-        if (!at || o + 1 >= sizeof(text))
-            goto bad;
-        acc = (acc << 6) | (uint32_t)(at - b64url);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            text[o++] = (char)((acc >> bits) & 0xff);
-        }
-    }
-    text[o] = '\0';
-    if (text[0] != 'p' || text[1] < '1' || text[1] > '9')
-        goto bad;
-    errno = 0;
-    v = strtoll(text + 1, &end, 10);
-    if (errno || *end || v <= 0)
-        goto bad;
-    *ret = v;
-    return 0;
-bad:
-    return err_set_parameter(-EINVAL, "page_token", "is not one this service gave out");
-}
-
-/* Wraps items (stolen) as {"items": [...], "next_page_token": ...}. */
-static json_t *
-page_json(json_t *items, int64_t next)
-{
-    char token[PAGE_TOKEN_MAX];
-
-    if (!items)
-        return NULL;
-    if (next)
-        page_token_encode(next, token);
-    return json_pack("{s:o, s:s?}", "items", items, "next_page_token", next ? token : NULL);
-}
+#define EVENTS_MAX 32
 
 static json_t *
 webhook_json(const struct conf_webhook *w)
@@ -275,10 +198,7 @@ api_webhooks_list(const struct api_request *req, struct api_response *resp)
     json_t *items;
     int r;
 
-    r = api_query_limit(req, LIST_LIMIT_MAX, &limit);
-    if (r < 0)
-        return r;
-    r = page_token_read(req, &before);
+    r = api_query_seq_page(req, "webhooks", false, &limit, &before);
     if (r < 0)
         return r;
     r = core_webhook_list(before, limit, &list, &n, &next);
@@ -288,7 +208,7 @@ api_webhooks_list(const struct api_request *req, struct api_response *resp)
     for (size_t i = 0; items && i < n; i++)
         json_array_append_new(items, webhook_json(&list[i]));
     conf_webhook_list_free(list, n);
-    return api_reply(resp, 200, page_json(items, next));
+    return api_reply(resp, 200, api_seq_page_json(items, "webhooks", false, next));
 }
 
 int
@@ -328,10 +248,11 @@ api_webhook_update(const struct api_request *req, struct api_response *resp)
     struct conf_webhook in, out;
     int r;
 
-    r = check_id(req->params[0]);
+    /* The body first: a bad one answers 400 whatever the id names. */
+    r = read_body(req, false, &in);
     if (r < 0)
         return r;
-    r = read_body(req, false, &in);
+    r = check_id(req->params[0]);
     if (r < 0)
         return r;
     snprintf(in.id, sizeof(in.id), "%s", req->params[0]);
@@ -366,13 +287,10 @@ api_webhook_deliveries(const struct api_request *req, struct api_response *resp)
     json_t *items;
     int r;
 
+    r = api_query_seq_page(req, "deliveries", false, &limit, &before);
+    if (r < 0)
+        return r;
     r = check_id(req->params[0]);
-    if (r < 0)
-        return r;
-    r = api_query_limit(req, LIST_LIMIT_MAX, &limit);
-    if (r < 0)
-        return r;
-    r = page_token_read(req, &before);
     if (r < 0)
         return r;
     r = core_webhook_deliveries(req->params[0], before, limit, &list, &n, &next);
@@ -382,5 +300,5 @@ api_webhook_deliveries(const struct api_request *req, struct api_response *resp)
     for (size_t i = 0; items && i < n; i++)
         json_array_append_new(items, delivery_json(&list[i]));
     conf_webhook_delivery_list_free(list, n);
-    return api_reply(resp, 200, page_json(items, next));
+    return api_reply(resp, 200, api_seq_page_json(items, "deliveries", false, next));
 }

@@ -26,7 +26,8 @@ enum {
 #define CLI_WAIT_S  2 /* seconds each GET of a job waits for its end (?wait=) */
 
 /* One command: resource and verb, the HTTP method, a path template whose %s take the
- * positional arguments in order, their count, and whether it starts a job. */
+ * positional arguments in order, their count, whether it starts a job, and whether it
+ * lists (a paged list: limit and page_token in, next_page_token out). */
 struct cli_command {
     const char *resource;
     const char *verb;
@@ -35,40 +36,45 @@ struct cli_command {
     int nargs;
     bool starts_job;
     const char *args_help;
+    bool paged;
 };
 
 static const struct cli_command cli_commands[] = {
-    {"version", NULL, "GET", "/v1/version", 0, false, ""},
-    {"audit", NULL, "GET", "/v1/audit", 0, false, ""},
-    {"domains", "list", "GET", "/v1/domains", 0, false, ""},
-    {"domains", "show", "GET", "/v1/domains/%s", 1, false, "DOMAIN"},
-    {"snapshots", "list", "GET", "/v1/domains/%s/snapshots", 1, false, "DOMAIN"},
-    {"snapshots", "show", "GET", "/v1/domains/%s/snapshots/%s", 2, false, "DOMAIN NAME"},
-    {"snapshots", "create", "POST", "/v1/domains/%s/snapshots", 1, true, "DOMAIN"},
-    {"snapshots", "delete", "DELETE", "/v1/domains/%s/snapshots/%s", 2, true, "DOMAIN NAME"},
-    {"snapshots", "revert", "POST", "/v1/domains/%s/snapshots/%s/revert", 2, true, "DOMAIN NAME"},
-    {"checkpoints", "list", "GET", "/v1/domains/%s/checkpoints", 1, false, "DOMAIN"},
-    {"checkpoints", "show", "GET", "/v1/domains/%s/checkpoints/%s", 2, false, "DOMAIN NAME"},
-    {"checkpoints", "create", "POST", "/v1/domains/%s/checkpoints", 1, true, "DOMAIN"},
-    {"checkpoints", "delete", "DELETE", "/v1/domains/%s/checkpoints/%s", 2, true, "DOMAIN NAME"},
-    {"checkpoints", "reconcile", "POST", "/v1/domains/%s/checkpoints:reconcile", 1, true, "DOMAIN"},
-    {"backups", "list", "GET", "/v1/domains/%s/backups", 1, false, "DOMAIN"},
-    {"backups", "show", "GET", "/v1/domains/%s/backups/%s", 2, false, "DOMAIN ID"},
-    {"backups", "create", "POST", "/v1/domains/%s/backups", 1, true, "DOMAIN"},
-    {"backups", "delete", "DELETE", "/v1/domains/%s/backups/%s", 2, true, "DOMAIN ID"},
-    {"backups", "restore", "POST", "/v1/domains/%s/backups/%s/restore", 2, true, "DOMAIN ID"},
-    {"backups", "verify", "POST", "/v1/domains/%s/backups/%s/verify", 2, true, "DOMAIN ID"},
-    {"backups", "finish", "POST", "/v1/domains/%s/backups/%s/finish", 2, true, "DOMAIN ID"},
-    {"jobs", "list", "GET", "/v1/jobs", 0, false, ""},
-    {"jobs", "show", "GET", "/v1/jobs/%s", 1, false, "ID"},
-    {"jobs", "cancel", "DELETE", "/v1/jobs/%s", 1, false, "ID"},
-    {"jobs", "wait", "GET", "/v1/jobs/%s", 1, true, "ID"},
-    {"webhooks", "list", "GET", "/v1/webhooks", 0, false, ""},
-    {"webhooks", "show", "GET", "/v1/webhooks/%s", 1, false, "ID"},
-    {"webhooks", "create", "POST", "/v1/webhooks", 0, false, ""},
-    {"webhooks", "update", "PUT", "/v1/webhooks/%s", 1, false, "ID"},
-    {"webhooks", "delete", "DELETE", "/v1/webhooks/%s", 1, false, "ID"},
-    {"webhooks", "deliveries", "GET", "/v1/webhooks/%s/deliveries", 1, false, "ID"},
+    {"version", NULL, "GET", "/v1/version", 0, false, "", false},
+    {"audit", NULL, "GET", "/v1/audit", 0, false, "", true},
+    {"domains", "list", "GET", "/v1/domains", 0, false, "", true},
+    {"domains", "show", "GET", "/v1/domains/%s", 1, false, "DOMAIN", false},
+    {"snapshots", "list", "GET", "/v1/domains/%s/snapshots", 1, false, "DOMAIN", true},
+    {"snapshots", "show", "GET", "/v1/domains/%s/snapshots/%s", 2, false, "DOMAIN NAME", false},
+    {"snapshots", "create", "POST", "/v1/domains/%s/snapshots", 1, true, "DOMAIN", false},
+    {"snapshots", "delete", "DELETE", "/v1/domains/%s/snapshots/%s", 2, true, "DOMAIN NAME", false},
+    {"snapshots", "revert", "POST", "/v1/domains/%s/snapshots/%s/revert", 2, true, "DOMAIN NAME",
+     false},
+    {"checkpoints", "list", "GET", "/v1/domains/%s/checkpoints", 1, false, "DOMAIN", true},
+    {"checkpoints", "show", "GET", "/v1/domains/%s/checkpoints/%s", 2, false, "DOMAIN NAME", false},
+    {"checkpoints", "create", "POST", "/v1/domains/%s/checkpoints", 1, true, "DOMAIN", false},
+    {"checkpoints", "delete", "DELETE", "/v1/domains/%s/checkpoints/%s", 2, true, "DOMAIN NAME",
+     false},
+    {"checkpoints", "reconcile", "POST", "/v1/domains/%s/checkpoints:reconcile", 1, true, "DOMAIN",
+     false},
+    {"backups", "list", "GET", "/v1/domains/%s/backups", 1, false, "DOMAIN", true},
+    {"backups", "show", "GET", "/v1/domains/%s/backups/%s", 2, false, "DOMAIN ID", false},
+    {"backups", "create", "POST", "/v1/domains/%s/backups", 1, true, "DOMAIN", false},
+    {"backups", "delete", "DELETE", "/v1/domains/%s/backups/%s", 2, true, "DOMAIN ID", false},
+    {"backups", "restore", "POST", "/v1/domains/%s/backups/%s/restore", 2, true, "DOMAIN ID",
+     false},
+    {"backups", "verify", "POST", "/v1/domains/%s/backups/%s/verify", 2, true, "DOMAIN ID", false},
+    {"backups", "finish", "POST", "/v1/domains/%s/backups/%s/finish", 2, true, "DOMAIN ID", false},
+    {"jobs", "list", "GET", "/v1/jobs", 0, false, "", true},
+    {"jobs", "show", "GET", "/v1/jobs/%s", 1, false, "ID", false},
+    {"jobs", "cancel", "DELETE", "/v1/jobs/%s", 1, false, "ID", false},
+    {"jobs", "wait", "GET", "/v1/jobs/%s", 1, true, "ID", false},
+    {"webhooks", "list", "GET", "/v1/webhooks", 0, false, "", true},
+    {"webhooks", "show", "GET", "/v1/webhooks/%s", 1, false, "ID", false},
+    {"webhooks", "create", "POST", "/v1/webhooks", 0, false, "", false},
+    {"webhooks", "update", "PUT", "/v1/webhooks/%s", 1, false, "ID", false},
+    {"webhooks", "delete", "DELETE", "/v1/webhooks/%s", 1, false, "ID", false},
+    {"webhooks", "deliveries", "GET", "/v1/webhooks/%s/deliveries", 1, false, "ID", true},
 };
 
 struct cli_options {
@@ -77,6 +83,8 @@ struct cli_options {
     bool json;
     bool wait;
     const char *body;
+    const char *limit;      /* --limit: one page of this many; NULL: every page */
+    const char *page_token; /* --page-token: start after the page that gave it */
 };
 
 struct cli_buffer {
@@ -92,7 +100,10 @@ static void
 cli_usage(FILE *f)
 {
     fputs("Usage: virtvault [--url URL] [--token-file PATH] [-o table|json] [--wait]\n"
-          "                 [--body JSON] RESOURCE [VERB] [ARG]...\n"
+          "                 [--body JSON] [--limit N] [--page-token TOKEN]\n"
+          "                 RESOURCE [VERB] [ARG]...\n"
+          "Lists print every page; --limit N prints one page of N (1 to 1000) and, when there\n"
+          "is more, the --page-token of the next on stderr.\n"
           "Commands:\n",
           f);
     for (size_t i = 0; i < sizeof(cli_commands) / sizeof(cli_commands[0]); i++)
@@ -466,6 +477,53 @@ cli_expand(const char *tmpl, char **args, char *out, size_t size)
     return 0;
 }
 
+/*
+ * GETs the list at path: one page with o->limit, else every page (1000 items each) from
+ * o->page_token on, joined into the first page's answer with next_page_token null.
+ * Returns the HTTP status of the last request, its answer (or the joined one) in *ret_json.
+ */
+static long
+cli_list(const char *path, const struct cli_options *o, json_t **ret_json)
+{
+    char *token = o->page_token ? strdup(o->page_token) : NULL;
+    json_t *all = NULL;
+    long status;
+
+    *ret_json = NULL;
+    for (;;) {
+        char url[4096];
+        char *esc = token ? curl_easy_escape(NULL, token, 0) : NULL;
+        json_t *j = NULL, *next;
+
+        snprintf(url, sizeof(url), "%s?limit=%s%s%s", path, o->limit ? o->limit : "1000",
+                 esc ? "&page_token=" : "", esc ? esc : "");
+        curl_free(esc);
+        free(token);
+        token = NULL;
+        status = cli_request("GET", url, NULL, &j);
+        if (status != 200 || o->limit) {
+            json_decref(all);
+            *ret_json = j;
+            return status;
+        }
+        if (!all)
+            all = json_incref(j);
+        else
+            json_array_extend(json_object_get(all, "items"), json_object_get(j, "items"));
+        next = json_object_get(j, "next_page_token");
+        if (json_is_string(next))
+            token = strdup(json_string_value(next));
+        json_decref(j);
+        if (!token)
+            break;
+    }
+    json_object_set_new(all, "next_page_token", json_null());
+    if (json_object_get(all, "next_cursor")) /* the deprecated twin */
+        json_object_set_new(all, "next_cursor", json_null());
+    *ret_json = all;
+    return status;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -475,16 +533,18 @@ main(int argc, char **argv)
         {"output", required_argument, NULL, 'o'},
         {"wait", no_argument, NULL, 'w'},
         {"body", required_argument, NULL, 'b'},
+        {"limit", required_argument, NULL, 'l'},
+        {"page-token", required_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct cli_options o = {getenv("VIRTVAULT_URL"), getenv("VIRTVAULT_TOKEN_FILE"), false, false,
-                            NULL};
+    struct cli_options o = {
+        getenv("VIRTVAULT_URL"), getenv("VIRTVAULT_TOKEN_FILE"), false, false, NULL, NULL, NULL};
     const struct cli_command *cmd;
     char path[2048];
     int opt, ret;
 
-    while ((opt = getopt_long(argc, argv, "+u:t:o:wb:h", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+u:t:o:wb:l:p:h", longopts, NULL)) != -1) {
         switch (opt) {
         case 'u':
             o.url = optarg;
@@ -504,6 +564,22 @@ main(int argc, char **argv)
             break;
         case 'b':
             o.body = optarg;
+            break;
+        case 'l': {
+            char *end;
+            unsigned long n;
+
+            errno = 0;
+            n = strtoul(optarg, &end, 10);
+            if (optarg[0] < '0' || optarg[0] > '9' || *end || errno || n < 1 || n > 1000) {
+                fprintf(stderr, "virtvault: --limit must be a number from 1 to 1000\n");
+                return EXIT_USAGE;
+            }
+            o.limit = optarg;
+            break;
+        }
+        case 'p':
+            o.page_token = optarg;
             break;
         case 'h':
             cli_usage(stdout);
@@ -526,6 +602,10 @@ main(int argc, char **argv)
     if (argc - optind != cmd->nargs) {
         fprintf(stderr, "virtvault: %s %s takes %s\n", cmd->resource, cmd->verb ? cmd->verb : "",
                 cmd->nargs ? cmd->args_help : "no arguments");
+        return EXIT_USAGE;
+    }
+    if ((o.limit || o.page_token) && !cmd->paged) {
+        fprintf(stderr, "virtvault: --limit and --page-token are for lists\n");
         return EXIT_USAGE;
     }
     if (o.body) {
@@ -580,7 +660,7 @@ main(int argc, char **argv)
         ret = cli_wait_job(argv[optind], &j);
         status = 200;
     } else {
-        status = cli_request(cmd->method, path, o.body, &j);
+        status = cmd->paged ? cli_list(path, &o, &j) : cli_request(cmd->method, path, o.body, &j);
         ret = cli_exit_for_status(status);
         if (status < 0)
             fprintf(stderr, "virtvault: %s unreachable\n", cli_base);
@@ -614,6 +694,9 @@ main(int argc, char **argv)
         } else {
             cli_print_table(j);
         }
+        if (cmd->paged && json_is_string(json_object_get(j, "next_page_token")))
+            fprintf(stderr, "virtvault: more: --page-token %s\n",
+                    json_string_value(json_object_get(j, "next_page_token")));
     }
     json_decref(j);
     free(cli_token);

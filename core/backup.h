@@ -74,7 +74,9 @@ struct core_backup_query {
     const enum conf_backup_type *type;   /* or NULL */
     const enum conf_backup_state *state; /* or NULL */
     size_t limit;
-    size_t offset;
+    size_t offset;        /* deprecated: after_id pages stably */
+    const char *after_id; /* or NULL: only backups after (after_started, after_id), newest first */
+    int64_t after_started;
 };
 
 /*

@@ -30,6 +30,8 @@ core_backup_list(const char *domain, const struct core_backup_query *q, struct c
         .state = q->state,
         .limit = q->limit,
         .offset = q->offset,
+        .after_id = q->after_id,
+        .after_started = q->after_started,
     };
     return db_backup_list(backup_ctx.db, &f, ret, ret_n, ret_total);
 }

@@ -149,6 +149,8 @@ from_row(const struct db_checkpoint *row, bool in_libvirt, bool brief, struct co
     snprintf(out->domain_uuid, sizeof(out->domain_uuid), "%s", row->domain_uuid);
     out->state = row->state;
     out->in_libvirt = in_libvirt;
+    out->created = row->created;
+    out->stored = row->stored;
     if (row->reason) {
         out->reason = strdup(row->reason);
         if (!out->reason)
@@ -183,35 +185,31 @@ libvirt_presence(const char *uuid, const struct stored *s, bool **ret)
     return 0;
 }
 
-/* Orders s parents first (stable otherwise) into order[]. */
-static void
-topological_order(const struct stored *s, size_t *order)
+static int
+by_list_key(const void *a, const void *b, void *ctx)
 {
-    _cleanup_free_ bool *done = calloc(s->n + 1, sizeof(bool));
-    size_t n = 0;
+    const struct stored *s = ctx;
+    const struct db_checkpoint *x = &s->items[*(const size_t *)a];
+    const struct db_checkpoint *y = &s->items[*(const size_t *)b];
 
-    if (!done) {
-        for (size_t i = 0; i < s->n; i++)
-            order[i] = i;
-        return;
-    }
-    while (n < s->n) {
-        size_t before = n;
+    if (x->created != y->created)
+        return x->created < y->created ? -1 : 1;
+    if (x->stored != y->stored)
+        return x->stored < y->stored ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
 
-        for (size_t i = 0; i < s->n; i++) {
-            ssize_t p = find_name(s, s->items[i].parent);
-            if (done[i] || (p >= 0 && !done[p]))
-                continue;
-            done[i] = true;
-            order[n++] = i;
-        }
-        if (n == before) /* a loop of parents: keep the rest in stored order */
-            for (size_t i = 0; i < s->n; i++)
-                if (!done[i]) {
-                    done[i] = true;
-                    order[n++] = i;
-                }
-    }
+/*
+ * Orders s by (created, stored, name) into order[]: a key that no insert
+ * changes, so that a list can be paged by it; parents come first, as a
+ * checkpoint is made and stored after its parent.
+ */
+static void
+list_order(const struct stored *s, size_t *order)
+{
+    for (size_t i = 0; i < s->n; i++)
+        order[i] = i;
+    qsort_r(order, s->n, sizeof(*order), by_list_key, (void *)s);
 }
 
 /* Whether the stored checkpoint is in libvirt, as the last reconcile saw, or now. */
@@ -247,7 +245,7 @@ build_list(const struct core_checkpoint_catalog *cat, unsigned filter, struct co
         free(list);
         return -ENOMEM;
     }
-    topological_order(&s, order);
+    list_order(&s, order);
     for (size_t i = 0; i < s.n; i++) {
         const struct db_checkpoint *row = &s.items[order[i]];
 

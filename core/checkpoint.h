@@ -46,6 +46,9 @@ struct core_checkpoint {
     enum conf_checkpoint_state state;
     char *reason;    /* why it has that state, or NULL */
     bool in_libvirt; /* libvirt knows it right now */
+    /* Its place in a list: (created, stored, def->name) ascending, fixed once stored. */
+    int64_t created; /* libvirt's creationTime, seconds since the epoch */
+    int64_t stored;  /* when the service first stored it, ms since the epoch */
 };
 
 /* What a new checkpoint should be. */
@@ -130,8 +133,9 @@ int core_checkpoint_catalog_open(const char *domain, unsigned flags,
                                  struct core_checkpoint_catalog *ret);
 
 /*
- * Lists the checkpoints of an open catalog, parents before children,
- * filtered by CORE_CHECKPOINT_LIST_* flags. *ret is a new array
+ * Lists the checkpoints of an open catalog in the order of their
+ * (created, stored, name), which puts parents before children, filtered by
+ * CORE_CHECKPOINT_LIST_* flags. *ret is a new array
  * (core_checkpoint_list_free).
  */
 int core_checkpoint_list(const struct core_checkpoint_catalog *cat, unsigned filter,

@@ -223,13 +223,16 @@ db_backup_list(struct db *db, const struct db_backup_filter *filter, struct conf
     DB_LOCK_SCOPE(db);
     r = db_prepare(db,
                    "SELECT " BACKUP_COLUMNS " FROM backups" FILTER_SQL
-                   " ORDER BY started_at DESC, rowid DESC LIMIT ?6 OFFSET ?7",
+                   " AND (?8 IS NULL OR started_at < ?9 OR (started_at = ?9 AND id < ?8))"
+                   " ORDER BY started_at DESC, id DESC LIMIT ?6 OFFSET ?7",
                    &st);
     if (r < 0)
         return r;
     bind_filter(st, filter);
     sqlite3_bind_int64(st, 6, filter->limit ? (int64_t)filter->limit : -1);
     sqlite3_bind_int64(st, 7, (int64_t)filter->offset);
+    db_bind_text(st, 8, filter->after_id);
+    sqlite3_bind_int64(st, 9, filter->after_started);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (n == cap) {
             size_t ncap = cap ? cap * 2 : 8;

@@ -27,6 +27,9 @@ struct db_backup_filter {
     const char *checkpoint;
     size_t limit; /* 0: no limit */
     size_t offset;
+    /* With after_id: only backups after (after_started, after_id) in the list's order. */
+    const char *after_id;
+    int64_t after_started;
 };
 
 /*
@@ -39,7 +42,8 @@ int db_backup_insert(struct db *db, const struct conf_backup *b);
 int db_backup_get(struct db *db, const char *id, struct conf_backup **ret);
 
 /*
- * Lists backups that pass filter, newest first, with their disks. *ret is
+ * Lists backups that pass filter, newest first (started_at, then id,
+ * descending: a key that pages stably), with their disks. *ret is
  * a new array of *ret_n backups (conf_backup_list_free), *ret_total (may be
  * NULL) counts all that pass the filter regardless of limit and offset.
  */

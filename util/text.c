@@ -332,3 +332,79 @@ too_long:
     snprintf(buf, size, "%s", base);
     return false;
 }
+
+static const char base64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+char *
+text_base64url_encode(const void *data, size_t len)
+{
+    const unsigned char *in = data;
+    char *out = malloc(len / 3 * 4 + 5);
+    size_t o = 0;
+
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        size_t left = len - i;
+
+        if (left > 1)
+            v |= (uint32_t)in[i + 1] << 8;
+        if (left > 2)
+            v |= in[i + 2];
+        out[o++] = base64url[(v >> 18) & 63];
+        out[o++] = base64url[(v >> 12) & 63];
+        if (left > 1)
+            out[o++] = base64url[(v >> 6) & 63];
+        if (left > 2)
+            out[o++] = base64url[v & 63];
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static int
+base64url_value(char c)
+{
+    const char *p = c ? strchr(base64url, c) : NULL;
+
+    return p ? (int)(p - base64url) : -1;
+}
+
+int
+text_base64url_decode(const char *s, char **ret, size_t *ret_len)
+{
+    size_t len = strlen(s), o = 0;
+    uint32_t acc = 0;
+    unsigned bits = 0;
+    char *out;
+
+    if (len % 4 == 1)
+        return -EINVAL;
+    out = malloc(len / 4 * 3 + 3);
+    if (!out)
+        return -ENOMEM;
+    for (size_t i = 0; i < len; i++) {
+        int v = base64url_value(s[i]);
+
+        if (v < 0) {
+            free(out);
+            return -EINVAL;
+        }
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (char)((acc >> bits) & 0xff);
+        }
+    }
+    if (acc & ((1u << bits) - 1)) { /* leftover bits must be zero: one spelling per value */
+        free(out);
+        return -EINVAL;
+    }
+    out[o] = '\0';
+    *ret = out;
+    if (ret_len)
+        *ret_len = o;
+    return 0;
+}

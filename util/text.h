@@ -92,4 +92,19 @@ bool text_pointer_join(char *buf, size_t size, const char *base, const char *key
 /* True when s is a valid UUID string in its 36-character form. */
 bool text_is_uuid(const char *s);
 
+/*
+ * Encodes len bytes of data as base64url (RFC 4648 section 5) without
+ * padding into a new string. Returns NULL when out of memory.
+ */
+char *text_base64url_encode(const void *data, size_t len);
+
+/*
+ * Decodes base64url without padding, as text_base64url_encode() writes it,
+ * into a new NUL-terminated buffer *ret of *ret_len bytes (ret_len may be
+ * NULL). Returns -EINVAL for a character outside the alphabet, a length no
+ * encoding has, or unused bits that are not zero (so that each value has one
+ * spelling); -ENOMEM when out of memory. Fills *ret only on success.
+ */
+int text_base64url_decode(const char *s, char **ret, size_t *ret_len);
+
 #endif

@@ -99,7 +99,8 @@ test('renders 200 domains in under 200 ms', async () => {
   const page = await newPage(b.browser, d.url);
   try {
     const body = JSON.stringify(manyDomains(200));
-    await page.route('**/v1/domains', (r) => r.fulfill({ status: 200, contentType: 'application/json', body }));
+    // The list is asked a page at a time (?limit=...): one page holds all 200.
+    await page.route(/\/v1\/domains(\?.*)?$/, (r) => r.fulfill({ status: 200, contentType: 'application/json', body }));
     // The per-domain details: no backups, no checkpoints.
     await page.route(/\/v1\/domains\/vm-\d+\/(backups|checkpoints)(\?.*)?$/, (r) => r.fulfill({
       status: 200, contentType: 'application/json', body: '{"items":[]}' }));
@@ -126,6 +127,37 @@ test('renders 200 domains in under 200 ms', async () => {
     await page.fill('#domain-filter', 'vm-01');
     await shot(page, 'domains-200-phone', { fullPage: false });
     assert.equal(await page.locator('#domains-table tbody tr:not([hidden])').count(), 10);
+  } finally {
+    await page.context().close();
+    await d.stop();
+  }
+});
+
+test('follows next_page_token until the last page of domains', async () => {
+  const d = await startDaemon();
+  const page = await newPage(b.browser, d.url);
+  try {
+    const all = manyDomains(5).items;
+    const asked = [];
+    // Two pages: the first answers a token, the second (asked with it) is the last.
+    await page.route(/\/v1\/domains(\?.*)?$/, (r) => {
+      const u = new URL(r.request().url());
+      asked.push(u.search);
+      const second = u.searchParams.get('page_token') === 'T2';
+      const body = second ? { items: all.slice(3), next_page_token: null }
+        : { items: all.slice(0, 3), next_page_token: 'T2' };
+      return r.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(body) });
+    });
+    await page.route(/\/v1\/domains\/vm-\d+\/(backups|checkpoints)(\?.*)?$/, (r) => r.fulfill({
+      status: 200, contentType: 'application/json', body: '{"items":[],"next_page_token":null}' }));
+    await page.goto(`${d.url}/#/`);
+    await page.waitForFunction(() => window.virtvaultTimings?.domains === 5);
+    const names = await page.locator('#domains-table tbody tr').evaluateAll(
+      (trs) => trs.map((tr) => tr.dataset.domain));
+    assert.deepEqual(names, all.map((x) => x.name));
+    assert.equal(asked.length, 2, asked.join(' '));
+    assert.match(asked[0], /limit=1000/);
+    assert.match(asked[1], /page_token=T2/);
   } finally {
     await page.context().close();
     await d.stop();

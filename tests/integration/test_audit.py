@@ -62,7 +62,7 @@ def test_writes_are_recorded_with_their_fields(vv_auth):
 
     page = audit(c)
     items = page['items']
-    assert page['next_cursor'] is None
+    assert page['next_page_token'] is None and page['next_cursor'] is None
     assert [(i['method'], i['path'], i['status']) for i in items] == [
         ('DELETE', '/v1/domains/test/snapshots/no-such-snapshot', 404),
         ('DELETE', '/v1/domains/test/snapshots/y', 401),
@@ -119,17 +119,21 @@ def test_filters_and_paging(vv_auth):
     assert len(audit(c, f'?until={mid}%2B00:00')['items']) == 6
     assert audit(c, '?until=2000-01-01T00:00:00.5Z')['items'] == []
 
-    seen, cursor = [], None
+    seen, token = [], None
     while True:
-        page = audit(c, '?limit=2' + (f'&cursor={cursor}' if cursor else ''))
+        page = audit(c, '?limit=2' + (f'&page_token={token}' if token else ''))
         assert len(page['items']) <= 2
         seen += [i['path'] for i in page['items']]
-        cursor = page['next_cursor']
-        if cursor is None:
+        token = page['next_page_token']
+        if token is None:
             break
     assert seen == [i['path'] for i in audit(c)['items']] and len(seen) == 7
+    # The deprecated cursor reads the same position.
+    first = audit(c, '?limit=2')
+    assert audit(c, f"?limit=2&cursor={first['next_cursor']}")['items'] == \
+        audit(c, f"?limit=2&page_token={first['next_page_token']}")['items']
     for bad in ('?since=yesterday', '?until=2026-13-01T00:00:00Z', '?limit=0', '?cursor=x',
-                '?domain=', '?since=2026-01-01T00:00:00'):
+                '?page_token=x', '?limit=1001', '?domain=', '?since=2026-01-01T00:00:00'):
         r = c.get('/v1/audit' + bad)
         assert r.status == 400 and r.json['code'] == 'invalid_request', (bad, r)
 

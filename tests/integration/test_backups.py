@@ -199,8 +199,14 @@ def test_chain_restores_every_point_and_differential(vv_qemu, domain, sandbox, t
     # The catalog: newest first, filtered, paged.
     items = c.get(f'/v1/domains/{domain}/backups').json['items']
     assert [b['id'] for b in items] == [diff['id'], inc2['id'], inc1['id'], full['id']]
-    page = c.get(f'/v1/domains/{domain}/backups?type=incremental&limit=1&offset=1').json
+    page = c.get(f'/v1/domains/{domain}/backups?type=incremental&limit=1').json
+    assert page['total'] == 2 and [b['id'] for b in page['items']] == [inc2['id']]
+    page = c.get(f'/v1/domains/{domain}/backups?type=incremental&limit=1'
+                 f"&page_token={page['next_page_token']}").json
     assert page['total'] == 2 and [b['id'] for b in page['items']] == [inc1['id']]
+    assert page['next_page_token'] is None
+    page = c.get(f'/v1/domains/{domain}/backups?type=incremental&limit=1&offset=1').json
+    assert [b['id'] for b in page['items']] == [inc1['id']], 'the deprecated offset'
     assert c.get(f'/v1/domains/{domain}/backups?state=failed').json['items'] == []
 
     # Delete: refused while others depend on it, naming them; a leaf goes; then the chain.

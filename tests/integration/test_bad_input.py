@@ -291,13 +291,8 @@ def body_cases(method, template, op):
         return cases
     props = sch.get('properties', {})
     required = sch.get('required', [])
-    base = {}
-    for r in required:
-        p = resolve(props.get(r, {}))
-        # A value of the right type, so that the case's field is the only one wrong.
-        kind = p.get('type')
-        base[r] = ({} if kind == 'object' else [] if kind == 'array' else
-                   '/tmp' if r in PATH_FIELDS or r.endswith('_dir') else 'x')
+    # A value of the right type for each, so that the case's field is the only one wrong.
+    base = required_values(sch, '/tmp')
     if required:
         syntax('empty body', b'', f'/{required[0]}')
         syntax('empty object', b'{}', f'/{required[0]}')
@@ -389,10 +384,25 @@ def valid_body(op):
     sch = request_schema(op)
     if not sch:
         return b'{}'
+    return json.dumps(required_values(sch, '/tmp/vv-restore')).encode()
+
+
+def required_values(sch, directory):
+    """A value of the right type for each required field of sch: an empty object or list (a
+    list that may not be empty: its first allowed value), a directory for paths, a URL for a
+    URL, else 'x'."""
+    props = sch.get('properties', {})
     doc = {}
     for r in sch.get('required', []):
-        doc[r] = '/tmp/vv-restore' if r.endswith('_dir') else 'x'
-    return json.dumps(doc).encode()
+        p = resolve(props.get(r, {}))
+        kind = p.get('type')
+        if kind == 'array' and p.get('minItems'):
+            doc[r] = [(resolve(p.get('items', {})).get('enum') or ['x'])[0]]
+            continue
+        doc[r] = ({} if kind == 'object' else [] if kind == 'array' else
+                  directory if r in PATH_FIELDS or r.endswith('_dir') else
+                  'http://127.0.0.1:9/hook' if r == 'url' else 'x')
+    return doc
 
 
 def path_cases():
@@ -407,7 +417,7 @@ def path_cases():
                         status, code = 400, 'invalid_request'
                     else:
                         status, code = 404, 'not_found'
-                post = method == 'POST'
+                post = method in ('POST', 'PUT', 'PATCH')
                 cases.append(Case(f'{method} {template} {{{p}}}={label}', method, path, status,
                                   code, body=valid_body(op) if post else None,
                                   headers={'Content-Type': 'application/json'} if post else {}))
@@ -440,6 +450,7 @@ def query_cases():
         if method != 'GET':
             continue
         for prm in op.get('parameters', []):
+            prm = resolve(prm)
             if prm.get('in') != 'query':
                 continue
             sch = resolve(prm.get('schema', {})) or {}
@@ -454,7 +465,7 @@ def query_cases():
                 values = ['maybe', '2', '%00', '1', '0', '']  # true and false only
             elif 'enum' in sch:
                 values = ['no-such-choice', '%00', '%ff']
-            elif prm['name'] == 'cursor':
+            elif prm['name'] in ('cursor', 'page_token'):
                 values = ['garbage', '%ff%fe', "'%20OR%201=1--"]
             for v in values:
                 path = fill(template) + f'?{prm["name"]}={v}'
@@ -468,6 +479,8 @@ def transport_cases():
     return [
         Case('URL of 9000 bytes', 'GET', '/v1/domains/' + 'x' * 9000, 414, 'uri_too_long'),
         Case('cursor of 9000 bytes', 'GET', '/v1/jobs?cursor=' + 'x' * 9000, 400,
+             'invalid_request'),
+        Case('page_token of 9000 bytes', 'GET', '/v1/jobs?page_token=' + 'x' * 9000, 400,
              'invalid_request'),
         Case('unknown path', 'GET', '/v1/nothing-here', 404, 'not_found'),
         Case('double slash', 'GET', '//v1/domains', 404, 'not_found'),

@@ -62,22 +62,24 @@ def test_list_filters_and_pages(vv_test):
         made.append(c.wait_job(submit(c, name=f'p{i}')['id']))
     uuid = c.get('/v1/domains/test').json['uuid']
 
-    seen, cursor, pages = [], None, 0
-    while True:
-        q = '/v1/jobs?limit=3' + (f'&cursor={cursor}' if cursor else '')
-        r = c.get(q)
-        assert r.status == 200, r
-        assert len(r.json['items']) <= 3
-        seen += r.json['items']
-        pages += 1
-        cursor = r.json['next_cursor']
-        if cursor is None:
-            break
-    assert pages == 3
-    assert [j['id'] for j in seen] == [j['id'] for j in reversed(made)], 'newest first, once each'
+    for name in ('page_token', 'cursor'):  # cursor: the deprecated spelling
+        seen, token, pages = [], None, 0
+        while True:
+            q = '/v1/jobs?limit=3' + (f'&{name}={token}' if token else '')
+            r = c.get(q)
+            assert r.status == 200, r
+            assert len(r.json['items']) <= 3
+            seen += r.json['items']
+            pages += 1
+            token = r.json['next_page_token' if name == 'page_token' else 'next_cursor']
+            if token is None:
+                break
+        assert pages == 3
+        assert [j['id'] for j in seen] == [j['id'] for j in reversed(made)], 'newest first, once'
 
     everything = c.get('/v1/jobs').json
-    assert len(everything['items']) == 7 and everything['next_cursor'] is None
+    assert len(everything['items']) == 7 and everything['next_page_token'] is None
+    assert everything['next_cursor'] is None
     assert len(c.get('/v1/jobs?domain=test').json['items']) == 7
     assert len(c.get(f'/v1/jobs?domain={uuid}').json['items']) == 7
     assert c.get('/v1/jobs?domain=other').json['items'] == []
@@ -86,8 +88,8 @@ def test_list_filters_and_pages(vv_test):
     assert c.get('/v1/jobs?state=succeeded&domain=test&limit=1').json['items'][0]['id'] == \
         made[-1]['id']
 
-    for q in ('state=done', 'limit=0', 'limit=501', 'limit=abc', 'limit=-1', 'cursor=xyz',
-              'cursor=0', 'domain='):
+    for q in ('state=done', 'limit=0', 'limit=1001', 'limit=abc', 'limit=-1', 'cursor=xyz',
+              'cursor=0', 'page_token=xyz', 'page_token=MTpqb2JzOjA', 'domain='):
         problem(c.get(f'/v1/jobs?{q}'), 400, 'invalid_request')
 
 

@@ -107,7 +107,7 @@ def test_mixed_load_with_writes(loaded, tmp_path):
     on one domain at once may answer 409 domain_busy by design: that is not load's doing)."""
     d = loaded
     c = d.client
-    before = {i['name'] for i in c.get('/v1/domains/test/checkpoints').json['items']}
+    before = {i['name'] for i in c.get('/v1/domains/test/checkpoints?limit=1000').json['items']}
     stop = threading.Event()
     answers = {'created': [], 'deleted': [], 'bad': []}
 
@@ -132,7 +132,9 @@ def test_mixed_load_with_writes(loaded, tmp_path):
     assert r['non2xx'] == 0 and r['socket_errors'] == 0, r['raw']
     assert not answers['bad'], answers['bad'][:10]
     assert answers['created'], 'the writer made nothing'
-    after = {i['name']: i for i in c.get('/v1/domains/test/checkpoints').json['items']}
+    after = c.get('/v1/domains/test/checkpoints?limit=1000').json  # one page holds them all
+    assert after['next_page_token'] is None, len(after['items'])
+    after = {i['name']: i for i in after['items']}
     expect = before | {f'load-{n}' for n, _ in answers['created']} - {
         f'load-{n}' for n, _ in answers['deleted']}
     assert set(after) == expect, set(after) ^ expect

@@ -86,6 +86,26 @@ main(void)
        "filtered and paged, with the total");
     conf_backup_list_free(list, n);
 
+    /* Keyset pages: strictly after (started_at, id), newest first, whatever was added since. */
+    struct conf_backup twin = row("b0", CONF_BACKUP_TYPE_INCREMENTAL, "b1", 2000);
+    struct conf_backup newer = row("b9", CONF_BACKUP_TYPE_INCREMENTAL, "b1", 9000);
+    struct db_backup_filter after = {.domain_uuid = UUID, .limit = 2};
+    after.after_id = "b3";
+    after.after_started = 3000;
+    ok(db_backup_insert(db, &twin) == 0 && db_backup_insert(db, &newer) == 0,
+       "insert one as old as b2 and one newer than all");
+    ok(db_backup_list(db, &after, &list, &n, &total) == 0 && n == 2 &&
+           strcmp(list[0]->id, "b2") == 0 && strcmp(list[1]->id, "b0") == 0,
+       "after b3: b2, then b0 (same start, smaller id); the newer one is not on this page");
+    conf_backup_list_free(list, n);
+    after.after_id = "b0";
+    after.after_started = 2000;
+    ok(db_backup_list(db, &after, &list, &n, &total) == 0 && n == 1 &&
+           strcmp(list[0]->id, "b1") == 0,
+       "after b0: b1, the last");
+    conf_backup_list_free(list, n);
+    ok(db_backup_delete(db, "b0") == 0 && db_backup_delete(db, "b9") == 0, "remove them again");
+
     ok(db_backup_dependents(db, "b1", &deps, &n) == 0 && n == 2 && strcmp(deps[0], "b3") == 0 &&
            deps[2] == NULL,
        "dependents of the full backup");

@@ -147,6 +147,28 @@ export async function api(method, path, body, opts = {}) {
 
 export const get = (path, opts) => api('GET', path, undefined, opts).then((r) => r.data);
 
+/** The most items one page of a list holds (the service's `limit` maximum). */
+export const PAGE_MAX = 1000;
+
+/**
+ * GETs every page of a list: follows `next_page_token` (pages of PAGE_MAX) and resolves with
+ * the first page's answer holding all the items, `next_page_token` null. The token holds a
+ * position, not an offset, so items added meanwhile neither repeat nor push others out.
+ */
+export async function getAll(path, opts) {
+  const sep = path.includes('?') ? '&' : '?';
+  let data = null;
+  let token = null;
+  do {
+    const page = await get(`${path}${sep}limit=${PAGE_MAX}${token ? `&page_token=${encodeURIComponent(token)}` : ''}`, opts);
+    if (!data) data = { ...page, items: [...(page.items ?? [])] };
+    else data.items.push(...(page.items ?? []));
+    token = page.next_page_token ?? null;
+  } while (token);
+  data.next_page_token = null;
+  return data;
+}
+
 /** Percent-encodes one path segment (domain names may hold any character). */
 export const seg = (s) => encodeURIComponent(s);
 

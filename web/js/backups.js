@@ -3,7 +3,7 @@
 // not there), restore and verify with their results, and the exports of pull backups.
 
 import { h, replace, badge, stateBadge, fmtBytes, fmtDuration, fmtTime, fmtAge, secondsBetween, shortId, announce } from './dom.js';
-import { api, seg, problemView, isUnavailable } from './api.js';
+import { api, getAll, seg, problemView, isUnavailable } from './api.js';
 import { formDialog, textField, radioGroup } from './dialog.js';
 import { followJob, percentOf, isFinal, onEvent, jobOf } from './events.js';
 import { sizeDurationChart } from './chart.js';
@@ -46,7 +46,7 @@ export function backupsTab(panel, ctx) {
 
   async function load() {
     try {
-      const { data } = await api('GET', base, undefined, { signal: ctx.signal });
+      const data = await getAll(base, { signal: ctx.signal });
       items = data.items ?? [];
       draw();
       for (const b of items) if ((b.state === 'running') && b.job_id) watch(b.job_id, b);
@@ -186,8 +186,8 @@ export function backupsTab(panel, ctx) {
   });
 
   async function backupDialog() {
-    const checkpoints = await api('GET', `/v1/domains/${seg(domainName)}/checkpoints`, undefined, { noPrompt: true })
-      .then((r) => r.data.items ?? []).catch(() => []);
+    const checkpoints = await getAll(`/v1/domains/${seg(domainName)}/checkpoints`, { noPrompt: true })
+      .then((d) => d.items ?? []).catch(() => []);
     // A differential counts from a checkpoint of the current chain made by a backup.
     const made = new Set(items.filter((x) => x.state === 'completed' && x.checkpoint).map((x) => x.checkpoint));
     const usable = checkpoints.filter((c) => (c.state === 'ok' || c.state === 'redefined') && (!made.size || made.has(c.name)));

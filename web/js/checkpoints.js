@@ -2,7 +2,7 @@
 // changed since each checkpoint; create, delete and reconcile.
 
 import { h, replace, badge, stateBadge, fmtBytes, fmtTime, fmtAge, announce } from './dom.js';
-import { api, seg, problemView, isUnavailable } from './api.js';
+import { api, getAll, seg, problemView, isUnavailable } from './api.js';
 import { formDialog, textField } from './dialog.js';
 import { followJob, isFinal } from './events.js';
 
@@ -66,7 +66,7 @@ export function checkpointsTab(panel, ctx) {
 
   async function load() {
     try {
-      const { data } = await api('GET', base, undefined, { signal: ctx.signal });
+      const data = await getAll(base, { signal: ctx.signal });
       items = data.items ?? [];
       draw();
       sizes(++gen);

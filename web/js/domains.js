@@ -6,7 +6,7 @@
 // the page is usable before them even with hundreds of domains.
 
 import { h, replace, badge, stateBadge, fmtAge } from './dom.js';
-import { get, seg, problemView, ApiError } from './api.js';
+import { get, getAll, seg, problemView, ApiError } from './api.js';
 import { onEvent } from './events.js';
 
 const CONCURRENCY = 4;
@@ -73,7 +73,7 @@ export function domainsView(main, { query }, { signal }) {
     let data;
     const asked = performance.now();
     try {
-      data = await get('/v1/domains', { signal });
+      data = await getAll('/v1/domains', { signal });
     } catch (e) {
       if (e.name === 'AbortError') return;
       replace(tableSlot, problemView(e, { context: 'The domains could not be listed.' }));
@@ -147,7 +147,7 @@ export function domainsView(main, { query }, { signal }) {
 
   async function fillCheckpoints(r) {
     try {
-      const data = await get(`/v1/domains/${seg(r.name)}/checkpoints`, { signal, noPrompt: true });
+      const data = await getAll(`/v1/domains/${seg(r.name)}/checkpoints`, { signal, noPrompt: true });
       const [word, tone, title] = chainHealth(data.items ?? []);
       r.cpCell.className = '';
       replace(r.cpCell, badge(word, tone, title));
