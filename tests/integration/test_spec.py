@@ -19,10 +19,12 @@ def router_routes():
 
 
 def spec_routes():
+    """The operations of the route table: all but the web UI's files (`x-web-ui`), which are
+    served from --web-dir for any GET outside /v1/ that no route takes."""
     found = {}
     for path, item in spec()['paths'].items():
         for method, op in item.items():
-            if method in ('get', 'post', 'put', 'patch', 'delete'):
+            if method in ('get', 'post', 'put', 'patch', 'delete') and not op.get('x-web-ui'):
                 found[(method.upper(), path)] = op
     return found
 
