@@ -5,12 +5,14 @@
 // Each record is one JSON line, as tests/integration/client.py writes it with VV_RECORD_DIR:
 // {"method", "path" (with query), "status", "content_type", "headers", "length", "body"?,
 //  "test"}. For each one:
-//   - the path must match a path template of the spec, and the method an operation of it
-//     (HEAD is held against `head`, else `get`). Two answers need no operation of their own:
-//     a 404 on a path the spec does not know, held against components/responses/NotFound,
-//     and a 405 for a method the path does not have, held against
-//     components/responses/MethodNotAllowed, whose `Allow` must name exactly the methods the
-//     spec gives the path (HEAD along with GET);
+//   - the path must match a path template of the spec (the most literal one that has the
+//     method, as the daemon's router picks), and the method an operation of it (HEAD is held
+//     against `head`, else `get`). Some answers need no operation of their own: a 405 for a
+//     method the path does not have, held against components/responses/MethodNotAllowed,
+//     whose `Allow` must name exactly the methods of every template the path matches (HEAD
+//     along with GET); and what any request can get before it is routed (BEFORE_ROUTING:
+//     404 on a path the spec does not know, 400, 403, 413, 414, 421), held against the
+//     response of components/responses the table names;
 //   - the status must be declared by the operation (the status itself, then `4XX`-style
 //     ranges, then `default`);
 //   - the content type must be declared for that answer, or the answer must be empty when
@@ -109,12 +111,16 @@ export class Contract {
         return { node, parts };
     }
 
-    route(urlPath) {
-        let best = null;
-        for (const r of this.routes) {
-            if (r.re.test(urlPath) && (!best || r.score > best.score)) best = r;
-        }
-        return best?.template ?? null;
+    // The templates that match urlPath, the most literal first.
+    candidates(urlPath) {
+        return this.routes.filter((r) => r.re.test(urlPath)).sort((a, b) => b.score - a.score)
+            .map((r) => r.template);
+    }
+
+    // The operation's name for a method on a path item (HEAD falls back to GET), or null.
+    opName(item, method) {
+        const name = method === 'head' && !item.head ? 'get' : method;
+        return METHODS.includes(name) && item[name] ? name : null;
     }
 
     // A compiled validator for the schema at parts, or throws the compile error.
@@ -157,9 +163,11 @@ export class Contract {
         const method = String(rec.method || '').toLowerCase();
         const urlPath = String(rec.path || '').split('?')[0];
         const status = Number(rec.status);
-        const template = this.route(urlPath);
+        // The most literal template that has the method, else the most literal one: as the
+        // router does, `DELETE .../snapshots/current` is `.../snapshots/{name}`'s.
+        const cands = this.candidates(urlPath);
+        const template = cands.find((t) => this.opName(this.spec.paths[t], method)) ?? cands[0] ?? null;
         let respParts = null;
-        let opName = null;
 
         if (template === null) {
             if (!(status in BEFORE_ROUTING)) {
@@ -169,8 +177,8 @@ export class Contract {
             respParts = ['components', 'responses', BEFORE_ROUTING[status]];
         } else {
             const item = this.resolve(['paths', template]).node;
-            opName = method === 'head' && !item.head ? 'get' : method;
-            const op = METHODS.includes(opName) ? item[opName] : undefined;
+            const opName = this.opName(item, method);
+            const op = opName ? item[opName] : undefined;
             if (op) {
                 const responses = op.responses || {};
                 const key = [String(status), `${String(status)[0]}XX`, 'default']
@@ -182,7 +190,9 @@ export class Contract {
                 respParts = ['paths', template, opName, 'responses', key];
             } else if (status === 405) {
                 respParts = ['components', 'responses', 'MethodNotAllowed'];
-                const want = new Set(METHODS.filter((m) => item[m]).map((m) => m.toUpperCase()));
+                // The methods of every template the path matches.
+                const want = new Set(cands.flatMap((t) => METHODS.filter((m) => this.spec.paths[t][m]))
+                    .map((m) => m.toUpperCase()));
                 if (want.has('GET')) want.add('HEAD');
                 const allow = rec.headers?.allow;
                 if (allow === undefined) {

@@ -28,6 +28,11 @@ test('answers that keep to the spec pass', () => {
         json('GET', '/v1/domains/x/snapshots/s1', 404, problem(404, 'not_found')),
         json('GET', '/v1/nothing/here', 404, problem(404, 'not_found')),
         json('PUT', '/healthz', 405, problem(405, 'method_not_allowed'), { allow: 'GET, HEAD' }),
+        // Also `.../snapshots/{name}`, which has DELETE.
+        json('PUT', '/v1/domains/x/snapshots/current', 405, problem(405, 'method_not_allowed'),
+            { allow: 'GET, HEAD, DELETE' }),
+        json('GET', '/v1/domains/x/backups/b/disks/vda/data', 416,
+            problem(416, 'range_not_satisfiable'), { 'content-range': 'bytes */1024' }),
     ), []);
 });
 
@@ -61,6 +66,14 @@ test('an undeclared status, an unknown route or method, a wrong Allow are violat
         { allow: 'GET' }))[0], /Allow: GET, the spec's methods/);
     assert.match(violations(json('PUT', '/healthz', 405, problem(405, 'method_not_allowed')))[0],
         /without an Allow header/);
+});
+
+test('a required header missing, or one that breaks its schema', () => {
+    const data = '/v1/domains/x/backups/b/disks/vda/data';
+    assert.match(violations(json('GET', data, 416, problem(416, 'range_not_satisfiable')))[0],
+        /required header Content-Range is missing/);
+    assert.match(violations(json('GET', data, 416, problem(416, 'range_not_satisfiable'),
+        { 'content-range': 'bytes 0-1/1024' }))[0], /header Content-Range .* must match pattern/);
 });
 
 test('a content type the answer does not declare, or a problem with another status', () => {

@@ -8,7 +8,7 @@ With VV_RECORD_DIR set, it also appends one JSON line per answer to
 $VV_RECORD_DIR/answers-<pid>.jsonl (method, path with query, status, content
 type, headers, body), which tests/contract/validate.mjs then holds against
 openapi.yaml with a JSON Schema 2020-12 validator. The raw-socket requests of
-helpers.py and test_bad_input.py are not recorded.
+helpers.py and the hand-made raw requests of test_bad_input.py are not recorded.
 """
 import http.client
 import json
