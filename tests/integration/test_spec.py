@@ -80,3 +80,27 @@ def test_every_operation_documents_errors_and_ids():
         assert any(c.startswith('2') for c in codes), f'{method} {path}: no success answer'
         if op.get('security') != []:
             assert '401' in codes, f'{method} {path}: 401 not documented'
+
+
+def test_every_operation_declares_what_any_request_can_get():
+    """The daemon refuses before routing (Host, Origin, path length, announced body size; then
+    the token, and a write's Content-Type): every operation declares those answers."""
+    missing = []
+    for path, item in spec()['paths'].items():
+        for method, op in item.items():
+            if method not in ('get', 'post', 'put', 'patch', 'delete'):
+                continue
+            want = {'400', '403', '413', '414', '421'}
+            if op.get('security') != []:
+                want.add('401')
+            if method in ('post', 'put', 'patch', 'delete'):
+                want.add('415')
+            lacks = sorted(want - set(op['responses']))
+            if lacks:
+                missing.append(f'{method.upper()} {path}: {", ".join(lacks)}')
+    assert missing == [], 'undeclared answers:\n' + '\n'.join(missing)
+
+
+def test_a_daemon_without_tokens_needs_none():
+    """--no-auth: the top-level security has the empty alternative."""
+    assert {'bearer': []} in spec()['security'] and {} in spec()['security']
