@@ -23,8 +23,9 @@
 //     status and content type only;
 //   - every header the answer declares `required` must be present, and every declared header
 //     present must validate against its schema.
-// The schemas themselves are compiled in strict mode: a keyword JSON Schema 2020-12 does not
-// know (a misspelt `additionalProperty`, say) is a violation of its own.
+// Every schema of the spec is compiled in strict mode, whether an answer used it or not: a
+// keyword JSON Schema 2020-12 does not know (a misspelt `additionalProperty`, say) is a
+// violation of its own (route `(spec)`).
 //
 // Prints each distinct violation once (route, status, JSON pointer into the body, message,
 // how many answers and one test that saw it), then `N answers, N violations` and, last,
@@ -138,6 +139,37 @@ export class Contract {
         const v = this.validators.get(key);
         if (v instanceof Error) throw v;
         return v;
+    }
+
+    // Every schema of the document, compiled in strict mode, whether an answer used it or not:
+    // those of components/schemas and every `schema` of a parameter, header, request or
+    // response. Returns [{pointer, message}] for those that do not compile.
+    lint() {
+        const found = [];
+        const walk = (node, parts) => {
+            if (Array.isArray(node)) {
+                node.forEach((v, i) => walk(v, [...parts, i]));
+                return;
+            }
+            if (!node || typeof node !== 'object') return;
+            for (const [k, v] of Object.entries(node)) {
+                if (k === 'schema' && v && typeof v === 'object') found.push([...parts, k]);
+                else walk(v, [...parts, k]);
+            }
+        };
+        walk(this.spec.paths, ['paths']);
+        const { schemas, ...others } = this.spec.components || {};
+        walk(others, ['components']);
+        for (const name of Object.keys(schemas || {})) found.push(['components', 'schemas', name]);
+        const out = [];
+        for (const parts of found) {
+            try {
+                this.validator(parts);
+            } catch (e) {
+                out.push({ pointer: `#/${pointerOf(parts)}`, message: `does not compile: ${e.message}` });
+            }
+        }
+        return out;
     }
 
     // Validates value against the schema at parts; returns [{pointer, message}].
@@ -288,6 +320,10 @@ export function validate(specText, records) {
     const contract = new Contract(specText);
     const violations = [];
     const cases = new Map();
+    for (const v of contract.lint()) {
+        violations.push({ ...v, route: '(spec)', rec: { method: 'LINT', path: v.pointer, status: '' } });
+        cases.set(`LINT ${v.pointer}`, 1);
+    }
     for (const rec of records) {
         const { route, out } = contract.checkRecord(rec);
         const caseKey = `${String(rec.method).toUpperCase()} ${route} ${rec.status}`;
@@ -324,6 +360,10 @@ function main(argv) {
     // One line per distinct violation, with how often and where it was seen.
     const groups = new Map();
     for (const v of violations) {
+        if (v.route === '(spec)') {
+            console.log(`violation: (spec) ${decodeURIComponent(v.pointer)}  ${v.message}`);
+            continue;
+        }
         const key = `${String(v.rec.method).toUpperCase()} ${v.route} ${v.rec.status}  ${v.pointer}  ${v.message}`;
         const g = groups.get(key) || { n: 0, rec: v.rec };
         g.n += 1;
@@ -334,7 +374,8 @@ function main(argv) {
             + `${g.rec.test ? ` in ${g.rec.test}` : ''}]`);
     }
     const failed = [...cases.values()].filter((n) => n > 0).length;
-    console.log(`${answers} answers, ${violations.length} violations (${groups.size} distinct)`);
+    const lints = violations.length - [...groups.values()].reduce((n, g) => n + g.n, 0);
+    console.log(`${answers} answers, ${violations.length} violations (${groups.size + lints} distinct)`);
     if (answers === 0) console.log('no answers were recorded: nothing was checked');
     // A case is one (method, route, status); it fails when any of its answers has a violation.
     console.log(`${cases.size - failed} passed, ${failed + (answers === 0 ? 1 : 0)} failed`);

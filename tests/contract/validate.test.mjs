@@ -96,7 +96,11 @@ paths:
             application/json:
               schema: {type: object, additionalProperty: false}
 `;
+    // Found by the lint of every schema, and again by the answer that uses it.
     const { violations: v } = validate(spec, [json('GET', '/x', 200, {})]);
-    assert.equal(v.length, 1);
+    assert.equal(v.length, 2, v);
+    assert.equal(v[0].route, '(spec)');
     assert.match(v[0].message, /does not compile: .*additionalProperty/);
+    assert.match(v[1].message, /does not compile: .*additionalProperty/);
+    assert.equal(validate(spec, []).violations.length, 1);
 });
