@@ -37,7 +37,8 @@ build-asan: $(ASAN_BUILD)/build.ninja
 build-fuzz: $(FUZZ_BUILD)/build.ninja
 	@ninja -C $(FUZZ_BUILD) >/dev/null && echo "built the fuzz targets in $(FUZZ_BUILD)/tests"
 
-# The OpenAPI linter (and later the browser driver), pinned by package-lock.json.
+# The OpenAPI linter, the contract validator and the browser driver, pinned by
+# package-lock.json.
 node_modules/.package-lock.json: package.json package-lock.json
 	@command -v npm >/dev/null || apt-get install -y --no-install-recommends npm
 	@npm ci --no-audit --no-fund --loglevel=error >/dev/null && echo "installed node_modules"

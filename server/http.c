@@ -118,6 +118,8 @@ struct req {
     const char *refusal; /* problem code, or NULL */
     char refusal_detail[320];
     char refusal_allow[128];
+    /* The Content-Range of a 416, naming the length; else "". */
+    char content_range[40];
     size_t discarded; /* body bytes read and dropped since */
     bool trusted;     /* a valid token came with it, or authentication is off */
     bool close_after; /* a refused body came or comes: do not keep the connection */
@@ -258,6 +260,8 @@ queue(struct req *rq, int status, char *body, size_t len, const char *type, cons
     }
     if (allow && allow[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    if (rq->content_range[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, rq->content_range);
     if (auth_challenge)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                                 "Bearer realm=\"virtvault\"");
@@ -423,6 +427,9 @@ queue_stream(struct req *rq, struct api_stream *stream, const char *path)
         stream_free(stream);
         if (r == -ERANGE) {
             snprintf(detail, sizeof(detail), "no requested range lies within the %llu bytes",
+                     (unsigned long long)size);
+            /* RFC 9110, 14.4: a 416 names the current length. */
+            snprintf(rq->content_range, sizeof(rq->content_range), "bytes */%llu",
                      (unsigned long long)size);
             return queue_problem_code(rq, "range_not_satisfiable", detail, path, NULL);
         }

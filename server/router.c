@@ -96,9 +96,11 @@ router_find(const struct route *table, size_t n, const char *method, const char 
         path_known = true;
         if (strcmp(table[i].method, method) != 0) {
             size_t used = strlen(m->allow);
+            /* A GET route answers HEAD too (without the body): Allow names both. */
+            bool get = strcmp(table[i].method, "GET") == 0;
             if (!strstr(m->allow, table[i].method))
-                snprintf(m->allow + used, sizeof(m->allow) - used, "%s%s", used ? ", " : "",
-                         table[i].method);
+                snprintf(m->allow + used, sizeof(m->allow) - used, "%s%s%s", used ? ", " : "",
+                         table[i].method, get ? ", HEAD" : "");
             continue;
         }
         r = match_template(table[i].path, path, m->params, &m->n_params);

@@ -3,6 +3,12 @@
 Every JSON answer it receives is validated against the schemas of
 openapi.yaml (the response declared for that path, method and status), so
 the tests hold the daemon to its contract as a side effect of using it.
+
+With VV_RECORD_DIR set, it also appends one JSON line per answer to
+$VV_RECORD_DIR/answers-<pid>.jsonl (method, path with query, status, content
+type, headers, body), which tests/contract/validate.mjs then holds against
+openapi.yaml with a JSON Schema 2020-12 validator. The raw-socket requests of
+helpers.py and the hand-made raw requests of test_bad_input.py are not recorded.
 """
 import http.client
 import json
@@ -16,6 +22,38 @@ import jsonschema
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _SPEC = None
+
+# Headers that say nothing about the contract, left out of the records.
+_UNRECORDED = {'date', 'connection', 'content-length', 'keep-alive', 'transfer-encoding'}
+_RECORD_MAX_JSON = 4 << 20
+
+
+def record(method, path, status, headers, raw):
+    """Appends the answer to $VV_RECORD_DIR/answers-<pid>.jsonl, when that is set: one line,
+    written with a single O_APPEND write, so that threads of one process do not mix lines."""
+    folder = os.environ.get('VV_RECORD_DIR')
+    if not folder:
+        return
+    ctype = headers.get('content-type', '')
+    media = ctype.split(';')[0].strip().lower()
+    rec = {'method': method, 'path': path, 'status': status, 'content_type': ctype,
+           'headers': {k: v for k, v in headers.items() if k not in _UNRECORDED},
+           'length': len(raw),
+           'test': os.environ.get('PYTEST_CURRENT_TEST', '').rsplit(' (', 1)[0]}
+    if (media == 'application/json' or media.endswith('+json')) and raw \
+            and len(raw) <= _RECORD_MAX_JSON:
+        try:
+            rec['body'] = json.loads(raw)
+        except ValueError:
+            rec['body_error'] = 'not JSON'
+    line = (json.dumps(rec, separators=(',', ':')) + '\n').encode()
+    os.makedirs(folder, exist_ok=True)
+    fd = os.open(os.path.join(folder, f'answers-{os.getpid()}.jsonl'),
+                 os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
 
 
 def spec():
@@ -147,6 +185,7 @@ class Client:
             resp = Response(r.status, hdrs, raw)
         finally:
             conn.close()
+        record(method, path, resp.status, resp.headers, raw)
         if validate if validate is not None else self.validate:
             self._check(method, path, resp)
         return resp

@@ -24,7 +24,7 @@ import urllib.parse
 
 import pytest
 
-from client import Client, _template_regex, spec
+from client import Client, _template_regex, record, spec
 from conftest import Daemon, _finish
 from helpers import virsh
 
@@ -160,10 +160,11 @@ class Case:
 
 
 def operations():
-    """(method, template, operation) for every operation of the spec under /v1."""
+    """(method, template, operation) for every operation of the route table in the spec: the
+    web UI's files (`x-web-ui`) are whatever --web-dir holds, outside the table."""
     for template, item in spec()['paths'].items():
         for method, op in item.items():
-            if method in ('get', 'post', 'put', 'patch', 'delete'):
+            if method in ('get', 'post', 'put', 'patch', 'delete') and not op.get('x-web-ui'):
                 yield method.upper(), template, op
 
 
@@ -600,6 +601,7 @@ def run_case(d, case, token_map=None):
     elif d.token and token_map is None:
         headers['Authorization'] = f'Bearer {d.token}'
     raw = case.raw
+    recorded = raw is None  # a case's own raw bytes may be no request of case.method at all
     if raw is None and case.body is not None and len(case.body) > 65536:
         # Sent while the answer is read, as curl does: the daemon answers 413 and closes
         # without reading the rest.
@@ -612,6 +614,8 @@ def run_case(d, case, token_map=None):
         data = raw(case.path)
         status, hdrs, body = raw_request(d.port, data)
         ctype = hdrs.get('content-type', '')
+        if recorded and status is not None:
+            record(case.method, case.path, status, hdrs, body)
     else:
         conn = http.client.HTTPConnection('127.0.0.1', d.port, timeout=20)
         try:
@@ -623,6 +627,8 @@ def run_case(d, case, token_map=None):
             conn.endheaders(case.body)
             r = conn.getresponse()
             status, body, ctype = r.status, r.read(), r.getheader('content-type', '')
+            record(case.method, case.path, status, {k.lower(): v for k, v in r.getheaders()},
+                   body)
         except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
             status, body, ctype = None, b'', ''
         finally:

@@ -23,10 +23,12 @@ def conditional_routes():
 
 
 def spec_routes():
+    """The operations of the route table: all but the web UI's files (`x-web-ui`), which are
+    served from --web-dir for any GET outside /v1/ that no route takes."""
     found = {}
     for path, item in spec()['paths'].items():
         for method, op in item.items():
-            if method in ('get', 'post', 'put', 'patch', 'delete'):
+            if method in ('get', 'post', 'put', 'patch', 'delete') and not op.get('x-web-ui'):
                 found[(method.upper(), path)] = op
     return found
 
@@ -107,3 +109,27 @@ def test_conditional_routes_are_described_as_such():
         else:
             assert method != 'POST', f'{key}: a POST cannot be conditional'
             assert ('GET', key[1]) in conditional, f'{key}: its GET is not conditional'
+
+
+def test_every_operation_declares_what_any_request_can_get():
+    """The daemon refuses before routing (Host, Origin, path length, announced body size; then
+    the token, and a write's Content-Type): every operation declares those answers."""
+    missing = []
+    for path, item in spec()['paths'].items():
+        for method, op in item.items():
+            if method not in ('get', 'post', 'put', 'patch', 'delete'):
+                continue
+            want = {'400', '403', '413', '414', '421'}
+            if op.get('security') != []:
+                want.add('401')
+            if method in ('post', 'put', 'patch', 'delete'):
+                want.add('415')
+            lacks = sorted(want - set(op['responses']))
+            if lacks:
+                missing.append(f'{method.upper()} {path}: {", ".join(lacks)}')
+    assert missing == [], 'undeclared answers:\n' + '\n'.join(missing)
+
+
+def test_a_daemon_without_tokens_needs_none():
+    """--no-auth: the top-level security has the empty alternative."""
+    assert {'bearer': []} in spec()['security'] and {} in spec()['security']
