@@ -55,8 +55,10 @@ const struct route router_table[] = {
     /* backups */
     {"GET", "/v1/domains/{domain}/backups", api_backups_list, ROLE_VIEWER},
     {"POST", "/v1/domains/{domain}/backups", api_backup_create, ROLE_OPERATOR},
+    {"POST", "/v1/domains/{domain}/backups:prune", api_backups_prune, ROLE_ADMIN},
     {"GET", "/v1/domains/{domain}/backups/{id}", api_backup_get, ROLE_VIEWER},
     {"DELETE", "/v1/domains/{domain}/backups/{id}", api_backup_delete, ROLE_ADMIN},
+    {"PATCH", "/v1/domains/{domain}/backups/{id}", api_backup_patch, ROLE_ADMIN},
     {"POST", "/v1/domains/{domain}/backups/{id}/restore", api_backup_restore, ROLE_ADMIN},
     {"POST", "/v1/domains/{domain}/backups/{id}/verify", api_backup_verify, ROLE_OPERATOR},
     {"POST", "/v1/domains/{domain}/backups/{id}/finish", api_backup_finish, ROLE_OPERATOR},

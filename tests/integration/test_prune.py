@@ -1,0 +1,283 @@
+"""Prune with forever-incremental merge, and protected backups, against real QEMU domains.
+
+A full backup and incrementals are taken with distinct patterns written through the guest's
+own device between them; each point in time is kept aside as a raw copy. After a prune every
+kept backup must restore byte-identical to its copy, the vault must hold exactly the files
+the catalog names (no .part, no orphan), and the next `auto` backup must be an incremental on
+the kept chain.
+
+The SIGKILL test kills virtvaultd at random moments of prunes; VV_PRUNE_KILLS sets how many
+(make test: a short run; make soak: a long one)."""
+import hashlib
+import os
+import random
+import sqlite3
+import time
+
+import pytest
+
+from conftest import Daemon, _finish
+from helpers import MiB, keep, problem, same_disk
+
+KILLS = int(os.environ.get('VV_PRUNE_KILLS', '5'))
+SIZE = 128 * MiB
+
+
+@pytest.fixture
+def domain(sandbox):
+    """A running 128 MiB sandbox domain."""
+    with sandbox.domain(size='128M') as name:
+        yield name
+
+
+def backup(c, dom, **body):
+    r = c.post(f'/v1/domains/{dom}/backups', json=body)
+    assert r.status == 202, r
+    job = c.wait_job(r.json['job_id'])
+    assert job['state'] == 'succeeded', job
+    return c.get(f'/v1/domains/{dom}/backups/{r.json["id"]}').json
+
+
+def restore_matches(c, vv, dom, backup_id, expected, tag):
+    target = os.path.join(vv.vault_dir, 'restore', f'{tag}-{backup_id}')
+    r = c.post(f'/v1/domains/{dom}/backups/{backup_id}/restore',
+               json={'target_dir': target, 'format': 'qcow2'})
+    assert r.status == 202, r
+    job = c.wait_job(r.json['id'])
+    assert job['state'] == 'succeeded', job
+    path = job['result']['disks'][0]['path']
+    same_disk(path, expected)
+    os.unlink(path)
+
+
+def verify_ok(c, dom, backup_id):
+    r = c.post(f'/v1/domains/{dom}/backups/{backup_id}/verify')
+    assert r.status == 202, r
+    job = c.wait_job(r.json['id'])
+    assert job['state'] == 'succeeded', job
+    assert job['result']['ok'] is True, job['result']
+
+
+def prune(c, dom, dry_run=False, **retention):
+    return c.post(f'/v1/domains/{dom}/backups:prune',
+                  json={'retention': retention, 'dry_run': dry_run})
+
+
+def catalog(c, dom):
+    r = c.get(f'/v1/domains/{dom}/backups?state=completed')
+    assert r.status == 200, r
+    return r.json['items']
+
+
+def vault_images(vv):
+    """Every file below the vault's domain folders (not restore/ or pull/), relative."""
+    found = set()
+    for root, dirs, files in os.walk(vv.vault_dir):
+        rel = os.path.relpath(root, vv.vault_dir)
+        if rel.split(os.sep)[0] in ('restore', 'pull'):
+            continue
+        for f in files:
+            found.add(os.path.normpath(os.path.join(rel, f)))
+    return found
+
+
+def vault_bytes(vv):
+    total = 0
+    for f in vault_images(vv):
+        total += os.stat(os.path.join(vv.vault_dir, f)).st_blocks * 512
+    return total
+
+
+def check_vault(vv, items):
+    """The vault holds exactly the catalog's images, each with its recorded checksum."""
+    named = {}
+    for b in items:
+        for d in b['disks']:
+            named[os.path.normpath(d['file'])] = d['sha256']
+    files = vault_images(vv)
+    assert files == set(named), f'vault {sorted(files)} != catalog {sorted(named)}'
+    for f, sha in named.items():
+        with open(os.path.join(vv.vault_dir, f), 'rb') as fh:
+            assert hashlib.file_digest(fh, 'sha256').hexdigest() == sha, f
+
+
+def take(c, sandbox, dom, tmp_path, n, **body):
+    """Writes pattern n at its own place, keeps the disk aside and backs it up."""
+    sandbox.write(dom, (n % 12) * 8 * MiB, 4 * MiB, 0x11 * (n % 15 + 1))
+    ref = str(tmp_path / f'p{n}.raw')
+    keep(dom, SIZE, ref)
+    b = backup(c, dom, **body)
+    return b, ref
+
+
+def test_prune_merges_the_chain_and_keeps_every_kept_point(vv_qemu, domain, sandbox, tmp_path):
+    c = vv_qemu.client
+    full, ref_f = take(c, sandbox, domain, tmp_path, 0, type='full')
+    # The full holds more than the others: removing it must be worth it.
+    sandbox.write(domain, 64 * MiB, 24 * MiB, 'random')
+    chain = [(full, ref_f)]
+    for n in range(1, 5):
+        chain.append(take(c, sandbox, domain, tmp_path, n, type='incremental'))
+    ids = [b['id'] for b, _ in chain]
+    assert [b['parent_id'] for b, _ in chain[1:]] == ids[:-1]
+    before = vault_bytes(vv_qemu)
+
+    # The dry run tells and changes nothing.
+    r = prune(c, domain, dry_run=True, keep_last=2)
+    assert r.status == 200, r
+    plan = r.json
+    assert plan['keep'] == [ids[4], ids[3]]
+    assert plan['remove'] == [ids[2], ids[1], ids[0]]
+    assert plan['merge'] == [{'into': ids[3], 'from': ids[:3]}]
+    assert plan['bytes_freed_estimate'] > 0
+    assert vault_bytes(vv_qemu) == before
+    assert len(catalog(c, domain)) == 5
+
+    # The real run is a job.
+    r = prune(c, domain, keep_last=2)
+    assert r.status == 202, r
+    assert r.headers['location'] == f'/v1/jobs/{r.json["id"]}'
+    job = c.wait_job(r.json['id'])
+    assert job['state'] == 'succeeded', job
+    assert job['kind'] == 'prune'
+    res = job['result']
+    assert res['keep'] == plan['keep'] and res['remove'] == plan['remove']
+    assert res['merge'] == plan['merge']
+    after = vault_bytes(vv_qemu)
+    assert after < before, (before, after)
+    assert res['bytes_freed'] > 0
+
+    items = catalog(c, domain)
+    assert [b['id'] for b in items] == [ids[4], ids[3]]
+    i3 = c.get(f'/v1/domains/{domain}/backups/{ids[3]}').json
+    i4 = c.get(f'/v1/domains/{domain}/backups/{ids[4]}').json
+    assert i3['parent_id'] is None and i3['type'] == 'full'
+    assert i3['disks'][0]['backing'] is None
+    assert i3['disks'][0]['sha256'] != chain[3][0]['disks'][0]['sha256']
+    assert i3['checkpoint'] == chain[3][0]['checkpoint']
+    assert i4['parent_id'] == ids[3] and i4['chain_id'] == i3['chain_id']
+    assert i4['disks'][0]['sha256'] == chain[4][0]['disks'][0]['sha256']
+    check_vault(vv_qemu, items)
+
+    # Each kept point restores exactly; verify passes on the merged one and its dependent.
+    restore_matches(c, vv_qemu, domain, ids[3], chain[3][1], 'k')
+    restore_matches(c, vv_qemu, domain, ids[4], chain[4][1], 'k')
+    verify_ok(c, domain, ids[3])
+    verify_ok(c, domain, ids[4])
+
+    # The next auto backup is an incremental on the kept chain.
+    nxt, ref_n = take(c, sandbox, domain, tmp_path, 5)
+    assert nxt['type'] == 'incremental', nxt
+    assert nxt['parent_id'] == ids[4] and nxt['chain_id'] == i4['chain_id']
+    restore_matches(c, vv_qemu, domain, nxt['id'], ref_n, 'n')
+
+
+def test_protected_backups_and_bad_requests(vv_qemu, domain, sandbox, tmp_path):
+    c = vv_qemu.client
+    full, ref_f = take(c, sandbox, domain, tmp_path, 0, type='full')
+    i1, _ = take(c, sandbox, domain, tmp_path, 1, type='incremental')
+    i2, ref_2 = take(c, sandbox, domain, tmp_path, 2, type='incremental')
+    url = f'/v1/domains/{domain}/backups'
+    assert full['protected'] is False
+
+    # PATCH takes exactly {"protected": bool}.
+    for body, field in [({'protected': 'yes'}, '/protected'), ({}, '/protected'),
+                        ({'protected': True, 'note': 'x'}, '/note')]:
+        r = c.request('PATCH', f'{url}/{full["id"]}', json_body=body)
+        p = problem(r, 400, 'invalid_request')
+        assert p.get('pointer') == field or field.strip('/') in p['detail'], p
+    problem(c.request('PATCH', f'{url}/nope', json_body={'protected': True}), 404)
+    r = c.request('PATCH', f'{url}/{full["id"]}', json_body={'protected': True})
+    assert r.status == 200 and r.json['protected'] is True, r
+
+    # A protected backup is not deleted, alone or with its chain.
+    p = problem(c.delete(f'{url}/{full["id"]}'), 409, 'conflict')
+    assert 'protected' in p['detail']
+    p = problem(c.delete(f'{url}/{i2["id"]}?chain=true'), 409, 'conflict')
+    assert 'protected' in p['detail']
+
+    # Bad prune requests change nothing.
+    for body in [{}, {'retention': {}}, {'retention': {'keep_lastt': 1}},
+                 {'retention': {'keep_last': -1}}, {'retention': {'keep_last': 1}, 'dry_run': 1},
+                 {'retention': {'keep_last': 1}, 'extra': True}]:
+        problem(c.post(f'{url}:prune', json=body), 400, 'invalid_request')
+    problem(prune(c, 'no-such-domain', keep_last=1), 404)
+
+    # keep_last 1 passes over the protected full: it keeps it and I2, which now stands on it.
+    r = prune(c, domain, dry_run=True, keep_last=1)
+    assert r.status == 200, r
+    assert r.json['keep'] == [i2['id'], full['id']] and r.json['remove'] == [i1['id']]
+    assert r.json['merge'] == [{'into': i2['id'], 'from': [i1['id']]}]
+    r = prune(c, domain, keep_last=1)
+    job = c.wait_job(r.json['id'])
+    assert job['state'] == 'succeeded', job
+    items = catalog(c, domain)
+    assert [b['id'] for b in items] == [i2['id'], full['id']]
+    m = c.get(f'{url}/{i2["id"]}').json
+    assert m['parent_id'] == full['id'] and m['type'] == 'incremental'
+    assert m['base_checkpoint'] == full['checkpoint']
+    assert m['disks'][0]['backing'] == os.path.basename(full['disks'][0]['file'])
+    check_vault(vv_qemu, items)
+    restore_matches(c, vv_qemu, domain, i2['id'], ref_2, 'p')
+    restore_matches(c, vv_qemu, domain, full['id'], ref_f, 'p')
+    verify_ok(c, domain, i2['id'])
+
+    # Unprotected, it can go with its chain.
+    r = c.request('PATCH', f'{url}/{full["id"]}', json_body={'protected': False})
+    assert r.status == 200 and r.json['protected'] is False, r
+    r = c.delete(f'{url}/{i2["id"]}?chain=true')
+    assert r.status == 200 and sorted(r.json['deleted']) == sorted([i2['id'], full['id']]), r
+    assert vault_images(vv_qemu) == set()
+
+
+def intents_left(db_path):
+    con = sqlite3.connect(db_path, timeout=10)
+    try:
+        return con.execute('SELECT count(*) FROM prune_intents').fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_prune_killed_at_random_moments_loses_nothing(sandbox, domain, tmp_path):
+    """SIGKILL during prunes: after each restart every kept backup restores, no orphan."""
+    d = Daemon('qemu:///system').start()
+    try:
+        d.wait_ready()
+        c = d.client
+        rnd = random.Random()
+        refs = {}
+        b, ref = take(c, sandbox, domain, tmp_path, 0, type='full')
+        refs[b['id']] = ref
+        sandbox.write(domain, 64 * MiB, 16 * MiB, 'random')
+        n = 1
+        for kill in range(KILLS):
+            for _ in range(2):
+                b, ref = take(c, sandbox, domain, tmp_path, n)
+                assert b['type'] == 'incremental', b
+                refs[b['id']] = ref
+                n += 1
+            r = prune(c, domain, keep_last=2)
+            assert r.status == 202, r
+            time.sleep(rnd.uniform(0, 0.8))
+            d.kill()
+            d.start()
+            d.wait_ready()
+            c = d.client
+            assert intents_left(d.db_path) == 0, d.log()
+            items = catalog(c, domain)
+            assert 2 <= len(items), items
+            check_vault(d, items)
+            for it in items:
+                restore_matches(c, d, domain, it['id'], refs[it['id']], f'x{kill}')
+        # Whatever the kills left, a prune now ends it and the next auto backup continues.
+        r = prune(c, domain, keep_last=2)
+        job = c.wait_job(r.json['id'])
+        assert job['state'] == 'succeeded', job
+        items = catalog(c, domain)
+        assert len(items) == 2
+        check_vault(d, items)
+        b, ref = take(c, sandbox, domain, tmp_path, n)
+        assert b['type'] == 'incremental' and b['parent_id'] == items[0]['id'], b
+        restore_matches(c, d, domain, b['id'], ref, 'end')
+    finally:
+        _finish(d)
