@@ -59,11 +59,36 @@ static const struct cli_command cli_commands[] = {
     {"backups", "restore", "POST", "/v1/domains/%s/backups/%s/restore", 2, true, "DOMAIN ID"},
     {"backups", "verify", "POST", "/v1/domains/%s/backups/%s/verify", 2, true, "DOMAIN ID"},
     {"backups", "finish", "POST", "/v1/domains/%s/backups/%s/finish", 2, true, "DOMAIN ID"},
+    {"backups", "prune", "POST", "/v1/domains/%s/backups:prune", 1, true,
+     "DOMAIN --body '{\"retention\": {\"keep_last\": N}, \"dry_run\": BOOL}'"},
+    {"backups", "protect", "PATCH", "/v1/domains/%s/backups/%s", 2, false, "DOMAIN ID"},
+    {"backups", "unprotect", "PATCH", "/v1/domains/%s/backups/%s", 2, false, "DOMAIN ID"},
     {"jobs", "list", "GET", "/v1/jobs", 0, false, ""},
     {"jobs", "show", "GET", "/v1/jobs/%s", 1, false, "ID"},
     {"jobs", "cancel", "DELETE", "/v1/jobs/%s", 1, false, "ID"},
     {"jobs", "wait", "GET", "/v1/jobs/%s", 1, true, "ID"},
 };
+
+/* The commands whose body is fixed: --body is not theirs to give. */
+static const struct {
+    const char *resource;
+    const char *verb;
+    const char *body;
+} cli_fixed_bodies[] = {
+    {"backups", "protect", "{\"protected\": true}"},
+    {"backups", "unprotect", "{\"protected\": false}"},
+};
+
+/* The fixed body of cmd, or NULL. */
+static const char *
+cli_fixed_body(const struct cli_command *cmd)
+{
+    for (size_t i = 0; i < sizeof(cli_fixed_bodies) / sizeof(cli_fixed_bodies[0]); i++)
+        if (cmd->verb && strcmp(cli_fixed_bodies[i].resource, cmd->resource) == 0 &&
+            strcmp(cli_fixed_bodies[i].verb, cmd->verb) == 0)
+            return cli_fixed_bodies[i].body;
+    return NULL;
+}
 
 struct cli_options {
     const char *url;
@@ -168,6 +193,8 @@ cli_request(const char *method, const char *path, const char *body, json_t **ret
         if (strcmp(method, "POST") == 0) {
             snprintf(hdr, sizeof(hdr), "Idempotency-Key: %s", key);
             h = curl_slist_append(h, hdr);
+        }
+        if (strcmp(method, "POST") == 0 || strcmp(method, "PATCH") == 0) {
             h = curl_slist_append(h, "Content-Type: application/json");
             curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "{}");
         }
@@ -572,7 +599,9 @@ main(int argc, char **argv)
         ret = cli_wait_job(argv[optind], &j);
         status = 200;
     } else {
-        status = cli_request(cmd->method, path, o.body, &j);
+        const char *fixed = cli_fixed_body(cmd);
+
+        status = cli_request(cmd->method, path, fixed ? fixed : o.body, &j);
         ret = cli_exit_for_status(status);
         if (status < 0)
             fprintf(stderr, "virtvault: %s unreachable\n", cli_base);

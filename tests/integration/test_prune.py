@@ -9,15 +9,20 @@ the kept chain.
 The SIGKILL test kills virtvaultd at random moments of prunes; VV_PRUNE_KILLS sets how many
 (make test: a short run; make soak: a long one)."""
 import hashlib
+import json
 import os
 import random
 import sqlite3
+import subprocess
 import time
 
 import pytest
 
+from client import ROOT
 from conftest import Daemon, _finish
 from helpers import MiB, keep, problem, same_disk
+
+CLI = os.environ.get('VIRTVAULT_CLI', os.path.join(ROOT, 'build', 'cli', 'virtvault'))
 
 KILLS = int(os.environ.get('VV_PRUNE_KILLS', '5'))
 SIZE = 128 * MiB
@@ -222,9 +227,16 @@ def test_protected_backups_and_bad_requests(vv_qemu, domain, sandbox, tmp_path):
     restore_matches(c, vv_qemu, domain, full['id'], ref_f, 'p')
     verify_ok(c, domain, i2['id'])
 
-    # Unprotected, it can go with its chain.
-    r = c.request('PATCH', f'{url}/{full["id"]}', json_body={'protected': False})
-    assert r.status == 200 and r.json['protected'] is False, r
+    # Unprotected (through the client), it can go with its chain.
+    cli = subprocess.run([CLI, '--url', vv_qemu.url, '-o', 'json', 'backups', 'unprotect', domain,
+                          full['id']], capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 0, cli.stderr
+    assert json.loads(cli.stdout)['protected'] is False
+    cli = subprocess.run([CLI, '--url', vv_qemu.url, '-o', 'json', '--body',
+                          '{"retention": {"keep_last": 1}, "dry_run": true}', 'backups', 'prune',
+                          domain], capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 0, cli.stderr
+    assert json.loads(cli.stdout)['remove'] == [full['id']]
     r = c.delete(f'{url}/{i2["id"]}?chain=true')
     assert r.status == 200 and sorted(r.json['deleted']) == sorted([i2['id'], full['id']]), r
     assert vault_images(vv_qemu) == set()
@@ -250,6 +262,17 @@ def test_prune_killed_at_random_moments_loses_nothing(sandbox, domain, tmp_path)
         refs[b['id']] = ref
         sandbox.write(domain, 64 * MiB, 16 * MiB, 'random')
         n = 1
+        # One prune to the end: the kills below fall anywhere within about as long.
+        for _ in range(2):
+            b, ref = take(c, sandbox, domain, tmp_path, n)
+            refs[b['id']] = ref
+            n += 1
+        t0 = time.monotonic()
+        r = prune(c, domain, keep_last=2)
+        assert r.status == 202, r
+        job = c.wait_job(r.json['id'])
+        took = time.monotonic() - t0
+        assert job['state'] == 'succeeded' and job['result']['merge'], job
         for kill in range(KILLS):
             for _ in range(2):
                 b, ref = take(c, sandbox, domain, tmp_path, n)
@@ -258,7 +281,7 @@ def test_prune_killed_at_random_moments_loses_nothing(sandbox, domain, tmp_path)
                 n += 1
             r = prune(c, domain, keep_last=2)
             assert r.status == 202, r
-            time.sleep(rnd.uniform(0, 0.8))
+            time.sleep(rnd.uniform(0, took * 1.2))
             d.kill()
             d.start()
             d.wait_ready()
@@ -269,6 +292,9 @@ def test_prune_killed_at_random_moments_loses_nothing(sandbox, domain, tmp_path)
             check_vault(d, items)
             for it in items:
                 restore_matches(c, d, domain, it['id'], refs[it['id']], f'x{kill}')
+        log = d.log()
+        print(f'prune kills: {KILLS}; undone at start: {log.count("undone after a restart")}, '
+              f'finished at start: {log.count("finished after a restart")}')
         # Whatever the kills left, a prune now ends it and the next auto backup continues.
         r = prune(c, domain, keep_last=2)
         job = c.wait_job(r.json['id'])
@@ -279,5 +305,81 @@ def test_prune_killed_at_random_moments_loses_nothing(sandbox, domain, tmp_path)
         b, ref = take(c, sandbox, domain, tmp_path, n)
         assert b['type'] == 'incremental' and b['parent_id'] == items[0]['id'], b
         restore_matches(c, d, domain, b['id'], ref, 'end')
+    finally:
+        _finish(d)
+
+
+def sql(db_path, *stmts):
+    con = sqlite3.connect(db_path, timeout=10)
+    try:
+        with con:
+            for st, args in stmts:
+                con.execute(st, args)
+    finally:
+        con.close()
+
+
+def test_start_finishes_a_committed_prune_and_undoes_a_prepared_one(sandbox, domain, tmp_path):
+    """The state a prune killed before and after its commit leaves, made by hand as the job
+    makes it: a restart undoes the first (its .part goes, the catalog stays) and finishes the
+    second (the merged image takes its name, the removed images go)."""
+    d = Daemon('qemu:///system').start()
+    try:
+        d.wait_ready()
+        c = d.client
+        full, _ = take(c, sandbox, domain, tmp_path, 0, type='full')
+        i1, ref_1 = take(c, sandbox, domain, tmp_path, 1, type='incremental')
+        i2, ref_2 = take(c, sandbox, domain, tmp_path, 2, type='incremental')
+        f_file, i1_file, i2_file = (b['disks'][0]['file'] for b in (full, i1, i2))
+        vault = d.vault_dir
+        now = int(time.time() * 1000)
+
+        # Killed while it wrote: a prepared intent and half an image.
+        d.kill()
+        with open(os.path.join(vault, i2_file + '.part'), 'wb') as f:
+            f.write(b'QFI\xfb' + b'\0' * 4096)
+        sql(d.db_path,
+            ("INSERT INTO prune_intents VALUES ('p1', ?, 'prepared', ?)",
+             (full['domain_uuid'], now)),
+            ("INSERT INTO prune_intent_files VALUES ('p1', 0, 'write', ?, ?)",
+             (i2_file + '.part', i2_file)),
+            ("INSERT INTO prune_intent_files VALUES ('p1', 1, 'remove', ?, NULL)", (f_file,)),
+            ("INSERT INTO prune_intent_files VALUES ('p1', 2, 'remove', ?, NULL)", (i1_file,)))
+        d.start()
+        d.wait_ready()
+        assert intents_left(d.db_path) == 0
+        items = catalog(d.client, domain)
+        assert [b['id'] for b in items] == [i2['id'], i1['id'], full['id']]
+        check_vault(d, items)
+
+        # Killed after the commit: the catalog switched, the files not yet.
+        d.kill()
+        part = os.path.join(vault, i2_file + '.part')
+        subprocess.run(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'qcow2',
+                        os.path.join(vault, i2_file), part], check=True)
+        with open(part, 'rb') as f:
+            sha = hashlib.file_digest(f, 'sha256').hexdigest()
+        stored = os.stat(part).st_blocks * 512
+        sql(d.db_path,
+            ("INSERT INTO prune_intents VALUES ('c1', ?, 'committed', ?)",
+             (full['domain_uuid'], now)),
+            ("INSERT INTO prune_intent_files VALUES ('c1', 0, 'write', ?, ?)",
+             (i2_file + '.part', i2_file)),
+            ("INSERT INTO prune_intent_files VALUES ('c1', 1, 'remove', ?, NULL)", (f_file,)),
+            ("INSERT INTO prune_intent_files VALUES ('c1', 2, 'remove', ?, NULL)", (i1_file,)),
+            ("UPDATE backups SET type = 'full', parent_id = NULL, base_checkpoint = NULL, "
+             "stored_bytes = ? WHERE id = ?", (stored, i2['id'])),
+            ("UPDATE backup_disks SET backing = NULL, sha256 = ?, stored_bytes = ? "
+             "WHERE backup_id = ?", (sha, stored, i2['id'])),
+            ("DELETE FROM backups WHERE id IN (?, ?)", (full['id'], i1['id'])))
+        d.start()
+        d.wait_ready()
+        c = d.client
+        assert intents_left(d.db_path) == 0
+        items = catalog(c, domain)
+        assert [b['id'] for b in items] == [i2['id']]
+        check_vault(d, items)
+        restore_matches(c, d, domain, i2['id'], ref_2, 'r')
+        verify_ok(c, domain, i2['id'])
     finally:
         _finish(d)
