@@ -397,10 +397,14 @@ fsync_main(void *arg)
     return NULL;
 }
 
-int
-vault_image_seal(const char *vault, const char *rel, uint64_t *ret_stored, char *ret_sha256)
+/*
+ * Syncs the file part while hashing it (in a second thread: writing back and
+ * hashing both take a while, and the hash reads the cache); *ret_stored (may be
+ * NULL) is what it takes on disk, ret_sha256 (may be NULL: no hash) its SHA-256.
+ */
+static int
+sync_and_hash(const char *part, uint64_t *ret_stored, char *ret_sha256)
 {
-    char part[PATH_MAX], final[PATH_MAX];
     char hex[HASH_SHA256_HEX_LEN + 1];
     struct fsync_task sync_task = {0};
     pthread_t syncer;
@@ -408,12 +412,6 @@ vault_image_seal(const char *vault, const char *rel, uint64_t *ret_stored, char 
     struct stat st;
     int r = 0;
 
-    r = full_path(part, sizeof(part), vault, rel, VAULT_PART_SUFFIX);
-    if (r >= 0)
-        r = full_path(final, sizeof(final), vault, rel, "");
-    if (r < 0)
-        return r;
-    /* Writing back and hashing both take a while; they overlap (the hash reads the cache). */
     sync_task.path = part;
     threaded = ret_sha256 && pthread_create(&syncer, NULL, fsync_main, &sync_task) == 0;
     if (!threaded)
@@ -428,13 +426,36 @@ vault_image_seal(const char *vault, const char *rel, uint64_t *ret_stored, char 
         return r;
     if (stat(part, &st) < 0)
         return err_set(-errno, "cannot stat %s: %s", part, strerror(errno));
+    if (ret_stored)
+        *ret_stored = (uint64_t)st.st_blocks * 512;
+    if (ret_sha256)
+        memcpy(ret_sha256, hex, sizeof(hex));
+    return 0;
+}
+
+int
+vault_image_seal(const char *vault, const char *rel, uint64_t *ret_stored, char *ret_sha256)
+{
+    char part[PATH_MAX], final[PATH_MAX];
+    char hex[HASH_SHA256_HEX_LEN + 1];
+    uint64_t stored = 0;
+    int r = 0;
+
+    r = full_path(part, sizeof(part), vault, rel, VAULT_PART_SUFFIX);
+    if (r >= 0)
+        r = full_path(final, sizeof(final), vault, rel, "");
+    if (r < 0)
+        return r;
+    r = sync_and_hash(part, &stored, ret_sha256 ? hex : NULL);
+    if (r < 0)
+        return r;
     if (rename(part, final) < 0)
         return err_set(-errno, "cannot rename %s: %s", part, strerror(errno));
     r = fsync_parent(final);
     if (r < 0)
         return r;
     if (ret_stored)
-        *ret_stored = (uint64_t)st.st_blocks * 512;
+        *ret_stored = stored;
     if (ret_sha256)
         memcpy(ret_sha256, hex, sizeof(hex));
     return 0;
@@ -714,8 +735,7 @@ int
 vault_image_merge(const char *vault, const char *rel, const char *new_backing,
                   const struct conf_cancel *cancel, uint64_t *ret_stored, char *ret_sha256)
 {
-    char src[PATH_MAX], part[PATH_MAX], hex[HASH_SHA256_HEX_LEN + 1];
-    struct stat st;
+    char src[PATH_MAX], part[PATH_MAX];
     int r;
 
     if (new_backing && (!plain_name(new_backing) || strchr(new_backing, '/')))
@@ -746,15 +766,9 @@ vault_image_merge(const char *vault, const char *rel, const char *new_backing,
             return r;
         }
         snprintf(out_arg, sizeof(out_arg), "/dev/fd/%d", VAULT_PASSED_FD);
-        char *argv[] = {(char *)QEMU_IMG,
-                        (char *)"convert",
-                        (char *)"-f",
-                        (char *)"qcow2",
-                        (char *)"-O",
-                        (char *)"qcow2",
-                        src,
-                        out_arg,
-                        NULL};
+        char *argv[] = {
+            (char *)QEMU_IMG, (char *)"convert", (char *)"-W", (char *)"-f", (char *)"qcow2",
+            (char *)"-O",     (char *)"qcow2",   src,          out_arg,      NULL};
         r = run(argv, passed, cancel, NULL, NULL);
     } else {
         /* The copy names its backing file by the same relative name: it lies beside rel. */
@@ -773,20 +787,10 @@ vault_image_merge(const char *vault, const char *rel, const char *new_backing,
             r = run(argv, -1, cancel, NULL, NULL);
     }
     if (r >= 0)
-        r = fsync_path(part, 0);
-    if (r >= 0)
-        r = hash_sha256_file(part, hex);
-    if (r >= 0 && stat(part, &st) < 0)
-        r = err_set(-errno, "cannot stat %s: %s", part, strerror(errno));
-    if (r < 0) {
+        r = sync_and_hash(part, ret_stored, ret_sha256);
+    if (r < 0)
         (void)unlink(part);
-        return r;
-    }
-    if (ret_stored)
-        *ret_stored = (uint64_t)st.st_blocks * 512;
-    if (ret_sha256)
-        memcpy(ret_sha256, hex, sizeof(hex));
-    return 0;
+    return r;
 }
 
 int
