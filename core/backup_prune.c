@@ -607,12 +607,12 @@ core_backup_prune(const char *domain, const struct conf_retention *retention, bo
     char uuid[37];
     int r;
 
-    if (conf_retention_keeps_all(retention))
-        return err_set_pointer(-EINVAL, "/retention",
-                               "keeps every backup: give at least one count above 0");
     r = backup_domain_resolve(domain, uuid, &name);
     if (r < 0)
         return r;
+    if (conf_retention_keeps_all(retention))
+        return err_set_pointer(-EINVAL, "/retention",
+                               "keeps every backup: give at least one count above 0");
     if (dry_run) {
         _cleanup_(plan_clear) struct plan p = {0};
 

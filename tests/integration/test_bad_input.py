@@ -390,8 +390,11 @@ def valid_body(op):
     if not sch:
         return b'{}'
     doc = {}
+    smallest = {'boolean': True, 'integer': 0, 'object': {}, 'array': []}
     for r in sch.get('required', []):
-        doc[r] = '/tmp/vv-restore' if r.endswith('_dir') else 'x'
+        kind = (resolve(sch.get('properties', {}).get(r)) or {}).get('type', 'string')
+        kind = kind[0] if isinstance(kind, list) else kind
+        doc[r] = '/tmp/vv-restore' if r.endswith('_dir') else smallest.get(kind, 'x')
     return json.dumps(doc).encode()
 
 
@@ -407,7 +410,7 @@ def path_cases():
                         status, code = 400, 'invalid_request'
                     else:
                         status, code = 404, 'not_found'
-                post = method == 'POST'
+                post = method in ('POST', 'PUT', 'PATCH')
                 cases.append(Case(f'{method} {template} {{{p}}}={label}', method, path, status,
                                   code, body=valid_body(op) if post else None,
                                   headers={'Content-Type': 'application/json'} if post else {}))

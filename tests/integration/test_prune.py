@@ -201,6 +201,15 @@ def test_protected_backups_and_bad_requests(vv_qemu, domain, sandbox, tmp_path):
     p = problem(c.delete(f'{url}/{i2["id"]}?chain=true'), 409, 'conflict')
     assert 'protected' in p['detail']
 
+    # A prune and a backup of one domain never run at once.
+    r = c.post(url, json={'type': 'incremental'})
+    assert r.status == 202, r
+    problem(prune(c, domain, keep_last=1), 409, 'domain_busy')
+    job = c.wait_job(r.json['job_id'])
+    assert job['state'] == 'succeeded', job
+    r = c.delete(f'{url}/{r.json["id"]}')
+    assert r.status == 200, r
+
     # Bad prune requests change nothing.
     for body in [{}, {'retention': {}}, {'retention': {'keep_lastt': 1}},
                  {'retention': {'keep_last': -1}}, {'retention': {'keep_last': 1}, 'dry_run': 1},
