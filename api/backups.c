@@ -246,14 +246,12 @@ api_backup_delete(const struct api_request *req, struct api_response *resp)
 int
 api_backup_patch(const struct api_request *req, struct api_response *resp)
 {
-    static const struct api_field fields[] = {{"protected", API_FIELD_BOOL, true, false},
-                                              {NULL, API_FIELD_STRING, false, false}};
     struct conf_backup *b = NULL;
-    int on = 0;
+    bool on = false;
     json_t *out;
     int r;
 
-    r = api_body_unpack(req, fields, "{s:b}", "protected", &on);
+    r = api_protect_body_read(req, &on);
     if (r < 0)
         return r;
     r = core_backup_set_protected(req->params[0], req->params[1], on, &b);
@@ -302,24 +300,17 @@ static int reply_job(struct api_response *resp, struct conf_job *job, unsigned w
 int
 api_backups_prune(const struct api_request *req, struct api_response *resp)
 {
-    static const struct api_field fields[] = {{"retention", API_FIELD_OBJECT, true, false},
-                                              {"dry_run", API_FIELD_BOOL, false, false},
-                                              {NULL, API_FIELD_STRING, false, false}};
     _cleanup_(core_prune_plan_freep) struct core_prune_plan *plan = NULL;
     struct conf_retention retention;
     struct conf_job *job = NULL;
-    json_t *obj = NULL;
+    bool dry = false;
     unsigned wait;
-    int dry = 0;
     int r;
 
     r = api_query_wait(req, &wait);
     if (r < 0)
         return r;
-    r = api_body_unpack(req, fields, "{s:o, s?b}", "retention", &obj, "dry_run", &dry);
-    if (r < 0)
-        return r;
-    r = api_retention_read(obj, "/retention", &retention);
+    r = api_prune_body_read(req, &retention, &dry);
     if (r < 0)
         return r;
     r = core_backup_prune(req->params[0], &retention, dry, &plan, &job);
