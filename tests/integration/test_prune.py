@@ -177,6 +177,29 @@ def test_prune_merges_the_chain_and_keeps_every_kept_point(vv_qemu, domain, sand
     restore_matches(c, vv_qemu, domain, nxt['id'], ref_n, 'n')
 
 
+def test_prune_of_a_shared_parent_merges_each_kept_child(vv_qemu, domain, sandbox, tmp_path):
+    """A full that an incremental and a differential both stand on goes: each is merged."""
+    c = vv_qemu.client
+    full, _ = take(c, sandbox, domain, tmp_path, 0, type='full')
+    inc, ref_i = take(c, sandbox, domain, tmp_path, 1, type='incremental')
+    diff, ref_d = take(c, sandbox, domain, tmp_path, 2, type='differential')
+    assert inc['parent_id'] == full['id'] and diff['parent_id'] == full['id'], diff
+    r = prune(c, domain, keep_last=2)
+    job = c.wait_job(r.json['id'])
+    assert job['state'] == 'succeeded', job
+    assert job['result']['remove'] == [full['id']]
+    assert sorted(m['into'] for m in job['result']['merge']) == sorted([inc['id'], diff['id']])
+    items = catalog(c, domain)
+    assert sorted(b['id'] for b in items) == sorted([inc['id'], diff['id']])
+    assert all(b['parent_id'] is None and b['type'] == 'full' for b in items), items
+    check_vault(vv_qemu, items)
+    restore_matches(c, vv_qemu, domain, inc['id'], ref_i, 's')
+    restore_matches(c, vv_qemu, domain, diff['id'], ref_d, 's')
+    nxt, ref_n = take(c, sandbox, domain, tmp_path, 3)
+    assert nxt['type'] == 'incremental' and nxt['parent_id'] == diff['id'], nxt
+    restore_matches(c, vv_qemu, domain, nxt['id'], ref_n, 's')
+
+
 def test_protected_backups_and_bad_requests(vv_qemu, domain, sandbox, tmp_path):
     c = vv_qemu.client
     full, ref_f = take(c, sandbox, domain, tmp_path, 0, type='full')
