@@ -200,6 +200,31 @@ def test_prune_of_a_shared_parent_merges_each_kept_child(vv_qemu, domain, sandbo
     restore_matches(c, vv_qemu, domain, nxt['id'], ref_n, 's')
 
 
+def test_a_cancelled_prune_changes_nothing(vv_qemu, domain, sandbox, tmp_path):
+    c = vv_qemu.client
+    take(c, sandbox, domain, tmp_path, 0, type='full')
+    sandbox.write(domain, 64 * MiB, 32 * MiB, 'random')
+    for n in range(1, 3):
+        take(c, sandbox, domain, tmp_path, n, type='incremental')
+    before = catalog(c, domain)
+    r = prune(c, domain, keep_last=1)
+    assert r.status == 202, r
+    cancel = c.delete(f'/v1/jobs/{r.json["id"]}')
+    job = c.wait_job(r.json['id'])
+    print(f'cancel answered {cancel.status}; the prune ended {job["state"]}')
+    if cancel.status == 409:  # it had ended already: nothing left to cancel
+        assert job['state'] == 'succeeded', job
+        return
+    assert cancel.status in (200, 202), cancel
+    if job['state'] == 'succeeded':
+        return  # the cancel came after the catalog switched: a prune only goes forward then
+    assert job['state'] == 'cancelled', job
+    items = catalog(c, domain)
+    assert items == before
+    check_vault(vv_qemu, items)
+    assert intents_left(vv_qemu.db_path) == 0
+
+
 def test_protected_backups_and_bad_requests(vv_qemu, domain, sandbox, tmp_path):
     c = vv_qemu.client
     full, ref_f = take(c, sandbox, domain, tmp_path, 0, type='full')
