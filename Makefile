@@ -68,10 +68,13 @@ test: deps build build-asan build-fuzz node_modules/.package-lock.json
 
 # The long variants of the crash and load tests (make test runs short ones).
 SOAK_KILLS ?= 60
+SOAK_PRUNE_KILLS ?= 30
 soak: deps build
 	@scripts/sandbox up >/dev/null
-	VV_CRASH_KILLS=$(SOAK_KILLS) VIRTVAULT_BIN=$(CURDIR)/$(BUILD)/virtvaultd $(PY) -m pytest -q \
-	    tests/integration/test_crash.py tests/integration/test_load.py
+	VV_CRASH_KILLS=$(SOAK_KILLS) VV_PRUNE_KILLS=$(SOAK_PRUNE_KILLS) \
+	    VIRTVAULT_BIN=$(CURDIR)/$(BUILD)/virtvaultd $(PY) -m pytest -q \
+	    tests/integration/test_crash.py tests/integration/test_load.py \
+	    tests/integration/test_prune.py::test_prune_killed_at_random_moments_loses_nothing
 
 bench: build
 	@scripts/sandbox up >/dev/null

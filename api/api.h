@@ -380,6 +380,8 @@ int api_backups_list(const struct api_request *req, struct api_response *resp);
 int api_backup_create(const struct api_request *req, struct api_response *resp);
 int api_backup_get(const struct api_request *req, struct api_response *resp);
 int api_backup_delete(const struct api_request *req, struct api_response *resp);
+int api_backup_patch(const struct api_request *req, struct api_response *resp);
+int api_backups_prune(const struct api_request *req, struct api_response *resp);
 int api_backup_restore(const struct api_request *req, struct api_response *resp);
 int api_backup_verify(const struct api_request *req, struct api_response *resp);
 int api_backup_finish(const struct api_request *req, struct api_response *resp);

@@ -96,17 +96,17 @@ backup_json(const struct conf_backup *b)
         json_decref(error);
         error = problem_new(problem_for_errno(b->error_errno), b->error_detail, instance);
     }
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s, s:s?, s:s?, s:s?, s:I, s:I, "
-                     "s:O, s:o, s:o, s:o, s:o, s:o}",
-                     "id", b->id, "domain", b->domain_name, "domain_uuid", b->domain_uuid, "mode",
-                     mode, "type", type, "state", state, "job_id", b->job_id, "chain_id",
-                     b->chain_id, "parent_id", b->parent_id, "base_checkpoint", b->base_checkpoint,
-                     "checkpoint", b->checkpoint, "stored_bytes", (json_int_t)b->stored_bytes,
-                     "disk_size", (json_int_t)disk_size, "disks", disks, "started_at",
-                     api_time_json(b->started_at), "finished_at", api_time_json(b->finished_at),
-                     "duration_ms",
-                     b->finished_at ? json_integer(b->finished_at - b->started_at) : json_null(),
-                     "error", error, "verification", verification_json(b));
+    return json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s, s:s?, s:s?, s:s?, s:I, s:I, "
+        "s:O, s:o, s:o, s:o, s:o, s:o, s:b}",
+        "id", b->id, "domain", b->domain_name, "domain_uuid", b->domain_uuid, "mode", mode, "type",
+        type, "state", state, "job_id", b->job_id, "chain_id", b->chain_id, "parent_id",
+        b->parent_id, "base_checkpoint", b->base_checkpoint, "checkpoint", b->checkpoint,
+        "stored_bytes", (json_int_t)b->stored_bytes, "disk_size", (json_int_t)disk_size, "disks",
+        disks, "started_at", api_time_json(b->started_at), "finished_at",
+        api_time_json(b->finished_at), "duration_ms",
+        b->finished_at ? json_integer(b->finished_at - b->started_at) : json_null(), "error", error,
+        "verification", verification_json(b), "protected", b->is_protected);
 }
 
 /* Reads a non-negative integer query parameter in [0, max]; absent -> def. */
@@ -255,6 +255,84 @@ api_backup_delete(const struct api_request *req, struct api_response *resp)
     if (!deleted)
         return -ENOMEM;
     return api_reply(resp, 200, json_pack("{s:o}", "deleted", deleted));
+}
+
+int
+api_backup_patch(const struct api_request *req, struct api_response *resp)
+{
+    struct conf_backup *b = NULL;
+    bool on = false;
+    json_t *out;
+    int r;
+
+    r = api_protect_body_read(req, &on);
+    if (r < 0)
+        return r;
+    r = core_backup_set_protected(req->params[0], req->params[1], on, &b);
+    if (r < 0)
+        return r;
+    out = backup_json(b);
+    conf_backup_free(b);
+    return api_reply(resp, 200, out);
+}
+
+/* A NULL-terminated list of ids as a new JSON array, or NULL. */
+static json_t *
+ids_json(char *const *ids)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; a && ids && ids[i]; i++)
+        if (json_array_append_new(a, json_string(ids[i])) < 0) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
+}
+
+/* The dry run's answer: {keep, remove, merge: [{into, from}], bytes_freed_estimate}. */
+static json_t *
+prune_plan_json(const struct core_prune_plan *p)
+{
+    json_t *merges = json_array();
+
+    for (size_t i = 0; merges && i < p->n_merges; i++)
+        if (json_array_append_new(merges, json_pack("{s:s, s:o}", "into", p->merges[i].into, "from",
+                                                    ids_json(p->merges[i].from))) < 0) {
+            json_decref(merges);
+            return NULL;
+        }
+    if (!merges)
+        return NULL;
+    return json_pack("{s:o, s:o, s:o, s:I}", "keep", ids_json(p->keep), "remove",
+                     ids_json(p->remove), "merge", merges, "bytes_freed_estimate",
+                     (json_int_t)p->bytes_freed_estimate);
+}
+
+static int reply_job(struct api_response *resp, struct conf_job *job, unsigned wait);
+
+int
+api_backups_prune(const struct api_request *req, struct api_response *resp)
+{
+    _cleanup_(core_prune_plan_freep) struct core_prune_plan *plan = NULL;
+    struct conf_retention retention;
+    struct conf_job *job = NULL;
+    bool dry = false;
+    unsigned wait;
+    int r;
+
+    r = api_query_wait(req, &wait);
+    if (r < 0)
+        return r;
+    r = api_prune_body_read(req, &retention, &dry);
+    if (r < 0)
+        return r;
+    r = core_backup_prune(req->params[0], &retention, dry, &plan, &job);
+    if (r < 0)
+        return r;
+    if (dry)
+        return api_reply(resp, 200, prune_plan_json(plan));
+    return reply_job(resp, job, wait);
 }
 
 /*

@@ -366,3 +366,38 @@ api_retention_read(const json_t *obj, const char *at, struct conf_retention *out
     *out = r;
     return 0;
 }
+
+int
+api_prune_body_read(const struct api_request *req, struct conf_retention *retention, bool *dry_run)
+{
+    static const struct api_field fields[] = {{"retention", API_FIELD_OBJECT, true, false},
+                                              {"dry_run", API_FIELD_BOOL, false, false},
+                                              {NULL, API_FIELD_STRING, false, false}};
+    json_t *obj = NULL;
+    int dry = 0;
+    int r;
+
+    r = api_body_unpack(req, fields, "{s:o, s?b}", "retention", &obj, "dry_run", &dry);
+    if (r < 0)
+        return r;
+    r = api_retention_read(obj, "/retention", retention);
+    if (r < 0)
+        return r;
+    *dry_run = dry;
+    return 0;
+}
+
+int
+api_protect_body_read(const struct api_request *req, bool *on)
+{
+    static const struct api_field fields[] = {{"protected", API_FIELD_BOOL, true, false},
+                                              {NULL, API_FIELD_STRING, false, false}};
+    int v = 0;
+    int r;
+
+    r = api_body_unpack(req, fields, "{s:b}", "protected", &v);
+    if (r < 0)
+        return r;
+    *on = v;
+    return 0;
+}

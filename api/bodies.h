@@ -51,6 +51,13 @@ int api_backup_body_read(const struct api_request *req, struct api_backup_body *
 /* POST .../backups/{id}/restore: {target_dir, format?, bandwidth?, define?: {name, keep?}} */
 int api_restore_body_read(const struct api_request *req, struct core_restore_request *out);
 
+/* POST .../backups:prune: {retention, dry_run?} */
+int api_prune_body_read(const struct api_request *req, struct conf_retention *retention,
+                        bool *dry_run);
+
+/* PATCH .../backups/{id}: exactly {protected} */
+int api_protect_body_read(const struct api_request *req, bool *on);
+
 #define API_RETENTION_TIMES_MAX 100000
 
 /*

@@ -65,6 +65,10 @@ static const struct cli_command cli_commands[] = {
      false},
     {"backups", "verify", "POST", "/v1/domains/%s/backups/%s/verify", 2, true, "DOMAIN ID", false},
     {"backups", "finish", "POST", "/v1/domains/%s/backups/%s/finish", 2, true, "DOMAIN ID", false},
+    {"backups", "prune", "POST", "/v1/domains/%s/backups:prune", 1, true,
+     "DOMAIN --body '{\"retention\": {\"keep_last\": N}, \"dry_run\": BOOL}'", false},
+    {"backups", "protect", "PATCH", "/v1/domains/%s/backups/%s", 2, false, "DOMAIN ID", false},
+    {"backups", "unprotect", "PATCH", "/v1/domains/%s/backups/%s", 2, false, "DOMAIN ID", false},
     {"jobs", "list", "GET", "/v1/jobs", 0, false, "", true},
     {"jobs", "show", "GET", "/v1/jobs/%s", 1, false, "ID", false},
     {"jobs", "cancel", "DELETE", "/v1/jobs/%s", 1, false, "ID", false},
@@ -76,6 +80,27 @@ static const struct cli_command cli_commands[] = {
     {"webhooks", "delete", "DELETE", "/v1/webhooks/%s", 1, false, "ID", false},
     {"webhooks", "deliveries", "GET", "/v1/webhooks/%s/deliveries", 1, false, "ID", true},
 };
+
+/* The commands whose body is fixed: --body is not theirs to give. */
+static const struct {
+    const char *resource;
+    const char *verb;
+    const char *body;
+} cli_fixed_bodies[] = {
+    {"backups", "protect", "{\"protected\": true}"},
+    {"backups", "unprotect", "{\"protected\": false}"},
+};
+
+/* The fixed body of cmd, or NULL. */
+static const char *
+cli_fixed_body(const struct cli_command *cmd)
+{
+    for (size_t i = 0; i < sizeof(cli_fixed_bodies) / sizeof(cli_fixed_bodies[0]); i++)
+        if (cmd->verb && strcmp(cli_fixed_bodies[i].resource, cmd->resource) == 0 &&
+            strcmp(cli_fixed_bodies[i].verb, cmd->verb) == 0)
+            return cli_fixed_bodies[i].body;
+    return NULL;
+}
 
 struct cli_options {
     const char *url;
@@ -186,7 +211,8 @@ cli_request(const char *method, const char *path, const char *body, json_t **ret
             snprintf(hdr, sizeof(hdr), "Idempotency-Key: %s", key);
             h = curl_slist_append(h, hdr);
         }
-        if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) {
+        if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+            strcmp(method, "PATCH") == 0) {
             h = curl_slist_append(h, "Content-Type: application/json");
             curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "{}");
         }
@@ -660,7 +686,10 @@ main(int argc, char **argv)
         ret = cli_wait_job(argv[optind], &j);
         status = 200;
     } else {
-        status = cmd->paged ? cli_list(path, &o, &j) : cli_request(cmd->method, path, o.body, &j);
+        const char *fixed = cli_fixed_body(cmd);
+
+        status = cmd->paged ? cli_list(path, &o, &j)
+                            : cli_request(cmd->method, path, fixed ? fixed : o.body, &j);
         ret = cli_exit_for_status(status);
         if (status < 0)
             fprintf(stderr, "virtvault: %s unreachable\n", cli_base);

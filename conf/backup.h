@@ -11,6 +11,7 @@
 #ifndef VV_CONF_BACKUP_H
 #define VV_CONF_BACKUP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -84,6 +85,7 @@ struct conf_backup {
     int64_t verified_at;
     int verify_ok; /* -1 never verified, 0 failed, 1 passed */
     char *verify_detail;
+    bool is_protected; /* never pruned nor deleted while set */
     size_t n_disks;
     struct conf_backup_disk *disks;
 };

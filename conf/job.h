@@ -38,6 +38,7 @@ enum conf_job_kind {
     CONF_JOB_KIND_RESTORE,
     CONF_JOB_KIND_VERIFY,
     CONF_JOB_KIND_SNAPSHOT_CREATE,
+    CONF_JOB_KIND_PRUNE,
     CONF_JOB_KIND_LAST,
 };
 
@@ -71,7 +72,7 @@ struct conf_job_filter {
 /* "queued", "running", ... (never NULL for a value of the enum); parsing: -EINVAL for none. */
 CONF_ENUM_DECL(conf_job_state, enum conf_job_state);
 
-/* "backup", "restore", "verify", "snapshot_create"; parsing: -EINVAL for none. */
+/* "backup", "restore", "verify", "snapshot_create", "prune"; parsing: -EINVAL for none. */
 CONF_ENUM_DECL(conf_job_kind, enum conf_job_kind);
 
 /* True for succeeded, failed and cancelled. */

@@ -23,7 +23,7 @@ vault_job_cancel(struct job *job, void *data)
     return 0;
 }
 
-/* The three job kinds of backups: one run record (struct backup_job), one free, one submit. */
+/* The job kinds of backups: the run record of the first three is struct backup_job. */
 const struct job_kind backup_kinds[BACKUP_JOB_KIND_LAST] = {
     [BACKUP_JOB_BACKUP] =
         {
@@ -46,6 +46,13 @@ const struct job_kind backup_kinds[BACKUP_JOB_KIND_LAST] = {
             .run = backup_verify_run,
             .cancel = vault_job_cancel,
             .free_data = backup_job_free,
+        },
+    [BACKUP_JOB_PRUNE] =
+        {
+            .kind = CONF_JOB_KIND_PRUNE,
+            .run = backup_prune_run,
+            .cancel = backup_prune_cancel,
+            .free_data = backup_prune_free,
         },
 };
 
@@ -96,6 +103,9 @@ core_backup_init(struct db *db, const char *vault_dir, const char *roots,
     }
     for (size_t i = 0; r >= 0 && i < BACKUP_JOB_KIND_LAST; i++)
         r = core_jobs_register(&backup_kinds[i]);
+    /* Before any job runs: a prune a killed process left is finished or undone. */
+    if (r >= 0)
+        backup_prune_recover();
     return r;
 }
 

@@ -30,6 +30,7 @@
 #include "conf/backup.h"
 #include "conf/domain.h"
 #include "conf/job.h"
+#include "conf/retention.h"
 
 struct core_backup_request {
     enum conf_backup_type type; /* full, incremental, differential or auto */
@@ -126,6 +127,78 @@ int core_backup_get(const char *domain, const char *id, struct conf_backup **ret
  * may be NULL) lists what was deleted.
  */
 int core_backup_delete(const char *domain, const char *id, bool chain, char ***ret_ids);
+
+/*
+ * Sets (on) or clears the protection of backup id of domain: a protected
+ * backup is never pruned nor deleted, and the prune's retention walk passes
+ * over it. *ret (may be NULL) is the backup as it is now. -EBUSY while a
+ * job of the domain runs.
+ */
+int core_backup_set_protected(const char *domain, const char *id, bool on,
+                              struct conf_backup **ret);
+
+/*
+ * Prune: what a retention keeps of a domain's backups, and how the chains
+ * stay whole.
+ *
+ * The candidates are the domain's completed backups whose images are in
+ * the vault; conf_retention_prune() decides which stay (protected ones
+ * always do). A kept backup whose parent goes is merged: its images are
+ * rewritten to show exactly what they showed through the removed part of
+ * the chain, standing on the nearest kept ancestor or, when none is left,
+ * on nothing (the backup becomes a full of its chain). Its files keep
+ * their names, so backups that stand on it are untouched, and its
+ * checkpoint stays, so the next incremental counts from it.
+ *
+ * Each kept backup that is merged is one item of merges: into, and the
+ * removed backups (oldest first) whose data it takes in.
+ */
+struct core_prune_merge {
+    char *into;
+    char **from; /* NULL-terminated */
+    size_t n_from;
+};
+
+struct core_prune_plan {
+    char **keep; /* NULL-terminated, newest first */
+    size_t n_keep;
+    char **remove; /* NULL-terminated, newest first */
+    size_t n_remove;
+    struct core_prune_merge *merges;
+    size_t n_merges;
+    uint64_t bytes_freed_estimate; /* from the catalog and qemu-img measure */
+};
+
+/* Frees a plan. Accepts NULL. */
+void core_prune_plan_free(struct core_prune_plan *p);
+static inline void
+core_prune_plan_freep(struct core_prune_plan **p)
+{
+    core_prune_plan_free(*p);
+}
+
+/*
+ * Prunes the backups of domain (a name or UUID) by retention. With dry_run
+ * nothing changes: *ret_plan (a new plan) says what would be kept, removed
+ * and merged. Without, the prune is queued as a job of kind "prune" on the
+ * domain (*ret_job), which plans again when it runs (the domain claimed:
+ * no backup of it runs meanwhile) and whose result is {"keep", "remove",
+ * "merge", "bytes_freed"}; ret_plan may be NULL then and is not set.
+ *
+ * The job is safe against a crash at any moment: it records an intent
+ * (the images it writes and removes) before it touches a file, writes
+ * the merged images beside the old ones as .part files (synced, hashed),
+ * then switches the catalog (parents, types, checksums, stored_bytes, the
+ * removed rows) and commits the intent in one transaction, and only then
+ * renames and removes files. core_backup_init() finishes (committed) or
+ * undoes (not) whatever intent a killed process left.
+ *
+ * For the policy scheduler: call it with the domain's UUID after a policy
+ * backup ended. -EINVAL for a retention that keeps everything, -EBUSY when
+ * a job of the domain runs, -ENOENT for an unknown domain.
+ */
+int core_backup_prune(const char *domain, const struct conf_retention *retention, bool dry_run,
+                      struct core_prune_plan **ret_plan, struct conf_job **ret_job);
 
 /* Queues the restore of a completed backup (see DESIGN.md). */
 int core_backup_restore(const char *domain, const char *id, const struct core_restore_request *req,

@@ -88,6 +88,8 @@ core_backup_delete(const char *domain, const char *id, bool chain, char ***ret_i
     if (core_busy_holder(b->domain_uuid, holder, sizeof(holder)))
         return err_set(-EBUSY, "the domain is busy with %s", holder);
 
+    if (b->is_protected)
+        return err_set(-EBADFD, "backup %s is protected: unprotect it first", b->id);
     if (!chain) {
         char **deps = NULL;
         size_t nd_ = 0;
@@ -113,6 +115,12 @@ core_backup_delete(const char *domain, const char *id, bool chain, char ***ret_i
     } else {
         struct db_backup_filter f = {.domain_uuid = b->domain_uuid, .chain_id = b->chain_id};
         r = db_backup_list(backup_ctx.db, &f, &list, &n, NULL);
+        for (size_t i = 0; r >= 0 && i < n; i++)
+            if (list[i]->is_protected)
+                r = err_set(-EBADFD,
+                            "backup %s of the chain is protected: unprotect it first, or "
+                            "delete the others one by one",
+                            list[i]->id);
         /* Newest first: every backup goes before the one it stands on. */
         for (size_t i = 0; r >= 0 && i < n; i++) {
             r = delete_one(list[i]);

@@ -15,6 +15,7 @@
  *   backup_catalog.c  list, get, delete
  *   backup_restore.c  the restore job
  *   backup_verify.c   the verify job
+ *   backup_prune.c    prune: the plan, the merge job, recovery of its intents
  *   backup.c          the table of job kinds, start-up, sweep, events
  *
  * Calls go one way: backup.c -> push -> {offline -> pull, pull, plan} ->
@@ -80,6 +81,7 @@ enum backup_job_kind {
     BACKUP_JOB_BACKUP,
     BACKUP_JOB_RESTORE,
     BACKUP_JOB_VERIFY,
+    BACKUP_JOB_PRUNE,
     BACKUP_JOB_KIND_LAST,
 };
 extern const struct job_kind backup_kinds[BACKUP_JOB_KIND_LAST];
@@ -212,5 +214,12 @@ int backup_abandon(struct backup_job *br, int err);
 
 int backup_restore_run(struct job *job, void *data);
 int backup_verify_run(struct job *job, void *data);
+
+/* backup_prune.c: the prune kind, and start-up's finish of intents a killed prune left. */
+
+int backup_prune_run(struct job *job, void *data);
+int backup_prune_cancel(struct job *job, void *data);
+void backup_prune_free(void *data);
+void backup_prune_recover(void);
 
 #endif

@@ -12,7 +12,7 @@
 #define BACKUP_COLUMNS                                                                             \
     "id, domain_uuid, domain_name, mode, type, state, job_id, chain_id, parent_id, "               \
     "base_checkpoint, checkpoint, domain_xml, stored_bytes, started_at, finished_at, "             \
-    "error_errno, error_detail, verified_at, verify_ok, verify_detail"
+    "error_errno, error_detail, verified_at, verify_ok, verify_detail, protected"
 
 /* Records rc as the failure of what and rolls the open transaction back. */
 static int
@@ -55,6 +55,7 @@ row_to_backup(sqlite3_stmt *st, struct conf_backup **ret)
     b->verified_at = sqlite3_column_int64(st, 17);
     b->verify_ok = sqlite3_column_type(st, 18) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 18);
     b->verify_detail = db_column_dup(st, 19, &oom);
+    b->is_protected = sqlite3_column_int(st, 20) != 0;
     if (oom) {
         conf_backup_free(b);
         return -ENOMEM;
@@ -114,7 +115,7 @@ db_backup_insert(struct db *db, const struct conf_backup *b)
     DB_LOCK_SCOPE(db);
     r = db_prepare(db,
                    "INSERT INTO backups (" BACKUP_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-                   "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, NULL, NULL, NULL)",
+                   "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, NULL, NULL, NULL, ?18)",
                    &st);
     if (r < 0)
         return r;
@@ -144,6 +145,7 @@ db_backup_insert(struct db *db, const struct conf_backup *b)
     db_bind_opt_int(st, 15, b->finished_at);
     db_bind_opt_int(st, 16, b->error_errno);
     db_bind_text(st, 17, b->error_detail);
+    sqlite3_bind_int(st, 18, b->is_protected ? 1 : 0);
     rc = sqlite3_step(st);
     if (rc != SQLITE_DONE)
         return rollback(db, rc, "insert backup");
@@ -441,6 +443,13 @@ int
 db_backup_delete(struct db *db, const char *id)
 {
     return change_one(db, "DELETE FROM backups WHERE id = ?1", id, NULL, "delete backup");
+}
+
+int
+db_backup_set_protected(struct db *db, const char *id, bool on)
+{
+    return change_one(db, "UPDATE backups SET protected = (?2 = 'on') WHERE id = ?1", id,
+                      on ? "on" : "off", "record a backup's protection");
 }
 
 int

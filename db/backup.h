@@ -11,6 +11,7 @@
 #ifndef VV_DB_BACKUP_H
 #define VV_DB_BACKUP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -70,6 +71,9 @@ int db_backup_dependents(struct db *db, const char *id, char ***ret, size_t *ret
 
 /* Sets the state of backup id while its job runs (ready). -ENOENT when the row is gone. */
 int db_backup_set_state(struct db *db, const char *id, enum conf_backup_state state);
+
+/* Sets or clears the protection of backup id. -ENOENT when the row is gone. */
+int db_backup_set_protected(struct db *db, const char *id, bool on);
 
 /* Sets the job of backup id. -ENOENT when the row is gone. */
 int db_backup_set_job(struct db *db, const char *id, const char *job_id);

@@ -145,6 +145,29 @@ const char *const db_migrations[] = {
     ") STRICT;"
     "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, next_attempt_ms);"
     "CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, seq);",
+    /*
+     * 8: prune. A protected backup is never pruned nor deleted. A prune
+     * records its intent before it touches a file: the images it writes
+     * (path, a .part beside target) and the images it removes; 'prepared'
+     * until the catalog switched to the new images in the same transaction
+     * that makes it 'committed'. Start-up rolls a prepared intent back (its
+     * .part files go) and a committed one forward (renames, removals).
+     */
+    "ALTER TABLE backups ADD COLUMN protected INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE prune_intents ("
+    "  id TEXT PRIMARY KEY,"
+    "  domain_uuid TEXT NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state IN ('prepared', 'committed')),"
+    "  created_ms INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE TABLE prune_intent_files ("
+    "  intent_id TEXT NOT NULL REFERENCES prune_intents (id) ON DELETE CASCADE,"
+    "  seq INTEGER NOT NULL,"
+    "  op TEXT NOT NULL CHECK (op IN ('write', 'remove')),"
+    "  path TEXT NOT NULL,"
+    "  target TEXT,"
+    "  PRIMARY KEY (intent_id, seq)"
+    ") STRICT;",
 };
 
 const int db_migrations_count = (int)(sizeof(db_migrations) / sizeof(db_migrations[0]));

@@ -397,10 +397,14 @@ fsync_main(void *arg)
     return NULL;
 }
 
-int
-vault_image_seal(const char *vault, const char *rel, uint64_t *ret_stored, char *ret_sha256)
+/*
+ * Syncs the file part while hashing it (in a second thread: writing back and
+ * hashing both take a while, and the hash reads the cache); *ret_stored (may be
+ * NULL) is what it takes on disk, ret_sha256 (may be NULL: no hash) its SHA-256.
+ */
+static int
+sync_and_hash(const char *part, uint64_t *ret_stored, char *ret_sha256)
 {
-    char part[PATH_MAX], final[PATH_MAX];
     char hex[HASH_SHA256_HEX_LEN + 1];
     struct fsync_task sync_task = {0};
     pthread_t syncer;
@@ -408,12 +412,6 @@ vault_image_seal(const char *vault, const char *rel, uint64_t *ret_stored, char 
     struct stat st;
     int r = 0;
 
-    r = full_path(part, sizeof(part), vault, rel, VAULT_PART_SUFFIX);
-    if (r >= 0)
-        r = full_path(final, sizeof(final), vault, rel, "");
-    if (r < 0)
-        return r;
-    /* Writing back and hashing both take a while; they overlap (the hash reads the cache). */
     sync_task.path = part;
     threaded = ret_sha256 && pthread_create(&syncer, NULL, fsync_main, &sync_task) == 0;
     if (!threaded)
@@ -428,13 +426,36 @@ vault_image_seal(const char *vault, const char *rel, uint64_t *ret_stored, char 
         return r;
     if (stat(part, &st) < 0)
         return err_set(-errno, "cannot stat %s: %s", part, strerror(errno));
+    if (ret_stored)
+        *ret_stored = (uint64_t)st.st_blocks * 512;
+    if (ret_sha256)
+        memcpy(ret_sha256, hex, sizeof(hex));
+    return 0;
+}
+
+int
+vault_image_seal(const char *vault, const char *rel, uint64_t *ret_stored, char *ret_sha256)
+{
+    char part[PATH_MAX], final[PATH_MAX];
+    char hex[HASH_SHA256_HEX_LEN + 1];
+    uint64_t stored = 0;
+    int r = 0;
+
+    r = full_path(part, sizeof(part), vault, rel, VAULT_PART_SUFFIX);
+    if (r >= 0)
+        r = full_path(final, sizeof(final), vault, rel, "");
+    if (r < 0)
+        return r;
+    r = sync_and_hash(part, &stored, ret_sha256 ? hex : NULL);
+    if (r < 0)
+        return r;
     if (rename(part, final) < 0)
         return err_set(-errno, "cannot rename %s: %s", part, strerror(errno));
     r = fsync_parent(final);
     if (r < 0)
         return r;
     if (ret_stored)
-        *ret_stored = (uint64_t)st.st_blocks * 512;
+        *ret_stored = stored;
     if (ret_sha256)
         memcpy(ret_sha256, hex, sizeof(hex));
     return 0;
@@ -680,4 +701,140 @@ vault_dir_inside(const char *path, char *const *roots, size_t n_roots)
         return 0;
     }
     return err_set_pointer(-EINVAL, "/target_dir", "%s is not inside a restore root", path);
+}
+
+/* Copies the file src into the new file dst (created 0640, O_EXCL), data only. */
+static int
+copy_file(const char *src, const char *dst)
+{
+    _cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC);
+    _cleanup_close_ int out = -1;
+    struct stat st;
+    off_t left;
+
+    if (in < 0)
+        return err_set(-errno, "cannot open %s: %s", src, strerror(errno));
+    if (fstat(in, &st) < 0)
+        return err_set(-errno, "cannot stat %s: %s", src, strerror(errno));
+    out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+    if (out < 0)
+        return err_set(-errno, "cannot create %s: %s", dst, strerror(errno));
+    for (left = st.st_size; left > 0;) {
+        ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t)left, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return err_set(n < 0 ? -errno : -EIO, "cannot copy %s: %s", src,
+                           n < 0 ? strerror(errno) : "it shrank");
+        left -= n;
+    }
+    return 0;
+}
+
+int
+vault_image_merge(const char *vault, const char *rel, const char *new_backing,
+                  const struct conf_cancel *cancel, uint64_t *ret_stored, char *ret_sha256)
+{
+    char src[PATH_MAX], part[PATH_MAX];
+    int r;
+
+    if (new_backing && (!plain_name(new_backing) || strchr(new_backing, '/')))
+        return err_set(-EINVAL, "backing file '%s' is not in the image's folder", new_backing);
+    r = full_path(src, sizeof(src), vault, rel, "");
+    if (r >= 0)
+        r = full_path(part, sizeof(part), vault, rel, VAULT_PART_SUFFIX);
+    if (r < 0)
+        return r;
+    if (unlink(part) < 0 && errno != ENOENT)
+        return err_set(-errno, "cannot replace %s: %s", part, strerror(errno));
+    if (!new_backing) {
+        /*
+         * The file is made here and handed over as a descriptor: a qemu-img that outlives
+         * a killed daemon writes into a file a restart may have unlinked, never a new one.
+         */
+        char out_arg[32];
+        _cleanup_close_ int fd = -1;
+        _cleanup_close_ int passed = -1;
+
+        fd = open(part, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+        if (fd < 0)
+            return err_set(-errno, "cannot create %s: %s", part, strerror(errno));
+        passed = fcntl(fd, F_DUPFD_CLOEXEC, VAULT_PASSED_FD + 1);
+        if (passed < 0) {
+            r = err_set(-errno, "cannot pass %s on: %s", part, strerror(errno));
+            (void)unlink(part);
+            return r;
+        }
+        snprintf(out_arg, sizeof(out_arg), "/dev/fd/%d", VAULT_PASSED_FD);
+        char *argv[] = {
+            (char *)QEMU_IMG, (char *)"convert", (char *)"-W", (char *)"-f", (char *)"qcow2",
+            (char *)"-O",     (char *)"qcow2",   src,          out_arg,      NULL};
+        r = run(argv, passed, cancel, NULL, NULL);
+    } else {
+        /* The copy names its backing file by the same relative name: it lies beside rel. */
+        char *argv[] = {(char *)QEMU_IMG,
+                        (char *)"rebase",
+                        (char *)"-f",
+                        (char *)"qcow2",
+                        (char *)"-b",
+                        (char *)new_backing,
+                        (char *)"-F",
+                        (char *)"qcow2",
+                        part,
+                        NULL};
+        r = copy_file(src, part);
+        if (r >= 0)
+            r = run(argv, -1, cancel, NULL, NULL);
+    }
+    if (r >= 0)
+        r = sync_and_hash(part, ret_stored, ret_sha256);
+    if (r < 0)
+        (void)unlink(part);
+    return r;
+}
+
+int
+vault_image_install(const char *vault, const char *rel)
+{
+    char part[PATH_MAX], final[PATH_MAX];
+    int r;
+
+    r = full_path(part, sizeof(part), vault, rel, VAULT_PART_SUFFIX);
+    if (r >= 0)
+        r = full_path(final, sizeof(final), vault, rel, "");
+    if (r < 0)
+        return r;
+    if (rename(part, final) < 0)
+        return err_set(-errno, "cannot rename %s: %s", part, strerror(errno));
+    return fsync_parent(final);
+}
+
+int
+vault_image_measure(const char *vault, const char *rel, uint64_t *ret)
+{
+    char src[PATH_MAX];
+    _cleanup_free_ char *out = NULL;
+    const char *p;
+    int r;
+
+    r = full_path(src, sizeof(src), vault, rel, "");
+    if (r < 0)
+        return r;
+    char *argv[] = {(char *)QEMU_IMG,
+                    (char *)"measure",
+                    (char *)"--output=json",
+                    (char *)"-f",
+                    (char *)"qcow2",
+                    (char *)"-O",
+                    (char *)"qcow2",
+                    src,
+                    NULL};
+    r = run(argv, -1, NULL, &out, NULL);
+    if (r < 0)
+        return r;
+    p = out ? strstr(out, "\"required\":") : NULL;
+    if (!p)
+        return err_set(-EIO, "qemu-img measure gave no size for %s", src);
+    *ret = strtoull(p + strlen("\"required\":"), NULL, 10);
+    return 0;
 }

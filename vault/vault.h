@@ -108,6 +108,32 @@ int vault_image_flatten_at(int dirfd, const char *name, const char *src, const c
                            uint64_t rate, const struct conf_cancel *cancel);
 
 /*
+ * Writes rel + ".part" (an existing one is replaced): an image that shows
+ * what rel shows through its backing chain. With new_backing NULL it is
+ * self-contained (qemu-img convert of the chain); else new_backing (a file
+ * name in rel's folder, which must show an older point of the same chain)
+ * backs it and it holds what differs from it (a copy of rel, then a safe
+ * qemu-img rebase onto new_backing). The .part is synced; *ret_stored (the
+ * bytes it takes on disk) and ret_sha256 its SHA-256 are filled. Nothing is
+ * renamed: vault_image_install() does that. On failure or cancel no .part
+ * is left.
+ */
+int vault_image_merge(const char *vault, const char *rel, const char *new_backing,
+                      const struct conf_cancel *cancel, uint64_t *ret_stored, char *ret_sha256);
+
+/*
+ * Renames rel + ".part" over rel and syncs the folder. -ENOENT when there
+ * is no .part (installed already).
+ */
+int vault_image_install(const char *vault, const char *rel);
+
+/*
+ * The bytes a self-contained qcow2 copy of what rel shows through its
+ * chain would take ("qemu-img measure"), into *ret.
+ */
+int vault_image_measure(const char *vault, const char *rel, uint64_t *ret);
+
+/*
  * Runs "qemu-img check" on a qcow2 image. Returns 0 when it is sound,
  * -EBADMSG with a detail quoting what qemu-img found when it is not, or
  * another negative errno when the check could not run.

@@ -1,7 +1,7 @@
 /*
  * Fuzzes request bodies as the server parses them (duplicate keys refused)
  * and then as every resource reads them (api/bodies.h): checkpoint, reconcile,
- * snapshot, revert, backup and restore bodies, each on every input.
+ * snapshot, revert, backup, restore, prune and protect bodies, each on every input.
  */
 #include <stdint.h>
 
@@ -20,6 +20,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct api_snapshot_body snapshot;
     struct api_backup_body backup;
     struct core_restore_request restore;
+    struct conf_retention retention;
     enum conf_snapshot_start start;
     bool flag;
 
@@ -31,6 +32,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)api_revert_body_read(&req, &start, &flag);
     (void)api_backup_body_read(&req, &backup);
     (void)api_restore_body_read(&req, &restore);
+    (void)api_prune_body_read(&req, &retention, &flag);
+    (void)api_protect_body_read(&req, &flag);
     char *out = json_dumps(body, JSON_COMPACT);
     free(out);
     json_decref(body);

@@ -390,19 +390,20 @@ def valid_body(op):
 
 def required_values(sch, directory):
     """A value of the right type for each required field of sch: an empty object or list (a
-    list that may not be empty: its first allowed value), a directory for paths, a URL for a
-    URL, else 'x'."""
+    list that may not be empty: its first allowed value), true, 0, a directory for paths, a URL
+    for a URL, else 'x'."""
     props = sch.get('properties', {})
     doc = {}
+    smallest = {'boolean': True, 'integer': 0, 'object': {}, 'array': []}
     for r in sch.get('required', []):
-        p = resolve(props.get(r, {}))
-        kind = p.get('type')
+        p = resolve(props.get(r, {})) or {}
+        kind = p.get('type', 'string')
+        kind = kind[0] if isinstance(kind, list) else kind
         if kind == 'array' and p.get('minItems'):
             doc[r] = [(resolve(p.get('items', {})).get('enum') or ['x'])[0]]
             continue
-        doc[r] = ({} if kind == 'object' else [] if kind == 'array' else
-                  directory if r in PATH_FIELDS or r.endswith('_dir') else
-                  'http://127.0.0.1:9/hook' if r == 'url' else 'x')
+        doc[r] = (directory if r in PATH_FIELDS or r.endswith('_dir') else
+                  'http://127.0.0.1:9/hook' if r == 'url' else smallest.get(kind, 'x'))
     return doc
 
 

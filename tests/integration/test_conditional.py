@@ -184,6 +184,18 @@ def test_backup_and_job_with_preconditions(vv_qemu, qemu_domain):
     r = c.get(f'/v1/domains/{dom}/backups')
     assert [i['id'] for i in r.json['items']] == [b['id']]
 
+    # PATCH (protected): a stale tag changes nothing; the current one does, and moves the tag.
+    p = problem(c.patch(path, json={'protected': True}, headers={'If-Match': '"1234"'}), 412,
+                'precondition_failed')
+    assert c.get(path).json['protected'] is False
+    r = c.patch(path, json={'protected': True}, headers={'If-Match': etag})
+    assert r.status == 200 and r.json['protected'] is True, r
+    protected = etag_of(c, path)
+    assert protected != etag
+    r = c.patch(path, json={'protected': False}, headers={'If-Match': protected})
+    assert r.status == 200 and r.json['protected'] is False, r
+    assert etag_of(c, path) == etag
+
     r = c.delete(path, headers={'If-Match': etag})
     assert r.status == 200 and r.json['deleted'] == [b['id']], r
     problem(c.get(path), 404, 'not_found')
