@@ -20,6 +20,7 @@ struct core_config {
     const char *restore_roots;  /* ':'-separated folders, or NULL for <vault>/restore */
     unsigned pull_idle_timeout; /* seconds; 0 for the default */
     unsigned reconcile_max_age; /* seconds; 0 reconciles before every read (checkpoint.h) */
+    unsigned max_policy_jobs;   /* policy jobs at once on the host; 0 for the default (2) */
 };
 
 /*

@@ -139,6 +139,7 @@ main(int argc, char **argv)
         .restore_roots = opts.restore_roots,
         .pull_idle_timeout = opts.pull_idle_timeout,
         .reconcile_max_age = opts.reconcile_max_age,
+        .max_policy_jobs = opts.max_policy_jobs,
     };
     r = core_start(&ccfg);
     if (r < 0) {

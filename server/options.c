@@ -42,6 +42,8 @@ const char options_usage[] =
     "  --reconcile-max-age SECS  reads answer from the catalog and compare a domain with\n"
     "                         libvirt again in the background once its last comparison is\n"
     "                         older than SECS; 0 compares before every read (default 5)\n"
+    "  --max-policy-jobs N    jobs that protection policies run at once on the host\n"
+    "                         (default 2)\n"
     "  --audit-retention-days DAYS  delete audit records older than DAYS; 0 keeps them\n"
     "                         forever (default 90)\n"
     "  --help                 show this help and exit\n"
@@ -72,6 +74,7 @@ enum {
     OPT_ALLOWED_HOSTS,
     OPT_SOCKET_GROUP,
     OPT_AUDIT_RETENTION_DAYS,
+    OPT_MAX_POLICY_JOBS,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -99,6 +102,7 @@ static const struct option long_options[] = {
     {"allowed-hosts", required_argument, NULL, OPT_ALLOWED_HOSTS},
     {"socket-group", required_argument, NULL, OPT_SOCKET_GROUP},
     {"audit-retention-days", required_argument, NULL, OPT_AUDIT_RETENTION_DAYS},
+    {"max-policy-jobs", required_argument, NULL, OPT_MAX_POLICY_JOBS},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -268,6 +272,11 @@ apply(struct options *o, int id, const char *name, const char *value, char *err,
             return fail(err, size, "%s: '%s' is not a number of days from 0 to 36500", name, value);
         o->audit_retention_days = (unsigned)n;
         return 0;
+    case OPT_MAX_POLICY_JOBS:
+        if (parse_uint(value, 1, 64, &n) < 0)
+            return fail(err, size, "%s: '%s' is not a number from 1 to 64", name, value);
+        o->max_policy_jobs = (unsigned)n;
+        return 0;
     default:
         return fail(err, size, "%s: unknown option", name);
     }
@@ -287,6 +296,7 @@ set_defaults(struct options *o)
     o->pull_idle_timeout = 600;
     o->reconcile_max_age = 5;
     o->audit_retention_days = 90;
+    o->max_policy_jobs = 2;
 }
 
 static int
