@@ -347,3 +347,50 @@ db_policy_member_list(struct db *db, const char *policy, struct conf_policy_memb
     *ret_n = n;
     return 0;
 }
+
+int
+db_vault_bytes(struct db *db, char ***ret_names, uint64_t **ret_bytes, size_t *ret_n)
+{
+    static const char sql[] = "SELECT MAX(domain_name), SUM(stored_bytes) FROM backups"
+                              " WHERE state = 'completed' GROUP BY domain_uuid ORDER BY 1";
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    char **names = NULL;
+    uint64_t *bytes = NULL;
+    size_t n = 0;
+    int r, rc;
+
+    DB_LOCK_SCOPE(db);
+    r = db_prepare(db, sql, &st);
+    if (r < 0)
+        return r;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        char **gn = realloc(names, (n + 1) * sizeof(*names));
+        uint64_t *gb;
+        bool oom = false;
+
+        if (gn)
+            names = gn;
+        gb = gn ? realloc(bytes, (n + 1) * sizeof(*bytes)) : NULL;
+        if (gb)
+            bytes = gb;
+        if (!gn || !gb || !(names[n] = db_column_dup(st, 0, &oom))) {
+            for (size_t i = 0; i < n; i++)
+                free(names[i]);
+            free(names);
+            free(bytes);
+            return -ENOMEM;
+        }
+        bytes[n++] = (uint64_t)sqlite3_column_int64(st, 1);
+    }
+    if (rc != SQLITE_DONE) {
+        for (size_t i = 0; i < n; i++)
+            free(names[i]);
+        free(names);
+        free(bytes);
+        return db_error(db, rc, "sum the vault's bytes");
+    }
+    *ret_names = names;
+    *ret_bytes = bytes;
+    *ret_n = n;
+    return 0;
+}

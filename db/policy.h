@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "conf/policy.h"
 
@@ -40,5 +41,12 @@ int db_policy_member_put(struct db *db, const struct conf_policy_member *m);
  */
 int db_policy_member_list(struct db *db, const char *policy, struct conf_policy_member **ret,
                           size_t *ret_n);
+
+/*
+ * The bytes the vault holds per domain (completed backups' stored_bytes):
+ * *ret_names a new array of new domain names, *ret_bytes a new array, both
+ * of *ret_n entries, by name.
+ */
+int db_vault_bytes(struct db *db, char ***ret_names, uint64_t **ret_bytes, size_t *ret_n);
 
 #endif
