@@ -38,6 +38,14 @@ const struct route router_table[] = {
     {"GET", "/openapi.yaml", serve_openapi, ROLE_PUBLIC},
     {"GET", "/v1/version", api_version_get, ROLE_VIEWER},
     {"POST", "/v1/retention:simulate", api_retention_simulate, ROLE_OPERATOR},
+    /* --- policies --- */
+    {"GET", "/v1/policies", api_policies_list, ROLE_VIEWER},
+    {"POST", "/v1/policies", api_policy_create, ROLE_ADMIN},
+    {"GET", "/v1/policies/{name}", api_policy_get, ROLE_VIEWER},
+    {"PUT", "/v1/policies/{name}", api_policy_put, ROLE_ADMIN},
+    {"DELETE", "/v1/policies/{name}", api_policy_delete, ROLE_ADMIN},
+    {"POST", "/v1/policies/{name}:run", api_policy_run, ROLE_OPERATOR},
+    /* --- end policies --- */
     {"GET", "/v1/domains", api_domains_list, ROLE_VIEWER},
     {"GET", "/v1/domains/{domain}", api_domain_get, ROLE_VIEWER},
     /* snapshots: "current" before "{name}", which would match it too */
