@@ -260,10 +260,9 @@ conf_schedule_period(const struct conf_schedule *s, int64_t now_s)
 }
 
 int64_t
-conf_schedule_offset(const struct conf_schedule *s, const char *policy, const char *domain_uuid,
-                     int64_t now_s)
+conf_schedule_offset(const struct conf_schedule *s, const char *policy, const char *domain_uuid)
 {
-    int64_t period = conf_schedule_period(s, now_s), spread;
+    int64_t period = conf_schedule_period(s, 0), spread;
     char key[512];
 
     if (period < 60)

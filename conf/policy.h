@@ -78,11 +78,13 @@ int64_t conf_schedule_period(const struct conf_schedule *s, int64_t now_s);
 /*
  * The small deterministic delay (seconds) by which runs of policy for the
  * domain of this UUID are moved after their slot, so that many domains on
- * one schedule do not start in the same second: a hash of both, modulo
- * min(period / 10, 300). 0 for periods under a minute.
+ * one schedule do not start in the same second: a hash of both (FNV-1a of
+ * "policy/uuid"), modulo min(period / 10, 300), where the period is the
+ * schedule's at the epoch (fixed, so that the offset never changes under a
+ * domain). 0 for periods under a minute.
  */
 int64_t conf_schedule_offset(const struct conf_schedule *s, const char *policy,
-                             const char *domain_uuid, int64_t now_s);
+                             const char *domain_uuid);
 
 /*
  * When a run is due (seconds), given the time of the last run, or, when

@@ -153,7 +153,7 @@ overdue_of(const struct conf_policy *p, const struct conf_policy_member *m, int6
 static int64_t
 due_of(const struct conf_policy *p, const struct conf_policy_member *m, int64_t now_ms)
 {
-    int64_t offset = conf_schedule_offset(&p->schedule, p->name, m->domain_uuid, now_ms / 1000);
+    int64_t offset = conf_schedule_offset(&p->schedule, p->name, m->domain_uuid);
     bool ran = m->last_run_ms != 0;
     int64_t anchor = (ran ? m->last_run_ms : m->since_ms) / 1000;
     int64_t due = conf_schedule_due(&p->schedule, anchor, ran, offset);
@@ -665,9 +665,16 @@ core_policy_update(struct conf_policy *p)
     p->created_ms = old->created_ms;
     p->updated_ms = text_now_ms();
     r = db_policy_put(core_ctx.db, p, false);
-    if (r >= 0)
-        kick();
-    return r;
+    if (r < 0)
+        return r;
+    /* The verification rule may have changed: look at every domain's backups again. */
+    pthread_mutex_lock(&sched.lock);
+    for (size_t i = 0; i < sched.n_entries; i++)
+        if (strcmp(sched.entries[i].policy, p->name) == 0)
+            sched.entries[i].verify_at_ms = 0;
+    pthread_mutex_unlock(&sched.lock);
+    kick();
+    return 0;
 }
 
 int
