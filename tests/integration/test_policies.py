@@ -69,7 +69,13 @@ def fnv1a(s):
     return h
 
 
-def cron_field(spec, lo, hi, names=None):
+NAMES = {n: i for i, n in enumerate(['SUN', 'MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT'])}
+NAMES.update({n: i + 1 for i, n in enumerate(['JAN', 'FEB', 'MAR', 'APR', 'MAY', 'JUN', 'JUL',
+                                              'AUG', 'SEP', 'OCT', 'NOV', 'DEC'])})
+
+
+def cron_field(spec, lo, hi):
+    spec = re.sub(r'[A-Za-z]{3}', lambda m: str(NAMES[m.group(0).upper()]), spec)
     vals = set()
     for item in spec.split(','):
         step = 1
@@ -125,7 +131,8 @@ def test_crud_validation_overlap_and_next_run(vv_test):
     p = r.json
     assert p['schedule'] == '17 3 * * MON-FRI' and p['retention'] == {'keep_daily': 7}
     assert p['verify_after_days'] == 30 and p['enabled'] is True
-    assert p['backup'] == {'type': 'auto', 'mode': 'push', 'disks': None, 'bandwidth': 0}
+    assert p['backup'] == {'type': 'auto', 'mode': 'push', 'target': None, 'disks': None,
+                           'bandwidth': 0}
 
     # The next run: the first slot after the domain joined, moved by its offset.
     m = wait_for('the member', lambda: member(c, 'nightly', 'test'), timeout=20)

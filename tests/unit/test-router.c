@@ -17,6 +17,8 @@ static const struct route table[] = {
     {"DELETE", "/v1/domains/{domain}/checkpoints/{name}", h, ROLE_ADMIN},
     {"POST", "/v1/domains/{domain}/checkpoints:reconcile", h, ROLE_OPERATOR},
     {"GET", "/healthz", h, ROLE_PUBLIC},
+    {"GET", "/v1/policies/{name}", h, ROLE_VIEWER},
+    {"POST", "/v1/policies/{name}:run", h, ROLE_OPERATOR},
 };
 
 static const struct {
@@ -47,6 +49,12 @@ static const struct {
     {"GET", "/v1/domains/%zz", ROUTER_BAD_ENCODING, 0, NULL, NULL, NULL},
     {"GET", "/v1/domains/%00", ROUTER_BAD_ENCODING, 0, NULL, NULL, NULL},
     {"GET", "/v1/domains/web/checkpoints/cp1/extra", ROUTER_NOT_FOUND, 0, NULL, NULL, NULL},
+    /* a placeholder with a literal suffix */
+    {"POST", "/v1/policies/nightly:run", ROUTER_MATCH, 7, "nightly", NULL, NULL},
+    {"POST", "/v1/policies/a%3Ab:run", ROUTER_MATCH, 7, "a:b", NULL, NULL},
+    {"POST", "/v1/policies/:run", ROUTER_BAD_METHOD, 0, NULL, NULL, "GET"},
+    {"GET", "/v1/policies/nightly", ROUTER_MATCH, 6, "nightly", NULL, NULL},
+    {"POST", "/v1/policies/nightly", ROUTER_BAD_METHOD, 0, NULL, NULL, "GET"},
 };
 
 int
