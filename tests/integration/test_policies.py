@@ -347,3 +347,31 @@ def test_verify_after_days_verifies_by_itself(vv_qemu, qemu_domain):
         first_check, timeout=120)
     jobs = c.get('/v1/jobs?limit=100').json['items']
     assert any(j['kind'] == 'verify' and j['domain'] == dom for j in jobs)
+
+
+def test_cli_policies(vv_test):
+    import json
+    import os
+    import subprocess
+    cli = os.environ.get('VIRTVAULT_CLI')
+    if not cli:
+        pytest.skip('VIRTVAULT_CLI not set')
+
+    def run(*args):
+        return subprocess.run([cli, '--url', vv_test.url, '-o', 'json'] + list(args),
+                              capture_output=True, text=True, timeout=60)
+
+    body = json.dumps({'name': 'cli', 'domains': ['test'], 'schedule': '@daily',
+                       'enabled': False})
+    p = run('--body', body, 'policies', 'create')
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)['name'] == 'cli'
+    p = run('policies', 'list')
+    assert p.returncode == 0 and [x['name'] for x in json.loads(p.stdout)['items']] == ['cli']
+    p = run('policies', 'show', 'cli')
+    assert p.returncode == 0 and json.loads(p.stdout)['schedule'] == '@daily'
+    p = run('policies', 'run', 'cli')  # disabled: a conflict
+    assert p.returncode == 4, (p.returncode, p.stderr)
+    p = run('policies', 'delete', 'cli')
+    assert p.returncode == 0, p.stderr
+    assert run('policies', 'show', 'cli').returncode == 3
