@@ -273,16 +273,16 @@ conf_schedule_offset(const struct conf_schedule *s, const char *policy, const ch
 }
 
 int64_t
-conf_schedule_due(const struct conf_schedule *s, int64_t anchor_s, bool ran_before,
+conf_schedule_due(const struct conf_schedule *s, int64_t anchor_ms, bool ran_before,
                   int64_t offset_s)
 {
     int64_t next;
 
     if (s->kind == CONF_SCHEDULE_INTERVAL)
-        return ran_before ? anchor_s + s->interval_s : anchor_s + offset_s;
+        return anchor_ms + (ran_before ? s->interval_s : offset_s) * 1000;
     /* The run of a slot starts offset_s after it: count slots from the anchor's own slot. */
-    next = conf_cron_next(&s->cron, anchor_s - offset_s);
-    return next < 0 ? -1 : next + offset_s;
+    next = conf_cron_next(&s->cron, anchor_ms / 1000 - offset_s);
+    return next < 0 ? -1 : (next + offset_s) * 1000;
 }
 
 static void

@@ -87,14 +87,15 @@ int64_t conf_schedule_offset(const struct conf_schedule *s, const char *policy,
                              const char *domain_uuid);
 
 /*
- * When a run is due (seconds), given the time of the last run, or, when
- * there was none, the time the domain joined the policy (anchor_s) and the
- * offset above: interval: anchor + interval, where a domain that never ran
- * runs at once (plus the offset); cron: the first slot after the anchor,
- * plus the offset. A due time in the past means one run now, whatever the
- * number of slots missed (systemd's Persistent=). -1 when none.
+ * When a run is due (milliseconds since the epoch), given the start of the
+ * last run, or, when there was none, the time the domain joined the policy
+ * (anchor_ms), and the offset above (seconds): interval: the anchor plus
+ * the interval, where a domain that never ran runs at once (plus the
+ * offset); cron: the first slot after the anchor's own slot, plus the
+ * offset. A due time in the past means one run now, whatever the number of
+ * slots missed (systemd's Persistent=). -1 when none.
  */
-int64_t conf_schedule_due(const struct conf_schedule *s, int64_t anchor_s, bool ran_before,
+int64_t conf_schedule_due(const struct conf_schedule *s, int64_t anchor_ms, bool ran_before,
                           int64_t offset_s);
 
 #define CONF_POLICY_DOMAINS_MAX 256

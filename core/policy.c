@@ -151,14 +151,12 @@ overdue_of(const struct conf_policy *p, const struct conf_policy_member *m, int6
 
 /* When the next run of m under p is due (ms), or -1 for none. */
 static int64_t
-due_of(const struct conf_policy *p, const struct conf_policy_member *m, int64_t now_ms)
+due_of(const struct conf_policy *p, const struct conf_policy_member *m)
 {
     int64_t offset = conf_schedule_offset(&p->schedule, p->name, m->domain_uuid);
     bool ran = m->last_run_ms != 0;
-    int64_t anchor = (ran ? m->last_run_ms : m->since_ms) / 1000;
-    int64_t due = conf_schedule_due(&p->schedule, anchor, ran, offset);
 
-    return due < 0 ? -1 : due * 1000;
+    return conf_schedule_due(&p->schedule, ran ? m->last_run_ms : m->since_ms, ran, offset);
 }
 
 /* Records how the run of m ended (result, detail) and what follows from it. */
@@ -350,6 +348,8 @@ start_run(const struct conf_policy *p, struct conf_policy_member *m, bool catch_
     struct entry *e;
     int r;
 
+    /* The run starts now, not when the pass began: the next is due an interval after it. */
+    now = text_now_ms();
     r = core_backup_create(m->domain_uuid, &req, &b, &job);
     conf_backup_free(b);
     pthread_mutex_lock(&sched.lock);
@@ -439,7 +439,7 @@ schedule_one(const struct conf_policy *p, const struct conf_domain *d,
     pthread_mutex_unlock(&sched.lock);
 
     if (!m->last_result || strcmp(m->last_result, "running") != 0) {
-        due = due_of(p, m, now);
+        due = due_of(p, m);
         if (force || (due >= 0 && due <= now)) {
             if (now < retry_at)
                 wake_at(wake, retry_at);
@@ -776,7 +776,7 @@ core_policy_domains(const struct conf_policy *p, struct core_policy_domain **ret
             }
         pthread_mutex_unlock(&sched.lock);
         if (p->enabled) {
-            int64_t due = force ? now : due_of(p, m, now);
+            int64_t due = force ? now : due_of(p, m);
             if (due >= 0 && due < retry_at)
                 due = retry_at;
             o->next_run_ms = due < 0 ? 0 : due < now ? now : due;

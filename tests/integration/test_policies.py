@@ -280,7 +280,12 @@ def test_interval_policy_runs_by_itself_and_catches_up_once(vv_qemu, qemu_domain
              timeout=60)
     r = c.get(f'/v1/domains/{dom}/backups?limit=500')
     after = [b for b in r.json['items'] if started - 1 <= ts(b['started_at']) < catch_up_at + 4.5]
-    assert len(after) == 1, after
+    if len(after) != 1:
+        with open('/tmp/pol-debug.log', 'w') as f:
+            f.write(repr(([(b['started_at'], b['job_id']) for b in after], iso(started),
+                          m['last_run'])) + '\n' + vv_qemu.log())
+    assert len(after) == 1, ([(b['started_at'], b['state']) for b in after], iso(started),
+                             m['last_run'])
     # And the schedule goes on after it.
     wait_for('a regular run after the catch-up',
              lambda: (lambda m: m['last_run'] and ts(m['last_run']['started_at']) > catch_up_at

@@ -127,17 +127,21 @@ main(void)
         differ += conf_schedule_offset(&daily, "p", uuid) != off;
     }
     ok(differ > 40, "50 domains are spread (%d differ from the first)", differ);
-    ok(conf_schedule_due(&daily, at("2026-05-05 10:00:00"), true, 0) == at("2026-05-06 00:00:00"),
+    ok(conf_schedule_due(&daily, at("2026-05-05 10:00:00") * 1000, true, 0) ==
+           at("2026-05-06 00:00:00") * 1000,
        "cron due: the next slot after the last run");
-    ok(conf_schedule_due(&daily, at("2026-05-01 10:00:00"), true, 7) == at("2026-05-02 00:00:07"),
+    ok(conf_schedule_due(&daily, at("2026-05-01 10:00:00") * 1000, true, 7) ==
+           at("2026-05-02 00:00:07") * 1000,
        "cron due with offset: a slot missed for days is one due time in the past");
-    ok(conf_schedule_due(&daily, at("2026-05-02 00:00:07"), true, 7) == at("2026-05-03 00:00:07"),
+    ok(conf_schedule_due(&daily, at("2026-05-02 00:00:07") * 1000 + 500, true, 7) ==
+           at("2026-05-03 00:00:07") * 1000,
        "cron due with offset: the run of a slot is not due again");
 
     struct conf_schedule every = {.kind = CONF_SCHEDULE_INTERVAL, .interval_s = 5};
     ok(conf_schedule_period(&every, now) == 5, "interval period");
     ok(conf_schedule_offset(&every, "p", "u") == 0, "no offset under a minute");
-    ok(conf_schedule_due(&every, 1000, true, 0) == 1005, "interval due: last run + interval");
-    ok(conf_schedule_due(&every, 1000, false, 0) == 1000, "interval: the first run at once");
+    ok(conf_schedule_due(&every, 1000500, true, 0) == 1005500,
+       "interval due: last run + interval, to the millisecond");
+    ok(conf_schedule_due(&every, 1000500, false, 0) == 1000500, "interval: the first run at once");
     return tap_done();
 }
