@@ -145,12 +145,8 @@ read_backup(json_t *v, struct conf_policy_backup *b)
     return 0;
 }
 
-/*
- * Reads a policy body; path_name is the name from the path (PUT) or NULL
- * (POST: the body names it). *ret is a new record.
- */
-static int
-policy_read(const struct api_request *req, const char *path_name, struct conf_policy **ret)
+int
+api_policy_body_read(const struct api_request *req, const char *path_name, struct conf_policy **ret)
 {
     static const struct api_field fields[] = {
         {"name", API_FIELD_STRING, false, false},
@@ -413,7 +409,7 @@ api_policy_create(const struct api_request *req, struct api_response *resp)
     json_t *out = NULL;
     int r;
 
-    r = policy_read(req, NULL, &p);
+    r = api_policy_body_read(req, NULL, &p);
     if (r < 0)
         return r;
     r = core_policy_create(p);
@@ -448,7 +444,7 @@ api_policy_put(const struct api_request *req, struct api_response *resp)
     json_t *out = NULL;
     int r;
 
-    r = policy_read(req, req->params[0], &p);
+    r = api_policy_body_read(req, req->params[0], &p);
     if (r >= 0)
         r = core_policy_update(p);
     if (r >= 0)

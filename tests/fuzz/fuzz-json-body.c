@@ -1,7 +1,7 @@
 /*
  * Fuzzes request bodies as the server parses them (duplicate keys refused)
  * and then as every resource reads them (api/bodies.h): checkpoint, reconcile,
- * snapshot, revert, backup and restore bodies, each on every input.
+ * snapshot, revert, backup, restore and policy bodies, each on every input.
  */
 #include <stdint.h>
 
@@ -31,6 +31,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)api_revert_body_read(&req, &start, &flag);
     (void)api_backup_body_read(&req, &backup);
     (void)api_restore_body_read(&req, &restore);
+    struct conf_policy *policy = NULL;
+    if (api_policy_body_read(&req, NULL, &policy) == 0)
+        conf_policy_free(policy);
+    policy = NULL;
+    if (api_policy_body_read(&req, "fuzz", &policy) == 0)
+        conf_policy_free(policy);
     char *out = json_dumps(body, JSON_COMPACT);
     free(out);
     json_decref(body);
