@@ -42,6 +42,7 @@ on_virt_event(const struct conf_event *ev, void *opaque)
 
     core_checkpoint_on_event(ev);
     core_backup_on_event(ev);
+    core_policy_on_event(ev);
     pthread_mutex_lock(&core.lock);
     fn = core.listener;
     fn_opaque = core.listener_opaque;

@@ -46,7 +46,7 @@ static struct {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     pthread_t thread;
-    bool running, stop, kick;
+    bool running, stop, kick, refresh;
     unsigned max_jobs;
     int listener;
     int64_t started_ms;
@@ -484,7 +484,13 @@ pass(int64_t now, int64_t *ret_wake)
     int64_t wake = now + IDLE_WAKE_MS;
     unsigned running;
 
-    if (!sched.domains_ms || now - sched.domains_ms >= DOMAINS_REFRESH_MS) {
+    bool refresh;
+
+    pthread_mutex_lock(&sched.lock);
+    refresh = sched.refresh;
+    sched.refresh = false;
+    pthread_mutex_unlock(&sched.lock);
+    if (refresh || !sched.domains_ms || now - sched.domains_ms >= DOMAINS_REFRESH_MS) {
         struct conf_domain *list = NULL;
         size_t n = 0;
         if (core_domain_list(&list, &n) >= 0) {
@@ -549,6 +555,19 @@ on_job(const struct conf_job *job, void *opaque)
     if (job->state == CONF_JOB_QUEUED || job->state == CONF_JOB_RUNNING)
         return;
     kick();
+}
+
+void
+core_policy_on_event(const struct conf_event *ev)
+{
+    if (ev->kind != CONF_EVENT_DEFINED && ev->kind != CONF_EVENT_UNDEFINED &&
+        ev->kind != CONF_EVENT_CONNECTED)
+        return;
+    pthread_mutex_lock(&sched.lock);
+    sched.refresh = true;
+    sched.kick = true;
+    pthread_cond_signal(&sched.wake);
+    pthread_mutex_unlock(&sched.lock);
 }
 
 int

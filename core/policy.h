@@ -33,6 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "conf/domain.h"
 #include "conf/policy.h"
 
 /* How a policy stands for one domain it names, now. */
@@ -57,6 +58,13 @@ struct core_policy_runs {
  * Call after the job runner started. Returns 0 or a negative errno.
  */
 int core_policy_start(unsigned max_jobs);
+
+/*
+ * For the libvirt event handler: a domain defined or undefined (or libvirt
+ * back) has the scheduler read the domains again now, so that a new domain
+ * a pattern names joins at once. Quick; any thread.
+ */
+void core_policy_on_event(const struct conf_event *ev);
 
 /* Stops the scheduler thread (jobs it started go on). Safe without a start. */
 void core_policy_stop(void);

@@ -380,3 +380,23 @@ def test_cli_policies(vv_test):
     p = run('policies', 'delete', 'cli')
     assert p.returncode == 0, p.stderr
     assert run('policies', 'show', 'cli').returncode == 3
+
+
+def test_a_new_domain_joins_the_pattern(vv_qemu, sandbox):
+    import uuid
+    c = vv_qemu.client
+    prefix = 'vvt-' + uuid.uuid4().hex[:6]
+    r = c.post('/v1/policies', json={'name': 'pattern', 'domains': [prefix + '-*'],
+                                     'schedule': '@yearly'})
+    assert r.status == 201 and r.json['members'] == [], r
+    name = prefix + '-new'
+    sandbox.domain_create(name, start=False)
+    try:
+        m = wait_for('the new domain to join', lambda: member(c, 'pattern', name), timeout=30)
+        assert m['next_run'] and m['last_run'] is None
+        # It is the pattern's: another policy naming it is refused, naming this one.
+        r = c.post('/v1/policies', json={'name': 'other', 'domains': [name],
+                                         'schedule': '@daily'})
+        assert r.status == 409 and "'pattern'" in r.json['detail'], r
+    finally:
+        sandbox.domain_remove(name)
