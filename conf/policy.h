@@ -142,7 +142,8 @@ bool conf_policy_is_pattern(const char *s);
 /*
  * How a policy's runs went for one domain, as stored (db/policy.h).
  * last_result: "running", "succeeded", "failed", "cancelled", "busy" (the
- * domain ran another job; retried), "error" (the run could not start).
+ * domain ran another job; retried), "unavailable" (libvirt was away;
+ * retried), "error" (the run could not start; the next slot runs again).
  */
 struct conf_policy_member {
     char *policy;

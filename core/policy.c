@@ -346,27 +346,30 @@ start_run(const struct conf_policy *p, struct conf_policy_member *m, bool catch_
     _cleanup_(conf_job_freep) struct conf_job *job = NULL;
     struct conf_backup *b = NULL;
     struct entry *e;
+    bool retry;
     int r;
 
     /* The run starts now, not when the pass began: the next is due an interval after it. */
     now = text_now_ms();
     r = core_backup_create(m->domain_uuid, &req, &b, &job);
     conf_backup_free(b);
+    /* Busy, or libvirt away for a moment: not skipped but tried again; the anchor stays. */
+    retry = r == -EBUSY || r == -ENOTCONN || r == -EAGAIN;
     pthread_mutex_lock(&sched.lock);
     e = entry_get(p->name, m->domain_uuid);
-    if (e && r != -EBUSY)
+    if (e && !retry)
         e->force = false;
-    if (e && r == -EBUSY)
+    if (e && retry)
         e->retry_at_ms = now + RETRY_BUSY_MS;
     pthread_mutex_unlock(&sched.lock);
-    if (r == -EBUSY) {
-        /* Not skipped: tried again after a short delay; the anchor stays. */
-        set_str(&m->last_result, "busy");
+    if (retry) {
+        const char *result = r == -EBUSY ? "busy" : "unavailable";
+        set_str(&m->last_result, result);
         set_str(&m->last_detail, err_detail());
         wake_at(wake, now + RETRY_BUSY_MS);
-        count_run(p->name, "busy");
-        log_info("policy %s: %s is busy; trying again in %d s", p->name, m->domain,
-                 RETRY_BUSY_MS / 1000);
+        count_run(p->name, result);
+        log_info("policy %s: %s: %s; trying again in %d s", p->name, m->domain,
+                 err_detail() ? err_detail() : result, RETRY_BUSY_MS / 1000);
     } else if (r < 0) {
         set_str(&m->last_result, "error");
         set_str(&m->last_detail, err_detail() ? err_detail() : strerror(-r));
@@ -712,10 +715,19 @@ int
 core_policy_delete(const char *name)
 {
     int r = db_policy_delete(core_ctx.db, name);
+    size_t k = 0;
 
-    if (r >= 0)
-        kick();
-    return r;
+    if (r < 0)
+        return r;
+    /* Forget its flags, so that a policy made again under the name starts afresh. */
+    pthread_mutex_lock(&sched.lock);
+    for (size_t i = 0; i < sched.n_entries; i++)
+        if (strcmp(sched.entries[i].policy, name) != 0)
+            sched.entries[k++] = sched.entries[i];
+    sched.n_entries = k;
+    pthread_mutex_unlock(&sched.lock);
+    kick();
+    return 0;
 }
 
 void

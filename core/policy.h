@@ -18,10 +18,9 @@
  * caught up at start. Runs are backups through core_backup_create(), at
  * most max_jobs policy jobs at once on the host (verifications included);
  * a domain busy with another job is tried again after a short delay (its
- * result reads "busy" meanwhile). After each successful backup the
- * policy's retention is applied by prune (see the call site marked
- * "retention" in policy.c); verify_after_s starts verify jobs on the kept
- * backups by itself.
+ * result reads "busy" meanwhile; "unavailable" while libvirt is away). After each successful backup
+ * the policy's retention is applied by prune (see the call site marked "retention" in policy.c);
+ * verify_after_s starts verify jobs on the kept backups by itself.
  *
  * Functions return 0 or a negative errno with a detail (err.h); outputs
  * are filled on success only and owned by the caller.
