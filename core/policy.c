@@ -342,6 +342,7 @@ start_run(const struct conf_policy *p, struct conf_policy_member *m, bool catch_
         .bandwidth = p->backup.bandwidth,
         .mode = p->backup.mode,
         .to_vault = p->backup.to_vault,
+        .policy = p->name,
     };
     _cleanup_(conf_job_freep) struct conf_job *job = NULL;
     struct conf_backup *b = NULL;

@@ -118,7 +118,8 @@ const char *const db_migrations[] = {
     "CREATE INDEX idempotency_by_expiry ON idempotency (expires_ms);",
     /*
      * 8: protection policies (conf/policy.h) and, per policy and domain, how
-     * its runs went, so that a restart knows what it missed.
+     * its runs went, so that a restart knows what it missed; the policy that
+     * started a job.
      */
     "CREATE TABLE policies ("
     "  name TEXT PRIMARY KEY,"
@@ -149,7 +150,8 @@ const char *const db_migrations[] = {
     "  last_catch_up INTEGER NOT NULL DEFAULT 0,"
     "  last_success_ms INTEGER,"
     "  PRIMARY KEY (policy, domain_uuid)"
-    ") STRICT;",
+    ") STRICT;"
+    "ALTER TABLE jobs ADD COLUMN policy TEXT;",
 };
 
 const int db_migrations_count = (int)(sizeof(db_migrations) / sizeof(db_migrations[0]));

@@ -251,7 +251,7 @@ def test_interval_policy_runs_by_itself_and_catches_up_once(vv_qemu, qemu_domain
         member(c, 'every5', dom)), timeout=60)
     assert m['last_success'] and m['protected_until'] and m['overdue'] is False
     job = c.get(f'/v1/jobs/{m["last_run"]["job_id"]}').json
-    assert job['kind'] == 'backup' and job['state'] == 'succeeded'
+    assert job['kind'] == 'backup' and job['state'] == 'succeeded' and job['policy'] == 'every5'
     assert metric(c, 'virtvault_domain_last_backup_success_timestamp_seconds',
                   domain=dom) == pytest.approx(ts(m['last_success']), abs=0.01)
     assert metric(c, 'virtvault_policy_runs_total', policy='every5', result='succeeded') >= 2
@@ -303,6 +303,7 @@ def test_run_now_retries_a_busy_domain(vv_qemu, qemu_domain):
     r = c.post(f'/v1/domains/{dom}/backups', json={'mode': 'pull', 'type': 'full'})
     assert r.status == 202, r
     pull = r.json
+    assert c.get(f'/v1/jobs/{pull["job_id"]}').json['policy'] is None
     wait_for('the pull backup ready',
              lambda: c.get(f'/v1/domains/{dom}/backups/{pull["id"]}').json['state'] == 'ready',
              timeout=60)
