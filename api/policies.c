@@ -67,22 +67,12 @@ read_domains(const json_t *v, struct conf_policy *p)
     return 0;
 }
 
+/* The shape of a schedule object ({"interval_seconds": N}), checked with the other types. */
 static int
-read_schedule(const json_t *v, struct conf_schedule *s)
+check_interval(const json_t *v)
 {
     json_t *iv;
 
-    memset(s, 0, sizeof(*s));
-    if (json_is_string(v)) {
-        if (strlen(json_string_value(v)) != json_string_length(v))
-            return err_set_pointer(-EINVAL, "/schedule", "must not contain NUL characters");
-        s->kind = CONF_SCHEDULE_CRON;
-        snprintf(s->text, sizeof(s->text), "%s", json_string_value(v));
-        return conf_cron_parse(json_string_value(v), &s->cron);
-    }
-    if (!json_is_object(v))
-        return err_set_pointer(-EINVAL, "/schedule",
-                               "must be a cron expression or {\"interval_seconds\": N}");
     if (api_fields_check(
             v, "/schedule",
             (const struct api_field[]){{"interval_seconds", API_FIELD_INTEGER, true, false},
@@ -92,8 +82,23 @@ read_schedule(const json_t *v, struct conf_schedule *s)
     if (json_integer_value(iv) < 1 || json_integer_value(iv) > CONF_INTERVAL_MAX)
         return err_set_pointer(-EINVAL, "/schedule/interval_seconds",
                                "must be from 1 to %lld seconds", (long long)CONF_INTERVAL_MAX);
+    return 0;
+}
+
+/* A schedule whose type check_interval() (for an object) has passed. */
+static int
+read_schedule(const json_t *v, struct conf_schedule *s)
+{
+    memset(s, 0, sizeof(*s));
+    if (json_is_string(v)) {
+        if (strlen(json_string_value(v)) != json_string_length(v))
+            return err_set_pointer(-EINVAL, "/schedule", "must not contain NUL characters");
+        s->kind = CONF_SCHEDULE_CRON;
+        snprintf(s->text, sizeof(s->text), "%s", json_string_value(v));
+        return conf_cron_parse(json_string_value(v), &s->cron);
+    }
     s->kind = CONF_SCHEDULE_INTERVAL;
-    s->interval_s = json_integer_value(iv);
+    s->interval_s = json_integer_value(json_object_get(v, "interval_seconds"));
     return 0;
 }
 
@@ -145,20 +150,40 @@ read_backup(json_t *v, struct conf_policy_backup *b)
     return 0;
 }
 
+/* Whether v has the JSON type a policy body wants for field f. */
+static bool
+field_type_ok(const char *f, const json_t *v)
+{
+    if (strcmp(f, "schedule") == 0)
+        return json_is_string(v) || json_is_object(v);
+    if (strcmp(f, "verify_after_days") == 0)
+        return json_is_number(v) || json_is_null(v);
+    if (strcmp(f, "domains") == 0)
+        return json_is_array(v);
+    if (strcmp(f, "backup") == 0 || strcmp(f, "retention") == 0)
+        return json_is_object(v);
+    if (strcmp(f, "enabled") == 0)
+        return json_is_boolean(v);
+    return json_is_string(v); /* name */
+}
+
 int
 api_policy_body_read(const struct api_request *req, const char *path_name, struct conf_policy **ret)
 {
-    static const struct api_field fields[] = {
-        {"name", API_FIELD_STRING, false, false},
-        {"domains", API_FIELD_ARRAY, true, false},
-        {"schedule", API_FIELD_STRING, true, false}, /* or an object: checked below */
-        {"backup", API_FIELD_OBJECT, false, false},
-        {"retention", API_FIELD_OBJECT, false, false},
-        {"verify_after_days", API_FIELD_INTEGER, false, true}, /* or a number: below */
-        {"enabled", API_FIELD_BOOL, false, false},
-        {NULL, API_FIELD_STRING, false, false},
+    static const struct {
+        const char *name;
+        const char *wants;
+    } fields[] = {
+        {"name", "must be a string"},
+        {"domains", "must be an array"},
+        {"schedule", "must be a cron expression or {\"interval_seconds\": N}"},
+        {"backup", "must be an object"},
+        {"retention", "must be an object"},
+        {"verify_after_days", "must be a number or null"},
+        {"enabled", "must be true or false"},
     };
     _cleanup_(conf_policy_freep) struct conf_policy *p = calloc(1, sizeof(*p));
+    json_t *empty = NULL;
     const json_t *body = req->body;
     const char *key, *name;
     json_t *v;
@@ -166,57 +191,66 @@ api_policy_body_read(const struct api_request *req, const char *path_name, struc
 
     if (!p)
         return -ENOMEM;
-    if (!json_is_object(body))
+    if (!body)
+        body = empty = json_object(); /* an absent body counts as {} */
+    if (!json_is_object(body)) {
+        json_decref(empty);
         return err_set_pointer(-EINVAL, "", "must be a JSON object");
+    }
+    /* Every field's type first, so that the field named is the one that is wrong. */
+    r = 0;
     json_object_foreach((json_t *)body, key, v)
     {
-        const struct api_field *f = fields;
         char ptr[TEXT_POINTER_MAX];
+        size_t f = 0;
 
-        while (f->name && strcmp(f->name, key) != 0)
+        while (f < ARRAY_SIZE(fields) && strcmp(fields[f].name, key) != 0)
             f++;
         text_pointer_join(ptr, sizeof(ptr), "", key, 0);
-        if (!f->name)
-            return err_set_pointer(-EINVAL, ptr, "is not a field of this request body");
+        if (f == ARRAY_SIZE(fields)) {
+            r = err_set_pointer(-EINVAL, ptr, "is not a field of this request body");
+            break;
+        }
+        if (!field_type_ok(key, v)) {
+            r = err_set_pointer(-EINVAL, ptr, "%s", fields[f].wants);
+            break;
+        }
+        if (json_is_object(v) && strcmp(key, "schedule") == 0 && (r = check_interval(v)) < 0)
+            break;
     }
-    for (const struct api_field *f = fields; f->name; f++)
-        if (f->required && !json_object_get(body, f->name))
-            return err_set_pointer(-EINVAL, f == &fields[1] ? "/domains" : "/schedule",
-                                   "is required");
+    json_decref(empty);
+    if (r < 0)
+        return r;
+    if (!path_name && !json_object_get(body, "name"))
+        return err_set_pointer(-EINVAL, "/name", "is required");
+    if (!json_object_get(body, "domains"))
+        return err_set_pointer(-EINVAL, "/domains", "is required");
+    if (!json_object_get(body, "schedule"))
+        return err_set_pointer(-EINVAL, "/schedule", "is required");
 
     v = json_object_get(body, "name");
     name = json_string_value(v);
-    if (v && (!name || strlen(name) != json_string_length(v) || !text_name_valid(name)))
+    if (v && (strlen(name) != json_string_length(v) || !text_name_valid(name)))
         return err_set_pointer(-EINVAL, "/name",
                                "must be 1 to %d characters from A-Z a-z 0-9 . _ -, not starting "
                                "with '.'",
                                NAME_MAX_LEN);
-    if (!path_name && !name)
-        return err_set_pointer(-EINVAL, "/name", "is required");
     if (path_name && name && strcmp(name, path_name) != 0)
         return err_set_pointer(-EINVAL, "/name",
                                "must be the name in the path ('%s'): a policy is not renamed",
                                path_name);
-    if (path_name && !text_name_valid(path_name))
-        return err_set_parameter(-EINVAL, "name", "is not a valid policy name");
     p->name = strdup(path_name ? path_name : name);
     if (!p->name)
         return -ENOMEM;
 
-    r = read_domains(json_object_get(body, "domains"), p);
-    if (r >= 0)
-        r = read_schedule(json_object_get(body, "schedule"), &p->schedule);
-    if (r < 0)
-        return r;
     v = json_object_get(body, "backup");
+    p->backup.type = CONF_BACKUP_TYPE_AUTO;
+    p->backup.mode = CONF_BACKUP_MODE_PUSH;
     if (v) {
         r = read_backup(v, &p->backup);
-    } else {
-        p->backup.type = CONF_BACKUP_TYPE_AUTO;
-        p->backup.mode = CONF_BACKUP_MODE_PUSH;
+        if (r < 0)
+            return r;
     }
-    if (r < 0)
-        return r;
     v = json_object_get(body, "retention");
     if (v) {
         r = api_retention_read(v, "/retention", &p->retention);
@@ -227,7 +261,7 @@ api_policy_body_read(const struct api_request *req, const char *path_name, struc
     p->verify_after_s = -1;
     if (v && !json_is_null(v)) {
         double days = json_number_value(v);
-        if (!json_is_number(v) || !isfinite(days) || days < 0 || days > VERIFY_DAYS_MAX)
+        if (!isfinite(days) || days < 0 || days > VERIFY_DAYS_MAX)
             return err_set_pointer(-EINVAL, "/verify_after_days",
                                    "must be a number of days from 0 to %d, or null for no "
                                    "verification",
@@ -235,9 +269,13 @@ api_policy_body_read(const struct api_request *req, const char *path_name, struc
         p->verify_after_s = (int64_t)(days * 86400.0 + 0.5);
     }
     v = json_object_get(body, "enabled");
-    if (v && !json_is_boolean(v))
-        return err_set_pointer(-EINVAL, "/enabled", "must be true or false");
     p->enabled = v ? json_is_true(v) : true;
+    /* Domains and the cron text last: a body built around another wrong field names that one. */
+    r = read_domains(json_object_get(body, "domains"), p);
+    if (r >= 0)
+        r = read_schedule(json_object_get(body, "schedule"), &p->schedule);
+    if (r < 0)
+        return r;
     *ret = TAKE_PTR(p);
     return 0;
 }
@@ -444,6 +482,11 @@ api_policy_put(const struct api_request *req, struct api_response *resp)
     json_t *out = NULL;
     int r;
 
+    /* A policy is made by POST: a PUT on none is 404, whatever its body. */
+    r = core_policy_get(req->params[0], &p);
+    if (r < 0)
+        return r;
+    conf_policy_free(TAKE_PTR(p));
     r = api_policy_body_read(req, req->params[0], &p);
     if (r >= 0)
         r = core_policy_update(p);
