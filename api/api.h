@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "conf/idempotency.h"
@@ -402,6 +403,22 @@ int api_webhook_update(const struct api_request *req, struct api_response *resp)
 int api_webhook_delete(const struct api_request *req, struct api_response *resp);
 int api_webhook_deliveries(const struct api_request *req, struct api_response *resp);
 /* --- end webhooks --- */
+
+/* --- policies --- */
+int api_policies_list(const struct api_request *req, struct api_response *resp);
+int api_policy_create(const struct api_request *req, struct api_response *resp);
+int api_policy_get(const struct api_request *req, struct api_response *resp);
+int api_policy_put(const struct api_request *req, struct api_response *resp);
+int api_policy_delete(const struct api_request *req, struct api_response *resp);
+int api_policy_run(const struct api_request *req, struct api_response *resp);
+
+/*
+ * Writes the policies' metric families (Prometheus text) to f: last
+ * success and overdue per domain, runs by result, the vault's bytes per
+ * domain. Returns 0 or a negative errno (f may hold a part).
+ */
+int api_policy_metrics(FILE *f);
+/* --- end policies --- */
 
 /*
  * Records one state-changing request in the audit log and as one log line

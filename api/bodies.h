@@ -15,6 +15,7 @@
 #include "api.h"
 #include "core/backup.h"
 #include "core/checkpoint.h"
+#include "conf/policy.h"
 #include "conf/retention.h"
 #include "core/snapshot.h"
 
@@ -66,5 +67,16 @@ int api_protect_body_read(const struct api_request *req, bool *on);
  * that are not non-negative integers are refused naming the field.
  */
 int api_retention_read(const json_t *obj, const char *at, struct conf_retention *out);
+
+/*
+ * POST /v1/policies and PUT /v1/policies/{name} (api/policies.c): {name,
+ * domains, schedule, backup?, retention?, verify_after_days?, enabled?};
+ * the backup is checked by api_backup_body_read() and the retention by
+ * api_retention_read(), their fields named under /backup and /retention.
+ * path_name is the name in the path (PUT), or NULL (POST: the body names
+ * it). On success *ret is a new record (conf_policy_free).
+ */
+int api_policy_body_read(const struct api_request *req, const char *path_name,
+                         struct conf_policy **ret);
 
 #endif

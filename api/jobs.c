@@ -42,13 +42,13 @@ api_job_json(const struct conf_job *j)
         }
     }
     kind = conf_job_kind_to_string(j->kind);
-    return json_pack("{s:s, s:s, s:s?, s:s, s:{s:I, s:I}, s:o, s:o, s:o, s:o, s:o}", "id", j->id,
-                     "kind", kind ? kind : "unknown", "domain", j->domain, "state",
+    return json_pack("{s:s, s:s, s:s?, s:s, s:{s:I, s:I}, s:o, s:o, s:o, s:o, s:o, s:s?}", "id",
+                     j->id, "kind", kind ? kind : "unknown", "domain", j->domain, "state",
                      conf_job_state_to_string(j->state), "progress", "bytes_done",
                      (json_int_t)j->bytes_done, "bytes_total", (json_int_t)j->bytes_total, "error",
                      error, "result", result, "created_at", api_time_json(j->created_ms),
                      "started_at", api_time_json(j->started_ms), "finished_at",
-                     api_time_json(j->finished_ms));
+                     api_time_json(j->finished_ms), "policy", j->policy);
 }
 
 int

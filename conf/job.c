@@ -36,11 +36,12 @@ conf_job_copy(const struct conf_job *j, struct conf_job **ret)
     if (!c)
         return -ENOMEM;
     *c = *j;
-    c->domain = c->domain_uuid = c->error_detail = c->result = c->params = NULL;
+    c->domain = c->domain_uuid = c->error_detail = c->result = c->params = c->policy = NULL;
     if (dup_or_null(j->domain, &c->domain) < 0 ||
         dup_or_null(j->domain_uuid, &c->domain_uuid) < 0 ||
         dup_or_null(j->error_detail, &c->error_detail) < 0 ||
-        dup_or_null(j->result, &c->result) < 0 || dup_or_null(j->params, &c->params) < 0)
+        dup_or_null(j->result, &c->result) < 0 || dup_or_null(j->params, &c->params) < 0 ||
+        dup_or_null(j->policy, &c->policy) < 0)
         return -ENOMEM;
     *ret = TAKE_PTR(c);
     return 0;
@@ -56,6 +57,7 @@ conf_job_clear(struct conf_job *j)
     free(j->error_detail);
     free(j->result);
     free(j->params);
+    free(j->policy);
     memset(j, 0, sizeof(*j));
 }
 

@@ -56,6 +56,7 @@ struct conf_job {
     char *error_detail;
     char *result; /* JSON text, or NULL */
     char *params; /* the kind's own text, for recovery; or NULL */
+    char *policy; /* the protection policy that started it, or NULL */
     int64_t created_ms;
     int64_t started_ms;
     int64_t finished_ms;

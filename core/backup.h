@@ -39,7 +39,8 @@ struct core_backup_request {
     size_t n_disks;
     uint64_t bandwidth; /* bytes per second and disk, 0 for no limit */
     enum conf_backup_mode mode;
-    bool to_vault; /* pull: the service reads the exports into the vault itself */
+    bool to_vault;      /* pull: the service reads the exports into the vault itself */
+    const char *policy; /* the protection policy that asks (the job says so), or NULL */
 };
 
 /* How a client reaches the NBD export of one disk of a pull backup. */

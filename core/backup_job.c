@@ -39,6 +39,7 @@ backup_job_free(void *data)
     backup_strv_free(br->sources);
     free(br->target_dir);
     free(br->define_name);
+    free(br->policy);
     free(br);
 }
 
@@ -51,6 +52,7 @@ backup_job_submit(enum backup_job_kind kind, const char *domain_name, struct bac
         .domain = domain_name,
         .domain_uuid = bj->b->domain_uuid,
         .params = bj->b->id,
+        .policy = bj->policy,
         .data = bj,
     };
 

@@ -101,6 +101,7 @@ struct backup_job {
     bool offline_defined; /* offline: the new checkpoint was given to libvirt */
     char **sources;       /* offline: the image of each disk of b, in b's order */
     char pull_socket[PATH_MAX];
+    char *policy; /* the protection policy that started the job, or NULL */
     /* restore */
     char *target_dir;
     enum conf_image_format format;

@@ -405,6 +405,8 @@ core_backup_create(const char *domain, const struct core_backup_request *req,
     br->to_vault = req->to_vault;
     br->offline = offline;
     r = br->pull ? backup_pull_socket_path(b, br->pull_socket, sizeof(br->pull_socket)) : 0;
+    if (r >= 0 && req->policy && !(br->policy = strdup(req->policy)))
+        r = -ENOMEM;
     if (r >= 0 && offline)
         r = backup_offline_sources(d, b, &br->sources);
     if (r < 0) {

@@ -12,6 +12,7 @@
 #include "err.h"
 #include "jobs.h"
 #include "log.h"
+#include "policy.h"
 #include "snapshot.h"
 #include "vault/vault.h"
 #include "virt/virt.h"
@@ -42,6 +43,7 @@ on_virt_event(const struct conf_event *ev, void *opaque)
 
     core_checkpoint_on_event(ev);
     core_backup_on_event(ev);
+    core_policy_on_event(ev);
     pthread_mutex_lock(&core.lock);
     fn = core.listener;
     fn_opaque = core.listener_opaque;
@@ -129,6 +131,8 @@ core_start(const struct core_config *cfg)
         return r;
     }
     core_backup_sweep();
+    if (core_policy_start(cfg->max_policy_jobs ? cfg->max_policy_jobs : 2) < 0)
+        log_warn("policies will not run: %s", err_detail());
     core.started = true;
     return 0;
 }
@@ -138,7 +142,9 @@ core_stop(void)
 {
     if (!core.started)
         return;
-    /* Jobs first: a running backup still follows libvirt's events while it ends. */
+    /* The scheduler first: it starts jobs. */
+    core_policy_stop();
+    /* Jobs next: a running backup still follows libvirt's events while it ends. */
     core_jobs_stop();
     core_webhook_stop(); /* after the jobs, whose ends are events */
     virt_set_event_handler(NULL, NULL);

@@ -24,6 +24,7 @@ struct core_config {
     int64_t webhook_retry_base_ms; /* see core/webhook.h; 0 for the defaults */
     int64_t webhook_retry_cap_ms;
     int64_t webhook_retry_for_ms;
+    unsigned max_policy_jobs; /* policy jobs at once on the host; 0 for the default (2) */
 };
 
 /*

@@ -403,6 +403,8 @@ core_job_submit(const struct job_spec *spec, struct conf_job **ret)
         r = dup_or_null(spec->domain_uuid, &j->rec.domain_uuid);
     if (r >= 0)
         r = dup_or_null(spec->params, &j->rec.params);
+    if (r >= 0)
+        r = dup_or_null(spec->policy, &j->rec.policy);
     if (r >= 0 && !(holder = holder_text(&j->rec)))
         r = -ENOMEM;
     if (r < 0) {

@@ -73,6 +73,7 @@ struct job_spec {
     const char *domain;      /* the domain's name, or NULL for a job on no domain */
     const char *domain_uuid; /* claimed for the job's life; NULL with domain NULL */
     const char *params;      /* kept with the job for recover(), or NULL */
+    const char *policy;      /* the protection policy that starts it, or NULL */
     void *data;              /* handed to run(); freed with kind->free_data */
 };
 

@@ -245,6 +245,24 @@ core_webhook_emit_checkpoint_broken(const char *domain, const char *domain_uuid,
         core_webhook_emit(CONF_WEBHOOK_CHECKPOINT_BROKEN, data);
 }
 
+void
+core_webhook_emit_domain_overdue(const char *domain, const char *domain_uuid, const char *policy,
+                                 int64_t last_success_ms)
+{
+    _cleanup_free_ char *data = NULL;
+    struct jtext j;
+
+    if (jt_open(&j) < 0)
+        return;
+    jt_str(&j, "domain", domain);
+    jt_str(&j, "domain_uuid", domain_uuid);
+    jt_str(&j, "policy", policy);
+    jt_time(&j, "last_success", last_success_ms);
+    data = jt_close(&j);
+    if (data)
+        core_webhook_emit(CONF_WEBHOOK_DOMAIN_OVERDUE, data);
+}
+
 /* The jobs runner's listener: a job that ended is an event. */
 static void
 on_job(const struct conf_job *job, void *opaque)

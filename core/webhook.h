@@ -61,6 +61,13 @@ void core_webhook_emit_checkpoint_broken(const char *domain, const char *domain_
                                          const char *name, const char *why);
 
 /*
+ * domain.overdue for a domain of policy: no successful backup since
+ * last_success_ms (0: never) within twice the schedule's period.
+ */
+void core_webhook_emit_domain_overdue(const char *domain, const char *domain_uuid,
+                                      const char *policy, int64_t last_success_ms);
+
+/*
  * Creates a webhook from w (url, events, secret; the rest is set here).
  * *ret is the stored webhook without its secret (conf_webhook_clear).
  */

@@ -12,7 +12,7 @@
 
 #define JOB_COLUMNS                                                                                \
     "seq, id, kind, domain, domain_uuid, state, bytes_done, bytes_total, error_errno, "            \
-    "error_detail, result, params, created_ms, started_ms, finished_ms"
+    "error_detail, result, params, created_ms, started_ms, finished_ms, policy"
 #define JOB_LIST_DEFAULT 100
 
 int
@@ -20,11 +20,13 @@ db_job_put(struct db *db, const struct conf_job *j)
 {
     static const char sql[] =
         "INSERT INTO jobs (id, kind, domain, domain_uuid, state, bytes_done, bytes_total,"
-        "  error_errno, error_detail, result, params, created_ms, started_ms, finished_ms)"
-        " VALUES (?1, COALESCE(?2, 'unknown'), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+        "  error_errno, error_detail, result, params, created_ms, started_ms, finished_ms, policy)"
+        " VALUES (?1, COALESCE(?2, 'unknown'), ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
+        "  ?15)"
         " ON CONFLICT (id) DO UPDATE SET kind = COALESCE(?2, kind), domain = ?3, domain_uuid = ?4,"
         "  state = ?5, bytes_done = ?6, bytes_total = ?7, error_errno = ?8, error_detail = ?9,"
-        "  result = ?10, params = ?11, created_ms = ?12, started_ms = ?13, finished_ms = ?14";
+        "  result = ?10, params = ?11, created_ms = ?12, started_ms = ?13, finished_ms = ?14,"
+        "  policy = ?15";
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r, rc;
 
@@ -50,6 +52,7 @@ db_job_put(struct db *db, const struct conf_job *j)
     sqlite3_bind_int64(st, 12, j->created_ms);
     db_bind_opt_int(st, 13, j->started_ms);
     db_bind_opt_int(st, 14, j->finished_ms);
+    db_bind_text(st, 15, j->policy);
     rc = sqlite3_step(st);
     if (rc != SQLITE_DONE)
         return db_error(db, rc, "store job");
@@ -82,6 +85,7 @@ read_row(sqlite3_stmt *st, struct conf_job *j, int64_t *ret_seq)
     j->error_detail = db_column_dup(st, 9, &oom);
     j->result = db_column_dup(st, 10, &oom);
     j->params = db_column_dup(st, 11, &oom);
+    j->policy = db_column_dup(st, 15, &oom);
     if (oom) {
         conf_job_clear(j);
         return -ENOMEM;

@@ -168,6 +168,42 @@ const char *const db_migrations[] = {
     "  target TEXT,"
     "  PRIMARY KEY (intent_id, seq)"
     ") STRICT;",
+    /*
+     * 9: protection policies (conf/policy.h) and, per policy and domain, how
+     * its runs went, so that a restart knows what it missed; the policy that
+     * started a job.
+     */
+    "CREATE TABLE policies ("
+    "  name TEXT PRIMARY KEY,"
+    "  domains TEXT NOT NULL,"
+    "  schedule TEXT,"
+    "  interval_s INTEGER,"
+    "  backup_type TEXT NOT NULL,"
+    "  backup_mode TEXT NOT NULL,"
+    "  backup_to_vault INTEGER NOT NULL DEFAULT 0,"
+    "  backup_bandwidth INTEGER NOT NULL DEFAULT 0,"
+    "  backup_disks TEXT,"
+    "  retention TEXT NOT NULL,"
+    "  verify_after_s INTEGER,"
+    "  enabled INTEGER NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL,"
+    "  CHECK ((schedule IS NULL) <> (interval_s IS NULL))"
+    ") STRICT;"
+    "CREATE TABLE policy_members ("
+    "  policy TEXT NOT NULL REFERENCES policies (name) ON DELETE CASCADE,"
+    "  domain_uuid TEXT NOT NULL,"
+    "  domain TEXT NOT NULL,"
+    "  since_ms INTEGER NOT NULL,"
+    "  last_run_ms INTEGER,"
+    "  last_result TEXT,"
+    "  last_job TEXT,"
+    "  last_detail TEXT,"
+    "  last_catch_up INTEGER NOT NULL DEFAULT 0,"
+    "  last_success_ms INTEGER,"
+    "  PRIMARY KEY (policy, domain_uuid)"
+    ") STRICT;"
+    "ALTER TABLE jobs ADD COLUMN policy TEXT;",
 };
 
 const int db_migrations_count = (int)(sizeof(db_migrations) / sizeof(db_migrations[0]));

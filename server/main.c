@@ -142,6 +142,7 @@ main(int argc, char **argv)
         .webhook_retry_base_ms = opts.webhook_retry_base_ms,
         .webhook_retry_cap_ms = opts.webhook_retry_cap_ms,
         .webhook_retry_for_ms = (int64_t)opts.webhook_retry_for * 1000,
+        .max_policy_jobs = opts.max_policy_jobs,
     };
     r = core_start(&ccfg);
     if (r < 0) {

@@ -146,6 +146,7 @@ metrics_render(void)
                 "virtvault_http_waiting_requests %u\n",
                 timers_count(m.waits));
     pthread_mutex_unlock(&m.lock);
+    (void)api_policy_metrics(f);
     if (fclose(f) != 0) {
         free(out);
         return NULL;

@@ -42,6 +42,8 @@ const char options_usage[] =
     "  --reconcile-max-age SECS  reads answer from the catalog and compare a domain with\n"
     "                         libvirt again in the background once its last comparison is\n"
     "                         older than SECS; 0 compares before every read (default 5)\n"
+    "  --max-policy-jobs N    jobs that protection policies run at once on the host\n"
+    "                         (default 2)\n"
     "  --audit-retention-days DAYS  delete audit records older than DAYS; 0 keeps them\n"
     "                         forever (default 90)\n"
     "  --webhook-retry-base-ms MS  wait MS before a failed webhook delivery's first retry,\n"
@@ -79,6 +81,7 @@ enum {
     OPT_WEBHOOK_RETRY_BASE_MS,
     OPT_WEBHOOK_RETRY_CAP_MS,
     OPT_WEBHOOK_RETRY_FOR,
+    OPT_MAX_POLICY_JOBS,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -109,6 +112,7 @@ static const struct option long_options[] = {
     {"webhook-retry-base-ms", required_argument, NULL, OPT_WEBHOOK_RETRY_BASE_MS},
     {"webhook-retry-cap-ms", required_argument, NULL, OPT_WEBHOOK_RETRY_CAP_MS},
     {"webhook-retry-for", required_argument, NULL, OPT_WEBHOOK_RETRY_FOR},
+    {"max-policy-jobs", required_argument, NULL, OPT_MAX_POLICY_JOBS},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -296,6 +300,11 @@ apply(struct options *o, int id, const char *name, const char *value, char *err,
                         value);
         o->webhook_retry_for = (unsigned)n;
         return 0;
+    case OPT_MAX_POLICY_JOBS:
+        if (parse_uint(value, 1, 64, &n) < 0)
+            return fail(err, size, "%s: '%s' is not a number from 1 to 64", name, value);
+        o->max_policy_jobs = (unsigned)n;
+        return 0;
     default:
         return fail(err, size, "%s: unknown option", name);
     }
@@ -318,6 +327,7 @@ set_defaults(struct options *o)
     o->webhook_retry_base_ms = 1000;
     o->webhook_retry_cap_ms = 300 * 1000;
     o->webhook_retry_for = 24 * 3600;
+    o->max_policy_jobs = 2;
 }
 
 static int

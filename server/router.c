@@ -61,13 +61,17 @@ match_template(const char *tmpl, const char *path, char **params, size_t *n_para
         ps = next_segment(path, &pp, &pl);
         if (!ts || !ps)
             break;
-        if (tl >= 2 && ts[0] == '{' && ts[tl - 1] == '}') {
-            if (pl == 0)
+        if (tl >= 2 && ts[0] == '{' && memchr(ts, '}', tl)) {
+            /* A placeholder, perhaps with a literal suffix: "{name}:run". */
+            size_t close = (size_t)((const char *)memchr(ts, '}', tl) - ts);
+            size_t suffix = tl - close - 1;
+
+            if (pl <= suffix || memcmp(ps + pl - suffix, ts + close + 1, suffix) != 0)
                 return 0;
             if (params) {
                 if (n >= API_MAX_PARAMS)
                     return 0;
-                if (text_url_decode(ps, pl, &params[n]) < 0)
+                if (text_url_decode(ps, pl - suffix, &params[n]) < 0)
                     return -EINVAL;
                 n++;
             }

@@ -1,7 +1,7 @@
 /*
  * Fuzzes request bodies as the server parses them (duplicate keys refused)
  * and then as every resource reads them (api/bodies.h): checkpoint, reconcile,
- * snapshot, revert, backup, restore, prune and protect bodies, each on every input.
+ * snapshot, revert, backup, restore, prune, protect and policy bodies, each on every input.
  */
 #include <stdint.h>
 
@@ -34,6 +34,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)api_restore_body_read(&req, &restore);
     (void)api_prune_body_read(&req, &retention, &flag);
     (void)api_protect_body_read(&req, &flag);
+    struct conf_policy *policy = NULL;
+    if (api_policy_body_read(&req, NULL, &policy) == 0)
+        conf_policy_free(policy);
+    policy = NULL;
+    if (api_policy_body_read(&req, "fuzz", &policy) == 0)
+        conf_policy_free(policy);
     char *out = json_dumps(body, JSON_COMPACT);
     free(out);
     json_decref(body);

@@ -363,3 +363,21 @@ def test_a_broken_checkpoint_is_an_event(make_daemon, sandbox, qemu_domain, rece
     assert body['data']['name'] == 'c1' and body['data']['domain'] == dom, body
     assert body['data']['reason'], body
     assert len(receiver.received('checkpoint.broken')) == 1, 'once'
+
+
+def test_an_overdue_domain_is_an_event(vv_test, receiver):
+    """domain.overdue: the test driver's backups cannot start, so a policy every second leaves
+    its domain overdue, once, with the policy named."""
+    c = vv_test.client
+    w = create(c, receiver.url, events=('domain.overdue',))
+    r = c.post('/v1/policies', json={'name': 'late', 'domains': ['test'],
+                                     'schedule': {'interval_seconds': 1}})
+    assert r.status == 201, r
+    got = wait_for('a domain.overdue delivery', lambda: receiver.received('domain.overdue'),
+                   timeout=60)
+    body = verify(got[0])
+    assert body['data']['domain'] == 'test' and body['data']['policy'] == 'late', body
+    assert body['data']['last_success'] is None and len(body['data']['domain_uuid']) == 36
+    assert not receiver.received('job.failed')  # asked for overdue only
+    r = deliveries(c, w['id'])
+    assert [d['event'] for d in r['items']] == ['domain.overdue'], r

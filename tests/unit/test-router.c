@@ -26,6 +26,8 @@ static const struct route table[] = {
      .handler = h,
      .role = ROLE_OPERATOR},
     {.method = "GET", .path = "/healthz", .handler = h, .role = ROLE_PUBLIC},
+    {.method = "GET", .path = "/v1/policies/{name}", .handler = h, .role = ROLE_VIEWER},
+    {.method = "POST", .path = "/v1/policies/{name}:run", .handler = h, .role = ROLE_OPERATOR},
 };
 
 static const struct {
@@ -57,6 +59,12 @@ static const struct {
     {"GET", "/v1/domains/%zz", ROUTER_BAD_ENCODING, 0, NULL, NULL, NULL},
     {"GET", "/v1/domains/%00", ROUTER_BAD_ENCODING, 0, NULL, NULL, NULL},
     {"GET", "/v1/domains/web/checkpoints/cp1/extra", ROUTER_NOT_FOUND, 0, NULL, NULL, NULL},
+    /* a placeholder with a literal suffix */
+    {"POST", "/v1/policies/nightly:run", ROUTER_MATCH, 7, "nightly", NULL, NULL},
+    {"POST", "/v1/policies/a%3Ab:run", ROUTER_MATCH, 7, "a:b", NULL, NULL},
+    {"POST", "/v1/policies/:run", ROUTER_BAD_METHOD, 0, NULL, NULL, "GET, HEAD"},
+    {"GET", "/v1/policies/nightly", ROUTER_MATCH, 6, "nightly", NULL, NULL},
+    {"POST", "/v1/policies/nightly", ROUTER_BAD_METHOD, 0, NULL, NULL, "GET, HEAD"},
 };
 
 int
