@@ -115,7 +115,7 @@ function axis(rows, { width = 720 } = {}) {
   rows.forEach((r, i) => {
     const p = idx.get(r.b.parent_id);
     if (p === undefined) return;
-    svg.append(s('line', { x1: xs[p], y1: y(rows[p]), x2: xs[i], y2: y(r), class: `ret-link ${r.mergeFrom.length ? 'ret-link-merge' : ''}` }));
+    svg.append(s('line', { x1: xs[p], y1: y(rows[p]), x2: xs[i], y2: y(r), class: r.mergeFrom.length || r.fate === 'merged' ? 'ret-link ret-link-merge' : 'ret-link' }));
   });
   rows.forEach((r, i) => {
     const x = xs[i];
