@@ -93,7 +93,7 @@ function daysInMonth(mon, leap) {
  * never fires.
  */
 export function parseCron(text) {
-  const t = String(text ?? '').trim();
+  const t = String(text ?? '');
   if (!t) throw new CronError('must be a cron expression');
   if (t.length > 127) throw new CronError('must be at most 127 characters');
   if (t[0] === '@') {
@@ -101,7 +101,7 @@ export function parseCron(text) {
     if (!m) throw new CronError(`'${t}' is not one of @hourly, @daily, @weekly, @monthly, @yearly`);
     return parseCron(m);
   }
-  const parts = t.split(/[ \t]+/);
+  const parts = t.split(/[ \t]+/).filter(Boolean);
   if (parts.length !== 5) throw new CronError('must have 5 fields: minute hour day-of-month month day-of-week');
   const f = parts.map((p, i) => readField(FIELDS[i], p));
   const dows = new Set([...f[4].bits].map((d) => d % 7)); // 7 is Sunday
