@@ -135,6 +135,8 @@ test('a policy is disabled and enabled again, and run now starts its backup', as
     assert.match(await row.locator('td').nth(4).innerText(), /disabled/);
     assert.equal((await apiJson(d.url, 'GET', `/v1/policies/${policy}`)).data.enabled, false);
     assert.equal(await row.getByRole('button', { name: `Run policy ${policy} now` }).isDisabled(), true);
+    // The list was drawn again; the keyboard is still on the button, which now enables.
+    assert.equal(await page.evaluate(() => document.activeElement.getAttribute('aria-label')), `Enable policy ${policy}`);
     await row.getByRole('button', { name: `Enable policy ${policy}` }).click();
     await row.getByRole('button', { name: `Disable policy ${policy}` }).waitFor();
     assert.equal((await apiJson(d.url, 'GET', `/v1/policies/${policy}`)).data.enabled, true);
@@ -227,7 +229,21 @@ test('the retention simulator draws which real backups are kept, removed and mer
     assert.deepEqual(await fate(incA.id), ['removed', 'removed']);
     assert.deepEqual(await fate(fullA.id), ['removed', 'removed']);
 
+    // At phone width the axis shrinks with the page.
+    await page.setViewportSize({ width: 360, height: 740 });
+    await page.reload();
+    await page.locator('#retention-axis').waitFor();
+    const [scroll, width] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+    assert.ok(scroll <= width, `${scroll} px wide on a ${width} px screen`);
+    await shot(page, 'policies-retention-phone');
+    await page.setViewportSize({ width: 1280, height: 860 });
+    await page.reload();
+    await page.locator('#retention-axis').waitFor();
+
     // A negative count is refused by the field itself; nothing is simulated.
+    await form.getByLabel('Last').fill('1');
+    await form.getByRole('button', { name: 'Simulate' }).click();
+    await page.locator('#retention-summary', { hasText: '1 kept, 2 removed, 0 merged' }).waitFor();
     await form.getByLabel('Daily').fill('-1');
     await form.getByRole('button', { name: 'Simulate' }).click();
     assert.equal(await form.getByLabel('Daily').evaluate((el) => el.validity.rangeUnderflow), true);

@@ -7,6 +7,7 @@ import { h, replace, badge, fmtTime, fmtAge, announce } from './dom.js';
 import { api, seg, problemView } from './api.js';
 import { formDialog, textField, selectField } from './dialog.js';
 import { nextRuns, CronError } from './cron.js';
+import { onEvent, jobOf, isFinal } from './events.js';
 
 const KEEPS = [
   ['keep_last', 'Last'], ['keep_hourly', 'Hourly'], ['keep_daily', 'Daily'],
@@ -62,12 +63,13 @@ export function definitionOf(p, changes = {}) {
 
 export function policiesView(main, params, { signal }) {
   const status = h('p', { class: 'muted', role: 'status' }, 'Loading policies…');
+  const newBtn = h('button', { type: 'button', class: 'btn primary', onclick: () => editDialog(null) }, 'New policy');
   const msg = h('div', { 'aria-live': 'polite' });
   const slot = h('div');
   replace(main,
     h('h1', { tabindex: '-1' }, 'Policies'),
     h('div', { class: 'toolbar' },
-      h('button', { type: 'button', class: 'btn primary', onclick: () => editDialog(null) }, 'New policy'),
+      newBtn,
       h('span', { class: 'spacer' }),
       h('button', { type: 'button', class: 'btn', onclick: () => load() }, 'Refresh')),
     status, msg, slot);
@@ -75,6 +77,7 @@ export function policiesView(main, params, { signal }) {
 
   let gen = 0;
   let polling = 0;
+  let focusNext = null; // the data-key to focus after the next redraw
   async function load() {
     const my = ++gen;
     let items;
@@ -87,6 +90,8 @@ export function policiesView(main, params, { signal }) {
       return;
     }
     if (my !== gen) return;
+    // A redraw keeps the keyboard where it was: on the same control of the same policy.
+    const focused = slot.contains(document.activeElement) ? document.activeElement.dataset.key : null;
     status.textContent = items.length ? `${items.length} ${items.length === 1 ? 'policy' : 'policies'}` : '';
     replace(slot, items.length ? h('table', { class: 'grid', id: 'policies-table' },
       h('caption', { class: 'visually-hidden' }, 'Protection policies'),
@@ -94,6 +99,11 @@ export function policiesView(main, params, { signal }) {
         .map((t) => h('th', { scope: 'col' }, t)))),
       h('tbody', null, items.map(row)))
       : h('p', { class: 'empty' }, 'No policies yet. “New policy” backs domains up on a schedule.'));
+    if (focusNext || focused) {
+      const key = focusNext ?? focused;
+      focusNext = null;
+      (slot.querySelector(`[data-key="${CSS.escape(key)}"]`) ?? (main.contains(document.activeElement) ? null : newBtn))?.focus();
+    }
     return items;
   }
 
@@ -115,16 +125,18 @@ export function policiesView(main, params, { signal }) {
         p.enabled ? badge('enabled', 'ok', 'The scheduler runs it') : badge('disabled', 'muted', 'The scheduler leaves it'),
         p.overdue ? [' ', badge('overdue', 'bad', 'A domain has no successful backup within twice the period')] : null)),
       h('td', { 'data-label': 'Actions', class: 'actions-cell' },
-        h('button', { type: 'button', class: 'btn small', onclick: () => editDialog(p), 'aria-label': `Edit policy ${p.name}` }, 'Edit…'),
-        h('button', { type: 'button', class: 'btn small', onclick: () => setEnabled(p, !p.enabled),
+        h('button', { type: 'button', class: 'btn small', onclick: () => editDialog(p), 'aria-label': `Edit policy ${p.name}`,
+          dataset: { key: `${p.name}/edit` } }, 'Edit…'),
+        h('button', { type: 'button', class: 'btn small', onclick: () => setEnabled(p, !p.enabled), dataset: { key: `${p.name}/toggle` },
           'aria-label': `${p.enabled ? 'Disable' : 'Enable'} policy ${p.name}` }, p.enabled ? 'Disable' : 'Enable'),
         h('button', { type: 'button', class: 'btn small', onclick: () => runNow(p), disabled: !p.enabled,
-          'aria-label': `Run policy ${p.name} now` }, 'Run now'),
-        h('button', { type: 'button', class: 'btn small danger', onclick: () => remove(p),
+          dataset: { key: `${p.name}/run` }, 'aria-label': `Run policy ${p.name} now` }, 'Run now'),
+        h('button', { type: 'button', class: 'btn small danger', onclick: () => remove(p), dataset: { key: `${p.name}/delete` },
           'aria-label': `Delete policy ${p.name}` }, 'Delete')));
   }
 
   async function setEnabled(p, enabled) {
+    focusNext = `${p.name}/toggle`;
     try {
       await api('PUT', `/v1/policies/${seg(p.name)}`, definitionOf(p, { enabled }));
       const text = `Policy ${p.name} ${enabled ? 'enabled' : 'disabled'}.`;
@@ -171,6 +183,7 @@ export function policiesView(main, params, { signal }) {
     });
     if (!r) return;
     announce(`Policy ${p.name} deleted.`);
+    focusNext = 'none';
     load();
   }
 
@@ -183,8 +196,16 @@ export function policiesView(main, params, { signal }) {
     load();
   }
 
+  // A job that ends may be a policy's run: the list is read again, at most every 2 s.
+  let pending = 0;
+  const off = onEvent(({ data }) => {
+    const job = jobOf(data);
+    if (!job || !isFinal(job) || pending) return;
+    pending = setTimeout(() => { pending = 0; load(); }, 2000);
+  });
+
   load();
-  return () => { polling++; };
+  return () => { polling++; off(); clearTimeout(pending); };
 }
 
 /** The create/edit dialog's options for formDialog: p is the policy to edit, or null for a new one. */
