@@ -1,4 +1,4 @@
-// The entry point: a hash router over three kinds of page.
+// The entry point: a hash router over the kinds of page.
 //   #/                          the domains
 //   #/d/NAME[/snapshots|/checkpoints|/backups|/retention]   one domain, on one tab (snapshots first)
 //   #/policies                  the protection policies

@@ -21,7 +21,7 @@ export function domainView(main, { domain, tab }, ctx) {
   const [key, label, render] = found;
   const href = (k) => `#/d/${encodeURIComponent(domain)}/${k}`;
   const facts = h('div', { class: 'facts' });
-  const protection = h('div', { class: 'facts protection', id: 'protection', 'aria-label': 'Protection' });
+  const protection = h('div', { class: 'facts protection', id: 'protection', role: 'group', 'aria-label': 'Protection' });
   const panel = h('section', { id: 'tab-panel', 'aria-labelledby': `tab-${key}` });
   replace(main,
     h('div', { class: 'crumbs' }, h('a', { href: '#/' }, 'Domains'), ' / '),
