@@ -1,6 +1,7 @@
-// The entry point: a hash router over three kinds of page.
+// The entry point: a hash router over the kinds of page.
 //   #/                          the domains
-//   #/d/NAME[/snapshots|/checkpoints|/backups]   one domain, on one tab (snapshots first)
+//   #/d/NAME[/snapshots|/checkpoints|/backups|/retention]   one domain, on one tab (snapshots first)
+//   #/policies                  the protection policies
 // A view is a function (main, params, ctx) that renders into main and may return a cleanup
 // function; ctx.signal is aborted when the page changes. The domain page's modules are
 // loaded when first needed, so that the domains page starts with less to fetch.
@@ -25,6 +26,7 @@ function parse(hash) {
   if (parts[0] === 'd' && parts[1]) {
     return { view: 'domain', params: { domain: parts[1], tab: parts[2] || 'snapshots', query: params } };
   }
+  if (parts[0] === 'policies') return { view: 'policies', params: { query: params } };
   return { view: 'domains', params: { query: params } };
 }
 
@@ -35,6 +37,7 @@ const views = {
     domainModule ??= import('./domain.js');
     return (await domainModule).domainView;
   },
+  policies: async () => (await import('./policies.js')).policiesView,
 };
 
 async function route() {
@@ -52,6 +55,11 @@ async function route() {
     return;
   }
   if (my !== controller) return; // another navigation came first
+  // The main navigation marks the section shown (a domain's page is in Domains).
+  for (const [id, on] of [['nav-domains', name !== 'policies'], ['nav-policies', name === 'policies']]) {
+    if (on) document.getElementById(id).setAttribute('aria-current', 'page');
+    else document.getElementById(id).removeAttribute('aria-current');
+  }
   const same = main.dataset.view === name && main.dataset.domain === (params.domain ?? '');
   main.dataset.view = name;
   main.dataset.domain = params.domain ?? '';

@@ -1,16 +1,19 @@
-// One domain: its facts, and three tabs (snapshots, checkpoints, backups) as links whose
-// current one is marked with aria-current, so each tab has its own address (#/d/NAME/TAB).
+// One domain: its facts, its protection (policies), and four tabs (snapshots, checkpoints,
+// backups, retention) as links whose current one is marked with aria-current, so each tab
+// has its own address (#/d/NAME/TAB).
 
 import { h, replace, stateBadge, fmtBytes } from './dom.js';
 import { get, seg, problemView } from './api.js';
 import { snapshotsTab } from './snapshots.js';
 import { checkpointsTab } from './checkpoints.js';
 import { backupsTab } from './backups.js';
+import { protectionLine, retentionTab } from './protection.js';
 
 const TABS = [
   ['snapshots', 'Snapshots', snapshotsTab],
   ['checkpoints', 'Checkpoints', checkpointsTab],
   ['backups', 'Backups', backupsTab],
+  ['retention', 'Retention', retentionTab],
 ];
 
 export function domainView(main, { domain, tab }, ctx) {
@@ -18,11 +21,13 @@ export function domainView(main, { domain, tab }, ctx) {
   const [key, label, render] = found;
   const href = (k) => `#/d/${encodeURIComponent(domain)}/${k}`;
   const facts = h('div', { class: 'facts' });
+  const protection = h('div', { class: 'facts protection', id: 'protection', role: 'group', 'aria-label': 'Protection' });
   const panel = h('section', { id: 'tab-panel', 'aria-labelledby': `tab-${key}` });
   replace(main,
     h('div', { class: 'crumbs' }, h('a', { href: '#/' }, 'Domains'), ' / '),
     h('div', { class: 'page-head' }, h('h1', { tabindex: '-1' }, domain)),
     facts,
+    protection,
     h('nav', { class: 'tabs', 'aria-label': 'Domain sections' },
       TABS.map(([k, l]) => h('a', { href: href(k), id: `tab-${k}`, 'aria-current': k === key ? 'page' : null }, l))),
     panel);
@@ -50,6 +55,7 @@ export function domainView(main, { domain, tab }, ctx) {
     }
   }
 
+  protectionLine(protection, domain, ctx.signal);
   loadDomain().then(() => {
     if (stopped || ctx.signal.aborted) return;
     const r = render(panel, ctxTab);
