@@ -1,5 +1,6 @@
 // The body of scripts/screenshots: makes a demo domain with some history and photographs the
-// domains page and the three tabs of the domain page into docs/screenshots/.
+// domains page, the three tabs of the domain page, the policies page and the retention tab
+// into docs/screenshots/.
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -86,6 +87,29 @@ try {
       break;
     }
   }
+  // The policies page with a policy being edited (its next five runs), and the retention tab
+  // on the domain's real backups.
+  await must(d.url, 'POST', '/v1/policies', { name: 'nightly', domains: [DOM], schedule: '30 2 * * MON-FRI',
+    backup: { type: 'auto' }, retention: { keep_last: 2 }, verify_after_days: 30, enabled: false });
+  await must(d.url, 'POST', '/v1/policies', { name: 'web-hourly', domains: ['web-*'], schedule: '@hourly',
+    backup: { type: 'auto' }, retention: { keep_hourly: 24, keep_daily: 7 } });
+  const page = await newPage(b.browser, d.url, { viewport: { width: 1200, height: 760 } });
+  await page.emulateMedia({ colorScheme: 'light' });
+  await page.goto(`${d.url}/#/policies`);
+  await page.locator('#policies-table').waitFor();
+  await page.getByRole('button', { name: 'Edit policy nightly' }).click();
+  await page.locator('#next-runs li').nth(4).waitFor();
+  await page.locator('#policy-schedule').focus();
+  await page.waitForTimeout(400);
+  await page.screenshot({ path: join(OUT, 'policies.png') });
+  console.log('docs/screenshots/policies.png');
+  await page.keyboard.press('Escape');
+  await page.goto(`${d.url}/#/d/${DOM}/retention`);
+  await page.locator('#retention-axis').waitFor();
+  await page.waitForTimeout(400);
+  await page.screenshot({ path: join(OUT, 'retention.png') });
+  console.log('docs/screenshots/retention.png');
+  await page.context().close();
 } finally {
   await b.close();
   await d.stop();
