@@ -359,9 +359,8 @@ def test_cli_policies(vv_test):
     import json
     import os
     import subprocess
-    cli = os.environ.get('VIRTVAULT_CLI')
-    if not cli:
-        pytest.skip('VIRTVAULT_CLI not set')
+    cli = os.environ.get('VIRTVAULT_CLI', os.path.join(os.path.dirname(__file__), '..', '..',
+                                                       'build', 'cli', 'virtvault'))
 
     def run(*args):
         return subprocess.run([cli, '--url', vv_test.url, '-o', 'json'] + list(args),
