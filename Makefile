@@ -68,7 +68,7 @@ test: deps build build-asan build-fuzz node_modules/.package-lock.json
 
 # The long variants of the crash and load tests (make test runs short ones).
 SOAK_KILLS ?= 60
-SOAK_PRUNE_KILLS ?= 30
+SOAK_PRUNE_KILLS ?= 100
 soak: deps build
 	@scripts/sandbox up >/dev/null
 	VV_CRASH_KILLS=$(SOAK_KILLS) VV_PRUNE_KILLS=$(SOAK_PRUNE_KILLS) \
