@@ -219,6 +219,10 @@ test('the retention simulator draws which real backups are kept, removed and mer
     assert.match(await page.locator(`#retention-list li[data-backup="${incA.id}"]`).innerText(),
       new RegExp(`takes a merge of ${fullA.id.slice(0, 8)}`));
     assert.equal(await page.locator('#retention-axis .ret-link-merge').count(), 1);
+    // Left to right is oldest to newest.
+    const xOf = async (id) => (await page.locator(`#retention-axis g[data-backup="${id}"]`).boundingBox()).x;
+    const xs = [await xOf(fullA.id), await xOf(incA.id), await xOf(fullB.id)];
+    assert.ok(xs[0] < xs[1] && xs[1] < xs[2], `marks at ${xs}`);
     await shot(page, 'policies-retention');
 
     // Keep one: only full B; chain A is removed outright.

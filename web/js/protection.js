@@ -82,7 +82,9 @@ function s(tag, attrs, text) {
 const FATE_WORD = { kept: 'kept', removed: 'removed', merged: 'merged' };
 
 /** The time axis: one row per chain, a mark per backup at its start time, parents linked. */
-function axis(rows, { width = 720 } = {}) {
+function axis(rowsAnyOrder, { width = 720 } = {}) {
+  // Oldest first: the marks are placed, and pushed apart, from left to right.
+  const rows = [...rowsAnyOrder].sort((a, b) => Date.parse(a.b.started_at) - Date.parse(b.b.started_at));
   const chains = [...new Set(rows.map((r) => r.b.chain_id ?? 'none'))];
   const pad = { l: 96, r: 24, t: 16, b: 40 };
   const lane = 34;
