@@ -49,11 +49,12 @@ test('a flat snapshot with children, or a tree node without, is a violation', ()
         kind: 'full', memory: { location: 'internal', file: null }, disks: [],
     };
     const p = '/v1/domains/d/snapshots';
-    assert.deepEqual(violations(json('GET', p, 200, { items: [snap] })), []);
-    assert.deepEqual(violations(json('GET', p, 200, { items: [{ ...snap, children: [] }] })), []);
+    const page = { next_page_token: null };
+    assert.deepEqual(violations(json('GET', p, 200, { items: [snap], ...page })), []);
+    assert.deepEqual(violations(json('GET', p, 200, { items: [{ ...snap, children: [] }], ...page })), []);
     assert.notDeepEqual(violations(json('GET', `${p}/s`, 200, { ...snap, children: [] })), []);
     assert.notDeepEqual(violations(json('GET', p, 200, {
-        items: [{ ...snap, children: [{ ...snap, extra: 1 }] }],
+        items: [{ ...snap, children: [{ ...snap, extra: 1 }] }], ...page,
     })), []);
 });
 
