@@ -381,6 +381,7 @@ int api_backup_create(const struct api_request *req, struct api_response *resp);
 int api_backup_get(const struct api_request *req, struct api_response *resp);
 int api_backup_delete(const struct api_request *req, struct api_response *resp);
 int api_backup_restore(const struct api_request *req, struct api_response *resp);
+int api_backup_instant_recovery(const struct api_request *req, struct api_response *resp);
 int api_backup_verify(const struct api_request *req, struct api_response *resp);
 int api_backup_finish(const struct api_request *req, struct api_response *resp);
 int api_backup_extents(const struct api_request *req, struct api_response *resp);

@@ -296,6 +296,26 @@ api_backup_restore(const struct api_request *req, struct api_response *resp)
 }
 
 int
+api_backup_instant_recovery(const struct api_request *req, struct api_response *resp)
+{
+    struct core_instant_recovery_request body;
+    struct conf_job *job = NULL;
+    unsigned wait;
+    int r;
+
+    r = api_query_wait(req, &wait);
+    if (r < 0)
+        return r;
+    r = api_instant_recovery_body_read(req, &body);
+    if (r < 0)
+        return r;
+    r = core_backup_instant_recovery(req->params[0], req->params[1], &body, &job);
+    if (r < 0)
+        return r;
+    return reply_job(resp, job, wait);
+}
+
+int
 api_backup_verify(const struct api_request *req, struct api_response *resp)
 {
     struct conf_job *job = NULL;

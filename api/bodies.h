@@ -51,6 +51,10 @@ int api_backup_body_read(const struct api_request *req, struct api_backup_body *
 /* POST .../backups/{id}/restore: {target_dir, format?, bandwidth?, define?: {name, keep?}} */
 int api_restore_body_read(const struct api_request *req, struct core_restore_request *out);
 
+/* The body of POST .../instant-recovery: {"name", "target_dir", "start"?} (start: true). */
+int api_instant_recovery_body_read(const struct api_request *req,
+                                   struct core_instant_recovery_request *out);
+
 #define API_RETENTION_TIMES_MAX 100000
 
 /*

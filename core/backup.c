@@ -96,6 +96,8 @@ core_backup_init(struct db *db, const char *vault_dir, const char *roots,
     }
     for (size_t i = 0; r >= 0 && i < BACKUP_JOB_KIND_LAST; i++)
         r = core_jobs_register(&backup_kinds[i]);
+    if (r >= 0)
+        r = core_jobs_register(&backup_recovery_kind);
     return r;
 }
 
@@ -137,6 +139,7 @@ core_backup_sweep(void)
         backup_abandon(&br, -EINTR);
     }
     backup_listp(&list, n);
+    backup_recovery_sweep();
 }
 
 void

@@ -69,6 +69,15 @@ struct core_restore_request {
     uint64_t bandwidth;      /* bytes per second qemu-img may write, 0 for no limit */
 };
 
+/* An instant recovery: a new domain that runs from a backup point, then leaves the vault. */
+struct core_instant_recovery_request {
+    const char *name;       /* the new domain's name */
+    const char *target_dir; /* absolute, inside a restore root: its overlays and final images */
+    bool start;             /* start it and move its disks off the vault (else only define) */
+    unsigned keep;          /* CORE_RESTORE_KEEP_* */
+    uint64_t bandwidth;     /* of the move, bytes per second and disk; 0 for no limit */
+};
+
 /* A page of the catalog. */
 struct core_backup_query {
     const enum conf_backup_type *type;   /* or NULL */
@@ -130,6 +139,28 @@ int core_backup_delete(const char *domain, const char *id, bool chain, char ***r
 /* Queues the restore of a completed backup (see DESIGN.md). */
 int core_backup_restore(const char *domain, const char *id, const struct core_restore_request *req,
                         struct conf_job **ret_job);
+
+/*
+ * Queues an instant recovery of completed backup id of domain (see
+ * backup_recovery.c): the job defines and starts the new domain on qcow2
+ * overlays over the backup's chain in the vault (its result says "phase":
+ * "running" as soon as it runs), then moves each disk into target_dir with
+ * a block copy and a pivot. From this call on until the domain no longer
+ * needs the vault (or is gone), the backups of that chain are locked
+ * (core_backup_locked_by). -EEXIST when a domain of that name exists.
+ */
+int core_backup_instant_recovery(const char *domain, const char *id,
+                                 const struct core_instant_recovery_request *req,
+                                 struct conf_job **ret_job);
+
+/*
+ * Whether backup_id is locked by an instant recovery whose domain still
+ * runs from it: 1 with the recovered domain's name in *ret_domain (a new
+ * string), 0 when not, or a negative errno. What delete (and prune) must
+ * refuse on, with 409 naming the domain. A recovery whose domain is gone
+ * is released here.
+ */
+int core_backup_locked_by(const char *backup_id, char **ret_domain);
 
 /* Queues the verification of a completed backup and the chain it stands on. */
 int core_backup_verify(const char *domain, const char *id, struct conf_job **ret_job);

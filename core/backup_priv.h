@@ -208,6 +208,11 @@ int backup_job_cancel(struct job *job, void *data);
 int backup_job_recover(const struct conf_job *rec, void **ret_data);
 int backup_abandon(struct backup_job *br, int err);
 
+/* backup_recovery.c: the instant recovery kind, and the recoveries a restart left. */
+
+extern const struct job_kind backup_recovery_kind;
+void backup_recovery_sweep(void);
+
 /* backup_restore.c, backup_verify.c: the run() of the restore and verify kinds. */
 
 int backup_restore_run(struct job *job, void *data);

@@ -145,6 +145,26 @@ const char *const db_migrations[] = {
     ") STRICT;"
     "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, next_attempt_ms);"
     "CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries (webhook_id, seq);",
+    /*
+     * 11: instant recoveries (conf/recovery.h), and the backups each one
+     * stands on: a backup with a row here under a recovery that is moving or
+     * stopped cannot be deleted.
+     */
+    "CREATE TABLE recoveries ("
+    "  id TEXT PRIMARY KEY,"
+    "  backup_id TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  domain_uuid TEXT,"
+    "  target_dir TEXT NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state IN ('moving', 'stopped', 'done', 'failed')),"
+    "  created_ms INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE TABLE recovery_locks ("
+    "  recovery_id TEXT NOT NULL REFERENCES recoveries (id) ON DELETE CASCADE,"
+    "  backup_id TEXT NOT NULL,"
+    "  PRIMARY KEY (recovery_id, backup_id)"
+    ") STRICT;"
+    "CREATE INDEX recovery_locks_by_backup ON recovery_locks (backup_id);",
 };
 
 const int db_migrations_count = (int)(sizeof(db_migrations) / sizeof(db_migrations[0]));

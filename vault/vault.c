@@ -681,3 +681,52 @@ vault_dir_inside(const char *path, char *const *roots, size_t n_roots)
     }
     return err_set_pointer(-EINVAL, "/target_dir", "%s is not inside a restore root", path);
 }
+
+int
+vault_overlay_create_at(int dirfd, const char *name, uint64_t size, const char *backing)
+{
+    char sz[32], out_arg[32];
+    _cleanup_close_ int fd = -1;
+    _cleanup_close_ int passed = -1;
+    char *argv[14];
+    size_t argc = 0;
+    int r;
+
+    if (!plain_name(name))
+        return err_set(-EINVAL, "'%s' is not a plain file name", name);
+    if (backing && backing[0] != '/')
+        return err_set(-EINVAL, "backing file '%s' is not an absolute path", backing);
+    fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return err_set(-errno, "cannot create %s: %s", name, strerror(errno));
+    /* Not VAULT_PASSED_FD itself, so that the child's dup2 clears close-on-exec. */
+    passed = fcntl(fd, F_DUPFD_CLOEXEC, VAULT_PASSED_FD + 1);
+    if (passed < 0) {
+        r = err_set(-errno, "cannot pass %s on: %s", name, strerror(errno));
+        (void)unlinkat(dirfd, name, 0);
+        return r;
+    }
+    snprintf(sz, sizeof(sz), "%" PRIu64, size);
+    snprintf(out_arg, sizeof(out_arg), "/dev/fd/%d", VAULT_PASSED_FD);
+    argv[argc++] = (char *)QEMU_IMG;
+    argv[argc++] = (char *)"create";
+    argv[argc++] = (char *)"-q";
+    argv[argc++] = (char *)"-f";
+    argv[argc++] = (char *)"qcow2";
+    if (backing) {
+        argv[argc++] = (char *)"-b";
+        argv[argc++] = (char *)backing;
+        argv[argc++] = (char *)"-F";
+        argv[argc++] = (char *)"qcow2";
+        argv[argc++] = (char *)"-u";
+    }
+    argv[argc++] = out_arg;
+    argv[argc++] = sz;
+    argv[argc] = NULL;
+    r = run(argv, passed, NULL, NULL, NULL);
+    if (r >= 0 && fsync(fd) < 0)
+        r = err_set(-errno, "cannot sync %s: %s", name, strerror(errno));
+    if (r < 0)
+        (void)unlinkat(dirfd, name, 0);
+    return r;
+}

@@ -108,6 +108,15 @@ int vault_image_flatten_at(int dirfd, const char *name, const char *src, const c
                            uint64_t rate, const struct conf_cancel *cancel);
 
 /*
+ * Creates the qcow2 image name (a plain file name) in the folder dirfd with
+ * O_EXCL (an existing file is never replaced: -EEXIST) of virtual size
+ * size; with backing (an absolute path, not opened) it is an overlay on
+ * that qcow2 image ("-b backing -F qcow2"), else an empty image. On failure
+ * no file is left.
+ */
+int vault_overlay_create_at(int dirfd, const char *name, uint64_t size, const char *backing);
+
+/*
  * Runs "qemu-img check" on a qcow2 image. Returns 0 when it is sound,
  * -EBADMSG with a detail quoting what qemu-img found when it is not, or
  * another negative errno when the check could not run.

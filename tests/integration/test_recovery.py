@@ -1,0 +1,248 @@
+"""Instant recovery against real QEMU: a new domain runs from a backup's chain in the vault
+within seconds, then its disks move off the vault while it runs (block copy and pivot).
+
+Every claim is checked on the real parts: the time from the request to a running domain,
+the domain's backing chain afterwards (qemu-img info --backing-chain), its bytes (the backup
+point plus what the guest wrote during the move, written through the guest's own device),
+the vault's files unchanged (sha256), the backups locked while the domain needs them, and a
+daemon killed in the middle of the move.
+"""
+import hashlib
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from helpers import MiB, keep, prefilled_domain, problem, same_disk, virsh
+
+SIZE = 256 * MiB
+DATA = '128M'
+# What a small disk must reach: the issue's figure (4 GiB disk: `make soak`) is 5 s too.
+RUNNING_WITHIN_S = float(os.environ.get('VIRTVAULT_RECOVERY_RUNNING_S', '5'))
+
+
+def backup(c, dom, **body):
+    r = c.post(f'/v1/domains/{dom}/backups', json=body)
+    assert r.status == 202, r
+    job = c.wait_job(r.json['job_id'])
+    assert job['state'] == 'succeeded', job
+    return c.get(f'/v1/domains/{dom}/backups/{r.json["id"]}').json
+
+
+def vault_sums(vv):
+    sums = {}
+    for root, _, files in os.walk(vv.vault_dir):
+        if os.path.relpath(root, vv.vault_dir).split(os.sep)[0] in ('restore', 'pull'):
+            continue
+        for f in files:
+            if f.endswith('.qcow2'):
+                p = os.path.join(root, f)
+                with open(p, 'rb') as fh:
+                    sums[p] = hashlib.file_digest(fh, 'sha256').hexdigest()
+    assert sums
+    return sums
+
+
+def chain_of(path):
+    out = subprocess.run(['qemu-img', 'info', '-U', '--backing-chain', '--output=json', path],
+                         check=True, capture_output=True, text=True).stdout
+    return [i['filename'] for i in json.loads(out)]
+
+
+def apply_write(raw, offset, length, byte):
+    with open(raw, 'r+b') as f:
+        f.seek(offset)
+        f.write(bytes([byte]) * length)
+
+
+def job_phase(c, job_id):
+    j = c.get(f'/v1/jobs/{job_id}').json
+    return j, (j['result'] or {}).get('phase')
+
+
+def wait_phase(c, job_id, phases, timeout=60):
+    deadline = time.time() + timeout
+    while True:
+        j, phase = job_phase(c, job_id)
+        if phase in phases:
+            return j
+        assert j['state'] in ('queued', 'running'), j
+        assert time.time() < deadline, j
+        time.sleep(0.05)
+
+
+def remove_domain(name):
+    virsh('destroy', name, check=False)
+    virsh('undefine', name, '--nvram', check=False)
+    virsh('undefine', name, check=False)
+
+
+@pytest.fixture
+def source(sandbox, tmp_path):
+    """A running domain with DATA written, a full and an incremental backup (the raw of the
+    incremental's point kept as point.raw)."""
+    with prefilled_domain(sandbox, '256M', DATA) as dom:
+        yield dom
+
+
+def make_chain(c, sandbox, dom, tmp_path):
+    full = backup(c, dom, type='full')
+    sandbox.write(dom, 200 * MiB, 2 * MiB, 0x7e)
+    inc = backup(c, dom)
+    assert inc['type'] == 'incremental' and inc['parent_id'] == full['id'], inc
+    keep(dom, SIZE, str(tmp_path / 'point.raw'))
+    return full, inc
+
+
+def test_instant_recovery_runs_at_once_and_leaves_the_vault(vv_qemu, sandbox, source, tmp_path):
+    c = vv_qemu.client
+    full, inc = make_chain(c, sandbox, source, tmp_path)
+    sums = vault_sums(vv_qemu)
+    name = source + '-ir'
+    target = os.path.join(vv_qemu.vault_dir, 'restore', 'ir')
+    try:
+        t0 = time.monotonic()
+        r = c.post(f'/v1/domains/{source}/backups/{inc["id"]}/instant-recovery',
+                   json={'name': name, 'target_dir': target, 'bandwidth': 24 * MiB})
+        assert r.status == 202, r
+        assert r.headers['location'] == f'/v1/jobs/{r.json["id"]}'
+        job_id = r.json['id']
+        assert r.json['kind'] == 'instant_recovery'
+        # Locked from the answer on: the point and the full it stands on.
+        for b in (inc, full):
+            p = problem(c.delete(f'/v1/domains/{source}/backups/{b["id"]}'), 409)
+            assert name in p['detail'], p
+        p = problem(c.delete(f'/v1/domains/{source}/backups/{full["id"]}?chain=true'), 409)
+        assert name in p['detail'], p
+        j = wait_phase(c, job_id, ('running', 'independent'), timeout=RUNNING_WITHIN_S + 30)
+        elapsed = time.monotonic() - t0
+        assert virsh('domstate', name).stdout.strip() == 'running'
+        print(f'instant recovery: running after {elapsed:.2f} s '
+              f'(the service says {j["result"]["running_after_ms"]} ms)')
+        assert elapsed < RUNNING_WITHIN_S, elapsed
+        res = j['result']
+        assert res['domain']['name'] == name and res['domain']['uuid']
+        assert any(ch['what'] == 'mac' or ch['what'] == 'uuid' for ch in res['domain']['changes'])
+        disk = res['disks'][0]
+        assert disk['target'] == 'vda'
+
+        # The guest writes while its disk moves.
+        writes = [(0, 1 * MiB, 0xc3), (100 * MiB, 3 * MiB, 0x11), (250 * MiB, 1 * MiB, 0x5b)]
+        for off, ln, byte in writes:
+            sandbox.write(name, off, ln, byte)
+            apply_write(str(tmp_path / 'point.raw'), off, ln, byte)
+        j, phase = job_phase(c, job_id)
+        if phase == 'running':  # still moving: still locked
+            problem(c.delete(f'/v1/domains/{source}/backups/{inc["id"]}'), 409)
+            assert j['progress']['bytes_total'] == SIZE, j
+
+        j = c.wait_job(job_id, timeout=300)
+        assert j['state'] == 'succeeded', j
+        assert j['result']['phase'] == 'independent'
+        assert j['progress']['bytes_done'] == j['progress']['bytes_total'] == SIZE
+        assert virsh('domstate', name).stdout.strip() == 'running'
+        # Independent of the vault: the disk is the one image in target_dir, no backing file.
+        xml = virsh('dumpxml', name).stdout
+        assert disk['path'] in xml and not any(v in xml for v in sums), xml
+        assert chain_of(disk['path']) == [disk['path']]
+        assert not os.path.exists(disk['overlay'])
+        inactive = virsh('dumpxml', '--inactive', name).stdout
+        assert disk['path'] in inactive and not any(v in inactive for v in sums), inactive
+        # What the guest sees, and what the file holds once QEMU is gone.
+        keep(name, SIZE, str(tmp_path / 'seen.raw'))
+        same_disk(str(tmp_path / 'seen.raw'), str(tmp_path / 'point.raw'))
+        virsh('destroy', name)
+        same_disk(disk['path'], str(tmp_path / 'point.raw'))
+        assert vault_sums(vv_qemu) == sums
+        # Unlocked now.
+        r = c.delete(f'/v1/domains/{source}/backups/{inc["id"]}')
+        assert r.status == 200, r
+    finally:
+        remove_domain(name)
+
+
+def test_bad_requests_are_refused(vv_qemu, sandbox, source, tmp_path):
+    c = vv_qemu.client
+    full = backup(c, source, type='full')
+    url = f'/v1/domains/{source}/backups/{full["id"]}/instant-recovery'
+    target = os.path.join(vv_qemu.vault_dir, 'restore', 'bad')
+    for body, pointer in [({'target_dir': target}, None), ({'name': 'x y', 'target_dir': target},
+                                                            '/name'),
+                          ({'name': 'ok', 'target_dir': target, 'colour': 1}, '/colour'),
+                          ({'name': 'ok', 'target_dir': target, 'start': 'yes'}, '/start'),
+                          ({'name': 'ok', 'target_dir': target, 'bandwidth': -1}, '/bandwidth'),
+                          ({'name': 'ok', 'target_dir': 'relative'}, None)]:
+        p = problem(c.post(url, json=body), 400)
+        if pointer:
+            assert p['errors'][0]['pointer'] == pointer, (body, p)
+    problem(c.post(url, json={'name': source, 'target_dir': target}), 409)
+    problem(c.post(f'/v1/domains/{source}/backups/nosuch/instant-recovery',
+                   json={'name': 'ok', 'target_dir': target}), 404)
+    # Nothing was locked by the refused requests.
+    assert c.delete(f'/v1/domains/{source}/backups/{full["id"]}').status == 200
+
+
+def test_killed_daemon_resumes_the_move(vv_qemu, sandbox, source, tmp_path):
+    c = vv_qemu.client
+    full, inc = make_chain(c, sandbox, source, tmp_path)
+    sums = vault_sums(vv_qemu)
+    name = source + '-ik'
+    target = os.path.join(vv_qemu.vault_dir, 'restore', 'ik')
+    try:
+        r = c.post(f'/v1/domains/{source}/backups/{inc["id"]}/instant-recovery',
+                   json={'name': name, 'target_dir': target, 'bandwidth': 8 * MiB})
+        assert r.status == 202, r
+        job_id = r.json['id']
+        j = wait_phase(c, job_id, ('running',), timeout=30)
+        disk = j['result']['disks'][0]
+        vv_qemu.kill()
+        assert virsh('domstate', name).stdout.strip() == 'running'
+        sandbox.write(name, 10 * MiB, 1 * MiB, 0xa7)
+        apply_write(str(tmp_path / 'point.raw'), 10 * MiB, 1 * MiB, 0xa7)
+
+        vv_qemu.start()
+        vv_qemu.wait_ready()
+        j, phase = job_phase(c, job_id)
+        if j['state'] == 'running':
+            problem(c.delete(f'/v1/domains/{source}/backups/{full["id"]}'), 409)
+        j = c.wait_job(job_id, timeout=300)
+        assert j['state'] == 'succeeded', j
+        assert f'job {job_id} (instant_recovery): libvirt still runs it; taken over' in vv_qemu.log()
+        assert virsh('domstate', name).stdout.strip() == 'running'
+        assert chain_of(disk['path']) == [disk['path']]
+        keep(name, SIZE, str(tmp_path / 'seen.raw'))
+        same_disk(str(tmp_path / 'seen.raw'), str(tmp_path / 'point.raw'))
+        assert vault_sums(vv_qemu) == sums
+        assert c.delete(f'/v1/domains/{source}/backups/{inc["id"]}').status == 200
+    finally:
+        remove_domain(name)
+
+
+def test_cancel_keeps_the_domain_on_the_vault_and_locked(vv_qemu, sandbox, source, tmp_path):
+    c = vv_qemu.client
+    full = backup(c, source, type='full')
+    name = source + '-ic'
+    target = os.path.join(vv_qemu.vault_dir, 'restore', 'ic')
+    try:
+        r = c.post(f'/v1/domains/{source}/backups/{full["id"]}/instant-recovery',
+                   json={'name': name, 'target_dir': target, 'bandwidth': 4 * MiB})
+        assert r.status == 202, r
+        job_id = r.json['id']
+        j = wait_phase(c, job_id, ('running',), timeout=30)
+        disk = j['result']['disks'][0]
+        r = c.delete(f'/v1/jobs/{job_id}')
+        assert r.status in (200, 202), r
+        j = c.wait_job(job_id)
+        assert j['state'] == 'cancelled', j
+        assert virsh('domstate', name).stdout.strip() == 'running'
+        assert chain_of(disk['overlay'])[0] == disk['overlay']
+        assert len(chain_of(disk['overlay'])) == 2
+        p = problem(c.delete(f'/v1/domains/{source}/backups/{full["id"]}'), 409)
+        assert name in p['detail']
+        # The recovered domain removed: the lock goes with it.
+        remove_domain(name)
+        assert c.delete(f'/v1/domains/{source}/backups/{full["id"]}').status == 200
+    finally:
+        remove_domain(name)
