@@ -219,4 +219,54 @@ int core_pull_reader_extents(struct core_pull_reader *r, bool dirty, uint64_t of
 void core_pull_reader_prepare(struct core_pull_reader *r, uint64_t pos, uint64_t len);
 ssize_t core_pull_reader_read(struct core_pull_reader *r, uint64_t pos, void *buf, size_t max);
 
+/*
+ * Mounts: a completed backup point served read-only over NBD (one qemu-nbd
+ * per disk, on unix sockets in <vault>/mounts), the whole chain as it was
+ * at that point, until core_mount_delete() or nobody read it for the idle
+ * timeout. The data plane's readers read a mounted backup as they read a
+ * ready pull backup. Needs no libvirt. Several mounts at once, of the same
+ * backup too.
+ */
+struct core_mount_disk {
+    char target[64];
+    char socket[PATH_MAX];
+    char uri[PATH_MAX + 128]; /* "nbd+unix:///vda?socket=..." */
+    uint64_t size;
+};
+
+struct core_mount {
+    char id[17];
+    char backup_id[17];
+    char domain_uuid[37];
+    char *domain; /* the backed-up domain's name */
+    int64_t created_ms, last_ms;
+    unsigned idle_timeout_s;
+    struct core_mount_disk *disks;
+    size_t n_disks;
+};
+
+void core_mount_free(struct core_mount *m);
+void core_mount_list_free(struct core_mount **list, size_t n);
+
+/*
+ * Starts the idle reaper (idle_s seconds, 0 for the default of 600) and
+ * ends what an earlier process left mounted. Call after core_backup_init().
+ */
+int core_backup_mount_init(unsigned idle_s);
+
+/* Ends every mount and stops the reaper. */
+void core_backup_mount_fini(void);
+
+/* Mounts completed backup id of domain; *ret is the new mount. -EBADFD when it is not one. */
+int core_backup_mount(const char *domain, const char *id, struct core_mount **ret);
+
+/* Every mount, oldest first (*ret a new array of *ret_n). */
+int core_mount_list(struct core_mount ***ret, size_t *ret_n);
+
+/* Reads mount mid. -ENOENT when there is none. */
+int core_mount_get(const char *mid, struct core_mount **ret);
+
+/* Ends mount mid. -ENOENT when there is none. */
+int core_mount_delete(const char *mid);
+
 #endif

@@ -148,7 +148,7 @@ const char *const db_migrations[] = {
     /*
      * 11: instant recoveries (conf/recovery.h), and the backups each one
      * stands on: a backup with a row here under a recovery that is moving or
-     * stopped cannot be deleted.
+     * stopped cannot be deleted. And the mounts of backup points.
      */
     "CREATE TABLE recoveries ("
     "  id TEXT PRIMARY KEY,"
@@ -164,7 +164,14 @@ const char *const db_migrations[] = {
     "  backup_id TEXT NOT NULL,"
     "  PRIMARY KEY (recovery_id, backup_id)"
     ") STRICT;"
-    "CREATE INDEX recovery_locks_by_backup ON recovery_locks (backup_id);",
+    "CREATE INDEX recovery_locks_by_backup ON recovery_locks (backup_id);"
+    /* Read-only mounts of backup points: their qemu-nbd processes, for a restart to end. */
+    "CREATE TABLE mounts ("
+    "  id TEXT PRIMARY KEY,"
+    "  backup_id TEXT NOT NULL,"
+    "  exports TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL"
+    ") STRICT;",
 };
 
 const int db_migrations_count = (int)(sizeof(db_migrations) / sizeof(db_migrations[0]));

@@ -201,3 +201,101 @@ db_recovery_locked_by(struct db *db, const char *backup_id, char **ret_id, char 
     *ret_name = name;
     return 1;
 }
+
+int
+db_mount_insert(struct db *db, const char *id, const char *backup_id, const char *exports,
+                int64_t created_ms)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int r, rc;
+
+    DB_LOCK_SCOPE(db);
+    r = db_prepare(
+        db, "INSERT INTO mounts (id, backup_id, exports, created_ms) VALUES (?1, ?2, ?3, ?4)", &st);
+    if (r < 0)
+        return r;
+    db_bind_text(st, 1, id);
+    db_bind_text(st, 2, backup_id);
+    db_bind_text(st, 3, exports);
+    sqlite3_bind_int64(st, 4, created_ms);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        return db_error(db, rc, "insert mount");
+    return 0;
+}
+
+int
+db_mount_delete(struct db *db, const char *id)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int r, rc;
+
+    DB_LOCK_SCOPE(db);
+    r = db_prepare(db, "DELETE FROM mounts WHERE id = ?1", &st);
+    if (r < 0)
+        return r;
+    db_bind_text(st, 1, id);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        return db_error(db, rc, "delete mount");
+    return 0;
+}
+
+static void
+strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+int
+db_mount_list(struct db *db, char ***ret_ids, char ***ret_exports, size_t *ret_n)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    char **ids = NULL, **exports = NULL;
+    size_t n = 0;
+    bool oom = false;
+    int r, rc;
+
+    DB_LOCK_SCOPE(db);
+    r = db_prepare(db, "SELECT id, exports FROM mounts ORDER BY created_ms", &st);
+    if (r < 0)
+        return r;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        char **gi = realloc(ids, (n + 2) * sizeof(*ids));
+        if (gi)
+            ids = gi;
+        char **ge = gi ? realloc(exports, (n + 2) * sizeof(*exports)) : NULL;
+        if (ge)
+            exports = ge;
+        if (!gi || !ge) {
+            oom = true;
+            break;
+        }
+        ids[n] = db_column_dup(st, 0, &oom);
+        exports[n] = db_column_dup(st, 1, &oom);
+        n++;
+        ids[n] = exports[n] = NULL;
+        if (oom)
+            break;
+    }
+    if (oom || (rc != SQLITE_DONE && rc != SQLITE_ROW)) {
+        strv_free(ids, n);
+        strv_free(exports, n);
+        return oom ? -ENOMEM : db_error(db, rc, "list mounts");
+    }
+    if (!ids) {
+        ids = calloc(1, sizeof(*ids));
+        exports = calloc(1, sizeof(*exports));
+        if (!ids || !exports) {
+            free(ids);
+            free(exports);
+            return -ENOMEM;
+        }
+    }
+    *ret_ids = ids;
+    *ret_exports = exports;
+    *ret_n = n;
+    return 0;
+}

@@ -7,6 +7,7 @@
 #define VV_DB_RECOVERY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "conf/recovery.h"
 
@@ -34,5 +35,16 @@ int db_recovery_list_locking(struct db *db, struct conf_recovery ***ret, size_t 
  * 0 when none does.
  */
 int db_recovery_locked_by(struct db *db, const char *backup_id, char **ret_id, char **ret_name);
+
+/*
+ * Mounts of backup points: exports is the mount's "pid socket" lines (one
+ * per disk), what a later process needs to stop what an earlier one left.
+ */
+int db_mount_insert(struct db *db, const char *id, const char *backup_id, const char *exports,
+                    int64_t created_ms);
+int db_mount_delete(struct db *db, const char *id);
+
+/* Every mount's id and exports: two new NULL-terminated arrays of *ret_n new strings. */
+int db_mount_list(struct db *db, char ***ret_ids, char ***ret_exports, size_t *ret_n);
 
 #endif

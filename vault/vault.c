@@ -17,6 +17,7 @@
 #include "cleanup.h"
 #include "err.h"
 #include "hash.h"
+#include "subprocess.h"
 #include "text.h"
 #include "vault.h"
 
@@ -729,4 +730,27 @@ vault_overlay_create_at(int dirfd, const char *name, uint64_t size, const char *
     if (r < 0)
         (void)unlinkat(dirfd, name, 0);
     return r;
+}
+
+int
+vault_export_start(const char *image, const char *socket, const char *name, pid_t *ret_pid)
+{
+    char socket_arg[PATH_MAX + 16];
+    const char *argv[] = {
+        "qemu-nbd", "--read-only", "--persistent", "--shared=16", "--format=qcow2", "-x", name,
+        socket_arg, "--",          image,          NULL};
+
+    if ((size_t)snprintf(socket_arg, sizeof(socket_arg), "--socket=%s", socket) >=
+        sizeof(socket_arg))
+        return err_set(-ENAMETOOLONG, "socket path too long");
+    (void)unlink(socket);
+    return subprocess_spawn(argv, ret_pid);
+}
+
+void
+vault_export_stop(pid_t pid, const char *socket)
+{
+    (void)subprocess_stop(pid, VAULT_KILL_GRACE_MS);
+    if (socket)
+        (void)unlink(socket);
 }

@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "conf/job.h"
 
@@ -115,6 +116,17 @@ int vault_image_flatten_at(int dirfd, const char *name, const char *src, const c
  * no file is left.
  */
 int vault_overlay_create_at(int dirfd, const char *name, uint64_t size, const char *backing);
+
+/*
+ * Serves the qcow2 image (through its backing chain) read-only over NBD on
+ * the unix socket socket, as export name, with a qemu-nbd of its own that
+ * runs until vault_export_stop(); a stale socket file is replaced. The
+ * socket accepts connections shortly after this returns (poll for it).
+ */
+int vault_export_start(const char *image, const char *socket, const char *name, pid_t *ret_pid);
+
+/* Stops the qemu-nbd of vault_export_start() and removes its socket (unless NULL). */
+void vault_export_stop(pid_t pid, const char *socket);
 
 /*
  * Runs "qemu-img check" on a qcow2 image. Returns 0 when it is sound,

@@ -246,3 +246,135 @@ def test_cancel_keeps_the_domain_on_the_vault_and_locked(vv_qemu, sandbox, sourc
         assert c.delete(f'/v1/domains/{source}/backups/{full["id"]}').status == 200
     finally:
         remove_domain(name)
+
+
+# ------------------------------------------------------------------------------------------
+# mounts
+
+def nbd_read(uri, path):
+    subprocess.run(['nbdcopy', uri, path], check=True, capture_output=True)
+
+
+def http_range(c, dom, bid, start, length, disk='vda'):
+    r = c.get(f'/v1/domains/{dom}/backups/{bid}/disks/{disk}/data',
+              headers={'Range': f'bytes={start}-{start + length - 1}'})
+    assert r.status == 206, r
+    assert len(r.raw) == length
+    return r.raw
+
+
+def qemu_nbd_serving(socket_path):
+    """Whether a qemu-nbd process serves socket_path."""
+    for pid in os.listdir('/proc'):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f'/proc/{pid}/cmdline', 'rb') as f:
+                args = f.read().split(b'\0')
+        except OSError:
+            continue
+        if args and b'qemu-nbd' in args[0] and f'--socket={socket_path}'.encode() in args:
+            return True
+    return False
+
+
+def mount(c, dom, bid):
+    r = c.post(f'/v1/domains/{dom}/backups/{bid}/mounts')
+    assert r.status == 201, r
+    assert r.headers['location'] == f'/v1/mounts/{r.json["id"]}'
+    return r.json
+
+
+def test_mount_reads_equal_the_restore_over_nbd_and_http(vv_qemu, sandbox, source, tmp_path):
+    c = vv_qemu.client
+    full, inc = make_chain(c, sandbox, source, tmp_path)
+    sums = vault_sums(vv_qemu)
+    r = c.post(f'/v1/domains/{source}/backups/{inc["id"]}/restore',
+               json={'target_dir': os.path.join(vv_qemu.vault_dir, 'restore', 'm'),
+                     'format': 'raw'})
+    job = c.wait_job(r.json['id'])
+    assert job['state'] == 'succeeded', job
+    restored = job['result']['disks'][0]['path']
+    same_disk(restored, str(tmp_path / 'point.raw'))
+
+    # Not mounted: the data plane has nothing to read.
+    assert c.get(f'/v1/domains/{source}/backups/{inc["id"]}/disks/vda/data').status == 409
+    m1 = mount(c, source, inc['id'])
+    m2 = mount(c, source, inc['id'])
+    m3 = mount(c, source, full['id'])
+    assert len({m1['id'], m2['id'], m3['id']}) == 3
+    d = m1['disks'][0]
+    assert d['target'] == 'vda' and d['size'] == SIZE
+    listed = c.get('/v1/mounts').json['items']
+    assert {m['id'] for m in listed} >= {m1['id'], m2['id'], m3['id']}
+    assert c.get(f'/v1/mounts/{m2["id"]}').json['backup_id'] == inc['id']
+
+    nbd_read(d['uri'], str(tmp_path / 'm1.raw'))
+    same_disk(str(tmp_path / 'm1.raw'), restored)
+    nbd_read(m2['disks'][0]['uri'], str(tmp_path / 'm2.raw'))
+    same_disk(str(tmp_path / 'm2.raw'), restored)
+    # The full is the older point: it lacks the incremental's write at 200 MiB.
+    nbd_read(m3['disks'][0]['uri'], str(tmp_path / 'm3.raw'))
+    with open(tmp_path / 'm3.raw', 'rb') as f3, open(restored, 'rb') as fr:
+        f3.seek(200 * MiB)
+        fr.seek(200 * MiB)
+        assert f3.read(2 * MiB) == bytes(2 * MiB) and fr.read(2 * MiB) == b'\x7e' * (2 * MiB)
+
+    # Through the HTTP data plane: Range reads equal the restore, extents cover the disk.
+    with open(restored, 'rb') as f:
+        for start, length in [(0, 1 * MiB), (127 * MiB + 4096, 2 * MiB), (200 * MiB, 2 * MiB),
+                              (SIZE - 65536, 65536)]:
+            f.seek(start)
+            assert http_range(c, source, inc['id'], start, length) == f.read(length), start
+    r = c.get(f'/v1/domains/{source}/backups/{inc["id"]}/disks/vda/extents?context=allocation')
+    assert r.status == 200, r
+    assert r.json['items'][0]['start'] == 0 and r.json['items'][0]['data'] is True
+
+    for m in (m1, m2, m3):
+        assert c.delete(f'/v1/mounts/{m["id"]}').status == 204
+        assert not os.path.exists(m['disks'][0]['socket'])
+        assert not qemu_nbd_serving(m['disks'][0]['socket'])
+    assert c.get(f'/v1/mounts/{m1["id"]}').status == 404
+    assert c.delete(f'/v1/mounts/{m1["id"]}').status == 404
+    assert c.get(f'/v1/domains/{source}/backups/{inc["id"]}/disks/vda/data').status == 409
+    assert c.post(f'/v1/domains/{source}/backups/nosuch/mounts').status == 404
+    assert vault_sums(vv_qemu) == sums
+
+
+def test_mount_ends_when_idle_and_works_without_libvirt(make_daemon, sandbox, source, tmp_path):
+    a = make_daemon('qemu:///system').start()
+    a.wait_ready()
+    full = backup(a.client, source, type='full')
+    keep(source, SIZE, str(tmp_path / 'full.raw'))  # nothing written since the backup
+    a.stop()
+
+    # libvirt unreachable: the daemon starts all the same and mounts from the catalog.
+    b = make_daemon('qemu+unix:///system?socket=/nonexistent/libvirt-sock', workdir=a.dir,
+                    args=['--mount-idle-seconds', '2'])
+    b.start()
+    c = b.client
+    assert c.get('/readyz', validate=False).status == 503
+    m = mount(c, source, full['id'])
+    assert m['idle_timeout'] == 2
+    nbd_read(m['disks'][0]['uri'], str(tmp_path / 'm.raw'))
+    same_disk(str(tmp_path / 'm.raw'), str(tmp_path / 'full.raw'))
+    sock = m['disks'][0]['socket']
+    assert qemu_nbd_serving(sock)
+    deadline = time.time() + 30
+    while c.get(f'/v1/mounts/{m["id"]}').status == 200:
+        assert time.time() < deadline, 'the idle mount was not ended'
+        time.sleep(0.2)
+    assert not qemu_nbd_serving(sock) and not os.path.exists(sock)
+
+    # A mount left by a killed daemon is ended by the next one.
+    m = mount(c, source, full['id'])
+    sock = m['disks'][0]['socket']
+    b.kill()
+    assert qemu_nbd_serving(sock)
+    b.start()
+    deadline = time.time() + 10
+    while qemu_nbd_serving(sock):
+        assert time.time() < deadline, 'the mount left by the killed daemon still serves'
+        time.sleep(0.1)
+    assert not os.path.exists(sock)
+    assert c.get('/v1/mounts').json['items'] == []
