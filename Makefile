@@ -70,8 +70,9 @@ test: deps build build-asan build-fuzz node_modules/.package-lock.json
 SOAK_KILLS ?= 60
 soak: deps build
 	@scripts/sandbox up >/dev/null
-	VV_CRASH_KILLS=$(SOAK_KILLS) VIRTVAULT_BIN=$(CURDIR)/$(BUILD)/virtvaultd $(PY) -m pytest -q \
-	    tests/integration/test_crash.py tests/integration/test_load.py
+	VV_CRASH_KILLS=$(SOAK_KILLS) VV_RECOVERY_SOAK=1 VIRTVAULT_BIN=$(CURDIR)/$(BUILD)/virtvaultd \
+	    $(PY) -m pytest -q tests/integration/test_crash.py tests/integration/test_load.py \
+	    tests/integration/test_recovery.py
 
 bench: build
 	@scripts/sandbox up >/dev/null
