@@ -213,6 +213,26 @@ recovery_launch(struct job *job, struct recovery_run *rr, int dirfd)
     return recovery_result(job, rr, rr->start ? "running" : "defined");
 }
 
+/* Waits (at most RECONNECT_WAIT_MS) until libvirt answers. */
+static int
+wait_libvirt(struct job *job)
+{
+    int64_t until = text_now_ms() + RECONNECT_WAIT_MS;
+    uint64_t seen = 0;
+
+    while (!virt_connected()) {
+        if (job_stopping(job))
+            return err_set(-ESHUTDOWN, "the service stops while waiting for libvirt");
+        if (job_cancelled(job))
+            return err_set(-ECANCELED, "cancelled while waiting for libvirt");
+        if (text_now_ms() > until)
+            return err_set(-ENOTCONN, "libvirt did not come back within %d s",
+                           RECONNECT_WAIT_MS / 1000);
+        backup_wait_event(&seen, POLL_MS);
+    }
+    return 0;
+}
+
 /* Follows the block copy of disk i until it is ready and pivots it. */
 static int
 move_disk(struct job *job, struct recovery_run *rr, int dirfd, size_t i, uint64_t base,
@@ -254,6 +274,14 @@ move_disk(struct job *job, struct recovery_run *rr, int dirfd, size_t i, uint64_
     }
     for (;;) {
         r = virt_block_job_get(rr->uuid, k->target, &bj);
+        if (r == -ENOTCONN) {
+            /* QEMU copies on without libvirt: follow again once it is back. */
+            err_clear();
+            r = wait_libvirt(job);
+            if (r < 0)
+                return r;
+            continue;
+        }
         if (r < 0)
             return r;
         if (!bj.active) {
@@ -269,6 +297,9 @@ move_disk(struct job *job, struct recovery_run *rr, int dirfd, size_t i, uint64_
         }
         if (bj.total)
             job_progress(job, base + (uint64_t)((double)k->size * bj.done / bj.total), total);
+        if (job_stopping(job))
+            return err_set(-ESHUTDOWN, "the service stops: the copy goes on in QEMU and the "
+                                       "next start follows it");
         if (job_cancelled(job)) {
             (void)virt_block_job_end(rr->uuid, k->target, false);
             return err_set(-ECANCELED, "the move was cancelled: %s still runs from the vault",
@@ -329,6 +360,13 @@ recovery_run(struct job *job, void *data)
             return 0;
         }
     } else {
+        r = wait_libvirt(job);
+        if (r < 0)
+            return r;
+        if (domain_gone(rr)) {
+            (void)db_recovery_set(backup_ctx.db, rr->rid, CONF_RECOVERY_FAILED, NULL);
+            return err_set(-ENOENT, "domain %s is gone: its backups are unlocked", rr->name);
+        }
         (void)recovery_result(job, rr, "running");
     }
     for (size_t i = 0; i < b->n_disks; i++)
@@ -336,6 +374,8 @@ recovery_run(struct job *job, void *data)
     job_progress(job, 0, total);
     for (size_t i = 0; i < b->n_disks; i++) {
         r = move_disk(job, rr, dirfd, i, base, total);
+        if (r == -ESHUTDOWN)
+            return r;
         if (r < 0) {
             int e = r;
             bool gone = domain_gone(rr);
@@ -374,13 +414,15 @@ recovery_recover(const struct conf_job *rec, void **ret_data)
                               rc->domain_uuid ? CONF_RECOVERY_STOPPED : CONF_RECOVERY_FAILED, NULL);
         return 0;
     }
+    /* Without libvirt now, the run waits for it (RECONNECT_WAIT_MS) and asks again. */
     r = virt_domain_is_active(rc->domain_uuid);
-    if (r != 1) {
+    if (r != 1 && r != -ENOTCONN) {
         if (r == -ENOENT || r == 0)
             (void)db_recovery_set(backup_ctx.db, rec->params,
                                   r == 0 ? CONF_RECOVERY_STOPPED : CONF_RECOVERY_FAILED, NULL);
         return r < 0 ? r : 0;
     }
+    err_clear();
     rr = calloc(1, sizeof(*rr));
     if (!rr)
         return -ENOMEM;

@@ -220,6 +220,35 @@ def test_killed_daemon_resumes_the_move(vv_qemu, sandbox, source, tmp_path):
         remove_domain(name)
 
 
+def test_stopped_daemon_hands_the_move_over(vv_qemu, sandbox, source, tmp_path):
+    """A stop (SIGTERM) mid-move does not wait for the copy: QEMU goes on, the next start
+    follows it to the end."""
+    c = vv_qemu.client
+    full = backup(c, source, type='full')
+    name = source + '-is'
+    target = os.path.join(vv_qemu.vault_dir, 'restore', 'is')
+    try:
+        r = c.post(f'/v1/domains/{source}/backups/{full["id"]}/instant-recovery',
+                   json={'name': name, 'target_dir': target, 'bandwidth': 8 * MiB})
+        assert r.status == 202, r
+        job_id = r.json['id']
+        j = wait_phase(c, job_id, ('running',), timeout=30)
+        disk = j['result']['disks'][0]
+        t0 = time.monotonic()
+        assert vv_qemu.stop(timeout=20) == 0
+        assert time.monotonic() - t0 < 10
+        assert f'job {job_id} (instant_recovery) left running for the next start' in vv_qemu.log()
+        assert virsh('domstate', name).stdout.strip() == 'running'
+        vv_qemu.start()
+        vv_qemu.wait_ready()
+        j = c.wait_job(job_id, timeout=300)
+        assert j['state'] == 'succeeded', j
+        assert chain_of(disk['path']) == [disk['path']]
+        assert c.delete(f'/v1/domains/{source}/backups/{full["id"]}').status == 200
+    finally:
+        remove_domain(name)
+
+
 def test_cancel_keeps_the_domain_on_the_vault_and_locked(vv_qemu, sandbox, source, tmp_path):
     c = vv_qemu.client
     full = backup(c, source, type='full')
