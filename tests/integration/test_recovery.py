@@ -395,8 +395,16 @@ def test_mount_ends_when_idle_and_works_without_libvirt(make_daemon, sandbox, so
         time.sleep(0.2)
     assert not qemu_nbd_serving(sock) and not os.path.exists(sock)
 
-    # A mount left by a killed daemon is ended by the next one.
-    m = mount(c, source, full['id'])
+    # The same through the CLI; a mount left by a killed daemon is ended by the next one.
+    cli = [os.environ.get('VIRTVAULT_CLI', os.path.join(os.path.dirname(__file__), '..', '..',
+                                                         'build', 'cli', 'virtvault')),
+           '--url', b.url, '-o', 'json']
+    out = subprocess.run(cli + ['backups', 'mount', source, full['id']], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    m = json.loads(out.stdout)
+    out = subprocess.run(cli + ['mounts', 'list'], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and m['id'] in out.stdout, out
     sock = m['disks'][0]['socket']
     b.kill()
     assert qemu_nbd_serving(sock)
