@@ -205,6 +205,9 @@ int core_pull_reader_open(const char *domain, const char *id, const char *disk,
 void core_pull_reader_free(struct core_pull_reader *r);
 uint64_t core_pull_reader_size(const struct core_pull_reader *r);
 
+/* True when the reader offers a dirty bitmap (an incremental pull backup; never a mount). */
+bool core_pull_reader_has_dirty(const struct core_pull_reader *r);
+
 /*
  * A page of the extents of the export from offset on, within
  * [offset, offset+length): with dirty the dirty bitmap's (bit 0 dirty;

@@ -449,6 +449,12 @@ core_pull_reader_free(struct core_pull_reader *r)
     free(r);
 }
 
+bool
+core_pull_reader_has_dirty(const struct core_pull_reader *r)
+{
+    return r->context[0] != '\0';
+}
+
 uint64_t
 core_pull_reader_size(const struct core_pull_reader *r)
 {

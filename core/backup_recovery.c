@@ -53,6 +53,7 @@ struct recovery_run {
     int64_t asked_ms;   /* when the request came (for the time to a running domain) */
     int64_t running_ms; /* how long that took, or -1 */
     char *changes_json; /* the clone's changes, as a JSON array */
+    char *prev_result;  /* resumed: the result the earlier process recorded, or NULL */
 };
 
 static void
@@ -66,6 +67,7 @@ recovery_run_free(void *data)
     free(rr->name);
     free(rr->target_dir);
     free(rr->changes_json);
+    free(rr->prev_result);
     free(rr);
 }
 
@@ -100,9 +102,21 @@ recovery_result(struct job *job, const struct recovery_run *rr, const char *phas
     _cleanup_free_ char *qname = text_json_quote(rr->name);
     char *out = NULL;
     size_t out_len = 0;
-    FILE *f = open_memstream(&out, &out_len);
+    FILE *f;
     int r;
 
+    /* Resumed: what the earlier process recorded (changes, time to running), phase updated. */
+    const char *was = rr->prev_result ? strstr(rr->prev_result, "\"phase\": \"") : NULL;
+    const char *end = was ? strchr(was + 10, '"') : NULL;
+    if (end) {
+        if (asprintf(&out, "%.*s\"phase\": \"%s%s", (int)(was - rr->prev_result), rr->prev_result,
+                     phase, end) < 0)
+            return -ENOMEM;
+        r = job_set_result(job, out);
+        free(out);
+        return r;
+    }
+    f = open_memstream(&out, &out_len);
     if (!f)
         return -ENOMEM;
     fprintf(f, "{\"backup_id\": \"%s\", \"phase\": \"%s\", \"domain\": {\"name\": %s, ", b->id,
@@ -432,6 +446,7 @@ recovery_recover(const struct conf_job *rec, void **ret_data)
     snprintf(rr->rid, sizeof(rr->rid), "%s", rc->id);
     rr->name = strdup(rc->name);
     rr->target_dir = strdup(rc->target_dir);
+    rr->prev_result = rec->result ? strdup(rec->result) : NULL;
     r = rr->name && rr->target_dir ? db_backup_get(backup_ctx.db, rc->backup_id, &rr->b) : -ENOMEM;
     if (r < 0) {
         recovery_run_free(rr);
@@ -448,7 +463,7 @@ const struct job_kind backup_recovery_kind = {
     .free_data = recovery_run_free,
 };
 
-/* Appends the ids of b's chain (b, its parent, ... the full) to *ids. */
+/* The ids of b's chain (b, its parent, ... the full) as a new NULL-terminated *ret. */
 static int
 chain_ids(const struct conf_backup *b, char ***ret, size_t *ret_n)
 {

@@ -210,6 +210,9 @@ def test_killed_daemon_resumes_the_move(vv_qemu, sandbox, source, tmp_path):
         j = c.wait_job(job_id, timeout=300)
         assert j['state'] == 'succeeded', j
         assert f'job {job_id} (instant_recovery): libvirt still runs it; taken over' in vv_qemu.log()
+        # What the first process recorded survives the take-over.
+        assert j['result']['phase'] == 'independent'
+        assert j['result']['running_after_ms'] is not None and j['result']['domain']['changes']
         assert virsh('domstate', name).stdout.strip() == 'running'
         assert chain_of(disk['path']) == [disk['path']]
         keep(name, SIZE, str(tmp_path / 'seen.raw'))
@@ -358,6 +361,9 @@ def test_mount_reads_equal_the_restore_over_nbd_and_http(vv_qemu, sandbox, sourc
     r = c.get(f'/v1/domains/{source}/backups/{inc["id"]}/disks/vda/extents?context=allocation')
     assert r.status == 200, r
     assert r.json['items'][0]['start'] == 0 and r.json['items'][0]['data'] is True
+    # A mount has no dirty bitmap, even of an incremental: allocation by default.
+    r = c.get(f'/v1/domains/{source}/backups/{inc["id"]}/disks/vda/extents')
+    assert r.status == 200 and r.json['context'] == 'allocation', r
 
     for m in (m1, m2, m3):
         assert c.delete(f'/v1/mounts/{m["id"]}').status == 204
