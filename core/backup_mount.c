@@ -3,9 +3,9 @@
  * completed backup is served as it was at that point (the whole chain,
  * read-only) over NBD on a unix socket in <vault>/mounts by a qemu-nbd of
  * the service's own, until it is unmounted or nobody read it for the idle
- * timeout. The data plane's readers (core_pull_reader_*) read mounts too.
- * Mounts need neither libvirt nor a job; each is a row in the database so
- * that a later process stops what an earlier one left.
+ * timeout (a client connected over NBD counts as reading). The data plane's readers
+ * (core_pull_reader_*) read mounts too. Mounts need neither libvirt nor a job; each is a row in the
+ * database so that a later process stops what an earlier one left.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -90,6 +90,14 @@ reaper(void *arg)
             struct mount_session s;
             if (!mounts.m[i].used || now - mounts.m[i].last_ms <= (int64_t)mounts.idle_s * 1000)
                 continue;
+            /* A client connected over NBD is reading, as far as anyone can tell. */
+            bool busy = false;
+            for (size_t k = 0; k < mounts.m[i].n && !busy; k++)
+                busy = vault_export_clients(mounts.m[i].sockets[k]) > 0;
+            if (busy) {
+                mounts.m[i].last_ms = now;
+                continue;
+            }
             s = mounts.m[i];
             memset(&mounts.m[i], 0, sizeof(mounts.m[i]));
             pthread_mutex_unlock(&mounts.lock);

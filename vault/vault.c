@@ -754,3 +754,27 @@ vault_export_stop(pid_t pid, const char *socket)
     if (socket)
         (void)unlink(socket);
 }
+
+int
+vault_export_clients(const char *socket)
+{
+    char line[PATH_MAX + 128];
+    FILE *f = fopen("/proc/net/unix", "re");
+    int n = 0;
+
+    if (!f)
+        return -errno;
+    while (fgets(line, sizeof(line), f)) {
+        char st[8], path[PATH_MAX];
+        size_t len;
+
+        /* "Num RefCount Protocol Flags Type St Inode Path": St 03 is a connected socket. */
+        if (sscanf(line, "%*s %*s %*s %*s %*s %7s %*s %4095s", st, path) != 2)
+            continue;
+        len = strlen(path);
+        if (strcmp(st, "03") == 0 && len == strlen(socket) && strcmp(path, socket) == 0)
+            n++;
+    }
+    fclose(f);
+    return n;
+}

@@ -125,6 +125,13 @@ int vault_overlay_create_at(int dirfd, const char *name, uint64_t size, const ch
  */
 int vault_export_start(const char *image, const char *socket, const char *name, pid_t *ret_pid);
 
+/*
+ * How many clients are connected to the export on socket now (the server's
+ * ends of connections to it, as /proc/net/unix lists them), or a negative
+ * errno.
+ */
+int vault_export_clients(const char *socket);
+
 /* Stops the qemu-nbd of vault_export_start() and removes its socket (unless NULL). */
 void vault_export_stop(pid_t pid, const char *socket);
 

@@ -395,6 +395,18 @@ def test_mount_ends_when_idle_and_works_without_libvirt(make_daemon, sandbox, so
     same_disk(str(tmp_path / 'm.raw'), str(tmp_path / 'full.raw'))
     sock = m['disks'][0]['socket']
     assert qemu_nbd_serving(sock)
+    # A client connected over NBD keeps it: longer than the idle timeout.
+    import nbd
+    h = nbd.NBD()
+    h.connect_uri(m['disks'][0]['uri'])
+    assert h.get_size() == SIZE
+    t_end = time.time() + 4
+    while time.time() < t_end:
+        assert c.get(f'/v1/mounts/{m["id"]}').status == 200
+        time.sleep(0.5)
+    assert h.pread(4096, 0) == b'\x5a' * 4096
+    h.shutdown()
+    del h
     deadline = time.time() + 30
     while c.get(f'/v1/mounts/{m["id"]}').status == 200:
         assert time.time() < deadline, 'the idle mount was not ended'
