@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "backup_priv.h"
@@ -176,6 +177,22 @@ changes_json(const struct virt_clone_changes *c, char **ret)
     return 0;
 }
 
+/* -EEXIST when the final image of disk target is there already: a restore never replaces. */
+static int
+dest_free(const struct recovery_run *rr, int dirfd, const char *target)
+{
+    char name[NAME_MAX + 1];
+    struct stat st;
+    int r = disk_file(rr, target, false, name, sizeof(name));
+
+    if (r < 0)
+        return r;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+        return err_set(-EEXIST, "%s exists already in %s; instant recovery does not replace files",
+                       name, rr->target_dir);
+    return 0;
+}
+
 /* Makes the overlays, defines the clone on them and starts it. */
 static int
 recovery_launch(struct job *job, struct recovery_run *rr, int dirfd)
@@ -197,6 +214,8 @@ recovery_launch(struct job *job, struct recovery_run *rr, int dirfd)
             r = disk_file(rr, b->disks[i].target, true, name, sizeof(name));
         if (r >= 0)
             r = disk_path(rr, b->disks[i].target, true, paths[i], PATH_MAX);
+        if (r >= 0)
+            r = dest_free(rr, dirfd, b->disks[i].target);
         if (r >= 0)
             r = vault_overlay_create_at(dirfd, name, b->disks[i].size, src);
         if (r >= 0)
@@ -273,8 +292,8 @@ move_disk(struct job *job, struct recovery_run *rr, int dirfd, size_t i, uint64_
             return r;
         if (strcmp(src, dest) == 0)
             return 0; /* moved already (pivoted before a restart) */
-        /* A copy that did not finish is begun again, into a new empty image. */
-        if (unlinkat(dirfd, dest_name, 0) < 0 && errno != ENOENT)
+        /* A copy of ours that did not finish (resumed) is begun again, into a new image. */
+        if (job_resumed(job) && unlinkat(dirfd, dest_name, 0) < 0 && errno != ENOENT)
             return err_set(-errno, "cannot replace %s: %s", dest, strerror(errno));
         r = vault_overlay_create_at(dirfd, dest_name, k->size, NULL);
         if (r >= 0)

@@ -180,7 +180,20 @@ def test_bad_requests_are_refused(vv_qemu, sandbox, source, tmp_path):
     problem(c.post(url, json={'name': source, 'target_dir': target}), 409)
     problem(c.post(f'/v1/domains/{source}/backups/nosuch/instant-recovery',
                    json={'name': 'ok', 'target_dir': target}), 404)
-    # Nothing was locked by the refused requests.
+    # A file in the way of the final image: the job fails before defining anything.
+    os.makedirs(target, exist_ok=True)
+    name = source + '-ix'
+    with open(os.path.join(target, f'{name}-vda.qcow2'), 'w') as f:
+        f.write('mine')
+    r = c.post(url, json={'name': name, 'target_dir': target})
+    assert r.status == 202, r
+    j = c.wait_job(r.json['id'])
+    assert j['state'] == 'failed' and 'exists already' in j['error']['detail'], j
+    assert virsh('dominfo', name, check=False).returncode != 0
+    assert sorted(os.listdir(target)) == [f'{name}-vda.qcow2']
+    with open(os.path.join(target, f'{name}-vda.qcow2')) as f:
+        assert f.read() == 'mine'
+    # Nothing was locked by the refused requests nor by the failed one.
     assert c.delete(f'/v1/domains/{source}/backups/{full["id"]}').status == 200
 
 
