@@ -71,10 +71,11 @@ SOAK_KILLS ?= 60
 SOAK_PRUNE_KILLS ?= 100
 soak: deps build
 	@scripts/sandbox up >/dev/null
-	VV_CRASH_KILLS=$(SOAK_KILLS) VV_PRUNE_KILLS=$(SOAK_PRUNE_KILLS) \
+	VV_CRASH_KILLS=$(SOAK_KILLS) VV_PRUNE_KILLS=$(SOAK_PRUNE_KILLS) VV_RECOVERY_SOAK=1 \
 	    VIRTVAULT_BIN=$(CURDIR)/$(BUILD)/virtvaultd $(PY) -m pytest -q \
 	    tests/integration/test_crash.py tests/integration/test_load.py \
-	    tests/integration/test_prune.py::test_prune_killed_at_random_moments_loses_nothing
+	    tests/integration/test_prune.py::test_prune_killed_at_random_moments_loses_nothing \
+	    tests/integration/test_recovery.py
 
 bench: build
 	@scripts/sandbox up >/dev/null

@@ -374,6 +374,26 @@ api_backup_restore(const struct api_request *req, struct api_response *resp)
 }
 
 int
+api_backup_instant_recovery(const struct api_request *req, struct api_response *resp)
+{
+    struct core_instant_recovery_request body;
+    struct conf_job *job = NULL;
+    unsigned wait;
+    int r;
+
+    r = api_query_wait(req, &wait);
+    if (r < 0)
+        return r;
+    r = api_instant_recovery_body_read(req, &body);
+    if (r < 0)
+        return r;
+    r = core_backup_instant_recovery(req->params[0], req->params[1], &body, &job);
+    if (r < 0)
+        return r;
+    return reply_job(resp, job, wait);
+}
+
+int
 api_backup_verify(const struct api_request *req, struct api_response *resp)
 {
     struct conf_job *job = NULL;
@@ -454,14 +474,8 @@ api_backup_extents(const struct api_request *req, struct api_response *resp)
     r = core_pull_reader_open(req->params[0], req->params[1], req->params[2], &rd);
     if (r < 0)
         return r;
-    /* Without a choice: the dirty bitmap of an incremental, the allocation of a full. */
-    dirty = context ? strcmp(context, "dirty") == 0 : false;
-    if (!context) {
-        struct conf_backup *b = NULL;
-        if (core_backup_get(req->params[0], req->params[1], &b) == 0)
-            dirty = b->base_checkpoint != NULL;
-        conf_backup_free(b);
-    }
+    /* Without a choice: the dirty bitmap of an incremental's export, else the allocation. */
+    dirty = context ? strcmp(context, "dirty") == 0 : core_pull_reader_has_dirty(rd);
     r = core_pull_reader_extents(rd, dirty, offset, length, limit, &ext, &n, &next);
     if (r < 0)
         return r;

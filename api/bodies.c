@@ -341,6 +341,33 @@ api_restore_body_read(const struct api_request *req, struct core_restore_request
 }
 
 int
+api_instant_recovery_body_read(const struct api_request *req,
+                               struct core_instant_recovery_request *out)
+{
+    json_int_t bandwidth = 0;
+    int start = 1;
+    int r;
+
+    memset(out, 0, sizeof(*out));
+    r = api_body_unpack(req,
+                        (const struct api_field[]){{"name", API_FIELD_STRING, true, false},
+                                                   {"target_dir", API_FIELD_STRING, true, false},
+                                                   {"start", API_FIELD_BOOL, false, false},
+                                                   {"bandwidth", API_FIELD_INTEGER, false, false},
+                                                   FIELDS_END},
+                        "{s:s, s:s, s?b, s?I}", "name", &out->name, "target_dir", &out->target_dir,
+                        "start", &start, "bandwidth", &bandwidth);
+    if (r < 0)
+        return r;
+    if (bandwidth < 0)
+        return err_set_pointer(-EINVAL, "/bandwidth",
+                               "must be a number of bytes per second, 0 for no limit");
+    out->bandwidth = (uint64_t)bandwidth;
+    out->start = start != 0;
+    return 0;
+}
+
+int
 api_retention_read(const json_t *obj, const char *at, struct conf_retention *out)
 {
     struct conf_retention r = {{0}};

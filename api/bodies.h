@@ -59,6 +59,10 @@ int api_prune_body_read(const struct api_request *req, struct conf_retention *re
 /* PATCH .../backups/{id}: exactly {protected} */
 int api_protect_body_read(const struct api_request *req, bool *on);
 
+/* The body of POST .../instant-recovery: {"name", "target_dir", "start"?} (start: true). */
+int api_instant_recovery_body_read(const struct api_request *req,
+                                   struct core_instant_recovery_request *out);
+
 #define API_RETENTION_TIMES_MAX 100000
 
 /*

@@ -106,6 +106,8 @@ core_backup_init(struct db *db, const char *vault_dir, const char *roots,
     /* Before any job runs: a prune a killed process left is finished or undone. */
     if (r >= 0)
         backup_prune_recover();
+    if (r >= 0)
+        r = core_jobs_register(&backup_recovery_kind);
     return r;
 }
 
@@ -147,6 +149,7 @@ core_backup_sweep(void)
         backup_abandon(&br, -EINTR);
     }
     backup_listp(&list, n);
+    backup_recovery_sweep();
 }
 
 void

@@ -71,6 +71,15 @@ struct core_restore_request {
     uint64_t bandwidth;      /* bytes per second qemu-img may write, 0 for no limit */
 };
 
+/* An instant recovery: a new domain that runs from a backup point, then leaves the vault. */
+struct core_instant_recovery_request {
+    const char *name;       /* the new domain's name */
+    const char *target_dir; /* absolute, inside a restore root: its overlays and final images */
+    bool start;             /* start it and move its disks off the vault (else only define) */
+    unsigned keep;          /* CORE_RESTORE_KEEP_* */
+    uint64_t bandwidth;     /* of the move, bytes per second and disk; 0 for no limit */
+};
+
 /* A page of the catalog. */
 struct core_backup_query {
     const enum conf_backup_type *type;   /* or NULL */
@@ -205,6 +214,28 @@ int core_backup_prune(const char *domain, const struct conf_retention *retention
 int core_backup_restore(const char *domain, const char *id, const struct core_restore_request *req,
                         struct conf_job **ret_job);
 
+/*
+ * Queues an instant recovery of completed backup id of domain (see
+ * backup_recovery.c): the job defines and starts the new domain on qcow2
+ * overlays over the backup's chain in the vault (its result says "phase":
+ * "running" as soon as it runs), then moves each disk into target_dir with
+ * a block copy and a pivot. From this call on until the domain no longer
+ * needs the vault (or is gone), the backups of that chain are locked
+ * (core_backup_locked_by). -EEXIST when a domain of that name exists.
+ */
+int core_backup_instant_recovery(const char *domain, const char *id,
+                                 const struct core_instant_recovery_request *req,
+                                 struct conf_job **ret_job);
+
+/*
+ * Whether backup_id is locked by an instant recovery whose domain still
+ * runs from it: 1 with the recovered domain's name in *ret_domain (a new
+ * string), 0 when not, or a negative errno. What delete (and prune) must
+ * refuse on, with 409 naming the domain. A recovery whose domain is gone
+ * is released here.
+ */
+int core_backup_locked_by(const char *backup_id, char **ret_domain);
+
 /* Queues the verification of a completed backup and the chain it stands on. */
 int core_backup_verify(const char *domain, const char *id, struct conf_job **ret_job);
 
@@ -248,6 +279,9 @@ int core_pull_reader_open(const char *domain, const char *id, const char *disk,
 void core_pull_reader_free(struct core_pull_reader *r);
 uint64_t core_pull_reader_size(const struct core_pull_reader *r);
 
+/* True when the reader offers a dirty bitmap (an incremental pull backup; never a mount). */
+bool core_pull_reader_has_dirty(const struct core_pull_reader *r);
+
 /*
  * A page of the extents of the export from offset on, within
  * [offset, offset+length): with dirty the dirty bitmap's (bit 0 dirty;
@@ -261,5 +295,55 @@ int core_pull_reader_extents(struct core_pull_reader *r, bool dirty, uint64_t of
                              uint64_t *ret_next);
 void core_pull_reader_prepare(struct core_pull_reader *r, uint64_t pos, uint64_t len);
 ssize_t core_pull_reader_read(struct core_pull_reader *r, uint64_t pos, void *buf, size_t max);
+
+/*
+ * Mounts: a completed backup point served read-only over NBD (one qemu-nbd
+ * per disk, on unix sockets in <vault>/mounts), the whole chain as it was
+ * at that point, until core_mount_delete() or nobody read it for the idle
+ * timeout. The data plane's readers read a mounted backup as they read a
+ * ready pull backup. Needs no libvirt. Several mounts at once, of the same
+ * backup too.
+ */
+struct core_mount_disk {
+    char target[64];
+    char socket[PATH_MAX];
+    char uri[PATH_MAX + 128]; /* "nbd+unix:///vda?socket=..." */
+    uint64_t size;
+};
+
+struct core_mount {
+    char id[17];
+    char backup_id[17];
+    char domain_uuid[37];
+    char *domain; /* the backed-up domain's name */
+    int64_t created_ms, last_ms;
+    unsigned idle_timeout_s;
+    struct core_mount_disk *disks;
+    size_t n_disks;
+};
+
+void core_mount_free(struct core_mount *m);
+void core_mount_list_free(struct core_mount **list, size_t n);
+
+/*
+ * Starts the idle reaper (idle_s seconds, 0 for the default of 600) and
+ * ends what an earlier process left mounted. Call after core_backup_init().
+ */
+int core_backup_mount_init(unsigned idle_s);
+
+/* Ends every mount and stops the reaper. */
+void core_backup_mount_fini(void);
+
+/* Mounts completed backup id of domain; *ret is the new mount. -EBADFD when it is not one. */
+int core_backup_mount(const char *domain, const char *id, struct core_mount **ret);
+
+/* Every mount, oldest first (*ret a new array of *ret_n). */
+int core_mount_list(struct core_mount ***ret, size_t *ret_n);
+
+/* Reads mount mid. -ENOENT when there is none. */
+int core_mount_get(const char *mid, struct core_mount **ret);
+
+/* Ends mount mid. -ENOENT when there is none. */
+int core_mount_delete(const char *mid);
 
 #endif

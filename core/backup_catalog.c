@@ -71,6 +71,21 @@ strv_push(char ***v, size_t *n, const char *s)
     return 0;
 }
 
+/* -EBUSY naming the domain when an instant recovery runs from backup id. */
+static int
+refuse_locked(const char *id)
+{
+    _cleanup_free_ char *holder = NULL;
+    int r = core_backup_locked_by(id, &holder);
+
+    if (r <= 0)
+        return r;
+    return err_set(-EBUSY,
+                   "backup %s cannot be deleted: domain %s runs from it (an instant recovery "
+                   "that has not moved its disks off the vault)",
+                   id, holder);
+}
+
 int
 core_backup_delete(const char *domain, const char *id, bool chain, char ***ret_ids)
 {
@@ -94,6 +109,9 @@ core_backup_delete(const char *domain, const char *id, bool chain, char ***ret_i
         char **deps = NULL;
         size_t nd_ = 0;
 
+        r = refuse_locked(b->id);
+        if (r < 0)
+            return r;
         r = db_backup_dependents(backup_ctx.db, b->id, &deps, &nd_);
         if (r < 0)
             return r;
@@ -121,6 +139,8 @@ core_backup_delete(const char *domain, const char *id, bool chain, char ***ret_i
                             "backup %s of the chain is protected: unprotect it first, or "
                             "delete the others one by one",
                             list[i]->id);
+            else
+                r = refuse_locked(list[i]->id);
         /* Newest first: every backup goes before the one it stands on. */
         for (size_t i = 0; r >= 0 && i < n; i++) {
             r = delete_one(list[i]);

@@ -211,6 +211,23 @@ int backup_job_cancel(struct job *job, void *data);
 int backup_job_recover(const struct conf_job *rec, void **ret_data);
 int backup_abandon(struct backup_job *br, int err);
 
+/* backup_recovery.c: the instant recovery kind, and the recoveries a restart left. */
+
+extern const struct job_kind backup_recovery_kind;
+void backup_recovery_sweep(void);
+
+/* backup_mount.c: what the data plane's readers need of mounts. */
+
+/*
+ * The NBD URI of disk of a mount of backup_id (any, when several) into uri
+ * and its size, counted as a read for the idle timeout. -ENOENT when none.
+ */
+int backup_mount_uri(const char *backup_id, const char *disk, char *uri, size_t size,
+                     uint64_t *ret_size);
+
+/* Counts as a read of every mount of backup_id. */
+void backup_mount_touch(const char *backup_id);
+
 /* backup_restore.c, backup_verify.c: the run() of the restore and verify kinds. */
 
 int backup_restore_run(struct job *job, void *data);

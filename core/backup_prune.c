@@ -141,6 +141,27 @@ plan_make(const char *uuid, const struct conf_retention *retention, struct plan 
             s->from[s->n_from - 1 - i] = t;
         }
     }
+    /*
+     * A domain recovered from one of these backups runs on its files until
+     * its disks have left the vault: none of them may go or be rewritten.
+     */
+    for (size_t i = 0; i < p.n; i++) {
+        _cleanup_free_ char *holder = NULL;
+        bool touched = !p.keep[i];
+
+        for (size_t k = 0; !touched && k < p.n_steps; k++)
+            touched = p.steps[k].into == i;
+        if (!touched)
+            continue;
+        r = core_backup_locked_by(p.list[i]->id, &holder);
+        if (r < 0)
+            return r;
+        if (r > 0)
+            return err_set(-EBUSY,
+                           "backup %s cannot be pruned: domain %s runs from it (an instant "
+                           "recovery that has not moved its disks off the vault)",
+                           p.list[i]->id, holder);
+    }
     *ret = p;
     memset(&p, 0, sizeof(p));
     return 0;
@@ -620,6 +641,13 @@ core_backup_prune(const char *domain, const struct conf_retention *retention, bo
         if (r < 0)
             return r;
         return plan_public(&p, ret_plan);
+    } else {
+        /* Refused now what the job would refuse when it plans (a locked backup). */
+        _cleanup_(plan_clear) struct plan p = {0};
+
+        r = plan_make(uuid, retention, &p);
+        if (r < 0)
+            return r;
     }
     pj = calloc(1, sizeof(*pj));
     if (!pj)

@@ -60,6 +60,7 @@ pull_touch(const char *id)
 {
     struct pull_session *ps;
 
+    backup_mount_touch(id);
     pthread_mutex_lock(&backup_ctx.lock);
     ps = pull_find(id);
     if (ps)
@@ -380,6 +381,7 @@ struct core_pull_reader {
     char id[17];
     char context[96]; /* "" for a full backup */
     int64_t touched;
+    bool mount; /* reads a mount, not a pull backup's export */
 };
 
 int
@@ -400,6 +402,24 @@ core_pull_reader_open(const char *domain, const char *id, const char *disk,
     pthread_mutex_lock(&backup_ctx.lock);
     ready = pull_find(b->id) != NULL;
     pthread_mutex_unlock(&backup_ctx.lock);
+    if (!ready && b->state == CONF_BACKUP_STATE_COMPLETED) {
+        /* A mounted backup point: read through its mount. */
+        char uri[PATH_MAX + 128];
+        uint64_t size;
+
+        r = backup_mount_uri(b->id, disk, uri, sizeof(uri), &size);
+        if (r == 0) {
+            r = virt_nbd_open(uri, NULL, &pr->n);
+            if (r < 0)
+                return r;
+            snprintf(pr->id, sizeof(pr->id), "%s", b->id);
+            pr->mount = true;
+            pr->touched = text_now_ms();
+            *ret = TAKE_PTR(pr);
+            return 0;
+        }
+        err_clear();
+    }
     if (!core_backup_is_client_pull(b) && b->mode != CONF_BACKUP_MODE_PULL)
         return err_set(-EBADFD, "backup %s is a push backup: it has no exports", b->id);
     if (!ready || b->state != CONF_BACKUP_STATE_READY)
@@ -427,6 +447,12 @@ core_pull_reader_free(struct core_pull_reader *r)
     virt_nbd_close(r->n);
     pull_touch(r->id);
     free(r);
+}
+
+bool
+core_pull_reader_has_dirty(const struct core_pull_reader *r)
+{
+    return r->context[0] != '\0';
 }
 
 uint64_t

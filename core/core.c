@@ -110,6 +110,8 @@ core_start(const struct core_config *cfg)
     if (r >= 0)
         r = core_backup_init(core_ctx.db, cfg->vault_dir, cfg->restore_roots,
                              cfg->pull_idle_timeout);
+    if (r >= 0)
+        r = core_backup_mount_init(cfg->mount_idle_seconds);
     if (r >= 0) {
         /* Before the jobs: the ends of jobs an earlier process left are events too. */
         struct core_webhook_config wcfg = {
@@ -149,6 +151,7 @@ core_stop(void)
     core_webhook_stop(); /* after the jobs, whose ends are events */
     virt_set_event_handler(NULL, NULL);
     core_checkpoint_stop();
+    core_backup_mount_fini();
     core_backup_fini();
     virt_close();
     db_close(core_ctx.db);

@@ -20,6 +20,7 @@ struct core_config {
     const char *libvirt_uri;
     const char *restore_roots;     /* ':'-separated folders, or NULL for <vault>/restore */
     unsigned pull_idle_timeout;    /* seconds; 0 for the default */
+    unsigned mount_idle_seconds;   /* seconds a mount may go unread; 0 for the default */
     unsigned reconcile_max_age;    /* seconds; 0 reconciles before every read (checkpoint.h) */
     int64_t webhook_retry_base_ms; /* see core/webhook.h; 0 for the defaults */
     int64_t webhook_retry_cap_ms;

@@ -159,7 +159,10 @@ run_one(struct job *j)
     else
         jobs.n_parked--;
     pthread_cond_broadcast(&jobs.wake); /* a place to work is free */
-    if (r == 0)
+    if (r == -ESHUTDOWN && jobs.stopping)
+        /* Handed over: the row stays running for the next process's recover(). */
+        log_info("job %s (%s) left running for the next start", j->rec.id, kind_name(j->rec.kind));
+    else if (r == 0)
         finish_locked(j, CONF_JOB_SUCCEEDED, 0, NULL);
     else if (r == -ECANCELED)
         finish_locked(j, CONF_JOB_CANCELLED, r,
@@ -615,6 +618,18 @@ bool
 job_resumed(const struct job *job)
 {
     return job->resumed;
+}
+
+bool
+job_stopping(const struct job *job)
+{
+    bool stopping;
+
+    (void)job;
+    pthread_mutex_lock(&jobs.lock);
+    stopping = jobs.stopping;
+    pthread_mutex_unlock(&jobs.lock);
+    return stopping;
 }
 
 bool

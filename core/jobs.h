@@ -162,6 +162,14 @@ const char *job_params(const struct job *job);
 /* For run(): true when the job was taken over from an earlier process by recover(). */
 bool job_resumed(const struct job *job);
 
+/*
+ * For run(): true once the service is stopping. A kind with recover() may
+ * then return -ESHUTDOWN: the job is not ended but left running in the
+ * database, for the next process to take over (an operation that goes on
+ * without the service, such as a block copy in QEMU).
+ */
+bool job_stopping(const struct job *job);
+
 /* For run(): true once a cancellation was asked for. */
 bool job_cancelled(const struct job *job);
 

@@ -204,6 +204,33 @@ const char *const db_migrations[] = {
     "  PRIMARY KEY (policy, domain_uuid)"
     ") STRICT;"
     "ALTER TABLE jobs ADD COLUMN policy TEXT;",
+    /*
+     * 10: instant recoveries (conf/recovery.h), and the backups each one
+     * stands on: a backup with a row here under a recovery that is moving or
+     * stopped cannot be deleted. And the mounts of backup points.
+     */
+    "CREATE TABLE recoveries ("
+    "  id TEXT PRIMARY KEY,"
+    "  backup_id TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  domain_uuid TEXT,"
+    "  target_dir TEXT NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state IN ('moving', 'stopped', 'done', 'failed')),"
+    "  created_ms INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE TABLE recovery_locks ("
+    "  recovery_id TEXT NOT NULL REFERENCES recoveries (id) ON DELETE CASCADE,"
+    "  backup_id TEXT NOT NULL,"
+    "  PRIMARY KEY (recovery_id, backup_id)"
+    ") STRICT;"
+    "CREATE INDEX recovery_locks_by_backup ON recovery_locks (backup_id);"
+    /* Read-only mounts of backup points: their qemu-nbd processes, for a restart to end. */
+    "CREATE TABLE mounts ("
+    "  id TEXT PRIMARY KEY,"
+    "  backup_id TEXT NOT NULL,"
+    "  exports TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL"
+    ") STRICT;",
 };
 
 const int db_migrations_count = (int)(sizeof(db_migrations) / sizeof(db_migrations[0]));

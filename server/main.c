@@ -138,6 +138,7 @@ main(int argc, char **argv)
         .libvirt_uri = opts.libvirt_uri,
         .restore_roots = opts.restore_roots,
         .pull_idle_timeout = opts.pull_idle_timeout,
+        .mount_idle_seconds = opts.mount_idle_seconds,
         .reconcile_max_age = opts.reconcile_max_age,
         .webhook_retry_base_ms = opts.webhook_retry_base_ms,
         .webhook_retry_cap_ms = opts.webhook_retry_cap_ms,

@@ -39,6 +39,8 @@ const char options_usage[] =
     "                         (default: the vault's folder 'restore')\n"
     "  --pull-idle-timeout SECS  abandon a pull backup whose exports nobody read for SECS\n"
     "                         (default 600)\n"
+    "  --mount-idle-seconds SECS  unmount a mounted backup point nobody read for SECS\n"
+    "                         (default 600)\n"
     "  --reconcile-max-age SECS  reads answer from the catalog and compare a domain with\n"
     "                         libvirt again in the background once its last comparison is\n"
     "                         older than SECS; 0 compares before every read (default 5)\n"
@@ -73,6 +75,7 @@ enum {
     OPT_MAX_BODY,
     OPT_RESTORE_ROOTS,
     OPT_PULL_IDLE_TIMEOUT,
+    OPT_MOUNT_IDLE_SECONDS,
     OPT_RECONCILE_MAX_AGE,
     OPT_NO_AUTH,
     OPT_ALLOWED_HOSTS,
@@ -104,6 +107,7 @@ static const struct option long_options[] = {
     {"max-body", required_argument, NULL, OPT_MAX_BODY},
     {"restore-roots", required_argument, NULL, OPT_RESTORE_ROOTS},
     {"pull-idle-timeout", required_argument, NULL, OPT_PULL_IDLE_TIMEOUT},
+    {"mount-idle-seconds", required_argument, NULL, OPT_MOUNT_IDLE_SECONDS},
     {"reconcile-max-age", required_argument, NULL, OPT_RECONCILE_MAX_AGE},
     {"no-auth", no_argument, NULL, OPT_NO_AUTH},
     {"allowed-hosts", required_argument, NULL, OPT_ALLOWED_HOSTS},
@@ -253,6 +257,12 @@ apply(struct options *o, int id, const char *name, const char *value, char *err,
                         value);
         o->pull_idle_timeout = (unsigned)n;
         return 0;
+    case OPT_MOUNT_IDLE_SECONDS:
+        if (parse_uint(value, 1, 7 * 24 * 3600, &n) < 0)
+            return fail(err, size, "%s: '%s' is not a number of seconds from 1 to 604800", name,
+                        value);
+        o->mount_idle_seconds = (unsigned)n;
+        return 0;
     case OPT_RECONCILE_MAX_AGE:
         if (parse_uint(value, 0, 24 * 3600, &n) < 0)
             return fail(err, size, "%s: '%s' is not a number of seconds from 0 to 86400", name,
@@ -322,6 +332,7 @@ set_defaults(struct options *o)
     o->per_ip_limit = 64;
     o->max_body = 1u << 20;
     o->pull_idle_timeout = 600;
+    o->mount_idle_seconds = 600;
     o->reconcile_max_age = 5;
     o->audit_retention_days = 90;
     o->webhook_retry_base_ms = 1000;

@@ -36,6 +36,7 @@ struct options {
     unsigned audit_retention_days;  /* 0: keep audit records forever */
     unsigned pull_idle_timeout;     /* seconds a pull backup's exports may go unread */
     unsigned max_policy_jobs;       /* jobs policies run at once on the host */
+    unsigned mount_idle_seconds;    /* seconds a mount may go unread */
     unsigned reconcile_max_age;     /* seconds a read trusts a domain's last reconcile */
     unsigned webhook_retry_base_ms; /* the first retry of a webhook delivery waits this long */
     unsigned webhook_retry_cap_ms;  /* the longest wait between two attempts */

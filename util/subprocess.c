@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -209,4 +210,43 @@ subprocess_result_clear(struct subprocess_result *r)
     free(r->err);
     r->out = r->err = NULL;
     r->out_len = 0;
+}
+
+int
+subprocess_spawn(const char *const argv[], pid_t *ret_pid)
+{
+    int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    int r;
+
+    if (null_fd < 0)
+        return err_set(-errno, "cannot open /dev/null: %s", strerror(errno));
+    r = start(argv, null_fd, null_fd, ret_pid);
+    close(null_fd);
+    return r;
+}
+
+int
+subprocess_stop(pid_t pid, int grace_ms)
+{
+    uint64_t deadline = text_mono_ns() + (uint64_t)grace_ms * 1000000u;
+    int status;
+
+    if (pid <= 0)
+        return 0;
+    (void)kill(pid, SIGTERM);
+    for (;;) {
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid || (w < 0 && errno == ECHILD))
+            return 0;
+        if (w < 0 && errno != EINTR)
+            return -errno;
+        if (text_mono_ns() > deadline) {
+            (void)kill(pid, SIGKILL);
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
+            return 0;
+        }
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
 }

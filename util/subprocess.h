@@ -13,6 +13,7 @@
 #define VV_SUBPROCESS_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #define SUBPROCESS_OUTPUT_MAX (1u << 20)
 
@@ -32,6 +33,21 @@ struct subprocess_result {
  * -ENOMEM or another negative errno otherwise.
  */
 int subprocess_capture(const char *const argv[], int timeout_ms, struct subprocess_result *ret);
+
+/*
+ * Starts argv[0] (searched in PATH) with argv and does not wait: a helper
+ * that serves until stopped. Its stdout and stderr go to /dev/null; it
+ * gets the same clean signal state. *ret_pid is the child, for
+ * subprocess_stop().
+ */
+int subprocess_spawn(const char *const argv[], pid_t *ret_pid);
+
+/*
+ * Stops a child started by subprocess_spawn(): SIGTERM, SIGKILL when it is
+ * still there after grace_ms, and reaps it. A child that is gone already
+ * is no error.
+ */
+int subprocess_stop(pid_t pid, int grace_ms);
 
 /* Frees the buffers of r (not r itself). Accepts a zeroed result. */
 void subprocess_result_clear(struct subprocess_result *r);

@@ -17,6 +17,7 @@
 #include "cleanup.h"
 #include "err.h"
 #include "hash.h"
+#include "subprocess.h"
 #include "text.h"
 #include "vault.h"
 
@@ -837,4 +838,100 @@ vault_image_measure(const char *vault, const char *rel, uint64_t *ret)
         return err_set(-EIO, "qemu-img measure gave no size for %s", src);
     *ret = strtoull(p + strlen("\"required\":"), NULL, 10);
     return 0;
+}
+
+int
+vault_overlay_create_at(int dirfd, const char *name, uint64_t size, const char *backing)
+{
+    char sz[32], out_arg[32];
+    _cleanup_close_ int fd = -1;
+    _cleanup_close_ int passed = -1;
+    char *argv[14];
+    size_t argc = 0;
+    int r;
+
+    if (!plain_name(name))
+        return err_set(-EINVAL, "'%s' is not a plain file name", name);
+    if (backing && backing[0] != '/')
+        return err_set(-EINVAL, "backing file '%s' is not an absolute path", backing);
+    fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return err_set(-errno, "cannot create %s: %s", name, strerror(errno));
+    /* Not VAULT_PASSED_FD itself, so that the child's dup2 clears close-on-exec. */
+    passed = fcntl(fd, F_DUPFD_CLOEXEC, VAULT_PASSED_FD + 1);
+    if (passed < 0) {
+        r = err_set(-errno, "cannot pass %s on: %s", name, strerror(errno));
+        (void)unlinkat(dirfd, name, 0);
+        return r;
+    }
+    snprintf(sz, sizeof(sz), "%" PRIu64, size);
+    snprintf(out_arg, sizeof(out_arg), "/dev/fd/%d", VAULT_PASSED_FD);
+    argv[argc++] = (char *)QEMU_IMG;
+    argv[argc++] = (char *)"create";
+    argv[argc++] = (char *)"-q";
+    argv[argc++] = (char *)"-f";
+    argv[argc++] = (char *)"qcow2";
+    if (backing) {
+        argv[argc++] = (char *)"-b";
+        argv[argc++] = (char *)backing;
+        argv[argc++] = (char *)"-F";
+        argv[argc++] = (char *)"qcow2";
+        argv[argc++] = (char *)"-u";
+    }
+    argv[argc++] = out_arg;
+    argv[argc++] = sz;
+    argv[argc] = NULL;
+    r = run(argv, passed, NULL, NULL, NULL);
+    if (r >= 0 && fsync(fd) < 0)
+        r = err_set(-errno, "cannot sync %s: %s", name, strerror(errno));
+    if (r < 0)
+        (void)unlinkat(dirfd, name, 0);
+    return r;
+}
+
+int
+vault_export_start(const char *image, const char *socket, const char *name, pid_t *ret_pid)
+{
+    char socket_arg[PATH_MAX + 16];
+    const char *argv[] = {
+        "qemu-nbd", "--read-only", "--persistent", "--shared=16", "--format=qcow2", "-x", name,
+        socket_arg, "--",          image,          NULL};
+
+    if ((size_t)snprintf(socket_arg, sizeof(socket_arg), "--socket=%s", socket) >=
+        sizeof(socket_arg))
+        return err_set(-ENAMETOOLONG, "socket path too long");
+    (void)unlink(socket);
+    return subprocess_spawn(argv, ret_pid);
+}
+
+void
+vault_export_stop(pid_t pid, const char *socket)
+{
+    (void)subprocess_stop(pid, VAULT_KILL_GRACE_MS);
+    if (socket)
+        (void)unlink(socket);
+}
+
+int
+vault_export_clients(const char *socket)
+{
+    char line[PATH_MAX + 128];
+    FILE *f = fopen("/proc/net/unix", "re");
+    int n = 0;
+
+    if (!f)
+        return -errno;
+    while (fgets(line, sizeof(line), f)) {
+        char st[8], path[PATH_MAX];
+        size_t len;
+
+        /* "Num RefCount Protocol Flags Type St Inode Path": St 03 is a connected socket. */
+        if (sscanf(line, "%*s %*s %*s %*s %*s %7s %*s %4095s", st, path) != 2)
+            continue;
+        len = strlen(path);
+        if (strcmp(st, "03") == 0 && len == strlen(socket) && strcmp(path, socket) == 0)
+            n++;
+    }
+    fclose(f);
+    return n;
 }

@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "conf/job.h"
 
@@ -106,6 +107,33 @@ int vault_run(char *const argv[], const struct conf_cancel *cancel, char **ret_o
  */
 int vault_image_flatten_at(int dirfd, const char *name, const char *src, const char *format,
                            uint64_t rate, const struct conf_cancel *cancel);
+
+/*
+ * Creates the qcow2 image name (a plain file name) in the folder dirfd with
+ * O_EXCL (an existing file is never replaced: -EEXIST) of virtual size
+ * size; with backing (an absolute path, not opened) it is an overlay on
+ * that qcow2 image ("-b backing -F qcow2"), else an empty image. On failure
+ * no file is left.
+ */
+int vault_overlay_create_at(int dirfd, const char *name, uint64_t size, const char *backing);
+
+/*
+ * Serves the qcow2 image (through its backing chain) read-only over NBD on
+ * the unix socket socket, as export name, with a qemu-nbd of its own that
+ * runs until vault_export_stop(); a stale socket file is replaced. The
+ * socket accepts connections shortly after this returns (poll for it).
+ */
+int vault_export_start(const char *image, const char *socket, const char *name, pid_t *ret_pid);
+
+/*
+ * How many clients are connected to the export on socket now (the server's
+ * ends of connections to it, as /proc/net/unix lists them), or a negative
+ * errno.
+ */
+int vault_export_clients(const char *socket);
+
+/* Stops the qemu-nbd of vault_export_start() and removes its socket (unless NULL). */
+void vault_export_stop(pid_t pid, const char *socket);
 
 /*
  * Writes rel + ".part" (an existing one is replaced): an image that shows

@@ -237,6 +237,45 @@ int virt_domain_define_restored(const char *xml, const char *name,
                                 const struct virt_restored_disk *disks, size_t n_disks,
                                 const struct virt_clone_target *where, char ret_uuid[37],
                                 struct virt_clone_changes *ret_changes);
+
+/* --- instant recovery: start, block copy, pivot (blockcopy.c) --- */
+
+/* Starts the defined domain uuid. */
+int virt_domain_start(const char *uuid);
+
+/* 1 when domain uuid runs, 0 when not, -ENOENT when there is no such domain. */
+int virt_domain_is_active(const char *uuid);
+
+/*
+ * Begins a full block copy of the running domain's disk target into dest,
+ * an existing empty qcow2 file without a backing file (REUSE_EXT), as a
+ * transient job (what libvirt 9.0 needs for a persistent domain). The copy
+ * mirrors the guest's writes until it is pivoted or aborted. bandwidth:
+ * bytes per second, 0 for no limit.
+ */
+int virt_block_copy_start(const char *uuid, const char *target, const char *dest,
+                          uint64_t bandwidth);
+
+struct virt_block_job {
+    bool active; /* a block job runs on the disk */
+    bool copy;   /* it is a block copy */
+    bool ready;  /* the copy caught up: it may be pivoted */
+    uint64_t done, total;
+};
+
+/* Reads the block job of the domain's disk target (active false when none runs). */
+int virt_block_job_get(const char *uuid, const char *target, struct virt_block_job *ret);
+
+/*
+ * Ends the block job of the disk target: with pivot the disk switches to
+ * the copy (the domain's definition follows), else the copy is abandoned
+ * and the disk stays where it was.
+ */
+int virt_block_job_end(const char *uuid, const char *target, bool pivot);
+
+/* The file the running domain's disk target reads from now, as a new *ret. */
+int virt_disk_source(const char *uuid, const char *target, char **ret);
+
 /* --- checkpoints --- */
 
 /* What libvirt can do with a domain's checkpoints now (driver and domain state). */
