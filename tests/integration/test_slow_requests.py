@@ -93,7 +93,8 @@ def test_healthz_answers_while_eight_slow_requests_run(vv_qemu, qemu_domain, hel
     for s in socks:
         status, body = read_answer(s, 60)
         assert status == 200, body
-    assert deferred_counts(port) == {'running': 0, 'queued': 0}
+    # A worker counts itself free just after it hands its answer over: wait for the gauge.
+    wait_deferred(port, running=0, queued=0, timeout=30)
 
 
 def test_sigterm_answers_every_suspended_request(vv_qemu, qemu_domain, held_qemu):
