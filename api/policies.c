@@ -15,7 +15,7 @@
 #include "err.h"
 #include "text.h"
 
-#define VERIFY_DAYS_MAX    36500
+#define VERIFY_DAYS_MAX 36500
 
 /* A domain name, or a glob pattern of the characters names have and * ? [ ] ! ^. */
 static bool
