@@ -306,16 +306,63 @@ vault_run(char *const argv[], const struct conf_cancel *cancel, char **ret_out, 
     return run(argv, -1, cancel, ret_out, ret_status);
 }
 
+/*
+ * Creates the qcow2 image name in the folder dirfd with O_EXCL (never over an
+ * existing file or link) of virtual size size, an overlay on backing when
+ * given (written as given, not opened: -u), through qemu-img writing into
+ * the descriptor; with sync, fsync()ed. On failure no file is left.
+ */
+static int
+qcow2_create_at(int dirfd, const char *name, uint64_t size, const char *backing, bool sync)
+{
+    char sz[32], out_arg[32];
+    _cleanup_close_ int fd = -1;
+    _cleanup_close_ int passed = -1;
+    char *argv[14];
+    size_t argc = 0;
+    int r;
+
+    fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return err_set(-errno, "cannot create %s: %s", name, strerror(errno));
+    /* Not VAULT_PASSED_FD itself, so that the child's dup2 clears close-on-exec. */
+    passed = fcntl(fd, F_DUPFD_CLOEXEC, VAULT_PASSED_FD + 1);
+    if (passed < 0) {
+        r = err_set(-errno, "cannot pass %s on: %s", name, strerror(errno));
+        (void)unlinkat(dirfd, name, 0);
+        return r;
+    }
+    snprintf(sz, sizeof(sz), "%" PRIu64, size);
+    snprintf(out_arg, sizeof(out_arg), "/dev/fd/%d", VAULT_PASSED_FD);
+    argv[argc++] = (char *)QEMU_IMG;
+    argv[argc++] = (char *)"create";
+    argv[argc++] = (char *)"-q";
+    argv[argc++] = (char *)"-f";
+    argv[argc++] = (char *)"qcow2";
+    if (backing) {
+        argv[argc++] = (char *)"-b";
+        argv[argc++] = (char *)backing;
+        argv[argc++] = (char *)"-F";
+        argv[argc++] = (char *)"qcow2";
+        argv[argc++] = (char *)"-u";
+    }
+    argv[argc++] = out_arg;
+    argv[argc++] = sz;
+    argv[argc] = NULL;
+    r = run(argv, passed, NULL, NULL, NULL);
+    if (r >= 0 && sync && fsync(fd) < 0)
+        r = err_set(-errno, "cannot sync %s: %s", name, strerror(errno));
+    if (r < 0)
+        (void)unlinkat(dirfd, name, 0);
+    return r;
+}
+
 int
 vault_image_create(const char *vault, const char *rel, uint64_t size, const char *backing)
 {
-    char part[NAME_MAX + 1], sz[32], out_arg[32];
+    char part[NAME_MAX + 1];
     _cleanup_close_ int dirfd = -1;
-    _cleanup_close_ int fd = -1;
-    _cleanup_close_ int passed = -1;
     const char *name = NULL;
-    char *argv[14];
-    size_t argc = 0;
     int r;
 
     if (backing && !plain_name(backing) && strchr(backing, '/'))
@@ -328,39 +375,8 @@ vault_image_create(const char *vault, const char *rel, uint64_t size, const char
     /* A .part left by a crash goes; the new one must be this call's own, not a planted link. */
     if (unlinkat(dirfd, part, 0) < 0 && errno != ENOENT)
         return err_set(-errno, "cannot replace %s/%s: %s", vault, rel, strerror(errno));
-    fd = openat(dirfd, part, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
-    if (fd < 0)
-        return err_set(-errno, "cannot create %s/%s%s: %s", vault, rel, VAULT_PART_SUFFIX,
-                       strerror(errno));
-    /* Not VAULT_PASSED_FD itself, so that the child's dup2 clears close-on-exec. */
-    passed = fcntl(fd, F_DUPFD_CLOEXEC, VAULT_PASSED_FD + 1);
-    if (passed < 0) {
-        r = err_set(-errno, "cannot pass %s on: %s", part, strerror(errno));
-        (void)unlinkat(dirfd, part, 0);
-        return r;
-    }
-    snprintf(sz, sizeof(sz), "%" PRIu64, size);
-    snprintf(out_arg, sizeof(out_arg), "/dev/fd/%d", VAULT_PASSED_FD);
-    argv[argc++] = (char *)QEMU_IMG;
-    argv[argc++] = (char *)"create";
-    argv[argc++] = (char *)"-q";
-    argv[argc++] = (char *)"-f";
-    argv[argc++] = (char *)"qcow2";
-    if (backing) {
-        /* Written as given, relative to the image; not opened here (-u): the size is known. */
-        argv[argc++] = (char *)"-b";
-        argv[argc++] = (char *)backing;
-        argv[argc++] = (char *)"-F";
-        argv[argc++] = (char *)"qcow2";
-        argv[argc++] = (char *)"-u";
-    }
-    argv[argc++] = out_arg;
-    argv[argc++] = sz;
-    argv[argc] = NULL;
-    r = run(argv, passed, NULL, NULL, NULL);
-    if (r < 0)
-        (void)unlinkat(dirfd, part, 0);
-    return r;
+    /* The backing file is written as given, relative to the image: the size is known. */
+    return qcow2_create_at(dirfd, part, size, backing, false);
 }
 
 int
@@ -843,50 +859,11 @@ vault_image_measure(const char *vault, const char *rel, uint64_t *ret)
 int
 vault_overlay_create_at(int dirfd, const char *name, uint64_t size, const char *backing)
 {
-    char sz[32], out_arg[32];
-    _cleanup_close_ int fd = -1;
-    _cleanup_close_ int passed = -1;
-    char *argv[14];
-    size_t argc = 0;
-    int r;
-
     if (!plain_name(name))
         return err_set(-EINVAL, "'%s' is not a plain file name", name);
     if (backing && backing[0] != '/')
         return err_set(-EINVAL, "backing file '%s' is not an absolute path", backing);
-    fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
-    if (fd < 0)
-        return err_set(-errno, "cannot create %s: %s", name, strerror(errno));
-    /* Not VAULT_PASSED_FD itself, so that the child's dup2 clears close-on-exec. */
-    passed = fcntl(fd, F_DUPFD_CLOEXEC, VAULT_PASSED_FD + 1);
-    if (passed < 0) {
-        r = err_set(-errno, "cannot pass %s on: %s", name, strerror(errno));
-        (void)unlinkat(dirfd, name, 0);
-        return r;
-    }
-    snprintf(sz, sizeof(sz), "%" PRIu64, size);
-    snprintf(out_arg, sizeof(out_arg), "/dev/fd/%d", VAULT_PASSED_FD);
-    argv[argc++] = (char *)QEMU_IMG;
-    argv[argc++] = (char *)"create";
-    argv[argc++] = (char *)"-q";
-    argv[argc++] = (char *)"-f";
-    argv[argc++] = (char *)"qcow2";
-    if (backing) {
-        argv[argc++] = (char *)"-b";
-        argv[argc++] = (char *)backing;
-        argv[argc++] = (char *)"-F";
-        argv[argc++] = (char *)"qcow2";
-        argv[argc++] = (char *)"-u";
-    }
-    argv[argc++] = out_arg;
-    argv[argc++] = sz;
-    argv[argc] = NULL;
-    r = run(argv, passed, NULL, NULL, NULL);
-    if (r >= 0 && fsync(fd) < 0)
-        r = err_set(-errno, "cannot sync %s: %s", name, strerror(errno));
-    if (r < 0)
-        (void)unlinkat(dirfd, name, 0);
-    return r;
+    return qcow2_create_at(dirfd, name, size, backing, true);
 }
 
 int
