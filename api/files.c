@@ -90,7 +90,7 @@ api_backup_filesystems(const struct api_request *req, struct api_response *resp)
 {
     if (!core_files_available())
         return no_files();
-    if (core_files_warm(req->params[1], req->params[2]))
+    if (core_files_warm(req->params[1]))
         return filesystems_now(req, resp);
     return api_defer(req, resp, filesystems_now, NULL);
 }
@@ -174,7 +174,7 @@ api_backup_files_list(const struct api_request *req, struct api_response *resp)
         return r;
     if (!core_files_available())
         return no_files();
-    if (core_files_warm(req->params[1], req->params[2]))
+    if (core_files_warm(req->params[1]))
         return files_list_now(req, resp);
     return api_defer(req, resp, files_list_now, list_keys);
 }
@@ -272,7 +272,7 @@ api_backup_file_content(const struct api_request *req, struct api_response *resp
         return r;
     if (!core_files_available())
         return no_files();
-    if (core_files_warm(req->params[1], req->params[2]))
+    if (core_files_warm(req->params[1]))
         return content_now(req, resp);
     return api_defer(req, resp, content_now, content_keys);
 }
