@@ -230,15 +230,27 @@ backup_files_forget(const char *backup_id)
     }
 }
 
-/* Gives h back; the last user of a handle out of the table closes it. */
+/*
+ * Gives h back; the last user of a handle out of the table closes it. A
+ * handle whose appliance died leaves the table: the next request launches
+ * a new one.
+ */
 static void
 handle_release(struct handle *h)
 {
-    bool close_it;
+    bool close_it, dead;
 
     if (!h)
         return;
+    pthread_mutex_lock(&h->lock);
+    dead = !virt_gfs_alive(h->g);
+    pthread_mutex_unlock(&h->lock);
     pthread_mutex_lock(&files.lock);
+    if (dead && h->in_table) {
+        log_warn("files of backup %s: the appliance died; a new one starts on the next request",
+                 h->backup_id);
+        unlink_locked(h);
+    }
     h->users--;
     h->last_ms = text_now_ms();
     close_it = h->users == 0 && !h->in_table;

@@ -96,6 +96,12 @@ virt_gfs_launch(const char *const *images, size_t n_images, const char *format,
     return 0;
 }
 
+bool
+virt_gfs_alive(struct virt_gfs *g)
+{
+    return g && g->h && guestfs_is_ready(g->h) > 0;
+}
+
 void
 virt_gfs_close(struct virt_gfs *g)
 {
@@ -450,6 +456,12 @@ virt_gfs_launch(const char *const *images, size_t n_images, const char *format,
                 const char *backend_settings, unsigned memsize_mb, struct virt_gfs **ret)
 {
     return err_set(-EOPNOTSUPP, "this build has no file access (built without libguestfs)");
+}
+
+bool
+virt_gfs_alive(struct virt_gfs *g)
+{
+    return false;
 }
 
 void

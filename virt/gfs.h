@@ -43,6 +43,9 @@ bool virt_gfs_available(void);
 int virt_gfs_launch(const char *const *images, size_t n, const char *format,
                     const char *backend_settings, unsigned memsize_mb, struct virt_gfs **ret);
 
+/* Whether g's appliance still answers (false once QEMU or the appliance died). */
+bool virt_gfs_alive(struct virt_gfs *g);
+
 /* Stops the appliance and frees g. Accepts NULL. */
 void virt_gfs_close(struct virt_gfs *g);
 
