@@ -129,11 +129,28 @@ filesystems_now(const struct api_request *req, struct api_response *resp)
     return api_reply(resp, 200, api_list(items));
 }
 
+/*
+ * What every route checks before it reads anything, in the order the
+ * service answers: the backup and disk exist (404, 409), then the build can
+ * read files (501).
+ */
+static int
+files_target(const struct api_request *req)
+{
+    int r = core_backup_files_target(req->params[0], req->params[1], req->params[2]);
+
+    if (r < 0)
+        return r;
+    return core_files_available() ? 0 : no_files();
+}
+
 int
 api_backup_filesystems(const struct api_request *req, struct api_response *resp)
 {
-    if (!core_files_available())
-        return no_files();
+    int r = files_target(req);
+
+    if (r < 0)
+        return r;
     if (core_files_warm(req->params[1]))
         return filesystems_now(req, resp);
     return api_defer(req, resp, filesystems_now, NULL);
@@ -208,16 +225,16 @@ api_backup_files_list(const struct api_request *req, struct api_response *resp)
     const char *path, *filesystem;
     int r;
 
-    /* Bad input answers at once, launched or not. */
-    r = query_path(req, &path);
+    /* Bad input answers at once, launched or not: paging, the resource, then the rest. */
+    r = api_query_page(req, "files", &page);
+    if (r >= 0)
+        r = files_target(req);
+    if (r >= 0)
+        r = query_path(req, &path);
     if (r >= 0)
         r = query_filesystem(req, &filesystem);
-    if (r >= 0)
-        r = api_query_page(req, "files", &page);
     if (r < 0)
         return r;
-    if (!core_files_available())
-        return no_files();
     if (core_files_warm(req->params[1]))
         return files_list_now(req, resp);
     return api_defer(req, resp, files_list_now, list_keys);
@@ -309,13 +326,13 @@ api_backup_file_content(const struct api_request *req, struct api_response *resp
     const char *path, *filesystem;
     int r;
 
-    r = query_path(req, &path);
+    r = files_target(req);
+    if (r >= 0)
+        r = query_path(req, &path);
     if (r >= 0)
         r = query_filesystem(req, &filesystem);
     if (r < 0)
         return r;
-    if (!core_files_available())
-        return no_files();
     if (core_files_warm(req->params[1]))
         return content_now(req, resp);
     return api_defer(req, resp, content_now, content_keys);

@@ -455,6 +455,22 @@ handle_acquire(const struct conf_backup *b, const char *disk, struct handle **re
     return 0;
 }
 
+int
+core_backup_files_target(const char *domain, const char *id, const char *disk)
+{
+    _cleanup_free_ char *name = NULL;
+    _cleanup_(conf_backup_freep) struct conf_backup *b = NULL;
+    int r;
+
+    r = backup_completed(domain, id, &name, &b);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < b->n_disks; i++)
+        if (strcmp(b->disks[i].target, disk) == 0)
+            return 0;
+    return err_set(-ENOENT, "backup %s has no disk '%s'", b->id, disk);
+}
+
 /* The handle of disk of completed backup id of domain, in use. */
 static int
 handle_for(const char *domain, const char *id, const char *disk, struct handle **ret)

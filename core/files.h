@@ -50,6 +50,13 @@ bool core_files_warm(const char *id);
 void core_files_stats(uint64_t *ret_launches, unsigned *ret_open);
 
 /*
+ * Checks that domain has completed backup id with disk, without reading it:
+ * 0, -ENOENT for no such backup or disk, -EBADFD when the backup holds no
+ * images (not completed, or read by a client in pull mode).
+ */
+int core_backup_files_target(const char *domain, const char *id, const char *disk);
+
+/*
  * The filesystems on disk of completed backup id of domain. -ENOENT for no
  * such backup or disk, -EBADFD when the backup holds no images.
  */
