@@ -504,20 +504,39 @@ core_pull_reader_extents(struct core_pull_reader *r, bool dirty, uint64_t offset
 }
 
 void
+core_pull_reader_counters(uint64_t *ret_read, uint64_t *ret_zero)
+{
+    virt_nbd_counters(ret_read, ret_zero);
+}
+
+void
 core_pull_reader_prepare(struct core_pull_reader *r, uint64_t pos, uint64_t len)
 {
     virt_nbd_prepare(r->n, pos, len);
 }
 
-ssize_t
-core_pull_reader_read(struct core_pull_reader *r, uint64_t pos, void *buf, size_t max)
+/* Counts a read as activity for the idle timeout: at most once a second. */
+static void
+reader_touch(struct core_pull_reader *r)
 {
     int64_t now = text_now_ms();
 
-    /* At most one touch a second: reads come in 2 MiB pieces or smaller. */
     if (now - r->touched >= 1000) {
         pull_touch(r->id);
         r->touched = now;
     }
+}
+
+ssize_t
+core_pull_reader_read(struct core_pull_reader *r, uint64_t pos, void *buf, size_t max)
+{
+    reader_touch(r);
     return virt_nbd_read(r->n, pos, buf, max);
+}
+
+ssize_t
+core_pull_reader_zeros(struct core_pull_reader *r, uint64_t pos, size_t max)
+{
+    reader_touch(r);
+    return virt_nbd_read_zeros(r->n, pos, max);
 }
