@@ -40,7 +40,10 @@ struct api_request {
  * requests from it (206, multipart/byteranges, 416) when ranges is true.
  * read() fills buf with up to max bytes at pos and returns how many (> 0),
  * or a negative errno; free() releases opaque when the answer is done.
- * Reads come in order within each range.
+ * Reads come in order within each range. zeros() (optional) passes over up
+ * to max bytes at pos that read as zeros without writing them and returns
+ * how many, 0 when the bytes at pos are data, or a negative errno: the
+ * server then writes the zeros only where its buffer does not hold them yet.
  */
 struct api_stream {
     uint64_t size;
@@ -50,6 +53,7 @@ struct api_stream {
     ssize_t (*read)(void *opaque, uint64_t pos, char *buf, size_t max);
     /* Optional: the server is about to read [pos, pos+len) in order (lets it read ahead). */
     void (*prepare)(void *opaque, uint64_t pos, uint64_t len);
+    ssize_t (*zeros)(void *opaque, uint64_t pos, size_t max);
     void (*free)(void *opaque);
     void *opaque;
 };
@@ -429,6 +433,9 @@ int api_policy_run(const struct api_request *req, struct api_response *resp);
  * domain. Returns 0 or a negative errno (f may hold a part).
  */
 int api_policy_metrics(FILE *f);
+
+/* Writes the data plane's byte counters to f as Prometheus text. */
+void api_data_plane_metrics(FILE *f);
 /* --- end policies --- */
 
 /*

@@ -509,6 +509,12 @@ data_read(void *opaque, uint64_t pos, char *buf, size_t max)
     return core_pull_reader_read(opaque, pos, buf, max);
 }
 
+static ssize_t
+data_zeros(void *opaque, uint64_t pos, size_t max)
+{
+    return core_pull_reader_zeros(opaque, pos, max);
+}
+
 static void
 data_prepare(void *opaque, uint64_t pos, uint64_t len)
 {
@@ -543,10 +549,27 @@ api_backup_data(const struct api_request *req, struct api_response *resp)
         .content_type = "application/octet-stream",
         .read = data_read,
         .prepare = data_prepare,
+        .zeros = data_zeros,
         .free = data_free,
         .opaque = rd,
     };
     return api_reply_stream(resp, st);
+}
+
+void
+api_data_plane_metrics(FILE *f)
+{
+    uint64_t read = 0, zero = 0;
+
+    core_pull_reader_counters(&read, &zero);
+    fprintf(f,
+            "# HELP virtvault_data_plane_bytes_total Bytes of disk data the data plane "
+            "(.../disks/{disk}/data) read from NBD exports (source=\"nbd\") or answered as "
+            "zeros without reading them (source=\"zero\").\n"
+            "# TYPE virtvault_data_plane_bytes_total counter\n"
+            "virtvault_data_plane_bytes_total{source=\"nbd\"} %" PRIu64 "\n"
+            "virtvault_data_plane_bytes_total{source=\"zero\"} %" PRIu64 "\n",
+            read, zero);
 }
 
 int

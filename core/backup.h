@@ -293,8 +293,21 @@ bool core_pull_reader_has_dirty(const struct core_pull_reader *r);
 int core_pull_reader_extents(struct core_pull_reader *r, bool dirty, uint64_t offset,
                              uint64_t length, size_t limit, struct conf_extent **ret, size_t *ret_n,
                              uint64_t *ret_next);
+/*
+ * What every reader fetched from its export (*ret_read bytes) and answered
+ * as zeros without fetching (*ret_zero bytes) since the process started.
+ */
+void core_pull_reader_counters(uint64_t *ret_read, uint64_t *ret_zero);
+/* Announces that [pos, pos+len) will be read in order next (read-ahead, zeros not fetched). */
 void core_pull_reader_prepare(struct core_pull_reader *r, uint64_t pos, uint64_t len);
+/* Reads up to max bytes at pos into buf: the count (> 0) or a negative errno. */
 ssize_t core_pull_reader_read(struct core_pull_reader *r, uint64_t pos, void *buf, size_t max);
+/*
+ * Passes over up to max bytes at pos that read as zeros, without writing
+ * them anywhere: their count, 0 when the bytes at pos are data, or a
+ * negative errno (see virt_nbd_read_zeros()).
+ */
+ssize_t core_pull_reader_zeros(struct core_pull_reader *r, uint64_t pos, size_t max);
 
 /*
  * Mounts: a completed backup point served read-only over NBD (one qemu-nbd

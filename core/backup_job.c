@@ -10,6 +10,7 @@
 #include "vault/vault.h"
 #include "cleanup.h"
 #include "db/backup.h"
+#include "text.h"
 #include "err.h"
 #include "log.h"
 #include "virt/virt.h"
@@ -283,18 +284,29 @@ backup_wake_jobs(void)
     pthread_mutex_unlock(&backup_ctx.lock);
 }
 
-/* Aborts libvirt's job when it still runs and waits (a little) for it to end. */
+/*
+ * Aborts libvirt's job when it still runs and waits (at most 10 s) for it
+ * to end: woken by its job-completed event, checking after 2, 4, 8... ms
+ * (at most 100) in case the event does not come.
+ */
 void
 backup_job_stop(const char *uuid)
 {
     struct virt_job_info ji;
+    int64_t until = text_now_ms() + 10000;
+    uint64_t seen;
 
-    for (int i = 0; i < 100; i++) {
-        if (virt_job_get(uuid, false, &ji) < 0 || ji.state != VIRT_JOB_RUNNING)
-            break;
-        if (i == 0 && virt_job_abort(uuid) < 0)
-            break;
-        usleep(100 * 1000);
+    pthread_mutex_lock(&backup_ctx.lock);
+    seen = backup_ctx.generation;
+    pthread_mutex_unlock(&backup_ctx.lock);
+    if (virt_job_get(uuid, false, &ji) == 0 && ji.state == VIRT_JOB_RUNNING &&
+        virt_job_abort(uuid) == 0) {
+        for (unsigned ms = 2;; ms = ms < 64 ? ms * 2 : 100) {
+            if (virt_job_get(uuid, false, &ji) < 0 || ji.state != VIRT_JOB_RUNNING ||
+                text_now_ms() > until)
+                break;
+            backup_wait_event(&seen, ms);
+        }
     }
     err_clear();
 }

@@ -179,10 +179,15 @@ backup_pull_complete(struct job *job, struct backup_job *br)
     return job_set_result(job, result);
 }
 
+/* Written bytes of an image that are handed to the disk's writeback at once. */
+#define COPY_WRITEBACK_BYTES (64ull << 20)
+
 /* What the copy reports progress into. */
 struct copy_ctx {
     struct job *job;
     uint64_t base, total;
+    const char *file;    /* the image being written, relative to the vault */
+    uint64_t written_at; /* base + done when its writeback was last started */
 };
 
 static int
@@ -191,6 +196,14 @@ copy_progress(void *opaque, uint64_t done)
     struct copy_ctx *c = opaque;
 
     job_progress(c->job, c->base + done, c->total);
+    /*
+     * As push mode does while QEMU copies: the disk writes while the copy
+     * goes on, so that the seal's sync finds little left to write.
+     */
+    if (c->base + done - c->written_at >= COPY_WRITEBACK_BYTES) {
+        (void)vault_image_writeback(backup_ctx.vault, c->file);
+        c->written_at = c->base + done;
+    }
     if (job_cancelled(c->job))
         return err_set(-ECANCELED, "the backup was cancelled");
     return 0;
@@ -271,12 +284,14 @@ backup_copy_into_vault(struct job *job, struct backup_job *br, struct virt_nbd *
 {
     struct conf_backup *b = br->b;
     struct copy_ctx cc = {.job = job};
+    int64_t t0 = text_now_ms(), t1, t2;
     int r = 0;
 
     /* A first pass counts the bytes for progress, holding one page at a time. */
     for (size_t i = 0; r >= 0 && i < b->n_disks; i++)
         r = copy_extent_pages(srcs[i], contexts ? contexts[i] : NULL, count_bytes, &cc.total);
     job_progress(job, 0, cc.total);
+    t1 = t2 = text_now_ms();
     for (size_t i = 0; r >= 0 && i < b->n_disks; i++) {
         _cleanup_(virt_nbd_closep) struct virt_nbd *dst = NULL;
         char part[PATH_MAX];
@@ -289,11 +304,16 @@ backup_copy_into_vault(struct job *job, struct backup_job *br, struct virt_nbd *
         r = virt_nbd_open_image(part, NULL, true, &dst);
         if (r < 0)
             break;
+        t2 = text_now_ms();
+        cc.file = b->disks[i].file;
+        cc.written_at = cc.base;
         struct copy_page_ctx pc = {srcs[i], dst, &cc};
         r = copy_extent_pages(srcs[i], contexts ? contexts[i] : NULL, copy_page, &pc);
     }
     if (r >= 0)
         job_progress(job, cc.total, cc.total);
+    log_debug("backup %s: count %" PRId64 " ms, qemu-nbd %" PRId64 " ms, copy+close %" PRId64 " ms",
+              b->id, t1 - t0, t2 - t1, text_now_ms() - t2);
     return r;
 }
 
@@ -304,6 +324,7 @@ backup_pull_to_vault(struct job *job, struct backup_job *br)
     struct conf_backup *b = br->b;
     _cleanup_free_ struct virt_nbd **srcs = calloc(b->n_disks, sizeof(*srcs));
     _cleanup_free_ char **contexts = calloc(b->n_disks, sizeof(*contexts));
+    int64_t t0 = text_now_ms(), t1, t2;
     int r = 0;
 
     if (!srcs || !contexts)
@@ -319,8 +340,10 @@ backup_pull_to_vault(struct job *job, struct backup_job *br)
         snprintf(uri, sizeof(uri), "nbd+unix:///%s?socket=%s", b->disks[i].target, br->pull_socket);
         r = virt_nbd_open(uri, contexts[i], &srcs[i]);
     }
+    t1 = text_now_ms();
     if (r >= 0)
         r = backup_copy_into_vault(job, br, srcs, contexts);
+    t2 = text_now_ms();
     for (size_t i = 0; i < b->n_disks; i++) {
         virt_nbd_close(srcs[i]);
         free(contexts[i]);
@@ -331,6 +354,8 @@ backup_pull_to_vault(struct job *job, struct backup_job *br)
     backup_job_stop(b->domain_uuid);
     backup_pull_cleanup_files(b);
     br->begun = false;
+    log_debug("backup %s: connect %" PRId64 " ms, copy %" PRId64 " ms, stop %" PRId64 " ms", b->id,
+              t1 - t0, t2 - t1, text_now_ms() - t2);
     return 0;
 }
 
@@ -479,20 +504,39 @@ core_pull_reader_extents(struct core_pull_reader *r, bool dirty, uint64_t offset
 }
 
 void
+core_pull_reader_counters(uint64_t *ret_read, uint64_t *ret_zero)
+{
+    virt_nbd_counters(ret_read, ret_zero);
+}
+
+void
 core_pull_reader_prepare(struct core_pull_reader *r, uint64_t pos, uint64_t len)
 {
     virt_nbd_prepare(r->n, pos, len);
 }
 
-ssize_t
-core_pull_reader_read(struct core_pull_reader *r, uint64_t pos, void *buf, size_t max)
+/* Counts a read as activity for the idle timeout: at most once a second. */
+static void
+reader_touch(struct core_pull_reader *r)
 {
     int64_t now = text_now_ms();
 
-    /* At most one touch a second: reads come in 2 MiB pieces or smaller. */
     if (now - r->touched >= 1000) {
         pull_touch(r->id);
         r->touched = now;
     }
+}
+
+ssize_t
+core_pull_reader_read(struct core_pull_reader *r, uint64_t pos, void *buf, size_t max)
+{
+    reader_touch(r);
     return virt_nbd_read(r->n, pos, buf, max);
+}
+
+ssize_t
+core_pull_reader_zeros(struct core_pull_reader *r, uint64_t pos, size_t max)
+{
+    reader_touch(r);
+    return virt_nbd_read_zeros(r->n, pos, max);
 }

@@ -148,6 +148,7 @@ metrics_render(void)
     pthread_mutex_unlock(&m.lock);
     (void)api_policy_metrics(f);
     (void)api_files_metrics(f);
+    api_data_plane_metrics(f);
     if (fclose(f) != 0) {
         free(out);
         return NULL;

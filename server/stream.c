@@ -9,7 +9,12 @@
 #include "stream.h"
 #include "text.h"
 
-#define BLOCK_SIZE (256 * 1024)
+/*
+ * The buffer libmicrohttpd fills through body_read(): each fill is one
+ * send() into the socket. 1 MiB halves the calls of 256 KiB at 4 GiB/s
+ * without holding much per reader (the reader's read-ahead holds more).
+ */
+#define BLOCK_SIZE (1024 * 1024)
 
 /*
  * The body as a sequence of segments: literal text (multipart headers) or
@@ -27,6 +32,13 @@ struct body {
     struct segment seg[2 * RANGE_MAX + 1];
     size_t n;
     uint64_t total;
+    /*
+     * libmicrohttpd hands the same buffer to every call (it only sends from
+     * it): zero_buf[0..zero_len) is known to hold zeros, so a run of zeros
+     * is written into it once, not once per call.
+     */
+    const char *zero_buf;
+    size_t zero_len;
 };
 
 void
@@ -65,11 +77,26 @@ body_read(void *cls, uint64_t pos, char *buf, size_t max)
         want = s->len - off < max ? s->len - off : max;
         if (s->text) {
             memcpy(buf, s->text + off, want);
+            b->zero_len = 0;
             return (ssize_t)want;
         }
         if (off == 0 && b->stream->prepare)
             b->stream->prepare(b->stream->opaque, s->from, s->len);
+        if (b->stream->zeros) {
+            ssize_t z = b->stream->zeros(b->stream->opaque, s->from + off, want);
+            if (z < 0)
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            if (z > 0) {
+                if (buf != b->zero_buf || (size_t)z > b->zero_len) {
+                    memset(buf, 0, (size_t)z);
+                    b->zero_buf = buf;
+                    b->zero_len = (size_t)z;
+                }
+                return z;
+            }
+        }
         ssize_t n = b->stream->read(b->stream->opaque, s->from + off, buf, want);
+        b->zero_len = 0;
         return n > 0 ? n : MHD_CONTENT_READER_END_WITH_ERROR;
     }
     return MHD_CONTENT_READER_END_OF_STREAM;

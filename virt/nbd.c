@@ -1,6 +1,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <libnbd.h>
+#include <poll.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,9 @@ struct slot {
     char *buf;      /* NULL for a slot that reads as zeros */
     int64_t cookie; /* 0 when idle */
 };
+
+/* What the readers asked of NBD servers, and what they answered as zeros without asking. */
+static _Atomic uint64_t read_bytes, zero_bytes;
 
 /* A zero extent of the announced range, long enough to be worth not reading. */
 #define ZERO_MIN (256u << 10)
@@ -55,6 +60,12 @@ nbd_open(const char *uri, char **argv, const char *meta_context, struct virt_nbd
     n->h = nbd_create();
     if (!n->h)
         return nbd_fail("create an NBD handle");
+    /*
+     * A read fills its whole buffer or fails (QEMU's servers cover every
+     * byte, and libnbd checks it): zeroing each buffer first is a pass
+     * over every byte for nothing.
+     */
+    (void)nbd_set_pread_initialize(n->h, false);
     if (nbd_add_meta_context(n->h, VIRT_NBD_CONTEXT_ALLOCATION) < 0 ||
         (meta_context && nbd_add_meta_context(n->h, meta_context) < 0) ||
         (uri ? nbd_connect_uri(n->h, uri) : nbd_connect_systemd_socket_activation(n->h, argv)) <
@@ -89,7 +100,11 @@ virt_nbd_open_image(const char *path, const char *bitmap, bool writable, struct 
 
     argv[a++] = (char *)"qemu-nbd";
     argv[a++] = (char *)"--format=qcow2";
-    argv[a++] = (char *)"--cache=writeback";
+    /*
+     * A writable image is a vault's .part, which the seal syncs to disk: its
+     * flush need not sync too (qcow2's own metadata is still written out).
+     */
+    argv[a++] = writable ? (char *)"--cache=unsafe" : (char *)"--cache=writeback";
     if (!writable)
         argv[a++] = (char *)"--read-only";
     if (bitmap) {
@@ -147,6 +162,13 @@ virt_nbd_close(struct virt_nbd *n)
     free(n->alloc);
     nbd_close(n->h);
     free(n);
+}
+
+void
+virt_nbd_counters(uint64_t *ret_read, uint64_t *ret_zero)
+{
+    *ret_read = atomic_load_explicit(&read_bytes, memory_order_relaxed);
+    *ret_zero = atomic_load_explicit(&zero_bytes, memory_order_relaxed);
 }
 
 uint64_t
@@ -236,6 +258,7 @@ fill_window(struct virt_nbd *n)
             s->buf = NULL;
             n->issue_at += s->len;
             n->count++;
+            atomic_fetch_add_explicit(&zero_bytes, s->len, memory_order_relaxed);
             continue;
         }
         s->buf = malloc(s->len);
@@ -248,6 +271,7 @@ fill_window(struct virt_nbd *n)
             s->cookie = 0;
             return nbd_fail("request a read from the NBD export");
         }
+        atomic_fetch_add_explicit(&read_bytes, s->len, memory_order_relaxed);
         n->issue_at += s->len;
         n->count++;
     }
@@ -274,11 +298,11 @@ virt_nbd_prepare(struct virt_nbd *n, uint64_t pos, uint64_t len)
     window_start(n, pos, len, true);
 }
 
-ssize_t
-virt_nbd_read(struct virt_nbd *n, uint64_t pos, void *buf, size_t max)
+/* Makes the slot that holds pos the window's head, its read complete; 0 or a negative errno. */
+static int
+head_at(struct virt_nbd *n, uint64_t pos, struct slot **ret)
 {
     struct slot *s;
-    size_t take;
     int r;
 
     if (pos >= n->size)
@@ -301,6 +325,33 @@ virt_nbd_read(struct virt_nbd *n, uint64_t pos, void *buf, size_t max)
         if (r < 0)
             return r;
     }
+    *ret = s;
+    return 0;
+}
+
+/* The reader took take bytes at pos of the head slot s: retires s once it is all taken. */
+static int
+head_taken(struct virt_nbd *n, struct slot *s, uint64_t pos, size_t take)
+{
+    if (pos + take < s->off + s->len)
+        return 0;
+    free(s->buf);
+    s->buf = NULL;
+    n->head = (n->head + 1) % VIRT_NBD_DEPTH;
+    n->count--;
+    return fill_window(n);
+}
+
+ssize_t
+virt_nbd_read(struct virt_nbd *n, uint64_t pos, void *buf, size_t max)
+{
+    struct slot *s;
+    size_t take;
+    int r;
+
+    r = head_at(n, pos, &s);
+    if (r < 0)
+        return r;
     take = s->off + s->len - pos;
     if (take > max)
         take = max;
@@ -308,16 +359,27 @@ virt_nbd_read(struct virt_nbd *n, uint64_t pos, void *buf, size_t max)
         memcpy(buf, s->buf + (pos - s->off), take);
     else
         memset(buf, 0, take);
-    if (pos + take == s->off + s->len) {
-        free(s->buf);
-        s->buf = NULL;
-        n->head = (n->head + 1) % VIRT_NBD_DEPTH;
-        n->count--;
-        r = fill_window(n);
-        if (r < 0)
-            return r;
-    }
-    return (ssize_t)take;
+    r = head_taken(n, s, pos, take);
+    return r < 0 ? r : (ssize_t)take;
+}
+
+ssize_t
+virt_nbd_read_zeros(struct virt_nbd *n, uint64_t pos, size_t max)
+{
+    struct slot *s;
+    size_t take;
+    int r;
+
+    r = head_at(n, pos, &s);
+    if (r < 0)
+        return r;
+    if (s->buf)
+        return 0;
+    take = s->off + s->len - pos;
+    if (take > max)
+        take = max;
+    r = head_taken(n, s, pos, take);
+    return r < 0 ? r : (ssize_t)take;
 }
 
 struct extent_acc {
@@ -415,43 +477,154 @@ virt_nbd_extents(struct virt_nbd *n, const char *context, uint64_t offset, uint6
     return 0;
 }
 
-struct write_state {
-    int error; /* the first error of a write, as a positive errno */
+/* The state of one copy: requests in flight and reads whose data awaits its write. */
+struct copy_state {
+    int error; /* the first error of a request, as a positive errno */
+    struct copy_req *ready;
+    unsigned reads, writes;
+    uint64_t written;
 };
 
-struct write_req {
+/* One chunk: read from the source into buf, then written from buf (no copy in between). */
+struct copy_req {
+    struct copy_state *cs;
+    struct copy_req *next;
     char *buf;
-    struct write_state *state;
+    uint64_t off;
+    size_t len;
 };
+
+static void
+copy_req_free(void *user_data)
+{
+    struct copy_req *q = user_data;
+
+    free(q->buf);
+    free(q);
+}
+
+static int
+read_done(void *user_data, int *error)
+{
+    struct copy_req *q = user_data;
+    struct copy_state *cs = q->cs;
+
+    cs->reads--;
+    if (*error) {
+        if (!cs->error)
+            cs->error = *error;
+        copy_req_free(q);
+    } else {
+        q->next = cs->ready;
+        cs->ready = q;
+    }
+    return 1; /* retire the command */
+}
 
 static int
 write_done(void *user_data, int *error)
 {
-    struct write_req *w = user_data;
+    struct copy_req *q = user_data;
+    struct copy_state *cs = q->cs;
 
-    if (*error && !w->state->error)
-        w->state->error = *error;
-    return 1; /* retire the command */
+    cs->writes--;
+    if (*error && !cs->error)
+        cs->error = *error;
+    if (!*error)
+        cs->written += q->len;
+    return 1; /* retire the command; libnbd frees q through copy_req_free */
 }
 
-static void
-write_free(void *user_data)
+/* Events to wait for on h, as poll() wants them. */
+static short
+poll_events(struct nbd_handle *h)
 {
-    struct write_req *w = user_data;
+    unsigned dir = nbd_aio_get_direction(h);
 
-    free(w->buf);
-    free(w);
+    return (short)(((dir & LIBNBD_AIO_DIRECTION_READ) ? POLLIN : 0) |
+                   ((dir & LIBNBD_AIO_DIRECTION_WRITE) ? POLLOUT : 0));
 }
 
-/* Waits until at most max writes of dst are in flight; 0 or a negative errno. */
+/* Waits until src or dst can make progress and lets it; 0 or a negative errno. */
 static int
-drain_writes(struct virt_nbd *dst, struct write_state *ws, unsigned max)
+poll_both(struct nbd_handle *src, struct nbd_handle *dst)
 {
-    while ((unsigned)nbd_aio_in_flight(dst->h) > max)
-        if (nbd_poll(dst->h, -1) < 0)
-            return nbd_fail("wait for writes to the NBD export");
-    if (ws->error)
-        return err_set(-ws->error, "write to the NBD export: %s", strerror(ws->error));
+    struct nbd_handle *h[2] = {src, dst};
+    struct pollfd fds[2];
+
+    for (size_t i = 0; i < 2; i++) {
+        fds[i].fd = nbd_aio_get_fd(h[i]);
+        if (fds[i].fd < 0)
+            return nbd_fail("wait for the NBD exports");
+        fds[i].events = poll_events(h[i]);
+        fds[i].revents = 0;
+    }
+    if (poll(fds, 2, -1) < 0) {
+        if (errno == EINTR)
+            return 0;
+        return err_set(-errno, "wait for the NBD exports: %s", strerror(errno));
+    }
+    for (size_t i = 0; i < 2; i++) {
+        int r = 0;
+
+        if (fds[i].revents & (POLLIN | POLLHUP | POLLERR))
+            r = nbd_aio_notify_read(h[i]);
+        else if (fds[i].revents & POLLOUT)
+            r = nbd_aio_notify_write(h[i]);
+        if (r < 0)
+            return nbd_fail("talk to the NBD export");
+    }
+    return 0;
+}
+
+/* Hands every read that completed to its write; 0 or a negative errno. */
+static int
+write_ready(struct virt_nbd *dst, struct copy_state *cs)
+{
+    while (cs->ready) {
+        struct copy_req *q = cs->ready;
+
+        cs->ready = q->next;
+        /* From here on libnbd owns q: on failure it calls copy_req_free itself. */
+        if (nbd_aio_pwrite(dst->h, q->buf, q->len, q->off,
+                           (nbd_completion_callback){
+                               .callback = write_done, .user_data = q, .free = copy_req_free},
+                           0) < 0)
+            return nbd_fail("write to the NBD export");
+        cs->writes++;
+    }
+    return 0;
+}
+
+/* Drops the reads that completed but were not written (after a failure). */
+static void
+drop_ready(struct copy_state *cs)
+{
+    while (cs->ready) {
+        struct copy_req *q = cs->ready;
+        cs->ready = q->next;
+        copy_req_free(q);
+    }
+}
+
+/* Issues the read of [pos, pos+len) from src; 0 or a negative errno. */
+static int
+read_issue(struct virt_nbd *src, struct copy_state *cs, uint64_t pos, size_t len)
+{
+    struct copy_req *q = calloc(1, sizeof(*q));
+
+    if (!q || !(q->buf = malloc(len))) {
+        free(q);
+        return -ENOMEM;
+    }
+    *q = (struct copy_req){.cs = cs, .buf = q->buf, .off = pos, .len = len};
+    /* No free callback: read_done keeps q for its write, or frees it. */
+    if (nbd_aio_pread(src->h, q->buf, len, pos,
+                      (nbd_completion_callback){.callback = read_done, .user_data = q}, 0) < 0) {
+        copy_req_free(q);
+        return nbd_fail("read from the NBD export");
+    }
+    cs->reads++;
     return 0;
 }
 
@@ -459,60 +632,55 @@ int
 virt_nbd_copy(struct virt_nbd *src, struct virt_nbd *dst, const struct conf_extent *ext, size_t n,
               virt_nbd_progress_fn progress, void *opaque)
 {
-    struct write_state ws = {0};
-    uint64_t done = 0;
+    struct copy_state cs = {0};
+    uint64_t reported = 0;
     int r = 0;
 
+    drop_window(src); /* no read of the data plane may be in flight on src */
+    for (size_t i = 0; r >= 0 && i < n; i++)
+        if (ext[i].start + ext[i].length > src->size || ext[i].start + ext[i].length > dst->size)
+            r = err_set(-EINVAL, "extent beyond the end of the export");
     for (size_t i = 0; r >= 0 && i < n; i++) {
         uint64_t pos = ext[i].start, end = ext[i].start + ext[i].length;
 
-        if (end > src->size || end > dst->size) {
-            r = err_set(-EINVAL, "extent beyond the end of the export");
-            break;
-        }
-        /* The caller chose the extents from block status already. */
-        window_start(src, pos, end - pos, false);
-        while (r >= 0 && pos < end) {
-            size_t len = end - pos < VIRT_NBD_CHUNK ? (size_t)(end - pos) : VIRT_NBD_CHUNK;
-            struct write_req *w = calloc(1, sizeof(*w));
-            size_t got = 0;
-
-            if (!w || !(w->buf = malloc(len))) {
-                free(w);
-                r = -ENOMEM;
+        while (r >= 0) {
+            /* Reads in flight ahead, writes behind them, each bounded by the depth. */
+            while (r >= 0 && pos < end && cs.reads < VIRT_NBD_DEPTH &&
+                   cs.reads + cs.writes < 2 * VIRT_NBD_DEPTH) {
+                size_t len = end - pos < VIRT_NBD_CHUNK ? (size_t)(end - pos) : VIRT_NBD_CHUNK;
+                r = read_issue(src, &cs, pos, len);
+                pos += len;
+            }
+            if (r < 0)
                 break;
+            if (pos >= end && cs.reads == 0 && !cs.ready)
+                break; /* the next extent's reads go out while these writes finish */
+            r = poll_both(src->h, dst->h);
+            if (r >= 0)
+                r = write_ready(dst, &cs);
+            if (r >= 0 && cs.error)
+                r = err_set(-cs.error, "copy between NBD exports: %s", strerror(cs.error));
+            if (r >= 0 && progress && cs.written != reported) {
+                reported = cs.written;
+                r = progress(opaque, reported);
             }
-            w->state = &ws;
-            while (got < len) {
-                ssize_t k = virt_nbd_read(src, pos + got, w->buf + got, len - got);
-                if (k < 0) {
-                    r = (int)k;
-                    break;
-                }
-                got += (size_t)k;
-            }
-            if (r < 0) {
-                write_free(w);
-                break;
-            }
-            /* On failure libnbd calls write_free itself. */
-            if (nbd_aio_pwrite(dst->h, w->buf, len, pos,
-                               (nbd_completion_callback){
-                                   .callback = write_done, .user_data = w, .free = write_free},
-                               0) < 0) {
-                r = nbd_fail("write to the NBD export");
-                break;
-            }
-            pos += len;
-            done += len;
-            r = drain_writes(dst, &ws, VIRT_NBD_DEPTH - 1);
-            if (r >= 0 && progress)
-                r = progress(opaque, done);
         }
     }
-    /* Whatever happened, no write may still point into freed memory. */
-    if (drain_writes(dst, &ws, 0) < 0 && r >= 0)
-        r = -EIO;
+    /* Whatever happened, no request may still point into memory that goes away. */
+    while (cs.reads > 0 || cs.writes > 0) {
+        if (poll_both(src->h, dst->h) < 0) {
+            if (r >= 0)
+                r = -EIO;
+            break;
+        }
+        if (r >= 0)
+            r = write_ready(dst, &cs);
+    }
+    drop_ready(&cs);
+    if (r >= 0 && cs.error)
+        r = err_set(-cs.error, "copy between NBD exports: %s", strerror(cs.error));
+    if (r >= 0 && progress && cs.written != reported)
+        r = progress(opaque, cs.written);
     if (r >= 0 && nbd_flush(dst->h, 0) < 0)
         r = nbd_fail("flush the NBD export");
     return r;

@@ -50,6 +50,13 @@ int virt_nbd_open_image(const char *path, const char *bitmap, bool writable, str
 void virt_nbd_close(struct virt_nbd *n);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct virt_nbd *, virt_nbd_close);
 
+/*
+ * Since the process started, over every connection: the bytes reads asked
+ * of NBD servers (virt_nbd_read()'s read-ahead), and the bytes they answered
+ * as zeros without asking because block status said so.
+ */
+void virt_nbd_counters(uint64_t *ret_read, uint64_t *ret_zero);
+
 /* Size of the export in bytes. */
 uint64_t virt_nbd_size(const struct virt_nbd *n);
 
@@ -71,6 +78,15 @@ void virt_nbd_prepare(struct virt_nbd *n, uint64_t pos, uint64_t len);
 
 /* Reads up to max bytes at pos into buf; returns the count (> 0) or a negative errno. */
 ssize_t virt_nbd_read(struct virt_nbd *n, uint64_t pos, void *buf, size_t max);
+
+/*
+ * When the bytes at pos read as zeros (block status said so, and they were
+ * not asked of the server), passes over up to max of them and returns how
+ * many; returns 0 when the bytes at pos are data (read them with
+ * virt_nbd_read()), or a negative errno. Lets a caller whose buffer already
+ * holds zeros skip writing them.
+ */
+ssize_t virt_nbd_read_zeros(struct virt_nbd *n, uint64_t pos, size_t max);
 
 /* Told the bytes copied so far; a negative errno stops the copy with it. */
 typedef int (*virt_nbd_progress_fn)(void *opaque, uint64_t done);
