@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <libgen.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "snapshot.h"
 #include "vault/vault.h"
 #include "virt/virt.h"
+#include "offsite.h"
 #include "webhook.h"
 
 #define JOB_WORKERS 4
@@ -113,6 +115,11 @@ core_start(const struct core_config *cfg)
     if (r >= 0)
         r = core_backup_mount_init(cfg->mount_idle_seconds);
     if (r >= 0) {
+        /* The remotes' secrets live beside the database. */
+        _cleanup_free_ char *db_copy = strdup(cfg->db_path);
+        r = db_copy ? core_offsite_init(dirname(db_copy)) : -ENOMEM;
+    }
+    if (r >= 0) {
         /* Before the jobs: the ends of jobs an earlier process left are events too. */
         struct core_webhook_config wcfg = {
             .retry_base_ms = cfg->webhook_retry_base_ms,
@@ -152,6 +159,7 @@ core_stop(void)
     virt_set_event_handler(NULL, NULL);
     core_checkpoint_stop();
     core_backup_mount_fini();
+    core_offsite_fini();
     core_backup_fini();
     virt_close();
     db_close(core_ctx.db);
