@@ -87,6 +87,7 @@ conf_manifest_free(struct conf_manifest *m)
 
 #define MANIFEST_FORMAT  "virtvault-offsite-manifest"
 #define MANIFEST_VERSION 1
+/* Optional members are left out when unset (never null): the parser takes them as absent. */
 
 int
 conf_manifest_format(const struct conf_manifest *m, char **ret)
@@ -101,15 +102,15 @@ conf_manifest_format(const struct conf_manifest *m, char **ret)
     for (size_t i = 0; i < b->n_disks; i++) {
         const struct conf_backup_disk *d = &b->disks[i];
         if (json_array_append_new(
-                disks, json_pack("{s:s, s:s, s:s?, s:I, s:I, s:s?, s:s, s:I}", "target", d->target,
+                disks, json_pack("{s:s, s:s, s:s*, s:I, s:I, s:s*, s:s, s:I}", "target", d->target,
                                  "file", d->file, "backing", d->backing, "size",
                                  (json_int_t)d->size, "stored_bytes", (json_int_t)d->stored_bytes,
                                  "sha256", d->sha256, "object", m->objects[i], "object_bytes",
                                  (json_int_t)m->object_bytes[i])) < 0)
             return -ENOMEM;
     }
-    j = json_pack("{s:s, s:i, s:s, s:s, s:s?, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, "
-                  "s:I, s:I, s:I, s:I, s:s, s:s, s:s?, s:O}",
+    j = json_pack("{s:s, s:i, s:s, s:s, s:s*, s:s, s:s, s:s*, s:s*, s:s*, s:s*, s:s*, s:s*, "
+                  "s:I, s:I, s:I, s:I, s:s, s:s, s:s*, s:O}",
                   "format", MANIFEST_FORMAT, "version", MANIFEST_VERSION, "backup_id", b->id,
                   "domain_uuid", b->domain_uuid, "domain_name", b->domain_name, "host", m->host,
                   "type", conf_backup_type_to_string(b->type), "chain_id", b->chain_id, "parent_id",

@@ -430,17 +430,13 @@ offsite_manifest_find(const struct offsite_remote *o, const char *id, char **ret
     return err_set(-ENOENT, "remote '%s' holds no backup '%.64s'", o->r.name, id);
 }
 
+/* By backup id: the order pages follow. */
 static int
 manifest_order(const void *a, const void *b)
 {
     const struct conf_manifest *x = *(const struct conf_manifest *const *)a;
     const struct conf_manifest *y = *(const struct conf_manifest *const *)b;
-    int c = strcmp(x->b->domain_uuid, y->b->domain_uuid);
 
-    if (c)
-        return c;
-    if (x->b->started_at != y->b->started_at)
-        return x->b->started_at < y->b->started_at ? -1 : 1;
     return strcmp(x->b->id, y->b->id);
 }
 

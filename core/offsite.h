@@ -91,7 +91,7 @@ int core_backup_copies(const char *domain, const char *id, struct conf_copy **re
 
 /*
  * Lists the backups remote's bucket holds, from their manifests, ordered by
- * object key; domain (a UUID or a name) and host filter when not NULL.
+ * backup id; domain (a UUID or a name) and host filter when not NULL.
  * *ret is a new array of *ret_n manifests (free each with conf_manifest_free).
  */
 int core_offsite_list(const char *remote, const char *domain, const char *host,
