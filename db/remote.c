@@ -128,8 +128,8 @@ int
 db_remote_delete(struct db *db, const char *name)
 {
     static const char *const sqls[] = {
-        "DELETE FROM remote_parts WHERE upload_id IN"
-        " (SELECT upload_id FROM remote_uploads WHERE remote = ?1)",
+        ("DELETE FROM remote_parts WHERE upload_id IN"
+         " (SELECT upload_id FROM remote_uploads WHERE remote = ?1)"),
         "DELETE FROM remote_uploads WHERE remote = ?1",
         "DELETE FROM remote_copies WHERE remote = ?1",
         "DELETE FROM remotes WHERE name = ?1",
