@@ -23,12 +23,13 @@
 static json_t *
 remote_json(const struct conf_remote *r)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:b, s:s?, s:s?, s:b, s:o, s:o}", "name",
-                     r->name, "endpoint", r->endpoint, "region", r->region, "bucket", r->bucket,
-                     "prefix", r->prefix ? r->prefix : "", "path_style", r->path_style,
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:b, s:s?, s:s?, s:b, s:i, s:o, s:o}",
+                     "name", r->name, "endpoint", r->endpoint, "region", r->region, "bucket",
+                     r->bucket, "prefix", r->prefix ? r->prefix : "", "path_style", r->path_style,
                      "access_key", r->access_key, "secret_set", 1, "ca_file", r->ca_file,
-                     "key_file", r->key_file, "encrypted", r->key_file != NULL, "created_at",
-                     api_time_json(r->created_ms), "updated_at", api_time_json(r->updated_ms));
+                     "key_file", r->key_file, "encrypted", r->key_file != NULL, "lock_days",
+                     (int)r->lock_days, "created_at", api_time_json(r->created_ms), "updated_at",
+                     api_time_json(r->updated_ms));
 }
 
 /* Checks a string field: 1..max bytes (min 0 with allow_empty), no NUL, no control characters. */
@@ -146,6 +147,7 @@ read_body(const struct api_request *req, bool create, struct conf_remote *out)
     size_t name_len = 0, endpoint_len = 0, region_len = 0, bucket_len = 0, prefix_len = 0,
            ak_len = 0, secret_len = 0, ca_len = 0, key_len = 0;
     int path_style = 1;
+    json_int_t lock_days = 0;
     int r;
 
     memset(out, 0, sizeof(*out));
@@ -162,12 +164,13 @@ read_body(const struct api_request *req, bool create, struct conf_remote *out)
                                        {"secret", API_FIELD_STRING, true, false},
                                        {"ca_file", API_FIELD_STRING, false, true},
                                        {"key_file", API_FIELD_STRING, false, true},
+                                       {"lock_days", API_FIELD_INTEGER, false, false},
                                        {NULL, API_FIELD_STRING, false, false}},
-            "{s:s%, s:s%, s?s%, s:s%, s?s%, s?b, s:s%, s:s%, s?s%, s?s%}", "name", &name, &name_len,
-            "endpoint", &endpoint, &endpoint_len, "region", &region, &region_len, "bucket", &bucket,
-            &bucket_len, "prefix", &prefix, &prefix_len, "path_style", &path_style, "access_key",
-            &access_key, &ak_len, "secret", &secret, &secret_len, "ca_file", &ca_file, &ca_len,
-            "key_file", &key_file, &key_len);
+            "{s:s%, s:s%, s?s%, s:s%, s?s%, s?b, s:s%, s:s%, s?s%, s?s%, s?I}", "name", &name,
+            &name_len, "endpoint", &endpoint, &endpoint_len, "region", &region, &region_len,
+            "bucket", &bucket, &bucket_len, "prefix", &prefix, &prefix_len, "path_style",
+            &path_style, "access_key", &access_key, &ak_len, "secret", &secret, &secret_len,
+            "ca_file", &ca_file, &ca_len, "key_file", &key_file, &key_len, "lock_days", &lock_days);
     else
         r = api_body_unpack(
             req,
@@ -180,14 +183,18 @@ read_body(const struct api_request *req, bool create, struct conf_remote *out)
                                        {"secret", API_FIELD_STRING, false, false},
                                        {"ca_file", API_FIELD_STRING, false, true},
                                        {"key_file", API_FIELD_STRING, false, true},
+                                       {"lock_days", API_FIELD_INTEGER, false, false},
                                        {NULL, API_FIELD_STRING, false, false}},
-            "{s:s%, s?s%, s:s%, s?s%, s?b, s:s%, s?s%, s?s%, s?s%}", "endpoint", &endpoint,
+            "{s:s%, s?s%, s:s%, s?s%, s?b, s:s%, s?s%, s?s%, s?s%, s?I}", "endpoint", &endpoint,
             &endpoint_len, "region", &region, &region_len, "bucket", &bucket, &bucket_len, "prefix",
             &prefix, &prefix_len, "path_style", &path_style, "access_key", &access_key, &ak_len,
             "secret", &secret, &secret_len, "ca_file", &ca_file, &ca_len, "key_file", &key_file,
-            &key_len);
+            &key_len, "lock_days", &lock_days);
     if (r < 0)
         return r;
+    if (lock_days < 0 || lock_days > CONF_REMOTE_LOCK_DAYS_MAX)
+        return err_set_pointer(-EINVAL, "/lock_days", "must be days from 0 (no lock) to %d",
+                               CONF_REMOTE_LOCK_DAYS_MAX);
     if (create && (name_len != strlen(name) || !text_name_valid(name)))
         return err_set_pointer(-EINVAL, "/name", "must be 1 to %d of A-Z a-z 0-9 . _ -",
                                NAME_MAX_LEN);
@@ -218,6 +225,7 @@ read_body(const struct api_request *req, bool create, struct conf_remote *out)
     out->secret = (char *)secret;
     out->ca_file = (char *)ca_file;
     out->key_file = (char *)key_file;
+    out->lock_days = (unsigned)lock_days;
     return 0;
 }
 
@@ -390,7 +398,7 @@ manifest_json(const struct conf_manifest *m)
     if (!disks)
         return NULL;
     return json_pack("{s:s, s:s, s:s?, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:I, s:I, s:s, s:s?, "
-                     "s:o, s:o, s:o, s:o}",
+                     "s:o, s:o, s:o, s:o, s:o}",
                      "id", b->id, "domain_uuid", b->domain_uuid, "domain_name", b->domain_name,
                      "host", m->host, "type", conf_backup_type_to_string(b->type), "chain_id",
                      b->chain_id, "parent_id", b->parent_id, "base_checkpoint", b->base_checkpoint,
@@ -398,7 +406,7 @@ manifest_json(const struct conf_manifest *m)
                      "object_bytes", (json_int_t)total, "encryption", m->encryption, "key_id",
                      m->key_id, "started_at", api_time_json(b->started_at), "finished_at",
                      api_time_json(b->finished_at), "copied_at", api_time_json(m->copied_ms),
-                     "disks", disks);
+                     "retain_until", api_time_json(m->retain_until_ms), "disks", disks);
 }
 
 static int
@@ -499,6 +507,31 @@ api_remote_restore(const struct api_request *req, struct api_response *resp)
     if (!text_name_valid(req->params[1]))
         return err_set(-ENOENT, "no backup '%.64s' in remote '%s'", req->params[1], req->params[0]);
     return api_defer(req, resp, remote_restore_now, keys);
+}
+
+static int
+remote_backup_delete_now(const struct api_request *req, struct api_response *resp)
+{
+    int r = core_offsite_delete(req->params[0], req->params[1]);
+
+    if (r < 0)
+        return r;
+    resp->status = 204;
+    return 0;
+}
+
+int
+api_remote_backup_delete(const struct api_request *req, struct api_response *resp)
+{
+    static const char *const keys[] = {NULL};
+    int r;
+
+    r = check_name(req->params[0]);
+    if (r < 0)
+        return r;
+    if (!text_name_valid(req->params[1]))
+        return err_set(-ENOENT, "no backup '%.64s' in remote '%s'", req->params[1], req->params[0]);
+    return api_defer(req, resp, remote_backup_delete_now, keys);
 }
 
 static json_t *

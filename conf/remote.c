@@ -110,7 +110,7 @@ conf_manifest_format(const struct conf_manifest *m, char **ret)
             return -ENOMEM;
     }
     j = json_pack("{s:s, s:i, s:s, s:s, s:s*, s:s, s:s, s:s*, s:s*, s:s*, s:s*, s:s*, s:s*, "
-                  "s:I, s:I, s:I, s:I, s:s, s:s, s:s*, s:O}",
+                  "s:I, s:I, s:I, s:I, s:s, s:s, s:s*, s:O, s:o*}",
                   "format", MANIFEST_FORMAT, "version", MANIFEST_VERSION, "backup_id", b->id,
                   "domain_uuid", b->domain_uuid, "domain_name", b->domain_name, "host", m->host,
                   "type", conf_backup_type_to_string(b->type), "chain_id", b->chain_id, "parent_id",
@@ -119,7 +119,8 @@ conf_manifest_format(const struct conf_manifest *m, char **ret)
                   (json_int_t)b->started_at, "finished_ms", (json_int_t)b->finished_at,
                   "stored_bytes", (json_int_t)b->stored_bytes, "copied_ms",
                   (json_int_t)m->copied_ms, "compression", m->compression, "encryption",
-                  m->encryption, "key_id", m->key_id, "disks", disks);
+                  m->encryption, "key_id", m->key_id, "disks", disks, "retain_until_ms",
+                  m->retain_until_ms ? json_integer(m->retain_until_ms) : NULL);
     if (!j)
         return -ENOMEM;
     text = json_dumps(j, JSON_INDENT(1) | JSON_SORT_KEYS);
@@ -232,7 +233,7 @@ conf_manifest_parse(const char *text, size_t len, struct conf_manifest **ret)
     const char *format = NULL, *id = NULL, *uuid = NULL, *name = NULL, *host = NULL, *type = NULL,
                *chain = NULL, *parent = NULL, *base = NULL, *cp = NULL, *cp_xml = NULL,
                *dom_xml = NULL, *comp = NULL, *enc = NULL, *key_id = NULL;
-    json_int_t version = 0, started = 0, finished = 0, stored = 0, copied = 0;
+    json_int_t version = 0, started = 0, finished = 0, stored = 0, copied = 0, retain = 0;
     json_t *disks = NULL;
     bool oom = false;
     int r;
@@ -246,14 +247,14 @@ conf_manifest_parse(const char *text, size_t len, struct conf_manifest **ret)
         return err_set(-EBADMSG, "a manifest that is not JSON: %s", e.text);
     if (json_unpack_ex(j, &e, JSON_STRICT,
                        "{s:s, s:I, s:s, s:s, s?s, s:s, s:s, s?s, s?s, s?s, s?s, s?s, s?s, s:I, "
-                       "s:I, s:I, s:I, s:s, s:s, s?s, s:o}",
+                       "s:I, s:I, s:I, s:s, s:s, s?s, s:o, s?I}",
                        "format", &format, "version", &version, "backup_id", &id, "domain_uuid",
                        &uuid, "domain_name", &name, "host", &host, "type", &type, "chain_id",
                        &chain, "parent_id", &parent, "base_checkpoint", &base, "checkpoint", &cp,
                        "checkpoint_xml", &cp_xml, "domain_xml", &dom_xml, "started_ms", &started,
                        "finished_ms", &finished, "stored_bytes", &stored, "copied_ms", &copied,
-                       "compression", &comp, "encryption", &enc, "key_id", &key_id, "disks",
-                       &disks) < 0)
+                       "compression", &comp, "encryption", &enc, "key_id", &key_id, "disks", &disks,
+                       "retain_until_ms", &retain) < 0)
         return err_set(-EBADMSG, "not a manifest: %s", e.text);
     if (strcmp(format, MANIFEST_FORMAT) != 0 || version != MANIFEST_VERSION)
         return err_set(-EBADMSG, "a manifest of another format or version");
@@ -286,6 +287,7 @@ conf_manifest_parse(const char *text, size_t len, struct conf_manifest **ret)
     m->encryption = dup_opt(enc, &oom);
     m->key_id = dup_opt(key_id, &oom);
     m->copied_ms = copied;
+    m->retain_until_ms = retain > 0 ? retain : 0;
     if (oom)
         return -ENOMEM;
     r = parse_disks(disks, m);

@@ -23,8 +23,9 @@
 #include "conf/backup.h"
 #include "conf/enum.h"
 
-#define CONF_REMOTE_FIELD_MAX 1024 /* bytes of endpoint, bucket, prefix, paths */
-#define CONF_REMOTE_KEY_MAX   256  /* bytes of an access key or a secret */
+#define CONF_REMOTE_FIELD_MAX     1024 /* bytes of endpoint, bucket, prefix, paths */
+#define CONF_REMOTE_KEY_MAX       256  /* bytes of an access key or a secret */
+#define CONF_REMOTE_LOCK_DAYS_MAX 36500
 
 struct conf_remote {
     char *name;
@@ -34,9 +35,10 @@ struct conf_remote {
     char *prefix; /* "" for none; no leading or trailing '/' */
     bool path_style;
     char *access_key;
-    char *secret;   /* NULL in copies read for answers */
-    char *ca_file;  /* NULL: the system's CAs */
-    char *key_file; /* NULL: copies are not encrypted */
+    char *secret;       /* NULL in copies read for answers */
+    char *ca_file;      /* NULL: the system's CAs */
+    char *key_file;     /* NULL: copies are not encrypted */
+    unsigned lock_days; /* copies locked (object lock, COMPLIANCE) this long; 0: not locked */
     int64_t created_ms;
     int64_t updated_ms;
 };
@@ -94,6 +96,7 @@ struct conf_manifest {
     char **objects;        /* the key of each disk's object (b->n_disks), under the bucket */
     uint64_t *object_bytes;
     int64_t copied_ms;
+    int64_t retain_until_ms; /* locked in the bucket until then (object lock); 0: not locked */
 };
 
 void conf_manifest_free(struct conf_manifest *m);

@@ -353,7 +353,7 @@ core_remote_check(const char *name, struct core_remote_check *ret)
         r = s3_bucket_object_lock(o.t, &ret->object_lock, &res);
     if (r >= 0) {
         snprintf(ret->step, sizeof(ret->step), "put");
-        r = s3_put(o.t, key, body, strlen(body), &res);
+        r = s3_put(o.t, key, body, strlen(body), NULL, 0, &res);
     }
     if (r >= 0) {
         snprintf(ret->step, sizeof(ret->step), "get");
@@ -515,4 +515,52 @@ core_offsite_list(const char *remote, const char *domain, const char *host,
     *ret = list;
     *ret_n = n;
     return 0;
+}
+
+int
+core_offsite_delete(const char *remote, const char *id)
+{
+    struct offsite_remote o;
+    struct conf_manifest *m = NULL, **all = NULL;
+    _cleanup_free_ char *key = NULL;
+    struct s3_result res;
+    size_t n = 0;
+    int r;
+
+    r = offsite_remote_open(remote, &o);
+    if (r < 0)
+        return r;
+    r = offsite_manifest_find(&o, id, &key);
+    if (r >= 0)
+        r = offsite_manifest_get(&o, key, &m);
+    if (r >= 0 && m->retain_until_ms > text_now_ms()) {
+        char due[40];
+        text_time_rfc3339(due, sizeof(due), (time_t)(m->retain_until_ms / 1000));
+        r = err_set(-EBADFD,
+                    "backup %s in remote '%s' is locked (object lock) until %s; it cannot be "
+                    "deleted before",
+                    id, remote, due);
+    }
+    if (r >= 0)
+        r = core_offsite_list(remote, m->b->domain_uuid, NULL, &all, &n);
+    for (size_t i = 0; r >= 0 && i < n; i++)
+        if (all[i]->b->parent_id && strcmp(all[i]->b->parent_id, id) == 0)
+            r = err_set(-ENOTEMPTY, "backup %s in remote '%s' stands on it; delete it first",
+                        all[i]->b->id, remote);
+    for (size_t i = 0; i < n; i++)
+        conf_manifest_free(all[i]);
+    free(all);
+    /* The manifest first: from then on the bucket does not list a copy that is going. */
+    if (r >= 0 && (r = s3_delete(o.t, key, &res)) < 0)
+        r = offsite_fail(&o, r, "deleting a manifest", &res);
+    for (size_t i = 0; r >= 0 && i < m->b->n_disks; i++)
+        if ((r = s3_delete(o.t, m->objects[i], &res)) < 0)
+            r = offsite_fail(&o, r, "deleting an image", &res);
+    if (r >= 0) {
+        (void)db_copy_delete(core_db(), id, remote);
+        log_info("backup %s deleted from remote %s", id, remote);
+    }
+    conf_manifest_free(m);
+    offsite_remote_close(&o);
+    return r;
 }

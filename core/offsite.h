@@ -97,6 +97,15 @@ int core_backup_copies(const char *domain, const char *id, struct conf_copy **re
 int core_offsite_list(const char *remote, const char *domain, const char *host,
                       struct conf_manifest ***ret, size_t *ret_n);
 
+/*
+ * Deletes backup id from remote's bucket: its manifest, then its images.
+ * Refused with -EBADFD and the due date while the copy is locked (object
+ * lock: never tried early), with -ENOTEMPTY while another backup in the
+ * bucket stands on it (a chain is never left broken), -ENOENT when the
+ * bucket holds no such backup. Its copy record on this host goes too.
+ */
+int core_offsite_delete(const char *remote, const char *id);
+
 /* Queues a restore of backup id from remote's bucket on this host (see core_backup_restore). */
 int core_offsite_restore(const char *remote, const char *id, const struct core_restore_request *req,
                          struct conf_job **ret_job);

@@ -30,9 +30,10 @@
 #include "offsite_priv.h"
 #include "text.h"
 
-#define PART_TARGET_MIN (8u * 1024 * 1024) /* compressed bytes a part aims at (S3's least: 5 MiB)  \
-                                            */
-#define PARTS_MAX     9000                 /* S3 allows 10000 */
+#define PART_TARGET_MIN                                                                            \
+    (8u * 1024 * 1024)     /* compressed bytes a part aims at (S3's least: 5 MiB)                  \
+                            */
+#define PARTS_MAX     9000 /* S3 allows 10000 */
 #define READ_CHUNK    (1024 * 1024)
 #define IN_FLIGHT     3 /* parts uploaded at once */
 #define PART_ATTEMPTS 3
@@ -176,6 +177,11 @@ struct copy_ctx {
     _Atomic uint64_t sent; /* bytes sent to the bucket, for the bandwidth */
     uint64_t uploaded;     /* bytes of parts uploaded by this run */
     int64_t t0_ms;
+    /* Object lock: the headers of each new object, while a backup with a due date is copied. */
+    char lock_lines[2][96];
+    char lock_until[40]; /* RFC 3339 */
+    const char *lock[2];
+    size_t n_lock;
 };
 
 /* One encoded part waiting for an uploader. */
@@ -498,7 +504,7 @@ upload_image(struct copy_ctx *cc, const char *path, const char *key, uint64_t *r
             r = abort_strays(cc, key, NULL);
             if (r < 0)
                 return r;
-            r = s3_mpu_create(cc->o->t, key, id, &res);
+            r = s3_mpu_create(cc->o->t, key, cc->lock, cc->n_lock, id, &res);
             if (r < 0)
                 return offsite_fail(cc->o, r, "starting an upload", &res);
             r = db_upload_set(core_db(), cc->o->r.name, key, id);
@@ -529,6 +535,11 @@ upload_image(struct copy_ctx *cc, const char *path, const char *key, uint64_t *r
         if (r < 0)
             return r;
         (void)db_upload_delete(core_db(), cc->o->r.name, key);
+        if (cc->n_lock) {
+            r = s3_object_retention(cc->o->t, key, cc->lock_until, &res);
+            if (r < 0)
+                return offsite_fail(cc->o, r, "locking an image", &res);
+        }
         return abort_strays(cc, key, NULL);
     }
 }
@@ -609,6 +620,20 @@ copy_backup(struct copy_ctx *cc, const struct conf_backup *b, bool *ret_uploaded
     if (r < 0)
         return r;
     m.b = (struct conf_backup *)b;
+    if (cc->o->r.lock_days) {
+        /* Locked (COMPLIANCE) until due: no one can delete its versions before, we neither. */
+        char date[40];
+        m.retain_until_ms = text_now_ms() + (int64_t)cc->o->r.lock_days * 86400 * 1000;
+        text_time_rfc3339(date, sizeof(date), (time_t)(m.retain_until_ms / 1000));
+        snprintf(cc->lock_until, sizeof(cc->lock_until), "%s", date);
+        snprintf(cc->lock_lines[0], sizeof(cc->lock_lines[0]),
+                 "x-amz-object-lock-mode: COMPLIANCE");
+        snprintf(cc->lock_lines[1], sizeof(cc->lock_lines[1]),
+                 "x-amz-object-lock-retain-until-date: %s", date);
+        cc->lock[0] = cc->lock_lines[0];
+        cc->lock[1] = cc->lock_lines[1];
+        cc->n_lock = 2;
+    }
     m.objects = calloc(b->n_disks + 1, sizeof(*m.objects));
     m.object_bytes = calloc(b->n_disks + 1, sizeof(*m.object_bytes));
     if (!m.objects || !m.object_bytes) {
@@ -639,7 +664,7 @@ copy_backup(struct copy_ctx *cc, const struct conf_backup *b, bool *ret_uploaded
     m.copied_ms = text_now_ms();
     r = conf_manifest_format(&m, &text);
     if (r >= 0) {
-        r = s3_put(cc->o->t, mkey, text, strlen(text), &res);
+        r = s3_put(cc->o->t, mkey, text, strlen(text), cc->lock, cc->n_lock, &res);
         if (r < 0)
             r = offsite_fail(cc->o, r, "writing the manifest", &res);
     }
@@ -742,7 +767,20 @@ copy_job_run(struct job *job, void *data)
     if (r < 0)
         return r;
     job_mark(c->remote, &slot);
-    r = read_chain(c->backup_id, &chain, &n);
+    if (o.r.lock_days) {
+        bool locked = false;
+        struct s3_result res;
+        r = s3_bucket_object_lock(o.t, &locked, &res);
+        if (r < 0)
+            r = offsite_fail(&o, r, "reading the bucket's object lock", &res);
+        else if (!locked)
+            r = err_set(-EBADFD,
+                        "remote '%s' asks for locked copies (lock_days %u) but its bucket has "
+                        "no object lock",
+                        o.r.name, o.r.lock_days);
+    }
+    if (r >= 0)
+        r = read_chain(c->backup_id, &chain, &n);
     f = r >= 0 ? open_memstream(&out, &out_len) : NULL;
     if (r >= 0 && !f)
         r = -ENOMEM;

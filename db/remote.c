@@ -8,7 +8,7 @@
 
 #define REMOTE_COLUMNS                                                                             \
     "name, endpoint, region, bucket, prefix, path_style, access_key, ca_file, key_file,"           \
-    " created_ms, updated_ms"
+    " created_ms, updated_ms, lock_days"
 
 static int
 read_remote(sqlite3_stmt *st, struct conf_remote *r)
@@ -27,6 +27,7 @@ read_remote(sqlite3_stmt *st, struct conf_remote *r)
     r->key_file = db_column_dup(st, 8, &oom);
     r->created_ms = sqlite3_column_int64(st, 9);
     r->updated_ms = sqlite3_column_int64(st, 10);
+    r->lock_days = (unsigned)sqlite3_column_int64(st, 11);
     if (oom) {
         conf_remote_clear(r);
         return -ENOMEM;
@@ -38,10 +39,10 @@ int
 db_remote_put(struct db *db, const struct conf_remote *r, bool create)
 {
     static const char ins[] = "INSERT INTO remotes (" REMOTE_COLUMNS ") VALUES"
-                              " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+                              " (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
     static const char upd[] = "UPDATE remotes SET endpoint = ?2, region = ?3, bucket = ?4,"
                               " prefix = ?5, path_style = ?6, access_key = ?7, ca_file = ?8,"
-                              " key_file = ?9, updated_ms = ?11 WHERE name = ?1";
+                              " key_file = ?9, updated_ms = ?11, lock_days = ?12 WHERE name = ?1";
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int rc, r2;
 
@@ -60,6 +61,7 @@ db_remote_put(struct db *db, const struct conf_remote *r, bool create)
     db_bind_text(st, 9, r->key_file);
     sqlite3_bind_int64(st, 10, r->created_ms);
     sqlite3_bind_int64(st, 11, r->updated_ms);
+    sqlite3_bind_int64(st, 12, r->lock_days);
     rc = sqlite3_step(st);
     if (rc == SQLITE_CONSTRAINT)
         return err_set(-EEXIST, "a remote named '%s' exists already", r->name);
@@ -190,6 +192,22 @@ db_copy_put(struct db *db, const struct conf_copy *c)
     if (rc != SQLITE_DONE)
         return db_error(db, rc, "copy put");
     return 0;
+}
+
+int
+db_copy_delete(struct db *db, const char *backup_id, const char *remote)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int rc, r;
+
+    DB_LOCK_SCOPE(db);
+    r = db_prepare(db, "DELETE FROM remote_copies WHERE backup_id = ?1 AND remote = ?2", &st);
+    if (r < 0)
+        return r;
+    db_bind_text(st, 1, backup_id);
+    db_bind_text(st, 2, remote);
+    rc = sqlite3_step(st);
+    return rc == SQLITE_DONE ? 0 : db_error(db, rc, "copy delete");
 }
 
 #define COPY_COLUMNS                                                                               \

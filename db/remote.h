@@ -34,6 +34,9 @@ int db_copy_put(struct db *db, const struct conf_copy *c);
 /* Reads a copy. -ENOENT when there is none. */
 int db_copy_get(struct db *db, const char *backup_id, const char *remote, struct conf_copy *ret);
 
+/* Forgets the copy of backup_id to remote (none: no error). */
+int db_copy_delete(struct db *db, const char *backup_id, const char *remote);
+
 /* Lists a backup's copies by remote into a new array (conf_copy_list_free). */
 int db_copy_list(struct db *db, const char *backup_id, struct conf_copy **ret, size_t *ret_n);
 

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/evp.h>
+
 #include "cleanup.h"
 #include "hash.h"
 #include "s3.h"
@@ -513,9 +515,10 @@ s3_request(const struct s3_target *t, const char *method, const char *key, const
 
 int
 s3_put(const struct s3_target *t, const char *key, const void *data, size_t len,
-       struct s3_result *ret)
+       const char *const *headers, size_t n, struct s3_result *ret)
 {
-    return s3_request(t, "PUT", key, NULL, NULL, 0, data, len, NULL, NULL, NULL, ret, NULL, NULL);
+    return s3_request(t, "PUT", key, NULL, headers, n, data, len, NULL, NULL, NULL, ret, NULL,
+                      NULL);
 }
 
 /* A sink into a growing buffer of at most max bytes. */
@@ -634,14 +637,14 @@ s3_list_uploads(const struct s3_target *t, const char *prefix, const char *marke
 }
 
 int
-s3_mpu_create(const struct s3_target *t, const char *key, char ret_id[S3_UPLOAD_ID_MAX],
-              struct s3_result *ret)
+s3_mpu_create(const struct s3_target *t, const char *key, const char *const *headers, size_t n,
+              char ret_id[S3_UPLOAD_ID_MAX], struct s3_result *ret)
 {
     _cleanup_free_ char *body = NULL, *id = NULL;
     size_t len = 0, pos = 0;
     int r;
 
-    r = s3_request(t, "POST", key, "uploads=", NULL, 0, NULL, 0, NULL, NULL, NULL, ret, &body,
+    r = s3_request(t, "POST", key, "uploads=", headers, n, NULL, 0, NULL, NULL, NULL, ret, &body,
                    &len);
     if (r < 0)
         return r;
@@ -712,6 +715,31 @@ s3_mpu_abort(const struct s3_target *t, const char *key, const char *upload_id,
     if (!eid || asprintf(&q, "uploadId=%s", eid) < 0)
         return -ENOMEM;
     return s3_request(t, "DELETE", key, q, NULL, 0, NULL, 0, NULL, NULL, NULL, ret, NULL, NULL);
+}
+
+int
+s3_object_retention(const struct s3_target *t, const char *key, const char *until,
+                    struct s3_result *ret)
+{
+    char body[256], line[80];
+    unsigned char md5[EVP_MAX_MD_SIZE];
+    unsigned char b64[64];
+    unsigned int md5_len = 0;
+    const char *headers[1] = {line};
+    int n;
+
+    n = snprintf(body, sizeof(body),
+                 "<Retention><Mode>COMPLIANCE</Mode><RetainUntilDate>%s</RetainUntilDate>"
+                 "</Retention>",
+                 until);
+    if (n < 0 || (size_t)n >= sizeof(body))
+        return -EINVAL;
+    if (EVP_Digest(body, (size_t)n, md5, &md5_len, EVP_md5(), NULL) != 1)
+        return -EIO;
+    EVP_EncodeBlock(b64, md5, (int)md5_len);
+    snprintf(line, sizeof(line), "Content-MD5: %s", b64);
+    return s3_request(t, "PUT", key, "retention=", headers, 1, body, (size_t)n, NULL, NULL, NULL,
+                      ret, NULL, NULL);
 }
 
 int

@@ -108,9 +108,9 @@ int s3_request(const struct s3_target *t, const char *method, const char *key, c
                const char *range, s3_sink_fn sink, void *opaque, struct s3_result *ret,
                char **ret_body, size_t *ret_len);
 
-/* PUT of a whole object (a small one: a manifest, a probe). */
+/* PUT of a whole object (a small one: a manifest, a probe), with n extra header lines. */
 int s3_put(const struct s3_target *t, const char *key, const void *data, size_t len,
-           struct s3_result *ret);
+           const char *const *headers, size_t n, struct s3_result *ret);
 
 /* GET of a whole object into a new buffer of at most max bytes (-EFBIG beyond). */
 int s3_get(const struct s3_target *t, const char *key, size_t max, char **ret_data, size_t *ret_len,
@@ -134,9 +134,12 @@ int s3_list_objects(const struct s3_target *t, const char *prefix, const char *t
 int s3_list_uploads(const struct s3_target *t, const char *prefix, const char *marker,
                     struct s3_list *ret_list, struct s3_result *ret);
 
-/* CreateMultipartUpload: the upload id into ret_id (S3_UPLOAD_ID_MAX bytes). */
-int s3_mpu_create(const struct s3_target *t, const char *key, char ret_id[S3_UPLOAD_ID_MAX],
-                  struct s3_result *ret);
+/*
+ * CreateMultipartUpload with n extra header lines (object lock's, say): the
+ * upload id into ret_id (S3_UPLOAD_ID_MAX bytes).
+ */
+int s3_mpu_create(const struct s3_target *t, const char *key, const char *const *headers, size_t n,
+                  char ret_id[S3_UPLOAD_ID_MAX], struct s3_result *ret);
 
 /* UploadPart number part (1..10000): its ETag in ret->etag. */
 int s3_mpu_part(const struct s3_target *t, const char *key, const char *upload_id, unsigned part,
@@ -149,6 +152,14 @@ int s3_mpu_complete(const struct s3_target *t, const char *key, const char *uplo
 /* AbortMultipartUpload (-ENOENT when there is no such upload). */
 int s3_mpu_abort(const struct s3_target *t, const char *key, const char *upload_id,
                  struct s3_result *ret);
+
+/*
+ * PutObjectRetention: locks key in COMPLIANCE mode until until (RFC 3339),
+ * with Content-MD5 as AWS asks. (A multipart upload does not carry the lock
+ * of its creation everywhere: RGW drops it.)
+ */
+int s3_object_retention(const struct s3_target *t, const char *key, const char *until,
+                        struct s3_result *ret);
 
 /* GetBucketVersioning: *ret_enabled true for "Enabled". */
 int s3_bucket_versioning(const struct s3_target *t, bool *ret_enabled, struct s3_result *ret);

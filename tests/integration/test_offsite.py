@@ -347,3 +347,60 @@ def test_copy_killed_mid_upload_resumes(vv_qemu, sandbox, objstore_bucket, tmp_p
     same_disk(res['disks'][0]['path'], str(tmp_path / 'a.raw'))
     r = c.get(f'/v1/domains/{full["domain_uuid"]}/backups/{full["id"]}/copies')
     assert r.json['items'][0]['state'] == 'completed'
+
+
+def test_object_lock_and_deletes_that_keep_chains(vv_qemu, sandbox, objstore, objstore_bucket,
+                                                  tmp_path):
+    c = vv_qemu.client
+    locked = objstore.bucket(object_lock=True)
+    plain = objstore_bucket
+    assert c.post('/v1/remotes', json=remote_body(locked, name='locked', lock_days=1)).status == 201
+    assert c.post('/v1/remotes', json=remote_body(plain, name='plain')).status == 201
+    assert c.post('/v1/remotes',
+                  json=remote_body(plain, name='nolock', lock_days=1)).status == 201
+    r = c.post('/v1/remotes/locked:check')
+    assert r.json['ok'] and r.json['object_lock'] is True and r.json['versioning'] is True, r
+    r = c.post('/v1/remotes', json=remote_body(plain, name='x', lock_days=-1))
+    assert problem(r, 400)['errors'][0]['pointer'] == '/lock_days'
+
+    with sandbox.domain(size='64M') as dom:
+        sandbox.write(dom, 0, 4 * MiB, 0x11)
+        full = backup(c, dom, type='full')
+        sandbox.write(dom, 8 * MiB, 1 * MiB, 0x22)
+        keep(dom, 64 * MiB, str(tmp_path / 'inc.raw'))
+        inc = backup(c, dom, type='incremental')
+
+    # A lock the bucket cannot keep is refused, not silently dropped.
+    job = c.wait_job(copy(c, full['domain_uuid'], full['id'], remote='nolock'))
+    assert job['state'] == 'failed' and 'no object lock' in job['error']['detail'], job
+
+    job = c.wait_job(copy(c, inc['domain_uuid'], inc['id'], remote='locked'))
+    assert job['state'] == 'succeeded', job
+    items = c.get('/v1/remotes/locked/backups').json['items']
+    assert len(items) == 2 and all(i['retain_until'] for i in items), items
+    due = items[0]['retain_until'][:10]
+    obj = next(i for i in items if i['id'] == full['id'])['disks'][0]['object']
+    status, body = locked.request('GET', '/' + obj + '?retention=')
+    assert status == 200 and b'COMPLIANCE' in body, body
+    # The service never tries to delete a locked copy early, and says until when.
+    for x in (inc, full):
+        r = c.delete(f'/v1/remotes/locked/backups/{x["id"]}')
+        p = problem(r, 409, 'conflict')
+        assert 'locked' in p['detail'] and due in p['detail'], p
+    assert len(c.get('/v1/remotes/locked/backups').json['items']) == 2
+    res = restore_from(c, 'locked', inc['id'], os.path.join(vv_qemu.vault_dir, 'restore', 'l'))
+    same_disk(res['disks'][0]['path'], str(tmp_path / 'inc.raw'))
+
+    # Without a lock: a parent goes only after its children; then the bucket is empty.
+    job = c.wait_job(copy(c, inc['domain_uuid'], inc['id'], remote='plain'))
+    assert job['state'] == 'succeeded', job
+    p = problem(c.delete(f'/v1/remotes/plain/backups/{full["id"]}'), 409)
+    assert inc['id'] in p['detail'], p
+    assert c.delete(f'/v1/remotes/plain/backups/{inc["id"]}').status == 204
+    assert c.delete(f'/v1/remotes/plain/backups/{full["id"]}').status == 204
+    problem(c.delete(f'/v1/remotes/plain/backups/{full["id"]}'), 404)
+    assert c.get('/v1/remotes/plain/backups').json['items'] == []
+    assert plain.keys() == {}
+    r = c.get(f'/v1/domains/{full["domain_uuid"]}/backups/{full["id"]}/copies')
+    # Deleted from 'plain'; 'nolock' was refused before any upload began.
+    assert [i['remote'] for i in r.json['items']] == ['locked'], r.json

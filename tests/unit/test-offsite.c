@@ -242,7 +242,7 @@ test_manifest(void)
                             .disks = &disk};
     char *objects[] = {object};
     uint64_t obytes[] = {4096};
-    struct conf_manifest m = {&b, host, NULL, zstd, gcm, key_id, objects, obytes, 1234};
+    struct conf_manifest m = {&b, host, NULL, zstd, gcm, key_id, objects, obytes, 1234, 99};
     struct conf_manifest *back = NULL;
     static const char *const bad[] = {
         "[]",
@@ -257,7 +257,7 @@ test_manifest(void)
            back->b->type == CONF_BACKUP_TYPE_INCREMENTAL && !back->b->base_checkpoint &&
            back->b->n_disks == 1 && strcmp(back->b->disks[0].backing, "b1.vda.qcow2") == 0 &&
            back->object_bytes[0] == 4096 && strcmp(back->host, "host1") == 0 &&
-           !back->checkpoint_xml,
+           !back->checkpoint_xml && back->retain_until_ms == 99,
        "manifest round trip");
     conf_manifest_free(back);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
