@@ -319,10 +319,11 @@ api_remote_update(const struct api_request *req, struct api_response *resp)
     struct conf_remote in, out;
     int r;
 
-    r = read_body(req, false, &in);
+    /* The name first: a path that cannot name a remote is 404 whatever the body. */
+    r = check_name(req->params[0]);
     if (r < 0)
         return r;
-    r = check_name(req->params[0]);
+    r = read_body(req, false, &in);
     if (r < 0)
         return r;
     in.name = (char *)req->params[0];
