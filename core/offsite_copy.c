@@ -313,7 +313,7 @@ pace(struct copy_ctx *cc)
     }
     job_progress(cc->job, atomic_load(&cc->done), cc->total);
     if (job_cancelled(cc->job))
-        return -ECANCELED;
+        return err_set(-ECANCELED, "the copy was cancelled");
     if (job_stopping(cc->job))
         return -ESHUTDOWN;
     return 0;

@@ -5,7 +5,9 @@ run (objstore.py), a bucket per test, real QEMU through the sandbox.
   paging, conditional requests, the check against the bucket, bad input naming the field;
 - a full and two incrementals copied (encrypted, compressed), then restored byte-identical
   by a second daemon with its own empty database and vault;
-- a copy killed several times mid-upload (SIGKILL) resumes and leaves exactly one complete copy.
+- a copy killed several times mid-upload (SIGKILL) resumes and leaves exactly one complete copy;
+- object lock: locked copies are never deleted early (409 with the due date); deletes from a
+  bucket never break a chain; a cancelled copy leaves nothing behind.
 """
 import json
 import os
@@ -404,3 +406,25 @@ def test_object_lock_and_deletes_that_keep_chains(vv_qemu, sandbox, objstore, ob
     r = c.get(f'/v1/domains/{full["domain_uuid"]}/backups/{full["id"]}/copies')
     # Deleted from 'plain'; 'nolock' was refused before any upload began.
     assert [i['remote'] for i in r.json['items']] == ['locked'], r.json
+
+
+def test_cancelled_copy_leaves_nothing(vv_qemu, sandbox, objstore_bucket):
+    b = objstore_bucket
+    c = vv_qemu.client
+    assert c.post('/v1/remotes', json=remote_body(b)).status == 201
+    with sandbox.domain(size='64M') as dom:
+        sandbox.write(dom, 0, 40 * MiB, 'random')
+        full = backup(c, dom, type='full')
+    job_id = copy(c, full['domain_uuid'], full['id'], bandwidth=8 * MiB)
+    wait_for('a part recorded', lambda: parts_recorded(vv_qemu.db_path) >= 1, timeout=60,
+             interval=0.05)
+    r = c.delete(f'/v1/jobs/{job_id}')
+    assert r.status in (200, 202), r
+    job = c.wait_job(job_id)
+    assert job['state'] == 'cancelled', job
+    # The upload was aborted and forgotten: nothing half-made in the bucket or the database.
+    assert b.keys() == {} and b.uploads() == []
+    assert parts_recorded(vv_qemu.db_path) == 0
+    r = c.get(f'/v1/domains/{full["domain_uuid"]}/backups/{full["id"]}/copies')
+    assert [(i['state'], 'cancelled' in (i['error'] or '')) for i in r.json['items']] == [
+        ('failed', True)], r.json
