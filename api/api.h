@@ -418,6 +418,19 @@ int api_webhook_update(const struct api_request *req, struct api_response *resp)
 int api_webhook_delete(const struct api_request *req, struct api_response *resp);
 int api_webhook_deliveries(const struct api_request *req, struct api_response *resp);
 /* --- end webhooks --- */
+/* --- remotes --- */
+int api_remotes_list(const struct api_request *req, struct api_response *resp);
+int api_remote_create(const struct api_request *req, struct api_response *resp);
+int api_remote_get(const struct api_request *req, struct api_response *resp);
+int api_remote_update(const struct api_request *req, struct api_response *resp);
+int api_remote_delete(const struct api_request *req, struct api_response *resp);
+int api_remote_check(const struct api_request *req, struct api_response *resp);
+int api_remote_backups(const struct api_request *req, struct api_response *resp);
+int api_remote_restore(const struct api_request *req, struct api_response *resp);
+int api_remote_backup_delete(const struct api_request *req, struct api_response *resp);
+int api_backup_copy(const struct api_request *req, struct api_response *resp);
+int api_backup_copies(const struct api_request *req, struct api_response *resp);
+/* --- end remotes --- */
 
 /* --- policies --- */
 int api_policies_list(const struct api_request *req, struct api_response *resp);

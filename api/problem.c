@@ -35,6 +35,8 @@ static const struct problem_kind kinds[] = {
     {-ETIMEDOUT, 504, "timeout", "The operation did not finish in time"},
     {-ENOSPC, 507, "insufficient_storage", "Out of space"},
     {0, 503, "not_ready", "The service is not ready"},
+    {-EREMOTEIO, 502, "remote_error", "The object store failed or refused the request"},
+    {-EBADMSG, 502, "remote_data_invalid", "The object store holds data that cannot be read"},
     {-EIO, 500, "internal", "Internal error"},
 };
 

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <libgen.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "snapshot.h"
 #include "vault/vault.h"
 #include "virt/virt.h"
+#include "offsite.h"
 #include "webhook.h"
 
 #define JOB_WORKERS 4
@@ -122,6 +124,11 @@ core_start(const struct core_config *cfg)
         r = core_files_init(&fcfg);
     }
     if (r >= 0) {
+        /* The remotes' secrets live beside the database. */
+        _cleanup_free_ char *db_copy = strdup(cfg->db_path);
+        r = db_copy ? core_offsite_init(dirname(db_copy)) : -ENOMEM;
+    }
+    if (r >= 0) {
         /* Before the jobs: the ends of jobs an earlier process left are events too. */
         struct core_webhook_config wcfg = {
             .retry_base_ms = cfg->webhook_retry_base_ms,
@@ -162,6 +169,7 @@ core_stop(void)
     core_checkpoint_stop();
     core_files_fini();
     core_backup_mount_fini();
+    core_offsite_fini();
     core_backup_fini();
     virt_close();
     db_close(core_ctx.db);

@@ -231,6 +231,51 @@ const char *const db_migrations[] = {
     "  exports TEXT NOT NULL,"
     "  created_ms INTEGER NOT NULL"
     ") STRICT;",
+    /*
+     * 11: remotes (S3-compatible buckets; their secrets live in 0600 files,
+     * not here), the copies of backups to them, and the multipart uploads in
+     * flight with each part the bucket confirmed, for a copy to resume.
+     */
+    "CREATE TABLE remotes ("
+    "  name TEXT PRIMARY KEY,"
+    "  endpoint TEXT NOT NULL,"
+    "  region TEXT NOT NULL,"
+    "  bucket TEXT NOT NULL,"
+    "  prefix TEXT NOT NULL,"
+    "  path_style INTEGER NOT NULL,"
+    "  access_key TEXT NOT NULL,"
+    "  ca_file TEXT,"
+    "  key_file TEXT,"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL,"
+    "  lock_days INTEGER NOT NULL DEFAULT 0"
+    ") STRICT;"
+    "CREATE TABLE remote_copies ("
+    "  backup_id TEXT NOT NULL,"
+    "  remote TEXT NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state IN ('uploading', 'completed', 'failed')),"
+    "  job_id TEXT,"
+    "  object_bytes INTEGER NOT NULL DEFAULT 0,"
+    "  error TEXT,"
+    "  created_ms INTEGER NOT NULL,"
+    "  finished_ms INTEGER,"
+    "  PRIMARY KEY (backup_id, remote)"
+    ") STRICT;"
+    "CREATE TABLE remote_uploads ("
+    "  remote TEXT NOT NULL,"
+    "  object TEXT NOT NULL,"
+    "  upload_id TEXT NOT NULL UNIQUE,"
+    "  PRIMARY KEY (remote, object)"
+    ") STRICT;"
+    "CREATE TABLE remote_parts ("
+    "  upload_id TEXT NOT NULL,"
+    "  number INTEGER NOT NULL,"
+    "  raw_off INTEGER NOT NULL,"
+    "  raw_end INTEGER NOT NULL,"
+    "  bytes INTEGER NOT NULL,"
+    "  etag TEXT NOT NULL,"
+    "  PRIMARY KEY (upload_id, number)"
+    ") STRICT;",
 };
 
 const int db_migrations_count = (int)(sizeof(db_migrations) / sizeof(db_migrations[0]));

@@ -245,3 +245,19 @@ def held_qemu(vv_qemu, qemu_domain):
         yield stop, cont
     finally:
         cont()
+
+
+@pytest.fixture(scope='session')
+def objstore():
+    """One Ceph cluster with a RADOS Gateway (S3) for the whole run (tests/integration/objstore.py);
+    started on first use, removed at the end."""
+    import objstore as os3
+    cluster = os3.Cluster()
+    yield cluster
+    cluster.down()
+
+
+@pytest.fixture
+def objstore_bucket(objstore):
+    """A user and a bucket of this test's own on the run's object store."""
+    return objstore.bucket()

@@ -1,0 +1,57 @@
+/*
+ * core/offsite_priv.h - what the files of offsite copies share inside core/:
+ *   offsite.c          remotes, their secrets, the check, the bucket's listing
+ *   offsite_copy.c     the copy job (uploads, resume)
+ *   offsite_restore.c  the restore job (downloads)
+ */
+#ifndef VV_CORE_OFFSITE_PRIV_H
+#define VV_CORE_OFFSITE_PRIV_H
+
+#include <stdbool.h>
+
+#include "conf/remote.h"
+#include "jobs.h"
+#include "offsite.h"
+
+struct s3_target;
+struct frame_key;
+
+/* A remote opened for use: its record with its secret, its S3 target, its key. */
+struct offsite_remote {
+    struct conf_remote r;
+    struct s3_target *t;
+    struct frame_key *key; /* NULL when copies are not encrypted */
+};
+
+/* Opens remote name into *ret (offsite_remote_close). -ENOENT with a detail when there is none. */
+int offsite_remote_open(const char *name, struct offsite_remote *ret);
+void offsite_remote_close(struct offsite_remote *o);
+
+/* The object key of rel under o's prefix ("PREFIX/rel", or rel) into buf. -ENAMETOOLONG. */
+int offsite_key(const struct offsite_remote *o, const char *rel, char *buf, size_t size);
+
+/* Sets a detail "remote 'NAME': what: <S3's answer>" and returns r. */
+struct s3_result;
+int offsite_fail(const struct offsite_remote *o, int r, const char *what,
+                 const struct s3_result *res);
+
+/* Reads manifest key into a new *ret. -ENOENT when there is none; -EBADMSG with a detail. */
+int offsite_manifest_get(const struct offsite_remote *o, const char *key,
+                         struct conf_manifest **ret);
+
+/*
+ * Finds the manifest of backup id in o's bucket: its key into a new *ret.
+ * -ENOENT with a detail when the bucket holds no such backup.
+ */
+int offsite_manifest_find(const struct offsite_remote *o, const char *id, char **ret);
+
+/* This host's name, for manifests. */
+const char *offsite_host(void);
+
+extern const struct job_kind offsite_copy_kind;
+extern const struct job_kind offsite_restore_kind;
+
+/* Whether a copy job to remote name is queued or running (a delete waits for none). */
+bool offsite_copy_running(const char *remote);
+
+#endif
