@@ -302,8 +302,9 @@ export function recoveryArea(ctx) {
     browsing.opened = true;
     const fss = data?.items ?? [];
     browsing.filesystems = fss;
-    if (fss.length === 1) {
-      openDir(fss[0].device, '/');
+    // One filesystem: straight into it. None: the listing says why, as the API states it.
+    if (fss.length <= 1) {
+      openDir(fss[0]?.device ?? null, '/');
       return;
     }
     showFilesystems();
