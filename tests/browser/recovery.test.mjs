@@ -62,6 +62,8 @@ test('"Run now" starts a new domain from the vault and follows it to independenc
     assert.match(await dlg.locator('.problem').innerText(), /HTTP 409/);
 
     await dlg.getByLabel('Name of the new domain').fill(name);
+    // 4 MiB/s: the move of the 64 MiB disk lasts long enough to leave the page and come back.
+    await dlg.getByLabel('Copy bandwidth limit (MiB/s)').fill('4');
     assert.equal(await dlg.getByLabel('Start the domain now').isChecked(), true);
     await dlg.getByRole('button', { name: 'Run now' }).click();
     await dlg.waitFor({ state: 'detached' });
@@ -74,6 +76,13 @@ test('"Run now" starts a new domain from the vault and follows it to independenc
     assert.equal(await box.getByRole('link', { name }).getAttribute('href'), `#/d/${name}`);
     assert.match(await box.locator('[data-field=running-after]').innerText(), /after \d/);
     await shot(page, 'recovery-running');
+
+    // A page opened during the move finds the recovery and follows it on.
+    await page.reload();
+    await box.locator('li.done[data-phase=running]').waitFor({ timeout: 30000 });
+    assert.equal(await box.locator('li.done[data-phase=independent]').count(), 0, 'the move ended too soon to test this');
+    const moving = Number(await box.locator('[role=progressbar]').getAttribute('aria-valuenow'));
+    assert.ok(moving < 100, `${moving}%`);
 
     await box.locator('li.done[data-phase=independent]').waitFor({ timeout: 180000 });
     await box.locator('[role=progressbar][aria-valuenow="100"]').waitFor();
@@ -126,6 +135,12 @@ test('"Mount" shows the mount\'s URIs, serves the disk over HTTP, and "Unmount" 
     assert.equal(await dd('command'), `nbdcopy '${m.disks[0].uri}' vda.raw`);
     const extents = await dd('extents');
     await shot(page, 'recovery-mount');
+    // At phone width the long URIs wrap: nothing wider than the screen.
+    await page.setViewportSize({ width: 375, height: 812 });
+    const [scroll, width] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+    assert.ok(scroll <= width, `${scroll} px wide on a ${width} px screen`);
+    await shot(page, 'recovery-mount-phone');
+    await page.setViewportSize({ width: 1280, height: 860 });
 
     // The data URL serves the point's bytes (the guest's, unchanged since the backup).
     const res = await fetch(await dd('data'), { headers: { Range: 'bytes=0-65535' } });

@@ -53,6 +53,7 @@ export function backupsTab(panel, ctx) {
       items = data.items ?? [];
       draw();
       for (const b of items) if ((b.state === 'running') && b.job_id) watch(b.job_id, b);
+      recovery.resume(items);
     } catch (e) {
       if (e.name === 'AbortError') return;
       replace(chart);

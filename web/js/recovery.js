@@ -40,7 +40,8 @@ function copyLine(text, label) {
 
 /**
  * The recovery area of a backups tab. ctx: {domainName, domain, base (the backups URL),
- * signal}. Returns {el, runNow(b), mount(b), browse(b), load()}: el goes into the tab.
+ * signal}. Returns {el, runNow(b), mount(b), browse(b), resume(backups), load()}: el goes
+ * into the tab.
  */
 export function recoveryArea(ctx) {
   const { domainName, base } = ctx;
@@ -81,8 +82,30 @@ export function recoveryArea(ctx) {
     if (id) followRecovery(id, b, job);
   }
 
+  const followed = new Set(); // instant recovery job ids shown
+
+  /**
+   * Shows the instant recoveries still moving off backups of this domain (started before the
+   * page was opened, or by another client): backups is the catalog, a list of backups.
+   */
+  async function resume(backups) {
+    const byId = new Map(backups.map((x) => [x.id, x]));
+    let jobs;
+    try {
+      jobs = (await get('/v1/jobs?state=running&limit=100', { signal: ctx.signal, noPrompt: true })).items ?? [];
+    } catch {
+      return; // the catalog works without it
+    }
+    for (const j of jobs) {
+      const from = byId.get(j.result?.backup_id);
+      if (j.kind === 'instant_recovery' && from && !followed.has(j.id)) followRecovery(j.id, from, j);
+    }
+  }
+
   /** A box for an instant recovery job: its phases, the move's progress, the new domain. */
   function followRecovery(id, b, first) {
+    if (followed.has(id)) return;
+    followed.add(id);
     const t0 = performance.now();
     const name = first?.domain ?? '';
     const steps = h('ol', { class: 'phases' });
@@ -436,5 +459,5 @@ export function recoveryArea(ctx) {
     }
   }
 
-  return { el, runNow, mount, browse, load: () => loadMounts() };
+  return { el, runNow, mount, browse, resume, load: () => loadMounts() };
 }
