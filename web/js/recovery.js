@@ -4,7 +4,7 @@
 // NBD and HTTP, with the URIs and a command to copy them) and "Browse files" (the filesystems
 // inside a disk at that point: directories, breadcrumbs and download links).
 
-import { h, replace, badge, fmtBytes, fmtTime, fmtAge, fmtDuration, shortId, announce } from './dom.js';
+import { h, replace, badge, fmtBytes, fmtTime, fmtAge, fmtDuration, secondsBetween, shortId, announce } from './dom.js';
 import { api, get, seg, problemView, authHeaders, getToken, readProblem, ApiError } from './api.js';
 import { formDialog, textField } from './dialog.js';
 import { followJob, jobIdFrom, percentOf } from './events.js';
@@ -106,7 +106,6 @@ export function recoveryArea(ctx) {
   function followRecovery(id, b, first) {
     if (followed.has(id)) return;
     followed.add(id);
-    const t0 = performance.now();
     const name = first?.domain ?? '';
     const steps = h('ol', { class: 'phases' });
     const bar = h('span', { style: 'width:0%' });
@@ -161,7 +160,8 @@ export function recoveryArea(ctx) {
       if (!final) return;
       update(final);
       if (final.state === 'succeeded') {
-        const text = `${name} is running and independent of the vault (${fmtDuration((performance.now() - t0) / 1000)}).`;
+        const took = secondsBetween(final.created_at, final.finished_at);
+        const text = `${name} is running and independent of the vault${took === null ? '' : ` (${fmtDuration(took)} after the request)`}.`;
         replace(outcome, h('p', { class: 'result', role: 'status' }, text));
         announce(text);
       } else {
