@@ -46,6 +46,7 @@ struct api_stream {
     uint64_t size;
     bool ranges;
     const char *content_type; /* static */
+    char disposition[1024];   /* the Content-Disposition header, or "" (api_disposition()) */
     ssize_t (*read)(void *opaque, uint64_t pos, char *buf, size_t max);
     /* Optional: the server is about to read [pos, pos+len) in order (lets it read ahead). */
     void (*prepare)(void *opaque, uint64_t pos, uint64_t len);
@@ -393,6 +394,11 @@ int api_backup_verify(const struct api_request *req, struct api_response *resp);
 int api_backup_finish(const struct api_request *req, struct api_response *resp);
 int api_backup_extents(const struct api_request *req, struct api_response *resp);
 int api_backup_data(const struct api_request *req, struct api_response *resp);
+/* --- files inside backups --- */
+int api_backup_filesystems(const struct api_request *req, struct api_response *resp);
+int api_backup_files_list(const struct api_request *req, struct api_response *resp);
+int api_backup_file_content(const struct api_request *req, struct api_response *resp);
+int api_files_metrics(FILE *f);
 /* --- checkpoints --- */
 int api_checkpoints_list(const struct api_request *req, struct api_response *resp);
 int api_checkpoint_create(const struct api_request *req, struct api_response *resp);

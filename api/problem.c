@@ -26,6 +26,8 @@ static const struct problem_kind kinds[] = {
     {-ERANGE, 416, "range_not_satisfiable", "The requested range cannot be served"},
     {0, 421, "misdirected_request", "The request names a host this service is not"},
     {0, 422, "idempotency_key_reused", "The Idempotency-Key came with another request"},
+    {-EMEDIUMTYPE, 422, "unprocessable", "The resource cannot be read this way"},
+    {-ENOTDIR, 422, "not_a_folder", "The path is not a folder"},
     {0, 429, "too_many_requests", "Too many requests of this kind are open"},
     {-EAGAIN, 503, "temporarily_unavailable", "The service is busy; try again"},
     {-EOPNOTSUPP, 501, "unsupported", "Not supported here"},

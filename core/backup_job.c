@@ -171,6 +171,7 @@ backup_abs_path(const char *rel, char *buf, size_t size)
 void
 backup_remove_images(const struct conf_backup *b)
 {
+    backup_files_forget(b->id);
     for (size_t i = 0; i < b->n_disks; i++) {
         if (!b->disks[i].file || !b->disks[i].file[0])
             continue;

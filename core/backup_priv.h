@@ -228,6 +228,12 @@ int backup_mount_uri(const char *backup_id, const char *disk, char *uri, size_t 
 /* Counts as a read of every mount of backup_id. */
 void backup_mount_touch(const char *backup_id);
 
+/*
+ * backup_files.c: takes the file handles (files.h) of backup_id out of use
+ * before its images go (delete, prune); the last request on one closes it.
+ */
+void backup_files_forget(const char *backup_id);
+
 /* backup_restore.c, backup_verify.c: the run() of the restore and verify kinds. */
 
 int backup_restore_run(struct job *job, void *data);

@@ -352,8 +352,13 @@ intent_finish_files(const struct db_prune_intent *it)
 
     for (size_t i = 0; i < it->n_ops; i++) {
         const struct db_prune_op *op = &it->ops[i];
+        const char *base = strrchr(op->kind == DB_PRUNE_WRITE ? op->target : op->path, '/');
+        char id[17];
         int r;
 
+        /* "<uuid>/<chain>/<id>.<disk>.qcow2": that backup's file handles go first. */
+        if (base && sscanf(base + 1, "%16[0-9a-f]", id) == 1)
+            backup_files_forget(id);
         if (op->kind == DB_PRUNE_WRITE) {
             r = vault_image_install(backup_ctx.vault, op->target);
             if (r == -ENOENT)

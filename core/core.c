@@ -10,6 +10,7 @@
 #include "ctx.h"
 #include "db/db.h"
 #include "err.h"
+#include "files.h"
 #include "jobs.h"
 #include "log.h"
 #include "policy.h"
@@ -113,6 +114,14 @@ core_start(const struct core_config *cfg)
     if (r >= 0)
         r = core_backup_mount_init(cfg->mount_idle_seconds);
     if (r >= 0) {
+        struct core_files_config fcfg = {
+            .idle_s = cfg->files_idle_seconds,
+            .max_handles = cfg->files_max_handles,
+            .backend_settings = cfg->guestfs_backend_settings,
+        };
+        r = core_files_init(&fcfg);
+    }
+    if (r >= 0) {
         /* Before the jobs: the ends of jobs an earlier process left are events too. */
         struct core_webhook_config wcfg = {
             .retry_base_ms = cfg->webhook_retry_base_ms,
@@ -151,6 +160,7 @@ core_stop(void)
     core_webhook_stop(); /* after the jobs, whose ends are events */
     virt_set_event_handler(NULL, NULL);
     core_checkpoint_stop();
+    core_files_fini();
     core_backup_mount_fini();
     core_backup_fini();
     virt_close();

@@ -26,6 +26,10 @@ struct core_config {
     int64_t webhook_retry_cap_ms;
     int64_t webhook_retry_for_ms;
     unsigned max_policy_jobs; /* policy jobs at once on the host; 0 for the default (2) */
+    /* Files inside backups (files.h): */
+    unsigned files_idle_seconds;          /* close a file handle unused this long; 0: 300 */
+    unsigned files_max_handles;           /* file handles open at once; 0: 2 */
+    const char *guestfs_backend_settings; /* ':'-separated, for libguestfs; NULL: none */
 };
 
 /*

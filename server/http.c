@@ -135,6 +135,7 @@ struct req {
     char *idem_key;            /* the Idempotency-Key it claimed, until its answer settles it */
     char idem_scope[72];       /* the key's scope: the caller (see idem_begin) */
     bool replayed;             /* its answer is the one kept for its Idempotency-Key */
+    bool retry_after;          /* a 503 "temporarily_unavailable": say when to try again */
     struct deferred *deferred; /* its slow half, while suspended or until it is answered */
     bool conditional;          /* its route answers conditional requests */
     char *if_match;            /* its If-Match fields, joined; NULL when none came */
@@ -271,6 +272,8 @@ queue(struct req *rq, int status, char *body, size_t len, const char *type, cons
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     if (rq->replayed)
         MHD_add_response_header(resp, "Idempotent-Replayed", "true");
+    if (rq->retry_after)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "5");
     if (rq->etag[0] && (status == 200 || status == 304))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, rq->etag);
     rq->status = status;
@@ -299,6 +302,8 @@ queue_problem(struct req *rq, const struct problem_kind *kind, const char *detai
               const char *allow)
 {
     json_t *p = detail ? problem_new(kind, detail, path) : problem_from_err(kind, path);
+
+    rq->retry_after = kind->status == 503 && strcmp(kind->code, "temporarily_unavailable") == 0;
 
     return queue_json(rq, kind->status, p, "application/problem+json", NULL, allow,
                       kind->status == 401);

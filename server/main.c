@@ -144,6 +144,9 @@ main(int argc, char **argv)
         .webhook_retry_cap_ms = opts.webhook_retry_cap_ms,
         .webhook_retry_for_ms = (int64_t)opts.webhook_retry_for * 1000,
         .max_policy_jobs = opts.max_policy_jobs,
+        .files_idle_seconds = opts.files_idle_seconds,
+        .files_max_handles = opts.files_max_handles,
+        .guestfs_backend_settings = opts.guestfs_backend_settings,
     };
     r = core_start(&ccfg);
     if (r < 0) {

@@ -147,6 +147,7 @@ metrics_render(void)
                 timers_count(m.waits));
     pthread_mutex_unlock(&m.lock);
     (void)api_policy_metrics(f);
+    (void)api_files_metrics(f);
     if (fclose(f) != 0) {
         free(out);
         return NULL;

@@ -52,6 +52,11 @@ const char options_usage[] =
     "                         doubled after each failure (default 1000)\n"
     "  --webhook-retry-cap-ms MS  the longest wait between two attempts (default 300000)\n"
     "  --webhook-retry-for SECS  give a delivery up SECS after its event (default 86400)\n"
+    "  --files-idle-seconds SECS  close a file handle of a backup point (its libguestfs\n"
+    "                         appliance) nobody used for SECS (default 300)\n"
+    "  --files-max-handles N  file handles open at once, ~500 MB each (default 2)\n"
+    "  --guestfs-backend-settings LIST  ':'-separated libguestfs backend settings for\n"
+    "                         the appliances (default force_tcg; '' tries KVM)\n"
     "  --help                 show this help and exit\n"
     "  --version              show the version and exit\n"
     "\n"
@@ -85,6 +90,9 @@ enum {
     OPT_WEBHOOK_RETRY_CAP_MS,
     OPT_WEBHOOK_RETRY_FOR,
     OPT_MAX_POLICY_JOBS,
+    OPT_FILES_IDLE_SECONDS,
+    OPT_FILES_MAX_HANDLES,
+    OPT_GUESTFS_BACKEND_SETTINGS,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -117,6 +125,9 @@ static const struct option long_options[] = {
     {"webhook-retry-cap-ms", required_argument, NULL, OPT_WEBHOOK_RETRY_CAP_MS},
     {"webhook-retry-for", required_argument, NULL, OPT_WEBHOOK_RETRY_FOR},
     {"max-policy-jobs", required_argument, NULL, OPT_MAX_POLICY_JOBS},
+    {"files-idle-seconds", required_argument, NULL, OPT_FILES_IDLE_SECONDS},
+    {"files-max-handles", required_argument, NULL, OPT_FILES_MAX_HANDLES},
+    {"guestfs-backend-settings", required_argument, NULL, OPT_GUESTFS_BACKEND_SETTINGS},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -315,6 +326,23 @@ apply(struct options *o, int id, const char *name, const char *value, char *err,
             return fail(err, size, "%s: '%s' is not a number from 1 to 64", name, value);
         o->max_policy_jobs = (unsigned)n;
         return 0;
+    case OPT_FILES_IDLE_SECONDS:
+        if (parse_uint(value, 1, 7 * 24 * 3600, &n) < 0)
+            return fail(err, size, "%s: '%s' is not a number of seconds from 1 to 604800", name,
+                        value);
+        o->files_idle_seconds = (unsigned)n;
+        return 0;
+    case OPT_FILES_MAX_HANDLES:
+        if (parse_uint(value, 1, 64, &n) < 0)
+            return fail(err, size, "%s: '%s' is not a number from 1 to 64", name, value);
+        o->files_max_handles = (unsigned)n;
+        return 0;
+    case OPT_GUESTFS_BACKEND_SETTINGS:
+        for (const char *p = value; *p; p++)
+            if ((unsigned char)*p < ' ' || (unsigned char)*p >= 0x7f)
+                return fail(err, size, "%s: '%s' is not a ':'-separated list of settings", name,
+                            value);
+        return set_string(&o->guestfs_backend_settings, value);
     default:
         return fail(err, size, "%s: unknown option", name);
     }
@@ -339,6 +367,8 @@ set_defaults(struct options *o)
     o->webhook_retry_cap_ms = 300 * 1000;
     o->webhook_retry_for = 24 * 3600;
     o->max_policy_jobs = 2;
+    o->files_idle_seconds = 300;
+    o->files_max_handles = 2;
 }
 
 static int
@@ -352,6 +382,7 @@ fill_missing(struct options *o)
         {offsetof(struct options, libvirt_uri), "test:///default"},
         {offsetof(struct options, db), "virtvault.db"},
         {offsetof(struct options, vault_dir), "vault"},
+        {offsetof(struct options, guestfs_backend_settings), "force_tcg"},
     };
 
     for (size_t i = 0; i < ARRAY_SIZE(defaults); i++) {
@@ -455,6 +486,7 @@ options_clear(struct options *o)
     free(o->tls_key);
     free(o->restore_roots);
     free(o->allowed_hosts);
+    free(o->guestfs_backend_settings);
     free(o->socket_group);
     memset(o, 0, sizeof(*o));
 }

@@ -41,6 +41,9 @@ struct options {
     unsigned webhook_retry_base_ms; /* the first retry of a webhook delivery waits this long */
     unsigned webhook_retry_cap_ms;  /* the longest wait between two attempts */
     unsigned webhook_retry_for;     /* seconds after its event a delivery is given up */
+    unsigned files_idle_seconds;    /* seconds a file handle of a backup point may go unused */
+    unsigned files_max_handles;     /* file handles (libguestfs appliances) open at once */
+    char *guestfs_backend_settings; /* ':'-separated libguestfs backend settings */
 };
 
 enum options_action {

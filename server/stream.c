@@ -174,6 +174,8 @@ stream_response_new(struct api_stream *stream, const char *range_header, struct 
     }
     if (n_ranges == 1)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, content_range);
+    if (stream->disposition[0])
+        MHD_add_response_header(resp, "Content-Disposition", stream->disposition);
     *ret = resp;
     *ret_status = status;
     return 0;
