@@ -1,11 +1,11 @@
-// "Browse files" against a sandbox QEMU domain whose disk is a real ext4 filesystem (made with
-// mkfs.ext4 -d, never mounted): the cold opening state, the directory table, breadcrumbs,
-// a symlink, a download whose bytes are the file's; and a disk without a filesystem, whose 422
-// is shown as the API states it.
+// "Browse files" against a sandbox QEMU domain whose disk holds two real ext4 partitions (made
+// with sfdisk and mkfs.ext4 -d, never mounted): the cold opening state, the filesystems, the
+// directory table, breadcrumbs, a symlink, a download whose bytes are the file's; and a disk
+// without a filesystem, whose 422 is shown as the API states it.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdirSync, writeFileSync, readFileSync, symlinkSync, chmodSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -30,7 +30,10 @@ async function backUp(dom) {
   return r.data;
 }
 
-/** A stopped sandbox domain's vda replaced by an ext4 filesystem of tree (made, not mounted). */
+/**
+ * A stopped sandbox domain's vda replaced by a partitioned disk (made, never mounted): an
+ * MBR with two ext4 partitions, "root" holding tree and "data" holding one file.
+ */
 async function ext4Domain(name, dir) {
   const tree = join(dir, 'tree');
   mkdirSync(join(tree, 'etc'), { recursive: true });
@@ -40,11 +43,20 @@ async function ext4Domain(name, dir) {
   writeFileSync(join(tree, 'etc', 'shadow'), 'root:*:1::::::\n');
   chmodSync(join(tree, 'etc', 'shadow'), 0o600);
   for (let i = 0; i < 3; i++) writeFileSync(join(tree, 'var', 'log', `app-${i}.log`), LOG);
+  const data = join(dir, 'data');
+  mkdirSync(data);
+  writeFileSync(join(data, 'readme.txt'), 'the second partition\n');
   await sandbox('domain-create', name, '--size', '64M', '--no-start');
   const img = (await virsh('domblklist', name)).split('\n').map((l) => l.trim().split(/\s+/))
     .find((p) => p[0] === 'vda')[1];
-  const raw = join(dir, 'fs.raw');
-  await run('mkfs.ext4', ['-q', '-F', '-L', 'browsefs', '-d', tree, '-E', 'root_owner=0:0', raw, '64M']);
+  const raw = join(dir, 'disk.raw');
+  await run('truncate', ['-s', '64M', raw]);
+  // sectors of 512 bytes: root from 1 MiB, 40 MiB long; data after it, to the end.
+  const table = spawnSync('sfdisk', ['-q', raw], { input: 'label: dos\nstart=2048, size=81920, type=83\nstart=83968, type=83\n' });
+  assert.equal(table.status, 0, String(table.stderr));
+  await run('mkfs.ext4', ['-q', '-F', '-L', 'root', '-d', tree, '-E', 'offset=1048576,root_owner=0:0', raw, '40M']);
+  await run('mkfs.ext4', ['-q', '-F', '-L', 'data', '-d', data, '-E', `offset=${83968 * 512},root_owner=0:0`, raw,
+    `${(64 * 1024 * 1024 - 83968 * 512) / 1024}K`]);
   await run('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', '-o', 'compat=1.1', raw, `${img}.new`]);
   await run('mv', ['-f', `${img}.new`, img]);
   rmSync(raw);
@@ -77,11 +89,26 @@ test('"Browse files" opens the backup, walks its directories and downloads a fil
     await row.waitFor();
     await row.getByRole('button', { name: /^Browse the files of backup/ }).click();
     const browser = page.locator('#file-browser');
-    // A cold backup point: the page says that opening takes a while, then lists /.
+    // A cold backup point: the page says that opening takes a while, then lists what is there.
     await browser.locator('.opening[role=status]', { hasText: 'about 30 s the first time' }).waitFor();
     await shot(page, 'files-opening', { fullPage: false });
+    const fss = browser.locator('#filesystems-table');
+    await browser.locator('#filesystems-table, .problem').first().waitFor({ timeout: 240000 });
+    if (await browser.locator('.problem').count()) assert.fail(await browser.locator('.problem').innerText());
+    const labels = await fss.locator('tbody tr').evaluateAll((rows) => rows.map((r) => [r.dataset.filesystem,
+      r.cells[1].innerText, r.cells[2].innerText]));
+    assert.deepEqual(labels, [['/dev/sda1', 'ext4', 'root'], ['/dev/sda2', 'ext4', 'data']]);
+    await shot(page, 'files-filesystems');
+
+    // The second partition, then back to the disk and into the first.
+    await fss.getByRole('button', { name: '/dev/sda2' }).click();
+    const second = browser.locator('#files-table[data-path="/"]');
+    await second.locator('tr[data-name="readme.txt"]').waitFor();
+    const crumbs = browser.getByRole('navigation', { name: 'Path' });
+    await crumbs.getByRole('button', { name: 'vda' }).click();
+    await fss.getByRole('button', { name: '/dev/sda1' }).click();
     const table = browser.locator('#files-table[data-path="/"]');
-    await table.waitFor({ timeout: 180000 });
+    await table.locator('tr[data-name=etc]').waitFor();
     for (const n of ['etc', 'var', 'lost+found']) await table.locator(`tr[data-name="${n}"][data-type=directory]`).waitFor();
 
     // Into /etc with the keyboard.
@@ -98,7 +125,7 @@ test('"Browse files" opens the backup, walks its directories and downloads a fil
     assert.equal(await link.getAttribute('data-type'), 'symlink');
     assert.match(await link.innerText(), /→ hostname/);
     // The breadcrumbs: the disk, the filesystem's root, etc (current).
-    const crumbs = browser.getByRole('navigation', { name: 'Path' });
+    assert.deepEqual(await crumbs.locator('li').allInnerTexts(), ['vda', '/dev/sda1 /', 'etc']);
     assert.equal(await crumbs.locator('[aria-current=location]').innerText(), 'etc');
     await shot(page, 'files-etc');
 
@@ -126,7 +153,7 @@ test('"Browse files" opens the backup, walks its directories and downloads a fil
 
     // The same listing as the API gives.
     const api = (await apiJson(d.url, 'GET',
-      `/v1/domains/${fsDom}/backups/${fsBackup.id}/disks/vda/files?path=/etc`)).data;
+      `/v1/domains/${fsDom}/backups/${fsBackup.id}/disks/vda/files?path=/etc&filesystem=/dev/sda1`)).data;
     assert.deepEqual(api.items.map((i) => i.name).sort(), ['hostname', 'name-link', 'shadow']);
 
     await browser.getByRole('button', { name: 'Close' }).click();
@@ -146,7 +173,7 @@ test('"Browse files" on a disk without a filesystem shows the API\'s 422', async
     await row.waitFor();
     await row.getByRole('button', { name: /^Browse the files of backup/ }).click();
     const problem = page.locator('#file-browser .problem');
-    await problem.waitFor({ timeout: 180000 });
+    await problem.waitFor({ timeout: 240000 });
     const expected = (await apiJson(d.url, 'GET',
       `/v1/domains/${rawDom}/backups/${rawBackup.id}/disks/vda/files?path=/`)).data;
     assert.equal(expected.status, 422);
