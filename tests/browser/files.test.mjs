@@ -21,6 +21,7 @@ let fsBackup;
 let rawBackup;
 const HOSTNAME = 'browser-files\n';
 const LOG = Buffer.alloc(3000, 'x');
+const MANY = 620; // more than one page of a listing (the UI asks for 500)
 
 async function backUp(dom) {
   const r = await apiJson(d.url, 'POST', `/v1/domains/${dom}/backups`, { type: 'full' });
@@ -43,6 +44,8 @@ async function ext4Domain(name, dir) {
   writeFileSync(join(tree, 'etc', 'shadow'), 'root:*:1::::::\n');
   chmodSync(join(tree, 'etc', 'shadow'), 0o600);
   for (let i = 0; i < 3; i++) writeFileSync(join(tree, 'var', 'log', `app-${i}.log`), LOG);
+  mkdirSync(join(tree, 'many'));
+  for (let i = 0; i < MANY; i++) writeFileSync(join(tree, 'many', `f${String(i).padStart(4, '0')}`), '');
   const data = join(dir, 'data');
   mkdirSync(data);
   writeFileSync(join(data, 'readme.txt'), 'the second partition\n');
@@ -150,6 +153,17 @@ test('"Browse files" opens the backup, walks its directories and downloads a fil
     // ".. (up)" goes to the parent.
     await log.getByRole('button', { name: 'Up to /var' }).click();
     await browser.locator('#files-table[data-path="/var"]').waitFor();
+
+    // A folder longer than a page: "Show more" adds the next page, and then there is no more.
+    await crumbs.getByRole('button', { name: /\/$/ }).click();
+    await table.getByRole('button', { name: 'Open directory many' }).click();
+    const many = browser.locator('#files-table[data-path="/many"]');
+    await many.waitFor();
+    assert.equal(await many.locator('tbody tr[data-type=file]').count(), 500);
+    await browser.getByRole('button', { name: 'Show more' }).click();
+    await many.locator(`tr[data-name="f${String(MANY - 1).padStart(4, '0')}"]`).waitFor();
+    assert.equal(await many.locator('tbody tr[data-type=file]').count(), MANY);
+    assert.equal(await browser.getByRole('button', { name: 'Show more' }).count(), 0);
 
     // The same listing as the API gives.
     const api = (await apiJson(d.url, 'GET',

@@ -280,9 +280,9 @@ export function recoveryArea(ctx) {
    * GETs a files route. A cold backup point answers once its reader is launched (or, should the
    * service answer 202 with a job, once that job ends): the "opening" state says so.
    */
-  async function filesGet(path, my) {
+  async function filesGet(path, my, quiet) {
     const slow = setTimeout(() => {
-      if (my !== browsing?.seq) return;
+      if (my !== browsing?.seq || quiet) return;
       const t0 = performance.now();
       const secs = h('span', { class: 'elapsed' }, '0 s');
       const tick = setInterval(() => {
@@ -378,7 +378,7 @@ export function recoveryArea(ctx) {
     const my = pageToken ? browsing.seq : ++browsing.seq;
     let data;
     try {
-      data = await filesGet(`${diskUrl()}/files?${query(fs, path, `&limit=500${pageToken ? `&page_token=${encodeURIComponent(pageToken)}` : ''}`)}`, my);
+      data = await filesGet(`${diskUrl()}/files?${query(fs, path, `&limit=500${pageToken ? `&page_token=${encodeURIComponent(pageToken)}` : ''}`)}`, my, Boolean(appendTo));
     } catch (e) {
       if (e.name === 'AbortError' || my !== browsing?.seq) return;
       const p = problemView(e, { context: `${path} could not be listed.` });
@@ -395,12 +395,16 @@ export function recoveryArea(ctx) {
     const rows = (data.items ?? []).map((f) => fileRow(usedFs, dir, f));
     const more = data.next_page_token ? h('button', { type: 'button', class: 'btn', id: 'files-more', onclick: (ev) => {
       ev.currentTarget.disabled = true;
+      ev.currentTarget.textContent = 'Loading more…';
       openDir(usedFs, dir, data.next_page_token, ev.currentTarget);
     } }, 'Show more') : null;
     if (appendTo) {
       document.querySelector('#files-table tbody')?.append(...rows);
       if (more) appendTo.replaceWith(more);
       else appendTo.remove();
+      // The button pressed is gone: the keyboard goes on from the first row it brought.
+      (rows[0]?.querySelector('a, button') ?? rows[0])?.focus?.();
+      announce(`${rows.length} more entries.`);
       return;
     }
     const parent = dir === '/' ? null : dir.replace(/\/[^/]+\/?$/, '') || '/';
