@@ -58,6 +58,49 @@ query_filesystem(const struct api_request *req, const char **ret)
     return 0;
 }
 
+/*
+ * s as a JSON string: a filesystem's names are bytes, and JSON needs UTF-8,
+ * so a byte that does not start a valid UTF-8 sequence becomes U+FFFD.
+ */
+static json_t *
+text_json(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    _cleanup_free_ char *out = NULL;
+    size_t at = 0;
+    json_t *j = json_string(s);
+
+    if (j || !s)
+        return j;
+    out = malloc(strlen(s) * 3 + 1);
+    if (!out)
+        return NULL;
+    while (*p) {
+        size_t len = *p < 0x80         ? 1
+                     : (*p >> 5) == 6  ? 2
+                     : (*p >> 4) == 14 ? 3
+                     : (*p >> 3) == 30 ? 4
+                                       : 0;
+        bool ok = len > 0;
+
+        for (size_t k = 1; ok && k < len; k++)
+            ok = (p[k] & 0xc0) == 0x80;
+        if (ok) {
+            memcpy(out + at, p, len);
+            at += len;
+            p += len;
+        } else {
+            memcpy(out + at, "\xef\xbf\xbd", 3);
+            at += 3;
+            p++;
+        }
+    }
+    out[at] = '\0';
+    /* Overlong forms and surrogates pass the check above but not jansson's: drop them too. */
+    j = json_string(out);
+    return j ? j : json_string("\xef\xbf\xbd");
+}
+
 static int
 filesystems_now(const struct api_request *req, struct api_response *resp)
 {
@@ -71,8 +114,9 @@ filesystems_now(const struct api_request *req, struct api_response *resp)
         return r;
     items = json_array();
     for (size_t i = 0; items && i < n; i++) {
-        json_t *it = json_pack("{s:s, s:s, s:s, s:s, s:o}", "device", fs[i].device, "type",
-                               fs[i].type, "label", fs[i].label, "uuid", fs[i].uuid, "size",
+        json_t *it = json_pack("{s:o, s:o, s:o, s:o, s:o}", "device", text_json(fs[i].device),
+                               "type", text_json(fs[i].type), "label", text_json(fs[i].label),
+                               "uuid", text_json(fs[i].uuid), "size",
                                fs[i].size >= 0 ? json_integer(fs[i].size) : json_null());
         if (!it || json_array_append_new(items, it) < 0) {
             json_decref(items);
@@ -85,12 +129,29 @@ filesystems_now(const struct api_request *req, struct api_response *resp)
     return api_reply(resp, 200, api_list(items));
 }
 
+/*
+ * What every route checks before it reads anything, in the order the
+ * service answers: the backup and disk exist (404, 409), then the build can
+ * read files (501).
+ */
+static int
+files_target(const struct api_request *req)
+{
+    int r = core_backup_files_target(req->params[0], req->params[1], req->params[2]);
+
+    if (r < 0)
+        return r;
+    return core_files_available() ? 0 : no_files();
+}
+
 int
 api_backup_filesystems(const struct api_request *req, struct api_response *resp)
 {
-    if (!core_files_available())
-        return no_files();
-    if (core_files_warm(req->params[1], req->params[2]))
+    int r = files_target(req);
+
+    if (r < 0)
+        return r;
+    if (core_files_warm(req->params[1]))
         return filesystems_now(req, resp);
     return api_defer(req, resp, filesystems_now, NULL);
 }
@@ -102,11 +163,11 @@ file_json(const struct conf_file *f)
     json_t *o;
 
     snprintf(mode, sizeof(mode), "%04o", f->mode);
-    o = json_pack("{s:s, s:s, s:I, s:s, s:o}", "name", f->name, "type",
+    o = json_pack("{s:o, s:s, s:I, s:s, s:o}", "name", text_json(f->name), "type",
                   conf_file_type_to_string(f->type), "size", (json_int_t)f->size, "mode", mode,
                   "mtime", api_time_json(f->mtime_s * 1000));
     if (o && f->type == CONF_FILE_SYMLINK && f->target &&
-        json_object_set_new(o, "target", json_string(f->target)) < 0) {
+        json_object_set_new(o, "target", text_json(f->target)) < 0) {
         json_decref(o);
         return NULL;
     }
@@ -146,7 +207,7 @@ files_list_now(const struct api_request *req, struct api_response *resp)
             items = NULL;
         }
     out = items ? api_page_json(items, "files", end < d->n ? d->items[end - 1].name : NULL) : NULL;
-    if (out && (json_object_set_new(out, "path", json_string(d->path)) < 0 ||
+    if (out && (json_object_set_new(out, "path", text_json(d->path)) < 0 ||
                 json_object_set_new(out, "filesystem", json_string(d->filesystem)) < 0)) {
         json_decref(out);
         out = NULL;
@@ -164,17 +225,17 @@ api_backup_files_list(const struct api_request *req, struct api_response *resp)
     const char *path, *filesystem;
     int r;
 
-    /* Bad input answers at once, launched or not. */
-    r = query_path(req, &path);
+    /* Bad input answers at once, launched or not: paging, the resource, then the rest. */
+    r = api_query_page(req, "files", &page);
+    if (r >= 0)
+        r = files_target(req);
+    if (r >= 0)
+        r = query_path(req, &path);
     if (r >= 0)
         r = query_filesystem(req, &filesystem);
-    if (r >= 0)
-        r = api_query_page(req, "files", &page);
     if (r < 0)
         return r;
-    if (!core_files_available())
-        return no_files();
-    if (core_files_warm(req->params[1], req->params[2]))
+    if (core_files_warm(req->params[1]))
         return files_list_now(req, resp);
     return api_defer(req, resp, files_list_now, list_keys);
 }
@@ -265,14 +326,14 @@ api_backup_file_content(const struct api_request *req, struct api_response *resp
     const char *path, *filesystem;
     int r;
 
-    r = query_path(req, &path);
+    r = files_target(req);
+    if (r >= 0)
+        r = query_path(req, &path);
     if (r >= 0)
         r = query_filesystem(req, &filesystem);
     if (r < 0)
         return r;
-    if (!core_files_available())
-        return no_files();
-    if (core_files_warm(req->params[1], req->params[2]))
+    if (core_files_warm(req->params[1]))
         return content_now(req, resp);
     return api_defer(req, resp, content_now, content_keys);
 }

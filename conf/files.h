@@ -32,6 +32,7 @@ struct conf_filesystem {
     char *label;  /* "" when it has none */
     char *uuid;   /* "" when it has none */
     int64_t size; /* bytes of the device, -1 when unknown */
+    int drive;    /* the image it lies on, as the images were given (0...); -1: unknown */
 };
 
 void conf_filesystems_free(struct conf_filesystem *v, size_t n);

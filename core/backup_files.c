@@ -1,7 +1,7 @@
 /*
  * Files inside backup points (files.h): a cache of launched libguestfs
- * handles, one per backup point and disk, over the top image of the
- * point's chain in the vault (qcow2, read-only: its backing files are
+ * handles, one per backup point, each disk a drive over the top image of
+ * its chain in the vault (qcow2, read-only: its backing files are
  * opened read-only too, and nothing of the vault is ever written).
  *
  * Each handle is in the table from the start of its launch on. A request
@@ -42,7 +42,8 @@ enum handle_state {
 
 struct handle {
     char backup_id[17];
-    char disk[64];
+    char **targets; /* the backup's disks, in the order of the appliance's drives */
+    size_t n_targets;
     enum handle_state state;
     int launch_r; /* HANDLE_FAILED: the launch's error */
     char launch_detail[512];
@@ -74,10 +75,13 @@ handle_free(struct handle *h)
     if (!h)
         return;
     if (h->g) {
-        log_info("files of backup %s disk %s: appliance closed", h->backup_id, h->disk);
+        log_info("files of backup %s: appliance closed", h->backup_id);
         virt_gfs_close(h->g);
     }
     conf_filesystems_free(h->fs, h->n_fs);
+    for (size_t i = 0; i < h->n_targets; i++)
+        free(h->targets[i]);
+    free(h->targets);
     pthread_mutex_destroy(&h->lock);
     free(h);
 }
@@ -115,8 +119,8 @@ reaper(void *arg)
         if (idle) {
             unlink_locked(idle);
             pthread_mutex_unlock(&files.lock);
-            log_info("files of backup %s disk %s: nobody read them for %u s", idle->backup_id,
-                     idle->disk, files.idle_s);
+            log_info("files of backup %s: nobody read them for %u s", idle->backup_id,
+                     files.idle_s);
             handle_free(idle);
             pthread_mutex_lock(&files.lock);
             continue;
@@ -182,14 +186,13 @@ core_files_available(void)
 }
 
 bool
-core_files_warm(const char *id, const char *disk)
+core_files_warm(const char *id)
 {
     bool warm = false;
 
     pthread_mutex_lock(&files.lock);
     for (struct handle *h = files.list; h && !warm; h = h->next)
-        warm =
-            h->state == HANDLE_READY && strcmp(h->backup_id, id) == 0 && strcmp(h->disk, disk) == 0;
+        warm = h->state == HANDLE_READY && strcmp(h->backup_id, id) == 0;
     pthread_mutex_unlock(&files.lock);
     return warm;
 }
@@ -227,15 +230,27 @@ backup_files_forget(const char *backup_id)
     }
 }
 
-/* Gives h back; the last user of a handle out of the table closes it. */
+/*
+ * Gives h back; the last user of a handle out of the table closes it. A
+ * handle whose appliance died leaves the table: the next request launches
+ * a new one.
+ */
 static void
 handle_release(struct handle *h)
 {
-    bool close_it;
+    bool close_it, dead;
 
     if (!h)
         return;
+    pthread_mutex_lock(&h->lock);
+    dead = !virt_gfs_alive(h->g);
+    pthread_mutex_unlock(&h->lock);
     pthread_mutex_lock(&files.lock);
+    if (dead && h->in_table) {
+        log_warn("files of backup %s: the appliance died; a new one starts on the next request",
+                 h->backup_id);
+        unlink_locked(h);
+    }
     h->users--;
     h->last_ms = text_now_ms();
     close_it = h->users == 0 && !h->in_table;
@@ -250,45 +265,92 @@ handle_releasep(struct handle **h)
     handle_release(*h);
 }
 
-/* Launches the appliance of h (out of files.lock) and lists its filesystems. */
+/* Launches the appliance of h over images (out of files.lock) and lists its filesystems. */
 static int
-handle_launch(struct handle *h, const char *image)
+handle_launch(struct handle *h, const char *const *images)
 {
     int64_t t0 = text_now_ms();
     int r;
 
-    r = virt_gfs_launch(image, "qcow2", files.backend_settings, FILES_MEMSIZE_MB, &h->g);
+    r = virt_gfs_launch(images, h->n_targets, "qcow2", files.backend_settings, FILES_MEMSIZE_MB,
+                        &h->g);
     if (r >= 0)
         r = virt_gfs_filesystems(h->g, &h->fs, &h->n_fs);
     if (r < 0)
         return r;
-    log_info("files of backup %s disk %s: appliance launched in %.1f s, %zu filesystem(s)",
-             h->backup_id, h->disk, (double)(text_now_ms() - t0) / 1000.0, h->n_fs);
+    log_info("files of backup %s: appliance launched in %.1f s, %zu filesystem(s) on %zu disk(s)",
+             h->backup_id, (double)(text_now_ms() - t0) / 1000.0, h->n_fs, h->n_targets);
+    return 0;
+}
+
+/* The drive of disk target in h, or -1. */
+static int
+handle_drive(const struct handle *h, const char *disk)
+{
+    for (size_t i = 0; i < h->n_targets; i++)
+        if (strcmp(h->targets[i], disk) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Whether filesystem f lies on drive (one whose drive is unknown lies on every one). */
+static bool
+on_drive(const struct conf_filesystem *f, int drive)
+{
+    return f->drive < 0 || f->drive == drive;
+}
+
+/* Fills h's targets from b, and *ret_images (a new array) with their images' paths. */
+static int
+handle_images(struct handle *h, const struct conf_backup *b, char ***ret_images)
+{
+    char **images = calloc(b->n_disks + 1, sizeof(*images));
+
+    h->targets = calloc(b->n_disks + 1, sizeof(*h->targets));
+    if (!images || !h->targets) {
+        free(images);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < b->n_disks; i++) {
+        char path[PATH_MAX];
+        int r;
+
+        if (!b->disks[i].file || !b->disks[i].file[0])
+            r = err_set(-EBADFD, "backup %s holds no image of disk %s", b->id, b->disks[i].target);
+        else
+            r = backup_abs_path(b->disks[i].file, path, sizeof(path));
+        if (r >= 0 &&
+            (!(h->targets[i] = strdup(b->disks[i].target)) || !(images[i] = strdup(path))))
+            r = -ENOMEM;
+        h->n_targets = i + 1;
+        if (r < 0) {
+            for (size_t k = 0; k <= i; k++)
+                free(images[k]);
+            free(images);
+            return r;
+        }
+    }
+    *ret_images = images;
     return 0;
 }
 
 /*
- * The launched handle of disk of backup b, in use (handle_release() it):
- * found, waited for, or launched now.
+ * The launched handle of backup b (all its disks), in use (handle_release()
+ * it): found, waited for, or launched now. -ENOENT when b has no disk named
+ * disk.
  */
 static int
 handle_acquire(const struct conf_backup *b, const char *disk, struct handle **ret)
 {
-    char image[PATH_MAX];
-    const struct conf_backup_disk *d = NULL;
     struct handle *h, *evict;
+    char **images = NULL;
+    bool known = false;
     int r;
 
-    for (size_t i = 0; i < b->n_disks && !d; i++)
-        if (strcmp(b->disks[i].target, disk) == 0)
-            d = &b->disks[i];
-    if (!d)
+    for (size_t i = 0; i < b->n_disks && !known; i++)
+        known = strcmp(b->disks[i].target, disk) == 0;
+    if (!known)
         return err_set(-ENOENT, "backup %s has no disk '%s'", b->id, disk);
-    if (!d->file)
-        return err_set(-EBADFD, "backup %s holds no image of disk %s", b->id, disk);
-    r = backup_abs_path(d->file, image, sizeof(image));
-    if (r < 0)
-        return r;
 
     pthread_mutex_lock(&files.lock);
     for (;;) {
@@ -297,7 +359,7 @@ handle_acquire(const struct conf_backup *b, const char *disk, struct handle **re
             return err_set(-EAGAIN, "the service is stopping");
         }
         for (h = files.list; h; h = h->next)
-            if (strcmp(h->backup_id, b->id) == 0 && strcmp(h->disk, disk) == 0)
+            if (strcmp(h->backup_id, b->id) == 0)
                 break;
         if (!h)
             break;
@@ -350,7 +412,6 @@ handle_acquire(const struct conf_backup *b, const char *disk, struct handle **re
     }
     pthread_mutex_init(&h->lock, NULL);
     snprintf(h->backup_id, sizeof(h->backup_id), "%s", b->id);
-    snprintf(h->disk, sizeof(h->disk), "%s", disk);
     h->state = HANDLE_LAUNCHING;
     h->users = 1;
     h->in_table = true;
@@ -360,11 +421,16 @@ handle_acquire(const struct conf_backup *b, const char *disk, struct handle **re
     files.launches++;
     pthread_mutex_unlock(&files.lock);
     if (evict) {
-        log_info("files of backup %s disk %s: closed to make room", evict->backup_id, evict->disk);
+        log_info("files of backup %s: closed to make room", evict->backup_id);
         handle_free(evict);
     }
 
-    r = handle_launch(h, image);
+    r = handle_images(h, b, &images);
+    if (r >= 0)
+        r = handle_launch(h, (const char *const *)images);
+    for (size_t i = 0; images && i < h->n_targets; i++)
+        free(images[i]);
+    free(images);
 
     pthread_mutex_lock(&files.lock);
     if (r < 0) {
@@ -389,6 +455,22 @@ handle_acquire(const struct conf_backup *b, const char *disk, struct handle **re
     return 0;
 }
 
+int
+core_backup_files_target(const char *domain, const char *id, const char *disk)
+{
+    _cleanup_free_ char *name = NULL;
+    _cleanup_(conf_backup_freep) struct conf_backup *b = NULL;
+    int r;
+
+    r = backup_completed(domain, id, &name, &b);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < b->n_disks; i++)
+        if (strcmp(b->disks[i].target, disk) == 0)
+            return 0;
+    return err_set(-ENOENT, "backup %s has no disk '%s'", b->id, disk);
+}
+
 /* The handle of disk of completed backup id of domain, in use. */
 static int
 handle_for(const char *domain, const char *id, const char *disk, struct handle **ret)
@@ -406,38 +488,37 @@ handle_for(const char *domain, const char *id, const char *disk, struct handle *
 }
 
 /*
- * Mounts filesystem (NULL: the first that mounts) of h; *ret_fs borrows the
- * device from h. Call with h->lock held.
+ * Mounts filesystem (NULL: the first that mounts) of disk of h; *ret_fs
+ * borrows the device from h. Call with h->lock held.
  */
 static int
-handle_mount(struct handle *h, const char *filesystem, const char **ret_fs)
+handle_mount(struct handle *h, const char *disk, const char *filesystem, const char **ret_fs)
 {
+    int drive = handle_drive(h, disk);
+    size_t tried = 0;
     int r = -EMEDIUMTYPE;
 
-    if (filesystem) {
-        for (size_t i = 0; i < h->n_fs; i++)
-            if (strcmp(h->fs[i].device, filesystem) == 0) {
-                r = virt_gfs_mount(h->g, h->fs[i].device);
-                if (r >= 0)
-                    *ret_fs = h->fs[i].device;
-                return r;
-            }
-        return err_set_parameter(-EINVAL, "filesystem",
-                                 "is not one of the filesystems on disk %s (see its filesystems)",
-                                 h->disk);
-    }
     for (size_t i = 0; i < h->n_fs; i++) {
+        if (!on_drive(&h->fs[i], drive) || (filesystem && strcmp(h->fs[i].device, filesystem) != 0))
+            continue;
+        tried++;
         r = virt_gfs_mount(h->g, h->fs[i].device);
         if (r >= 0) {
             *ret_fs = h->fs[i].device;
             return 0;
         }
+        if (filesystem)
+            return r;
     }
-    if (h->n_fs == 0)
+    if (filesystem)
+        return err_set_parameter(-EINVAL, "filesystem",
+                                 "is not one of the filesystems on disk %s (see its filesystems)",
+                                 disk);
+    if (tried == 0)
         return err_set(-EMEDIUMTYPE,
                        "disk %s of backup %s holds no filesystem libguestfs can read (no "
                        "partition, logical volume or filesystem found)",
-                       h->disk, h->backup_id);
+                       disk, h->backup_id);
     return r;
 }
 
@@ -447,28 +528,36 @@ core_backup_filesystems(const char *domain, const char *id, const char *disk,
 {
     _cleanup_(handle_releasep) struct handle *h = NULL;
     struct conf_filesystem *v;
-    int r;
+    size_t n = 0;
+    int drive, r;
 
     r = handle_for(domain, id, disk, &h);
     if (r < 0)
         return r;
     /* The list is h's since its launch, and never changes. */
+    drive = handle_drive(h, disk);
     v = calloc(h->n_fs + 1, sizeof(*v));
     if (!v)
         return -ENOMEM;
     for (size_t i = 0; i < h->n_fs; i++) {
-        v[i].device = strdup(h->fs[i].device);
-        v[i].type = strdup(h->fs[i].type);
-        v[i].label = strdup(h->fs[i].label);
-        v[i].uuid = strdup(h->fs[i].uuid);
-        v[i].size = h->fs[i].size;
-        if (!v[i].device || !v[i].type || !v[i].label || !v[i].uuid) {
-            conf_filesystems_free(v, h->n_fs);
+        struct conf_filesystem *f = &v[n];
+
+        if (!on_drive(&h->fs[i], drive))
+            continue;
+        n++;
+        f->device = strdup(h->fs[i].device);
+        f->type = strdup(h->fs[i].type);
+        f->label = strdup(h->fs[i].label);
+        f->uuid = strdup(h->fs[i].uuid);
+        f->size = h->fs[i].size;
+        f->drive = h->fs[i].drive;
+        if (!f->device || !f->type || !f->label || !f->uuid) {
+            conf_filesystems_free(v, n);
             return -ENOMEM;
         }
     }
     *ret = v;
-    *ret_n = h->n_fs;
+    *ret_n = n;
     return 0;
 }
 
@@ -499,7 +588,7 @@ core_backup_files_list(const char *domain, const char *id, const char *disk, con
     if (!d)
         return -ENOMEM;
     pthread_mutex_lock(&h->lock);
-    r = handle_mount(h, filesystem, &fs);
+    r = handle_mount(h, disk, filesystem, &fs);
     if (r >= 0)
         r = virt_gfs_realpath(h->g, path, &d->path);
     if (r >= 0)
@@ -543,7 +632,7 @@ core_backup_file_open(const char *domain, const char *id, const char *disk, cons
         return r;
     }
     pthread_mutex_lock(&rd->h->lock);
-    r = handle_mount(rd->h, filesystem, &rd->fs);
+    r = handle_mount(rd->h, disk, filesystem, &rd->fs);
     if (r >= 0)
         r = virt_gfs_realpath(rd->h->g, path, &rd->path);
     if (r >= 0)

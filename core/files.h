@@ -5,8 +5,8 @@
  * read-only chain of the backup's images in the vault.
  *
  * Handles: launching an appliance costs seconds (~26 s without hardware
- * virtualization), so one launched handle per backup point and disk is
- * kept for reuse, until nobody used it for the idle timeout, and at most
+ * virtualization), so one launched handle per backup point (all its disks,
+ * one drive each) is kept for reuse, until nobody used it for the idle timeout, and at most
  * max_handles are open at once: a new one closes the least recently used
  * idle one, and when every one is in use the request is refused with
  * -EAGAIN (503). Concurrent requests for a point being launched wait for
@@ -43,11 +43,18 @@ void core_files_fini(void);
 /* Whether this build reads files inside backups (it has libguestfs). */
 bool core_files_available(void);
 
-/* Whether a launched handle of backup id's disk is open (a request on it will be quick). */
-bool core_files_warm(const char *id, const char *disk);
+/* Whether a launched handle of backup id is open (a request on it will be quick). */
+bool core_files_warm(const char *id);
 
 /* Appliances launched since the start, and handles open now (launching ones too). */
 void core_files_stats(uint64_t *ret_launches, unsigned *ret_open);
+
+/*
+ * Checks that domain has completed backup id with disk, without reading it:
+ * 0, -ENOENT for no such backup or disk, -EBADFD when the backup holds no
+ * images (not completed, or read by a client in pull mode).
+ */
+int core_backup_files_target(const char *domain, const char *id, const char *disk);
 
 /*
  * The filesystems on disk of completed backup id of domain. -ENOENT for no

@@ -45,8 +45,8 @@ gfs_fail(guestfs_h *h, const char *what)
 }
 
 int
-virt_gfs_launch(const char *image, const char *format, const char *backend_settings,
-                unsigned memsize_mb, struct virt_gfs **ret)
+virt_gfs_launch(const char *const *images, size_t n_images, const char *format,
+                const char *backend_settings, unsigned memsize_mb, struct virt_gfs **ret)
 {
     struct virt_gfs *g;
     int r;
@@ -80,12 +80,13 @@ virt_gfs_launch(const char *image, const char *format, const char *backend_setti
     }
     if (memsize_mb)
         (void)guestfs_set_memsize(g->h, (int)memsize_mb);
-    if (guestfs_add_drive_opts(g->h, image, GUESTFS_ADD_DRIVE_OPTS_READONLY, 1,
-                               GUESTFS_ADD_DRIVE_OPTS_FORMAT, format, -1) < 0) {
-        r = gfs_fail(g->h, "cannot add the image");
-        virt_gfs_close(g);
-        return r == -ENOENT ? r : -EIO;
-    }
+    for (size_t i = 0; i < n_images; i++)
+        if (guestfs_add_drive_opts(g->h, images[i], GUESTFS_ADD_DRIVE_OPTS_READONLY, 1,
+                                   GUESTFS_ADD_DRIVE_OPTS_FORMAT, format, -1) < 0) {
+            r = gfs_fail(g->h, "cannot add the image");
+            virt_gfs_close(g);
+            return r == -ENOENT ? r : -EIO;
+        }
     if (guestfs_launch(g->h) < 0) {
         (void)gfs_fail(g->h, "the libguestfs appliance did not start");
         virt_gfs_close(g);
@@ -93,6 +94,12 @@ virt_gfs_launch(const char *image, const char *format, const char *backend_setti
     }
     *ret = g;
     return 0;
+}
+
+bool
+virt_gfs_alive(struct virt_gfs *g)
+{
+    return g && g->h && guestfs_is_ready(g->h) > 0;
 }
 
 void
@@ -122,16 +129,86 @@ dup_text(const char *s)
     return strdup(s ? s : "");
 }
 
+static void
+strv_free(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* The index in devices of the whole device dev is or lies on (a partition), or -1. */
+static int
+drive_of_device(guestfs_h *h, char *const *devices, const char *dev)
+{
+    char *parent = NULL;
+    int found = -1;
+
+    for (int i = 0; devices[i] && found < 0; i++)
+        if (strcmp(devices[i], dev) == 0)
+            found = i;
+    if (found >= 0 || !(parent = guestfs_part_to_dev(h, dev)))
+        return found;
+    for (int i = 0; devices[i] && found < 0; i++)
+        if (strcmp(devices[i], parent) == 0)
+            found = i;
+    free(parent);
+    return found;
+}
+
+/* uuid without its dashes, at most 32 characters, into out[33]. */
+static void
+uuid_plain(const char *uuid, size_t len, char out[33])
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < len && uuid[i] && n < 32; i++)
+        if (uuid[i] != '-')
+            out[n++] = uuid[i];
+    out[n] = '\0';
+}
+
+/* The drive of logical volume "/dev/VG/LV": that of its group's first physical volume. */
+static int
+drive_of_lv(guestfs_h *h, char *const *devices, const char *dev)
+{
+    char vg[256], want[33];
+    struct guestfs_lvm_pv_list *pvs;
+    char **uuids;
+    int found = -1;
+
+    if (sscanf(dev, "/dev/%255[^/]/", vg) != 1 || !(uuids = guestfs_vgpvuuids(h, vg)))
+        return -1;
+    if (!uuids[0] || !(pvs = guestfs_pvs_full(h))) {
+        strv_free(uuids);
+        return -1;
+    }
+    uuid_plain(uuids[0], strlen(uuids[0]), want);
+    for (size_t i = 0; i < pvs->len && found < 0; i++) {
+        char have[33];
+        uuid_plain(pvs->val[i].pv_uuid, sizeof(pvs->val[i].pv_uuid), have);
+        if (strcmp(have, want) == 0)
+            found = drive_of_device(h, devices, pvs->val[i].pv_name);
+    }
+    guestfs_free_lvm_pv_list(pvs);
+    strv_free(uuids);
+    return found;
+}
+
 int
 virt_gfs_filesystems(struct virt_gfs *g, struct conf_filesystem **ret, size_t *ret_n)
 {
-    char **list = guestfs_list_filesystems(g->h);
+    char **devices = guestfs_list_devices(g->h);
+    char **list = devices ? guestfs_list_filesystems(g->h) : NULL;
     struct conf_filesystem *v;
     size_t n = 0, pairs = 0;
     int r = 0;
 
-    if (!list)
-        return gfs_fail(g->h, "cannot list the filesystems");
+    if (!list) {
+        r = gfs_fail(g->h, "cannot list the filesystems");
+        strv_free(devices);
+        return r;
+    }
     while (list[2 * pairs])
         pairs++;
     v = calloc(pairs + 1, sizeof(*v));
@@ -151,13 +228,15 @@ virt_gfs_filesystems(struct virt_gfs *g, struct conf_filesystem **ret, size_t *r
         free(label);
         free(uuid);
         f->size = strncmp(dev, "/dev/", 5) == 0 ? guestfs_blockdev_getsize64(g->h, dev) : -1;
+        f->drive = drive_of_device(g->h, devices, dev);
+        if (f->drive < 0 && guestfs_is_lv(g->h, dev) > 0)
+            f->drive = drive_of_lv(g->h, devices, dev);
         n++;
         if (!f->device || !f->type || !f->label || !f->uuid)
             r = -ENOMEM;
     }
-    for (size_t i = 0; list[i]; i++)
-        free(list[i]);
-    free(list);
+    strv_free(list);
+    strv_free(devices);
     err_clear();
     if (!v || r < 0) {
         conf_filesystems_free(v, n);
@@ -373,10 +452,16 @@ virt_gfs_available(void)
 }
 
 int
-virt_gfs_launch(const char *image, const char *format, const char *backend_settings,
-                unsigned memsize_mb, struct virt_gfs **ret)
+virt_gfs_launch(const char *const *images, size_t n_images, const char *format,
+                const char *backend_settings, unsigned memsize_mb, struct virt_gfs **ret)
 {
     return err_set(-EOPNOTSUPP, "this build has no file access (built without libguestfs)");
+}
+
+bool
+virt_gfs_alive(struct virt_gfs *g)
+{
+    return false;
 }
 
 void

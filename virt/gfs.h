@@ -32,23 +32,29 @@ struct virt_gfs;
 bool virt_gfs_available(void);
 
 /*
- * Launches an appliance over image (format "qcow2" or "raw", its backing
- * chain included), added read-only. backend_settings is a ':'-separated
- * list for libguestfs's backend ("force_tcg" keeps off KVM), "" or NULL for
- * none; memsize_mb the appliance's memory (0: libguestfs's default).
- * Returns 0 and *ret, -EOPNOTSUPP without libguestfs, or -EIO with
- * libguestfs's message as detail.
+ * Launches an appliance over images[0..n) (format "qcow2" or "raw", their
+ * backing chains included), each added read-only, in that order.
+ * backend_settings is a ':'-separated list for libguestfs's backend
+ * ("force_tcg" keeps off KVM), "" or NULL for none; memsize_mb the
+ * appliance's memory (0: libguestfs's default). Returns 0 and *ret,
+ * -EOPNOTSUPP without libguestfs, or -EIO with libguestfs's message as
+ * detail.
  */
-int virt_gfs_launch(const char *image, const char *format, const char *backend_settings,
-                    unsigned memsize_mb, struct virt_gfs **ret);
+int virt_gfs_launch(const char *const *images, size_t n, const char *format,
+                    const char *backend_settings, unsigned memsize_mb, struct virt_gfs **ret);
+
+/* Whether g's appliance still answers (false once QEMU or the appliance died). */
+bool virt_gfs_alive(struct virt_gfs *g);
 
 /* Stops the appliance and frees g. Accepts NULL. */
 void virt_gfs_close(struct virt_gfs *g);
 
 /*
- * The filesystems libguestfs finds on the image (partitions, logical
- * volumes, the whole device), those it cannot read ("unknown", swap)
- * left out, in its order. *ret is a new array of *ret_n (may be 0).
+ * The filesystems libguestfs finds on the images (partitions, logical
+ * volumes, whole devices), those it cannot read ("unknown", swap) left
+ * out, in its order, each with the image it lies on (a logical volume:
+ * the image of its group's first physical volume). *ret is a new array of
+ * *ret_n (may be 0).
  */
 int virt_gfs_filesystems(struct virt_gfs *g, struct conf_filesystem **ret, size_t *ret_n);
 
