@@ -1,12 +1,14 @@
 // The backups tab: the catalog as a table, a chart of stored size and duration over time, the
 // "Back up now" dialog, live progress bars (driven by /v1/events, polled when the stream is
-// not there), restore and verify with their results, and the exports of pull backups.
+// not there), restore and verify with their results, the exports of pull backups, and on each
+// completed backup the ways to recover from it (recovery.js): Run now, Mount, Browse files.
 
 import { h, replace, badge, stateBadge, fmtBytes, fmtDuration, fmtTime, fmtAge, secondsBetween, shortId, announce } from './dom.js';
 import { api, getAll, seg, problemView, isUnavailable } from './api.js';
 import { formDialog, textField, radioGroup } from './dialog.js';
 import { followJob, percentOf, isFinal, onEvent, jobOf } from './events.js';
 import { sizeDurationChart } from './chart.js';
+import { recoveryArea } from './recovery.js';
 
 /** Every URI a pull backup offers for a disk: NBD exports the API names, whatever the field. */
 export function exportUris(obj) {
@@ -32,14 +34,15 @@ export function backupsTab(panel, ctx) {
   const sup = ctx.domain?.supports ?? {};
   const can = sup.push_backup?.supported || sup.pull_backup?.supported;
   const why = [sup.push_backup, sup.pull_backup].find((f) => f && !f.supported)?.reason;
+  const recovery = recoveryArea({ ...ctx, base });
   replace(panel,
     h('h2', { class: 'visually-hidden' }, 'Backups'),
     h('div', { class: 'toolbar' },
       h('button', { type: 'button', class: 'btn primary', onclick: () => backupDialog() }, 'Back up now'),
       h('span', { class: 'spacer' }),
-      h('button', { type: 'button', class: 'btn', onclick: () => load() }, 'Refresh')),
+      h('button', { type: 'button', class: 'btn', onclick: () => { load(); recovery.load(); } }, 'Refresh')),
     ctx.domain && !can ? h('p', { class: 'notice' }, `Backups are not supported for this domain: ${why ?? 'no reason given'}`) : null,
-    msg, jobs, chart, table);
+    msg, jobs, recovery.el, chart, table);
 
   let items = [];
   const watching = new Map(); // job id -> progress box
@@ -50,6 +53,7 @@ export function backupsTab(panel, ctx) {
       items = data.items ?? [];
       draw();
       for (const b of items) if ((b.state === 'running') && b.job_id) watch(b.job_id, b);
+      recovery.resume(items);
     } catch (e) {
       if (e.name === 'AbortError') return;
       replace(chart);
@@ -111,6 +115,12 @@ export function backupsTab(panel, ctx) {
             'aria-label': `Verify backup ${shortId(b.id)}` }, 'Verify'),
           h('button', { type: 'button', class: 'btn small', onclick: () => restoreDialog(b),
             'aria-label': `Restore backup ${shortId(b.id)}` }, 'Restore…'),
+          h('button', { type: 'button', class: 'btn small', onclick: () => recovery.runNow(b), 'data-action': 'run-now',
+            'aria-label': `Run backup ${shortId(b.id)} now as a new domain` }, 'Run now…'),
+          h('button', { type: 'button', class: 'btn small', onclick: () => recovery.mount(b), 'data-action': 'mount',
+            'aria-label': `Mount backup ${shortId(b.id)}` }, 'Mount'),
+          h('button', { type: 'button', class: 'btn small', onclick: () => recovery.browse(b), 'data-action': 'browse',
+            'aria-label': `Browse the files of backup ${shortId(b.id)}` }, 'Browse files'),
         ] : null,
         b.mode === 'pull' && b.state === 'ready' && b.job_id ? h('button', { type: 'button', class: 'btn small',
           onclick: () => finishPull(b), 'aria-label': `End the export of backup ${shortId(b.id)}` }, 'End export') : null));
@@ -325,5 +335,6 @@ export function backupsTab(panel, ctx) {
   }
 
   load();
+  recovery.load();
   return () => off();
 }
