@@ -86,6 +86,7 @@ backup_begin(struct job *job, struct backup_job *br)
     }
     if (job_cancelled(job))
         return err_set(-ECANCELED, "the backup was cancelled before it began");
+    log_debug("backup %s: images made, beginning libvirt's job", b->id);
 
     snprintf(desc, sizeof(desc), "virtvault %s backup %s", conf_backup_type_to_string(b->type),
              b->id);
@@ -170,6 +171,7 @@ backup_follow(struct job *job, struct backup_job *br)
         if (r < 0)
             return r;
         if (ji.state == VIRT_JOB_SUCCEEDED && ji.backup && !job_cancelled(job)) {
+            log_debug("backup %s: libvirt's job succeeded", br->b->id);
             job_progress(job, ji.total, ji.total);
             return 0;
         }
@@ -203,11 +205,12 @@ backup_seal(struct job *job, struct backup_job *br)
         if (!k->file[0])
             continue; /* a client read it: nothing was stored */
         r = vault_image_seal(backup_ctx.vault, k->file, follow, &k->stored_bytes, &sum);
-        if (follow)
-            log_debug("backup %s disk %s: %" PRIu64 " bytes hashed while QEMU copied", b->id,
-                      k->target, vault_follow_hashed_bytes(follow));
         if (r < 0)
             return r;
+        log_debug("backup %s disk %s: %" PRIu64 " bytes hashed while QEMU copied, %" PRIu64
+                  " after it (%" PRIu64 " ms; fsync %" PRIu64 " ms)",
+                  b->id, k->target, vault_follow_hashed_bytes(follow), sum.hashed_bytes,
+                  sum.hash_ms, sum.sync_ms);
         free(k->sha256);
         free(k->checksum_algorithm);
         free(k->pieces);

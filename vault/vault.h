@@ -60,6 +60,9 @@ struct vault_checksum {
     char digest[HASH_SHA256_HEX_LEN + 1];
     uint8_t *pieces;
     size_t n_pieces;
+    /* What the last step cost: bytes hashed in it, and how long hashing and fsync took. */
+    uint64_t hashed_bytes;
+    uint64_t hash_ms, sync_ms;
 };
 
 /* Frees c's pieces (c itself is the caller's); NULL is fine. */
