@@ -237,8 +237,8 @@ const char *const db_migrations[] = {
      * whose piece digests (32 bytes each, file order) let verify name the
      * piece that differs.
      */
-    "ALTER TABLE backup_disks ADD COLUMN checksum_algorithm TEXT NOT NULL DEFAULT 'sha256';"
-    "ALTER TABLE backup_disks ADD COLUMN piece_digests BLOB;",
+    ("ALTER TABLE backup_disks ADD COLUMN checksum_algorithm TEXT NOT NULL DEFAULT 'sha256';"
+     "ALTER TABLE backup_disks ADD COLUMN piece_digests BLOB;"),
 };
 
 const int db_migrations_count = (int)(sizeof(db_migrations) / sizeof(db_migrations[0]));
