@@ -46,10 +46,12 @@ export_json(const struct conf_backup *b, const struct conf_backup_disk *k)
 static json_t *
 disk_json(const struct conf_backup *b, const struct conf_backup_disk *k)
 {
-    return json_pack("{s:s, s:s?, s:s?, s:I, s:I, s:s?, s:o}", "target", k->target, "file",
+    const char *alg = k->sha256 ? (k->checksum_algorithm ? k->checksum_algorithm : "sha256") : NULL;
+
+    return json_pack("{s:s, s:s?, s:s?, s:I, s:I, s:s?, s:s?, s:o}", "target", k->target, "file",
                      k->file[0] ? k->file : NULL, "backing", k->backing, "size",
                      (json_int_t)k->size, "stored_bytes", (json_int_t)k->stored_bytes, "sha256",
-                     k->sha256, "export", export_json(b, k));
+                     k->sha256, "checksum_algorithm", alg, "export", export_json(b, k));
 }
 
 /* The verification record: null, or {ok, checked_at, problems: [lines]}. */

@@ -17,6 +17,8 @@ disk_clear(struct conf_backup_disk *d)
     free(d->file);
     free(d->backing);
     free(d->sha256);
+    free(d->checksum_algorithm);
+    free(d->pieces);
 }
 
 void

@@ -61,7 +61,15 @@ struct conf_backup_disk {
     char *backing; /* the backing file's name, relative to file's folder; NULL for a full */
     uint64_t size; /* the disk's virtual size */
     uint64_t stored_bytes;
-    char *sha256; /* hex, NULL until the job completed */
+    char *sha256; /* hex checksum, NULL until the job completed */
+    /*
+     * How sha256 was computed (util/hash.h): "sha256" (the whole file; the
+     * default of older rows) or "sha256-pieces-8MiB". NULL reads as "sha256".
+     */
+    char *checksum_algorithm;
+    /* The piece digests (32 bytes each) of "sha256-pieces-8MiB"; only where loaded. */
+    uint8_t *pieces;
+    size_t n_pieces;
 };
 
 struct conf_backup {

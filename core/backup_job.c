@@ -35,6 +35,10 @@ backup_job_free(void *data)
 
     if (!br)
         return;
+    if (br->follow)
+        for (size_t i = 0; br->b && i < br->b->n_disks; i++)
+            vault_follow_free(br->follow[i]);
+    free(br->follow);
     conf_backup_free(br->b);
     backup_strv_free(br->skip);
     backup_strv_free(br->sources);

@@ -87,6 +87,8 @@ enum backup_job_kind {
 extern const struct job_kind backup_kinds[BACKUP_JOB_KIND_LAST];
 
 /* The run of one job of any of the kinds: the backup it is about, and each kind's own part. */
+struct vault_follow;
+
 struct backup_job {
     struct conf_cancel cancel; /* restore and verify: stops the qemu-img in flight */
     struct conf_backup *b;
@@ -102,6 +104,8 @@ struct backup_job {
     char **sources;       /* offline: the image of each disk of b, in b's order */
     char pull_socket[PATH_MAX];
     char *policy; /* the protection policy that started the job, or NULL */
+    /* push: per disk of b (NULL where none runs), hashing each image while QEMU writes it */
+    struct vault_follow **follow;
     /* restore */
     char *target_dir;
     enum conf_image_format format;

@@ -479,7 +479,7 @@ prune_write(struct job *job, struct prune_job *pj, struct plan *p)
         for (size_t i = 0; i < k->n_disks; i++) {
             struct conf_backup_disk *d = &k->disks[i];
             const struct conf_backup_disk *od = onto ? disk_of(onto, d->target) : NULL;
-            char hex[HASH_SHA256_HEX_LEN + 1];
+            struct vault_checksum sum = {0};
             int r;
 
             if (onto && !od)
@@ -488,13 +488,19 @@ prune_write(struct job *job, struct prune_job *pj, struct plan *p)
             if (job_cancelled(job))
                 return err_set(-ECANCELED, "the prune was cancelled");
             r = vault_image_merge(backup_ctx.vault, d->file, od ? base_name(od->file) : NULL,
-                                  &pj->cancel, &d->stored_bytes, hex);
+                                  &pj->cancel, &d->stored_bytes, &sum);
             if (r < 0)
                 return job_cancelled(job) ? err_set(-ECANCELED, "the prune was cancelled") : r;
             free(d->sha256);
             free(d->backing);
+            free(d->checksum_algorithm);
+            free(d->pieces);
             d->backing = NULL;
-            if (!(d->sha256 = strdup(hex)) || (od && !(d->backing = strdup(base_name(od->file)))))
+            d->pieces = TAKE_PTR(sum.pieces);
+            d->n_pieces = sum.n_pieces;
+            if (!(d->sha256 = strdup(sum.digest)) ||
+                !(d->checksum_algorithm = strdup(HASH_ALG_PIECES)) ||
+                (od && !(d->backing = strdup(base_name(od->file)))))
                 return -ENOMEM;
             done += d->size;
             job_progress(job, done, total);

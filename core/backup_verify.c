@@ -1,5 +1,6 @@
 /* The verify job (see backup.h). */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,9 @@
 #include "hash.h"
 #include "log.h"
 #include "text.h"
+
+/* How many differing pieces a verification names one by one. */
+#define PIECES_NAMED 10
 
 /* Records one problem as a line of *text. */
 static void note(FILE *text, size_t *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -30,20 +34,67 @@ note(FILE *text, size_t *n, const char *fmt, ...)
     ++*n;
 }
 
-/* Checks one image: checksum, qcow2 structure, backing file. */
-static int
-verify_disk(const struct conf_backup *b, const struct conf_backup_disk *k, struct backup_job *vr,
-            FILE *text, size_t *problems)
+/* Notes each piece whose digest differs from the one recorded (at most PIECES_NAMED). */
+static void
+note_pieces(const struct conf_backup *b, const struct conf_backup_disk *k,
+            const struct vault_checksum *sum, FILE *text, size_t *problems)
 {
-    char path[PATH_MAX], hex[HASH_SHA256_HEX_LEN + 1];
-    _cleanup_free_ char *backing = NULL;
+    _cleanup_free_ uint8_t *rec = NULL;
+    size_t n_rec = 0, named = 0, differ = 0;
+
+    if (db_backup_disk_pieces(backup_ctx.db, b->id, k->target, &rec, &n_rec) < 0 || !rec) {
+        err_clear();
+        note(text, problems, "%s: no piece digests are recorded to tell which piece differs",
+             k->file);
+        return;
+    }
+    if (n_rec != sum->n_pieces)
+        note(text, problems, "%s: the file has %zu pieces of %" PRIu64 " bytes, %zu were recorded",
+             k->file, sum->n_pieces, HASH_PIECE_SIZE, n_rec);
+    for (size_t i = 0; i < n_rec && i < sum->n_pieces; i++) {
+        if (memcmp(rec + i * HASH_SHA256_LEN, sum->pieces + i * HASH_SHA256_LEN, HASH_SHA256_LEN) ==
+            0)
+            continue;
+        differ++;
+        if (named++ < PIECES_NAMED)
+            note(text, problems, "%s: piece %zu (bytes %" PRIu64 "-%" PRIu64 ") differs", k->file,
+                 i, (uint64_t)i * HASH_PIECE_SIZE, (uint64_t)(i + 1) * HASH_PIECE_SIZE - 1);
+    }
+    if (differ > PIECES_NAMED)
+        note(text, problems, "%s: %zu more pieces differ", k->file, differ - PIECES_NAMED);
+}
+
+/*
+ * Recomputes an image's checksum with the algorithm its row names and notes
+ * a mismatch; for piece digests, which pieces differ.
+ */
+static int
+verify_checksum(const struct conf_backup *b, const struct conf_backup_disk *k, const char *path,
+                struct backup_job *vr, FILE *text, size_t *problems)
+{
+    const char *alg = k->checksum_algorithm ? k->checksum_algorithm : HASH_ALG_FILE;
+    char hex[HASH_SHA256_HEX_LEN + 1];
     int r;
 
-    r = backup_abs_path(k->file, path, sizeof(path));
-    if (r < 0)
-        return r;
-    if (access(path, F_OK) < 0) {
-        note(text, problems, "%s: backup %s disk %s is missing", k->file, b->id, k->target);
+    if (strcmp(alg, HASH_ALG_PIECES) == 0) {
+        _cleanup_(vault_checksum_clear) struct vault_checksum sum = {0};
+
+        r = vault_file_checksum(path, NULL, false, &vr->cancel.cancelled, NULL, &sum);
+        if (r == -ECANCELED)
+            return r;
+        if (r < 0) {
+            note(text, problems, "%s: cannot be read: %s", k->file, err_detail());
+            return 0;
+        }
+        if (!k->sha256 || strcmp(sum.digest, k->sha256) != 0) {
+            note(text, problems, "%s: checksum mismatch (%s %s, recorded %s)", k->file, alg,
+                 sum.digest, k->sha256 ? k->sha256 : "none");
+            note_pieces(b, k, &sum, text, problems);
+        }
+        return 0;
+    }
+    if (strcmp(alg, HASH_ALG_FILE) != 0) {
+        note(text, problems, "%s: unknown checksum algorithm '%s'", k->file, alg);
         return 0;
     }
     r = hash_sha256_file(path, hex);
@@ -54,6 +105,28 @@ verify_disk(const struct conf_backup *b, const struct conf_backup_disk *k, struc
     if (!k->sha256 || strcmp(hex, k->sha256) != 0)
         note(text, problems, "%s: checksum mismatch (sha256 %s, recorded %s)", k->file, hex,
              k->sha256 ? k->sha256 : "none");
+    return 0;
+}
+
+/* Checks one image: checksum, qcow2 structure, backing file. */
+static int
+verify_disk(const struct conf_backup *b, const struct conf_backup_disk *k, struct backup_job *vr,
+            FILE *text, size_t *problems)
+{
+    char path[PATH_MAX];
+    _cleanup_free_ char *backing = NULL;
+    int r;
+
+    r = backup_abs_path(k->file, path, sizeof(path));
+    if (r < 0)
+        return r;
+    if (access(path, F_OK) < 0) {
+        note(text, problems, "%s: backup %s disk %s is missing", k->file, b->id, k->target);
+        return 0;
+    }
+    r = verify_checksum(b, k, path, vr, text, problems);
+    if (r < 0)
+        return r;
     r = vault_image_check(path, &vr->cancel);
     if (r == -ECANCELED)
         return r;

@@ -7,6 +7,7 @@
 #include "backup.h"
 #include "cleanup.h"
 #include "db_priv.h"
+#include "hash.h"
 #include "err.h"
 
 #define BACKUP_COLUMNS                                                                             \
@@ -74,7 +75,8 @@ load_disks(struct db *db, struct conf_backup *b)
     int r, rc;
 
     r = db_prepare(db,
-                   "SELECT target, file, backing, size, stored_bytes, sha256 FROM backup_disks "
+                   "SELECT target, file, backing, size, stored_bytes, sha256, checksum_algorithm "
+                   "FROM backup_disks "
                    "WHERE backup_id = ?1 ORDER BY target",
                    &st);
     if (r < 0)
@@ -97,6 +99,7 @@ load_disks(struct db *db, struct conf_backup *b)
         d->size = (uint64_t)sqlite3_column_int64(st, 3);
         d->stored_bytes = (uint64_t)sqlite3_column_int64(st, 4);
         d->sha256 = db_column_dup(st, 5, &oom);
+        d->checksum_algorithm = db_column_dup(st, 6, &oom);
         if (oom)
             return -ENOMEM;
     }
@@ -296,7 +299,8 @@ db_backup_finish(struct db *db, const struct conf_backup *b)
     if (r < 0)
         return r;
     r = db_prepare(db,
-                   "UPDATE backup_disks SET stored_bytes = ?3, sha256 = ?4 "
+                   "UPDATE backup_disks SET stored_bytes = ?3, sha256 = ?4, "
+                   "checksum_algorithm = ?5, piece_digests = ?6 "
                    "WHERE backup_id = ?1 AND target = ?2",
                    &sd);
     if (r < 0)
@@ -338,11 +342,49 @@ db_backup_finish(struct db *db, const struct conf_backup *b)
         db_bind_text(sd, 2, b->disks[i].target);
         sqlite3_bind_int64(sd, 3, (int64_t)b->disks[i].stored_bytes);
         db_bind_text(sd, 4, b->disks[i].sha256);
+        db_bind_checksum(sd, 5, &b->disks[i]);
         rc = sqlite3_step(sd);
         if (rc != SQLITE_DONE)
             return rollback(db, rc, "record a backup disk");
     }
     return db_exec(db, "COMMIT");
+}
+
+int
+db_backup_disk_pieces(struct db *db, const char *id, const char *target, uint8_t **ret,
+                      size_t *ret_n)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    const void *blob;
+    uint8_t *copy = NULL;
+    int r, rc, len;
+
+    DB_LOCK_SCOPE(db);
+    r = db_prepare(
+        db, "SELECT piece_digests FROM backup_disks WHERE backup_id = ?1 AND target = ?2", &st);
+    if (r < 0)
+        return r;
+    db_bind_text(st, 1, id);
+    db_bind_text(st, 2, target);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        return err_set(-ENOENT, "backup '%s' has no disk %s", id, target);
+    if (rc != SQLITE_ROW)
+        return db_error(db, rc, "read piece digests");
+    blob = sqlite3_column_blob(st, 0);
+    len = sqlite3_column_bytes(st, 0);
+    if (blob && len > 0) {
+        if (len % HASH_SHA256_LEN != 0)
+            return err_set(-EBADMSG, "the piece digests of backup '%s' disk %s are damaged", id,
+                           target);
+        copy = malloc((size_t)len);
+        if (!copy)
+            return -ENOMEM;
+        memcpy(copy, blob, (size_t)len);
+    }
+    *ret = copy;
+    *ret_n = (size_t)len / HASH_SHA256_LEN;
+    return 0;
 }
 
 int

@@ -53,11 +53,20 @@ int db_backup_list(struct db *db, const struct db_backup_filter *filter, struct 
 
 /*
  * Records the end of backup b's job: state, finished_at, stored_bytes,
- * error_errno/detail and, per disk, stored_bytes and sha256, in one
+ * error_errno/detail and, per disk, stored_bytes, sha256, checksum_algorithm
+ * (NULL: "sha256") and the piece digests (pieces, n_pieces), in one
  * transaction. A backup that did not complete keeps no disk rows: it
  * stored no files. -ENOENT when the row is gone.
  */
 int db_backup_finish(struct db *db, const struct conf_backup *b);
+
+/*
+ * Reads the piece digests recorded for disk target of backup id into a new
+ * *ret (32 bytes each; NULL when none were recorded) and their count into
+ * *ret_n. -ENOENT when there is no such disk row.
+ */
+int db_backup_disk_pieces(struct db *db, const char *id, const char *target, uint8_t **ret,
+                          size_t *ret_n);
 
 /* Records a verification result. -ENOENT when the row is gone. */
 int db_backup_set_verification(struct db *db, const char *id, int64_t at, int ok,

@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf/backup.h"
 #include "db.h"
+#include "hash.h"
 
 struct db {
     sqlite3 *h;
@@ -40,6 +42,21 @@ static inline int
 db_bind_opt_int(sqlite3_stmt *st, int i, int64_t v)
 {
     return v ? sqlite3_bind_int64(st, i, v) : sqlite3_bind_null(st, i);
+}
+
+/*
+ * Binds a disk's checksum algorithm as i (NULL reads as "sha256") and its
+ * piece digests as i + 1 (NULL when it has none).
+ */
+static inline void
+db_bind_checksum(sqlite3_stmt *st, int i, const struct conf_backup_disk *d)
+{
+    db_bind_text(st, i, d->checksum_algorithm ? d->checksum_algorithm : HASH_ALG_FILE);
+    if (d->pieces && d->n_pieces)
+        sqlite3_bind_blob64(st, i + 1, d->pieces, (sqlite3_uint64)d->n_pieces * HASH_SHA256_LEN,
+                            SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, i + 1);
 }
 
 /* A new copy of column i, or NULL for SQL NULL; *oom set when the copy fails. */

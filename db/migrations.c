@@ -276,6 +276,14 @@ const char *const db_migrations[] = {
     "  etag TEXT NOT NULL,"
     "  PRIMARY KEY (upload_id, number)"
     ") STRICT;",
+    /*
+     * 12: how each disk's checksum was computed (util/hash.h): rows before
+     * it hold the SHA-256 of the whole file; newer ones "sha256-pieces-8MiB",
+     * whose piece digests (32 bytes each, file order) let verify name the
+     * piece that differs.
+     */
+    ("ALTER TABLE backup_disks ADD COLUMN checksum_algorithm TEXT NOT NULL DEFAULT 'sha256';"
+     "ALTER TABLE backup_disks ADD COLUMN piece_digests BLOB;"),
 };
 
 const int db_migrations_count = (int)(sizeof(db_migrations) / sizeof(db_migrations[0]));

@@ -106,7 +106,8 @@ db_prune_commit(struct db *db, const char *intent_id, struct conf_backup *const 
                    &sb);
     if (r >= 0)
         r = db_prepare(db,
-                       "UPDATE backup_disks SET backing = ?3, stored_bytes = ?4, sha256 = ?5 "
+                       "UPDATE backup_disks SET backing = ?3, stored_bytes = ?4, sha256 = ?5, "
+                       "checksum_algorithm = ?6, piece_digests = ?7 "
                        "WHERE backup_id = ?1 AND target = ?2",
                        &sd);
     if (r >= 0)
@@ -144,6 +145,7 @@ db_prune_commit(struct db *db, const char *intent_id, struct conf_backup *const 
             db_bind_text(sd, 3, b->disks[k].backing);
             sqlite3_bind_int64(sd, 4, (int64_t)b->disks[k].stored_bytes);
             db_bind_text(sd, 5, b->disks[k].sha256);
+            db_bind_checksum(sd, 6, &b->disks[k]);
             r = step_done(db, sd, "switch a pruned backup's disk");
             if (r < 0)
                 return r;

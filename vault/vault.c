@@ -4,7 +4,6 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -397,64 +396,12 @@ vault_image_writeback(const char *vault, const char *rel)
     return 0;
 }
 
-struct fsync_task {
-    const char *path;
-    int r;
-    char detail[512];
-};
-
-static void *
-fsync_main(void *arg)
-{
-    struct fsync_task *t = arg;
-
-    t->r = fsync_path(t->path, 0);
-    if (t->r < 0)
-        snprintf(t->detail, sizeof(t->detail), "%s", err_detail() ? err_detail() : "");
-    return NULL;
-}
-
-/*
- * Syncs the file part while hashing it (in a second thread: writing back and
- * hashing both take a while, and the hash reads the cache); *ret_stored (may be
- * NULL) is what it takes on disk, ret_sha256 (may be NULL: no hash) its SHA-256.
- */
-static int
-sync_and_hash(const char *part, uint64_t *ret_stored, char *ret_sha256)
-{
-    char hex[HASH_SHA256_HEX_LEN + 1];
-    struct fsync_task sync_task = {0};
-    pthread_t syncer;
-    bool threaded;
-    struct stat st;
-    int r = 0;
-
-    sync_task.path = part;
-    threaded = ret_sha256 && pthread_create(&syncer, NULL, fsync_main, &sync_task) == 0;
-    if (!threaded)
-        fsync_main(&sync_task);
-    if (ret_sha256)
-        r = hash_sha256_file(part, hex);
-    if (threaded)
-        pthread_join(syncer, NULL);
-    if (sync_task.r < 0)
-        return err_set(sync_task.r, "%s", sync_task.detail);
-    if (r < 0)
-        return r;
-    if (stat(part, &st) < 0)
-        return err_set(-errno, "cannot stat %s: %s", part, strerror(errno));
-    if (ret_stored)
-        *ret_stored = (uint64_t)st.st_blocks * 512;
-    if (ret_sha256)
-        memcpy(ret_sha256, hex, sizeof(hex));
-    return 0;
-}
-
 int
-vault_image_seal(const char *vault, const char *rel, uint64_t *ret_stored, char *ret_sha256)
+vault_image_seal(const char *vault, const char *rel, struct vault_follow *follow,
+                 uint64_t *ret_stored, struct vault_checksum *ret_sum)
 {
     char part[PATH_MAX], final[PATH_MAX];
-    char hex[HASH_SHA256_HEX_LEN + 1];
+    struct vault_checksum sum = {0};
     uint64_t stored = 0;
     int r = 0;
 
@@ -463,18 +410,19 @@ vault_image_seal(const char *vault, const char *rel, uint64_t *ret_stored, char 
         r = full_path(final, sizeof(final), vault, rel, "");
     if (r < 0)
         return r;
-    r = sync_and_hash(part, &stored, ret_sha256 ? hex : NULL);
-    if (r < 0)
+    r = vault_file_checksum(part, follow, true, NULL, &stored, ret_sum ? &sum : NULL);
+    if (r >= 0 && rename(part, final) < 0)
+        r = err_set(-errno, "cannot rename %s: %s", part, strerror(errno));
+    if (r >= 0)
+        r = fsync_parent(final);
+    if (r < 0) {
+        vault_checksum_clear(&sum);
         return r;
-    if (rename(part, final) < 0)
-        return err_set(-errno, "cannot rename %s: %s", part, strerror(errno));
-    r = fsync_parent(final);
-    if (r < 0)
-        return r;
+    }
     if (ret_stored)
         *ret_stored = stored;
-    if (ret_sha256)
-        memcpy(ret_sha256, hex, sizeof(hex));
+    if (ret_sum)
+        *ret_sum = sum;
     return 0;
 }
 
@@ -750,7 +698,8 @@ copy_file(const char *src, const char *dst)
 
 int
 vault_image_merge(const char *vault, const char *rel, const char *new_backing,
-                  const struct conf_cancel *cancel, uint64_t *ret_stored, char *ret_sha256)
+                  const struct conf_cancel *cancel, uint64_t *ret_stored,
+                  struct vault_checksum *ret_sum)
 {
     char src[PATH_MAX], part[PATH_MAX];
     int r;
@@ -804,7 +753,8 @@ vault_image_merge(const char *vault, const char *rel, const char *new_backing,
             r = run(argv, -1, cancel, NULL, NULL);
     }
     if (r >= 0)
-        r = sync_and_hash(part, ret_stored, ret_sha256);
+        r = vault_file_checksum(part, NULL, true, cancel ? &cancel->cancelled : NULL, ret_stored,
+                                ret_sum);
     if (r < 0)
         (void)unlink(part);
     return r;

@@ -26,6 +26,7 @@
 #include <sys/types.h>
 
 #include "conf/job.h"
+#include "hash.h"
 
 #define VAULT_PART_SUFFIX ".part"
 
@@ -51,11 +52,91 @@ int vault_image_path(const char *uuid, const char *chain_id, const char *backup_
 int vault_image_create(const char *vault, const char *rel, uint64_t size, const char *backing);
 
 /*
- * Seals a written image: fsyncs rel + ".part" (while hashing it, in a
- * second thread), renames it to rel and fsyncs the folder. On success *ret_stored (may be NULL)
- * holds the bytes the image takes on disk and ret_sha256 (may be NULL) its SHA-256.
+ * A file's HASH_ALG_PIECES checksum (util/hash.h): digest is the hex
+ * checksum, pieces the n_pieces piece digests (32 bytes each, file order),
+ * owned; vault_checksum_clear() frees them.
  */
-int vault_image_seal(const char *vault, const char *rel, uint64_t *ret_stored, char *ret_sha256);
+struct vault_checksum {
+    char digest[HASH_SHA256_HEX_LEN + 1];
+    uint8_t *pieces;
+    size_t n_pieces;
+    /* What the last step cost: bytes hashed in it, and how long hashing and fsync took. */
+    uint64_t hashed_bytes;
+    uint64_t hash_ms, sync_ms;
+};
+
+/* Frees c's pieces (c itself is the caller's); NULL is fine. */
+void vault_checksum_clear(struct vault_checksum *c);
+
+/*
+ * A follower hashes the pieces of a push backup's rel + ".part" while QEMU
+ * writes it, each once it is settled (vault/checksum.c says when a piece
+ * is, and why the sealer may keep its digest). It runs in a thread of its
+ * own until vault_image_seal() or vault_follow_free() stops it.
+ */
+struct vault_follow;
+
+/*
+ * Starts following rel + ".part" below vault (created already). On success
+ * *ret is a new follower the caller frees with vault_follow_free().
+ */
+int vault_follow_start(const char *vault, const char *rel, struct vault_follow **ret);
+
+/* Stops f's thread and frees it; NULL is fine. */
+void vault_follow_free(struct vault_follow *f);
+
+/* How many bytes f has hashed so far (for logs and tests). */
+uint64_t vault_follow_hashed_bytes(const struct vault_follow *f);
+
+/*
+ * The checksum of the file at path into *ret (may be NULL) and the bytes it
+ * takes on disk into *ret_stored (may be NULL). With follow (may be NULL;
+ * stopped here, freed by the caller) the pieces it hashed are kept unless
+ * the file's final qcow2 tables show they may have changed since; every
+ * other piece is hashed now, on every CPU. With sync the file is fsynced
+ * meanwhile. cancel (may be NULL) ends it with -ECANCELED.
+ */
+int vault_file_checksum(const char *path, struct vault_follow *follow, bool sync,
+                        const atomic_bool *cancel, uint64_t *ret_stored,
+                        struct vault_checksum *ret);
+
+/* Where a qcow2 image keeps its tables (the header's fields). */
+struct vault_qcow2_tables {
+    uint64_t cluster_size;
+    uint64_t l1_offset;
+    uint32_t l1_entries;
+    uint64_t reftable_offset;
+    uint32_t reftable_clusters;
+    uint64_t backing_offset;
+    uint32_t backing_len;
+};
+
+/*
+ * Reads the header of the qcow2 image open as fd into *ret. -ENOTSUP when
+ * it is no qcow2 image of a layout vault_qcow2_mark_metadata() knows whole
+ * (encrypted, with snapshots, bitmaps, an external data file, or dirty).
+ */
+int vault_qcow2_tables(int fd, struct vault_qcow2_tables *ret);
+
+/*
+ * Sets mark[i] (n pieces of HASH_PIECE_SIZE) for every piece of the qcow2
+ * image open as fd (of size bytes) that holds metadata: the header cluster,
+ * the backing file name, the L1 table, the refcount table, every L2 table
+ * and every refcount block. *ret_tables (may be NULL) gets the header's
+ * fields. -ENOTSUP as vault_qcow2_tables(), or when a table points past
+ * size.
+ */
+int vault_qcow2_mark_metadata(int fd, uint64_t size, bool *mark, size_t n,
+                              struct vault_qcow2_tables *ret_tables);
+
+/*
+ * Seals a written image: checksums rel + ".part" (vault_file_checksum(),
+ * with follow, which may be NULL) while it is fsynced, renames it to rel
+ * and fsyncs the folder. On success *ret_stored (may be NULL) holds the
+ * bytes the image takes on disk and *ret_sum (may be NULL) its checksum.
+ */
+int vault_image_seal(const char *vault, const char *rel, struct vault_follow *follow,
+                     uint64_t *ret_stored, struct vault_checksum *ret_sum);
 
 /*
  * Starts writing back what is cached of rel + ".part" (without waiting), so
@@ -142,12 +223,13 @@ void vault_export_stop(pid_t pid, const char *socket);
  * name in rel's folder, which must show an older point of the same chain)
  * backs it and it holds what differs from it (a copy of rel, then a safe
  * qemu-img rebase onto new_backing). The .part is synced; *ret_stored (the
- * bytes it takes on disk) and ret_sha256 its SHA-256 are filled. Nothing is
+ * bytes it takes on disk) and *ret_sum its checksum are filled. Nothing is
  * renamed: vault_image_install() does that. On failure or cancel no .part
  * is left.
  */
 int vault_image_merge(const char *vault, const char *rel, const char *new_backing,
-                      const struct conf_cancel *cancel, uint64_t *ret_stored, char *ret_sha256);
+                      const struct conf_cancel *cancel, uint64_t *ret_stored,
+                      struct vault_checksum *ret_sum);
 
 /*
  * Renames rel + ".part" over rel and syncs the folder. -ENOENT when there

@@ -23,6 +23,7 @@ put tests/integration on sys.path first. Nothing here needs pytest or a running 
     as_user(uid, gid, fn)         fn() in a child process as uid:gid; what it returned, as repr
 """
 import contextlib
+import hashlib
 import http.client
 import json
 import os
@@ -95,6 +96,29 @@ def fill_disk(dom, disk_size, data, workdir):
                     raw_file, img + '.new'], check=True)
     os.replace(img + '.new', img)
     os.unlink(raw_file)
+
+
+PIECE = 8 * 1024 * 1024
+
+
+def piece_digests(path):
+    """The SHA-256 of each 8 MiB piece of the file at path, in file order (the last shorter)."""
+    out = []
+    with open(path, 'rb') as f:
+        while piece := f.read(PIECE):
+            out.append(hashlib.sha256(piece).digest())
+    return out
+
+
+def file_checksum(path, algorithm):
+    """What virtvault records for the file at path under algorithm, computed independently:
+    'sha256' is the whole file's SHA-256, 'sha256-pieces-8MiB' the SHA-256 of the pieces'
+    digests concatenated."""
+    if algorithm == 'sha256':
+        with open(path, 'rb') as f:
+            return hashlib.file_digest(f, 'sha256').hexdigest()
+    assert algorithm == 'sha256-pieces-8MiB', algorithm
+    return hashlib.sha256(b''.join(piece_digests(path))).hexdigest()
 
 
 def prefilled_domain(sandbox, size, data, pattern='0x5a'):

@@ -10,7 +10,6 @@ reconcile.
 
 VV_CRASH_KILLS sets the number of kills (make test: a short run; make soak: a
 long one)."""
-import hashlib
 import os
 import random
 import sqlite3
@@ -21,7 +20,7 @@ import pytest
 
 from client import ROOT, Client
 from conftest import Daemon, _finish
-from helpers import checkpoints
+from helpers import checkpoints, file_checksum
 
 KILLS = int(os.environ.get('VV_CRASH_KILLS', '12'))
 STATES = {'ok', 'redefined', 'broken', 'orphaned'}
@@ -204,8 +203,7 @@ def check_backups(c, d, dom, acked, checked, unfinished, kill):
             continue
         for disk in b['disks']:
             path = os.path.join(d.vault_dir, disk['file'])
-            with open(path, 'rb') as f:
-                digest = hashlib.file_digest(f, 'sha256').hexdigest()
+            digest = file_checksum(path, disk['checksum_algorithm'])
             assert digest == disk['sha256'], f'kill {kill}: {path} is not what {bid} records'
         checked.add(bid)
 

@@ -20,7 +20,7 @@ import pytest
 
 from client import ROOT
 from conftest import Daemon, _finish
-from helpers import MiB, keep, problem, same_disk
+from helpers import MiB, file_checksum, keep, problem, same_disk
 
 CLI = os.environ.get('VIRTVAULT_CLI', os.path.join(ROOT, 'build', 'cli', 'virtvault'))
 
@@ -98,12 +98,11 @@ def check_vault(vv, items):
     named = {}
     for b in items:
         for d in b['disks']:
-            named[os.path.normpath(d['file'])] = d['sha256']
+            named[os.path.normpath(d['file'])] = (d['sha256'], d['checksum_algorithm'])
     files = vault_images(vv)
     assert files == set(named), f'vault {sorted(files)} != catalog {sorted(named)}'
-    for f, sha in named.items():
-        with open(os.path.join(vv.vault_dir, f), 'rb') as fh:
-            assert hashlib.file_digest(fh, 'sha256').hexdigest() == sha, f
+    for f, (sha, algorithm) in named.items():
+        assert file_checksum(os.path.join(vv.vault_dir, f), algorithm) == sha, f
 
 
 def take(c, sandbox, dom, tmp_path, n, **body):
@@ -426,7 +425,9 @@ def test_start_finishes_a_committed_prune_and_undoes_a_prepared_one(sandbox, dom
             ("INSERT INTO prune_intent_files VALUES ('c1', 2, 'remove', ?, NULL)", (i1_file,)),
             ("UPDATE backups SET type = 'full', parent_id = NULL, base_checkpoint = NULL, "
              "stored_bytes = ? WHERE id = ?", (stored, i2['id'])),
-            ("UPDATE backup_disks SET backing = NULL, sha256 = ?, stored_bytes = ? "
+            # A whole-file SHA-256, as rows before piece digests hold: still verified.
+            ("UPDATE backup_disks SET backing = NULL, sha256 = ?, stored_bytes = ?, "
+             "checksum_algorithm = 'sha256', piece_digests = NULL "
              "WHERE backup_id = ?", (sha, stored, i2['id'])),
             ("DELETE FROM backups WHERE id IN (?, ?)", (full['id'], i1['id'])))
         d.start()

@@ -30,7 +30,7 @@ main(void)
     char dir[] = "/tmp/vv-vault-test-XXXXXX";
     char path[512], sub[512], outside[512];
     char *rel = NULL, *backing = NULL, *out = NULL;
-    char hex[65];
+    struct vault_checksum sum = {0};
     uint64_t stored = 0;
     int status = 0;
 
@@ -49,12 +49,13 @@ main(void)
     ok(vault_image_create(dir, "u/c/b1.vda.qcow2", 1 << 20, NULL) == 0, "create a full image");
     snprintf(path, sizeof(path), "%s/u/c/b1.vda.qcow2.part", dir);
     ok(access(path, F_OK) == 0, "it is written under .part");
-    ok(vault_image_seal(dir, "u/c/b1.vda.qcow2", &stored, hex) == 0 && stored > 0 &&
-           strlen(hex) == 64,
-       "sealed: stored bytes and a checksum");
+    ok(vault_image_seal(dir, "u/c/b1.vda.qcow2", NULL, &stored, &sum) == 0 && stored > 0 &&
+           strlen(sum.digest) == 64 && sum.n_pieces == 1 && sum.pieces,
+       "sealed: stored bytes and a checksum of one piece");
+    vault_checksum_clear(&sum);
     ok(access(path, F_OK) < 0, ".part is gone after sealing");
     ok(vault_image_create(dir, "u/c/b2.vda.qcow2", 1 << 20, "b1.vda.qcow2") == 0 &&
-           vault_image_seal(dir, "u/c/b2.vda.qcow2", NULL, NULL) == 0,
+           vault_image_seal(dir, "u/c/b2.vda.qcow2", NULL, NULL, NULL) == 0,
        "create and seal an image backed by it");
     snprintf(path, sizeof(path), "%s/u/c/b2.vda.qcow2", dir);
     ok(vault_qcow2_backing(path, &backing) == 0 && backing && strcmp(backing, "b1.vda.qcow2") == 0,
