@@ -6,6 +6,7 @@
 
 #include "cleanup.h"
 #include "err.h"
+#include "hash.h"
 #include "remote.h"
 #include "text.h"
 
@@ -102,11 +103,14 @@ conf_manifest_format(const struct conf_manifest *m, char **ret)
     for (size_t i = 0; i < b->n_disks; i++) {
         const struct conf_backup_disk *d = &b->disks[i];
         if (json_array_append_new(
-                disks, json_pack("{s:s, s:s, s:s*, s:I, s:I, s:s*, s:s, s:I}", "target", d->target,
-                                 "file", d->file, "backing", d->backing, "size",
-                                 (json_int_t)d->size, "stored_bytes", (json_int_t)d->stored_bytes,
-                                 "sha256", d->sha256, "object", m->objects[i], "object_bytes",
-                                 (json_int_t)m->object_bytes[i])) < 0)
+                disks,
+                json_pack(
+                    "{s:s, s:s, s:s*, s:I, s:I, s:s*, s:s*, s:s, s:I}", "target", d->target, "file",
+                    d->file, "backing", d->backing, "size", (json_int_t)d->size, "stored_bytes",
+                    (json_int_t)d->stored_bytes, "sha256", d->sha256, "checksum_algorithm",
+                    d->sha256 ? (d->checksum_algorithm ? d->checksum_algorithm : HASH_ALG_FILE)
+                              : NULL,
+                    "object", m->objects[i], "object_bytes", (json_int_t)m->object_bytes[i])) < 0)
             return -ENOMEM;
     }
     j = json_pack("{s:s, s:i, s:s, s:s, s:s*, s:s, s:s, s:s*, s:s*, s:s*, s:s*, s:s*, s:s*, "
@@ -197,23 +201,26 @@ parse_disks(json_t *disks, struct conf_manifest *m)
     json_array_foreach(disks, i, v)
     {
         const char *target = NULL, *file = NULL, *backing = NULL, *sha = NULL, *object = NULL;
+        const char *alg = NULL;
         json_int_t size = 0, stored = 0, obytes = 0;
         json_error_t e;
         bool oom = false;
 
-        if (json_unpack_ex(v, &e, JSON_STRICT, "{s:s, s:s, s?s, s:I, s:I, s?s, s:s, s:I}", "target",
-                           &target, "file", &file, "backing", &backing, "size", &size,
-                           "stored_bytes", &stored, "sha256", &sha, "object", &object,
-                           "object_bytes", &obytes) < 0)
+        if (json_unpack_ex(v, &e, JSON_STRICT, "{s:s, s:s, s?s, s:I, s:I, s?s, s?s, s:s, s:I}",
+                           "target", &target, "file", &file, "backing", &backing, "size", &size,
+                           "stored_bytes", &stored, "sha256", &sha, "checksum_algorithm", &alg,
+                           "object", &object, "object_bytes", &obytes) < 0)
             return err_set(-EBADMSG, "manifest disk %zu: %s", i, e.text);
         if (!safe_name(target) || !safe_path(file) || (backing && !safe_path(backing)) ||
-            (sha && !hex_string(sha, 64)) || size < 0 || stored < 0 || obytes < 0 ||
-            strlen(object) > 1024 || !object[0])
+            (sha && !hex_string(sha, 64)) ||
+            (alg && strcmp(alg, HASH_ALG_FILE) != 0 && strcmp(alg, HASH_ALG_PIECES) != 0) ||
+            size < 0 || stored < 0 || obytes < 0 || strlen(object) > 1024 || !object[0])
             return err_set(-EBADMSG, "manifest disk %zu: a field out of range", i);
         b->disks[i].target = dup_opt(target, &oom);
         b->disks[i].file = dup_opt(file, &oom);
         b->disks[i].backing = dup_opt(backing, &oom);
         b->disks[i].sha256 = dup_opt(sha, &oom);
+        b->disks[i].checksum_algorithm = dup_opt(alg, &oom);
         b->disks[i].size = (uint64_t)size;
         b->disks[i].stored_bytes = (uint64_t)stored;
         m->objects[i] = dup_opt(object, &oom);

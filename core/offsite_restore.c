@@ -127,6 +127,22 @@ download_sink(void *opaque, const void *data, size_t len)
     return 0;
 }
 
+/* The checksum of the downloaded image at path under alg (util/hash.h) into hex. */
+static int
+downloaded_checksum(const char *path, const char *alg, char hex[HASH_SHA256_HEX_LEN + 1])
+{
+    _cleanup_(vault_checksum_clear) struct vault_checksum sum = {0};
+    int r;
+
+    if (strcmp(alg, HASH_ALG_FILE) == 0)
+        return hash_sha256_file(path, hex);
+    r = vault_file_checksum(path, NULL, false, NULL, NULL, &sum);
+    if (r < 0)
+        return r;
+    memcpy(hex, sum.digest, sizeof(sum.digest));
+    return 0;
+}
+
 /* Downloads disk i of m into staging (a folder's descriptor) and checks it. */
 static int
 fetch_disk(struct job *job, struct offsite_remote *o, const struct conf_manifest *m, size_t i,
@@ -172,14 +188,16 @@ fetch_disk(struct job *job, struct offsite_remote *o, const struct conf_manifest
     if (r < 0)
         return r;
     if (disk->sha256) {
-        r = hash_sha256_file(path, hex);
+        const char *alg = disk->checksum_algorithm ? disk->checksum_algorithm : HASH_ALG_FILE;
+
+        r = downloaded_checksum(path, alg, hex);
         if (r < 0)
             return r;
         if (strcmp(hex, disk->sha256) != 0)
             return err_set(-EBADMSG,
-                           "backup %s disk %s: the SHA-256 of the downloaded image "
+                           "backup %s disk %s: the checksum (%s) of the downloaded image "
                            "is %s, the manifest says %s",
-                           m->b->id, disk->target, hex, disk->sha256);
+                           m->b->id, disk->target, alg, hex, disk->sha256);
     }
     r = vault_qcow2_backing(path, &backing);
     if (r < 0)

@@ -227,9 +227,15 @@ test_manifest(void)
                 id[] = "b2", uuid[] = "0f8e5a39-0000-4000-8000-000000000001", name[] = "vm1",
                 chain[] = "c1", parent[] = "b1", cp[] = "cp2", xml[] = "<domain/>",
                 object[] = "p/x/vda.qcow2.zst.enc", host[] = "host1", zstd[] = "zstd",
-                gcm[] = "aes-256-gcm",
+                gcm[] = "aes-256-gcm", pieces[] = "sha256-pieces-8MiB",
                 key_id[] = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
-    struct conf_backup_disk disk = {target, file, backing, 1 << 30, 5000, sha};
+    struct conf_backup_disk disk = {.target = target,
+                                    .file = file,
+                                    .backing = backing,
+                                    .size = 1 << 30,
+                                    .stored_bytes = 5000,
+                                    .sha256 = sha,
+                                    .checksum_algorithm = pieces};
     struct conf_backup b = {.id = id,
                             .domain_uuid = uuid,
                             .domain_name = name,
@@ -256,6 +262,8 @@ test_manifest(void)
     ok(back && strcmp(back->b->id, "b2") == 0 && strcmp(back->b->parent_id, "b1") == 0 &&
            back->b->type == CONF_BACKUP_TYPE_INCREMENTAL && !back->b->base_checkpoint &&
            back->b->n_disks == 1 && strcmp(back->b->disks[0].backing, "b1.vda.qcow2") == 0 &&
+           back->b->disks[0].checksum_algorithm &&
+           strcmp(back->b->disks[0].checksum_algorithm, "sha256-pieces-8MiB") == 0 &&
            back->object_bytes[0] == 4096 && strcmp(back->host, "host1") == 0 &&
            !back->checkpoint_xml && back->retain_until_ms == 99,
        "manifest round trip");
