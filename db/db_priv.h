@@ -90,6 +90,7 @@ db_backup_changedp(int *unused)
  * counts the change when the function returns, before the lock is let go
  * (so after its COMMIT, which a reader of the version must not precede).
  */
-#define DB_BACKUP_CHANGES __attribute__((cleanup(db_backup_changedp))) int _db_backup_change = 0
+#define DB_BACKUP_CHANGES                                                                          \
+    __attribute__((cleanup(db_backup_changedp), unused)) int _db_backup_change = 0
 
 #endif

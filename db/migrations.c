@@ -236,7 +236,8 @@ const char *const db_migrations[] = {
      * its count, from the index alone, however large the catalog grows.
      * It has backups_by_domain's columns as its prefix, so that one goes.
      */
-    "CREATE INDEX backups_by_domain_page ON backups (domain_uuid, started_at, id);"
+    "CREATE INDEX backups_by_domain_page"
+    "  ON backups (domain_uuid, started_at, id);"
     "DROP INDEX backups_by_domain;",
 };
 
