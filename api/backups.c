@@ -142,7 +142,11 @@ api_backups_list(const struct api_request *req, struct api_response *resp)
     enum conf_backup_state state;
     const char *type_s = NULL, *state_s = NULL;
     struct conf_backup **list = NULL;
-    size_t n = 0, total = 0;
+    size_t n = 0, total = 0, len = 0;
+    char uuid[37], cache_key[160] = "";
+    uint64_t version;
+    bool keep = true;
+    char *text;
     json_t *items, *out;
     int r;
 
@@ -164,9 +168,29 @@ api_backups_list(const struct api_request *req, struct api_response *resp)
     if (state_s && conf_backup_state_from_string(state_s, &state) == 0)
         q.state = &state;
     q.limit = (size_t)page.limit + 1; /* one more tells whether a next page exists */
-    r = core_backup_list(req->params[0], &q, &list, &n, &total);
+    /*
+     * The same catalog version gives the same page: keep it, and answer from
+     * it. Not a page that shows a running or ready backup (its exports are
+     * not in the catalog). The version is read before the rows.
+     */
+    version = core_backup_catalog_version();
+    r = core_backup_domain_uuid(req->params[0], uuid);
     if (r < 0)
         return r;
+    if (snprintf(cache_key, sizeof(cache_key), "backups %s %s %s %u %zu %s", uuid,
+                 type_s ? type_s : "-", state_s ? state_s : "-", page.limit, q.offset,
+                 page.after ? page.after : "-") < (int)sizeof(cache_key)) {
+        text = api_cache_get(cache_key, version, &len);
+        if (text)
+            return api_reply_text(resp, 200, text, "application/json");
+    }
+    r = core_backup_list(uuid, &q, &list, &n, &total);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < n && i < page.limit; i++)
+        if (list[i]->state == CONF_BACKUP_STATE_RUNNING ||
+            list[i]->state == CONF_BACKUP_STATE_READY)
+            keep = false;
     if (n > page.limit) {
         const struct conf_backup *last = list[page.limit - 1];
         if (asprintf(&next, "%lld:%s", (long long)last->started_at, last->id) < 0) {
@@ -185,7 +209,13 @@ api_backups_list(const struct api_request *req, struct api_response *resp)
         json_decref(out);
         out = NULL;
     }
-    return api_reply(resp, 200, out);
+    if (!keep || !out)
+        return api_reply(resp, 200, out);
+    text = api_json_text(out);
+    if (!text)
+        return -ENOMEM;
+    api_cache_put(cache_key, version, text, strlen(text));
+    return api_reply_text(resp, 200, text, "application/json");
 }
 
 int

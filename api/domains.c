@@ -42,12 +42,6 @@ api_domain_json(const struct conf_domain *d)
     return out;
 }
 
-static int
-by_name(const void *a, const void *b)
-{
-    return strcmp(((const struct conf_domain *)a)->name, ((const struct conf_domain *)b)->name);
-}
-
 /* Paged by name: a page_token holds the last name answered. */
 int
 api_domains_list(const struct api_request *req, struct api_response *resp)
@@ -55,29 +49,23 @@ api_domains_list(const struct api_request *req, struct api_response *resp)
     _cleanup_(api_page_clear) struct api_page page = {0};
     struct conf_domain *list = NULL;
     const char *next = NULL;
-    size_t n = 0, i = 0;
-    unsigned taken = 0;
+    size_t n = 0;
+    bool more = false;
     json_t *out, *items;
     int r;
 
     r = api_query_page(req, "domains", &page);
     if (r < 0)
         return r;
-    r = core_domain_list(&list, &n);
+    /* Only the page's domains are read in full: the others cost a name each. */
+    r = core_domain_list_page(page.after, page.limit, &list, &n, &more);
     if (r < 0)
         return r;
-    qsort(list, n, sizeof(*list), by_name);
-    while (page.after && i < n && strcmp(list[i].name, page.after) <= 0)
-        i++;
     items = json_array();
-    for (; items && i < n; i++) {
-        if (taken == page.limit) {
-            next = list[i - 1].name;
-            break;
-        }
+    for (size_t i = 0; items && i < n; i++)
         json_array_append_new(items, api_domain_json(&list[i]));
-        taken++;
-    }
+    if (more && n > 0)
+        next = list[n - 1].name;
     out = api_page_json(items, "domains", next);
     conf_domain_list_free(list, n);
     return api_reply(resp, 200, out);

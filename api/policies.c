@@ -549,6 +549,8 @@ api_policy_metrics(FILE *f)
     char **names = NULL;
     uint64_t *bytes = NULL;
     size_t n = 0, n_runs = 0, n_bytes = 0;
+    struct core_policy_ticks ticks;
+    uint64_t cumulative = 0;
     int r;
 
     r = core_policy_list(&list, &n);
@@ -598,6 +600,25 @@ api_policy_metrics(FILE *f)
                     runs[i].policy, runs[i].result, (unsigned long long)runs[i].count);
         free(runs);
     }
+    core_policy_ticks_get(&ticks);
+    fputs("# HELP virtvault_policy_tick_seconds Time the policy scheduler took per pass over "
+          "every policy and domain.\n"
+          "# TYPE virtvault_policy_tick_seconds histogram\n",
+          f);
+    for (size_t b = 0; b < CORE_POLICY_TICK_BUCKETS; b++) {
+        cumulative += ticks.count[b];
+        fprintf(f, "virtvault_policy_tick_seconds_bucket{le=\"%g\"} %llu\n",
+                core_policy_tick_bounds[b], (unsigned long long)cumulative);
+    }
+    fprintf(f, "virtvault_policy_tick_seconds_bucket{le=\"+Inf\"} %llu\n",
+            (unsigned long long)ticks.total);
+    fprintf(f, "virtvault_policy_tick_seconds_sum %.6f\n", ticks.sum_s);
+    fprintf(f, "virtvault_policy_tick_seconds_count %llu\n", (unsigned long long)ticks.total);
+    fprintf(f,
+            "# HELP virtvault_policy_tick_max_seconds The longest pass of the policy scheduler.\n"
+            "# TYPE virtvault_policy_tick_max_seconds gauge\n"
+            "virtvault_policy_tick_max_seconds %.6f\n",
+            ticks.max_s);
     fputs("# HELP virtvault_vault_bytes Bytes the vault holds of the domain's completed "
           "backups.\n"
           "# TYPE virtvault_vault_bytes gauge\n",

@@ -123,6 +123,15 @@ void core_backup_on_event(const struct conf_event *ev);
 int core_backup_create(const char *domain, const struct core_backup_request *req,
                        struct conf_backup **ret, struct conf_job **ret_job);
 
+/*
+ * The catalog's version (db_backup_version): the same version, the same
+ * rows. With core_backup_domain_uuid() it lets an answer be kept.
+ */
+uint64_t core_backup_catalog_version(void);
+
+/* The UUID of domain (a name or UUID known to libvirt or to the catalog), into ret_uuid. */
+int core_backup_domain_uuid(const char *domain, char ret_uuid[37]);
+
 /* Lists the catalog of domain (a name or UUID known to libvirt or to the catalog). */
 int core_backup_list(const char *domain, const struct core_backup_query *q,
                      struct conf_backup ***ret, size_t *ret_n, size_t *ret_total);

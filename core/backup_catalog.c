@@ -13,6 +13,20 @@
 #include "err.h"
 #include "log.h"
 
+uint64_t
+core_backup_catalog_version(void)
+{
+    return db_backup_version();
+}
+
+int
+core_backup_domain_uuid(const char *domain, char ret_uuid[37])
+{
+    _cleanup_free_ char *name = NULL;
+
+    return backup_domain_resolve(domain, ret_uuid, &name);
+}
+
 int
 core_backup_list(const char *domain, const struct core_backup_query *q, struct conf_backup ***ret,
                  size_t *ret_n, size_t *ret_total)

@@ -217,6 +217,19 @@ core_domain_list(struct conf_domain **ret, size_t *ret_n)
 }
 
 int
+core_domain_list_page(const char *after, size_t limit, struct conf_domain **ret, size_t *ret_n,
+                      bool *ret_more)
+{
+    return virt_domain_list_page(after, limit, ret, ret_n, ret_more);
+}
+
+int
+core_domain_list_brief(struct conf_domain **ret, size_t *ret_n)
+{
+    return virt_domain_list_brief(ret, ret_n);
+}
+
+int
 core_domain_get(const char *name_or_uuid, struct conf_domain **ret)
 {
     return virt_domain_get(name_or_uuid, ret);

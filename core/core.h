@@ -74,6 +74,13 @@ const char *core_domain_event_name(enum conf_event_kind kind);
 
 /* Domains, as libvirt sees them (see virt.h for ownership). */
 int core_domain_list(struct conf_domain **ret, size_t *ret_n);
+
+/* One page of the domains, by name, after after (see virt_domain_list_page). */
+int core_domain_list_page(const char *after, size_t limit, struct conf_domain **ret, size_t *ret_n,
+                          bool *ret_more);
+
+/* Every domain with its name and UUID only (see virt_domain_list_brief). */
+int core_domain_list_brief(struct conf_domain **ret, size_t *ret_n);
 int core_domain_get(const char *name_or_uuid, struct conf_domain **ret);
 
 #endif

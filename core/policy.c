@@ -56,6 +56,7 @@ static struct {
     size_t n_entries;
     struct core_policy_runs runs[MAX_RUN_SERIES];
     size_t n_runs;
+    struct core_policy_ticks ticks;
     /* the scheduler thread's own: */
     struct conf_domain *domains;
     size_t n_domains;
@@ -75,22 +76,55 @@ kick(void)
     pthread_mutex_unlock(&sched.lock);
 }
 
-/* The entry of (policy, uuid), made when missing; sched.lock held. NULL when full. */
+/* Where entries are found: an open-addressed table of entry index + 1 (0: free). */
+#define ENTRY_SLOTS (2 * MAX_ENTRIES)
+
+static uint32_t entry_slot[ENTRY_SLOTS];
+
+static size_t
+entry_hash(const char *policy, const char *uuid)
+{
+    return (text_hash(uuid) * 31u + text_hash(policy)) % ENTRY_SLOTS;
+}
+
+/* Builds entry_slot again from sched.entries (after they moved); sched.lock held. */
+static void
+entries_reindex(void)
+{
+    memset(entry_slot, 0, sizeof(entry_slot));
+    for (size_t i = 0; i < sched.n_entries; i++) {
+        size_t h = entry_hash(sched.entries[i].policy, sched.entries[i].uuid);
+        while (entry_slot[h])
+            h = (h + 1) % ENTRY_SLOTS;
+        entry_slot[h] = (uint32_t)i + 1;
+    }
+}
+
+/*
+ * The entry of (policy, uuid), made when missing; sched.lock held. NULL when
+ * full. A pass asks for each domain's a few times: a lookup, not a scan.
+ */
 static struct entry *
 entry_get(const char *policy, const char *uuid)
 {
+    size_t h = entry_hash(policy, uuid);
     struct entry *grown;
 
-    for (size_t i = 0; i < sched.n_entries; i++)
-        if (strcmp(sched.entries[i].policy, policy) == 0 &&
-            strcmp(sched.entries[i].uuid, uuid) == 0)
-            return &sched.entries[i];
+    for (; entry_slot[h]; h = (h + 1) % ENTRY_SLOTS) {
+        struct entry *e = &sched.entries[entry_slot[h] - 1];
+        if (strcmp(e->uuid, uuid) == 0 && strcmp(e->policy, policy) == 0)
+            return e;
+    }
     if (sched.n_entries >= MAX_ENTRIES)
         return NULL;
-    grown = realloc(sched.entries, (sched.n_entries + 1) * sizeof(*grown));
-    if (!grown)
-        return NULL;
-    sched.entries = grown;
+    if ((sched.n_entries & (sched.n_entries - 1)) == 0) { /* 0, 1, 2, 4, ...: grow twofold */
+        size_t cap = sched.n_entries ? sched.n_entries * 2 : 1;
+        grown = realloc(sched.entries, cap * sizeof(*grown));
+        if (!grown)
+            return NULL;
+        sched.entries = grown;
+    }
+    entry_slot[h] = (uint32_t)sched.n_entries + 1;
     grown = &sched.entries[sched.n_entries++];
     memset(grown, 0, sizeof(*grown));
     snprintf(grown->policy, sizeof(grown->policy), "%s", policy);
@@ -409,14 +443,31 @@ start_run(const struct conf_policy *p, struct conf_policy_member *m, bool catch_
     return r >= 0;
 }
 
-/* The member of (policy, uuid) in mem, or NULL. */
+static int
+member_cmp(const void *a, const void *b)
+{
+    const struct conf_policy_member *x = a, *y = b;
+    int c = strcmp(x->domain_uuid, y->domain_uuid);
+
+    return c ? c : strcmp(x->policy, y->policy);
+}
+
+/* Orders mem for member_find(). */
+static void
+members_sort(struct conf_policy_member *mem, size_t n)
+{
+    if (n > 1)
+        qsort(mem, n, sizeof(*mem), member_cmp);
+}
+
+/* The member of (policy, uuid) in mem (ordered by members_sort()), or NULL. */
 static struct conf_policy_member *
 member_find(struct conf_policy_member *mem, size_t n, const char *policy, const char *uuid)
 {
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(mem[i].policy, policy) == 0 && strcmp(mem[i].domain_uuid, uuid) == 0)
-            return &mem[i];
-    return NULL;
+    struct conf_policy_member key = {.policy = (char *)policy};
+
+    snprintf(key.domain_uuid, sizeof(key.domain_uuid), "%s", uuid);
+    return n ? bsearch(&key, mem, n, sizeof(*mem), member_cmp) : NULL;
 }
 
 /*
@@ -559,7 +610,7 @@ pass(int64_t now, int64_t *ret_wake)
     if (refresh || !sched.domains_ms || now - sched.domains_ms >= DOMAINS_REFRESH_MS) {
         struct conf_domain *list = NULL;
         size_t n = 0;
-        if (core_domain_list(&list, &n) >= 0) {
+        if (core_domain_list_brief(&list, &n) >= 0) {
             conf_domain_list_free(sched.domains, sched.n_domains);
             sched.domains = list;
             sched.n_domains = n;
@@ -572,6 +623,7 @@ pass(int64_t now, int64_t *ret_wake)
         wake = now + POLL_RUNNING_MS * 5;
         goto out;
     }
+    members_sort(mem, n_mem);
     running = follow_runs(mem, n_mem, now);
     if (running)
         wake_at(&wake, now + POLL_RUNNING_MS);
@@ -590,6 +642,35 @@ out:
     *ret_wake = wake;
 }
 
+const double core_policy_tick_bounds[CORE_POLICY_TICK_BUCKETS] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
+
+/* Counts one pass of secs seconds over n_domains domains. */
+static void
+count_tick(double secs, size_t n_domains)
+{
+    size_t b = 0;
+
+    while (b < CORE_POLICY_TICK_BUCKETS && secs > core_policy_tick_bounds[b])
+        b++;
+    pthread_mutex_lock(&sched.lock);
+    sched.ticks.count[b]++;
+    sched.ticks.total++;
+    sched.ticks.sum_s += secs;
+    if (secs > sched.ticks.max_s)
+        sched.ticks.max_s = secs;
+    pthread_mutex_unlock(&sched.lock);
+    log_debug("policies: a pass over %zu domains took %.3f ms", n_domains, secs * 1000.0);
+}
+
+void
+core_policy_ticks_get(struct core_policy_ticks *ret)
+{
+    pthread_mutex_lock(&sched.lock);
+    *ret = sched.ticks;
+    pthread_mutex_unlock(&sched.lock);
+}
+
 static void *
 scheduler_main(void *arg)
 {
@@ -601,7 +682,9 @@ scheduler_main(void *arg)
 
         sched.kick = false;
         pthread_mutex_unlock(&sched.lock);
+        uint64_t t0 = text_mono_ns();
         pass(text_now_ms(), &wake);
+        count_tick((double)(text_mono_ns() - t0) / 1e9, sched.n_domains);
         pthread_mutex_lock(&sched.lock);
         until.tv_sec = (time_t)(wake / 1000);
         until.tv_nsec = (long)(wake % 1000) * 1000000L;
@@ -676,6 +759,7 @@ core_policy_stop(void)
     free(sched.entries);
     sched.entries = NULL;
     sched.n_entries = 0;
+    entries_reindex();
 }
 
 /* -EEXIST naming the other policy when p would take a domain another policy has. */
@@ -690,7 +774,7 @@ check_overlap(const struct conf_policy *p)
     r = db_policy_list(core_ctx.db, &pols, &n_pols);
     if (r < 0)
         return r;
-    if (core_domain_list(&doms, &n_doms) < 0) {
+    if (core_domain_list_brief(&doms, &n_doms) < 0) {
         err_clear(); /* libvirt away: the literal names are still checked */
         doms = NULL;
         n_doms = 0;
@@ -788,6 +872,7 @@ core_policy_delete(const char *name)
         if (strcmp(sched.entries[i].policy, name) != 0)
             sched.entries[k++] = sched.entries[i];
     sched.n_entries = k;
+    entries_reindex();
     pthread_mutex_unlock(&sched.lock);
     kick();
     return 0;
@@ -828,7 +913,9 @@ core_policy_domains(const struct conf_policy *p, struct core_policy_domain **ret
     r = db_policy_list(core_ctx.db, &pols, &n_pols);
     if (r >= 0)
         r = db_policy_member_list(core_ctx.db, p->name, &mem, &n_mem);
-    if (r >= 0 && core_domain_list(&doms, &n_doms) < 0) {
+    if (r >= 0)
+        members_sort(mem, n_mem);
+    if (r >= 0 && core_domain_list_brief(&doms, &n_doms) < 0) {
         err_clear(); /* libvirt away: the domains as last recorded */
         doms = NULL;
         n_doms = 0;
@@ -862,12 +949,15 @@ core_policy_domains(const struct conf_policy *p, struct core_policy_domain **ret
         if (m != &fresh && strcmp(m->domain, doms[i].name) != 0)
             r = set_str(&o->m.domain, doms[i].name);
         pthread_mutex_lock(&sched.lock);
-        for (size_t k = 0; k < sched.n_entries; k++)
-            if (strcmp(sched.entries[k].policy, p->name) == 0 &&
-                strcmp(sched.entries[k].uuid, doms[i].uuid) == 0) {
-                force = sched.entries[k].force;
-                retry_at = sched.entries[k].retry_at_ms;
+        for (size_t h = entry_hash(p->name, doms[i].uuid); entry_slot[h];
+             h = (h + 1) % ENTRY_SLOTS) {
+            const struct entry *e = &sched.entries[entry_slot[h] - 1];
+            if (strcmp(e->uuid, doms[i].uuid) == 0 && strcmp(e->policy, p->name) == 0) {
+                force = e->force;
+                retry_at = e->retry_at_ms;
+                break;
             }
+        }
         pthread_mutex_unlock(&sched.lock);
         if (p->enabled) {
             int64_t due = force ? now : due_of(p, m);

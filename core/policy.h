@@ -102,6 +102,24 @@ int core_policy_run(const char *name, size_t *ret_n);
 int core_policy_runs(struct core_policy_runs **ret, size_t *ret_n);
 
 /*
+ * The scheduler's passes since start, as a histogram of their durations:
+ * count[i] passes took at most core_policy_tick_bounds[i] seconds and more
+ * than the bound before it; count[CORE_POLICY_TICK_BUCKETS] took longer
+ * than every bound. Not cumulative.
+ */
+#define CORE_POLICY_TICK_BUCKETS 12
+struct core_policy_ticks {
+    uint64_t count[CORE_POLICY_TICK_BUCKETS + 1];
+    uint64_t total;
+    double sum_s;
+    double max_s; /* the longest pass */
+};
+extern const double core_policy_tick_bounds[CORE_POLICY_TICK_BUCKETS];
+
+/* Copies the pass histogram into *ret. Never fails. */
+void core_policy_ticks_get(struct core_policy_ticks *ret);
+
+/*
  * The bytes the vault holds per domain: new arrays of *ret_n entries (free
  * each name, then both arrays).
  */

@@ -15,6 +15,20 @@
     "base_checkpoint, checkpoint, domain_xml, stored_bytes, started_at, finished_at, "             \
     "error_errno, error_detail, verified_at, verify_ok, verify_detail, protected"
 
+static _Atomic uint64_t backup_version = 1;
+
+uint64_t
+db_backup_version(void)
+{
+    return backup_version;
+}
+
+void
+db_backup_changed(void)
+{
+    backup_version++;
+}
+
 /* Records rc as the failure of what and rolls the open transaction back. */
 static int
 rollback(struct db *db, int rc, const char *what)
@@ -65,22 +79,23 @@ row_to_backup(sqlite3_stmt *st, struct conf_backup **ret)
     return 0;
 }
 
-/* Reads the disk rows of b (the lock held). */
+#define DISKS_SQL                                                                                  \
+    "SELECT target, file, backing, size, stored_bytes, sha256, checksum_algorithm "                \
+    "FROM backup_disks "                                                                           \
+    "WHERE backup_id = ?1 ORDER BY target"
+
+/*
+ * Reads the disk rows of b (the lock held) with st, a statement of
+ * DISKS_SQL that a list reuses for each of its rows.
+ */
 static int
-load_disks(struct db *db, struct conf_backup *b)
+load_disks_with(struct db *db, sqlite3_stmt *st, struct conf_backup *b)
 {
-    _cleanup_stmt_ sqlite3_stmt *st = NULL;
     size_t cap = 0;
     bool oom = false;
-    int r, rc;
+    int rc;
 
-    r = db_prepare(db,
-                   "SELECT target, file, backing, size, stored_bytes, sha256, checksum_algorithm "
-                   "FROM backup_disks "
-                   "WHERE backup_id = ?1 ORDER BY target",
-                   &st);
-    if (r < 0)
-        return r;
+    sqlite3_reset(st);
     sqlite3_bind_text(st, 1, b->id, -1, SQLITE_TRANSIENT);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (b->n_disks == cap) {
@@ -108,6 +123,16 @@ load_disks(struct db *db, struct conf_backup *b)
     return 0;
 }
 
+/* Reads the disk rows of b (the lock held). */
+static int
+load_disks(struct db *db, struct conf_backup *b)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int r = db_prepare(db, DISKS_SQL, &st);
+
+    return r < 0 ? r : load_disks_with(db, st, b);
+}
+
 int
 db_backup_insert(struct db *db, const struct conf_backup *b)
 {
@@ -116,6 +141,7 @@ db_backup_insert(struct db *db, const struct conf_backup *b)
     int r, rc;
 
     DB_LOCK_SCOPE(db);
+    DB_BACKUP_CHANGES;
     r = db_prepare(db,
                    "INSERT INTO backups (" BACKUP_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
                    "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, NULL, NULL, NULL, ?18)",
@@ -199,11 +225,22 @@ db_backup_get(struct db *db, const char *id, struct conf_backup **ret)
     return 0;
 }
 
-/* The WHERE clause shared by the list and its count: every filter is a bound parameter. */
-#define FILTER_SQL                                                                                 \
-    " WHERE (?1 IS NULL OR domain_uuid = ?1) AND (?2 IS NULL OR type = ?2) AND "                   \
+/*
+ * The WHERE clause shared by the list and its count: every filter is a bound
+ * parameter. The domain is a plain equality when one is asked for, so that
+ * the planner walks backups_by_domain_page (migration 13) rather than the
+ * whole catalog; FILTER_ALL (?1 bound to NULL) lists every domain's.
+ */
+#define FILTER_REST                                                                                \
+    " AND (?2 IS NULL OR type = ?2) AND "                                                          \
     "(?3 IS NULL OR state = ?3) AND (?4 IS NULL OR chain_id = ?4) AND "                            \
     "(?5 IS NULL OR checkpoint = ?5)"
+#define FILTER_ONE " WHERE domain_uuid = ?1" FILTER_REST
+#define FILTER_ALL " WHERE ?1 IS NULL" FILTER_REST
+#define LIST_SQL(filter)                                                                           \
+    "SELECT " BACKUP_COLUMNS " FROM backups" filter                                                \
+    " AND (?8 IS NULL OR started_at < ?9 OR (started_at = ?9 AND id < ?8))"                        \
+    " ORDER BY started_at DESC, id DESC LIMIT ?6 OFFSET ?7"
 
 static void
 bind_filter(sqlite3_stmt *st, const struct db_backup_filter *f)
@@ -221,16 +258,16 @@ db_backup_list(struct db *db, const struct db_backup_filter *filter, struct conf
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     _cleanup_stmt_ sqlite3_stmt *sc = NULL;
+    _cleanup_stmt_ sqlite3_stmt *sd = NULL;
     struct conf_backup **list = NULL;
     size_t n = 0, cap = 0, total = 0;
+    bool one = filter->domain_uuid != NULL;
     int r, rc;
 
     DB_LOCK_SCOPE(db);
-    r = db_prepare(db,
-                   "SELECT " BACKUP_COLUMNS " FROM backups" FILTER_SQL
-                   " AND (?8 IS NULL OR started_at < ?9 OR (started_at = ?9 AND id < ?8))"
-                   " ORDER BY started_at DESC, id DESC LIMIT ?6 OFFSET ?7",
-                   &st);
+    r = db_prepare(db, one ? LIST_SQL(FILTER_ONE) : LIST_SQL(FILTER_ALL), &st);
+    if (r >= 0)
+        r = db_prepare(db, DISKS_SQL, &sd);
     if (r < 0)
         return r;
     bind_filter(st, filter);
@@ -252,7 +289,7 @@ db_backup_list(struct db *db, const struct db_backup_filter *filter, struct conf
         r = row_to_backup(st, &list[n]);
         if (r >= 0) {
             n++;
-            r = load_disks(db, list[n - 1]);
+            r = load_disks_with(db, sd, list[n - 1]);
         }
         if (r < 0) {
             conf_backup_list_free(list, n);
@@ -264,7 +301,10 @@ db_backup_list(struct db *db, const struct db_backup_filter *filter, struct conf
         return db_error(db, rc, "list backups");
     }
     if (ret_total) {
-        r = db_prepare(db, "SELECT count(*) FROM backups" FILTER_SQL, &sc);
+        r = db_prepare(db,
+                       one ? "SELECT count(*) FROM backups" FILTER_ONE
+                           : "SELECT count(*) FROM backups" FILTER_ALL,
+                       &sc);
         if (r >= 0) {
             bind_filter(sc, filter);
             rc = sqlite3_step(sc);
@@ -292,6 +332,7 @@ db_backup_finish(struct db *db, const struct conf_backup *b)
     int r, rc;
 
     DB_LOCK_SCOPE(db);
+    DB_BACKUP_CHANGES;
     r = db_prepare(db,
                    "UPDATE backups SET state = ?2, finished_at = ?3, stored_bytes = ?4, "
                    "error_errno = ?5, error_detail = ?6 WHERE id = ?1",
@@ -394,6 +435,7 @@ db_backup_set_verification(struct db *db, const char *id, int64_t at, int ok, co
     int r, rc;
 
     DB_LOCK_SCOPE(db);
+    DB_BACKUP_CHANGES;
     r = db_prepare(db,
                    "UPDATE backups SET verified_at = ?2, verify_ok = ?3, verify_detail = ?4 "
                    "WHERE id = ?1",
@@ -467,6 +509,7 @@ change_one(struct db *db, const char *sql, const char *id, const char *value, co
     int r, rc;
 
     DB_LOCK_SCOPE(db);
+    DB_BACKUP_CHANGES;
     r = db_prepare(db, sql, &st);
     if (r < 0)
         return r;

@@ -19,6 +19,13 @@
 
 struct db;
 
+/*
+ * The catalog's version: a number that changes (grows) with every change
+ * this process makes to the backups or their disk rows, from 1 at start.
+ * A reader that saw the same version before it read saw the same rows.
+ */
+uint64_t db_backup_version(void);
+
 /* A filter for db_backup_list; NULL members match everything. */
 struct db_backup_filter {
     const char *domain_uuid;

@@ -93,4 +93,21 @@ db_unlockp(struct db **db)
     __attribute__((cleanup(db_unlockp))) struct db *_db_locked = (db);                             \
     pthread_mutex_lock(&_db_locked->lock)
 
+/* Counts one change of the backup catalog (db_backup_version); the lock held. */
+void db_backup_changed(void);
+
+static inline void
+db_backup_changedp(int *unused)
+{
+    (void)unused;
+    db_backup_changed();
+}
+/*
+ * After DB_LOCK_SCOPE in a function that writes backups or their disk rows:
+ * counts the change when the function returns, before the lock is let go
+ * (so after its COMMIT, which a reader of the version must not precede).
+ */
+#define DB_BACKUP_CHANGES                                                                          \
+    __attribute__((cleanup(db_backup_changedp), unused)) int _db_backup_change = 0
+
 #endif

@@ -100,6 +100,7 @@ db_prune_commit(struct db *db, const char *intent_id, struct conf_backup *const 
     int r;
 
     DB_LOCK_SCOPE(db);
+    DB_BACKUP_CHANGES;
     r = db_prepare(db,
                    "UPDATE backups SET type = ?2, parent_id = ?3, base_checkpoint = ?4, "
                    "stored_bytes = ?5 WHERE id = ?1",

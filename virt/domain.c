@@ -487,6 +487,145 @@ by_name(const void *a, const void *b)
     return strcmp(((const struct conf_domain *)a)->name, ((const struct conf_domain *)b)->name);
 }
 
+/* A domain of a listing and its name, to be sorted before anything else is read. */
+struct named {
+    virDomainPtr dom;
+    const char *name;
+};
+
+static int
+named_by_name(const void *a, const void *b)
+{
+    return strcmp(((const struct named *)a)->name, ((const struct named *)b)->name);
+}
+
+/*
+ * Every domain with its name, ordered by name: one call to libvirt (names
+ * are held by the handles). *ret is a new array of *ret_n; free it with
+ * named_free().
+ */
+static int
+named_list(virConnectPtr conn, struct named **ret, size_t *ret_n)
+{
+    virDomainPtr *doms = NULL;
+    struct named *list;
+    size_t k = 0;
+    int n;
+
+    n = virConnectListAllDomains(conn, &doms, 0);
+    if (n < 0)
+        return virt_error("list domains");
+    list = calloc(n > 0 ? (size_t)n : 1, sizeof(*list));
+    if (!list) {
+        for (int i = 0; i < n; i++)
+            virDomainFree(doms[i]);
+        free(doms);
+        return -ENOMEM;
+    }
+    for (int i = 0; i < n; i++) {
+        const char *name = virDomainGetName(doms[i]);
+        if (!name) {
+            virDomainFree(doms[i]);
+            continue;
+        }
+        list[k++] = (struct named){doms[i], name};
+    }
+    free(doms);
+    qsort(list, k, sizeof(*list), named_by_name);
+    *ret = list;
+    *ret_n = k;
+    return 0;
+}
+
+static void
+named_free(struct named *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        virDomainFree(list[i].dom);
+    free(list);
+}
+
+int
+virt_domain_list_page(const char *after, size_t limit, struct conf_domain **ret, size_t *ret_n,
+                      bool *ret_more)
+{
+    _cleanup_conn_ virConnectPtr conn = NULL;
+    struct named *all = NULL;
+    struct conf_domain *list;
+    size_t n_all = 0, n_ok = 0, i = 0;
+    int r;
+
+    r = virt_conn_get(&conn);
+    if (r < 0)
+        return r;
+    r = named_list(conn, &all, &n_all);
+    if (r < 0)
+        return r;
+    while (after && i < n_all && strcmp(all[i].name, after) <= 0)
+        i++;
+    list = calloc(limit ? limit : 1, sizeof(*list));
+    r = list ? 0 : -ENOMEM;
+    for (; r == 0 && i < n_all && n_ok < limit; i++) {
+        int q = fill_domain(conn, all[i].dom, 0, false, &list[n_ok]);
+        if (q == 0)
+            n_ok++;
+        else if (q == -ENOENT)
+            conf_domain_clear(&list[n_ok]); /* undefined meanwhile: skip it */
+        else
+            r = q;
+    }
+    named_free(all, n_all);
+    if (r < 0) {
+        if (list)
+            conf_domain_list_free(list, n_ok + 1);
+        return r;
+    }
+    *ret = list;
+    *ret_n = n_ok;
+    *ret_more = i < n_all;
+    return 0;
+}
+
+int
+virt_domain_list_brief(struct conf_domain **ret, size_t *ret_n)
+{
+    _cleanup_conn_ virConnectPtr conn = NULL;
+    struct named *all = NULL;
+    struct conf_domain *list;
+    size_t n_all = 0, n_ok = 0;
+    int r;
+
+    r = virt_conn_get(&conn);
+    if (r < 0)
+        return r;
+    r = named_list(conn, &all, &n_all);
+    if (r < 0)
+        return r;
+    list = calloc(n_all ? n_all : 1, sizeof(*list));
+    r = list ? 0 : -ENOMEM;
+    for (size_t i = 0; r == 0 && i < n_all; i++) {
+        struct conf_domain *d = &list[n_ok];
+        if (virDomainGetUUIDString(all[i].dom, d->uuid) < 0) {
+            virResetLastError();
+            continue;
+        }
+        d->name = strdup(all[i].name);
+        if (!d->name)
+            r = -ENOMEM;
+        else
+            n_ok++;
+    }
+    named_free(all, n_all);
+    if (r < 0) {
+        if (list)
+            conf_domain_list_free(list, n_ok);
+        return r;
+    }
+    *ret = list;
+    *ret_n = n_ok;
+    return 0;
+}
+
 int
 virt_domain_list(struct conf_domain **ret, size_t *ret_n)
 {

@@ -54,6 +54,22 @@ int virt_versions_get(struct conf_versions *ret);
 int virt_domain_list(struct conf_domain **ret, size_t *ret_n);
 
 /*
+ * One page of virt_domain_list(): the first limit domains whose names sort
+ * after after (NULL: from the first), read in full; the others are only
+ * named. *ret is a new array of *ret_n (<= limit) domains, free it with
+ * conf_domain_list_free(); *ret_more tells whether domains follow the page.
+ */
+int virt_domain_list_page(const char *after, size_t limit, struct conf_domain **ret, size_t *ret_n,
+                          bool *ret_more);
+
+/*
+ * Every domain with only its name and UUID filled in (nothing else is asked
+ * of libvirt), ordered by name. *ret is a new array of *ret_n domains; free
+ * it with conf_domain_list_free().
+ */
+int virt_domain_list_brief(struct conf_domain **ret, size_t *ret_n);
+
+/*
  * Resolves a domain once for the calling thread: until
  * virt_domain_scope_end(), every call here on this thread that names that
  * domain (by its name or UUID) uses the handle looked up now instead of

@@ -234,6 +234,39 @@ def test_failing_domain_is_overdue_in_the_metric(vv_test):
     assert r.status == 200 and r.json['overdue'] is False
 
 
+def test_scheduler_pass_histogram(vv_test):
+    """virtvault_policy_tick_seconds counts the scheduler's passes: each change of a policy
+    wakes it for one more; the buckets are cumulative and end at the count."""
+    c = vv_test.client
+
+    def sample(name, labels=''):
+        text = c.get('/metrics').raw.decode()
+        m = re.search(r'^%s%s (\S+)$' % (re.escape(name), re.escape(labels)), text, re.M)
+        return float(m.group(1)) if m else None
+
+    text = c.get('/metrics').raw.decode()
+    assert '# TYPE virtvault_policy_tick_seconds histogram' in text
+    assert '# TYPE virtvault_policy_tick_max_seconds gauge' in text
+    before = sample('virtvault_policy_tick_seconds_count')
+    assert before is not None
+    r = c.post('/v1/policies', json={'name': 'ticks', 'domains': ['test'],
+                                     'schedule': '@yearly'})
+    assert r.status == 201, r
+    after = wait_for('a pass after the change',
+                     lambda: (n := sample('virtvault_policy_tick_seconds_count')) > before and n)
+    text = c.get('/metrics').raw.decode()
+    buckets = [(float(le), float(n)) for le, n in
+               re.findall(r'^virtvault_policy_tick_seconds_bucket\{le="([^"+]+)"\} (\S+)$',
+                          text, re.M)]
+    assert len(buckets) == 12 and buckets == sorted(buckets), buckets
+    inf = sample('virtvault_policy_tick_seconds_bucket', '{le="+Inf"}')
+    count = sample('virtvault_policy_tick_seconds_count')
+    assert count >= after and inf == count and buckets[-1][1] <= inf
+    total = sample('virtvault_policy_tick_seconds_sum')
+    longest = sample('virtvault_policy_tick_max_seconds')
+    assert 0 < longest <= total < 60, (longest, total)
+
+
 # ------------------------------------------------------------------------------------------
 # real QEMU
 
