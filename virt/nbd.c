@@ -391,6 +391,35 @@ struct extent_acc {
     bool full; /* max extents held and the next one is a new one */
 };
 
+/* Adds [at, at+len) with flags to a, merged with the last extent when they match. */
+static int
+acc_add(struct extent_acc *a, uint64_t at, uint64_t len, uint32_t flags)
+{
+    if (a->n > 0 && a->items[a->n - 1].flags == flags &&
+        a->items[a->n - 1].start + a->items[a->n - 1].length == at) {
+        a->items[a->n - 1].length += len;
+        return 0;
+    }
+    if (a->n == a->max) {
+        a->full = true;
+        return 0;
+    }
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 64;
+        struct conf_extent *p;
+
+        if (cap > a->max)
+            cap = a->max;
+        p = realloc(a->items, cap * sizeof(*p));
+        if (!p)
+            return -1;
+        a->items = p;
+        a->cap = cap;
+    }
+    a->items[a->n++] = (struct conf_extent){at, len, flags};
+    return 0;
+}
+
 static int
 on_extents(void *opaque, const char *metacontext, uint64_t offset, uint32_t *entries,
            size_t nr_entries, int *error)
@@ -404,36 +433,41 @@ on_extents(void *opaque, const char *metacontext, uint64_t offset, uint32_t *ent
     a->seen = true;
     for (size_t i = 0; i + 1 < nr_entries && !a->full; i += 2) {
         uint64_t len = entries[i];
-        uint32_t flags = entries[i + 1];
 
         if (at + len > a->end)
             len = a->end - at;
         if (len == 0)
             break;
-        if (a->n > 0 && a->items[a->n - 1].flags == flags &&
-            a->items[a->n - 1].start + a->items[a->n - 1].length == at) {
-            a->items[a->n - 1].length += len;
-        } else if (a->n == a->max) {
-            a->full = true;
-            break;
-        } else {
-            if (a->n == a->cap) {
-                size_t cap = a->cap ? a->cap * 2 : 64;
-                struct conf_extent *p;
-
-                if (cap > a->max)
-                    cap = a->max;
-                p = realloc(a->items, cap * sizeof(*p));
-                if (!p)
-                    return -1;
-                a->items = p;
-                a->cap = cap;
-            }
-            a->items[a->n++] = (struct conf_extent){at, len, flags};
-        }
+        if (acc_add(a, at, len, entries[i + 1]) < 0)
+            return -1;
         at += len;
     }
     return 0;
+}
+
+/*
+ * Block status requests kept in flight at once: a huge sparse disk is walked
+ * in a few round trips rather than one per VIRT_NBD_PROBE_SPAN bytes.
+ */
+#define PROBE_DEPTH 16
+
+/* One block status request in flight: its window and the extents it answered. */
+struct probe {
+    struct extent_acc acc;
+    uint64_t off;
+    int64_t cookie;
+};
+
+/* Waits for probe p to end; 0, or a negative errno with a detail. */
+static int
+probe_wait(struct virt_nbd *n, struct probe *p)
+{
+    int done;
+
+    while ((done = nbd_aio_command_completed(n->h, (uint64_t)p->cookie)) == 0)
+        if (nbd_poll(n->h, -1) < 0)
+            return nbd_fail("query block status");
+    return done < 0 ? nbd_fail("query block status") : 0;
 }
 
 int
@@ -441,34 +475,92 @@ virt_nbd_extents(struct virt_nbd *n, const char *context, uint64_t offset, uint6
                  size_t max, struct conf_extent **ret, size_t *ret_n, uint64_t *ret_next)
 {
     struct extent_acc a = {.context = context, .max = max};
+    struct probe probes[PROBE_DEPTH];
+    size_t head = 0, flying = 0, depth = 1;
     uint64_t end = offset > n->size            ? n->size
                    : offset + length > n->size ? n->size
                                                : offset + length;
+    uint64_t issue = offset;
+    int r = 0;
 
     if (max == 0)
         return err_set(-EINVAL, "ask for at least one extent");
     if (nbd_can_meta_context(n->h, context) != 1)
         return err_set(-EOPNOTSUPP, "the export does not offer the context %s", context);
     a.end = end;
-    /* One probe asks for at most VIRT_NBD_PROBE_SPAN bytes; it stops once max extents are held. */
-    while (offset < end && !a.full) {
-        uint64_t count = end - offset > VIRT_NBD_PROBE_SPAN ? VIRT_NBD_PROBE_SPAN : end - offset;
-        size_t before = a.n;
-        uint64_t reached;
+    /*
+     * Each probe asks for at most VIRT_NBD_PROBE_SPAN bytes, in order, with up to
+     * depth of them in flight: depth grows while probes answer their whole window
+     * with few extents (a sparse stretch), so a dense disk is not asked far ahead.
+     * It stops once max extents are held.
+     */
+    while (r >= 0 && offset < end && !a.full) {
+        struct probe *p;
+        uint64_t reached, p_end;
 
-        a.seen = false;
-        if (nbd_block_status(n->h, count, offset,
-                             (nbd_extent_callback){.callback = on_extents, .user_data = &a},
-                             0) < 0) {
-            free(a.items);
-            return nbd_fail("query block status");
+        while (flying < depth && issue < end) {
+            uint64_t count = end - issue > VIRT_NBD_PROBE_SPAN ? VIRT_NBD_PROBE_SPAN : end - issue;
+
+            p = &probes[(head + flying) % PROBE_DEPTH];
+            *p = (struct probe){.acc = {.context = context, .max = max, .end = issue + count},
+                                .off = issue};
+            p->cookie = nbd_aio_block_status(
+                n->h, count, issue,
+                (nbd_extent_callback){.callback = on_extents, .user_data = &p->acc},
+                NBD_NULL_COMPLETION, 0);
+            if (p->cookie < 0) {
+                r = nbd_fail("query block status");
+                break;
+            }
+            issue += count;
+            flying++;
         }
-        reached = a.n > 0 ? a.items[a.n - 1].start + a.items[a.n - 1].length : offset;
-        if (!a.seen || (a.n == before && reached <= offset) || reached <= offset) {
-            free(a.items);
-            return err_set(-EIO, "the NBD server answered no extents for %s", context);
+        if (r < 0 || flying == 0)
+            break;
+        p = &probes[head];
+        r = probe_wait(n, p);
+        head = (head + 1) % PROBE_DEPTH;
+        flying--;
+        if (r >= 0 && (!p->acc.seen || p->acc.n == 0 || p->acc.items[0].start != offset))
+            r = err_set(-EIO, "the NBD server answered no extents for %s", context);
+        for (size_t i = 0; r >= 0 && i < p->acc.n && !a.full; i++)
+            if (acc_add(&a, p->acc.items[i].start, p->acc.items[i].length, p->acc.items[i].flags) <
+                0)
+                r = -ENOMEM;
+        p_end = p->acc.n ? p->acc.items[p->acc.n - 1].start + p->acc.items[p->acc.n - 1].length : 0;
+        free(p->acc.items);
+        if (r < 0)
+            break;
+        reached = a.items[a.n - 1].start + a.items[a.n - 1].length;
+        if (reached <= offset && !a.full) {
+            r = err_set(-EIO, "the NBD server answered no extents for %s", context);
+            break;
         }
         offset = reached;
+        if (p_end < p->acc.end) {
+            /* A short answer: the probes after it start past a gap; ask again from here. */
+            while (flying > 0 && r >= 0) {
+                p = &probes[head];
+                r = probe_wait(n, p);
+                free(p->acc.items);
+                head = (head + 1) % PROBE_DEPTH;
+                flying--;
+            }
+            issue = offset;
+            depth = 1;
+        } else if (p->acc.n <= max / 4 && depth < PROBE_DEPTH) {
+            depth *= 2;
+        }
+    }
+    /* What is still in flight writes into probes[]: it must end before they go. */
+    for (; flying > 0; flying--, head = (head + 1) % PROBE_DEPTH) {
+        if (nbd_aio_is_dead(n->h) != 1)
+            (void)probe_wait(n, &probes[head]);
+        free(probes[head].acc.items);
+    }
+    if (r < 0) {
+        free(a.items);
+        return r;
     }
     *ret = a.items;
     *ret_n = a.n;

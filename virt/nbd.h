@@ -23,8 +23,8 @@
 
 #define VIRT_NBD_CONTEXT_ALLOCATION "base:allocation"
 
-/* One block status request covers at most this many bytes. */
-#define VIRT_NBD_PROBE_SPAN (1ull << 30)
+/* One block status request covers at most this many bytes (NBD's limit is 32 bits). */
+#define VIRT_NBD_PROBE_SPAN ((4ull << 30) - (64u << 10))
 /* A read's probe of what reads as zeros holds at most this many extents at a time. */
 #define VIRT_NBD_PROBE_MAX 4096
 

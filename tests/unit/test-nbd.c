@@ -148,6 +148,72 @@ main(void)
 
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
+
+    /*
+     * A 200 GiB sparse image with 64 KiB of data at 0, 100 GiB and its last
+     * 64 KiB: block status is asked in many windows, several at a time.
+     */
+    ok(sh("qemu-img create -q -f qcow2 %s/big.qcow2 200G && "
+          "qemu-io -f qcow2 -c 'write -P 0x11 0 64k' -c 'write -P 0x22 100G 64k' "
+          "-c 'write -P 0x33 209715136k 64k' %s/big.qcow2 >/dev/null",
+          dir, dir) == 0,
+       "200 GiB sparse image made");
+    snprintf(sock, sizeof(sock), "%s/big.qcow2", dir);
+    n = NULL;
+    ok(virt_nbd_open_image(sock, NULL, false, &n) == 0, "200 GiB image served");
+    if (n) {
+        const uint64_t big = 200ull << 30, k64 = 64 << 10;
+        const struct conf_extent want[] = {
+            {0, k64, 0},
+            {k64, (100ull << 30) - k64, 3},
+            {100ull << 30, k64, 0},
+            {(100ull << 30) + k64, big - (100ull << 30) - 2 * k64, 3},
+            {big - k64, k64, 0}};
+        uint64_t bnext = 0;
+        int same = 0;
+
+        ok(virt_nbd_extents(n, VIRT_NBD_CONTEXT_ALLOCATION, 0, big, 1000, &ext, &n_ext, &bnext) ==
+                   0 &&
+               n_ext == 5 && bnext == big,
+           "200 GiB: five extents in one page (%zu)", n_ext);
+        for (size_t i = 0; ext && i < n_ext && i < 5; i++)
+            same += ext[i].start == want[i].start && ext[i].length == want[i].length &&
+                    ext[i].flags == want[i].flags;
+        ok(same == 5, "200 GiB: data at 0, 100 GiB and the end, holes between");
+        free(ext);
+        ext = NULL;
+
+        /* Pages of two extents, then one: each starts where the last ended. */
+        for (size_t max = 1; max <= 2; max++) {
+            uint64_t bat = 0;
+            size_t got = 0, bpages = 0;
+            int good = 1;
+
+            while (good && bat < big && bpages < 10) {
+                good = virt_nbd_extents(n, VIRT_NBD_CONTEXT_ALLOCATION, bat, big - bat, max, &ext,
+                                        &n_ext, &bnext) == 0 &&
+                       n_ext >= 1 && n_ext <= max && ext[0].start == bat;
+                for (size_t i = 0; good && i < n_ext; i++, got++)
+                    good = got < 5 && ext[i].start == want[got].start &&
+                           ext[i].length == want[got].length && ext[i].flags == want[got].flags;
+                free(ext);
+                ext = NULL;
+                bat = bnext;
+                bpages++;
+            }
+            ok(good && bat == big && got == 5, "200 GiB paged %zu extent(s) at a time: %zu pages",
+               max, bpages);
+        }
+        /* A window that starts and ends inside holes. */
+        ok(virt_nbd_extents(n, VIRT_NBD_CONTEXT_ALLOCATION, 50ull << 30, 100ull << 30, 1000, &ext,
+                            &n_ext, &bnext) == 0 &&
+               n_ext == 3 && ext[0].start == 50ull << 30 && ext[1].start == 100ull << 30 &&
+               ext[2].start + ext[2].length == 150ull << 30 && bnext == 150ull << 30,
+           "200 GiB: a window from 50 to 150 GiB");
+        free(ext);
+        ext = NULL;
+        virt_nbd_close(n);
+    }
     sh("rm -rf %s", dir);
     return tap_done();
 }

@@ -137,6 +137,22 @@ main(void)
     ok(access(sub, F_OK) < 0, "and no image");
     close(dfd);
 
+    /* On a file system without O_DIRECT (tmpfs) the flatten writes through the cache. */
+    char shm[] = "/dev/shm/vv-vault-test-XXXXXX";
+    if (mkdtemp(shm)) {
+        int sfd = open(shm, O_RDONLY | O_DIRECTORY);
+        char flat[600], cmd[1400];
+
+        snprintf(flat, sizeof(flat), "%s/flat.img", dir);
+        ok(vault_image_flatten_at(sfd, "flat.img", path, "raw", 0, NULL) == 0,
+           "flatten to raw on tmpfs");
+        snprintf(cmd, sizeof(cmd), "qemu-img compare -q -f raw -F raw %s %s/flat.img", flat, shm);
+        ok(system(cmd) == 0, "the same bytes as on a disk written past the cache");
+        close(sfd);
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", shm);
+        ok(system(cmd) == 0, "tmpfs folder removed");
+    }
+
     /* A corrupt header is no qcow2 image. */
     snprintf(path, sizeof(path), "%s/u/c/b1.vda.qcow2", dir);
     fd = open(path, O_WRONLY);
