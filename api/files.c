@@ -144,6 +144,31 @@ files_target(const struct api_request *req)
     return core_files_available() ? 0 : no_files();
 }
 
+/*
+ * Answers a request on a path inside the disk: checks the target, then the
+ * path and filesystem parameters, so bad input answers at once; then runs
+ * now() here when the backup point's appliance is launched, else deferred
+ * with the query parameters named in keys.
+ */
+static int
+path_route(const struct api_request *req, struct api_response *resp, api_handler_fn now,
+           const char *const *keys)
+{
+    const char *path, *filesystem;
+    int r;
+
+    r = files_target(req);
+    if (r >= 0)
+        r = query_path(req, &path);
+    if (r >= 0)
+        r = query_filesystem(req, &filesystem);
+    if (r < 0)
+        return r;
+    if (core_files_warm(req->params[1]))
+        return now(req, resp);
+    return api_defer(req, resp, now, keys);
+}
+
 int
 api_backup_filesystems(const struct api_request *req, struct api_response *resp)
 {
@@ -222,22 +247,13 @@ int
 api_backup_files_list(const struct api_request *req, struct api_response *resp)
 {
     _cleanup_(api_page_clear) struct api_page page = {0};
-    const char *path, *filesystem;
     int r;
 
     /* Bad input answers at once, launched or not: paging, the resource, then the rest. */
     r = api_query_page(req, "files", &page);
-    if (r >= 0)
-        r = files_target(req);
-    if (r >= 0)
-        r = query_path(req, &path);
-    if (r >= 0)
-        r = query_filesystem(req, &filesystem);
     if (r < 0)
         return r;
-    if (core_files_warm(req->params[1]))
-        return files_list_now(req, resp);
-    return api_defer(req, resp, files_list_now, list_keys);
+    return path_route(req, resp, files_list_now, list_keys);
 }
 
 static ssize_t
@@ -323,19 +339,7 @@ content_now(const struct api_request *req, struct api_response *resp)
 int
 api_backup_file_content(const struct api_request *req, struct api_response *resp)
 {
-    const char *path, *filesystem;
-    int r;
-
-    r = files_target(req);
-    if (r >= 0)
-        r = query_path(req, &path);
-    if (r >= 0)
-        r = query_filesystem(req, &filesystem);
-    if (r < 0)
-        return r;
-    if (core_files_warm(req->params[1]))
-        return content_now(req, resp);
-    return api_defer(req, resp, content_now, content_keys);
+    return path_route(req, resp, content_now, content_keys);
 }
 
 int
