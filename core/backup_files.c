@@ -667,12 +667,6 @@ core_file_reader_name(const struct core_file_reader *r)
     return r->name;
 }
 
-const char *
-core_file_reader_path(const struct core_file_reader *r)
-{
-    return r->path;
-}
-
 ssize_t
 core_file_reader_read(struct core_file_reader *r, uint64_t pos, void *buf, size_t max)
 {

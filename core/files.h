@@ -96,7 +96,6 @@ int core_backup_file_open(const char *domain, const char *id, const char *disk,
                           const char *filesystem, const char *path, struct core_file_reader **ret);
 uint64_t core_file_reader_size(const struct core_file_reader *r);
 const char *core_file_reader_name(const struct core_file_reader *r); /* the last component */
-const char *core_file_reader_path(const struct core_file_reader *r); /* canonical */
 
 /* Reads up to max bytes at pos; the count (> 0, 0 at the end) or a negative errno. */
 ssize_t core_file_reader_read(struct core_file_reader *r, uint64_t pos, void *buf, size_t max);
