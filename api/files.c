@@ -259,10 +259,8 @@ api_backup_files_list(const struct api_request *req, struct api_response *resp)
 static ssize_t
 content_read(void *opaque, uint64_t pos, char *buf, size_t max)
 {
-    ssize_t n = core_file_reader_read(opaque, pos, buf, max);
-
-    /* The stream asks only within the size: 0 here is a file that shrank, an error. */
-    return n == 0 ? -EIO : n;
+    /* The stream asks only within the size and ends in an error on 0 (a file that shrank). */
+    return core_file_reader_read(opaque, pos, buf, max);
 }
 
 static void
