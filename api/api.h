@@ -49,7 +49,7 @@ struct api_stream {
     uint64_t size;
     bool ranges;
     const char *content_type; /* static */
-    char disposition[1024];   /* the Content-Disposition header, or "" (api_disposition()) */
+    char disposition[1024];   /* the Content-Disposition header, or "" */
     ssize_t (*read)(void *opaque, uint64_t pos, char *buf, size_t max);
     /* Optional: the server is about to read [pos, pos+len) in order (lets it read ahead). */
     void (*prepare)(void *opaque, uint64_t pos, uint64_t len);
