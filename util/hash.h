@@ -55,14 +55,6 @@ void hash_digest_hex(const uint8_t digest[HASH_SHA256_LEN], char hex[HASH_SHA256
 void hash_pieces_top_hex(const uint8_t *digests, size_t n, char hex[HASH_SHA256_HEX_LEN + 1]);
 
 /*
- * Writes the SHA-256 of bytes [off, off + len) of the open file fd into
- * digest, reading with pread into buf (buf_size bytes). Returns 0, or a
- * negative errno (-EIO when the file ends before off + len); no detail.
- */
-int hash_sha256_fd_range(int fd, uint64_t off, uint64_t len, void *buf, size_t buf_size,
-                         uint8_t digest[HASH_SHA256_LEN]);
-
-/*
  * Hashes the pieces of the open file fd (of size bytes) whose need[i] is
  * true (need NULL: every piece) into digests + 32 * i, with up to threads
  * threads (0: one per online CPU, at most 4) reading with pread. cancel
