@@ -92,6 +92,14 @@ hash_piece_count(uint64_t size)
     return (size_t)((size + HASH_PIECE_SIZE - 1) / HASH_PIECE_SIZE);
 }
 
+uint64_t
+hash_piece_len(uint64_t size, size_t i)
+{
+    uint64_t off = (uint64_t)i * HASH_PIECE_SIZE;
+
+    return size - off < HASH_PIECE_SIZE ? size - off : HASH_PIECE_SIZE;
+}
+
 void
 hash_digest_hex(const uint8_t digest[HASH_SHA256_LEN], char hex[HASH_SHA256_HEX_LEN + 1])
 {
@@ -171,7 +179,7 @@ piece_worker(void *arg)
         if (w->need && !w->need[i])
             continue;
         off = (uint64_t)i * HASH_PIECE_SIZE;
-        len = w->size - off < HASH_PIECE_SIZE ? w->size - off : HASH_PIECE_SIZE;
+        len = hash_piece_len(w->size, i);
         r = hash_range(w, ctx, buf, off, len, w->digests + i * HASH_SHA256_LEN);
         if (r < 0) {
             int zero = 0;

@@ -45,6 +45,9 @@ int hash_sha256_file(const char *path, char hex[HASH_SHA256_HEX_LEN + 1]);
 /* How many pieces a file of size bytes has under HASH_ALG_PIECES. */
 size_t hash_piece_count(uint64_t size);
 
+/* The length of piece i (< hash_piece_count(size)) of a file of size bytes. */
+uint64_t hash_piece_len(uint64_t size, size_t i);
+
 /* Writes the 32-byte digest as 64 lowercase hex digits and a NUL into hex. */
 void hash_digest_hex(const uint8_t digest[HASH_SHA256_LEN], char hex[HASH_SHA256_HEX_LEN + 1]);
 

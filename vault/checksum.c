@@ -489,9 +489,7 @@ vault_file_checksum(const char *path, struct vault_follow *follow, bool sync,
     uint64_t t0 = text_mono_ns(), hashed = 0;
     for (size_t i = 0; i < n; i++)
         if (need[i])
-            hashed += (uint64_t)st.st_size - (uint64_t)i * HASH_PIECE_SIZE < HASH_PIECE_SIZE
-                          ? (uint64_t)st.st_size - (uint64_t)i * HASH_PIECE_SIZE
-                          : HASH_PIECE_SIZE;
+            hashed += hash_piece_len((uint64_t)st.st_size, i);
     r = hash_pieces_fd(fd, (uint64_t)st.st_size, digests, need, 0, cancel);
     uint64_t hash_ns = text_mono_ns() - t0;
     if (threaded)
