@@ -459,7 +459,7 @@ vault_file_checksum(const char *path, struct vault_follow *follow, bool sync,
         need[i] = true;
     if (follow && follow->tables_known) {
         /* Pieces the follower hashed stand, but for those that hold metadata now. */
-        bool *meta = calloc(n ? n : 1, sizeof(*meta));
+        _cleanup_free_ bool *meta = calloc(n ? n : 1, sizeof(*meta));
 
         if (!meta)
             return -ENOMEM;
@@ -477,10 +477,8 @@ vault_file_checksum(const char *path, struct vault_follow *follow, bool sync,
                 }
             }
         } else if (r < 0 && r != -ENOTSUP) {
-            free(meta);
             return err_set(r, "cannot read the qcow2 tables of %s: %s", path, strerror(-r));
         }
-        free(meta);
     }
     if (sync)
         threaded = pthread_create(&syncer, NULL, fsync_main, &sync_task) == 0;
