@@ -92,6 +92,14 @@ hash_piece_count(uint64_t size)
     return (size_t)((size + HASH_PIECE_SIZE - 1) / HASH_PIECE_SIZE);
 }
 
+uint64_t
+hash_piece_len(uint64_t size, size_t i)
+{
+    uint64_t off = (uint64_t)i * HASH_PIECE_SIZE;
+
+    return size - off < HASH_PIECE_SIZE ? size - off : HASH_PIECE_SIZE;
+}
+
 void
 hash_digest_hex(const uint8_t digest[HASH_SHA256_LEN], char hex[HASH_SHA256_HEX_LEN + 1])
 {
@@ -148,33 +156,6 @@ hash_range(struct piece_work *w, EVP_MD_CTX *ctx, uint8_t *buf, uint64_t off, ui
     return 0;
 }
 
-int
-hash_sha256_fd_range(int fd, uint64_t off, uint64_t len, void *buf, size_t buf_size,
-                     uint8_t digest[HASH_SHA256_LEN])
-{
-    _cleanup_(ctx_freep) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    unsigned int dl = 0;
-
-    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
-        return -ENOMEM;
-    while (len > 0) {
-        size_t want = len < buf_size ? (size_t)len : buf_size;
-        ssize_t n = pread(fd, buf, want, (off_t)off);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return n < 0 ? -errno : -EIO;
-        if (EVP_DigestUpdate(ctx, buf, (size_t)n) != 1)
-            return -EIO;
-        off += (uint64_t)n;
-        len -= (uint64_t)n;
-    }
-    if (EVP_DigestFinal_ex(ctx, digest, &dl) != 1 || dl != HASH_SHA256_LEN)
-        return -EIO;
-    return 0;
-}
-
 static void *
 piece_worker(void *arg)
 {
@@ -198,7 +179,7 @@ piece_worker(void *arg)
         if (w->need && !w->need[i])
             continue;
         off = (uint64_t)i * HASH_PIECE_SIZE;
-        len = w->size - off < HASH_PIECE_SIZE ? w->size - off : HASH_PIECE_SIZE;
+        len = hash_piece_len(w->size, i);
         r = hash_range(w, ctx, buf, off, len, w->digests + i * HASH_SHA256_LEN);
         if (r < 0) {
             int zero = 0;

@@ -45,6 +45,9 @@ int hash_sha256_file(const char *path, char hex[HASH_SHA256_HEX_LEN + 1]);
 /* How many pieces a file of size bytes has under HASH_ALG_PIECES. */
 size_t hash_piece_count(uint64_t size);
 
+/* The length of piece i (< hash_piece_count(size)) of a file of size bytes. */
+uint64_t hash_piece_len(uint64_t size, size_t i);
+
 /* Writes the 32-byte digest as 64 lowercase hex digits and a NUL into hex. */
 void hash_digest_hex(const uint8_t digest[HASH_SHA256_LEN], char hex[HASH_SHA256_HEX_LEN + 1]);
 
@@ -53,14 +56,6 @@ void hash_digest_hex(const uint8_t digest[HASH_SHA256_LEN], char hex[HASH_SHA256
  * order), as lowercase hex into hex.
  */
 void hash_pieces_top_hex(const uint8_t *digests, size_t n, char hex[HASH_SHA256_HEX_LEN + 1]);
-
-/*
- * Writes the SHA-256 of bytes [off, off + len) of the open file fd into
- * digest, reading with pread into buf (buf_size bytes). Returns 0, or a
- * negative errno (-EIO when the file ends before off + len); no detail.
- */
-int hash_sha256_fd_range(int fd, uint64_t off, uint64_t len, void *buf, size_t buf_size,
-                         uint8_t digest[HASH_SHA256_LEN]);
 
 /*
  * Hashes the pieces of the open file fd (of size bytes) whose need[i] is

@@ -459,7 +459,7 @@ vault_file_checksum(const char *path, struct vault_follow *follow, bool sync,
         need[i] = true;
     if (follow && follow->tables_known) {
         /* Pieces the follower hashed stand, but for those that hold metadata now. */
-        bool *meta = calloc(n ? n : 1, sizeof(*meta));
+        _cleanup_free_ bool *meta = calloc(n ? n : 1, sizeof(*meta));
 
         if (!meta)
             return -ENOMEM;
@@ -477,10 +477,8 @@ vault_file_checksum(const char *path, struct vault_follow *follow, bool sync,
                 }
             }
         } else if (r < 0 && r != -ENOTSUP) {
-            free(meta);
             return err_set(r, "cannot read the qcow2 tables of %s: %s", path, strerror(-r));
         }
-        free(meta);
     }
     if (sync)
         threaded = pthread_create(&syncer, NULL, fsync_main, &sync_task) == 0;
@@ -489,9 +487,7 @@ vault_file_checksum(const char *path, struct vault_follow *follow, bool sync,
     uint64_t t0 = text_mono_ns(), hashed = 0;
     for (size_t i = 0; i < n; i++)
         if (need[i])
-            hashed += (uint64_t)st.st_size - (uint64_t)i * HASH_PIECE_SIZE < HASH_PIECE_SIZE
-                          ? (uint64_t)st.st_size - (uint64_t)i * HASH_PIECE_SIZE
-                          : HASH_PIECE_SIZE;
+            hashed += hash_piece_len((uint64_t)st.st_size, i);
     r = hash_pieces_fd(fd, (uint64_t)st.st_size, digests, need, 0, cancel);
     uint64_t hash_ns = text_mono_ns() - t0;
     if (threaded)
