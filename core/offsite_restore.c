@@ -287,45 +287,6 @@ staging_remove(int dirfd, const char *name, int staging)
     (void)unlinkat(dirfd, name, AT_REMOVEDIR);
 }
 
-/* The job's result, as a local restore's plus the remote. */
-static int
-restore_result(const struct restore_run *rr, const struct conf_manifest *m, char (*dest)[PATH_MAX],
-               const char *uuid, const struct virt_clone_changes *changes, char **ret)
-{
-    char *out = NULL;
-    size_t out_len = 0;
-    FILE *f = open_memstream(&out, &out_len);
-
-    if (!f)
-        return -ENOMEM;
-    fprintf(f, "{\"backup_id\": \"%s\", \"remote\": \"%s\", \"format\": \"%s\", \"disks\": [",
-            m->b->id, rr->remote, conf_image_format_to_string(rr->format));
-    for (size_t i = 0; i < m->b->n_disks; i++) {
-        _cleanup_free_ char *q = text_json_quote(dest[i]);
-        fprintf(f, "%s{\"target\": \"%s\", \"path\": %s}", i ? ", " : "", m->b->disks[i].target,
-                q ? q : "null");
-    }
-    fputs("], \"domain\": ", f);
-    if (rr->define_name) {
-        fprintf(f, "{\"name\": \"%s\", \"uuid\": \"%s\", \"changes\": [", rr->define_name, uuid);
-        for (size_t i = 0; i < changes->n; i++) {
-            _cleanup_free_ char *q = text_json_quote(changes->items[i].detail);
-            fprintf(f, "%s{\"what\": \"%s\", \"detail\": %s}", i ? ", " : "",
-                    changes->items[i].what, q ? q : "null");
-        }
-        fputs("]}", f);
-    } else {
-        fputs("null", f);
-    }
-    fputs("}", f);
-    if (fclose(f) != 0) {
-        free(out);
-        return -ENOMEM;
-    }
-    *ret = out;
-    return 0;
-}
-
 static int
 restore_job_run(struct job *job, void *data)
 {
@@ -406,7 +367,8 @@ restore_job_run(struct job *job, void *data)
                                         &where, uuid, &changes);
     }
     if (r >= 0)
-        r = restore_result(rr, m, dest, uuid, &changes, &out);
+        r = backup_restore_result(m->b, rr->remote, rr->format, rr->define_name, dest, uuid,
+                                  &changes, &out);
     if (r >= 0)
         r = job_set_result(job, out);
     if (r >= 0)
