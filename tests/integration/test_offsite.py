@@ -16,7 +16,7 @@ import stat
 
 import pytest
 
-from helpers import MiB, keep, problem, same_disk, wait_for
+from helpers import MiB, backup, keep, problem, same_disk, wait_for
 
 KEY = bytes(range(32))
 QCOW2_MAGIC = b'QFI\xfb'
@@ -58,14 +58,6 @@ class Answers:
         j = self.c.wait_job(job_id, **kw)
         self.seen.append(json.dumps(j))
         return j
-
-
-def backup(c, dom, **body):
-    r = c.post(f'/v1/domains/{dom}/backups', json=body)
-    assert r.status == 202, r
-    job = c.wait_job(r.json['job_id'])
-    assert job['state'] == 'succeeded', job
-    return c.get(f'/v1/domains/{dom}/backups/{r.json["id"]}').json
 
 
 def copy(c, dom, backup_id, remote='off', **kw):
