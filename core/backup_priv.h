@@ -242,6 +242,9 @@ void backup_files_forget(const char *backup_id);
 
 int backup_restore_run(struct job *job, void *data);
 
+/* The VIRT_CLONE_KEEP_* flags of a request's CORE_RESTORE_KEEP_* flags. */
+unsigned backup_restore_keep_flags(unsigned keep);
+
 /*
  * The result JSON of a restore job of b into the files dest (one a disk):
  * backup_id, remote (left out when NULL), format, disks and, when

@@ -15,9 +15,8 @@
 #include "text.h"
 #include "virt/virt.h"
 
-/* The virt flags of a request's CORE_RESTORE_KEEP_* flags. */
-static unsigned
-restore_keep_flags(unsigned keep)
+unsigned
+backup_restore_keep_flags(unsigned keep)
 {
     return (keep & CORE_RESTORE_KEEP_LUN ? VIRT_CLONE_KEEP_LUN : 0) |
            (keep & CORE_RESTORE_KEEP_FILESYSTEM ? VIRT_CLONE_KEEP_FILESYSTEM : 0) |
@@ -122,7 +121,8 @@ backup_restore_run(struct job *job, void *data)
     if (r >= 0 && job_cancelled(job))
         r = err_set(-ECANCELED, "the restore was cancelled");
     if (r >= 0 && rr->define_name) {
-        struct virt_clone_target where = {dirfd, rr->target_dir, restore_keep_flags(rr->keep)};
+        struct virt_clone_target where = {dirfd, rr->target_dir,
+                                          backup_restore_keep_flags(rr->keep)};
         r = virt_domain_define_restored(b->domain_xml, rr->define_name, rd, b->n_disks, &where,
                                         uuid, &changes);
     }

@@ -64,15 +64,6 @@ restore_cancel(struct job *job, void *data)
     return 0;
 }
 
-static unsigned
-keep_flags(unsigned keep)
-{
-    return (keep & CORE_RESTORE_KEEP_LUN ? VIRT_CLONE_KEEP_LUN : 0) |
-           (keep & CORE_RESTORE_KEEP_FILESYSTEM ? VIRT_CLONE_KEEP_FILESYSTEM : 0) |
-           (keep & CORE_RESTORE_KEEP_HOSTDEV ? VIRT_CLONE_KEEP_HOSTDEV : 0) |
-           (keep & CORE_RESTORE_KEEP_LOGS ? VIRT_CLONE_KEEP_LOGS : 0);
-}
-
 /* The last component of a vault-relative path. */
 static const char *
 base_name(const char *path)
@@ -362,7 +353,8 @@ restore_job_run(struct job *job, void *data)
     if (r >= 0 && job_cancelled(job))
         r = -ECANCELED;
     if (r >= 0 && rr->define_name) {
-        struct virt_clone_target where = {dirfd, rr->target_dir, keep_flags(rr->keep)};
+        struct virt_clone_target where = {dirfd, rr->target_dir,
+                                          backup_restore_keep_flags(rr->keep)};
         r = virt_domain_define_restored(m->b->domain_xml, rr->define_name, rd, m->b->n_disks,
                                         &where, uuid, &changes);
     }
