@@ -251,7 +251,7 @@ int
 api_remotes_list(const struct api_request *req, struct api_response *resp)
 {
     struct conf_remote *list = NULL;
-    struct api_page page;
+    _cleanup_(api_page_clear) struct api_page page = {0};
     size_t n = 0, shown = 0;
     const char *next = NULL;
     json_t *items;
@@ -261,10 +261,8 @@ api_remotes_list(const struct api_request *req, struct api_response *resp)
     if (r < 0)
         return r;
     r = core_remote_list(&list, &n);
-    if (r < 0) {
-        api_page_clear(&page);
+    if (r < 0)
         return r;
-    }
     items = json_array();
     for (size_t i = 0; items && i < n; i++) {
         if (page.after && strcmp(list[i].name, page.after) <= 0)
@@ -278,7 +276,6 @@ api_remotes_list(const struct api_request *req, struct api_response *resp)
     }
     r = items ? api_reply(resp, 200, api_page_json(items, "remotes", next)) : -ENOMEM;
     conf_remote_list_free(list, n);
-    api_page_clear(&page);
     return r;
 }
 
@@ -415,7 +412,7 @@ remote_backups_now(const struct api_request *req, struct api_response *resp)
 {
     const char *domain = req->query(req, "domain"), *host = req->query(req, "host");
     struct conf_manifest **list = NULL;
-    struct api_page page;
+    _cleanup_(api_page_clear) struct api_page page = {0};
     size_t n = 0, shown = 0;
     const char *next = NULL;
     json_t *items;
@@ -425,10 +422,8 @@ remote_backups_now(const struct api_request *req, struct api_response *resp)
     if (r < 0)
         return r;
     r = core_offsite_list(req->params[0], domain, host, &list, &n);
-    if (r < 0) {
-        api_page_clear(&page);
+    if (r < 0)
         return r;
-    }
     items = json_array();
     for (size_t i = 0; items && i < n; i++) {
         if (page.after && strcmp(list[i]->b->id, page.after) <= 0)
@@ -444,7 +439,6 @@ remote_backups_now(const struct api_request *req, struct api_response *resp)
     for (size_t i = 0; i < n; i++)
         conf_manifest_free(list[i]);
     free(list);
-    api_page_clear(&page);
     return r;
 }
 

@@ -241,6 +241,21 @@ void backup_files_forget(const char *backup_id);
 /* backup_restore.c, backup_verify.c: the run() of the restore and verify kinds. */
 
 int backup_restore_run(struct job *job, void *data);
+
+/* The VIRT_CLONE_KEEP_* flags of a request's CORE_RESTORE_KEEP_* flags. */
+unsigned backup_restore_keep_flags(unsigned keep);
+
+/*
+ * The result JSON of a restore job of b into the files dest (one a disk):
+ * backup_id, remote (left out when NULL), format, disks and, when
+ * define_name is set, the domain defined as uuid with its changes. Sets
+ * *ret to a new string the caller frees; returns 0 or -ENOMEM.
+ */
+struct virt_clone_changes;
+int backup_restore_result(const struct conf_backup *b, const char *remote,
+                          enum conf_image_format format, const char *define_name,
+                          char (*dest)[PATH_MAX], const char *uuid,
+                          const struct virt_clone_changes *changes, char **ret);
 int backup_verify_run(struct job *job, void *data);
 
 /* backup_prune.c: the prune kind, and start-up's finish of intents a killed prune left. */

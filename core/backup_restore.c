@@ -15,9 +15,8 @@
 #include "text.h"
 #include "virt/virt.h"
 
-/* The virt flags of a request's CORE_RESTORE_KEEP_* flags. */
-static unsigned
-restore_keep_flags(unsigned keep)
+unsigned
+backup_restore_keep_flags(unsigned keep)
 {
     return (keep & CORE_RESTORE_KEEP_LUN ? VIRT_CLONE_KEEP_LUN : 0) |
            (keep & CORE_RESTORE_KEEP_FILESYSTEM ? VIRT_CLONE_KEEP_FILESYSTEM : 0) |
@@ -26,27 +25,30 @@ restore_keep_flags(unsigned keep)
 }
 
 /* The restore job's result as JSON, into a new *ret. */
-static int
-restore_result(const struct backup_job *rr, char (*dest)[PATH_MAX], const char *uuid,
-               const struct virt_clone_changes *changes, char **ret)
+int
+backup_restore_result(const struct conf_backup *b, const char *remote,
+                      enum conf_image_format format, const char *define_name,
+                      char (*dest)[PATH_MAX], const char *uuid,
+                      const struct virt_clone_changes *changes, char **ret)
 {
-    const struct conf_backup *b = rr->b;
     char *out = NULL;
     size_t out_len = 0;
     FILE *f = open_memstream(&out, &out_len);
 
     if (!f)
         return -ENOMEM;
-    fprintf(f, "{\"backup_id\": \"%s\", \"format\": \"%s\", \"disks\": [", b->id,
-            conf_image_format_to_string(rr->format));
+    fprintf(f, "{\"backup_id\": \"%s\", ", b->id);
+    if (remote)
+        fprintf(f, "\"remote\": \"%s\", ", remote);
+    fprintf(f, "\"format\": \"%s\", \"disks\": [", conf_image_format_to_string(format));
     for (size_t i = 0; i < b->n_disks; i++) {
         _cleanup_free_ char *q = text_json_quote(dest[i]);
         fprintf(f, "%s{\"target\": \"%s\", \"path\": %s}", i ? ", " : "", b->disks[i].target,
                 q ? q : "null");
     }
     fputs("], \"domain\": ", f);
-    if (rr->define_name) {
-        fprintf(f, "{\"name\": \"%s\", \"uuid\": \"%s\", \"changes\": [", rr->define_name, uuid);
+    if (define_name) {
+        fprintf(f, "{\"name\": \"%s\", \"uuid\": \"%s\", \"changes\": [", define_name, uuid);
         for (size_t i = 0; i < changes->n; i++) {
             _cleanup_free_ char *q = text_json_quote(changes->items[i].detail);
             fprintf(f, "%s{\"what\": \"%s\", \"detail\": %s}", i ? ", " : "",
@@ -119,7 +121,8 @@ backup_restore_run(struct job *job, void *data)
     if (r >= 0 && job_cancelled(job))
         r = err_set(-ECANCELED, "the restore was cancelled");
     if (r >= 0 && rr->define_name) {
-        struct virt_clone_target where = {dirfd, rr->target_dir, restore_keep_flags(rr->keep)};
+        struct virt_clone_target where = {dirfd, rr->target_dir,
+                                          backup_restore_keep_flags(rr->keep)};
         r = virt_domain_define_restored(b->domain_xml, rr->define_name, rd, b->n_disks, &where,
                                         uuid, &changes);
     }
@@ -131,7 +134,7 @@ backup_restore_run(struct job *job, void *data)
             (void)unlinkat(dirfd, dest[i] + strlen(rr->target_dir) + 1, 0);
         return err_set(e == -ECANCELED || job_cancelled(job) ? -ECANCELED : e, "%s", keep);
     }
-    r = restore_result(rr, dest, uuid, &changes, &out);
+    r = backup_restore_result(b, NULL, rr->format, rr->define_name, dest, uuid, &changes, &out);
     if (r < 0)
         return r;
     r = job_set_result(job, out);

@@ -64,15 +64,6 @@ restore_cancel(struct job *job, void *data)
     return 0;
 }
 
-static unsigned
-keep_flags(unsigned keep)
-{
-    return (keep & CORE_RESTORE_KEEP_LUN ? VIRT_CLONE_KEEP_LUN : 0) |
-           (keep & CORE_RESTORE_KEEP_FILESYSTEM ? VIRT_CLONE_KEEP_FILESYSTEM : 0) |
-           (keep & CORE_RESTORE_KEEP_HOSTDEV ? VIRT_CLONE_KEEP_HOSTDEV : 0) |
-           (keep & CORE_RESTORE_KEEP_LOGS ? VIRT_CLONE_KEEP_LOGS : 0);
-}
-
 /* The last component of a vault-relative path. */
 static const char *
 base_name(const char *path)
@@ -287,45 +278,6 @@ staging_remove(int dirfd, const char *name, int staging)
     (void)unlinkat(dirfd, name, AT_REMOVEDIR);
 }
 
-/* The job's result, as a local restore's plus the remote. */
-static int
-restore_result(const struct restore_run *rr, const struct conf_manifest *m, char (*dest)[PATH_MAX],
-               const char *uuid, const struct virt_clone_changes *changes, char **ret)
-{
-    char *out = NULL;
-    size_t out_len = 0;
-    FILE *f = open_memstream(&out, &out_len);
-
-    if (!f)
-        return -ENOMEM;
-    fprintf(f, "{\"backup_id\": \"%s\", \"remote\": \"%s\", \"format\": \"%s\", \"disks\": [",
-            m->b->id, rr->remote, conf_image_format_to_string(rr->format));
-    for (size_t i = 0; i < m->b->n_disks; i++) {
-        _cleanup_free_ char *q = text_json_quote(dest[i]);
-        fprintf(f, "%s{\"target\": \"%s\", \"path\": %s}", i ? ", " : "", m->b->disks[i].target,
-                q ? q : "null");
-    }
-    fputs("], \"domain\": ", f);
-    if (rr->define_name) {
-        fprintf(f, "{\"name\": \"%s\", \"uuid\": \"%s\", \"changes\": [", rr->define_name, uuid);
-        for (size_t i = 0; i < changes->n; i++) {
-            _cleanup_free_ char *q = text_json_quote(changes->items[i].detail);
-            fprintf(f, "%s{\"what\": \"%s\", \"detail\": %s}", i ? ", " : "",
-                    changes->items[i].what, q ? q : "null");
-        }
-        fputs("]}", f);
-    } else {
-        fputs("null", f);
-    }
-    fputs("}", f);
-    if (fclose(f) != 0) {
-        free(out);
-        return -ENOMEM;
-    }
-    *ret = out;
-    return 0;
-}
-
 static int
 restore_job_run(struct job *job, void *data)
 {
@@ -401,12 +353,14 @@ restore_job_run(struct job *job, void *data)
     if (r >= 0 && job_cancelled(job))
         r = -ECANCELED;
     if (r >= 0 && rr->define_name) {
-        struct virt_clone_target where = {dirfd, rr->target_dir, keep_flags(rr->keep)};
+        struct virt_clone_target where = {dirfd, rr->target_dir,
+                                          backup_restore_keep_flags(rr->keep)};
         r = virt_domain_define_restored(m->b->domain_xml, rr->define_name, rd, m->b->n_disks,
                                         &where, uuid, &changes);
     }
     if (r >= 0)
-        r = restore_result(rr, m, dest, uuid, &changes, &out);
+        r = backup_restore_result(m->b, rr->remote, rr->format, rr->define_name, dest, uuid,
+                                  &changes, &out);
     if (r >= 0)
         r = job_set_result(job, out);
     if (r >= 0)

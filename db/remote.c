@@ -10,9 +10,66 @@
     "name, endpoint, region, bucket, prefix, path_style, access_key, ca_file, key_file,"           \
     " created_ms, updated_ms, lock_days"
 
+/*
+ * Steps st to its end, reading each row with read() into a new element of
+ * size bytes at the end of an array; read() leaves nothing allocated when it
+ * fails. Sets *ret and *ret_n, or frees what was read with list_free() and
+ * returns -errno (what names the query in a database error).
+ */
 static int
-read_remote(sqlite3_stmt *st, struct conf_remote *r)
+read_rows(struct db *db, sqlite3_stmt *st, const char *what, size_t size,
+          int (*read)(sqlite3_stmt *, void *), void (*list_free)(void *, size_t), void **ret,
+          size_t *ret_n)
 {
+    char *list = NULL;
+    size_t n = 0;
+    int rc, r;
+
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        char *nl = realloc(list, (n + 1) * size);
+        if (!nl) {
+            list_free(list, n);
+            return -ENOMEM;
+        }
+        list = nl;
+        r = read(st, list + n * size);
+        if (r < 0) {
+            list_free(list, n);
+            return r;
+        }
+        n++;
+    }
+    if (rc != SQLITE_DONE) {
+        list_free(list, n);
+        return db_error(db, rc, what);
+    }
+    *ret = list;
+    *ret_n = n;
+    return 0;
+}
+
+static void
+remote_list_free(void *list, size_t n)
+{
+    conf_remote_list_free(list, n);
+}
+
+static void
+copy_list_free(void *list, size_t n)
+{
+    conf_copy_list_free(list, n);
+}
+
+static void
+part_list_free(void *list, size_t n)
+{
+    conf_copy_part_list_free(list, n);
+}
+
+static int
+read_remote(sqlite3_stmt *st, void *item)
+{
+    struct conf_remote *r = item;
     bool oom = false;
 
     memset(r, 0, sizeof(*r));
@@ -95,35 +152,18 @@ int
 db_remote_list(struct db *db, struct conf_remote **ret, size_t *ret_n)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    struct conf_remote *list = NULL;
-    size_t n = 0;
-    int rc, r;
+    void *list = NULL;
+    int r;
 
     DB_LOCK_SCOPE(db);
     r = db_prepare(db, "SELECT " REMOTE_COLUMNS " FROM remotes ORDER BY name", &st);
     if (r < 0)
         return r;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct conf_remote *nl = realloc(list, (n + 1) * sizeof(*nl));
-        if (!nl) {
-            conf_remote_list_free(list, n);
-            return -ENOMEM;
-        }
-        list = nl;
-        r = read_remote(st, &list[n]);
-        if (r < 0) {
-            conf_remote_list_free(list, n);
-            return r;
-        }
-        n++;
-    }
-    if (rc != SQLITE_DONE) {
-        conf_remote_list_free(list, n);
-        return db_error(db, rc, "remote list");
-    }
-    *ret = list;
-    *ret_n = n;
-    return 0;
+    r = read_rows(db, st, "remote list", sizeof(struct conf_remote), read_remote, remote_list_free,
+                  &list, ret_n);
+    if (r >= 0)
+        *ret = list;
+    return r;
 }
 
 int
@@ -214,8 +254,9 @@ db_copy_delete(struct db *db, const char *backup_id, const char *remote)
     "backup_id, remote, state, job_id, object_bytes, error, created_ms, finished_ms"
 
 static int
-read_copy(sqlite3_stmt *st, struct conf_copy *c)
+read_copy(sqlite3_stmt *st, void *item)
 {
+    struct conf_copy *c = item;
     bool oom = false;
 
     memset(c, 0, sizeof(*c));
@@ -262,9 +303,8 @@ int
 db_copy_list(struct db *db, const char *backup_id, struct conf_copy **ret, size_t *ret_n)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    struct conf_copy *list = NULL;
-    size_t n = 0;
-    int rc, r;
+    void *list = NULL;
+    int r;
 
     DB_LOCK_SCOPE(db);
     r = db_prepare(db,
@@ -274,27 +314,11 @@ db_copy_list(struct db *db, const char *backup_id, struct conf_copy **ret, size_
     if (r < 0)
         return r;
     db_bind_text(st, 1, backup_id);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct conf_copy *nl = realloc(list, (n + 1) * sizeof(*nl));
-        if (!nl) {
-            conf_copy_list_free(list, n);
-            return -ENOMEM;
-        }
-        list = nl;
-        r = read_copy(st, &list[n]);
-        if (r < 0) {
-            conf_copy_list_free(list, n);
-            return r;
-        }
-        n++;
-    }
-    if (rc != SQLITE_DONE) {
-        conf_copy_list_free(list, n);
-        return db_error(db, rc, "copy list");
-    }
-    *ret = list;
-    *ret_n = n;
-    return 0;
+    r = read_rows(db, st, "copy list", sizeof(struct conf_copy), read_copy, copy_list_free, &list,
+                  ret_n);
+    if (r >= 0)
+        *ret = list;
+    return r;
 }
 
 int
@@ -414,13 +438,26 @@ db_part_put(struct db *db, const char *upload_id, const struct conf_copy_part *p
     return rc == SQLITE_DONE ? 0 : db_error(db, rc, "part put");
 }
 
+static int
+read_part(sqlite3_stmt *st, void *item)
+{
+    struct conf_copy_part *p = item;
+    bool oom = false;
+
+    p->number = (unsigned)sqlite3_column_int64(st, 0);
+    p->raw_off = (uint64_t)sqlite3_column_int64(st, 1);
+    p->raw_end = (uint64_t)sqlite3_column_int64(st, 2);
+    p->bytes = (uint64_t)sqlite3_column_int64(st, 3);
+    p->etag = db_column_dup(st, 4, &oom);
+    return oom ? -ENOMEM : 0;
+}
+
 int
 db_part_list(struct db *db, const char *upload_id, struct conf_copy_part **ret, size_t *ret_n)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    struct conf_copy_part *list = NULL;
-    size_t n = 0;
-    int rc, r;
+    void *list = NULL;
+    int r;
 
     DB_LOCK_SCOPE(db);
     r = db_prepare(db,
@@ -430,30 +467,9 @@ db_part_list(struct db *db, const char *upload_id, struct conf_copy_part **ret, 
     if (r < 0)
         return r;
     db_bind_text(st, 1, upload_id);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        bool oom = false;
-        struct conf_copy_part *nl = realloc(list, (n + 1) * sizeof(*nl));
-        if (!nl) {
-            conf_copy_part_list_free(list, n);
-            return -ENOMEM;
-        }
-        list = nl;
-        list[n].number = (unsigned)sqlite3_column_int64(st, 0);
-        list[n].raw_off = (uint64_t)sqlite3_column_int64(st, 1);
-        list[n].raw_end = (uint64_t)sqlite3_column_int64(st, 2);
-        list[n].bytes = (uint64_t)sqlite3_column_int64(st, 3);
-        list[n].etag = db_column_dup(st, 4, &oom);
-        n++;
-        if (oom) {
-            conf_copy_part_list_free(list, n);
-            return -ENOMEM;
-        }
-    }
-    if (rc != SQLITE_DONE) {
-        conf_copy_part_list_free(list, n);
-        return db_error(db, rc, "part list");
-    }
-    *ret = list;
-    *ret_n = n;
-    return 0;
+    r = read_rows(db, st, "part list", sizeof(struct conf_copy_part), read_part, part_list_free,
+                  &list, ret_n);
+    if (r >= 0)
+        *ret = list;
+    return r;
 }

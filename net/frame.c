@@ -14,6 +14,7 @@
 #include "err.h"
 #include "frame.h"
 #include "hash.h"
+#include "text.h"
 
 static const unsigned char MAGIC[4] = {'V', 'V', 'O', 'F'};
 #define FRAME_VERSION 1
@@ -45,18 +46,6 @@ frame_key_set_id(struct frame_key *key)
     hash_sha256_hex(key->key, sizeof(key->key), key->id);
 }
 
-static int
-hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int
 frame_key_load(const char *path, struct frame_key *ret)
 {
@@ -79,7 +68,7 @@ frame_key_load(const char *path, struct frame_key *ret)
         if (len != 64)
             return err_set(-EINVAL, "the key file %s must hold 32 bytes or 64 hex digits", path);
         for (size_t i = 0; i < 32; i++) {
-            int hi = hexval(buf[2 * i]), lo = hexval(buf[2 * i + 1]);
+            int hi = text_hex_value((char)buf[2 * i]), lo = text_hex_value((char)buf[2 * i + 1]);
             if (hi < 0 || lo < 0)
                 return err_set(-EINVAL, "the key file %s must hold 32 bytes or 64 hex digits",
                                path);

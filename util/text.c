@@ -80,8 +80,8 @@ text_xml_escape(const char *s)
     return out;
 }
 
-static int
-hexval(char c)
+int
+text_hex_value(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -107,8 +107,8 @@ text_url_decode(const char *s, size_t len, char **ret)
                 free(out);
                 return -EINVAL;
             }
-            hi = hexval(s[i + 1]);
-            lo = hexval(s[i + 2]);
+            hi = text_hex_value(s[i + 1]);
+            lo = text_hex_value(s[i + 2]);
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
                 free(out);
                 return -EINVAL;
@@ -266,7 +266,7 @@ text_is_uuid(const char *s)
             if (s[i] != '-')
                 return false;
             d++;
-        } else if (hexval(s[i]) < 0) {
+        } else if (text_hex_value(s[i]) < 0) {
             return false;
         }
     }

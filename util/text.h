@@ -51,6 +51,9 @@ uint64_t text_mono_ns(void);
  */
 int text_random_hex(char *buf, size_t size, size_t nbytes);
 
+/* Value 0-15 of one hex digit (either case), or -1 if c is not one. */
+int text_hex_value(char c);
+
 /*
  * Quotes s as a JSON string (with the quotes), escaping what JSON requires.
  * Returns a new string the caller frees, or NULL when out of memory. For

@@ -159,6 +159,15 @@ def wait_for(what, fn, timeout=30, interval=0.2):
         time.sleep(interval)
 
 
+def backup(c, dom, **body):
+    """Starts a backup of dom with body, waits for its job to succeed and returns the backup."""
+    r = c.post(f'/v1/domains/{dom}/backups', json=body)
+    assert r.status == 202, r
+    job = c.wait_job(r.json['job_id'])
+    assert job['state'] == 'succeeded', job
+    return c.get(f'/v1/domains/{dom}/backups/{r.json["id"]}').json
+
+
 def raw(port, data, timeout=5):
     """Sends data to 127.0.0.1:port as it is; returns everything read until the server closes,
     resets, or timeout passes."""

@@ -16,7 +16,7 @@ import stat
 
 import pytest
 
-from helpers import MiB, keep, problem, same_disk, wait_for
+from helpers import MiB, backup, keep, problem, same_disk, wait_for
 
 KEY = bytes(range(32))
 QCOW2_MAGIC = b'QFI\xfb'
@@ -58,14 +58,6 @@ class Answers:
         j = self.c.wait_job(job_id, **kw)
         self.seen.append(json.dumps(j))
         return j
-
-
-def backup(c, dom, **body):
-    r = c.post(f'/v1/domains/{dom}/backups', json=body)
-    assert r.status == 202, r
-    job = c.wait_job(r.json['job_id'])
-    assert job['state'] == 'succeeded', job
-    return c.get(f'/v1/domains/{dom}/backups/{r.json["id"]}').json
 
 
 def copy(c, dom, backup_id, remote='off', **kw):
@@ -205,9 +197,10 @@ def test_chain_copied_and_restored_by_another_host(vv_qemu, make_daemon, sandbox
         full = backup(c, dom, type='full')
         job = c.wait_job(copy(c, dom, full['id']))
         assert job['state'] == 'succeeded', job
-        assert job['result']['backups'] == [
-            {'id': full['id'], 'uploaded': True, 'object_bytes': job['result']['backups'][0]
-             ['object_bytes']}]
+        (copied,) = job['result']['backups']
+        assert copied.keys() == {'id', 'uploaded', 'object_bytes'}, job
+        assert copied['id'] == full['id'] and copied['uploaded'] is True, job
+        full_object_bytes = copied['object_bytes']
         assert job['progress']['bytes_done'] == job['progress']['bytes_total'] > 0
 
         # B and C: two incrementals; each copy uploads only itself.
@@ -247,6 +240,8 @@ def test_chain_copied_and_restored_by_another_host(vv_qemu, make_daemon, sandbox
         assert m['encryption'] == 'aes-256-gcm' and m['key_id'] and m['compression'] == 'zstd'
         assert KEY.hex() not in json.dumps(m)
         assert m['domain_xml'] and m['disks'][0]['sha256'] == x['disks'][0]['sha256']
+        if x is full:
+            assert keys[obj] == full_object_bytes, (keys[obj], full_object_bytes)
         # Compressed: smaller than the image for compressible data.
         assert keys[obj] < x['stored_bytes'], (keys[obj], x['stored_bytes'])
 

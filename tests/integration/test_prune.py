@@ -20,7 +20,7 @@ import pytest
 
 from client import ROOT
 from conftest import Daemon, _finish
-from helpers import MiB, file_checksum, keep, problem, same_disk
+from helpers import MiB, backup, file_checksum, keep, problem, same_disk
 
 CLI = os.environ.get('VIRTVAULT_CLI', os.path.join(ROOT, 'build', 'cli', 'virtvault'))
 
@@ -33,14 +33,6 @@ def domain(sandbox):
     """A running 128 MiB sandbox domain."""
     with sandbox.domain(size='128M') as name:
         yield name
-
-
-def backup(c, dom, **body):
-    r = c.post(f'/v1/domains/{dom}/backups', json=body)
-    assert r.status == 202, r
-    job = c.wait_job(r.json['job_id'])
-    assert job['state'] == 'succeeded', job
-    return c.get(f'/v1/domains/{dom}/backups/{r.json["id"]}').json
 
 
 def restore_matches(c, vv, dom, backup_id, expected, tag):
