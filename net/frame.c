@@ -46,11 +46,18 @@ frame_key_set_id(struct frame_key *key)
     hash_sha256_hex(key->key, sizeof(key->key), key->id);
 }
 
+/* Wipes a key file's bytes read into a buffer, on every way out. */
+static void
+key_buf_wipe(unsigned char (*buf)[80])
+{
+    explicit_bzero(*buf, sizeof(*buf));
+}
+
 int
 frame_key_load(const char *path, struct frame_key *ret)
 {
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    unsigned char buf[80];
+    __attribute__((cleanup(key_buf_wipe))) unsigned char buf[80];
     ssize_t n;
     size_t len;
 
@@ -69,13 +76,14 @@ frame_key_load(const char *path, struct frame_key *ret)
             return err_set(-EINVAL, "the key file %s must hold 32 bytes or 64 hex digits", path);
         for (size_t i = 0; i < 32; i++) {
             int hi = text_hex_value((char)buf[2 * i]), lo = text_hex_value((char)buf[2 * i + 1]);
-            if (hi < 0 || lo < 0)
+            if (hi < 0 || lo < 0) {
+                explicit_bzero(ret->key, sizeof(ret->key));
                 return err_set(-EINVAL, "the key file %s must hold 32 bytes or 64 hex digits",
                                path);
+            }
             ret->key[i] = (unsigned char)(hi << 4 | lo);
         }
     }
-    explicit_bzero(buf, sizeof(buf));
     frame_key_set_id(ret);
     return 0;
 }

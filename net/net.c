@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "curl_priv.h"
 #include "net.h"
 
 int
@@ -29,19 +30,6 @@ drop_body(char *data, size_t size, size_t nmemb, void *opaque)
     if (*seen > NET_BODY_MAX)
         return 0; /* curl: write error; the status is known by now */
     return size * nmemb;
-}
-
-static void
-slist_freep(struct curl_slist **p)
-{
-    curl_slist_free_all(*p);
-}
-
-static void
-easy_freep(CURL **p)
-{
-    if (*p)
-        curl_easy_cleanup(*p);
 }
 
 int

@@ -9,6 +9,7 @@
 
 #include <openssl/evp.h>
 
+#include "curl_priv.h"
 #include "cleanup.h"
 #include "hash.h"
 #include "s3.h"
@@ -368,19 +369,6 @@ on_header(char *data, size_t size, size_t nmemb, void *opaque)
         x->res->length = strtoull(data + 15, NULL, 10);
     }
     return n;
-}
-
-static void
-slist_freep(struct curl_slist **p)
-{
-    curl_slist_free_all(*p);
-}
-
-static void
-easy_freep(CURL **p)
-{
-    if (*p)
-        curl_easy_cleanup(*p);
 }
 
 /* Appends "Name: value" to *l; false when out of memory. */
