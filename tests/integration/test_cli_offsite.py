@@ -216,6 +216,12 @@ def test_copy_restore_define_and_delete_through_the_cli(vv_qemu, sandbox, objsto
             same_disk(job['result']['disks'][0]['path'], str(tmp_path / 'inc.raw'))
             assert os.listdir(target) == [os.path.basename(job['result']['disks'][0]['path'])]
 
+            # A local restore takes the same options.
+            p = cli('-o', 'json', 'backups', 'restore', dom, inc['id'], '--target-dir',
+                    os.path.join(restore_root, 'cli-local'), '--format', 'raw', '--wait')
+            assert p.returncode == 0, p.stderr
+            same_disk(json.loads(p.stdout)['result']['disks'][0]['path'], str(tmp_path / 'inc.raw'))
+
             # With --define: a new domain (new name, new UUID) on the restored file.
             clone = dom + '-off'
             target = os.path.join(restore_root, 'cli-def')
