@@ -950,6 +950,18 @@ cli_build_body(const struct cli_command *cmd, const char *path, const struct cli
                 json_object_set(body, merge[i], v);
         json_decref(now);
     }
+    for (size_t i = 0; i < sizeof(cli_options_table) / sizeof(cli_options_table[0]); i++) {
+        const struct cli_option *op = &cli_options_table[i];
+
+        if (op->kind == CLI_OPT_SECRET && cmd->verb && strcmp(op->resource, cmd->resource) == 0 &&
+            strcmp(op->verb, cmd->verb) == 0 && cli_body_get(given, op->field)) {
+            fprintf(stderr, "virtvault: the secret is never taken on the command line: use "
+                            "--secret-file PATH or $VIRTVAULT_REMOTE_SECRET, not --body\n");
+            json_decref(given);
+            json_decref(body);
+            return EXIT_USAGE;
+        }
+    }
     json_object_foreach(given, k, v) json_object_set(body, k, v);
     json_decref(given);
     if (arg_field)

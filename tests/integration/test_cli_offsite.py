@@ -108,6 +108,8 @@ def test_remotes_commands_secret_and_bad_arguments(vv_test, objstore_bucket, tmp
          'the secret is never taken on the command line'),
         (create_args(b, name='x') + [f'--secret={b.secret_key}'],
          'the secret is never taken on the command line'),
+        (create_args(b, name='x') + ['--body', json.dumps({'secret': b.secret_key})],
+         'the secret is never taken on the command line'),
         (create_args(b, name='x'), 'remotes create needs --secret-file PATH or '
                                    '$VIRTVAULT_REMOTE_SECRET'),
         (['remotes', 'create', 'x', '--bucket', b.bucket], 'needs --endpoint URL'),
