@@ -266,9 +266,16 @@ def test_copy_restore_define_and_delete_through_the_cli(vv_qemu, sandbox, objsto
                        json={'target_dir': os.path.join(restore_root, 'w2'), 'format': 'raw'})
             assert problem(r, 400)['errors'][0]['parameter'] == 'wait', r.json
             assert not os.path.exists(os.path.join(restore_root, 'w2'))
-            r = c.post(f'/v1/remotes/off/backups/{full["id"]}/restore?wait=0',
-                       json={'target_dir': os.path.join(restore_root, 'w0'), 'format': 'raw'})
+            # ?wait=0 answers at once; a retry with the same Idempotency-Key (as the client
+            # sends one) gets the same job, not a second restore.
+            body = {'target_dir': os.path.join(restore_root, 'w0'), 'format': 'raw'}
+            key = {'Idempotency-Key': 'cli-offsite-restore-w0'}
+            r = c.post(f'/v1/remotes/off/backups/{full["id"]}/restore?wait=0', json=body,
+                       headers=key)
             assert r.status == 202, r
+            r2 = c.post(f'/v1/remotes/off/backups/{full["id"]}/restore?wait=0', json=body,
+                        headers=key)
+            assert r2.status == 202 and r2.json['id'] == r.json['id'], r2
             assert c.wait_job(r.json['id'])['state'] == 'succeeded'
         finally:
             if clone:
