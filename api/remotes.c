@@ -148,6 +148,7 @@ read_body(const struct api_request *req, bool create, struct conf_remote *out)
            ak_len = 0, secret_len = 0, ca_len = 0, key_len = 0;
     int path_style = 1;
     json_int_t lock_days = 0;
+    json_t *ca_j = NULL, *key_j = NULL; /* a string, or null as absent */
     int r;
 
     memset(out, 0, sizeof(*out));
@@ -166,11 +167,11 @@ read_body(const struct api_request *req, bool create, struct conf_remote *out)
                                        {"key_file", API_FIELD_STRING, false, true},
                                        {"lock_days", API_FIELD_INTEGER, false, false},
                                        {NULL, API_FIELD_STRING, false, false}},
-            "{s:s%, s:s%, s?s%, s:s%, s?s%, s?b, s:s%, s:s%, s?s%, s?s%, s?I}", "name", &name,
+            "{s:s%, s:s%, s?s%, s:s%, s?s%, s?b, s:s%, s:s%, s?o, s?o, s?I}", "name", &name,
             &name_len, "endpoint", &endpoint, &endpoint_len, "region", &region, &region_len,
             "bucket", &bucket, &bucket_len, "prefix", &prefix, &prefix_len, "path_style",
             &path_style, "access_key", &access_key, &ak_len, "secret", &secret, &secret_len,
-            "ca_file", &ca_file, &ca_len, "key_file", &key_file, &key_len, "lock_days", &lock_days);
+            "ca_file", &ca_j, "key_file", &key_j, "lock_days", &lock_days);
     else
         r = api_body_unpack(
             req,
@@ -185,13 +186,22 @@ read_body(const struct api_request *req, bool create, struct conf_remote *out)
                                        {"key_file", API_FIELD_STRING, false, true},
                                        {"lock_days", API_FIELD_INTEGER, false, false},
                                        {NULL, API_FIELD_STRING, false, false}},
-            "{s:s%, s?s%, s:s%, s?s%, s?b, s:s%, s?s%, s?s%, s?s%, s?I}", "endpoint", &endpoint,
+            "{s:s%, s?s%, s:s%, s?s%, s?b, s:s%, s?s%, s?o, s?o, s?I}", "endpoint", &endpoint,
             &endpoint_len, "region", &region, &region_len, "bucket", &bucket, &bucket_len, "prefix",
             &prefix, &prefix_len, "path_style", &path_style, "access_key", &access_key, &ak_len,
-            "secret", &secret, &secret_len, "ca_file", &ca_file, &ca_len, "key_file", &key_file,
-            &key_len, "lock_days", &lock_days);
+            "secret", &secret, &secret_len, "ca_file", &ca_j, "key_file", &key_j, "lock_days",
+            &lock_days);
     if (r < 0)
         return r;
+    /* ca_file and key_file may be null (none), as a GET answers them. */
+    if (json_is_string(ca_j)) {
+        ca_file = json_string_value(ca_j);
+        ca_len = json_string_length(ca_j);
+    }
+    if (json_is_string(key_j)) {
+        key_file = json_string_value(key_j);
+        key_len = json_string_length(key_j);
+    }
     if (lock_days < 0 || lock_days > CONF_REMOTE_LOCK_DAYS_MAX)
         return err_set_pointer(-EINVAL, "/lock_days", "must be days from 0 (no lock) to %d",
                                CONF_REMOTE_LOCK_DAYS_MAX);
@@ -470,9 +480,13 @@ remote_restore_now(const struct api_request *req, struct api_response *resp)
 {
     struct core_restore_request body;
     struct conf_job *job = NULL;
+    unsigned wait;
     json_t *out;
     int r;
 
+    r = api_query_wait(req, &wait);
+    if (r < 0)
+        return r;
     r = api_restore_body_read(req, &body);
     if (r < 0)
         return r;
@@ -482,6 +496,9 @@ remote_restore_now(const struct api_request *req, struct api_response *resp)
     out = api_job_json(job);
     api_set_location(resp, "/v1/jobs/%s", job->id);
     r = api_reply(resp, 202, out);
+    /* With ?wait: the deferred half waits in turn, holding no thread (api_wait_job). */
+    if (r >= 0 && api_wait_job(resp, job->id, wait, false) < 0)
+        log_warn("job %s: cannot wait for its end; answered at once", job->id);
     conf_job_free(job);
     return r;
 }
@@ -489,10 +506,14 @@ remote_restore_now(const struct api_request *req, struct api_response *resp)
 int
 api_remote_restore(const struct api_request *req, struct api_response *resp)
 {
-    static const char *const keys[] = {NULL};
+    static const char *const keys[] = {"wait", NULL};
     struct core_restore_request body;
+    unsigned wait;
     int r;
 
+    r = api_query_wait(req, &wait);
+    if (r < 0)
+        return r;
     r = api_restore_body_read(req, &body);
     if (r < 0)
         return r;

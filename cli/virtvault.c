@@ -91,7 +91,101 @@ static const struct cli_command cli_commands[] = {
     {"webhooks", "update", "PUT", "/v1/webhooks/%s", 1, false, "ID", false},
     {"webhooks", "delete", "DELETE", "/v1/webhooks/%s", 1, false, "ID", false},
     {"webhooks", "deliveries", "GET", "/v1/webhooks/%s/deliveries", 1, false, "ID", true},
+    /* offsite copies (docs/offsite.md) */
+    {"remotes", "list", "GET", "/v1/remotes", 0, false, "", true},
+    {"remotes", "show", "GET", "/v1/remotes/%s", 1, false, "NAME", false},
+    {"remotes", "create", "POST", "/v1/remotes", 1, false, "NAME", false},
+    {"remotes", "update", "PUT", "/v1/remotes/%s", 1, false, "NAME", false},
+    {"remotes", "delete", "DELETE", "/v1/remotes/%s", 1, false, "NAME", false},
+    {"remotes", "check", "POST", "/v1/remotes/%s:check", 1, false, "NAME", false},
+    {"remotes", "backups", "GET", "/v1/remotes/%s/backups", 1, false, "NAME", true},
+    {"remotes", "restore", "POST", "/v1/remotes/%s/backups/%s/restore", 2, true, "NAME ID", false},
+    {"remotes", "delete-backup", "DELETE", "/v1/remotes/%s/backups/%s", 2, false, "NAME ID", false},
+    {"backups", "copy", "POST", "/v1/domains/%s/backups/%s/copies", 2, true, "DOMAIN ID", false},
+    {"backups", "copies", "GET", "/v1/domains/%s/backups/%s/copies", 2, false, "DOMAIN ID", false},
 };
+
+/* The fields of a remote a change sends again: PUT replaces them all. */
+static const char *const cli_remote_fields[] = {
+    "endpoint",   "region",  "bucket",   "prefix",    "path_style",
+    "access_key", "ca_file", "key_file", "lock_days", NULL,
+};
+
+/* Commands whose body is more than --body: the first argument also goes into arg_field, and a
+ * change starts from the fields in merge of a GET of its path (a PUT replaces them all). */
+static const struct {
+    const char *resource;
+    const char *verb;
+    const char *arg_field;
+    const char *const *merge;
+} cli_body_sources[] = {
+    {"remotes", "create", "name", NULL},
+    {"remotes", "update", NULL, cli_remote_fields},
+};
+
+/* How a command's own option fills its request. */
+enum cli_opt_kind {
+    CLI_OPT_TEXT,   /* a string field */
+    CLI_OPT_PATH,   /* a string field that may be null: "" sends null */
+    CLI_OPT_NUMBER, /* an integer field */
+    CLI_OPT_TRUE,   /* a flag that sets the field true */
+    CLI_OPT_FALSE,  /* a flag that sets the field false */
+    CLI_OPT_LIST,   /* comma-separated: an array of strings */
+    CLI_OPT_SECRET, /* a file whose first line is the field (else $VIRTVAULT_REMOTE_SECRET) */
+    CLI_OPT_QUERY,  /* a query parameter */
+};
+
+/*
+ * The options of one command (after RESOURCE VERB, in any order with its arguments): --name
+ * sets the body field (a dot names a field inside an object: define.name) or, for
+ * CLI_OPT_QUERY, the query parameter. --body, when given too, is the body they change.
+ */
+struct cli_option {
+    const char *resource;
+    const char *verb;
+    const char *name;
+    const char *field;
+    enum cli_opt_kind kind;
+    bool required;
+    const char *arg; /* what the usage shows as its value */
+};
+
+#define CLI_REMOTE_OPTIONS(verb, req)                                                              \
+    {"remotes", verb, "endpoint", "endpoint", CLI_OPT_TEXT, req, "URL"},                           \
+        {"remotes", verb, "bucket", "bucket", CLI_OPT_TEXT, req, "BUCKET"},                        \
+        {"remotes", verb, "prefix", "prefix", CLI_OPT_TEXT, false, "PREFIX"},                      \
+        {"remotes", verb, "region", "region", CLI_OPT_TEXT, false, "REGION"},                      \
+        {"remotes", verb, "virtual-host", "path_style", CLI_OPT_FALSE, false, NULL},               \
+        {"remotes", verb, "path-style", "path_style", CLI_OPT_TRUE, false, NULL},                  \
+        {"remotes", verb, "access-key", "access_key", CLI_OPT_TEXT, req, "KEY"},                   \
+        {"remotes", verb, "secret-file", "secret", CLI_OPT_SECRET, req, "PATH"},                   \
+        {"remotes", verb, "ca-file", "ca_file", CLI_OPT_PATH, false, "PATH"},                      \
+        {"remotes", verb, "key-file", "key_file", CLI_OPT_PATH, false, "PATH"},                    \
+    {                                                                                              \
+        "remotes", verb, "lock-days", "lock_days", CLI_OPT_NUMBER, false, "DAYS"                   \
+    }
+
+#define CLI_RESTORE_OPTIONS(resource)                                                              \
+    {resource, "restore", "target-dir", "target_dir", CLI_OPT_TEXT, true, "DIR"},                  \
+        {resource, "restore", "format", "format", CLI_OPT_TEXT, false, "qcow2|raw"},               \
+        {resource, "restore", "define", "define.name", CLI_OPT_TEXT, false, "NAME"},               \
+        {resource, "restore", "keep", "define.keep", CLI_OPT_LIST, false, "WHAT,..."},             \
+    {                                                                                              \
+        resource, "restore", "bandwidth", "bandwidth", CLI_OPT_NUMBER, false, "BYTES"              \
+    }
+
+static const struct cli_option cli_options_table[] = {
+    CLI_REMOTE_OPTIONS("create", true),
+    CLI_REMOTE_OPTIONS("update", false),
+    CLI_RESTORE_OPTIONS("remotes"),
+    CLI_RESTORE_OPTIONS("backups"),
+    {"remotes", "backups", "domain", "domain", CLI_OPT_QUERY, false, "DOMAIN"},
+    {"remotes", "backups", "host", "host", CLI_OPT_QUERY, false, "HOST"},
+    {"backups", "copy", "remote", "remote", CLI_OPT_TEXT, true, "NAME"},
+    {"backups", "copy", "bandwidth", "bandwidth", CLI_OPT_NUMBER, false, "BYTES"},
+};
+
+#define CLI_MAX_OPTIONS 16 /* of one command */
 
 /* The commands whose body is fixed: --body is not theirs to give. */
 static const struct {
@@ -143,9 +237,24 @@ cli_usage(FILE *f)
           "is more, the --page-token of the next on stderr.\n"
           "Commands:\n",
           f);
-    for (size_t i = 0; i < sizeof(cli_commands) / sizeof(cli_commands[0]); i++)
-        fprintf(f, "  %s %s %s\n", cli_commands[i].resource,
-                cli_commands[i].verb ? cli_commands[i].verb : "", cli_commands[i].args_help);
+    for (size_t i = 0; i < sizeof(cli_commands) / sizeof(cli_commands[0]); i++) {
+        const struct cli_command *c = &cli_commands[i];
+
+        fprintf(f, "  %s %s %s", c->resource, c->verb ? c->verb : "", c->args_help);
+        for (size_t k = 0; k < sizeof(cli_options_table) / sizeof(cli_options_table[0]); k++) {
+            const struct cli_option *op = &cli_options_table[k];
+
+            if (!c->verb || strcmp(op->resource, c->resource) != 0 ||
+                strcmp(op->verb, c->verb) != 0)
+                continue;
+            fprintf(f, " %s--%s%s%s%s", op->required ? "" : "[", op->name, op->arg ? " " : "",
+                    op->arg ? op->arg : "", op->required ? "" : "]");
+        }
+        fputc('\n', f);
+    }
+    fputs("A remote's secret is never taken on the command line: --secret-file PATH, or\n"
+          "$VIRTVAULT_REMOTE_SECRET.\n",
+          f);
 }
 
 static size_t
@@ -533,8 +642,8 @@ cli_list(const char *path, const struct cli_options *o, json_t **ret_json)
         char *esc = token ? curl_easy_escape(NULL, token, 0) : NULL;
         json_t *j = NULL, *next;
 
-        snprintf(url, sizeof(url), "%s?limit=%s%s%s", path, o->limit ? o->limit : "1000",
-                 esc ? "&page_token=" : "", esc ? esc : "");
+        snprintf(url, sizeof(url), "%s%climit=%s%s%s", path, strchr(path, '?') ? '&' : '?',
+                 o->limit ? o->limit : "1000", esc ? "&page_token=" : "", esc ? esc : "");
         curl_free(esc);
         free(token);
         token = NULL;
@@ -560,6 +669,360 @@ cli_list(const char *path, const struct cli_options *o, json_t **ret_json)
         json_object_set_new(all, "next_cursor", json_null());
     *ret_json = all;
     return status;
+}
+
+/* The option of cmd named by arg ("--name" or "--name=value"; len: of the name), or NULL. */
+static const struct cli_option *
+cli_option_find(const struct cli_command *cmd, const char *name, size_t len)
+{
+    for (size_t k = 0; cmd->verb && k < sizeof(cli_options_table) / sizeof(cli_options_table[0]);
+         k++) {
+        const struct cli_option *op = &cli_options_table[k];
+
+        if (strcmp(op->resource, cmd->resource) == 0 && strcmp(op->verb, cmd->verb) == 0 &&
+            strlen(op->name) == len && strncmp(op->name, name, len) == 0)
+            return op;
+    }
+    return NULL;
+}
+
+/* Whether cmd has options of its own. */
+static bool
+cli_has_options(const struct cli_command *cmd)
+{
+    for (size_t k = 0; cmd->verb && k < sizeof(cli_options_table) / sizeof(cli_options_table[0]);
+         k++)
+        if (strcmp(cli_options_table[k].resource, cmd->resource) == 0 &&
+            strcmp(cli_options_table[k].verb, cmd->verb) == 0)
+            return true;
+    return false;
+}
+
+/* Sets field of body to v (stolen); "a.b" is field b of the object a (made when missing). */
+static int
+cli_body_set(json_t *body, const char *field, json_t *v)
+{
+    const char *dot = strchr(field, '.');
+    char outer[64];
+    json_t *in;
+
+    if (!dot)
+        return json_object_set_new(body, field, v);
+    snprintf(outer, sizeof(outer), "%.*s", (int)(dot - field), field);
+    in = json_object_get(body, outer);
+    if (!json_is_object(in)) {
+        in = json_object();
+        if (json_object_set_new(body, outer, in) < 0) {
+            json_decref(v);
+            return -1;
+        }
+    }
+    return json_object_set_new(in, dot + 1, v);
+}
+
+/* Field of body ("a.b" as cli_body_set), borrowed, or NULL. */
+static json_t *
+cli_body_get(json_t *body, const char *field)
+{
+    const char *dot = strchr(field, '.');
+    char outer[64];
+
+    if (!dot)
+        return json_object_get(body, field);
+    snprintf(outer, sizeof(outer), "%.*s", (int)(dot - field), field);
+    return json_object_get(json_object_get(body, outer), dot + 1);
+}
+
+/*
+ * A secret from the first line of the file at path (at most 4 KiB), or NULL with errno set.
+ * The caller wipes and frees it.
+ */
+static char *
+cli_read_secret(const char *path)
+{
+    char buf[4096];
+    FILE *f = fopen(path, "re");
+    size_t n;
+    char *s;
+
+    if (!f)
+        return NULL;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+    s = buf[0] ? strdup(buf) : NULL;
+    if (!buf[0])
+        errno = ENODATA;
+    explicit_bzero(buf, sizeof(buf));
+    return s;
+}
+
+/* The value of one command option as JSON (new), or NULL after a usage message. */
+static json_t *
+cli_option_value(const struct cli_option *op, const char *val)
+{
+    switch (op->kind) {
+    case CLI_OPT_TEXT:
+        return json_string(val);
+    case CLI_OPT_PATH:
+        return val[0] ? json_string(val) : json_null();
+    case CLI_OPT_TRUE:
+        return json_true();
+    case CLI_OPT_FALSE:
+        return json_false();
+    case CLI_OPT_NUMBER: {
+        char *end;
+        long long n;
+
+        errno = 0;
+        n = strtoll(val, &end, 10);
+        if (!val[0] || *end || errno || (val[0] < '0' || val[0] > '9')) {
+            fprintf(stderr, "virtvault: --%s must be a whole number, 0 or more\n", op->name);
+            return NULL;
+        }
+        return json_integer(n);
+    }
+    case CLI_OPT_LIST: {
+        json_t *a = json_array();
+        char *copy = strdup(val), *save = NULL;
+
+        for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t && a;
+             t = strtok_r(NULL, ",", &save))
+            json_array_append_new(a, json_string(t));
+        free(copy);
+        return a;
+    }
+    case CLI_OPT_SECRET: {
+        char *secret = cli_read_secret(val);
+        json_t *j;
+
+        if (!secret) {
+            fprintf(stderr, "virtvault: --%s %s: %s\n", op->name, val,
+                    errno == ENODATA ? "the file is empty" : strerror(errno));
+            return NULL;
+        }
+        j = json_string(secret);
+        explicit_bzero(secret, strlen(secret));
+        free(secret);
+        return j;
+    }
+    case CLI_OPT_QUERY:
+        break;
+    }
+    return NULL;
+}
+
+/*
+ * Splits args (what follows RESOURCE VERB) into the positional arguments (into pos, at most
+ * max_pos; their count in *ret_npos), cmd's own options (their values into vals, by their index
+ * in cli_options_table) and the global --wait, -o and --body (into o). Returns EXIT_DONE or
+ * EXIT_USAGE after a message.
+ */
+static int
+cli_split_args(const struct cli_command *cmd, int n, char **args, struct cli_options *o,
+               const char **vals, char **pos, int max_pos, int *ret_npos)
+{
+    int npos = 0;
+    bool rest = false;
+
+    for (int i = 0; i < n; i++) {
+        const char *a = args[i];
+        const char *name = a + 2, *eq = strchr(a, '='), *val = NULL;
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const struct cli_option *op;
+
+        if (rest || a[0] != '-' || a[1] == '\0') {
+            if (npos == max_pos) {
+                npos++;
+                continue;
+            }
+            pos[npos++] = args[i];
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            rest = true;
+            continue;
+        }
+        if (strcmp(a, "-w") == 0 || strcmp(a, "--wait") == 0) {
+            o->wait = true;
+            continue;
+        }
+        if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0 || strcmp(a, "-b") == 0 ||
+            strcmp(a, "--body") == 0) {
+            bool out = a[1] == 'o' || strcmp(a, "--output") == 0;
+
+            if (i + 1 >= n) {
+                fprintf(stderr, "virtvault: %s needs a value\n", a);
+                return EXIT_USAGE;
+            }
+            val = args[++i];
+            if (out && strcmp(val, "json") != 0 && strcmp(val, "table") != 0) {
+                fprintf(stderr, "virtvault: -o takes table or json\n");
+                return EXIT_USAGE;
+            }
+            if (out)
+                o->json = strcmp(val, "json") == 0;
+            else
+                o->body = val;
+            continue;
+        }
+        if (a[1] == '-' && strncmp(name, "secret", len) == 0 && len == 6) {
+            fprintf(stderr, "virtvault: the secret is never taken on the command line (it would "
+                            "show in the process list and the shell's history): use --secret-file "
+                            "PATH or $VIRTVAULT_REMOTE_SECRET\n");
+            return EXIT_USAGE;
+        }
+        op = a[1] == '-' ? cli_option_find(cmd, name, len) : NULL;
+        if (!op) {
+            fprintf(stderr, "virtvault: %s %s has no option '%.*s'\n", cmd->resource,
+                    cmd->verb ? cmd->verb : "", (int)(eq ? (size_t)(eq - a) : strlen(a)), a);
+            return EXIT_USAGE;
+        }
+        if (op->kind == CLI_OPT_TRUE || op->kind == CLI_OPT_FALSE) {
+            if (eq) {
+                fprintf(stderr, "virtvault: --%s takes no value\n", op->name);
+                return EXIT_USAGE;
+            }
+            val = "";
+        } else if (eq) {
+            val = eq + 1;
+        } else if (i + 1 < n) {
+            val = args[++i];
+        } else {
+            fprintf(stderr, "virtvault: --%s needs %s\n", op->name, op->arg);
+            return EXIT_USAGE;
+        }
+        vals[op - cli_options_table] = val;
+    }
+    *ret_npos = npos;
+    return EXIT_DONE;
+}
+
+/* The row of cli_body_sources for cmd, or NULL. */
+static const char *const *
+cli_body_source(const struct cli_command *cmd, const char **ret_arg_field)
+{
+    *ret_arg_field = NULL;
+    for (size_t i = 0; cmd->verb && i < sizeof(cli_body_sources) / sizeof(cli_body_sources[0]); i++)
+        if (strcmp(cli_body_sources[i].resource, cmd->resource) == 0 &&
+            strcmp(cli_body_sources[i].verb, cmd->verb) == 0) {
+            *ret_arg_field = cli_body_sources[i].arg_field;
+            return cli_body_sources[i].merge;
+        }
+    return NULL;
+}
+
+/*
+ * The body of cmd: a GET of path's fields for a change (cli_body_sources' merge), then --body
+ * over it, then the first argument (its arg_field), then the options in vals. Returns EXIT_DONE
+ * with the body (new) in *ret, or an exit code after a message.
+ */
+static int
+cli_build_body(const struct cli_command *cmd, const char *path, const struct cli_options *o,
+               char **args, const char **vals, json_t **ret)
+{
+    json_t *body = json_object(), *given = o->body ? json_loads(o->body, 0, NULL) : NULL;
+    const char *k, *arg_field;
+    const char *const *merge = cli_body_source(cmd, &arg_field);
+    json_t *v;
+
+    if (!body) {
+        json_decref(given);
+        return EXIT_USAGE;
+    }
+    if (merge) {
+        json_t *now = NULL;
+        long status = cli_request("GET", path, NULL, &now);
+
+        if (status != 200) {
+            if (status < 0)
+                fprintf(stderr, "virtvault: %s unreachable\n", cli_base);
+            else
+                cli_print_problem(status, now);
+            json_decref(now);
+            json_decref(body);
+            json_decref(given);
+            return cli_exit_for_status(status);
+        }
+        for (size_t i = 0; merge[i]; i++)
+            if ((v = json_object_get(now, merge[i])))
+                json_object_set(body, merge[i], v);
+        json_decref(now);
+    }
+    for (size_t i = 0; i < sizeof(cli_options_table) / sizeof(cli_options_table[0]); i++) {
+        const struct cli_option *op = &cli_options_table[i];
+
+        if (op->kind == CLI_OPT_SECRET && cmd->verb && strcmp(op->resource, cmd->resource) == 0 &&
+            strcmp(op->verb, cmd->verb) == 0 && cli_body_get(given, op->field)) {
+            fprintf(stderr, "virtvault: the secret is never taken on the command line: use "
+                            "--secret-file PATH or $VIRTVAULT_REMOTE_SECRET, not --body\n");
+            json_decref(given);
+            json_decref(body);
+            return EXIT_USAGE;
+        }
+    }
+    json_object_foreach(given, k, v) json_object_set(body, k, v);
+    json_decref(given);
+    if (arg_field)
+        json_object_set_new(body, arg_field, json_string(args[0]));
+    for (size_t i = 0; i < sizeof(cli_options_table) / sizeof(cli_options_table[0]); i++) {
+        const struct cli_option *op = &cli_options_table[i];
+        const char *val = vals[i];
+        json_t *j;
+
+        if (!cmd->verb || strcmp(op->resource, cmd->resource) != 0 ||
+            strcmp(op->verb, cmd->verb) != 0 || op->kind == CLI_OPT_QUERY)
+            continue;
+        if (!val && op->kind == CLI_OPT_SECRET && getenv("VIRTVAULT_REMOTE_SECRET") &&
+            getenv("VIRTVAULT_REMOTE_SECRET")[0]) {
+            cli_body_set(body, op->field, json_string(getenv("VIRTVAULT_REMOTE_SECRET")));
+            continue;
+        }
+        if (!val) {
+            if (op->required && !cli_body_get(body, op->field)) {
+                fprintf(stderr, "virtvault: %s %s needs --%s %s%s\n", cmd->resource, cmd->verb,
+                        op->name, op->arg,
+                        op->kind == CLI_OPT_SECRET ? " or $VIRTVAULT_REMOTE_SECRET" : "");
+                json_decref(body);
+                return EXIT_USAGE;
+            }
+            continue;
+        }
+        j = cli_option_value(op, val);
+        if (!j) {
+            json_decref(body);
+            return EXIT_USAGE;
+        }
+        cli_body_set(body, op->field, j);
+    }
+    *ret = body;
+    return EXIT_DONE;
+}
+
+/* path with cmd's query options in vals appended (escaped). Returns 0 or -ENAMETOOLONG. */
+static int
+cli_add_query(const struct cli_command *cmd, const char **vals, char *path, size_t size)
+{
+    for (size_t i = 0; i < sizeof(cli_options_table) / sizeof(cli_options_table[0]); i++) {
+        const struct cli_option *op = &cli_options_table[i];
+        char *esc;
+        size_t len = strlen(path);
+        int n;
+
+        if (!vals[i] || op->kind != CLI_OPT_QUERY || !cmd->verb ||
+            strcmp(op->resource, cmd->resource) != 0 || strcmp(op->verb, cmd->verb) != 0)
+            continue;
+        esc = curl_easy_escape(NULL, vals[i], 0);
+        if (!esc)
+            return -ENOMEM;
+        n = snprintf(path + len, size - len, "%c%s=%s", strchr(path, '?') ? '&' : '?', op->field,
+                     esc);
+        curl_free(esc);
+        if (n < 0 || (size_t)n >= size - len)
+            return -ENAMETOOLONG;
+    }
+    return 0;
 }
 
 int
@@ -637,7 +1100,15 @@ main(int argc, char **argv)
         return EXIT_USAGE;
     }
     optind += cmd->verb ? 2 : 1;
-    if (argc - optind != cmd->nargs) {
+    /* What follows RESOURCE VERB: its arguments, its own options, --wait, -o and --body. */
+    const char *vals[sizeof(cli_options_table) / sizeof(cli_options_table[0])] = {0};
+    char *pos[4];
+    int npos = 0;
+
+    ret = cli_split_args(cmd, argc - optind, argv + optind, &o, vals, pos, 4, &npos);
+    if (ret != EXIT_DONE)
+        return ret;
+    if (npos != cmd->nargs) {
         fprintf(stderr, "virtvault: %s %s takes %s\n", cmd->resource, cmd->verb ? cmd->verb : "",
                 cmd->nargs ? cmd->args_help : "no arguments");
         return EXIT_USAGE;
@@ -656,13 +1127,13 @@ main(int argc, char **argv)
         }
         json_decref(b);
     }
-    for (int i = optind; i < argc; i++) {
-        if (strpbrk(argv[i], "/?#%") || argv[i][0] == '\0') {
-            fprintf(stderr, "virtvault: bad argument '%s'\n", argv[i]);
+    for (int i = 0; i < npos; i++) {
+        if (strpbrk(pos[i], "/?#%") || pos[i][0] == '\0') {
+            fprintf(stderr, "virtvault: bad argument '%s'\n", pos[i]);
             return EXIT_USAGE;
         }
     }
-    if (cli_expand(cmd->path, argv + optind, path, sizeof(path)) < 0) {
+    if (cli_expand(cmd->path, pos, path, sizeof(path)) < 0) {
         fprintf(stderr, "virtvault: argument too long\n");
         return EXIT_USAGE;
     }
@@ -692,10 +1163,33 @@ main(int argc, char **argv)
 
     curl_global_init(CURL_GLOBAL_DEFAULT);
     json_t *j = NULL;
+    char *built = NULL; /* the body cmd's options made; it may hold a secret */
     long status;
 
+    if (cli_add_query(cmd, vals, path, sizeof(path)) < 0) {
+        fprintf(stderr, "virtvault: argument too long\n");
+        ret = EXIT_USAGE;
+        goto out;
+    }
+    const char *arg_field;
+
+    if (cli_body_source(cmd, &arg_field) || arg_field ||
+        (cli_has_options(cmd) && strcmp(cmd->method, "GET") != 0)) {
+        json_t *body = NULL;
+
+        ret = cli_build_body(cmd, path, &o, pos, vals, &body);
+        if (ret != EXIT_DONE)
+            goto out;
+        built = json_dumps(body, JSON_COMPACT);
+        json_decref(body);
+        if (!built) {
+            ret = EXIT_USAGE;
+            goto out;
+        }
+        o.body = built;
+    }
     if (strcmp(cmd->resource, "jobs") == 0 && cmd->verb && strcmp(cmd->verb, "wait") == 0) {
-        ret = cli_wait_job(argv[optind], &j);
+        ret = cli_wait_job(pos[0], &j);
         status = 200;
     } else {
         const char *fixed = cli_fixed_body(cmd);
@@ -707,7 +1201,14 @@ main(int argc, char **argv)
             fprintf(stderr, "virtvault: %s unreachable\n", cli_base);
         else if (status >= 400)
             cli_print_problem(status, j);
-        else if (o.wait && cmd->starts_job && status == 202) {
+        else if (strcmp(cmd->path, "/v1/remotes/%s:check") == 0 &&
+                 json_is_false(json_object_get(j, "ok"))) {
+            /* The bucket answered, but not as it should: the check failed. */
+            fprintf(stderr, "virtvault: remote %s: the check failed at %s: %s\n", pos[0],
+                    json_string_value(json_object_get(j, "failed_step")) ?: "?",
+                    json_string_value(json_object_get(j, "detail")) ?: "");
+            ret = EXIT_JOB_FAILED;
+        } else if (o.wait && cmd->starts_job && status == 202) {
             /* A backup names its job in job_id; a job answers itself. */
             json_t *jid = json_object_get(j, "job_id");
             const char *id = json_string_value(jid ? jid : json_object_get(j, "id"));
@@ -739,7 +1240,12 @@ main(int argc, char **argv)
             fprintf(stderr, "virtvault: more: --page-token %s\n",
                     json_string_value(json_object_get(j, "next_page_token")));
     }
+out:
     json_decref(j);
+    if (built) {
+        explicit_bzero(built, strlen(built));
+        free(built);
+    }
     free(cli_token);
     curl_global_cleanup();
     return ret;

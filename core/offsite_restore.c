@@ -408,9 +408,6 @@ core_offsite_restore(const char *remote, const char *id, const struct core_resto
         return err_set_pointer(-EINVAL, "/define/name",
                                "must be a domain name (1 to %d of A-Z a-z 0-9 . _ -)",
                                NAME_MAX_LEN);
-    r = vault_dir_inside(req->target_dir, backup_ctx.roots, backup_ctx.n_roots);
-    if (r < 0)
-        return r;
     if (req->define_name) {
         _cleanup_(conf_domain_freep) struct conf_domain *other = NULL;
         r = virt_domain_get(req->define_name, &other);
@@ -425,6 +422,10 @@ core_offsite_restore(const char *remote, const char *id, const struct core_resto
         return r;
     r = offsite_manifest_find(&o, id, &key);
     offsite_remote_close(&o);
+    if (r < 0)
+        return r;
+    /* Last: it makes the folder, and a refused restore leaves nothing behind. */
+    r = vault_dir_inside(req->target_dir, backup_ctx.roots, backup_ctx.n_roots);
     if (r < 0)
         return r;
     rr = calloc(1, sizeof(*rr));
