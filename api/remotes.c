@@ -146,6 +146,7 @@ read_body(const struct api_request *req, bool create, struct conf_remote *out)
                *access_key = NULL, *secret = NULL, *ca_file = NULL, *key_file = NULL;
     size_t name_len = 0, endpoint_len = 0, region_len = 0, bucket_len = 0, prefix_len = 0,
            ak_len = 0, secret_len = 0, ca_len = 0, key_len = 0;
+    json_t *ca_json = NULL, *key_json = NULL; /* a string, or null for none */
     int path_style = 1;
     json_int_t lock_days = 0;
     int r;
@@ -166,11 +167,11 @@ read_body(const struct api_request *req, bool create, struct conf_remote *out)
                                        {"key_file", API_FIELD_STRING, false, true},
                                        {"lock_days", API_FIELD_INTEGER, false, false},
                                        {NULL, API_FIELD_STRING, false, false}},
-            "{s:s%, s:s%, s?s%, s:s%, s?s%, s?b, s:s%, s:s%, s?s%, s?s%, s?I}", "name", &name,
+            "{s:s%, s:s%, s?s%, s:s%, s?s%, s?b, s:s%, s:s%, s?o, s?o, s?I}", "name", &name,
             &name_len, "endpoint", &endpoint, &endpoint_len, "region", &region, &region_len,
             "bucket", &bucket, &bucket_len, "prefix", &prefix, &prefix_len, "path_style",
             &path_style, "access_key", &access_key, &ak_len, "secret", &secret, &secret_len,
-            "ca_file", &ca_file, &ca_len, "key_file", &key_file, &key_len, "lock_days", &lock_days);
+            "ca_file", &ca_json, "key_file", &key_json, "lock_days", &lock_days);
     else
         r = api_body_unpack(
             req,
@@ -185,13 +186,21 @@ read_body(const struct api_request *req, bool create, struct conf_remote *out)
                                        {"key_file", API_FIELD_STRING, false, true},
                                        {"lock_days", API_FIELD_INTEGER, false, false},
                                        {NULL, API_FIELD_STRING, false, false}},
-            "{s:s%, s?s%, s:s%, s?s%, s?b, s:s%, s?s%, s?s%, s?s%, s?I}", "endpoint", &endpoint,
+            "{s:s%, s?s%, s:s%, s?s%, s?b, s:s%, s?s%, s?o, s?o, s?I}", "endpoint", &endpoint,
             &endpoint_len, "region", &region, &region_len, "bucket", &bucket, &bucket_len, "prefix",
             &prefix, &prefix_len, "path_style", &path_style, "access_key", &access_key, &ak_len,
-            "secret", &secret, &secret_len, "ca_file", &ca_file, &ca_len, "key_file", &key_file,
-            &key_len, "lock_days", &lock_days);
+            "secret", &secret, &secret_len, "ca_file", &ca_json, "key_file", &key_json, "lock_days",
+            &lock_days);
     if (r < 0)
         return r;
+    if (json_is_string(ca_json)) {
+        ca_file = json_string_value(ca_json);
+        ca_len = json_string_length(ca_json);
+    }
+    if (json_is_string(key_json)) {
+        key_file = json_string_value(key_json);
+        key_len = json_string_length(key_json);
+    }
     if (lock_days < 0 || lock_days > CONF_REMOTE_LOCK_DAYS_MAX)
         return err_set_pointer(-EINVAL, "/lock_days", "must be days from 0 (no lock) to %d",
                                CONF_REMOTE_LOCK_DAYS_MAX);
