@@ -1,7 +1,7 @@
 // The remotes page against a real Ceph RADOS Gateway (scripts/objstore, started here) and a
 // sandbox QEMU domain: a remote added through the form (a bad endpoint first: the API's
 // detail next to the field), "Check" ok with the bucket's object lock, a backup copied from the
-// backups tab with its copy completed, the bucket listed on the Remotes page, a restore from
+// backups tab with its copy completed, a wrong secret's check failing at its step, the bucket listed on the Remotes page, a restore from
 // it whose disk holds the guest's bytes (qemu-img compare), and a locked copy's delete refused
 // with its due date.
 
@@ -142,6 +142,24 @@ test('a remote added in the form, checked, a backup copied to it, restored from 
     assert.match(await check.locator('h3').innerText(), /ok/);
     assert.equal(await check.locator('[data-check=versioning]').innerText(), 'on');
     assert.equal(await check.locator('[data-check=object_lock]').innerText(), 'on');
+
+    // A remote whose secret is wrong: the check names the step that failed and S3's error.
+    const bad = await apiJson(d.url, 'POST', '/v1/remotes', { name: 'wrong', endpoint: store.endpoint, bucket,
+      access_key: store.accessKey, secret: 'not-the-secret' });
+    assert.equal(bad.status, 201);
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await page.locator('tr[data-remote="wrong"]').getByRole('button', { name: 'Check remote wrong' }).click();
+    await page.locator('#check-result[data-remote="wrong"]').waitFor({ timeout: 30000 });
+    const failed = (await apiJson(d.url, 'POST', '/v1/remotes/wrong:check')).data;
+    assert.equal(failed.ok, false);
+    assert.equal(await page.locator('#check-result .failed-step').innerText(), failed.failed_step);
+    assert.match(await page.locator('#check-result .check-detail').innerText(), /\S/);
+    await shot(page, 'remotes-check-failed');
+    await page.locator('tr[data-remote="wrong"]').getByRole('button', { name: 'Delete remote wrong' }).click();
+    const rmdlg = page.getByRole('dialog', { name: 'Delete remote wrong?' });
+    await rmdlg.getByRole('button', { name: 'Delete' }).click();
+    await page.locator('tr[data-remote="wrong"]').waitFor({ state: 'detached' });
+    assert.equal((await apiJson(d.url, 'GET', '/v1/remotes/wrong')).status, 404);
 
     // Edit keeps the secret when its field is left empty.
     await row.getByRole('button', { name: 'Edit remote off' }).click();

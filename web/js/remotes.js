@@ -54,7 +54,8 @@ export function showFieldErrors(form, err) {
 
 /** The check's answer as a small report: ok and what the bucket allows, or the failed step. */
 function checkView(name, c) {
-  const yes = (v) => (v ? 'on' : 'off');
+  // A check that failed at the bucket step could not read its settings.
+  const yes = (v) => (!c.ok && c.failed_step === 'bucket' ? 'not read' : v ? 'on' : 'off');
   return h('div', { class: c.ok ? 'result' : 'problem', role: 'status', id: 'check-result', 'data-remote': name },
     h('h3', null, `Check of ${name}: `, c.ok ? badge('ok', 'ok') : badge('failed', 'bad')),
     c.ok ? null : h('p', null, 'Failed at step ', h('b', { class: 'failed-step' }, c.failed_step ?? '?'),
