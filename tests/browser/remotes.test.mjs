@@ -181,6 +181,14 @@ test('a remote added in the form, checked, a backup copied to it, restored from 
     const cdlg = page.getByRole('dialog', { name: /^Copy backup/ });
     await cdlg.waitFor();
     assert.equal(await cdlg.getByLabel('Remote').inputValue(), 'off');
+    // A bandwidth that is not a number: the API's detail under the field, nothing started.
+    await cdlg.getByLabel('Bandwidth limit (MiB/s)').fill('fast');
+    await cdlg.getByRole('button', { name: 'Start copy' }).click();
+    const bwError = cdlg.locator('[data-error-for="bandwidth"]');
+    await bwError.filter({ hasText: /\S/ }).waitFor();
+    assert.match(await bwError.innerText(), /^bandwidth: /);
+    assert.deepEqual((await apiJson(d.url, 'GET', `/v1/domains/${dom}/backups/${backup.id}/copies`)).data.items, []);
+    await cdlg.getByLabel('Bandwidth limit (MiB/s)').fill('');
     await cdlg.getByRole('button', { name: 'Start copy' }).click();
     await cdlg.waitFor({ state: 'detached' });
     await page.locator('#copy-result').waitFor({ timeout: 60000 });

@@ -10,7 +10,7 @@ import { formDialog, textField, radioGroup } from './dialog.js';
 import { followJob, jobIdFrom, percentOf, isFinal, onEvent, jobOf } from './events.js';
 import { sizeDurationChart } from './chart.js';
 import { recoveryArea } from './recovery.js';
-import { listRemotes, showFieldErrors } from './remotes.js';
+import { listRemotes, showFieldErrors, field } from './remotes.js';
 
 /** The newest completed backups whose copies are read (one request each). */
 const COPIES_MAX = 30;
@@ -377,8 +377,7 @@ export function backupsTab(panel, ctx) {
       h('select', { id: 'copy-remote', name: 'remote', required: true, 'aria-describedby': 'copy-remote-error' },
         remotes.map((r) => h('option', { value: r.name }, `${r.name} (${r.prefix ? `${r.bucket}/${r.prefix}` : r.bucket})`))),
       h('p', { class: 'field-error', id: 'copy-remote-error', 'data-error-for': 'remote' }),
-      textField('bandwidth', 'Bandwidth limit (MiB/s)', { inputmode: 'numeric', autocomplete: 'off' }, 'Empty: no limit.'),
-      h('p', { class: 'field-error', 'data-error-for': 'bandwidth' }),
+      field('bandwidth', 'Bandwidth limit (MiB/s)', { inputmode: 'decimal', autocomplete: 'off' }, 'Empty: no limit.').nodes,
     ];
     let remote = '';
     const r = await formDialog({
