@@ -475,3 +475,25 @@ def test_what_a_copy_reads_is_kept_from_prune_and_delete(vv_qemu, sandbox, objst
     assert job['state'] == 'succeeded', job
     res = restore_from(c, 'off', inc2['id'], os.path.join(vv_qemu.vault_dir, 'restore', 'p'))
     same_disk(res['disks'][0]['path'], str(tmp_path / 'inc2.raw'))
+
+
+def test_null_ca_and_key_files_mean_none(vv_test, tmp_path):
+    """ca_file and key_file are nullable (openapi.yaml): null is none, on create and change,
+    and a bad path beside a null is still named."""
+    c = vv_test.client
+    body = {'name': 'nul', 'endpoint': 'http://127.0.0.1:9', 'bucket': 'bkt', 'access_key': 'AK',
+            'secret': 's', 'ca_file': None, 'key_file': None}
+    r = c.post('/v1/remotes', json=body)
+    assert r.status == 201, r
+    assert r.json['ca_file'] is None and r.json['key_file'] is None and not r.json['encrypted']
+    kf = key_file(tmp_path)
+    change = {k: body[k] for k in ('endpoint', 'bucket', 'access_key')}
+    r = c.put('/v1/remotes/nul', json={**change, 'key_file': kf, 'ca_file': None})
+    assert r.status == 200 and r.json['encrypted'] and r.json['key_file'] == kf, r
+    r = c.put('/v1/remotes/nul', json={**change, 'key_file': None})
+    assert r.status == 200 and r.json['key_file'] is None and not r.json['encrypted'], r
+    p = problem(c.put('/v1/remotes/nul', json={**change, 'ca_file': 'rel', 'key_file': None}), 400)
+    assert p['errors'][0]['pointer'] == '/ca_file', p
+    p = problem(c.post('/v1/remotes', json={**body, 'name': 'n2', 'key_file': 7}), 400)
+    assert p['errors'][0]['pointer'] == '/key_file', p
+    assert c.get('/v1/remotes/n2').status == 404

@@ -2,6 +2,7 @@
 //   #/                          the domains
 //   #/d/NAME[/snapshots|/checkpoints|/backups|/retention]   one domain, on one tab (snapshots first)
 //   #/policies                  the protection policies
+//   #/remotes[?remote=NAME&domain=D]   the remotes (buckets for offsite copies), one's contents
 // A view is a function (main, params, ctx) that renders into main and may return a cleanup
 // function; ctx.signal is aborted when the page changes. The domain page's modules are
 // loaded when first needed, so that the domains page starts with less to fetch.
@@ -27,6 +28,7 @@ function parse(hash) {
     return { view: 'domain', params: { domain: parts[1], tab: parts[2] || 'snapshots', query: params } };
   }
   if (parts[0] === 'policies') return { view: 'policies', params: { query: params } };
+  if (parts[0] === 'remotes') return { view: 'remotes', params: { query: params } };
   return { view: 'domains', params: { query: params } };
 }
 
@@ -38,6 +40,7 @@ const views = {
     return (await domainModule).domainView;
   },
   policies: async () => (await import('./policies.js')).policiesView,
+  remotes: async () => (await import('./remotes.js')).remotesView,
 };
 
 async function route() {
@@ -56,7 +59,8 @@ async function route() {
   }
   if (my !== controller) return; // another navigation came first
   // The main navigation marks the section shown (a domain's page is in Domains).
-  for (const [id, on] of [['nav-domains', name !== 'policies'], ['nav-policies', name === 'policies']]) {
+  for (const [id, on] of [['nav-domains', name === 'domains' || name === 'domain'], ['nav-policies', name === 'policies'],
+    ['nav-remotes', name === 'remotes']]) {
     if (on) document.getElementById(id).setAttribute('aria-current', 'page');
     else document.getElementById(id).removeAttribute('aria-current');
   }

@@ -1,14 +1,20 @@
 // The backups tab: the catalog as a table, a chart of stored size and duration over time, the
 // "Back up now" dialog, live progress bars (driven by /v1/events, polled when the stream is
 // not there), restore and verify with their results, the exports of pull backups, and on each
-// completed backup the ways to recover from it (recovery.js): Run now, Mount, Browse files.
+// completed backup the ways to recover from it (recovery.js): Run now, Mount, Browse files;
+// and its offsite copies: "Copy to remote" (followed to its end) and each copy's state.
 
 import { h, replace, badge, stateBadge, fmtBytes, fmtDuration, fmtTime, fmtAge, secondsBetween, shortId, announce } from './dom.js';
 import { api, getAll, seg, problemView, isUnavailable } from './api.js';
 import { formDialog, textField, radioGroup } from './dialog.js';
-import { followJob, percentOf, isFinal, onEvent, jobOf } from './events.js';
+import { followJob, jobIdFrom, percentOf, isFinal, onEvent, jobOf } from './events.js';
 import { sizeDurationChart } from './chart.js';
 import { recoveryArea } from './recovery.js';
+import { listRemotes, showFieldErrors, field } from './remotes.js';
+
+/** The newest completed backups whose copies are read (one request each). */
+const COPIES_MAX = 30;
+const COPY_TONES = { uploading: 'info', completed: 'ok', failed: 'bad' };
 
 /** Every URI a pull backup offers for a disk: NBD exports the API names, whatever the field. */
 export function exportUris(obj) {
@@ -46,6 +52,7 @@ export function backupsTab(panel, ctx) {
 
   let items = [];
   const watching = new Map(); // job id -> progress box
+  const copies = new Map(); // backup id -> [BackupCopy]
 
   async function load() {
     try {
@@ -54,6 +61,7 @@ export function backupsTab(panel, ctx) {
       draw();
       for (const b of items) if ((b.state === 'running') && b.job_id) watch(b.job_id, b);
       recovery.resume(items);
+      loadCopies();
     } catch (e) {
       if (e.name === 'AbortError') return;
       replace(chart);
@@ -61,6 +69,32 @@ export function backupsTab(panel, ctx) {
         context: isUnavailable(e) ? 'This server does not offer backups here.' : 'The backup catalog could not be read.',
       }));
     }
+  }
+
+  /** Reads the copies of the newest completed backups and shows them in their rows. */
+  async function loadCopies() {
+    const done = items.filter((b) => b.state === 'completed')
+      .sort((a, b) => String(b.started_at).localeCompare(String(a.started_at))).slice(0, COPIES_MAX);
+    await Promise.all(done.map(async (b) => {
+      try {
+        const { data } = await api('GET', `${base}/${seg(b.id)}/copies`, undefined, { signal: ctx.signal, noPrompt: true });
+        copies.set(b.id, data.items ?? []);
+      } catch {
+        return; // an older server, or no access: the row shows no copies
+      }
+      const el = table.querySelector(`[data-copies="${CSS.escape(b.id)}"]`);
+      if (el) replace(el, copiesView(b.id));
+    }));
+  }
+
+  function copiesView(id) {
+    const list = copies.get(id) ?? [];
+    if (!list.length) return null;
+    return h('ul', { class: 'copies small', 'aria-label': 'Offsite copies' }, list.map((c) => h('li', { 'data-copy': c.remote },
+      'copy in ', h('b', null, c.remote), ' ', badge(c.state, COPY_TONES[c.state] ?? 'muted', c.error ?? ''),
+      c.state === 'completed' && c.object_bytes ? h('span', { class: 'muted' }, ` ${fmtBytes(c.object_bytes)}`) : null,
+      c.finished_at ? h('span', { class: 'muted', title: fmtTime(c.finished_at) }, ` ${fmtAge(c.finished_at)}`) : null,
+      c.state === 'failed' && c.error ? h('div', { class: 'copy-error' }, c.error) : null)));
   }
 
   function duration(b) {
@@ -108,7 +142,8 @@ export function backupsTab(panel, ctx) {
       h('td', { 'data-label': 'State' }, h('span', null, stateBadge(b.state),
         verification(b),
         err ? h('div', { class: 'small' }, h('b', null, err.title ?? 'Error'), err.detail ? `: ${err.detail}` : '') : null,
-        exports)),
+        exports,
+        h('div', { 'data-copies': b.id }, copiesView(b.id)))),
       h('td', { 'data-label': 'Actions', class: 'actions-cell' },
         b.state === 'completed' ? [
           h('button', { type: 'button', class: 'btn small', onclick: () => verify(b),
@@ -121,6 +156,8 @@ export function backupsTab(panel, ctx) {
             'aria-label': `Mount backup ${shortId(b.id)}` }, 'Mount'),
           h('button', { type: 'button', class: 'btn small', onclick: () => recovery.browse(b), 'data-action': 'browse',
             'aria-label': `Browse the files of backup ${shortId(b.id)}` }, 'Browse files'),
+          h('button', { type: 'button', class: 'btn small', onclick: () => copyDialog(b), 'data-action': 'copy',
+            'aria-label': `Copy backup ${shortId(b.id)} to a remote` }, 'Copy to remote…'),
         ] : null,
         b.mode === 'pull' && b.state === 'ready' && b.job_id ? h('button', { type: 'button', class: 'btn small',
           onclick: () => finishPull(b), 'aria-label': `End the export of backup ${shortId(b.id)}` }, 'End export') : null));
@@ -322,6 +359,58 @@ export function backupsTab(panel, ctx) {
         String(result.domain.name ?? result.domain))) : null,
       result && !disks.length && !result.domain ? h('pre', { class: 'small mono' }, JSON.stringify(result, null, 2)) : null));
     announce(text);
+  }
+
+  async function copyDialog(b) {
+    let remotes = [];
+    let why = null;
+    try {
+      remotes = await listRemotes({ noPrompt: true });
+    } catch (e) {
+      why = e;
+    }
+    const body = [
+      h('p', null, `Copies backup ${shortId(b.id)} (${b.type}, ${fmtTime(b.started_at)}) and the backups it stands on to a remote's bucket; those already there are skipped.`),
+      why ? problemView(why, { context: 'The remotes could not be listed.' }) : null,
+      !why && !remotes.length ? h('p', { class: 'notice' }, 'No remotes yet: add one on the ', h('a', { href: '#/remotes' }, 'Remotes'), ' page.') : null,
+      h('label', { for: 'copy-remote' }, 'Remote'),
+      h('select', { id: 'copy-remote', name: 'remote', required: true, 'aria-describedby': 'copy-remote-error' },
+        remotes.map((r) => h('option', { value: r.name }, `${r.name} (${r.prefix ? `${r.bucket}/${r.prefix}` : r.bucket})`))),
+      h('p', { class: 'field-error', id: 'copy-remote-error', 'data-error-for': 'remote' }),
+      field('bandwidth', 'Bandwidth limit (MiB/s)', { inputmode: 'decimal', autocomplete: 'off' }, 'Empty: no limit.').nodes,
+    ];
+    let remote = '';
+    const r = await formDialog({
+      title: `Copy backup ${shortId(b.id)} to a remote`, body, submitLabel: 'Start copy', id: 'copy-dialog',
+      submit: async (form) => {
+        const f = new FormData(form);
+        const req = { remote: String(f.get('remote') ?? '') };
+        remote = req.remote;
+        const bw = String(f.get('bandwidth') ?? '').trim();
+        if (bw) req.bandwidth = /^[0-9]+(\.[0-9]+)?$/.test(bw) ? Math.round(Number(bw) * 1048576) : bw;
+        showFieldErrors(form, null);
+        try {
+          return await api('POST', `${base}/${seg(b.id)}/copies`, req);
+        } catch (e) {
+          showFieldErrors(form, e);
+          throw e;
+        }
+      },
+    });
+    if (!r) return;
+    const id = r.data?.id ?? jobIdFrom(r.location);
+    replace(msg, h('p', { class: 'notice', role: 'status' }, `Copy of backup ${shortId(b.id)} started.`));
+    announce('Copy started.');
+    if (!id) { load(); return; }
+    const final = await watch(id, b, `Copy of ${shortId(b.id)} ${remote ? `to ${remote}` : 'to a remote'}`);
+    if (final?.state === 'succeeded') {
+      const text = `Backup ${shortId(b.id)} copied.`;
+      replace(msg, h('p', { class: 'notice', role: 'status', id: 'copy-result' }, text));
+      announce(text);
+    } else {
+      replace(msg, problemView(final?.error ?? { title: 'The copy did not finish', detail: final?.state ?? '' },
+        { context: `Backup ${shortId(b.id)} was not copied.` }));
+    }
   }
 
   async function finishPull(b) {

@@ -78,7 +78,8 @@ export function formDialog({ title, body, submitLabel = 'OK', danger = false, su
         ok.disabled = false;
         cancel.disabled = false;
         ok.textContent = label;
-        ok.focus();
+        // A field the problem names has the focus already (its error is next to it).
+        if (!e?.fieldFocused) ok.focus();
       }
     });
     dlg.showModal();
