@@ -194,6 +194,7 @@ backup_seal(struct job *job, struct backup_job *br)
 {
     struct conf_backup *b = br->b;
     char result[256];
+    _cleanup_free_ char *with = NULL;
     uint64_t stored = 0;
     int r;
 
@@ -231,10 +232,18 @@ backup_seal(struct job *job, struct backup_job *br)
     snprintf(result, sizeof(result),
              "{\"backup_id\": \"%s\", \"type\": \"%s\", \"stored_bytes\": %" PRIu64 "}", b->id,
              conf_backup_type_to_string(b->type), stored);
+    if (br->plan_note) {
+        /* Why an auto backup is a full where a remote's chain could not be adopted. */
+        _cleanup_free_ char *quoted = text_json_quote(br->plan_note);
+        if (!quoted ||
+            asprintf(&with, "%.*s, \"note\": %s}", (int)strlen(result) - 1, result, quoted) < 0)
+            return -ENOMEM;
+        log_info("backup %s of %s: %s", b->id, b->domain_name, br->plan_note);
+    }
     log_info("backup %s of %s completed: %s, %" PRIu64 " bytes stored", b->id, b->domain_name,
              conf_backup_type_to_string(b->type), stored);
     core_webhook_emit_backup(b);
-    return job_set_result(job, result);
+    return job_set_result(job, with ? with : result);
 }
 
 /*
@@ -400,6 +409,7 @@ core_backup_create(const char *domain, const struct core_backup_request *req,
     _cleanup_(conf_domain_freep) struct conf_domain *d = NULL;
     _cleanup_(conf_backup_freep) struct conf_backup *b = NULL;
     _cleanup_(virt_domain_scope_endp) bool scoped = false;
+    _cleanup_free_ char *note = NULL;
     struct backup_job *br;
     struct conf_job *job = NULL;
     char holder[128];
@@ -434,7 +444,7 @@ core_backup_create(const char *domain, const struct core_backup_request *req,
     /* Planning reads the catalog: answer a busy domain before, not after, doing it. */
     if (core_busy_holder(d->uuid, holder, sizeof(holder)))
         return err_set(-EBUSY, "the domain is busy with %s", holder);
-    r = backup_plan(d, req, &b);
+    r = backup_plan(d, req, &b, &note);
     if (r < 0)
         return r;
 
@@ -442,6 +452,7 @@ core_backup_create(const char *domain, const struct core_backup_request *req,
     if (!br)
         return -ENOMEM;
     br->bandwidth = req->bandwidth;
+    br->plan_note = TAKE_PTR(note);
     br->pull = pull && !offline;
     br->to_vault = req->to_vault;
     br->offline = offline;

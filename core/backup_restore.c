@@ -162,6 +162,11 @@ core_backup_restore(const char *domain, const char *id, const struct core_restor
     r = backup_completed(domain, id, &name, &b);
     if (r < 0)
         return r;
+    r = backup_chain_local(b);
+    if (r < 0) {
+        conf_backup_free(b);
+        return r;
+    }
     if (req->define_name) {
         _cleanup_(conf_domain_freep) struct conf_domain *other = NULL;
         r = virt_domain_get(req->define_name, &other);
