@@ -46,6 +46,8 @@ backup_job_free(void *data)
     free(br->define_name);
     free(br->policy);
     free(br->plan_note);
+    free(br->offsite_remote);
+    free(br->offsite_parent);
     free(br);
 }
 
@@ -323,12 +325,13 @@ backup_job_stop(const char *uuid)
 }
 
 int
-backup_chain_local(const struct conf_backup *b)
+backup_chain_offsite(const struct conf_backup *b, char **ret_remote, char **ret_id)
 {
     _cleanup_free_ char *next = b->parent_id ? strdup(b->parent_id) : NULL;
     size_t n = 0;
     int r;
 
+    *ret_remote = *ret_id = NULL;
     if (b->parent_id && !next)
         return -ENOMEM;
     while (next && n++ < MAX_CHAIN) {
@@ -341,16 +344,31 @@ backup_chain_local(const struct conf_backup *b)
         }
         if (r < 0)
             return r;
-        if (p->location)
-            return err_set(-EBADFD,
-                           "backup %s stands on backup %s, which is offsite only (in the "
-                           "bucket of remote '%s'): copy backup %s to remote '%s' and restore "
-                           "it from there (POST /v1/remotes/%s/backups/%s/restore)",
-                           b->id, p->id, p->location, b->id, p->location, p->location, b->id);
+        if (p->location) {
+            *ret_remote = TAKE_PTR(p->location);
+            *ret_id = TAKE_PTR(p->id);
+            return 0;
+        }
         free(next);
         next = p->parent_id ? strdup(p->parent_id) : NULL;
         if (p->parent_id && !next)
             return -ENOMEM;
     }
     return 0;
+}
+
+int
+backup_chain_local(const struct conf_backup *b)
+{
+    _cleanup_free_ char *remote = NULL, *id = NULL;
+    int r = backup_chain_offsite(b, &remote, &id);
+
+    if (r < 0 || !remote)
+        return r;
+    return err_set(-EBADFD,
+                   "backup %s stands on backup %s, which is offsite only (in the bucket of "
+                   "remote '%s'): restore it (POST /v1/domains/%s/backups/%s/restore, which "
+                   "downloads what it stands on) or restore it from the remote after a copy "
+                   "(POST /v1/remotes/%s/backups/%s/restore)",
+                   b->id, id, remote, b->domain_uuid, b->id, remote, b->id);
 }

@@ -110,6 +110,8 @@ struct backup_job {
     /* restore */
     char *target_dir;
     enum conf_image_format format;
+    char *offsite_remote; /* b stands on offsite_parent, offsite only in this remote, or NULL */
+    char *offsite_parent;
     char *define_name;
     unsigned keep;              /* CORE_RESTORE_KEEP_* */
     uint64_t restore_bandwidth; /* bytes per second qemu-img may write, 0 for no limit */
@@ -157,10 +159,16 @@ int backup_completed(const char *domain, const char *id, char **ret_name, struct
 
 /*
  * Whether every backup b stands on has its images in the vault: -EBADFD
- * with a detail naming the remote when one is offsite only (its restore,
- * mount or files come from the remote's bucket), else 0.
+ * with a detail naming the remote when one is offsite only (mount, files
+ * and instant recovery read the vault alone), else 0.
  */
 int backup_chain_local(const struct conf_backup *b);
+
+/*
+ * The newest backup b stands on that is offsite only: its remote and id
+ * into new *ret_remote and *ret_id (both NULL when every one is local).
+ */
+int backup_chain_offsite(const struct conf_backup *b, char **ret_remote, char **ret_id);
 
 /* The absolute path of a vault-relative one. */
 int backup_abs_path(const char *rel, char *buf, size_t size);

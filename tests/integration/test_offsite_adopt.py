@@ -6,7 +6,7 @@ RADOS Gateway, objstore.py; real QEMU through the sandbox):
 - its next `auto` backup is an incremental on the bucket's newest backup, its copy uploads only
   itself, and it restores byte-identical from the bucket on a host with an empty database;
 - the adopted backups are offsite only: local restore, verify and mount answer 409 naming the
-  remote;
+  remote; a local restore of the new backup downloads what it stands on from the bucket;
 - a domain whose bitmaps are gone, or whose disk was resized, adopts nothing: the adoption
   answers 409 with the reason, leaves nothing behind, and an auto backup is a full that says why.
 """
@@ -82,7 +82,10 @@ def test_chain_adopted_from_the_bucket(make_daemon, sandbox, objstore_bucket, tm
             inc['id']: ('completed', 'remote', 'off'),
             nxt['id']: ('completed', 'local', None)}
         # The chain's checkpoints are libvirt's and the store's again, parents first.
-        assert checkpoints(dom)[:2] == [full['checkpoint'], inc['checkpoint']]
+        assert sorted(checkpoints(dom)) == sorted(
+            [full['checkpoint'], inc['checkpoint'], nxt['checkpoint']])
+        assert virsh('checkpoint-parent', dom, inc['checkpoint']).stdout.strip() == \
+            full['checkpoint']
         stored = c2.get(f'/v1/domains/{dom}/checkpoints').json['items']
         names = [x['name'] for x in stored]
         assert names == [full['checkpoint'], inc['checkpoint'], nxt['checkpoint']], stored
@@ -106,11 +109,20 @@ def test_chain_adopted_from_the_bucket(make_daemon, sandbox, objstore_bucket, tm
         assert r.status == 202, r
         job = c2.wait_job(r.json['id'])
         assert job['state'] == 'succeeded' and job['result']['ok'] is True, job
-        # Its local restore needs the parents from the bucket: 409 naming the remote's route.
+        # Its local restore downloads what it stands on from the bucket: byte-identical, and
+        # only the restored image is left.
         r = c2.post(f'/v1/domains/{dom}/backups/{nxt["id"]}/restore',
                     json={'target_dir': os.path.join(root, 'l'), 'format': 'raw'})
+        assert r.status == 202, r
+        job = c2.wait_job(r.json['id'])
+        assert job['state'] == 'succeeded', job
+        same_disk(job['result']['disks'][0]['path'], str(tmp_path / 'c.raw'))
+        assert os.listdir(os.path.join(root, 'l')) == [
+            os.path.basename(job['result']['disks'][0]['path'])]
+        # Mounting it reads the vault alone: 409 naming the remote.
+        r = c2.post(f'/v1/domains/{dom}/backups/{nxt["id"]}/mounts', json={})
         problem(r, 409)
-        assert f'/v1/remotes/off/backups/{nxt["id"]}/restore' in r.json['detail'], r.json
+        assert "remote 'off'" in r.json['detail'], r.json
 
         # Its copy uploads only itself: one manifest and one image.
         job = c2.wait_job(copy(c2, dom, nxt['id']))
