@@ -402,6 +402,55 @@ backup_job_recover(const struct conf_job *rec, void **ret_data)
     return 1;
 }
 
+/*
+ * --- offsite adoption: qemu-nbd opens a vault image with its backing file,
+ * and an offsite-only parent's is in a bucket. Only QEMU's own backup job
+ * (push, running domain) writes an incremental on one: an auto backup that
+ * is read through qemu-nbd (shut off, or pull into the vault) is a full
+ * instead, saying why; an incremental or differential asked for is refused.
+ */
+static int
+offsite_parent_check(const struct conf_domain *d, const struct core_backup_request *req,
+                     struct conf_backup **b, char **note)
+{
+    _cleanup_(conf_backup_freep) struct conf_backup *p = NULL;
+    struct core_backup_request full = *req;
+    char *why = NULL;
+    int r;
+
+    r = db_backup_get(backup_ctx.db, (*b)->parent_id, &p);
+    if (r < 0 || !p->location) {
+        err_clear();
+        return 0;
+    }
+    if (req->type != CONF_BACKUP_TYPE_AUTO)
+        return err_set(-EBADFD,
+                       "its parent, backup %s, is offsite only (in the bucket of remote '%s'): "
+                       "an incremental on it is taken of a running domain in push mode only; "
+                       "take a full (or auto) backup",
+                       p->id, p->location);
+    if (asprintf(&why,
+                 "a full backup: its parent would be backup %s, offsite only (in the bucket "
+                 "of remote '%s'), and an incremental on it is taken of a running domain in "
+                 "push mode only",
+                 p->id, p->location) < 0)
+        return -ENOMEM;
+    conf_backup_free(*b);
+    *b = NULL;
+    free(*note);
+    *note = NULL;
+    full.type = CONF_BACKUP_TYPE_FULL;
+    r = backup_plan(d, &full, b, note);
+    if (r < 0) {
+        free(why);
+        return r;
+    }
+    free(*note);
+    *note = why;
+    return 0;
+}
+/* --- end offsite adoption --- */
+
 int
 core_backup_create(const char *domain, const struct core_backup_request *req,
                    struct conf_backup **ret, struct conf_job **ret_job)
@@ -447,6 +496,11 @@ core_backup_create(const char *domain, const struct core_backup_request *req,
     r = backup_plan(d, req, &b, &note);
     if (r < 0)
         return r;
+    if (b->parent_id && (offline || (pull && req->to_vault))) {
+        r = offsite_parent_check(d, req, &b, &note);
+        if (r < 0)
+            return r;
+    }
 
     br = calloc(1, sizeof(*br));
     if (!br)

@@ -8,11 +8,14 @@ RADOS Gateway, objstore.py; real QEMU through the sandbox):
 - the adopted backups are offsite only: local restore, verify and mount answer 409 naming the
   remote; a local restore of the new backup downloads what it stands on from the bucket;
 - a domain whose bitmaps are gone, or whose disk was resized, adopts nothing: the adoption
-  answers 409 with the reason, leaves nothing behind, and an auto backup is a full that says why.
+  answers 409 with the reason, leaves nothing behind, and an auto backup is a full that says why;
+- a shut-off domain adopts its chain from the bitmaps in its images (the route); its backups,
+  read through qemu-nbd, do not stand on an offsite-only parent: auto is a full saying why.
 """
 import os
 
 from helpers import MiB, backup, checkpoints, keep, problem, same_disk, virsh
+from test_checkpoints import stop_domain
 from test_offsite import copy, remote_body, restore_from
 
 SIZE = 64 * MiB
@@ -188,3 +191,41 @@ def test_no_adoption_across_a_mismatch(make_daemon, sandbox, objstore_bucket, tm
         assert got['type'] == 'full' and got['parent_id'] is None and got['location'] == 'local'
         assert [x['id'] for x in c2.get(f'/v1/domains/{dom}/backups').json['items']] == \
             [got['id']]
+
+
+def test_shut_off_domain_adopts_from_its_images(make_daemon, sandbox, objstore_bucket,
+                                                 tmp_path):
+    b = objstore_bucket
+    with sandbox.domain(size='64M') as dom:
+        full, inc = first_chain(make_daemon, sandbox, b, dom, tmp_path)
+        rebirth(dom, tmp_path)
+        stop_domain(dom)
+        d2 = daemon(make_daemon, b)
+        c2 = d2.client
+        r = c2.post(f'/v1/domains/{dom}/checkpoints:adopt', json={'remote': 'off'})
+        assert r.status == 200, r
+        assert r.json == {'remote': 'off', 'chain_id': full['chain_id'],
+                          'backups': [full['id'], inc['id']],
+                          'checkpoints': [full['checkpoint'], inc['checkpoint']]}, r.json
+        assert sorted(checkpoints(dom)) == sorted([full['checkpoint'], inc['checkpoint']])
+        items = c2.get(f'/v1/domains/{dom}/backups').json['items']
+        assert {i['id']: i['location'] for i in items} == {full['id']: 'remote',
+                                                            inc['id']: 'remote'}
+
+        # Read through qemu-nbd, an incremental cannot stand on an image in a bucket.
+        r = c2.post(f'/v1/domains/{dom}/backups', json={'type': 'incremental'})
+        problem(r, 409)
+        assert 'offsite only' in r.json['detail'] and "remote 'off'" in r.json['detail'], r.json
+        keep(dom, SIZE, str(tmp_path / 'off.raw'))
+        r = c2.post(f'/v1/domains/{dom}/backups', json={'type': 'auto'})
+        assert r.status == 202, r
+        job = c2.wait_job(r.json['job_id'])
+        assert job['state'] == 'succeeded' and job['result']['type'] == 'full', job
+        assert 'offsite only' in job['result']['note'], job
+        root = os.path.join(d2.vault_dir, 'restore')
+        r = c2.post(f'/v1/domains/{dom}/backups/{r.json["id"]}/restore',
+                    json={'target_dir': os.path.join(root, 'f'), 'format': 'raw'})
+        assert r.status == 202, r
+        job = c2.wait_job(r.json['id'])
+        assert job['state'] == 'succeeded', job
+        same_disk(job['result']['disks'][0]['path'], str(tmp_path / 'off.raw'))
