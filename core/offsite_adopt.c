@@ -186,7 +186,7 @@ listing_clear(struct listing *l)
  */
 static void
 undo(const struct conf_domain *d, struct conf_manifest *const *chain, size_t n,
-     const bool *stored_before, size_t n_backups)
+     const bool *stored_before, const bool *promoted, size_t n_backups)
 {
     struct err_state saved;
 
@@ -195,6 +195,11 @@ undo(const struct conf_domain *d, struct conf_manifest *const *chain, size_t n,
         (void)db_backup_delete(core_db(), chain[i]->b->id);
     for (size_t i = n; i-- > 0;) {
         const char *name = chain[i]->b->checkpoint;
+        if (promoted[i])
+            (void)db_checkpoint_set_state(core_db(), d->uuid, name, CONF_CHECKPOINT_ORPHANED,
+                                          "found in libvirt but not created through virtvault: "
+                                          "adopt it to have it redefined when lost and to use "
+                                          "it as a base");
         if (stored_before[i])
             continue;
         (void)virt_checkpoint_delete(d->uuid, name, VIRT_CHECKPOINT_DELETE_METADATA_ONLY);
@@ -203,10 +208,13 @@ undo(const struct conf_domain *d, struct conf_manifest *const *chain, size_t n,
     err_restore(&saved);
 }
 
-/* Stores the checkpoint of chain member m (state ok) unless the store has it: *stored_before. */
+/*
+ * Stores the checkpoint of chain member m (state ok) unless the store has it
+ * (*stored_before); one the store holds as orphaned becomes ok (*promoted).
+ */
 static int
 store_checkpoint(const struct conf_domain *d, const struct conf_manifest *m, const char *remote,
-                 bool *stored_before)
+                 bool *stored_before, bool *promoted)
 {
     _cleanup_(conf_checkpoint_def_freep) struct conf_checkpoint_def *def = NULL;
     _cleanup_(db_checkpoint_freep) struct db_checkpoint *have = NULL;
@@ -217,7 +225,12 @@ store_checkpoint(const struct conf_domain *d, const struct conf_manifest *m, con
     r = db_checkpoint_get(core_db(), d->uuid, m->b->checkpoint, &have);
     if (r == 0) {
         *stored_before = true;
-        return 0;
+        if (have->state != CONF_CHECKPOINT_ORPHANED)
+            return 0;
+        /* libvirt kept it (the reconciler stored it as not ours): the manifest says it is. */
+        *promoted = true;
+        snprintf(why, sizeof(why), "adopted from remote '%s' (backup %s)", remote, m->b->id);
+        return db_checkpoint_set_state(core_db(), d->uuid, have->name, CONF_CHECKPOINT_OK, why);
     }
     if (r != -ENOENT)
         return r;
@@ -315,7 +328,7 @@ offsite_adopt(const struct conf_domain *d, const char *remote, const struct back
     _cleanup_(listing_clear) struct listing l = {0};
     _cleanup_free_ size_t *idx = calloc(MAX_CHAIN, sizeof(*idx));
     _cleanup_free_ struct conf_manifest **chain = NULL;
-    _cleanup_free_ bool *before = NULL;
+    _cleanup_free_ bool *before = NULL, *promoted = NULL;
     char **names = NULL;
     size_t k = 0, n_names = 0, inserted = 0;
     int r;
@@ -330,14 +343,15 @@ offsite_adopt(const struct conf_domain *d, const char *remote, const struct back
         return r;
     chain = calloc(k + 1, sizeof(*chain));
     before = calloc(k + 1, sizeof(*before));
-    if (!chain || !before)
+    promoted = calloc(k + 1, sizeof(*promoted));
+    if (!chain || !before || !promoted)
         return -ENOMEM;
     for (size_t i = 0; i < k; i++)
         chain[i] = l.items[idx[i]];
 
     /* Parents first: the store orders by creation time, the reconciler redefines in that order. */
     for (size_t i = 0; r >= 0 && i < k; i++)
-        r = store_checkpoint(d, chain[i], remote, &before[i]);
+        r = store_checkpoint(d, chain[i], remote, &before[i], &promoted[i]);
     if (r >= 0)
         r = core_checkpoint_reconcile(d, 0, NULL);
     if (r >= 0)
@@ -355,7 +369,7 @@ offsite_adopt(const struct conf_domain *d, const char *remote, const struct back
     if (r >= 0)
         r = adoption_fill(chain, k, remote, ret);
     if (r < 0) {
-        undo(d, chain, k, before, inserted);
+        undo(d, chain, k, before, promoted, inserted);
         return r;
     }
     log_info("domain %s adopted chain %s (%zu backups, newest %s) from remote %s", d->name,

@@ -9,6 +9,7 @@ RADOS Gateway, objstore.py; real QEMU through the sandbox):
   remote; a local restore of the new backup downloads what it stands on from the bucket;
 - a domain whose bitmaps are gone, or whose disk was resized, adopts nothing: the adoption
   answers 409 with the reason, leaves nothing behind, and an auto backup is a full that says why;
+- a host whose database alone is new (libvirt kept the checkpoints) adopts them too;
 - a shut-off domain adopts its chain from the bitmaps in its images (the route); its backups,
   read through qemu-nbd, do not stand on an offsite-only parent: auto is a full saying why.
 """
@@ -229,3 +230,33 @@ def test_shut_off_domain_adopts_from_its_images(make_daemon, sandbox, objstore_b
         job = c2.wait_job(r.json['id'])
         assert job['state'] == 'succeeded', job
         same_disk(job['result']['disks'][0]['path'], str(tmp_path / 'off.raw'))
+
+
+def test_database_lost_libvirt_kept(make_daemon, sandbox, objstore_bucket, tmp_path):
+    """Only the database is new: libvirt still has the checkpoints, which the new database
+    first records as not its own; the bucket's manifests show they are."""
+    b = objstore_bucket
+    with sandbox.domain(size='64M') as dom:
+        full, inc = first_chain(make_daemon, sandbox, b, dom, tmp_path)
+        d2 = daemon(make_daemon, b)
+        c2 = d2.client
+        r = c2.post(f'/v1/domains/{dom}/checkpoints:reconcile')
+        assert r.status == 200, r
+        states = {x['name']: x['state']
+                  for x in c2.get(f'/v1/domains/{dom}/checkpoints').json['items']}
+        assert states == {full['checkpoint']: 'orphaned', inc['checkpoint']: 'orphaned'}, states
+        sandbox.write(dom, 40 * MiB, 2 * MiB, 0xd4)
+        keep(dom, SIZE, str(tmp_path / 'd.raw'))
+        nxt = backup(c2, dom, type='auto')
+        assert nxt['type'] == 'incremental' and nxt['parent_id'] == inc['id'], nxt
+        states = {x['name']: x['state']
+                  for x in c2.get(f'/v1/domains/{dom}/checkpoints').json['items']}
+        assert states == {full['checkpoint']: 'ok', inc['checkpoint']: 'ok',
+                          nxt['checkpoint']: 'ok'}, states
+        r = c2.post(f'/v1/domains/{dom}/backups/{nxt["id"]}/restore',
+                    json={'target_dir': os.path.join(d2.vault_dir, 'restore', 'd'),
+                          'format': 'qcow2'})
+        assert r.status == 202, r
+        job = c2.wait_job(r.json['id'])
+        assert job['state'] == 'succeeded', job
+        same_disk(job['result']['disks'][0]['path'], str(tmp_path / 'd.raw'))
