@@ -409,6 +409,8 @@ int api_checkpoint_create(const struct api_request *req, struct api_response *re
 int api_checkpoint_get(const struct api_request *req, struct api_response *resp);
 int api_checkpoint_delete(const struct api_request *req, struct api_response *resp);
 int api_checkpoints_reconcile(const struct api_request *req, struct api_response *resp);
+/* POST .../checkpoints:adopt (api/offsite_adopt.c) */
+int api_checkpoints_adopt(const struct api_request *req, struct api_response *resp);
 /* --- end checkpoints --- */
 /* --- webhooks --- */
 int api_webhooks_list(const struct api_request *req, struct api_response *resp);

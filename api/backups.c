@@ -100,7 +100,7 @@ backup_json(const struct conf_backup *b)
     }
     return json_pack(
         "{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s, s:s?, s:s?, s:s?, s:I, s:I, "
-        "s:O, s:o, s:o, s:o, s:o, s:o, s:b}",
+        "s:O, s:o, s:o, s:o, s:o, s:o, s:b, s:s, s:s?}",
         "id", b->id, "domain", b->domain_name, "domain_uuid", b->domain_uuid, "mode", mode, "type",
         type, "state", state, "job_id", b->job_id, "chain_id", b->chain_id, "parent_id",
         b->parent_id, "base_checkpoint", b->base_checkpoint, "checkpoint", b->checkpoint,
@@ -108,7 +108,8 @@ backup_json(const struct conf_backup *b)
         disks, "started_at", api_time_json(b->started_at), "finished_at",
         api_time_json(b->finished_at), "duration_ms",
         b->finished_at ? json_integer(b->finished_at - b->started_at) : json_null(), "error", error,
-        "verification", verification_json(b), "protected", b->is_protected);
+        "verification", verification_json(b), "protected", b->is_protected, "location",
+        b->location ? "remote" : "local", "remote", b->location);
 }
 
 /* Reads a non-negative integer query parameter in [0, max]; absent -> def. */

@@ -37,6 +37,7 @@ conf_backup_free(struct conf_backup *b)
     free(b->domain_xml);
     free(b->error_detail);
     free(b->verify_detail);
+    free(b->location);
     for (size_t i = 0; i < b->n_disks; i++)
         disk_clear(&b->disks[i]);
     free(b->disks);

@@ -94,6 +94,12 @@ struct conf_backup {
     int verify_ok; /* -1 never verified, 0 failed, 1 passed */
     char *verify_detail;
     bool is_protected; /* never pruned nor deleted while set */
+    /*
+     * NULL: its images are in this host's vault. Else the remote whose bucket
+     * alone holds them ("offsite only": a chain adopted from a bucket,
+     * core/offsite_adopt.c): nothing local reads, verifies or prunes them.
+     */
+    char *location;
     size_t n_disks;
     struct conf_backup_disk *disks;
 };

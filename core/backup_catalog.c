@@ -65,7 +65,9 @@ delete_one(const struct conf_backup *b)
     r = db_backup_delete(backup_ctx.db, b->id);
     if (r < 0)
         return r;
-    backup_remove_images(b);
+    /* An offsite-only backup's images are its remote's: what the vault holds is not touched. */
+    if (!b->location)
+        backup_remove_images(b);
     log_info("backup %s of %s deleted", b->id, b->domain_name);
     return 0;
 }

@@ -465,6 +465,9 @@ core_backup_files_target(const char *domain, const char *id, const char *disk)
     r = backup_completed(domain, id, &name, &b);
     if (r < 0)
         return r;
+    r = backup_chain_local(b);
+    if (r < 0)
+        return r;
     for (size_t i = 0; i < b->n_disks; i++)
         if (strcmp(b->disks[i].target, disk) == 0)
             return 0;
@@ -482,6 +485,9 @@ handle_for(const char *domain, const char *id, const char *disk, struct handle *
     if (!virt_gfs_available())
         return err_set(-EOPNOTSUPP, "this build has no file access (built without libguestfs)");
     r = backup_completed(domain, id, &name, &b);
+    if (r < 0)
+        return r;
+    r = backup_chain_local(b);
     if (r < 0)
         return r;
     return handle_acquire(b, disk, ret);

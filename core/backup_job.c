@@ -45,6 +45,9 @@ backup_job_free(void *data)
     free(br->target_dir);
     free(br->define_name);
     free(br->policy);
+    free(br->plan_note);
+    free(br->offsite_remote);
+    free(br->offsite_parent);
     free(br);
 }
 
@@ -151,6 +154,12 @@ backup_completed(const char *domain, const char *id, char **ret_name, struct con
                        "backup %s was read by a client in pull mode: the vault holds no "
                        "images of it",
                        b->id);
+    if (b->location)
+        return err_set(-EBADFD,
+                       "backup %s is offsite only: its images are in the bucket of remote "
+                       "'%s', not in this host's vault; restore it from there "
+                       "(POST /v1/remotes/%s/backups/%s/restore)",
+                       b->id, b->location, b->location, b->id);
     *ret_name = TAKE_PTR(name);
     *ret = TAKE_PTR(b);
     return 0;
@@ -313,4 +322,53 @@ backup_job_stop(const char *uuid)
         }
     }
     err_clear();
+}
+
+int
+backup_chain_offsite(const struct conf_backup *b, char **ret_remote, char **ret_id)
+{
+    _cleanup_free_ char *next = b->parent_id ? strdup(b->parent_id) : NULL;
+    size_t n = 0;
+    int r;
+
+    *ret_remote = *ret_id = NULL;
+    if (b->parent_id && !next)
+        return -ENOMEM;
+    while (next && n++ < MAX_CHAIN) {
+        _cleanup_(conf_backup_freep) struct conf_backup *p = NULL;
+
+        r = db_backup_get(backup_ctx.db, next, &p);
+        if (r == -ENOENT) {
+            err_clear();
+            return 0; /* a gap is the reader's to report */
+        }
+        if (r < 0)
+            return r;
+        if (p->location) {
+            *ret_remote = TAKE_PTR(p->location);
+            *ret_id = TAKE_PTR(p->id);
+            return 0;
+        }
+        free(next);
+        next = p->parent_id ? strdup(p->parent_id) : NULL;
+        if (p->parent_id && !next)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+int
+backup_chain_local(const struct conf_backup *b)
+{
+    _cleanup_free_ char *remote = NULL, *id = NULL;
+    int r = backup_chain_offsite(b, &remote, &id);
+
+    if (r < 0 || !remote)
+        return r;
+    return err_set(-EBADFD,
+                   "backup %s stands on backup %s, which is offsite only (in the bucket of "
+                   "remote '%s'): restore it (POST /v1/domains/%s/backups/%s/restore, which "
+                   "downloads what it stands on) or restore it from the remote after a copy "
+                   "(POST /v1/remotes/%s/backups/%s/restore)",
+                   b->id, id, remote, b->domain_uuid, b->id, remote, b->id);
 }

@@ -294,6 +294,9 @@ core_backup_mount(const char *domain, const char *id, struct core_mount **ret)
     r = backup_completed(domain, id, &name, &b);
     if (r < 0)
         return r;
+    r = backup_chain_local(b);
+    if (r < 0)
+        return r;
     if (asprintf(&dir, "%s/%s", backup_ctx.vault, MOUNT_SOCKET_DIR) < 0)
         return -ENOMEM;
     r = vault_prepare(dir);

@@ -15,6 +15,7 @@
 #include "db/checkpoint.h"
 #include "err.h"
 #include "log.h"
+#include "offsite_adopt.h"
 #include "text.h"
 #include "virt/virt.h"
 
@@ -295,7 +296,7 @@ catalog_load(const char *uuid, struct catalog *c)
 static int
 plan_parent(const struct conf_domain *d, const struct core_backup_request *req,
             const struct backup_plan_disk *disks, size_t n, enum conf_backup_type *type,
-            struct conf_backup **ret_parent)
+            struct conf_backup **ret_parent, char **ret_note)
 {
     _cleanup_(catalog_clear) struct catalog c = {0};
     const struct conf_backup *parent = NULL;
@@ -316,6 +317,24 @@ plan_parent(const struct conf_domain *d, const struct core_backup_request *req,
     r = backup_plan_choose(&c.view, req, disks, n, type, &parent);
     if (r < 0)
         return r;
+    /* --- offsite adoption: a domain new to this catalog takes its chain from a remote --- */
+    if (req->type == CONF_BACKUP_TYPE_AUTO && !parent && c.view.n_backups == 0 &&
+        request_to_vault(req)) {
+        r = offsite_adopt_any(d, disks, n, ret_note);
+        if (r < 0)
+            return r;
+        if (r > 0) {
+            catalog_clear(&c);
+            c = (struct catalog){0};
+            r = catalog_load(d->uuid, &c);
+            if (r < 0)
+                return r;
+            r = backup_plan_choose(&c.view, req, disks, n, type, &parent);
+            if (r < 0)
+                return r;
+        }
+    }
+    /* --- end offsite adoption --- */
     for (size_t i = 0; parent && i < c.view.n_backups; i++)
         if (c.backups[i] == parent)
             *ret_parent = TAKE_PTR(c.backups[i]);
@@ -333,7 +352,7 @@ base_name(const char *rel)
 
 int
 backup_plan(const struct conf_domain *d, const struct core_backup_request *req,
-            struct conf_backup **ret)
+            struct conf_backup **ret, char **ret_note)
 {
     _cleanup_(conf_backup_freep) struct conf_backup *b = calloc(1, sizeof(*b));
     _cleanup_(conf_backup_freep) struct conf_backup *parent = NULL;
@@ -353,7 +372,8 @@ backup_plan(const struct conf_domain *d, const struct core_backup_request *req,
         if (r < 0)
             return r;
     }
-    r = plan_parent(d, req, disks, n, &type, &parent);
+    *ret_note = NULL;
+    r = plan_parent(d, req, disks, n, &type, &parent, ret_note);
     if (r < 0)
         return r;
     r = text_random_hex(id, sizeof(id), 8);

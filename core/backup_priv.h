@@ -103,12 +103,15 @@ struct backup_job {
     bool offline_defined; /* offline: the new checkpoint was given to libvirt */
     char **sources;       /* offline: the image of each disk of b, in b's order */
     char pull_socket[PATH_MAX];
-    char *policy; /* the protection policy that started the job, or NULL */
+    char *policy;    /* the protection policy that started the job, or NULL */
+    char *plan_note; /* why planning chose the type (backup_plan), or NULL */
     /* push: per disk of b (NULL where none runs), hashing each image while QEMU writes it */
     struct vault_follow **follow;
     /* restore */
     char *target_dir;
     enum conf_image_format format;
+    char *offsite_remote; /* b stands on offsite_parent, offsite only in this remote, or NULL */
+    char *offsite_parent;
     char *define_name;
     unsigned keep;              /* CORE_RESTORE_KEEP_* */
     uint64_t restore_bandwidth; /* bytes per second qemu-img may write, 0 for no limit */
@@ -148,8 +151,24 @@ int backup_of(const char *uuid, const char *id, struct conf_backup **ret);
  */
 int backup_find(const char *domain, const char *id, char **ret_name, struct conf_backup **ret);
 
-/* Reads a completed backup of domain for restore or verify (-EBADFD when it is not one). */
+/*
+ * Reads a completed backup of domain for restore or verify (-EBADFD when it
+ * is not one, or when it is offsite only: conf_backup.location).
+ */
 int backup_completed(const char *domain, const char *id, char **ret_name, struct conf_backup **ret);
+
+/*
+ * Whether every backup b stands on has its images in the vault: -EBADFD
+ * with a detail naming the remote when one is offsite only (mount, files
+ * and instant recovery read the vault alone), else 0.
+ */
+int backup_chain_local(const struct conf_backup *b);
+
+/*
+ * The newest backup b stands on that is offsite only: its remote and id
+ * into new *ret_remote and *ret_id (both NULL when every one is local).
+ */
+int backup_chain_offsite(const struct conf_backup *b, char **ret_remote, char **ret_id);
 
 /* The absolute path of a vault-relative one. */
 int backup_abs_path(const char *rel, char *buf, size_t size);
@@ -182,10 +201,12 @@ void backup_job_stop(const char *uuid);
 /*
  * Plans a backup of domain d (its definition as libvirt has it now): picks
  * the disks, settles the type and the parent, and fills a new catalog row
- * (state running) into *ret.
+ * (state running) into *ret. *ret_note is a new string saying why an auto
+ * backup is a full where a chain could have been adopted from a remote
+ * (core/offsite_adopt.h), else NULL.
  */
 int backup_plan(const struct conf_domain *d, const struct core_backup_request *req,
-                struct conf_backup **ret);
+                struct conf_backup **ret, char **ret_note);
 
 /* backup_pull.c */
 

@@ -94,9 +94,12 @@ plan_make(const char *uuid, const struct conf_retention *retention, char *const 
         conf_backup_list_free(all, n_all);
         return -ENOMEM;
     }
-    /* A backup a client read stored nothing here: it is no part of a chain of images. */
+    /*
+     * A backup a client read stored nothing here: it is no part of a chain of
+     * images. An offsite-only one's images are a remote's, pruned there.
+     */
     for (size_t i = 0; i < n_all; i++) {
-        if (core_backup_is_client_pull(all[i]))
+        if (core_backup_is_client_pull(all[i]) || all[i]->location)
             conf_backup_free(all[i]);
         else
             p.list[p.n++] = all[i];

@@ -194,6 +194,7 @@ backup_seal(struct job *job, struct backup_job *br)
 {
     struct conf_backup *b = br->b;
     char result[256];
+    _cleanup_free_ char *with = NULL;
     uint64_t stored = 0;
     int r;
 
@@ -231,10 +232,18 @@ backup_seal(struct job *job, struct backup_job *br)
     snprintf(result, sizeof(result),
              "{\"backup_id\": \"%s\", \"type\": \"%s\", \"stored_bytes\": %" PRIu64 "}", b->id,
              conf_backup_type_to_string(b->type), stored);
+    if (br->plan_note) {
+        /* Why an auto backup is a full where a remote's chain could not be adopted. */
+        _cleanup_free_ char *quoted = text_json_quote(br->plan_note);
+        if (!quoted ||
+            asprintf(&with, "%.*s, \"note\": %s}", (int)strlen(result) - 1, result, quoted) < 0)
+            return -ENOMEM;
+        log_info("backup %s of %s: %s", b->id, b->domain_name, br->plan_note);
+    }
     log_info("backup %s of %s completed: %s, %" PRIu64 " bytes stored", b->id, b->domain_name,
              conf_backup_type_to_string(b->type), stored);
     core_webhook_emit_backup(b);
-    return job_set_result(job, result);
+    return job_set_result(job, with ? with : result);
 }
 
 /*
@@ -393,6 +402,55 @@ backup_job_recover(const struct conf_job *rec, void **ret_data)
     return 1;
 }
 
+/*
+ * --- offsite adoption: qemu-nbd opens a vault image with its backing file,
+ * and an offsite-only parent's is in a bucket. Only QEMU's own backup job
+ * (push, running domain) writes an incremental on one: an auto backup that
+ * is read through qemu-nbd (shut off, or pull into the vault) is a full
+ * instead, saying why; an incremental or differential asked for is refused.
+ */
+static int
+offsite_parent_check(const struct conf_domain *d, const struct core_backup_request *req,
+                     struct conf_backup **b, char **note)
+{
+    _cleanup_(conf_backup_freep) struct conf_backup *p = NULL;
+    struct core_backup_request full = *req;
+    char *why = NULL;
+    int r;
+
+    r = db_backup_get(backup_ctx.db, (*b)->parent_id, &p);
+    if (r < 0 || !p->location) {
+        err_clear();
+        return 0;
+    }
+    if (req->type != CONF_BACKUP_TYPE_AUTO)
+        return err_set(-EBADFD,
+                       "its parent, backup %s, is offsite only (in the bucket of remote '%s'): "
+                       "an incremental on it is taken of a running domain in push mode only; "
+                       "take a full (or auto) backup",
+                       p->id, p->location);
+    if (asprintf(&why,
+                 "a full backup: its parent would be backup %s, offsite only (in the bucket "
+                 "of remote '%s'), and an incremental on it is taken of a running domain in "
+                 "push mode only",
+                 p->id, p->location) < 0)
+        return -ENOMEM;
+    conf_backup_free(*b);
+    *b = NULL;
+    free(*note);
+    *note = NULL;
+    full.type = CONF_BACKUP_TYPE_FULL;
+    r = backup_plan(d, &full, b, note);
+    if (r < 0) {
+        free(why);
+        return r;
+    }
+    free(*note);
+    *note = why;
+    return 0;
+}
+/* --- end offsite adoption --- */
+
 int
 core_backup_create(const char *domain, const struct core_backup_request *req,
                    struct conf_backup **ret, struct conf_job **ret_job)
@@ -400,6 +458,7 @@ core_backup_create(const char *domain, const struct core_backup_request *req,
     _cleanup_(conf_domain_freep) struct conf_domain *d = NULL;
     _cleanup_(conf_backup_freep) struct conf_backup *b = NULL;
     _cleanup_(virt_domain_scope_endp) bool scoped = false;
+    _cleanup_free_ char *note = NULL;
     struct backup_job *br;
     struct conf_job *job = NULL;
     char holder[128];
@@ -434,14 +493,20 @@ core_backup_create(const char *domain, const struct core_backup_request *req,
     /* Planning reads the catalog: answer a busy domain before, not after, doing it. */
     if (core_busy_holder(d->uuid, holder, sizeof(holder)))
         return err_set(-EBUSY, "the domain is busy with %s", holder);
-    r = backup_plan(d, req, &b);
+    r = backup_plan(d, req, &b, &note);
     if (r < 0)
         return r;
+    if (b->parent_id && (offline || (pull && req->to_vault))) {
+        r = offsite_parent_check(d, req, &b, &note);
+        if (r < 0)
+            return r;
+    }
 
     br = calloc(1, sizeof(*br));
     if (!br)
         return -ENOMEM;
     br->bandwidth = req->bandwidth;
+    br->plan_note = TAKE_PTR(note);
     br->pull = pull && !offline;
     br->to_vault = req->to_vault;
     br->offline = offline;

@@ -538,6 +538,9 @@ core_backup_instant_recovery(const char *domain, const char *id,
     r = backup_completed(domain, id, &name, &b);
     if (r < 0)
         return r;
+    r = backup_chain_local(b);
+    if (r < 0)
+        return r;
     r = virt_domain_get(req->name, &other);
     if (r == 0)
         return err_set(-EEXIST, "a domain named '%s' exists already", req->name);

@@ -5,13 +5,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "backup_priv.h"
 #include "vault/vault.h"
 #include "cleanup.h"
+#include "db/backup.h"
 #include "err.h"
 #include "log.h"
+#include "offsite_priv.h"
 #include "text.h"
 #include "virt/virt.h"
 
@@ -67,6 +70,84 @@ backup_restore_result(const struct conf_backup *b, const char *remote,
     return 0;
 }
 
+/* --- a chain that stands on offsite-only backups: restored through a staging folder --- */
+
+/* The staging folder of a restore: its name in the target, its path and descriptor (-1: none). */
+struct stage {
+    char name[64];
+    char path[PATH_MAX];
+    int fd;
+};
+
+/* The last component of a vault-relative path. */
+static const char *
+base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+
+    return s ? s + 1 : path;
+}
+
+/*
+ * Makes rr's staging folder in the target (dirfd): the offsite-only backups
+ * the chain stands on, downloaded from their remote (offsite_download_chain),
+ * beside a link to each image of the chain in the vault, so that the
+ * images' backing names find each other there.
+ */
+static int
+stage_offsite(struct job *job, struct backup_job *rr, int dirfd, struct stage *st)
+{
+    _cleanup_(conf_backup_freep) struct conf_backup *at = NULL;
+    const struct conf_backup *b = rr->b;
+    size_t n = 0;
+    int r;
+
+    snprintf(st->name, sizeof(st->name), ".offsite-%s", job_id(job));
+    snprintf(st->path, sizeof(st->path), "%s/%s", rr->target_dir, st->name);
+    if (mkdirat(dirfd, st->name, 0700) < 0)
+        return err_set(-errno, "cannot make %s: %s", st->path, strerror(errno));
+    st->fd = openat(dirfd, st->name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (st->fd < 0)
+        return err_set(-errno, "cannot open %s: %s", st->path, strerror(errno));
+    /* The local part of the chain: b down to the offsite-only parent, linked. */
+    while (b && !b->location && n++ < MAX_CHAIN) {
+        for (size_t i = 0; i < b->n_disks; i++) {
+            char src[PATH_MAX];
+            r = backup_abs_path(b->disks[i].file, src, sizeof(src));
+            if (r < 0)
+                return r;
+            if (symlinkat(src, st->fd, base_name(b->disks[i].file)) < 0)
+                return err_set(-errno, "cannot link %s: %s", src, strerror(errno));
+        }
+        if (!b->parent_id || strcmp(b->parent_id, rr->offsite_parent) == 0)
+            break;
+        struct conf_backup *next = NULL;
+        r = db_backup_get(backup_ctx.db, b->parent_id, &next);
+        if (r < 0)
+            return r;
+        conf_backup_free(at);
+        b = at = next;
+    }
+    log_info("restore of backup %s: downloading backup %s and what it stands on from remote %s",
+             rr->b->id, rr->offsite_parent, rr->offsite_remote);
+    return offsite_download_chain(job, rr->offsite_remote, rr->offsite_parent, st->fd, st->path);
+}
+
+/* Removes the staging folder, if one was made (keeps the error state). */
+static void
+stage_clear(int dirfd, struct stage *st)
+{
+    if (st->fd < 0 && !st->name[0])
+        return;
+    struct err_state saved;
+    err_save(&saved);
+    offsite_staging_remove(dirfd, st->name, st->fd);
+    err_restore(&saved);
+    if (st->fd >= 0)
+        close(st->fd);
+    *st = (struct stage){.fd = -1};
+}
+
 int
 backup_restore_run(struct job *job, void *data)
 {
@@ -80,6 +161,7 @@ backup_restore_run(struct job *job, void *data)
     size_t done_disks = 0;
     uint64_t total = 0, done = 0;
     char uuid[37] = "";
+    struct stage st = {.fd = -1};
     int r = 0;
 
     if (!rd || !dest)
@@ -88,6 +170,13 @@ backup_restore_run(struct job *job, void *data)
     r = vault_dir_open(rr->target_dir, backup_ctx.roots, backup_ctx.n_roots, &dirfd);
     if (r < 0)
         return r;
+    if (rr->offsite_remote) {
+        r = stage_offsite(job, rr, dirfd, &st);
+        if (r < 0) {
+            stage_clear(dirfd, &st);
+            return r;
+        }
+    }
     for (size_t i = 0; i < b->n_disks; i++)
         total += b->disks[i].size;
     job_progress(job, 0, total);
@@ -95,7 +184,11 @@ backup_restore_run(struct job *job, void *data)
         char src[PATH_MAX];
         const char *name;
 
-        r = backup_abs_path(b->disks[i].file, src, sizeof(src));
+        if (st.fd >= 0 && (size_t)snprintf(src, sizeof(src), "%s/%s", st.path,
+                                           base_name(b->disks[i].file)) >= sizeof(src))
+            r = err_set(-ENAMETOOLONG, "restore path too long");
+        else if (st.fd < 0)
+            r = backup_abs_path(b->disks[i].file, src, sizeof(src));
         if (r < 0)
             break;
         /* "<new name>-vda.qcow2" for a define, else "<domain>-<backup>-vda.img". */
@@ -126,6 +219,7 @@ backup_restore_run(struct job *job, void *data)
         r = virt_domain_define_restored(b->domain_xml, rr->define_name, rd, b->n_disks, &where,
                                         uuid, &changes);
     }
+    stage_clear(dirfd, &st);
     if (r < 0) {
         int e = r;
         char keep[1024];
@@ -148,6 +242,7 @@ core_backup_restore(const char *domain, const char *id, const struct core_restor
                     struct conf_job **ret_job)
 {
     _cleanup_free_ char *name = NULL;
+    _cleanup_free_ char *offsite_remote = NULL, *offsite_parent = NULL;
     struct conf_backup *b = NULL;
     struct backup_job *rr;
     enum conf_image_format format;
@@ -162,6 +257,11 @@ core_backup_restore(const char *domain, const char *id, const struct core_restor
     r = backup_completed(domain, id, &name, &b);
     if (r < 0)
         return r;
+    r = backup_chain_offsite(b, &offsite_remote, &offsite_parent);
+    if (r < 0) {
+        conf_backup_free(b);
+        return r;
+    }
     if (req->define_name) {
         _cleanup_(conf_domain_freep) struct conf_domain *other = NULL;
         r = virt_domain_get(req->define_name, &other);
@@ -191,6 +291,8 @@ core_backup_restore(const char *domain, const char *id, const struct core_restor
     rr->define_name = req->define_name ? strdup(req->define_name) : NULL;
     rr->keep = req->keep;
     rr->restore_bandwidth = req->bandwidth;
+    rr->offsite_remote = TAKE_PTR(offsite_remote);
+    rr->offsite_parent = TAKE_PTR(offsite_parent);
     if (!rr->target_dir || (req->define_name && !rr->define_name)) {
         backup_job_free(rr);
         return -ENOMEM;

@@ -111,7 +111,7 @@ verify_checksum(const struct conf_backup *b, const struct conf_backup_disk *k, c
 /* Checks one image: checksum, qcow2 structure, backing file. */
 static int
 verify_disk(const struct conf_backup *b, const struct conf_backup_disk *k, struct backup_job *vr,
-            FILE *text, size_t *problems)
+            FILE *text, size_t *problems, bool parent_offsite)
 {
     char path[PATH_MAX];
     _cleanup_free_ char *backing = NULL;
@@ -127,7 +127,9 @@ verify_disk(const struct conf_backup *b, const struct conf_backup_disk *k, struc
     r = verify_checksum(b, k, path, vr, text, problems);
     if (r < 0)
         return r;
-    r = vault_image_check(path, &vr->cancel);
+    /* An offsite-only parent's images are in a bucket: this image is checked alone. */
+    r = parent_offsite ? vault_image_check_alone(path, &vr->cancel)
+                       : vault_image_check(path, &vr->cancel);
     if (r == -ECANCELED)
         return r;
     if (r < 0)
@@ -141,7 +143,7 @@ verify_disk(const struct conf_backup *b, const struct conf_backup_disk *k, struc
         (backing && strcmp(backing, k->backing) != 0)) {
         note(text, problems, "%s: backing file is '%s', the catalog says '%s'", k->file,
              backing ? backing : "(none)", k->backing ? k->backing : "(none)");
-    } else if (backing) {
+    } else if (backing && !parent_offsite) {
         char bpath[PATH_MAX];
         const char *slash = strrchr(path, '/');
         snprintf(bpath, sizeof(bpath), "%.*s/%s", (int)(slash - path), path, backing);
@@ -157,6 +159,7 @@ backup_verify_run(struct job *job, void *data)
     struct backup_job *vr = data;
     struct conf_backup *chain[MAX_CHAIN];
     size_t n_chain = 0, problems = 0, files = 0;
+    bool parent_offsite = false;
     uint64_t total = 0, done = 0;
     _cleanup_free_ char *text = NULL;
     _cleanup_free_ char *quoted = NULL;
@@ -182,6 +185,12 @@ backup_verify_run(struct job *job, void *data)
         }
         if (r < 0)
             break;
+        if (p->location) {
+            /* Offsite only: its images are in a remote's bucket, not verified here. */
+            conf_backup_free(p);
+            parent_offsite = true;
+            break;
+        }
         chain[n_chain++] = p;
     }
     for (size_t c = 0; c < n_chain; c++)
@@ -189,7 +198,8 @@ backup_verify_run(struct job *job, void *data)
             total += chain[c]->disks[i].stored_bytes;
     for (size_t c = 0; r >= 0 && c < n_chain; c++) {
         for (size_t i = 0; r >= 0 && i < chain[c]->n_disks; i++) {
-            r = verify_disk(chain[c], &chain[c]->disks[i], vr, f, &problems);
+            r = verify_disk(chain[c], &chain[c]->disks[i], vr, f, &problems,
+                            parent_offsite && c == n_chain - 1);
             files++;
             done += chain[c]->disks[i].stored_bytes;
             job_progress(job, done, total);

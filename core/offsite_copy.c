@@ -608,6 +608,12 @@ copy_backup(struct copy_ctx *cc, const struct conf_backup *b, bool *ret_uploaded
     }
     if (r != -ENOENT)
         return offsite_fail(cc->o, r, "looking for a manifest", &res);
+    /* --- offsite only: its images are in another bucket, never read here --- */
+    if (b->location)
+        return err_set(-EBADFD,
+                       "backup %s is offsite only (in the bucket of remote '%s'), which "
+                       "remote '%s' lacks: its chain can be copied to remote '%s' only",
+                       b->id, b->location, cc->o->r.name, b->location);
     row = (struct conf_copy){(char *)b->id,
                              cc->o->r.name,
                              CONF_COPY_UPLOADING,

@@ -54,4 +54,17 @@ extern const struct job_kind offsite_restore_kind;
 /* Whether a copy job to remote name is queued or running (a delete waits for none). */
 bool offsite_copy_running(const char *remote);
 
+/*
+ * Downloads backup id of remote's bucket and every backup it stands on
+ * into the folder staging (a descriptor; staging_path its path), each image
+ * checked against its manifest as an offsite restore does, for a local
+ * restore whose chain stands on offsite-only backups (core/offsite_adopt.h).
+ * job reports the progress. -ENOENT with a detail when the bucket lacks it.
+ */
+int offsite_download_chain(struct job *job, const char *remote, const char *id, int staging,
+                           const char *staging_path);
+
+/* Removes the staging folder name of dirfd (staging: its descriptor, or -1) and its files. */
+void offsite_staging_remove(int dirfd, const char *name, int staging);
+
 #endif

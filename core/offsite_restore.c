@@ -446,3 +446,41 @@ core_offsite_restore(const char *remote, const char *id, const struct core_resto
     spec.data = rr;
     return core_job_submit(&spec, ret_job);
 }
+
+/* --- downloads for a local restore whose chain stands on offsite-only backups --- */
+
+int
+offsite_download_chain(struct job *job, const char *remote, const char *id, int staging,
+                       const char *staging_path)
+{
+    struct offsite_remote o;
+    struct conf_manifest **chain = NULL;
+    _cleanup_free_ char *key = NULL;
+    uint64_t total = 0, done = 0;
+    size_t n = 0;
+    int r;
+
+    r = offsite_remote_open(remote, &o);
+    if (r < 0)
+        return r;
+    r = offsite_manifest_find(&o, id, &key);
+    if (r >= 0)
+        r = read_chain(&o, key, &chain, &n);
+    for (size_t c = 0; r >= 0 && c < n; c++)
+        for (size_t i = 0; i < chain[c]->b->n_disks; i++)
+            total += chain[c]->object_bytes[i];
+    for (size_t c = 0; r >= 0 && c < n; c++)
+        for (size_t i = 0; r >= 0 && i < chain[c]->b->n_disks; i++)
+            r = fetch_disk(job, &o, chain[c], i, staging, staging_path, &done, total);
+    for (size_t c = 0; c < n; c++)
+        conf_manifest_free(chain[c]);
+    free(chain);
+    offsite_remote_close(&o);
+    return r;
+}
+
+void
+offsite_staging_remove(int dirfd, const char *name, int staging)
+{
+    staging_remove(dirfd, name, staging);
+}

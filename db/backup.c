@@ -13,7 +13,7 @@
 #define BACKUP_COLUMNS                                                                             \
     "id, domain_uuid, domain_name, mode, type, state, job_id, chain_id, parent_id, "               \
     "base_checkpoint, checkpoint, domain_xml, stored_bytes, started_at, finished_at, "             \
-    "error_errno, error_detail, verified_at, verify_ok, verify_detail, protected"
+    "error_errno, error_detail, verified_at, verify_ok, verify_detail, protected, location"
 
 static _Atomic uint64_t backup_version = 1;
 
@@ -71,6 +71,7 @@ row_to_backup(sqlite3_stmt *st, struct conf_backup **ret)
     b->verify_ok = sqlite3_column_type(st, 18) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 18);
     b->verify_detail = db_column_dup(st, 19, &oom);
     b->is_protected = sqlite3_column_int(st, 20) != 0;
+    b->location = db_column_dup(st, 21, &oom);
     if (oom) {
         conf_backup_free(b);
         return -ENOMEM;
@@ -144,13 +145,14 @@ db_backup_insert(struct db *db, const struct conf_backup *b)
     DB_BACKUP_CHANGES;
     r = db_prepare(db,
                    "INSERT INTO backups (" BACKUP_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-                   "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, NULL, NULL, NULL, ?18)",
+                   "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, NULL, NULL, NULL, ?18, ?19)",
                    &st);
     if (r < 0)
         return r;
     r = db_prepare(db,
                    "INSERT INTO backup_disks (backup_id, target, file, backing, size, "
-                   "stored_bytes, sha256) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                   "stored_bytes, sha256, checksum_algorithm) "
+                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, coalesce(?8, 'sha256'))",
                    &sd);
     if (r < 0)
         return r;
@@ -175,6 +177,7 @@ db_backup_insert(struct db *db, const struct conf_backup *b)
     db_bind_opt_int(st, 16, b->error_errno);
     db_bind_text(st, 17, b->error_detail);
     sqlite3_bind_int(st, 18, b->is_protected ? 1 : 0);
+    db_bind_text(st, 19, b->location);
     rc = sqlite3_step(st);
     if (rc != SQLITE_DONE)
         return rollback(db, rc, "insert backup");
@@ -189,6 +192,7 @@ db_backup_insert(struct db *db, const struct conf_backup *b)
         sqlite3_bind_int64(sd, 5, (int64_t)d->size);
         sqlite3_bind_int64(sd, 6, (int64_t)d->stored_bytes);
         db_bind_text(sd, 7, d->sha256);
+        db_bind_text(sd, 8, d->checksum_algorithm);
         rc = sqlite3_step(sd);
         if (rc != SQLITE_DONE)
             return rollback(db, rc, "insert backup disk");

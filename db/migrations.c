@@ -296,6 +296,12 @@ const char *const db_migrations[] = {
     "DROP INDEX backups_by_domain;"
     "CREATE INDEX backups_completed_bytes"
     "  ON backups (state, domain_uuid, stored_bytes, domain_name);",
+    /*
+     * 15: where a backup's images are: NULL in this host's vault, else the
+     * name of the remote whose bucket alone holds them (a chain adopted from
+     * a bucket's manifests, core/offsite_adopt.c).
+     */
+    "ALTER TABLE backups ADD COLUMN location TEXT;",
 };
 
 const int db_migrations_count = (int)(sizeof(db_migrations) / sizeof(db_migrations[0]));

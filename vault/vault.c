@@ -621,12 +621,13 @@ vault_dir_open(const char *path, char *const *roots, size_t n_roots, int *ret_fd
     return err_set(-EACCES, "%s leads outside the restore roots", path);
 }
 
-int
-vault_image_check(const char *path, const struct conf_cancel *cancel)
+/* Runs "qemu-img check" on the image qemu-img opens as spec, reporting path. */
+static int
+image_check(const char *spec, const char *path, const struct conf_cancel *cancel)
 {
     _cleanup_free_ char *out = NULL;
     char *argv[] = {(char *)QEMU_IMG, (char *)"check", (char *)"-U", (char *)"-f",
-                    (char *)"qcow2",  (char *)path,    NULL};
+                    (char *)"qcow2",  (char *)spec,    NULL};
     int status = 0, r;
 
     r = vault_run(argv, cancel, &out, &status);
@@ -642,6 +643,28 @@ vault_image_check(const char *path, const struct conf_cancel *cancel)
                        line ? ": " : "", (int)(ll > 200 ? 200 : ll), line ? line : "");
     }
     return r;
+}
+
+int
+vault_image_check(const char *path, const struct conf_cancel *cancel)
+{
+    return image_check(path, path, cancel);
+}
+
+int
+vault_image_check_alone(const char *path, const struct conf_cancel *cancel)
+{
+    _cleanup_free_ char *spec = NULL;
+
+    for (const char *p = path; *p; p++)
+        if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
+            return err_set(-EINVAL, "cannot check %s without its backing file: an odd name", path);
+    if (asprintf(&spec,
+                 "json:{\"driver\": \"qcow2\", \"backing\": null, "
+                 "\"file\": {\"driver\": \"file\", \"filename\": \"%s\"}}",
+                 path) < 0)
+        return -ENOMEM;
+    return image_check(spec, path, cancel);
 }
 
 int

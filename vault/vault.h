@@ -251,6 +251,13 @@ int vault_image_measure(const char *vault, const char *rel, uint64_t *ret);
 int vault_image_check(const char *path, const struct conf_cancel *cancel);
 
 /*
+ * As vault_image_check(), without opening the image's backing file (which
+ * may be elsewhere, as an offsite-only parent's is): the image's own
+ * structure only.
+ */
+int vault_image_check_alone(const char *path, const struct conf_cancel *cancel);
+
+/*
  * Says whether path lies inside one of roots (absolute folders): path is
  * made absolute without following a final component that does not exist
  * yet, and must not contain "." or ".." segments. Creates the folder path

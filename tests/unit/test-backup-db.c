@@ -71,6 +71,25 @@ main(void)
     conf_backup_free(got);
     got = NULL;
     ok(db_backup_get(db, "nope", &got) == -ENOENT && got == NULL, "a missing id is ENOENT");
+    ok(db_backup_get(db, "b1", &got) == 0 && got->location == NULL, "a backup is local by default");
+    conf_backup_free(got);
+    got = NULL;
+
+    /* Offsite only: its remote and its disks' checksum algorithm come back as written. */
+    struct conf_backup_disk adopted_vda = disk_vda;
+    adopted_vda.sha256 = (char *)"ab";
+    adopted_vda.checksum_algorithm = (char *)"sha256-pieces-8MiB";
+    struct conf_backup adopted = row("a1", CONF_BACKUP_TYPE_FULL, NULL, 500);
+    adopted.state = CONF_BACKUP_STATE_COMPLETED;
+    adopted.location = (char *)"off";
+    adopted.disks = &adopted_vda;
+    ok(db_backup_insert(db, &adopted) == 0 && db_backup_get(db, "a1", &got) == 0 && got->location &&
+           strcmp(got->location, "off") == 0 &&
+           strcmp(got->disks[0].checksum_algorithm, "sha256-pieces-8MiB") == 0,
+       "an offsite-only backup keeps its remote");
+    conf_backup_free(got);
+    got = NULL;
+    ok(db_backup_delete(db, "a1") == 0, "and goes again");
 
     struct db_backup_filter all = {.domain_uuid = UUID};
     ok(db_backup_list(db, &all, &list, &n, &total) == 0 && n == 3 && total == 3 &&

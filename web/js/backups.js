@@ -141,11 +141,13 @@ export function backupsTab(panel, ctx) {
       h('td', { 'data-label': 'Duration', class: 'num' }, fmtDuration(duration(b))),
       h('td', { 'data-label': 'State' }, h('span', null, stateBadge(b.state),
         verification(b),
+        b.location === 'remote' ? h('div', { class: 'muted small', title: 'Its images are in the remote\u2019s bucket only; restore it from the remote' },
+          `offsite only (remote ${b.remote})`) : null,
         err ? h('div', { class: 'small' }, h('b', null, err.title ?? 'Error'), err.detail ? `: ${err.detail}` : '') : null,
         exports,
         h('div', { 'data-copies': b.id }, copiesView(b.id)))),
       h('td', { 'data-label': 'Actions', class: 'actions-cell' },
-        b.state === 'completed' ? [
+        b.state === 'completed' && b.location !== 'remote' ? [
           h('button', { type: 'button', class: 'btn small', onclick: () => verify(b),
             'aria-label': `Verify backup ${shortId(b.id)}` }, 'Verify'),
           h('button', { type: 'button', class: 'btn small', onclick: () => restoreDialog(b),
