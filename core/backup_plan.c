@@ -317,7 +317,7 @@ plan_parent(const struct conf_domain *d, const struct core_backup_request *req,
     r = backup_plan_choose(&c.view, req, disks, n, type, &parent);
     if (r < 0)
         return r;
-    /* --- offsite adoption: a domain new to this catalog takes its chain from a remote --- */
+    /* A domain new to this catalog may take its chain from a remote's bucket (offsite_adopt.h). */
     if (req->type == CONF_BACKUP_TYPE_AUTO && !parent && c.view.n_backups == 0 &&
         request_to_vault(req)) {
         r = offsite_adopt_any(d, disks, n, ret_note);
@@ -334,7 +334,6 @@ plan_parent(const struct conf_domain *d, const struct core_backup_request *req,
                 return r;
         }
     }
-    /* --- end offsite adoption --- */
     for (size_t i = 0; parent && i < c.view.n_backups; i++)
         if (c.backups[i] == parent)
             *ret_parent = TAKE_PTR(c.backups[i]);

@@ -81,7 +81,7 @@ plan_make(const char *uuid, const struct conf_retention *retention, char *const 
     struct db_backup_filter f = {.domain_uuid = uuid, .state = &completed};
     _cleanup_(plan_clear) struct plan p = {0};
     _cleanup_free_ int64_t *times = NULL;
-    _cleanup_free_ bool *prot = NULL;
+    _cleanup_free_ bool *prot = NULL, *offsite = NULL;
     struct conf_backup **all = NULL;
     size_t n_all = 0;
     int r;
@@ -108,12 +108,24 @@ plan_make(const char *uuid, const struct conf_retention *retention, char *const 
 
     times = calloc(p.n + 1, sizeof(*times));
     prot = calloc(p.n + 1, sizeof(*prot));
+    offsite = calloc(p.n + 1, sizeof(*offsite));
     p.keep = calloc(p.n + 1, sizeof(*p.keep));
-    if (!times || !prot || !p.keep)
+    if (!times || !prot || !offsite || !p.keep)
         return -ENOMEM;
     for (size_t i = 0; i < p.n; i++) {
         times[i] = p.list[i]->started_at / 1000;
         prot[i] = p.list[i]->is_protected;
+    }
+    /*
+     * A chain that stands on offsite-only backups (adopted from a remote) is
+     * kept whole: a merge reads through to its base, whose images are not here.
+     */
+    for (size_t k = p.n; k-- > 0;) {
+        ssize_t a = index_of(&p, p.list[k]->parent_id);
+
+        /* Oldest first (parents are older): a parent here has been settled. */
+        if (a >= 0 ? offsite[a] : p.list[k]->parent_id != NULL)
+            offsite[k] = prot[k] = true;
     }
     /* What a copy reads stays as it is: the pinned backups and their ancestors. */
     for (size_t k = 0; pinned && pinned[k]; k++)

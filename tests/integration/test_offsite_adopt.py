@@ -151,6 +151,18 @@ def test_chain_adopted_from_the_bucket(make_daemon, sandbox, objstore_bucket, tm
         problem(r, 409)
         assert 'local catalog' in r.json['detail'], r.json
 
+        # A local retention keeps the chain that stands on the bucket whole: a merge would
+        # read through to images that are not here.
+        nxt2 = backup(c2, dom, type='auto')
+        assert nxt2['parent_id'] == nxt['id'], nxt2
+        r = c2.post(f'/v1/domains/{dom}/backups:prune', json={'retention': {'keep_last': 1}})
+        assert r.status == 202, r
+        job = c2.wait_job(r.json['id'])
+        assert job['state'] == 'succeeded', job
+        assert job['result']['remove'] == [] and job['result']['merge'] == [], job['result']
+        ids = {i['id'] for i in c2.get(f'/v1/domains/{dom}/backups').json['items']}
+        assert ids == {full['id'], inc['id'], nxt['id'], nxt2['id']}, ids
+
 
 def test_no_adoption_across_a_mismatch(make_daemon, sandbox, objstore_bucket, tmp_path):
     b = objstore_bucket
