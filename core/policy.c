@@ -17,9 +17,11 @@
 #include "core.h"
 #include "ctx.h"
 #include "db/policy.h"
+#include "db/remote.h"
 #include "err.h"
 #include "jobs.h"
 #include "log.h"
+#include "offsite.h"
 #include "policy.h"
 #include "text.h"
 #include "webhook.h"
@@ -805,10 +807,29 @@ check_overlap(const struct conf_policy *p)
     return r;
 }
 
+/* -ENOENT naming /copy_to when p copies to a remote that does not exist. */
+static int
+check_copy_to(const struct conf_policy *p)
+{
+    struct conf_remote rem = {0};
+    int r;
+
+    if (!p->copy_to)
+        return 0;
+    r = db_remote_get(core_ctx.db, p->copy_to, &rem);
+    conf_remote_clear(&rem);
+    if (r == -ENOENT)
+        return err_set_pointer(-ENOENT, "/copy_to", "no remote '%.64s'", p->copy_to);
+    return r;
+}
+
 int
 core_policy_create(struct conf_policy *p)
 {
-    int r = check_overlap(p);
+    int r = check_copy_to(p);
+
+    if (r >= 0)
+        r = check_overlap(p);
 
     if (r < 0)
         return r;
@@ -828,7 +849,9 @@ core_policy_update(struct conf_policy *p)
     r = db_policy_get(core_ctx.db, p->name, &old);
     if (r < 0)
         return r;
-    r = check_overlap(p);
+    r = check_copy_to(p);
+    if (r >= 0)
+        r = check_overlap(p);
     if (r < 0)
         return r;
     p->created_ms = old->created_ms;

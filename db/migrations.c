@@ -296,6 +296,13 @@ const char *const db_migrations[] = {
     "DROP INDEX backups_by_domain;"
     "CREATE INDEX backups_completed_bytes"
     "  ON backups (state, domain_uuid, stored_bytes, domain_name);",
+    /*
+     * 14: a policy's offsite copy: the remote each of its backups is copied
+     * to (NULL: none) and what that remote keeps of each domain (the
+     * retention's text form; NULL keeps all).
+     */
+    ("ALTER TABLE policies ADD COLUMN copy_to TEXT;"
+     "ALTER TABLE policies ADD COLUMN remote_retention TEXT;"),
 };
 
 const int db_migrations_count = (int)(sizeof(db_migrations) / sizeof(db_migrations[0]));
