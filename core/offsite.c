@@ -49,6 +49,8 @@ core_offsite_init(const char *state_dir)
     r = core_jobs_register(&offsite_copy_kind);
     if (r >= 0)
         r = core_jobs_register(&offsite_restore_kind);
+    if (r >= 0)
+        r = core_jobs_register(&offsite_prune_kind);
     return r;
 }
 

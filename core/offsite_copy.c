@@ -45,6 +45,7 @@ struct copy_run {
     char *backup_id;
     char *remote;
     uint64_t bandwidth;
+    int64_t lock_s; /* a policy's lock span (seconds); 0: the remote's lock_days */
 };
 
 static void
@@ -172,6 +173,7 @@ struct copy_ctx {
     struct job *job;
     struct offsite_remote *o;
     uint64_t bandwidth;
+    int64_t lock_s;        /* how long new copies are locked when the remote locks; 0: lock_days */
     uint64_t total;        /* image bytes of the whole job */
     _Atomic uint64_t done; /* image bytes confirmed (or found done) */
     _Atomic uint64_t sent; /* bytes sent to the bucket, for the bandwidth */
@@ -623,7 +625,8 @@ copy_backup(struct copy_ctx *cc, const struct conf_backup *b, bool *ret_uploaded
     if (cc->o->r.lock_days) {
         /* Locked (COMPLIANCE) until due: no one can delete its versions before, we neither. */
         char date[40];
-        m.retain_until_ms = text_now_ms() + (int64_t)cc->o->r.lock_days * 86400 * 1000;
+        int64_t span_s = cc->lock_s > 0 ? cc->lock_s : (int64_t)cc->o->r.lock_days * 86400;
+        m.retain_until_ms = text_now_ms() + span_s * 1000;
         text_time_rfc3339(date, sizeof(date), (time_t)(m.retain_until_ms / 1000));
         snprintf(cc->lock_until, sizeof(cc->lock_until), "%s", date);
         snprintf(cc->lock_lines[0], sizeof(cc->lock_lines[0]),
@@ -757,7 +760,7 @@ copy_job_run(struct job *job, void *data)
     struct offsite_remote o;
     struct conf_backup **chain = NULL;
     size_t n = 0;
-    struct copy_ctx cc = {.job = job, .o = &o, .bandwidth = c->bandwidth};
+    struct copy_ctx cc = {.job = job, .o = &o, .bandwidth = c->bandwidth, .lock_s = c->lock_s};
     _cleanup_free_ char *out = NULL;
     size_t out_len = 0;
     FILE *f = NULL;
@@ -821,23 +824,25 @@ copy_job_run(struct job *job, void *data)
     return r;
 }
 
-/* Reads a copy job's params, "BACKUP_ID REMOTE BANDWIDTH", into a new run record. */
+/* Reads a copy job's params, "BACKUP_ID REMOTE BANDWIDTH [LOCK_S]", into a new run record. */
 static int
 copy_run_parse(const char *params, struct copy_run **ret)
 {
     struct copy_run *c = calloc(1, sizeof(*c));
     char id[128], remote[NAME_MAX_LEN + 1];
     unsigned long long bw = 0;
+    long long lock_s = 0;
 
     if (!c)
         return -ENOMEM;
-    if (!params || sscanf(params, "%127s %64s %llu", id, remote, &bw) != 3) {
+    if (!params || sscanf(params, "%127s %64s %llu %lld", id, remote, &bw, &lock_s) < 3) {
         free(c);
         return -EINVAL;
     }
     c->backup_id = strdup(id);
     c->remote = strdup(remote);
     c->bandwidth = bw;
+    c->lock_s = lock_s > 0 ? lock_s : 0;
     if (!c->backup_id || !c->remote) {
         copy_run_free(c);
         return -ENOMEM;
@@ -870,6 +875,13 @@ const struct job_kind offsite_copy_kind = {
 int
 core_backup_copy(const char *domain, const char *id, const char *remote, uint64_t bandwidth,
                  struct conf_job **ret_job)
+{
+    return core_backup_copy_policy(domain, id, remote, bandwidth, NULL, 0, ret_job);
+}
+
+int
+core_backup_copy_policy(const char *domain, const char *id, const char *remote, uint64_t bandwidth,
+                        const char *policy, int64_t lock_s, struct conf_job **ret_job)
 {
     _cleanup_free_ char *name = NULL, *params = NULL;
     struct conf_backup *b = NULL;
@@ -909,7 +921,8 @@ core_backup_copy(const char *domain, const char *id, const char *remote, uint64_
     }
     err_clear();
     c = calloc(1, sizeof(*c));
-    if (!c || asprintf(&params, "%s %s %" PRIu64, b->id, remote, bandwidth) < 0) {
+    if (!c || asprintf(&params, "%s %s %" PRIu64 " %" PRId64, b->id, remote, bandwidth,
+                       lock_s > 0 ? lock_s : 0) < 0) {
         free(c);
         params = NULL;
         conf_backup_free(b);
@@ -918,12 +931,14 @@ core_backup_copy(const char *domain, const char *id, const char *remote, uint64_
     c->backup_id = strdup(b->id);
     c->remote = strdup(remote);
     c->bandwidth = bandwidth;
+    c->lock_s = lock_s > 0 ? lock_s : 0;
     conf_backup_free(b);
     if (!c->backup_id || !c->remote) {
         copy_run_free(c);
         return -ENOMEM;
     }
     spec.params = params;
+    spec.policy = policy;
     spec.data = c;
     return core_job_submit(&spec, ret_job);
 }

@@ -3,6 +3,7 @@
  *   offsite.c          remotes, their secrets, the check, the bucket's listing
  *   offsite_copy.c     the copy job (uploads, resume)
  *   offsite_restore.c  the restore job (downloads)
+ *   offsite_prune.c    the remote prune (a retention applied to a bucket)
  */
 #ifndef VV_CORE_OFFSITE_PRIV_H
 #define VV_CORE_OFFSITE_PRIV_H
@@ -50,6 +51,7 @@ const char *offsite_host(void);
 
 extern const struct job_kind offsite_copy_kind;
 extern const struct job_kind offsite_restore_kind;
+extern const struct job_kind offsite_prune_kind;
 
 /* Whether a copy job to remote name is queued or running (a delete waits for none). */
 bool offsite_copy_running(const char *remote);
