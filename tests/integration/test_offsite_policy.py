@@ -1,0 +1,231 @@
+"""Policies that copy offsite (copy_to) and the retention of the remote (remote_retention)
+against a real object store (objstore.py: a Ceph RADOS Gateway, a bucket per test) and real
+QEMU through the sandbox:
+
+- a policy run four times leaves exactly the two newest backups in the bucket, nothing
+  unreferenced, each restored byte-identical by a second daemon with an empty database;
+- with object lock: policy copies are locked for what the remote retention keeps the newest
+  for sure (keep_last x the schedule's period), never deleted early (409 with the due date, a
+  prune holds them and says until when), and pruned once due;
+- bad input names the field and changes nothing.
+"""
+import json
+import os
+import time
+
+from helpers import MiB, keep, problem, same_disk, wait_for
+from test_offsite import remote_body, restore_from, no_leftovers
+
+
+def ts(s):
+    import datetime
+    return datetime.datetime.fromisoformat(s.replace('Z', '+00:00')).timestamp()
+
+
+def jobs(c, kind, policy):
+    r = c.get('/v1/jobs?limit=1000')
+    assert r.status == 200, r
+    return [j for j in r.json['items'] if j['kind'] == kind and j.get('policy') == policy]
+
+
+def ended(c, kind, policy):
+    return [j for j in jobs(c, kind, policy) if j['state'] not in ('queued', 'running')]
+
+
+def in_flight(c, policy):
+    r = c.get('/v1/jobs?limit=1000')
+    return [j for j in r.json['items'] if j.get('policy') == policy and
+            j['state'] in ('queued', 'running')]
+
+
+def bucket_backups(c, remote):
+    r = c.get(f'/v1/remotes/{remote}/backups')
+    assert r.status == 200, r
+    return r.json['items']
+
+
+def referenced_only(bucket, c, remote):
+    """Every object in the bucket is a manifest or an object a manifest names."""
+    items = bucket_backups(c, remote)
+    named = {d['object'] for i in items for d in i['disks']}
+    for k in bucket.keys():
+        assert k.endswith('/manifest.json') or k in named, f'{k} is named by no manifest'
+    no_leftovers(bucket)
+
+
+def run_and_settle(c, policy, n_copies):
+    """Waits until the policy's n-th copy and the remote prune after it have ended."""
+    wait_for(f'copy {n_copies}', lambda: len([j for j in ended(c, 'backup_copy', policy)
+                                              if j['state'] == 'succeeded']) >= n_copies,
+             timeout=60)
+    wait_for(f'remote prune {n_copies}',
+             lambda: len(ended(c, 'offsite_prune', policy)) >= n_copies, timeout=60)
+    wait_for('nothing of the policy in flight', lambda: not in_flight(c, policy), timeout=60)
+    for j in ended(c, 'offsite_prune', policy):
+        assert j['state'] == 'succeeded', j
+
+
+def test_policy_copies_and_remote_retention(vv_qemu, make_daemon, sandbox, objstore_bucket,
+                                            tmp_path):
+    b = objstore_bucket
+    c = vv_qemu.client
+    assert c.post('/v1/remotes', json=remote_body(b)).status == 201
+    size = 64 * MiB
+    refs = []
+    with sandbox.domain(size='64M') as dom:
+        # A yearly slot: the policy runs only when asked to (:run).
+        r = c.post('/v1/policies', json={
+            'name': 'off2', 'domains': [dom], 'schedule': '0 0 1 1 *',
+            'backup': {'type': 'full'}, 'copy_to': 'off',
+            'remote_retention': {'keep_last': 2}})
+        assert r.status == 201, r
+        assert r.json['copy_to'] == 'off' and r.json['remote_retention'] == {'keep_last': 2}
+        wait_for('the member', lambda: [x for x in c.get('/v1/policies/off2').json['members']
+                                        if x['domain'] == dom], timeout=20)
+        for k in range(4):
+            sandbox.write(dom, k * 8 * MiB, 2 * MiB, 0x31 + k)
+            keep(dom, size, str(tmp_path / f'r{k}.raw'))
+            refs.append(str(tmp_path / f'r{k}.raw'))
+            assert c.post('/v1/policies/off2:run').status == 202
+            run_and_settle(c, 'off2', k + 1)
+        local = sorted(c.get(f'/v1/domains/{dom}/backups?state=completed').json['items'],
+                       key=lambda x: x['started_at'])
+        assert len(local) == 4, local
+        uuid = local[0]['domain_uuid']
+        m = [x for x in c.get('/v1/policies/off2').json['members'] if x['domain'] == dom][0]
+        assert m['last_run']['result'] == 'succeeded', m
+
+    # Exactly the two newest in the bucket, nothing unreferenced.
+    items = bucket_backups(c, 'off')
+    assert sorted(i['id'] for i in items) == sorted(x['id'] for x in local[2:]), items
+    referenced_only(b, c, 'off')
+    last = ended(c, 'offsite_prune', 'off2')
+    res = max(last, key=lambda j: j['finished_at'])['result']
+    assert res['remove'] == [local[1]['id']] and res['removed'] == 1, res
+    assert sorted(res['keep']) == sorted(x['id'] for x in local[2:]), res
+    # A dry run of a tighter retention plans without changing anything.
+    r = c.post('/v1/remotes/off/backups:prune',
+               json={'domain': uuid, 'retention': {'keep_last': 1}, 'dry_run': True})
+    assert r.status == 200, r
+    assert r.json['dry_run'] is True and r.json['remove'] == [local[2]['id']], r.json
+    assert r.json['keep'] == [local[3]['id']] and r.json['held'] == [], r.json
+    assert len(bucket_backups(c, 'off')) == 2
+
+    # Another host with an empty database restores each kept one byte-identical.
+    d2 = make_daemon('qemu:///system').start()
+    d2.wait_ready()
+    c2 = d2.client
+    assert c2.post('/v1/remotes', json=remote_body(b)).status == 201
+    root = os.path.join(d2.vault_dir, 'restore')
+    for k in (2, 3):
+        res = restore_from(c2, 'off', local[k]['id'], os.path.join(root, str(k)))
+        same_disk(res['disks'][0]['path'], refs[k])
+
+
+def test_locked_policy_copies(vv_qemu, sandbox, objstore, tmp_path):
+    c = vv_qemu.client
+    locked = objstore.bucket(object_lock=True)
+    assert c.post('/v1/remotes',
+                  json=remote_body(locked, name='locked', lock_days=1)).status == 201
+    with sandbox.domain(size='64M') as dom:
+        sandbox.write(dom, 0, 4 * MiB, 0x44)
+        keep(dom, 64 * MiB, str(tmp_path / 'ref.raw'))
+        # Every 10 s, keep_last 2: each copy is locked for 20 s.
+        r = c.post('/v1/policies', json={
+            'name': 'lk', 'domains': [dom], 'schedule': {'interval_seconds': 10},
+            'backup': {'type': 'full'}, 'copy_to': 'locked',
+            'remote_retention': {'keep_last': 2}})
+        assert r.status == 201, r
+        wait_for('three policy copies', lambda: len([
+            j for j in ended(c, 'backup_copy', 'lk') if j['state'] == 'succeeded']) >= 3,
+            timeout=60)
+        r = c.put('/v1/policies/lk', json={
+            'domains': [dom], 'schedule': {'interval_seconds': 10}, 'backup': {'type': 'full'},
+            'copy_to': 'locked', 'remote_retention': {'keep_last': 2}, 'enabled': False})
+        assert r.status == 200, r
+        wait_for('nothing of the policy in flight', lambda: not in_flight(c, 'lk'), timeout=60)
+
+    items = bucket_backups(c, 'locked')
+    assert len(items) >= 3, items
+    uuid = items[0]['domain_uuid']
+    for i in items:
+        span = ts(i['retain_until']) - ts(i['copied_at'])
+        assert 18 <= span <= 22, (span, i)
+    newest = max(items, key=lambda i: i['started_at'])
+    status, body = locked.request('GET', '/' + newest['disks'][0]['object'] + '?retention=')
+    assert status == 200 and b'COMPLIANCE' in body, body
+    assert newest['retain_until'][:19].encode() in body, (newest['retain_until'], body)
+
+    # Never deleted early: 409 with the due date.
+    p = problem(c.delete(f'/v1/remotes/locked/backups/{newest["id"]}'), 409, 'conflict')
+    assert 'locked' in p['detail'] and newest['retain_until'][:10] in p['detail'], p
+    # A prune before due holds what is locked and says until when.
+    r = c.post('/v1/remotes/locked/backups:prune?wait=30',
+               json={'domain': uuid, 'retention': {'keep_last': 1}})
+    assert r.status == 200 and r.json['state'] == 'succeeded', r
+    res = r.json['result']
+    assert newest['id'] in [h['id'] for h in res['held']], res
+    assert all(h['retain_until'] for h in res['held'])
+    after = bucket_backups(c, 'locked')
+    for i in after:
+        assert i['id'] in res['keep']
+    still = [i for i in after if ts(i['retain_until']) > time.time() + 1]
+    assert newest['id'] in [i['id'] for i in still]
+
+    # Once due, the prune removes what the retention does not keep.
+    due = max(ts(i['retain_until']) for i in after)
+    wait_for('every lock due', lambda: time.time() > due + 1, timeout=40, interval=0.5)
+    r = c.post('/v1/remotes/locked/backups:prune?wait=30',
+               json={'domain': uuid, 'retention': {'keep_last': 2}})
+    assert r.status == 200 and r.json['state'] == 'succeeded', r
+    res = r.json['result']
+    assert res['held'] == [] and len(res['keep']) == 2, res
+    left = bucket_backups(c, 'locked')
+    assert sorted(i['id'] for i in left) == sorted(res['keep'])
+    for i in left:
+        out = restore_from(c, 'locked', i['id'],
+                           os.path.join(vv_qemu.vault_dir, 'restore', i['id']))
+        same_disk(out['disks'][0]['path'], str(tmp_path / 'ref.raw'))
+
+
+def test_bad_policy_copy_input(vv_test, objstore_bucket):
+    c = vv_test.client
+    assert c.post('/v1/remotes', json=remote_body(objstore_bucket)).status == 201
+    base = {'name': 'p', 'domains': ['test'], 'schedule': '@daily'}
+    for bad, status, pointer in [
+        ({'copy_to': 'nope'}, 404, '/copy_to'),
+        ({'copy_to': 'a b'}, 400, '/copy_to'),
+        ({'copy_to': 7}, 400, '/copy_to'),
+        ({'copy_to': 'off', 'remote_retention': {'keep_last': -1}}, 400,
+         '/remote_retention/keep_last'),
+        ({'copy_to': 'off', 'remote_retention': {'keep_often': 1}}, 400,
+         '/remote_retention/keep_often'),
+        ({'copy_to': 'off', 'remote_retention': []}, 400, '/remote_retention'),
+        ({'remote_retention': {'keep_last': 1}}, 400, '/remote_retention'),
+    ]:
+        r = c.post('/v1/policies', json={**base, **bad})
+        p = problem(r, status)
+        assert p['errors'][0]['pointer'] == pointer, (bad, p)
+    assert c.get('/v1/policies/p').status == 404
+    # A stored policy is left as it was by a bad change.
+    r = c.post('/v1/policies', json={**base, 'copy_to': 'off',
+                                     'remote_retention': {'keep_daily': 3}})
+    assert r.status == 201, r
+    r = c.put('/v1/policies/p', json={'domains': ['test'], 'schedule': '@daily',
+                                      'copy_to': 'gone'})
+    assert problem(r, 404)['errors'][0]['pointer'] == '/copy_to'
+    got = c.get('/v1/policies/p').json
+    assert got['copy_to'] == 'off' and got['remote_retention'] == {'keep_daily': 3}, got
+    # The explicit prune: bad bodies name the field.
+    for body, pointer in [
+        ({'retention': {'keep_last': 1}}, '/domain'),
+        ({'domain': 'x'}, '/retention'),
+        ({'domain': 'x', 'retention': {'keep_last': 'a'}}, '/retention/keep_last'),
+        ({'domain': 'x', 'retention': {}, 'dry_run': 'yes'}, '/dry_run'),
+    ]:
+        r = c.post('/v1/remotes/off/backups:prune', json=body)
+        assert problem(r, 400)['errors'][0]['pointer'] == pointer, (body, r.json)
+    r = c.post('/v1/remotes/off/backups:prune', json={'domain': 'x', 'retention': {}})
+    assert problem(r, 404)['errors'][0]['pointer'] == '/domain'
+    problem(c.post('/v1/remotes/nope/backups:prune', json={'domain': 'x', 'retention': {}}), 404)
+    assert json.dumps(objstore_bucket.keys()) == '{}'
