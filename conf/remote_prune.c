@@ -6,14 +6,13 @@
 #include "cleanup.h"
 #include "conf/remote_prune.h"
 
-/* The index of the item whose id is id, or n. */
-static size_t
-item_find(const struct conf_remote_prune_item *items, size_t n, const char *id)
+ptrdiff_t
+conf_remote_prune_find(const struct conf_remote_prune_item *items, size_t n, const char *id)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; id && i < n; i++)
         if (strcmp(items[i].id, id) == 0)
-            return i;
-    return n;
+            return (ptrdiff_t)i;
+    return -1;
 }
 
 int
@@ -44,26 +43,22 @@ conf_remote_prune_plan(const struct conf_retention *r, int64_t now_ms,
         return rc;
     for (size_t i = 0; i < n; i++) {
         items[i].keep = keep[i];
-        items[i].needed = false;
+        items[i].merge = false;
+        items[i].onto = -1;
         if (!keep[i])
             items[i].locked = false; /* not held: only kept ones are reported as held */
     }
-    /* Every ancestor of a kept backup stays; a walk of at most n steps per backup. */
+    /* A kept backup whose parent goes stands on its nearest kept ancestor, or on none. */
     for (size_t i = 0; i < n; i++) {
-        size_t cur = i, steps = 0;
+        ptrdiff_t a = conf_remote_prune_find(items, n, items[i].parent_id);
+        size_t steps = 0;
 
-        if (!items[i].keep || items[i].needed)
+        if (!items[i].keep || a < 0 || items[a].keep)
             continue;
-        while (items[cur].parent_id && steps++ < n) {
-            size_t p = item_find(items, n, items[cur].parent_id);
-            if (p == n)
-                break; /* its parent is not in the bucket: nothing to keep */
-            if (!items[p].keep) {
-                items[p].keep = true;
-                items[p].needed = true;
-            }
-            cur = p;
-        }
+        while (a >= 0 && !items[a].keep && steps++ < n)
+            a = conf_remote_prune_find(items, n, items[a].parent_id);
+        items[i].merge = true;
+        items[i].onto = a >= 0 && items[a].keep ? a : -1;
     }
     return 0;
 }

@@ -6,9 +6,9 @@
  * The plan applies the local prune rule (conf/retention.h) to the
  * backups' start times. A backup still under object lock (retain_until
  * after now) or protected is kept and the rule's walk passes over it, so
- * that no delete is ever tried before it is due. A backup the rule
- * removes but that a kept backup's chain stands on is kept too ("needed"):
- * a chain in the bucket is never left broken.
+ * that no delete is ever tried before it is due. A kept backup whose
+ * parent goes is merged: rewritten to stand on its nearest kept ancestor
+ * (onto), or, with none below it, to hold the whole disk (a full).
  */
 #ifndef VV_CONF_REMOTE_PRUNE_H
 #define VV_CONF_REMOTE_PRUNE_H
@@ -28,13 +28,18 @@ struct conf_remote_prune_item {
     bool is_protected;
     /* set by conf_remote_prune_plan(): */
     bool keep;
-    bool locked; /* kept because the lock is not due yet */
-    bool needed; /* kept because a kept backup's chain stands on it */
+    bool locked;    /* kept because the lock is not due yet */
+    bool merge;     /* kept, and its parent goes: rewritten onto its nearest kept ancestor */
+    ptrdiff_t onto; /* merge: the index of that ancestor, or -1 (it becomes a full) */
 };
 
+/* The index of the item whose id is id among n, or -1. */
+ptrdiff_t conf_remote_prune_find(const struct conf_remote_prune_item *items, size_t n,
+                                 const char *id);
+
 /*
- * Plans a remote prune of n items under r at now_ms: sets keep, locked and
- * needed of each. Keep-all options keep everything. Returns 0, -ENOMEM, or
+ * Plans a remote prune of n items under r at now_ms: sets keep, locked,
+ * merge and onto of each. Keep-all options keep everything. Returns 0, -ENOMEM, or
  * -EINVAL (a NULL argument with n > 0, a time gmtime cannot convert).
  */
 int conf_remote_prune_plan(const struct conf_retention *r, int64_t now_ms,

@@ -99,10 +99,12 @@ int core_backup_copy_policy(const char *domain, const char *id, const char *remo
 /*
  * A remote prune: applies retention r to the backups of domain (a UUID
  * or a name) that remote's bucket holds, by the rule of conf/remote_prune.h
- * (a locked backup is held, never deleted early; what a kept backup's
- * chain stands on stays), deleting manifests before their objects, the
- * newest first, then sweeping objects under the domain's folder that no
- * manifest refers to. dry_run: *ret_plan is the plan as JSON text (new
+ * (a locked backup is held, never deleted early; a kept backup whose
+ * parent goes is merged by upload into a full or onto its kept ancestor,
+ * its manifest rewritten once the new objects are in the bucket), then
+ * deleting the removed backups (manifests before objects, newest first)
+ * and sweeping objects under the domain's folder that no manifest names
+ * (core/offsite_prune.c). dry_run: *ret_plan is the plan as JSON text (new
  * string) and nothing changes; else *ret_job is the queued job (kind
  * offsite_prune) whose result is that JSON. -ENOENT naming /domain when
  * the bucket holds no backup of domain.

@@ -759,7 +759,7 @@ copy_job_run(struct job *job, void *data)
     struct copy_run *c = data;
     struct offsite_remote o;
     struct conf_backup **chain = NULL;
-    size_t n = 0;
+    size_t n = 0, first = 0;
     struct copy_ctx cc = {.job = job, .o = &o, .bandwidth = c->bandwidth, .lock_s = c->lock_s};
     _cleanup_free_ char *out = NULL;
     size_t out_len = 0;
@@ -787,14 +787,28 @@ copy_job_run(struct job *job, void *data)
     f = r >= 0 ? open_memstream(&out, &out_len) : NULL;
     if (r >= 0 && !f)
         r = -ENOMEM;
-    for (size_t i = 0; r >= 0 && i < n; i++)
+    /*
+     * A manifest in the bucket stands on a whole chain there (which a remote prune may
+     * have merged): the copy starts at the newest ancestor the bucket holds.
+     */
+    for (size_t j = n; r >= 0 && j-- > 1;) {
+        char mkey[S3_KEY_MAX];
+        struct s3_result res;
+        if (backup_key(&cc, chain[j - 1], "manifest.json", mkey, sizeof(mkey)) >= 0 &&
+            s3_head(o.t, mkey, &res) == 0) {
+            first = j - 1;
+            break;
+        }
+        err_clear();
+    }
+    for (size_t i = first; r >= 0 && i < n; i++)
         cc.total += image_bytes(chain[i]);
     cc.t0_ms = text_now_ms();
     if (r >= 0) {
         job_progress(job, 0, cc.total);
         fprintf(f, "{\"remote\": \"%s\", \"backups\": [", c->remote);
     }
-    for (size_t i = 0; r >= 0 && i < n; i++) {
+    for (size_t i = first; r >= 0 && i < n; i++) {
         bool uploaded = false;
         uint64_t bytes = 0;
         int busy = -1;
@@ -805,7 +819,7 @@ copy_job_run(struct job *job, void *data)
         busy_drop(busy);
         if (r >= 0)
             fprintf(f, "%s{\"id\": \"%s\", \"uploaded\": %s, \"object_bytes\": %" PRIu64 "}",
-                    i ? ", " : "", chain[i]->id, uploaded ? "true" : "false", bytes);
+                    i > first ? ", " : "", chain[i]->id, uploaded ? "true" : "false", bytes);
     }
     if (f) {
         fprintf(f, "], \"bytes_uploaded\": %" PRIu64 "}", cc.uploaded);
@@ -954,4 +968,26 @@ core_backup_copies(const char *domain, const char *id, struct conf_copy **ret, s
     r = db_copy_list(core_db(), b->id, ret, ret_n);
     conf_backup_free(b);
     return r;
+}
+
+int
+offsite_upload_file(struct job *job, struct offsite_remote *o, const char *path, const char *key,
+                    int64_t lock_until_ms, uint64_t *ret_bytes)
+{
+    struct copy_ctx cc = {.job = job, .o = o, .t0_ms = text_now_ms()};
+    struct stat st;
+
+    if (stat(path, &st) < 0)
+        return err_set(-errno, "cannot read the image %s: %s", path, strerror(errno));
+    cc.total = (uint64_t)st.st_size;
+    if (lock_until_ms > text_now_ms()) {
+        text_time_rfc3339(cc.lock_until, sizeof(cc.lock_until), (time_t)(lock_until_ms / 1000));
+        snprintf(cc.lock_lines[0], sizeof(cc.lock_lines[0]), "x-amz-object-lock-mode: COMPLIANCE");
+        snprintf(cc.lock_lines[1], sizeof(cc.lock_lines[1]),
+                 "x-amz-object-lock-retain-until-date: %s", cc.lock_until);
+        cc.lock[0] = cc.lock_lines[0];
+        cc.lock[1] = cc.lock_lines[1];
+        cc.n_lock = 2;
+    }
+    return upload_image(&cc, path, key, ret_bytes);
 }

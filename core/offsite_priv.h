@@ -53,6 +53,29 @@ extern const struct job_kind offsite_copy_kind;
 extern const struct job_kind offsite_restore_kind;
 extern const struct job_kind offsite_prune_kind;
 
+/* Keeps state_dir for the staging folders of remote prunes and removes stale ones. */
+int offsite_prune_init(const char *state_dir);
+void offsite_prune_fini(void);
+
+struct job;
+
+/*
+ * Downloads the chain of the manifest at key (oldest first) into the folder
+ * staging (a descriptor; its path staging_path), each image opened,
+ * decompressed and checked as a restore does (offsite_restore.c). *ret: the
+ * chain's manifests, a new array of *ret_n (free each).
+ */
+int offsite_chain_fetch(struct job *job, struct offsite_remote *o, const char *key, int staging,
+                        const char *staging_path, struct conf_manifest ***ret, size_t *ret_n);
+
+/*
+ * Uploads the image file at path as object key of o, as a copy does
+ * (offsite_copy.c: zstd, the remote's key, resumable parts), locked until
+ * lock_until_ms when that is in the future. *ret_bytes: the object's size.
+ */
+int offsite_upload_file(struct job *job, struct offsite_remote *o, const char *path,
+                        const char *key, int64_t lock_until_ms, uint64_t *ret_bytes);
+
 /* Whether a copy job to remote name is queued or running (a delete waits for none). */
 bool offsite_copy_running(const char *remote);
 

@@ -4,35 +4,55 @@
  *
  * The plan is conf_remote_prune_plan() over the bucket's manifests: a
  * backup still under object lock is held (kept, the rule's walk passes
- * over it), so that no delete is tried before it is due; a backup that a
- * kept backup's chain stands on stays. The backups removed go newest
- * first, each by core_offsite_delete(): its manifest, then its objects, so
- * that a crash leaves at worst objects no manifest refers to. Those are
- * swept at the end of every pass (objects under "PREFIX/UUID/" that no
- * manifest names), unless a copy to the remote ran meanwhile: its images
- * are in the bucket before its manifest.
+ * over it), so that no delete is tried before it is due. A kept backup
+ * whose parent goes is merged by upload, oldest first: its chain comes
+ * down into a staging folder under the state dir (offsite_chain_fetch(),
+ * checked as a restore checks it), its images are flattened into fulls or
+ * rebased onto the kept ancestor (vault_image_merge(), as a local prune
+ * merges), uploaded under new object keys (offsite_upload_file()), and
+ * only then its manifest is rewritten (type, parent, base, objects,
+ * checksums). After every merge the backups removed go newest first, each
+ * by core_offsite_delete() (its manifest, then its objects), then the
+ * merged backups' old objects. A crash at any point leaves every manifest
+ * naming objects that are there: at worst objects no manifest names, which
+ * the sweep at the end of every pass removes (objects under "PREFIX/UUID/"
+ * that no manifest names and no upload of this host owns), unless a copy
+ * to the remote ran meanwhile: its images are in the bucket before its
+ * manifest. One prune per remote at a time.
  *
- * Owns: nothing beyond one job's run record.
+ * Owns: the staging root (state dir/offsite-prune) and the table of
+ * remotes being pruned.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "conf/remote_prune.h"
 #include "core.h"
 #include "db/remote.h"
 #include "err.h"
+#include "hash.h"
 #include "log.h"
 #include "net/s3.h"
 #include "offsite_priv.h"
 #include "text.h"
+#include "vault/vault.h"
+
+#define STAGING_DIR "offsite-prune"
+#define PRUNES_MAX  16
 
 /* The run record of a prune job: "REMOTE UUID K0 K1 K2 K3 K4 K5" in its params. */
 struct prune_run {
+    struct conf_cancel cancel;
     char remote[NAME_MAX_LEN + 1];
     char uuid[37];
     struct conf_retention r;
@@ -95,25 +115,43 @@ plan_make(const char *remote, const char *domain, const struct conf_retention *r
     return 0;
 }
 
-/* Writes the plan's JSON members ("keep", "remove", "held", "needed") to f. */
+/* Writes the plan's JSON members ("keep", "remove", "merge", "held") to f. */
 static void
 plan_write(const struct plan *p, FILE *f)
 {
-    static const char *const lists[] = {"keep", "remove", "needed"};
-
-    for (size_t l = 0; l < ARRAY_SIZE(lists); l++) {
+    for (int l = 0; l < 2; l++) {
         bool first = true;
-        fprintf(f, "%s\"%s\": [", l ? ", " : "", lists[l]);
+        fprintf(f, "%s\"%s\": [", l ? ", " : "", l ? "remove" : "keep");
         for (size_t i = 0; i < p->n; i++) {
-            bool in = l == 0 ? p->it[i].keep : l == 1 ? !p->it[i].keep : p->it[i].needed;
-            if (!in)
+            if (p->it[i].keep == (l == 1))
                 continue;
             fprintf(f, "%s\"%s\"", first ? "" : ", ", p->it[i].id);
             first = false;
         }
         fputc(']', f);
     }
-    fputs(", \"held\": [", f);
+    fputs(", \"merge\": [", f);
+    for (size_t i = 0, k = 0; i < p->n; i++) {
+        const struct conf_remote_prune_item *it = &p->it[i];
+        ptrdiff_t from[64];
+        size_t n_from = 0;
+
+        if (!it->merge)
+            continue;
+        /* The backups it takes in: from its parent down to onto, told oldest first. */
+        for (ptrdiff_t a = conf_remote_prune_find(p->it, p->n, it->parent_id);
+             a >= 0 && a != it->onto && n_from < ARRAY_SIZE(from);
+             a = conf_remote_prune_find(p->it, p->n, p->it[a].parent_id))
+            from[n_from++] = a;
+        fprintf(f, "%s{\"into\": \"%s\", \"from\": [", k++ ? ", " : "", it->id);
+        for (size_t j = n_from; j-- > 0;)
+            fprintf(f, "\"%s\"%s", p->it[from[j]].id, j ? ", " : "");
+        if (it->onto >= 0)
+            fprintf(f, "], \"onto\": \"%s\"}", p->it[it->onto].id);
+        else
+            fputs("], \"onto\": null}", f);
+    }
+    fputs("], \"held\": [", f);
     for (size_t i = 0, k = 0; i < p->n; i++) {
         char due[40];
         if (!p->it[i].locked)
@@ -221,14 +259,305 @@ sweep(const char *remote, const char *uuid, FILE *f, unsigned *ret_swept)
     return r;
 }
 
-/* Orders item indexes newest first: children go before the backups they stand on. */
+/* The remotes being pruned (one prune per remote at a time) and the staging root. */
+static struct {
+    pthread_mutex_t lock;
+    char *staging;
+    char busy[PRUNES_MAX][NAME_MAX_LEN + 1];
+} prunes = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Takes remote's slot into *ret_slot; -EBUSY naming it while another prune of it runs. */
 static int
-newest_first(const void *a, const void *b, void *opaque)
+remote_take(const char *remote, int *ret_slot)
+{
+    int free_slot = -1;
+
+    pthread_mutex_lock(&prunes.lock);
+    for (int i = 0; i < PRUNES_MAX; i++) {
+        if (prunes.busy[i][0] && strcmp(prunes.busy[i], remote) == 0) {
+            pthread_mutex_unlock(&prunes.lock);
+            return err_set(-EBUSY, "remote '%s' is being pruned by another job", remote);
+        }
+        if (!prunes.busy[i][0] && free_slot < 0)
+            free_slot = i;
+    }
+    if (free_slot >= 0)
+        snprintf(prunes.busy[free_slot], sizeof(prunes.busy[free_slot]), "%s", remote);
+    pthread_mutex_unlock(&prunes.lock);
+    if (free_slot < 0)
+        return err_set(-EBUSY, "%d remotes are being pruned; try again later", PRUNES_MAX);
+    *ret_slot = free_slot;
+    return 0;
+}
+
+static void
+remote_drop(int slot)
+{
+    pthread_mutex_lock(&prunes.lock);
+    prunes.busy[slot][0] = '\0';
+    pthread_mutex_unlock(&prunes.lock);
+}
+
+/* Removes the files in the folder name under dirfd, then the folder. */
+static void
+folder_remove(int dirfd, const char *name)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    struct dirent *e;
+
+    if (!d && fd >= 0)
+        close(fd);
+    while (d && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            (void)unlinkat(fd, e->d_name, 0);
+    if (d)
+        closedir(d);
+    (void)unlinkat(dirfd, name, AT_REMOVEDIR);
+}
+
+int
+offsite_prune_init(const char *state_dir)
+{
+    _cleanup_close_ int fd = -1;
+    DIR *d;
+    struct dirent *e;
+
+    if (asprintf(&prunes.staging, "%s/%s", state_dir, STAGING_DIR) < 0) {
+        prunes.staging = NULL;
+        return -ENOMEM;
+    }
+    if (mkdir(prunes.staging, 0700) < 0 && errno != EEXIST)
+        return err_set(-errno, "cannot make %s: %s", prunes.staging, strerror(errno));
+    /* What a prune that stopped midway downloaded is of no use any more. */
+    fd = open(prunes.staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    d = fd >= 0 ? fdopendir(dup(fd)) : NULL;
+    while (d && (e = readdir(d)))
+        if (e->d_name[0] != '.')
+            folder_remove(fd, e->d_name);
+    if (d)
+        closedir(d);
+    return core_jobs_register(&offsite_prune_kind);
+}
+
+void
+offsite_prune_fini(void)
+{
+    free(prunes.staging);
+    prunes.staging = NULL;
+}
+
+/* The last component of a path. */
+static const char *
+base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+
+    return s ? s + 1 : path;
+}
+
+/* The disk of b with target target, or NULL. */
+static const struct conf_backup_disk *
+disk_of(const struct conf_backup *b, const char *target)
+{
+    for (size_t i = 0; i < b->n_disks; i++)
+        if (strcmp(b->disks[i].target, target) == 0)
+            return &b->disks[i];
+    return NULL;
+}
+
+/* The lock headers of an object locked until until_ms (none when that has passed). */
+struct lock_headers {
+    char lines[2][96];
+    const char *h[2];
+    size_t n;
+};
+
+static void
+lock_headers_make(int64_t until_ms, struct lock_headers *ret)
+{
+    char date[40];
+
+    ret->n = 0;
+    if (until_ms <= text_now_ms())
+        return;
+    text_time_rfc3339(date, sizeof(date), (time_t)(until_ms / 1000));
+    snprintf(ret->lines[0], sizeof(ret->lines[0]), "x-amz-object-lock-mode: COMPLIANCE");
+    snprintf(ret->lines[1], sizeof(ret->lines[1]), "x-amz-object-lock-retain-until-date: %s", date);
+    ret->h[0] = ret->lines[0];
+    ret->h[1] = ret->lines[1];
+    ret->n = 2;
+}
+
+/* Appends a copy of key to *keys (of *n). */
+static int
+keys_add(char ***keys, size_t *n, const char *key)
+{
+    char **nk = realloc(*keys, (*n + 1) * sizeof(**keys));
+
+    if (!nk)
+        return -ENOMEM;
+    *keys = nk;
+    if (!(nk[*n] = strdup(key)))
+        return -ENOMEM;
+    ++*n;
+    return 0;
+}
+
+/*
+ * Merges kept backup it (of plan p) by upload: its chain down into a
+ * staging folder, each image flattened (onto none) or rebased onto the
+ * kept ancestor's, uploaded under a new key, then its manifest rewritten.
+ * The keys of the objects it no longer names are added to *old.
+ */
+static int
+merge_one(struct job *job, struct prune_run *pr, struct offsite_remote *o, const struct plan *p,
+          size_t it, char ***old, size_t *n_old)
+{
+    const char *onto_id = p->it[it].onto >= 0 ? p->it[p->it[it].onto].id : NULL;
+    const char *suffix = o->key ? ".qcow2.zst.enc" : ".qcow2.zst";
+    struct conf_manifest **chain = NULL, *m, *onto = NULL;
+    char sname[96], spath[PATH_MAX], rel[256], mkey[S3_KEY_MAX];
+    _cleanup_close_ int root = -1;
+    _cleanup_free_ char *text = NULL;
+    struct lock_headers lock;
+    struct s3_result res;
+    size_t n = 0;
+    int staging = -1, r;
+
+    snprintf(sname, sizeof(sname), "%s-%zu", job_id(job), it);
+    if ((size_t)snprintf(spath, sizeof(spath), "%s/%s", prunes.staging, sname) >= sizeof(spath))
+        return err_set(-ENAMETOOLONG, "the staging path is too long");
+    snprintf(rel, sizeof(rel), "%s/%s/manifest.json", pr->uuid, p->it[it].id);
+    r = offsite_key(o, rel, mkey, sizeof(mkey));
+    if (r < 0)
+        return r;
+    root = open(prunes.staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (root < 0)
+        return err_set(-errno, "cannot open %s: %s", prunes.staging, strerror(errno));
+    folder_remove(root, sname);
+    if (mkdirat(root, sname, 0700) < 0)
+        return err_set(-errno, "cannot make %s: %s", spath, strerror(errno));
+    staging = openat(root, sname, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (staging < 0)
+        r = err_set(-errno, "cannot open %s: %s", spath, strerror(errno));
+    if (r >= 0)
+        r = offsite_chain_fetch(job, o, mkey, staging, spath, &chain, &n);
+    m = r >= 0 ? chain[n - 1] : NULL;
+    for (size_t c = 0; r >= 0 && onto_id && c < n; c++)
+        if (strcmp(chain[c]->b->id, onto_id) == 0)
+            onto = chain[c];
+    if (r >= 0 && onto_id && !onto)
+        r = err_set(-EBADMSG, "backup %s in remote '%s' does not stand on %s", m->b->id, pr->remote,
+                    onto_id);
+    for (size_t i = 0; r >= 0 && i < m->b->n_disks; i++) {
+        struct conf_backup_disk *d = &m->b->disks[i];
+        const struct conf_backup_disk *od = onto ? disk_of(onto->b, d->target) : NULL;
+        _cleanup_(vault_checksum_clear) struct vault_checksum sum = {0};
+        char path[PATH_MAX], okey[S3_KEY_MAX];
+        uint64_t bytes = 0;
+
+        if (onto && !od) {
+            r = err_set(-EBADFD, "backup %s has no disk %s for backup %s to stand on", onto_id,
+                        d->target, m->b->id);
+            break;
+        }
+        if (job_cancelled(job)) {
+            r = err_set(-ECANCELED, "the prune was cancelled");
+            break;
+        }
+        r = vault_image_merge(spath, base_name(d->file), od ? base_name(od->file) : NULL,
+                              &pr->cancel, &d->stored_bytes, &sum);
+        if (r >= 0)
+            r = vault_image_install(spath, base_name(d->file));
+        if (r >= 0 && (size_t)snprintf(path, sizeof(path), "%s/%s", spath, base_name(d->file)) >=
+                          sizeof(path))
+            r = err_set(-ENAMETOOLONG, "the staging path is too long");
+        /* A new key: the manifest in the bucket names the old object until it is rewritten. */
+        snprintf(rel, sizeof(rel), "%s/%s/%s-%s%s", pr->uuid, m->b->id, d->target, job_id(job),
+                 suffix);
+        if (r >= 0)
+            r = offsite_key(o, rel, okey, sizeof(okey));
+        if (r >= 0)
+            r = offsite_upload_file(job, o, path, okey, m->retain_until_ms, &bytes);
+        if (r >= 0)
+            r = keys_add(old, n_old, m->objects[i]);
+        if (r < 0)
+            break;
+        free(m->objects[i]);
+        m->objects[i] = strdup(okey);
+        m->object_bytes[i] = bytes;
+        free(d->sha256);
+        free(d->backing);
+        free(d->checksum_algorithm);
+        free(d->pieces);
+        d->pieces = NULL;
+        d->n_pieces = 0;
+        d->backing = od ? strdup(base_name(od->file)) : NULL;
+        d->sha256 = strdup(sum.digest);
+        d->checksum_algorithm = strdup(HASH_ALG_PIECES);
+        if (!m->objects[i] || !d->sha256 || !d->checksum_algorithm || (od && !d->backing))
+            r = -ENOMEM;
+    }
+    if (r >= 0) {
+        m->b->stored_bytes = 0;
+        for (size_t i = 0; i < m->b->n_disks; i++)
+            m->b->stored_bytes += m->b->disks[i].stored_bytes;
+        free(m->b->parent_id);
+        free(m->b->base_checkpoint);
+        m->b->parent_id = m->b->base_checkpoint = NULL;
+        if (onto) {
+            if (!(m->b->parent_id = strdup(onto->b->id)) ||
+                (onto->b->checkpoint && !(m->b->base_checkpoint = strdup(onto->b->checkpoint))))
+                r = -ENOMEM;
+        } else {
+            m->b->type = CONF_BACKUP_TYPE_FULL; /* nothing below it: it holds the whole disk */
+        }
+    }
+    /* The new objects are in the bucket: from now on the manifest names them. */
+    if (r >= 0)
+        r = conf_manifest_format(m, &text);
+    if (r >= 0) {
+        lock_headers_make(m->retain_until_ms, &lock);
+        r = s3_put(o->t, mkey, text, strlen(text), lock.h, lock.n, &res);
+        if (r < 0)
+            r = offsite_fail(o, r, "rewriting a merged backup's manifest", &res);
+    }
+    if (r >= 0)
+        log_info("remote %s: backup %s merged %s%s", pr->remote, m->b->id,
+                 onto ? "onto " : "into a full", onto ? onto_id : "");
+    {
+        struct err_state saved;
+        err_save(&saved);
+        if (staging >= 0)
+            close(staging);
+        folder_remove(root, sname);
+        err_restore(&saved);
+    }
+    for (size_t c = 0; c < n; c++)
+        conf_manifest_free(chain[c]);
+    free(chain);
+    return r;
+}
+
+static int
+prune_cancel(struct job *job, void *data)
+{
+    struct prune_run *pr = data;
+
+    (void)job;
+    atomic_store(&pr->cancel.cancelled, true);
+    return 0;
+}
+
+/* Orders item indexes oldest first. */
+static int
+oldest_first(const void *a, const void *b, void *opaque)
 {
     const struct conf_remote_prune_item *it = opaque;
     int64_t x = it[*(const size_t *)a].started_s, y = it[*(const size_t *)b].started_s;
 
-    return x < y ? 1 : x > y ? -1 : 0;
+    return x < y ? -1 : x > y ? 1 : 0;
 }
 
 static int
@@ -236,38 +565,54 @@ prune_job_run(struct job *job, void *data)
 {
     struct prune_run *pr = data;
     struct plan p = {0};
+    struct offsite_remote o = {0};
     _cleanup_free_ size_t *order = NULL;
     _cleanup_free_ char *out = NULL;
-    size_t out_len = 0, n_order = 0;
-    unsigned removed = 0, swept = 0;
-    FILE *f;
-    int r;
+    char **old = NULL;
+    size_t out_len = 0, n_old = 0;
+    unsigned removed = 0, swept = 0, merged = 0;
+    bool opened = false;
+    FILE *f = NULL;
+    int slot = -1, r;
 
+    r = remote_take(pr->remote, &slot);
+    if (r < 0)
+        return r;
     r = plan_make(pr->remote, pr->uuid, &pr->r, text_now_ms(), &p);
     if (r == -ENOENT) {
         err_clear();
         r = 0; /* nothing there (any more): only the sweep */
     }
-    if (r < 0)
-        return r;
-    f = open_memstream(&out, &out_len);
-    order = calloc(p.n ? p.n : 1, sizeof(*order));
-    if (!f || !order) {
-        if (f)
-            fclose(f);
-        plan_clear(&p);
-        return -ENOMEM;
+    if (r >= 0) {
+        f = open_memstream(&out, &out_len);
+        order = calloc(p.n ? p.n : 1, sizeof(*order));
+        if (!f || !order)
+            r = -ENOMEM;
     }
-    fprintf(f, "{\"remote\": \"%s\", \"domain_uuid\": \"%s\", \"dry_run\": false, ", pr->remote,
-            pr->uuid);
-    plan_write(&p, f);
-    for (size_t i = 0; i < p.n; i++)
-        if (!p.it[i].keep)
-            order[n_order++] = i;
-    qsort_r(order, n_order, sizeof(*order), newest_first, p.it);
-    job_progress(job, 0, n_order + 1);
-    for (size_t k = 0; r >= 0 && k < n_order; k++) {
+    if (r >= 0 && (r = offsite_remote_open(pr->remote, &o)) >= 0)
+        opened = true;
+    if (r >= 0) {
+        fprintf(f, "{\"remote\": \"%s\", \"domain_uuid\": \"%s\", \"dry_run\": false, ", pr->remote,
+                pr->uuid);
+        plan_write(&p, f);
+        for (size_t i = 0; i < p.n; i++)
+            order[i] = i;
+        qsort_r(order, p.n, sizeof(*order), oldest_first, p.it);
+        job_progress(job, 0, p.n + 1);
+    }
+    /* Merges oldest first: a later one may stand on an earlier one. */
+    for (size_t k = 0; r >= 0 && k < p.n; k++) {
+        if (!p.it[order[k]].merge)
+            continue;
+        r = merge_one(job, pr, &o, &p, order[k], &old, &n_old);
+        if (r >= 0)
+            merged++;
+    }
+    /* Then what goes, newest first: no manifest in the bucket stands on it any more. */
+    for (size_t k = p.n; r >= 0 && k-- > 0;) {
         const char *id = p.it[order[k]].id;
+        if (p.it[order[k]].keep)
+            continue;
         if (job_cancelled(job)) {
             r = err_set(-ECANCELED, "the prune was cancelled");
             break;
@@ -279,27 +624,43 @@ prune_job_run(struct job *job, void *data)
         } else if (r >= 0) {
             removed++;
         }
-        job_progress(job, k + 1, n_order + 1);
+        job_progress(job, p.n - k, p.n + 1);
     }
-    fputs(", \"swept\": [", f);
-    if (r >= 0)
+    /* And the merged backups' old objects. */
+    for (size_t i = 0; r >= 0 && i < n_old; i++) {
+        struct s3_result res;
+        if ((r = s3_delete(o.t, old[i], &res)) < 0)
+            r = offsite_fail(&o, r, "deleting a merged backup's old object", &res);
+    }
+    if (r >= 0) {
+        fputs(", \"swept\": [", f);
         r = sweep(pr->remote, pr->uuid, f, &swept);
-    fprintf(f, "], \"removed\": %u}", removed);
-    if (fclose(f) != 0 && r >= 0)
+        fprintf(f, "], \"removed\": %u, \"merged\": %u}", removed, merged);
+    }
+    if (f && fclose(f) != 0 && r >= 0)
         r = -ENOMEM;
     if (r >= 0) {
-        log_info("remote %s: domain %s pruned: %u backups removed, %u objects swept", pr->remote,
-                 pr->uuid, removed, swept);
-        job_progress(job, n_order + 1, n_order + 1);
+        log_info("remote %s: domain %s pruned: %u backups merged, %u removed, %u objects swept",
+                 pr->remote, pr->uuid, merged, removed, swept);
+        job_progress(job, p.n + 1, p.n + 1);
         r = job_set_result(job, out);
     }
+    for (size_t i = 0; i < n_old; i++)
+        free(old[i]);
+    free(old);
+    if (opened)
+        offsite_remote_close(&o);
     plan_clear(&p);
+    remote_drop(slot);
+    if (r < 0 && job_cancelled(job))
+        return err_set(-ECANCELED, "the prune was cancelled");
     return r;
 }
 
 const struct job_kind offsite_prune_kind = {
     .kind = CONF_JOB_KIND_OFFSITE_PRUNE,
     .run = prune_job_run,
+    .cancel = prune_cancel,
     .free_data = free,
 };
 
@@ -327,7 +688,7 @@ core_offsite_prune(const char *remote, const char *domain, const struct conf_ret
         fprintf(f, "{\"remote\": \"%s\", \"domain_uuid\": \"%s\", \"dry_run\": true, ", remote,
                 p.m[0]->b->domain_uuid);
         plan_write(&p, f);
-        fputs(", \"swept\": [], \"removed\": 0}", f);
+        fputs(", \"swept\": [], \"removed\": 0, \"merged\": 0}", f);
         plan_clear(&p);
         if (fclose(f) != 0)
             return -ENOMEM;

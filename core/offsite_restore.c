@@ -445,3 +445,32 @@ core_offsite_restore(const char *remote, const char *id, const struct core_resto
     spec.data = rr;
     return core_job_submit(&spec, ret_job);
 }
+
+int
+offsite_chain_fetch(struct job *job, struct offsite_remote *o, const char *key, int staging,
+                    const char *staging_path, struct conf_manifest ***ret, size_t *ret_n)
+{
+    struct conf_manifest **chain = NULL;
+    uint64_t total = 0, done = 0;
+    size_t n = 0;
+    int r;
+
+    r = read_chain(o, key, &chain, &n);
+    if (r < 0)
+        return r;
+    for (size_t c = 0; c < n; c++)
+        for (size_t i = 0; i < chain[c]->b->n_disks; i++)
+            total += chain[c]->object_bytes[i];
+    for (size_t c = 0; r >= 0 && c < n; c++)
+        for (size_t i = 0; r >= 0 && i < chain[c]->b->n_disks; i++)
+            r = fetch_disk(job, o, chain[c], i, staging, staging_path, &done, total);
+    if (r < 0) {
+        for (size_t c = 0; c < n; c++)
+            conf_manifest_free(chain[c]);
+        free(chain);
+        return r;
+    }
+    *ret = chain;
+    *ret_n = n;
+    return 0;
+}

@@ -2,11 +2,12 @@
 against a real object store (objstore.py: a Ceph RADOS Gateway, a bucket per test) and real
 QEMU through the sandbox:
 
-- a policy run four times leaves exactly the two newest backups in the bucket, nothing
-  unreferenced, each restored byte-identical by a second daemon with an empty database;
+- a policy run four times (a full, then incrementals) leaves exactly the two newest backups in
+  the bucket, the older of them merged into a full by upload, nothing unreferenced, each
+  restored byte-identical by a second daemon with an empty database;
 - with object lock: policy copies are locked for what the remote retention keeps the newest
   for sure (keep_last x the schedule's period), never deleted early (409 with the due date, a
-  prune holds them and says until when), and pruned once due;
+  prune holds them and says until when), and pruned (merged) once due;
 - bad input names the field and changes nothing.
 """
 import json
@@ -76,7 +77,7 @@ def test_policy_copies_and_remote_retention(vv_qemu, make_daemon, sandbox, objst
         # A yearly slot: the policy runs only when asked to (:run).
         r = c.post('/v1/policies', json={
             'name': 'off2', 'domains': [dom], 'schedule': '0 0 1 1 *',
-            'backup': {'type': 'full'}, 'copy_to': 'off',
+            'backup': {'type': 'auto'}, 'copy_to': 'off',
             'remote_retention': {'keep_last': 2}})
         assert r.status == 201, r
         assert r.json['copy_to'] == 'off' and r.json['remote_retention'] == {'keep_last': 2}
@@ -91,24 +92,37 @@ def test_policy_copies_and_remote_retention(vv_qemu, make_daemon, sandbox, objst
         local = sorted(c.get(f'/v1/domains/{dom}/backups?state=completed').json['items'],
                        key=lambda x: x['started_at'])
         assert len(local) == 4, local
+        assert [x['type'] for x in local] == ['full'] + ['incremental'] * 3, local
         uuid = local[0]['domain_uuid']
         m = [x for x in c.get('/v1/policies/off2').json['members'] if x['domain'] == dom][0]
         assert m['last_run']['result'] == 'succeeded', m
 
     # Exactly the two newest in the bucket, nothing unreferenced.
-    items = bucket_backups(c, 'off')
-    assert sorted(i['id'] for i in items) == sorted(x['id'] for x in local[2:]), items
+    items = {i['id']: i for i in bucket_backups(c, 'off')}
+    assert sorted(items) == sorted(x['id'] for x in local[2:]), items
     referenced_only(b, c, 'off')
     last = ended(c, 'offsite_prune', 'off2')
     res = max(last, key=lambda j: j['finished_at'])['result']
-    assert res['remove'] == [local[1]['id']] and res['removed'] == 1, res
+    assert res["remove"] == [local[1]["id"]] and res["removed"] == 1, res
+    assert res['merge'] == [{'into': local[2]['id'], 'from': [local[1]['id']], 'onto': None}]
     assert sorted(res['keep']) == sorted(x['id'] for x in local[2:]), res
+    # The older kept one was merged into a full under a new object; the newer stands on it.
+    merged = items[local[2]['id']]
+    assert merged['type'] == 'full' and merged['parent_id'] is None, merged
+    assert merged['disks'][0]['object'].endswith('.qcow2.zst') and \
+        merged['disks'][0]['object'] != f'site/a/{uuid}/{local[2]["id"]}/vda.qcow2.zst', merged
+    m = json.loads(b.get(f'site/a/{uuid}/{local[2]["id"]}/manifest.json'))
+    assert m['disks'][0].get('backing') is None and m.get('parent_id') is None, m
+    assert m['disks'][0]['checksum_algorithm'] == 'sha256-pieces-8MiB', m
+    assert items[local[3]['id']]['parent_id'] == local[2]['id']
     # A dry run of a tighter retention plans without changing anything.
     r = c.post('/v1/remotes/off/backups:prune',
                json={'domain': uuid, 'retention': {'keep_last': 1}, 'dry_run': True})
     assert r.status == 200, r
     assert r.json['dry_run'] is True and r.json['remove'] == [local[2]['id']], r.json
     assert r.json['keep'] == [local[3]['id']] and r.json['held'] == [], r.json
+    assert r.json['merge'] == [{'into': local[3]['id'], 'from': [local[2]['id']],
+                                'onto': None}], r.json
     assert len(bucket_backups(c, 'off')) == 2
 
     # Another host with an empty database restores each kept one byte-identical.
@@ -133,14 +147,14 @@ def test_locked_policy_copies(vv_qemu, sandbox, objstore, tmp_path):
         # Every 10 s, keep_last 2: each copy is locked for 20 s.
         r = c.post('/v1/policies', json={
             'name': 'lk', 'domains': [dom], 'schedule': {'interval_seconds': 10},
-            'backup': {'type': 'full'}, 'copy_to': 'locked',
+            'backup': {'type': 'auto'}, 'copy_to': 'locked',
             'remote_retention': {'keep_last': 2}})
         assert r.status == 201, r
         wait_for('three policy copies', lambda: len([
             j for j in ended(c, 'backup_copy', 'lk') if j['state'] == 'succeeded']) >= 3,
             timeout=60)
         r = c.put('/v1/policies/lk', json={
-            'domains': [dom], 'schedule': {'interval_seconds': 10}, 'backup': {'type': 'full'},
+            'domains': [dom], 'schedule': {'interval_seconds': 10}, 'backup': {'type': 'auto'},
             'copy_to': 'locked', 'remote_retention': {'keep_last': 2}, 'enabled': False})
         assert r.status == 200, r
         wait_for('nothing of the policy in flight', lambda: not in_flight(c, 'lk'), timeout=60)
@@ -180,8 +194,11 @@ def test_locked_policy_copies(vv_qemu, sandbox, objstore, tmp_path):
     assert r.status == 200 and r.json['state'] == 'succeeded', r
     res = r.json['result']
     assert res['held'] == [] and len(res['keep']) == 2, res
+    assert res['merged'] == 1 and res['merge'][0]['onto'] is None, res
     left = bucket_backups(c, 'locked')
     assert sorted(i['id'] for i in left) == sorted(res['keep'])
+    oldest = min(left, key=lambda i: i['started_at'])
+    assert oldest['type'] == 'full' and oldest['parent_id'] is None, oldest
     for i in left:
         out = restore_from(c, 'locked', i['id'],
                            os.path.join(vv_qemu.vault_dir, 'restore', i['id']))

@@ -18,12 +18,14 @@ static const struct {
 } cases[] = {
     {"keep-all keeps all", {0}, {"a", "b<a", "c<b"}, "kkk"},
     {"fulls: last 2 of 4", {2}, {"a", "b", "c", "d"}, "rrkk"},
-    {"chain: the kept ones' ancestors are needed", {2}, {"a", "b<a", "c<b", "d<c"}, "nnkk"},
-    {"two chains: the old one goes", {1}, {"a", "b<a", "c", "d<c"}, "rrnk"},
+    {"chain: the oldest kept becomes a full", {2}, {"a", "b<a", "c<b", "d<c"}, "rrmk"},
+    {"two chains: the old one goes", {1}, {"a", "b<a", "c", "d<c"}, "rrrm"},
+    {"a locked ancestor is stood on", {1}, {"a@", "b<a", "c<b"}, "lra"},
+    {"a protected ancestor is stood on", {1}, {"a!", "b<a", "c<b"}, "kra"},
     {"locked ones are held and passed over", {2}, {"a@", "b@", "c", "d"}, "llkk"},
     {"lock due: removed", {1}, {"a", "b", "c"}, "rrk"},
     {"protected kept, walk passes over", {1}, {"a", "b!", "c"}, "rkk"},
-    {"missing parent: nothing to keep", {1}, {"b<x", "c<b"}, "nk"},
+    {"a parent not in the bucket", {1}, {"b<x", "c<b"}, "rm"},
 };
 
 static int
@@ -53,7 +55,11 @@ run_case(size_t c)
     if (conf_remote_prune_plan(&r, NOW, it, n) < 0)
         return ok(0, "%s: plans", cases[c].what);
     for (size_t i = 0; i < n; i++)
-        got[i] = !it[i].keep ? 'r' : it[i].locked ? 'l' : it[i].needed ? 'n' : 'k';
+        got[i] = !it[i].keep      ? 'r'
+                 : it[i].locked   ? 'l'
+                 : !it[i].merge   ? 'k'
+                 : it[i].onto < 0 ? 'm'
+                                  : (char)('a' + it[i].onto);
     got[n] = '\0';
     return ok(strcmp(got, cases[c].want) == 0, "%s: %s (want %s)", cases[c].what, got,
               cases[c].want);
