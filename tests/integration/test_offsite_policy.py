@@ -246,3 +246,46 @@ def test_bad_policy_copy_input(vv_test, objstore_bucket):
     assert problem(r, 404)['errors'][0]['pointer'] == '/domain'
     problem(c.post('/v1/remotes/nope/backups:prune', json={'domain': 'x', 'retention': {}}), 404)
     assert json.dumps(objstore_bucket.keys()) == '{}'
+
+
+def test_failed_policy_copy_shows_and_the_next_run_copies_again(vv_qemu, sandbox,
+                                                                objstore_bucket):
+    b = objstore_bucket
+    c = vv_qemu.client
+    # A wrong secret: every request to the bucket is refused.
+    assert c.post('/v1/remotes', json=remote_body(b, secret='wrong-secret')).status == 201
+    with sandbox.domain(size='64M') as dom:
+        sandbox.write(dom, 0, 2 * MiB, 0x55)
+        r = c.post('/v1/policies', json={
+            'name': 'cf', 'domains': [dom], 'schedule': '0 0 1 1 *',
+            'backup': {'type': 'auto'}, 'copy_to': 'off'})
+        assert r.status == 201, r
+        wait_for('the member', lambda: [x for x in c.get('/v1/policies/cf').json['members']
+                                        if x['domain'] == dom], timeout=20)
+        assert c.post('/v1/policies/cf:run').status == 202
+
+        def last_run():
+            m = [x for x in c.get('/v1/policies/cf').json['members'] if x['domain'] == dom][0]
+            return m['last_run'] or {}
+        run = wait_for('the copy to fail', lambda: (lambda r: r if r.get('result') ==
+                                                    'copy_failed' else None)(last_run()),
+                       timeout=60)
+        assert "to remote 'off' failed" in run['detail'] and 'HTTP 403' in run['detail'], run
+        job = c.get(f'/v1/jobs/{run["job_id"]}').json
+        assert job['kind'] == 'backup_copy' and job['state'] == 'failed', job
+        assert b.keys() == {}
+
+        # The right secret; the next run copies its backup and the one the failed copy missed.
+        upd = remote_body(b)
+        del upd['name']
+        assert c.put('/v1/remotes/off', json=upd).status == 200
+        sandbox.write(dom, 8 * MiB, 2 * MiB, 0x66)
+        assert c.post('/v1/policies/cf:run').status == 202
+        wait_for('a copy that succeeded', lambda: [
+            j for j in ended(c, 'backup_copy', 'cf') if j['state'] == 'succeeded'], timeout=60)
+        wait_for('nothing of the policy in flight', lambda: not in_flight(c, 'cf'), timeout=60)
+        assert last_run()['result'] == 'succeeded', last_run()
+        local = c.get(f'/v1/domains/{dom}/backups?state=completed').json['items']
+    assert sorted(i['id'] for i in bucket_backups(c, 'off')) == sorted(x['id'] for x in local)
+    assert len(local) == 2
+    referenced_only(b, c, 'off')
