@@ -176,7 +176,8 @@ referenced(struct conf_manifest *const *m, size_t n, const char *key)
 
 /*
  * Deletes the objects under remote's "PREFIX/UUID/" that no manifest of
- * that domain names and no unfinished upload of this host owns. Skipped
+ * that domain names and no unfinished upload of this host owns, then
+ * aborts the unfinished uploads there. Skipped
  * (0, *ret_swept 0) while a copy to remote runs before or after the
  * listing. f gets the keys deleted as a JSON array's items.
  */
@@ -249,6 +250,42 @@ sweep(const char *remote, const char *uuid, FILE *f, unsigned *ret_swept)
         ++*ret_swept;
         log_info("remote %s: object %s swept (no manifest names it)", remote, keys[i]);
     }
+    /*
+     * Unfinished uploads under the folder are no one's: no copy runs, this prune uploads
+     * nothing now, and an interrupted prune's upload is never resumed. (A copy that starts
+     * meanwhile finds its upload gone and starts it again.)
+     */
+    free(token);
+    token = NULL;
+    do {
+        struct s3_list page = {0};
+        struct s3_result res;
+
+        if (r < 0 || !listed)
+            break;
+        r = s3_list_uploads(o.t, prefix, token, &page, &res);
+        if (r < 0) {
+            r = offsite_fail(&o, r, "listing unfinished uploads", &res);
+            break;
+        }
+        free(token);
+        token = TAKE_PTR(page.next);
+        for (size_t i = 0; r >= 0 && i < page.n; i++) {
+            r = s3_mpu_abort(o.t, page.keys[i], page.upload_ids[i], &res);
+            if (r == -ENOENT)
+                r = 0;
+            else if (r < 0)
+                r = offsite_fail(&o, r, "aborting an unfinished upload", &res);
+            if (r >= 0)
+                r = db_upload_delete(core_db(), remote, page.keys[i]);
+            if (r < 0)
+                break;
+            fprintf(f, "%s\"%s\"", *ret_swept ? ", " : "", page.keys[i]);
+            ++*ret_swept;
+            log_info("remote %s: unfinished upload of %s aborted (no one's)", remote, page.keys[i]);
+        }
+        s3_list_clear(&page);
+    } while (r >= 0 && token);
     for (size_t i = 0; i < n_keys; i++)
         free(keys[i]);
     free(keys);

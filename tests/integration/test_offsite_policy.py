@@ -14,8 +14,8 @@ import json
 import os
 import time
 
-from helpers import MiB, keep, problem, same_disk, wait_for
-from test_offsite import remote_body, restore_from, no_leftovers
+from helpers import MiB, backup, keep, problem, same_disk, wait_for
+from test_offsite import no_leftovers, parts_recorded, remote_body, restore_from
 
 
 def ts(s):
@@ -289,3 +289,71 @@ def test_failed_policy_copy_shows_and_the_next_run_copies_again(vv_qemu, sandbox
     assert sorted(i['id'] for i in bucket_backups(c, 'off')) == sorted(x['id'] for x in local)
     assert len(local) == 2
     referenced_only(b, c, 'off')
+
+
+def test_prune_killed_mid_merge_leaves_the_chain_whole(vv_qemu, sandbox, objstore_bucket,
+                                                       tmp_path):
+    b = objstore_bucket
+    c = vv_qemu.client
+    assert c.post('/v1/remotes', json=remote_body(b)).status == 201
+    with sandbox.domain(size='64M') as dom:
+        sandbox.write(dom, 0, 48 * MiB, 'random')
+        full = backup(c, dom, type='full')
+        sandbox.write(dom, 50 * MiB, 2 * MiB, 0x77)
+        keep(dom, 64 * MiB, str(tmp_path / 'inc.raw'))
+        inc = backup(c, dom, type='incremental')
+    r = c.post(f'/v1/domains/{inc["domain_uuid"]}/backups/{inc["id"]}/copies',
+               json={'remote': 'off'})
+    assert r.status == 202 and c.wait_job(r.json['id'])['state'] == 'succeeded', r
+    uuid = inc['domain_uuid']
+    staging = os.path.join(vv_qemu.dir, 'offsite-prune')
+
+    # Killed while the merge of inc into a full is under way (its chain being fetched).
+    r = c.post('/v1/remotes/off/backups:prune',
+               json={'domain': uuid, 'retention': {'keep_last': 1}})
+    assert r.status == 202, r
+    job_id = r.json['id']
+    wait_for('the merge under way', lambda: os.path.isdir(staging) and os.listdir(staging),
+             timeout=60, interval=0.02)
+    vv_qemu.kill()
+    vv_qemu.start()
+    vv_qemu.wait_ready()
+    assert os.listdir(staging) == []  # the stale staging folder is gone
+    assert c.get(f'/v1/jobs/{job_id}').json['state'] == 'failed'
+    # Both backups are still in the bucket, the chain whole: inc restores as it was.
+    assert sorted(i['id'] for i in bucket_backups(c, 'off')) == sorted([full['id'], inc['id']])
+    res = restore_from(c, 'off', inc['id'], os.path.join(vv_qemu.vault_dir, 'restore', 'a'))
+    same_disk(res['disks'][0]['path'], str(tmp_path / 'inc.raw'))
+
+    # Killed again while the merged image is being uploaded (a part recorded).
+    r = c.post('/v1/remotes/off/backups:prune',
+               json={'domain': uuid, 'retention': {'keep_last': 1}})
+    assert r.status == 202, r
+    job_id = r.json['id']
+    wait_for('a part of the merged image recorded',
+             lambda: parts_recorded(vv_qemu.db_path) >= 1 or
+             c.get(f'/v1/jobs/{job_id}').json['state'] != 'running', timeout=60, interval=0.01)
+    killed_mid_upload = parts_recorded(vv_qemu.db_path) >= 1
+    vv_qemu.kill()
+    vv_qemu.start()
+    vv_qemu.wait_ready()
+    if killed_mid_upload:
+        assert b.uploads(), 'the interrupted upload should be in the bucket'
+        assert sorted(i['id'] for i in bucket_backups(c, 'off')) == sorted([full['id'],
+                                                                             inc['id']])
+        res = restore_from(c, 'off', inc['id'], os.path.join(vv_qemu.vault_dir, 'restore', 'c'))
+        same_disk(res['disks'][0]['path'], str(tmp_path / 'inc.raw'))
+
+    # The next prune does what is left and sweeps; nothing unreferenced is left.
+    r = c.post('/v1/remotes/off/backups:prune?wait=60',
+               json={'domain': uuid, 'retention': {'keep_last': 1}})
+    assert r.status == 200 and r.json['state'] == 'succeeded', r
+    if killed_mid_upload:
+        assert r.json['result']['merged'] == 1 and r.json['result']['removed'] == 1, r.json
+        assert r.json['result']['swept'], r.json
+    (only,) = bucket_backups(c, 'off')
+    assert only['id'] == inc['id'] and only['type'] == 'full' and only['parent_id'] is None
+    referenced_only(b, c, 'off')
+    res = restore_from(c, 'off', inc['id'], os.path.join(vv_qemu.vault_dir, 'restore', 'b'))
+    same_disk(res['disks'][0]['path'], str(tmp_path / 'inc.raw'))
+
