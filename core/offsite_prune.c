@@ -42,6 +42,7 @@
 #include "err.h"
 #include "hash.h"
 #include "log.h"
+#include "net/frame.h"
 #include "net/s3.h"
 #include "offsite_priv.h"
 #include "text.h"
@@ -91,6 +92,15 @@ plan_make(const char *remote, const char *domain, const struct conf_retention *r
         return err_set_pointer(-ENOENT, "/domain", "remote '%s' holds no backup of domain '%.64s'",
                                remote, domain);
     }
+    for (size_t i = 1; i < p.n; i++)
+        if (strcmp(p.m[i]->b->domain_uuid, p.m[0]->b->domain_uuid) != 0) {
+            rc = err_set_pointer(-EINVAL, "/domain",
+                                 "'%.64s' names more than one domain in remote '%s' (%s, %s); "
+                                 "give the UUID",
+                                 domain, remote, p.m[0]->b->domain_uuid, p.m[i]->b->domain_uuid);
+            plan_clear(&p);
+            return rc;
+        }
     p.it = calloc(p.n, sizeof(*p.it));
     if (!p.it) {
         plan_clear(&p);
@@ -537,6 +547,13 @@ merge_one(struct job *job, struct prune_run *pr, struct offsite_remote *o, const
             r = -ENOMEM;
     }
     if (r >= 0) {
+        /* The new objects are sealed as this remote seals copies now. */
+        free(m->encryption);
+        free(m->key_id);
+        m->encryption = strdup(o->key ? "aes-256-gcm" : "none");
+        m->key_id = o->key ? strdup(o->key->id) : NULL;
+        if (!m->encryption || (o->key && !m->key_id))
+            r = -ENOMEM;
         m->b->stored_bytes = 0;
         for (size_t i = 0; i < m->b->n_disks; i++)
             m->b->stored_bytes += m->b->disks[i].stored_bytes;
