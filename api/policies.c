@@ -271,12 +271,12 @@ api_policy_body_read(const struct api_request *req, const char *path_name, struc
     }
     v = json_object_get(body, "remote_retention");
     if (v) {
-        if (!p->copy_to)
-            return err_set_pointer(-EINVAL, "/remote_retention",
-                                   "needs copy_to: what a remote keeps applies to copies");
         r = api_retention_read(v, "/remote_retention", &p->remote_retention);
         if (r < 0)
             return r;
+        if (!p->copy_to && !conf_retention_keeps_all(&p->remote_retention))
+            return err_set_pointer(-EINVAL, "/remote_retention",
+                                   "needs copy_to: what a remote keeps applies to copies");
     }
     v = json_object_get(body, "verify_after_days");
     p->verify_after_s = -1;
