@@ -39,8 +39,9 @@ ptrdiff_t conf_remote_prune_find(const struct conf_remote_prune_item *items, siz
 
 /*
  * Plans a remote prune of n items under r at now_ms: sets keep, locked,
- * merge and onto of each. Keep-all options keep everything. Returns 0, -ENOMEM, or
- * -EINVAL (a NULL argument with n > 0, a time gmtime cannot convert).
+ * merge and onto of each. Items whose started_s are equal are taken in the
+ * order given, the first as the newest (give them newest first). Keep-all options keep everything.
+ * Returns 0, -ENOMEM, or -EINVAL (a NULL argument with n > 0, a time gmtime cannot convert).
  */
 int conf_remote_prune_plan(const struct conf_retention *r, int64_t now_ms,
                            struct conf_remote_prune_item *items, size_t n);

@@ -770,7 +770,14 @@ copy_job_run(struct job *job, void *data)
     if (r < 0)
         return r;
     job_mark(c->remote, &slot);
-    if (o.r.lock_days) {
+    /* Marked first, then waits: a prune that started before sees the mark and yields. */
+    while (r >= 0 && offsite_prune_running(c->remote)) {
+        if (job_cancelled(job))
+            r = -ECANCELED;
+        else
+            sleep_ms(200);
+    }
+    if (r >= 0 && o.r.lock_days) {
         bool locked = false;
         struct s3_result res;
         r = s3_bucket_object_lock(o.t, &locked, &res);

@@ -53,6 +53,13 @@ extern const struct job_kind offsite_copy_kind;
 extern const struct job_kind offsite_restore_kind;
 extern const struct job_kind offsite_prune_kind;
 
+/*
+ * Whether a prune of remote name runs. A copy to it waits meanwhile (before it reads the
+ * bucket), and a prune waits for no copy to run: a copy never lands on a backup a prune
+ * removes.
+ */
+bool offsite_prune_running(const char *remote);
+
 /* Keeps state_dir for the staging folders of remote prunes and removes stale ones. */
 int offsite_prune_init(const char *state_dir);
 void offsite_prune_fini(void);

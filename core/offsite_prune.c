@@ -76,7 +76,22 @@ plan_clear(struct plan *p)
     *p = (struct plan){0};
 }
 
-/* Lists domain's backups in remote and plans r over them at now_ms. -ENOENT: none there. */
+/* Newest first by start (milliseconds), then by id: the order the rule takes ties in. */
+static int
+newest_first(const void *a, const void *b)
+{
+    const struct conf_backup *x = (*(struct conf_manifest *const *)a)->b;
+    const struct conf_backup *y = (*(struct conf_manifest *const *)b)->b;
+
+    if (x->started_at != y->started_at)
+        return x->started_at > y->started_at ? -1 : 1;
+    return strcmp(y->id, x->id);
+}
+
+/*
+ * Lists domain's backups in remote, newest first, and plans r over them at
+ * now_ms. -ENOENT: none there.
+ */
 static int
 plan_make(const char *remote, const char *domain, const struct conf_retention *r, int64_t now_ms,
           struct plan *ret)
@@ -101,6 +116,7 @@ plan_make(const char *remote, const char *domain, const struct conf_retention *r
             plan_clear(&p);
             return rc;
         }
+    qsort(p.m, p.n, sizeof(*p.m), newest_first);
     p.it = calloc(p.n, sizeof(*p.it));
     if (!p.it) {
         plan_clear(&p);
@@ -343,6 +359,41 @@ remote_drop(int slot)
     pthread_mutex_lock(&prunes.lock);
     prunes.busy[slot][0] = '\0';
     pthread_mutex_unlock(&prunes.lock);
+}
+
+bool
+offsite_prune_running(const char *remote)
+{
+    bool found = false;
+
+    pthread_mutex_lock(&prunes.lock);
+    for (int i = 0; i < PRUNES_MAX; i++)
+        if (prunes.busy[i][0] && strcmp(prunes.busy[i], remote) == 0)
+            found = true;
+    pthread_mutex_unlock(&prunes.lock);
+    return found;
+}
+
+/*
+ * Takes remote's slot once no copy to it runs (taken first, then checked, as a copy marks
+ * itself first and then checks: one of them always sees the other). -ECANCELED.
+ */
+static int
+remote_take_alone(struct job *job, const char *remote, int *ret_slot)
+{
+    for (;;) {
+        struct timespec ts = {0, 200 * 1000000L};
+        int r = remote_take(remote, ret_slot);
+
+        if (r < 0)
+            return r;
+        if (!offsite_copy_running(remote))
+            return 0;
+        remote_drop(*ret_slot);
+        if (job_cancelled(job))
+            return err_set(-ECANCELED, "the prune was cancelled");
+        nanosleep(&ts, NULL);
+    }
 }
 
 /* Removes the files in the folder name under dirfd, then the folder. */
@@ -604,16 +655,6 @@ prune_cancel(struct job *job, void *data)
     return 0;
 }
 
-/* Orders item indexes oldest first. */
-static int
-oldest_first(const void *a, const void *b, void *opaque)
-{
-    const struct conf_remote_prune_item *it = opaque;
-    int64_t x = it[*(const size_t *)a].started_s, y = it[*(const size_t *)b].started_s;
-
-    return x < y ? -1 : x > y ? 1 : 0;
-}
-
 static int
 prune_job_run(struct job *job, void *data)
 {
@@ -629,7 +670,7 @@ prune_job_run(struct job *job, void *data)
     FILE *f = NULL;
     int slot = -1, r;
 
-    r = remote_take(pr->remote, &slot);
+    r = remote_take_alone(job, pr->remote, &slot);
     if (r < 0)
         return r;
     r = plan_make(pr->remote, pr->uuid, &pr->r, text_now_ms(), &p);
@@ -650,8 +691,7 @@ prune_job_run(struct job *job, void *data)
                 pr->uuid);
         plan_write(&p, f);
         for (size_t i = 0; i < p.n; i++)
-            order[i] = i;
-        qsort_r(order, p.n, sizeof(*order), oldest_first, p.it);
+            order[i] = p.n - 1 - i; /* the plan is newest first: oldest first */
         job_progress(job, 0, p.n + 1);
     }
     /* Merges oldest first: a later one may stand on an earlier one. */

@@ -99,7 +99,11 @@ def test_policy_copies_and_remote_retention(vv_qemu, make_daemon, sandbox, objst
 
     # Exactly the two newest in the bucket, nothing unreferenced.
     items = {i['id']: i for i in bucket_backups(c, 'off')}
-    assert sorted(items) == sorted(x['id'] for x in local[2:]), items
+    assert sorted(items) == sorted(x['id'] for x in local[2:]), json.dumps({
+        'local': [(x['id'], x['type'], x['parent_id']) for x in local],
+        'bucket': [(i['id'], i['type'], i['parent_id']) for i in items.values()],
+        'copies': [j['result'] for j in ended(c, 'backup_copy', 'off2')],
+        'prunes': [j['result'] for j in ended(c, 'offsite_prune', 'off2')]})
     referenced_only(b, c, 'off')
     last = ended(c, 'offsite_prune', 'off2')
     res = max(last, key=lambda j: j['finished_at'])['result']
