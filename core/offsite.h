@@ -80,7 +80,8 @@ int core_remote_check(const char *name, struct core_remote_check *ret);
 
 /*
  * Queues a copy of completed backup id of domain to remote (bandwidth:
- * bytes per second, 0 for no limit). -ENOENT for no such backup or
+ * bytes per second, 0 for no limit): its chain from the newest ancestor
+ * the bucket holds, oldest first. -ENOENT for no such backup or
  * remote (naming which), -EBADFD for a backup that is not completed,
  * -EBUSY while the same copy runs.
  */
