@@ -100,11 +100,26 @@ refuse_locked(const char *id)
                    id, holder);
 }
 
+/* -EBUSY when a copy to a remote reads backup id (one of the pinned ids, NULL-terminated). */
+static int
+refuse_pinned(const char *id, char *const *pinned)
+{
+    for (size_t i = 0; pinned && pinned[i]; i++)
+        if (strcmp(pinned[i], id) == 0)
+            return err_set(-EBUSY,
+                           "backup %s cannot be deleted now: it is being copied to a remote (its "
+                           "copy job ends first; cancel it to delete now)",
+                           id);
+    return 0;
+}
+
 int
 core_backup_delete(const char *domain, const char *id, bool chain, char ***ret_ids)
 {
     _cleanup_(conf_backup_freep) struct conf_backup *b = NULL;
     struct conf_backup **list = NULL;
+    _cleanup_(backup_strv_freep) char **pinned = NULL;
+    _cleanup_(backup_rewrite_endp) const char *rewriting = NULL;
     char **deleted = NULL;
     size_t n = 0, nd = 0;
     int r;
@@ -119,11 +134,19 @@ core_backup_delete(const char *domain, const char *id, bool chain, char ***ret_i
 
     if (b->is_protected)
         return err_set(-EBADFD, "backup %s is protected: unprotect it first", b->id);
+    r = backup_rewrite_begin(b->domain_uuid, &pinned);
+    if (r < 0)
+        return r;
+    rewriting = b->domain_uuid;
     if (!chain) {
         char **deps = NULL;
         size_t nd_ = 0;
 
         r = refuse_locked(b->id);
+        if (r < 0)
+            return r;
+        /* Without dependents, only the newest backup a copy reads can be pinned. */
+        r = refuse_pinned(b->id, pinned);
         if (r < 0)
             return r;
         r = db_backup_dependents(backup_ctx.db, b->id, &deps, &nd_);
@@ -153,8 +176,8 @@ core_backup_delete(const char *domain, const char *id, bool chain, char ***ret_i
                             "backup %s of the chain is protected: unprotect it first, or "
                             "delete the others one by one",
                             list[i]->id);
-            else
-                r = refuse_locked(list[i]->id);
+            else if ((r = refuse_locked(list[i]->id)) >= 0)
+                r = refuse_pinned(list[i]->id, pinned);
         /* Newest first: every backup goes before the one it stands on. */
         for (size_t i = 0; r >= 0 && i < n; i++) {
             r = delete_one(list[i]);

@@ -263,6 +263,40 @@ int backup_verify_run(struct job *job, void *data);
 int backup_prune_run(struct job *job, void *data);
 int backup_prune_cancel(struct job *job, void *data);
 void backup_prune_free(void *data);
+
+/* backup_pin.c: what offsite copies read, kept from prunes and deletes meanwhile. */
+
+/*
+ * Pins backup id of domain uuid (the newest of the chain a copy reads):
+ * neither it nor its ancestors are rewritten or removed until
+ * backup_unpin(). Waits while a prune or a delete of the domain runs (job,
+ * when not NULL, ends the wait: -ECANCELED or -ESHUTDOWN). Returns the pin's
+ * slot (>= 0) for backup_unpin().
+ */
+int backup_pin(const char *uuid, const char *id, struct job *job);
+void backup_unpin(int slot);
+
+/*
+ * Marks domain uuid's images as being rewritten (a prune, a delete): pins
+ * wait until backup_rewrite_end(). *ret_pinned: a new NULL-terminated array
+ * of the ids pinned now (backup_strv_free); they and their ancestors must be
+ * left as they are. -EBUSY when too many run at once.
+ */
+int backup_rewrite_begin(const char *uuid, char ***ret_pinned);
+void backup_rewrite_end(const char *uuid);
+
+static inline void
+backup_rewrite_endp(const char **uuid)
+{
+    if (*uuid)
+        backup_rewrite_end(*uuid);
+}
+
+static inline void
+backup_strv_freep(char ***v)
+{
+    backup_strv_free(*v);
+}
 void backup_prune_recover(void);
 
 #endif

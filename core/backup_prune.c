@@ -69,11 +69,13 @@ index_of(const struct plan *p, const char *id)
 
 /*
  * Reads the candidates of domain uuid (completed, images in the vault),
- * applies the retention and finds, for every kept backup whose parent
+ * applies the retention (the pinned ids, NULL-terminated or NULL, and their
+ * ancestors kept as protected ones are) and finds, for every kept backup whose parent
  * goes, the removed ancestors it takes in and the kept one it stands on.
  */
 static int
-plan_make(const char *uuid, const struct conf_retention *retention, struct plan *ret)
+plan_make(const char *uuid, const struct conf_retention *retention, char *const *pinned,
+          struct plan *ret)
 {
     static const enum conf_backup_state completed = CONF_BACKUP_STATE_COMPLETED;
     struct db_backup_filter f = {.domain_uuid = uuid, .state = &completed};
@@ -110,6 +112,11 @@ plan_make(const char *uuid, const struct conf_retention *retention, struct plan 
         times[i] = p.list[i]->started_at / 1000;
         prot[i] = p.list[i]->is_protected;
     }
+    /* What a copy reads stays as it is: the pinned backups and their ancestors. */
+    for (size_t k = 0; pinned && pinned[k]; k++)
+        for (ssize_t a = index_of(&p, pinned[k]); a >= 0 && !prot[a];
+             a = index_of(&p, p.list[a]->parent_id))
+            prot[a] = true;
     r = conf_retention_prune(retention, times, prot, p.n, p.keep);
     if (r < 0)
         return err_set(r, "the backups' times cannot be bucketed");
@@ -530,12 +537,18 @@ backup_prune_run(struct job *job, void *data)
     _cleanup_free_ char **removed = NULL;
     _cleanup_free_ struct conf_backup **changed = NULL;
     _cleanup_free_ char *result = NULL;
+    _cleanup_(backup_strv_freep) char **pinned = NULL;
+    _cleanup_(backup_rewrite_endp) const char *rewriting = NULL;
     size_t n_removed = 0;
     uint64_t before = 0, after = 0;
     char id[17];
     int r;
 
-    r = plan_make(pj->uuid, &pj->retention, &p);
+    r = backup_rewrite_begin(pj->uuid, &pinned);
+    if (r < 0)
+        return r;
+    rewriting = pj->uuid;
+    r = plan_make(pj->uuid, &pj->retention, pinned, &p);
     if (r < 0)
         return r;
     removed = calloc(p.n + 1, sizeof(*removed));
@@ -648,7 +661,7 @@ core_backup_prune(const char *domain, const struct conf_retention *retention, bo
     if (dry_run) {
         _cleanup_(plan_clear) struct plan p = {0};
 
-        r = plan_make(uuid, retention, &p);
+        r = plan_make(uuid, retention, NULL, &p);
         if (r < 0)
             return r;
         return plan_public(&p, ret_plan);
@@ -656,7 +669,7 @@ core_backup_prune(const char *domain, const struct conf_retention *retention, bo
         /* Refused now what the job would refuse when it plans (a locked backup). */
         _cleanup_(plan_clear) struct plan p = {0};
 
-        r = plan_make(uuid, retention, &p);
+        r = plan_make(uuid, retention, NULL, &p);
         if (r < 0)
             return r;
     }

@@ -764,7 +764,7 @@ copy_job_run(struct job *job, void *data)
     _cleanup_free_ char *out = NULL;
     size_t out_len = 0;
     FILE *f = NULL;
-    int slot = -1, r;
+    int slot = -1, pin = -1, r;
 
     r = offsite_remote_open(c->remote, &o);
     if (r < 0)
@@ -788,6 +788,17 @@ copy_job_run(struct job *job, void *data)
                         "remote '%s' asks for locked copies (lock_days %u) but its bucket has "
                         "no object lock",
                         o.r.name, o.r.lock_days);
+    }
+    /* What the copy reads is kept from prunes and deletes until it ends. */
+    if (r >= 0) {
+        struct conf_backup *top = NULL;
+
+        r = db_backup_get(core_db(), c->backup_id, &top);
+        if (r >= 0) {
+            pin = backup_pin(top->domain_uuid, top->id, job);
+            r = pin < 0 ? pin : 0;
+        }
+        conf_backup_free(top);
     }
     if (r >= 0)
         r = read_chain(c->backup_id, &chain, &n);
@@ -838,6 +849,7 @@ copy_job_run(struct job *job, void *data)
         r = job_set_result(job, out);
     }
     conf_backup_list_free(chain, n);
+    backup_unpin(pin);
     job_mark(c->remote, &slot);
     offsite_remote_close(&o);
     if (r == -ECANCELED)

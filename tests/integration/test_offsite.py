@@ -7,7 +7,8 @@ run (objstore.py), a bucket per test, real QEMU through the sandbox.
   by a second daemon with its own empty database and vault;
 - a copy killed several times mid-upload (SIGKILL) resumes and leaves exactly one complete copy;
 - object lock: locked copies are never deleted early (409 with the due date); deletes from a
-  bucket never break a chain; a cancelled copy leaves nothing behind.
+  bucket never break a chain; a cancelled copy leaves nothing behind;
+- what a running copy reads is kept from local prunes and deletes until it ends.
 """
 import json
 import os
@@ -423,3 +424,54 @@ def test_cancelled_copy_leaves_nothing(vv_qemu, sandbox, objstore_bucket):
     r = c.get(f'/v1/domains/{full["domain_uuid"]}/backups/{full["id"]}/copies')
     assert [(i['state'], 'cancelled' in (i['error'] or '')) for i in r.json['items']] == [
         ('failed', True)], r.json
+
+
+def test_what_a_copy_reads_is_kept_from_prune_and_delete(vv_qemu, sandbox, objstore_bucket,
+                                                         tmp_path):
+    """A copy does not hold its domain (backups go on during a long upload); the backups it
+    reads are pinned instead: a delete is refused, a prune keeps them as it keeps protected
+    ones, and once the copy ends the same prune merges them."""
+    b = objstore_bucket
+    c = vv_qemu.client
+    assert c.post('/v1/remotes', json=remote_body(b)).status == 201
+    with sandbox.domain(size='64M') as dom:
+        sandbox.write(dom, 0, 40 * MiB, 'random')
+        full = backup(c, dom, type='full')
+        sandbox.write(dom, 48 * MiB, 1 * MiB, 0x22)
+        inc = backup(c, dom, type='incremental')
+        uuid = full['domain_uuid']
+        # 1 MiB/s: the copy runs until it is cancelled below.
+        job_id = copy(c, uuid, inc['id'], bandwidth=1 * MiB)
+        wait_for('a part recorded', lambda: parts_recorded(vv_qemu.db_path) >= 1, timeout=60,
+                 interval=0.05)
+        p = problem(c.delete(f'/v1/domains/{uuid}/backups/{inc["id"]}'), 409)
+        assert 'being copied' in p['detail'], p
+        p = problem(c.delete(f'/v1/domains/{uuid}/backups/{full["id"]}?chain=true'), 409)
+        assert 'being copied' in p['detail'], p
+
+        # Backups of the domain go on meanwhile.
+        sandbox.write(dom, 56 * MiB, 1 * MiB, 0x33)
+        keep(dom, 64 * MiB, str(tmp_path / 'inc2.raw'))
+        inc2 = backup(c, dom, type='incremental')
+    r = c.post(f'/v1/domains/{uuid}/backups:prune', json={'retention': {'keep_last': 1}})
+    assert r.status == 202, r
+    job = c.wait_job(r.json['id'])
+    assert job['state'] == 'succeeded', job
+    assert job['result']['remove'] == [] and job['result']['merge'] == [], job['result']
+    assert c.get(f'/v1/jobs/{job_id}').json['state'] == 'running'
+    ids = [x['id'] for x in c.get(f'/v1/domains/{uuid}/backups?state=completed').json['items']]
+    assert ids == [inc2['id'], inc['id'], full['id']], ids
+
+    assert c.delete(f'/v1/jobs/{job_id}').status in (200, 202)
+    assert c.wait_job(job_id)['state'] == 'cancelled'
+    # The copy ended: the same retention now merges the chain into the newest backup.
+    r = c.post(f'/v1/domains/{uuid}/backups:prune', json={'retention': {'keep_last': 1}})
+    job = c.wait_job(r.json['id'])
+    assert job['state'] == 'succeeded', job
+    assert job['result']['remove'] == [inc['id'], full['id']], job['result']
+    ids = [x['id'] for x in c.get(f'/v1/domains/{uuid}/backups?state=completed').json['items']]
+    assert ids == [inc2['id']], ids
+    job = c.wait_job(copy(c, uuid, inc2['id']))
+    assert job['state'] == 'succeeded', job
+    res = restore_from(c, 'off', inc2['id'], os.path.join(vv_qemu.vault_dir, 'restore', 'p'))
+    same_disk(res['disks'][0]['path'], str(tmp_path / 'inc2.raw'))

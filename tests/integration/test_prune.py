@@ -7,7 +7,7 @@ the catalog names (no .part, no orphan), and the next `auto` backup must be an i
 the kept chain.
 
 The SIGKILL test kills virtvaultd at random moments of prunes; VV_PRUNE_KILLS sets how many
-(make test: 20; make soak: 100)."""
+(make test: 12; make soak: 100)."""
 import hashlib
 import json
 import os
@@ -24,7 +24,7 @@ from helpers import MiB, backup, file_checksum, keep, problem, same_disk
 
 CLI = os.environ.get('VIRTVAULT_CLI', os.path.join(ROOT, 'build', 'cli', 'virtvault'))
 
-KILLS = int(os.environ.get('VV_PRUNE_KILLS', '20'))
+KILLS = int(os.environ.get('VV_PRUNE_KILLS', '12'))
 SIZE = 128 * MiB
 
 
