@@ -774,6 +774,8 @@ copy_job_run(struct job *job, void *data)
     while (r >= 0 && offsite_prune_running(c->remote)) {
         if (job_cancelled(job))
             r = -ECANCELED;
+        else if (job_stopping(job))
+            r = -ESHUTDOWN; /* taken over by the next start */
         else
             sleep_ms(200);
     }

@@ -55,8 +55,8 @@ extern const struct job_kind offsite_prune_kind;
 
 /*
  * Whether a prune of remote name runs. A copy to it waits meanwhile (before it reads the
- * bucket), and a prune waits for no copy to run: a copy never lands on a backup a prune
- * removes.
+ * bucket), and a prune waits for no copy to run and no other prune of it: a copy never
+ * lands on a backup a prune removes.
  */
 bool offsite_prune_running(const char *remote);
 

@@ -18,7 +18,8 @@
  * the sweep at the end of every pass removes (objects under "PREFIX/UUID/"
  * that no manifest names and no upload of this host owns), unless a copy
  * to the remote ran meanwhile: its images are in the bucket before its
- * manifest. One prune per remote at a time.
+ * manifest. One prune per remote at a time; prunes and copies of a remote
+ * wait for each other (offsite_prune_running()).
  *
  * Owns: the staging root (state dir/offsite-prune) and the table of
  * remotes being pruned.
@@ -375,8 +376,10 @@ offsite_prune_running(const char *remote)
 }
 
 /*
- * Takes remote's slot once no copy to it runs (taken first, then checked, as a copy marks
- * itself first and then checks: one of them always sees the other). -ECANCELED.
+ * Takes remote's slot once no other prune of it and no copy to it runs
+ * (taken first, then checked, as a copy marks itself first and then
+ * checks: one of them always sees the other). -ECANCELED, or -EINTR when
+ * the service stops meanwhile.
  */
 static int
 remote_take_alone(struct job *job, const char *remote, int *ret_slot)
@@ -385,13 +388,17 @@ remote_take_alone(struct job *job, const char *remote, int *ret_slot)
         struct timespec ts = {0, 200 * 1000000L};
         int r = remote_take(remote, ret_slot);
 
-        if (r < 0)
-            return r;
-        if (!offsite_copy_running(remote))
+        if (r >= 0 && !offsite_copy_running(remote))
             return 0;
-        remote_drop(*ret_slot);
+        if (r >= 0)
+            remote_drop(*ret_slot);
+        else if (r != -EBUSY)
+            return r;
+        err_clear();
         if (job_cancelled(job))
             return err_set(-ECANCELED, "the prune was cancelled");
+        if (job_stopping(job))
+            return err_set(-EINTR, "the service stopped before the prune could start");
         nanosleep(&ts, NULL);
     }
 }

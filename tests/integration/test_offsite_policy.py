@@ -128,6 +128,17 @@ def test_policy_copies_and_remote_retention(vv_qemu, make_daemon, sandbox, objst
     assert r.json['merge'] == [{'into': local[3]['id'], 'from': [local[2]['id']],
                                 'onto': None}], r.json
     assert len(bucket_backups(c, 'off')) == 2
+    # Two prunes at once: the later one waits for the first; both end well, nothing changes.
+    ids = []
+    for _ in range(2):
+        r = c.post('/v1/remotes/off/backups:prune',
+                   json={'domain': uuid, 'retention': {'keep_last': 2}})
+        assert r.status == 202 and r.json['kind'] == 'offsite_prune', r
+        ids.append(r.json['id'])
+    for j in ids:
+        job = c.wait_job(j)
+        assert job['state'] == 'succeeded' and job['result']['remove'] == [], job
+    assert sorted(i['id'] for i in bucket_backups(c, 'off')) == sorted(items)
 
     # Another host with an empty database restores each kept one byte-identical.
     d2 = make_daemon('qemu:///system').start()
