@@ -429,6 +429,7 @@ int api_remote_delete(const struct api_request *req, struct api_response *resp);
 int api_remote_check(const struct api_request *req, struct api_response *resp);
 int api_remote_backups(const struct api_request *req, struct api_response *resp);
 int api_remote_restore(const struct api_request *req, struct api_response *resp);
+int api_remote_prune(const struct api_request *req, struct api_response *resp);
 int api_remote_backup_delete(const struct api_request *req, struct api_response *resp);
 int api_backup_copy(const struct api_request *req, struct api_response *resp);
 int api_backup_copies(const struct api_request *req, struct api_response *resp);

@@ -158,8 +158,11 @@ field_type_ok(const char *f, const json_t *v)
         return json_is_number(v) || json_is_null(v);
     if (strcmp(f, "domains") == 0)
         return json_is_array(v);
-    if (strcmp(f, "backup") == 0 || strcmp(f, "retention") == 0)
+    if (strcmp(f, "backup") == 0 || strcmp(f, "retention") == 0 ||
+        strcmp(f, "remote_retention") == 0)
         return json_is_object(v);
+    if (strcmp(f, "copy_to") == 0)
+        return json_is_string(v) || json_is_null(v);
     if (strcmp(f, "enabled") == 0)
         return json_is_boolean(v);
     return json_is_string(v); /* name */
@@ -179,6 +182,8 @@ api_policy_body_read(const struct api_request *req, const char *path_name, struc
         {"retention", "must be an object"},
         {"verify_after_days", "must be a number or null"},
         {"enabled", "must be true or false"},
+        {"copy_to", "must be a remote's name or null"},
+        {"remote_retention", "must be an object"},
     };
     _cleanup_(conf_policy_freep) struct conf_policy *p = calloc(1, sizeof(*p));
     json_t *empty = NULL;
@@ -254,6 +259,24 @@ api_policy_body_read(const struct api_request *req, const char *path_name, struc
         r = api_retention_read(v, "/retention", &p->retention);
         if (r < 0)
             return r;
+    }
+    v = json_object_get(body, "copy_to");
+    if (v && !json_is_null(v)) {
+        const char *remote = json_string_value(v);
+        if (strlen(remote) != json_string_length(v) || !text_name_valid(remote))
+            return err_set_pointer(-EINVAL, "/copy_to", "must be a remote's name");
+        p->copy_to = strdup(remote);
+        if (!p->copy_to)
+            return -ENOMEM;
+    }
+    v = json_object_get(body, "remote_retention");
+    if (v) {
+        r = api_retention_read(v, "/remote_retention", &p->remote_retention);
+        if (r < 0)
+            return r;
+        if (!p->copy_to && !conf_retention_keeps_all(&p->remote_retention))
+            return err_set_pointer(-EINVAL, "/remote_retention",
+                                   "needs copy_to: what a remote keeps applies to copies");
     }
     v = json_object_get(body, "verify_after_days");
     p->verify_after_s = -1;
@@ -361,8 +384,8 @@ policy_json(const struct conf_policy *p, const struct core_policy_domain *d, siz
         overdue = overdue || x->overdue;
     }
     return json_pack(
-        "{s:s, s:o, s:o, s:o, s:o, s:o, s:b, s:o, s:o, s:I, s:o, s:o, s:o, s:b, s:o}", "name",
-        p->name, "domains", domains, "schedule", schedule_json(&p->schedule), "backup",
+        "{s:s, s:o, s:o, s:o, s:o, s:o, s:b, s:o, s:o, s:I, s:o, s:o, s:o, s:b, s:o, s:o, s:o}",
+        "name", p->name, "domains", domains, "schedule", schedule_json(&p->schedule), "backup",
         backup_json(&p->backup), "retention", retention_json(&p->retention), "verify_after_days",
         p->verify_after_s < 0 ? json_null() : json_real((double)p->verify_after_s / 86400.0),
         "enabled", p->enabled, "created_at", api_time_json(p->created_ms), "updated_at",
@@ -370,7 +393,8 @@ policy_json(const struct conf_policy *p, const struct core_policy_domain *d, siz
         (json_int_t)conf_schedule_period(&p->schedule, text_now_ms() / 1000), "next_run",
         api_time_json(next), "last_run", last ? last_run_json(last) : json_null(),
         "protected_until", api_time_json(prot_all ? prot : 0), "overdue", overdue, "members",
-        members);
+        members, "copy_to", p->copy_to ? json_string(p->copy_to) : json_null(), "remote_retention",
+        retention_json(&p->remote_retention));
 }
 
 /* The JSON of p with its members, read now. */

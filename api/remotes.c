@@ -614,3 +614,53 @@ api_backup_copy(const struct api_request *req, struct api_response *resp)
     conf_job_free(job);
     return r;
 }
+
+int
+api_remote_prune(const struct api_request *req, struct api_response *resp)
+{
+    const char *domain = NULL;
+    size_t domain_len = 0;
+    json_t *retention = NULL;
+    int dry_run = 0;
+    struct conf_retention keep = {0};
+    _cleanup_free_ char *plan = NULL;
+    struct conf_job *job = NULL;
+    unsigned wait;
+    json_t *out;
+    int r;
+
+    r = check_name(req->params[0]);
+    if (r < 0)
+        return r;
+    r = api_query_wait(req, &wait);
+    if (r < 0)
+        return r;
+    r = api_body_unpack(req,
+                        (const struct api_field[]){{"domain", API_FIELD_STRING, true, false},
+                                                   {"retention", API_FIELD_OBJECT, true, false},
+                                                   {"dry_run", API_FIELD_BOOL, false, false},
+                                                   {NULL, API_FIELD_STRING, false, false}},
+                        "{s:s%, s:o, s?b}", "domain", &domain, &domain_len, "retention", &retention,
+                        "dry_run", &dry_run);
+    if (r < 0)
+        return r;
+    if (domain_len != strlen(domain) || domain_len == 0 || domain_len > 128)
+        return err_set_pointer(-EINVAL, "/domain", "must be a domain's name or UUID");
+    r = api_retention_read(retention, "/retention", &keep);
+    if (r < 0)
+        return r;
+    r = core_offsite_prune(req->params[0], domain, &keep, dry_run, NULL, &plan, &job);
+    if (r < 0)
+        return r;
+    if (dry_run) {
+        out = json_loads(plan, 0, NULL);
+        return out ? api_reply(resp, 200, out) : -ENOMEM;
+    }
+    out = api_job_json(job);
+    api_set_location(resp, "/v1/jobs/%s", job->id);
+    r = api_reply(resp, 202, out);
+    if (r >= 0 && api_wait_job(resp, job->id, wait, false) < 0)
+        log_warn("job %s: cannot wait for its end; answered at once", job->id);
+    conf_job_free(job);
+    return r;
+}

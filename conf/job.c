@@ -10,7 +10,8 @@ CONF_ENUM_IMPL(conf_job_state, enum conf_job_state, CONF_JOB_STATE_LAST, "queued
                "succeeded", "failed", "cancelled");
 
 CONF_ENUM_IMPL(conf_job_kind, enum conf_job_kind, CONF_JOB_KIND_LAST, "backup", "restore", "verify",
-               "snapshot_create", "prune", "instant_recovery", "backup_copy", "offsite_restore");
+               "snapshot_create", "prune", "instant_recovery", "backup_copy", "offsite_restore",
+               "offsite_prune");
 
 bool
 conf_job_state_final(enum conf_job_state s)

@@ -299,6 +299,7 @@ conf_policy_free(struct conf_policy *p)
     if (!p)
         return;
     free(p->name);
+    free(p->copy_to);
     strv_free(p->domains, p->n_domains);
     strv_free(p->backup.disks, p->backup.n_disks);
     free(p);

@@ -126,6 +126,8 @@ struct conf_policy {
     struct conf_retention retention;
     int64_t verify_after_s;
     bool enabled;
+    char *copy_to; /* the remote each successful backup is copied to, or NULL */
+    struct conf_retention remote_retention; /* what copy_to keeps of a domain; all 0: all */
     int64_t created_ms, updated_ms;
 };
 

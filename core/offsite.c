@@ -49,6 +49,8 @@ core_offsite_init(const char *state_dir)
     r = core_jobs_register(&offsite_copy_kind);
     if (r >= 0)
         r = core_jobs_register(&offsite_restore_kind);
+    if (r >= 0)
+        r = offsite_prune_init(state_dir);
     return r;
 }
 
@@ -57,6 +59,7 @@ core_offsite_fini(void)
 {
     free(offsite.secrets);
     offsite.secrets = NULL;
+    offsite_prune_fini();
 }
 
 /* The path of remote name's secret file into buf. */

@@ -36,6 +36,7 @@
 #include "backup.h"
 #include "conf/job.h"
 #include "conf/remote.h"
+#include "conf/retention.h"
 
 /* Registers the job kinds of copies and restores. Call before core_jobs_start(). */
 int core_offsite_init(const char *state_dir);
@@ -79,13 +80,39 @@ int core_remote_check(const char *name, struct core_remote_check *ret);
 
 /*
  * Queues a copy of completed backup id of domain to remote (bandwidth:
- * bytes per second, 0 for no limit). -ENOENT for no such backup or
+ * bytes per second, 0 for no limit): its chain from the newest ancestor
+ * the bucket holds, oldest first. -ENOENT for no such backup or
  * remote (naming which), -EBADFD for a backup that is not completed,
  * -EBUSY while the same copy runs.
  */
 int core_backup_copy(const char *domain, const char *id, const char *remote, uint64_t bandwidth,
                      struct conf_job **ret_job);
 
+/*
+ * core_backup_copy() for protection policy policy (recorded with the job):
+ * on a remote that locks copies (lock_days > 0), each new copy is locked
+ * for lock_s seconds (> 0) instead of lock_days.
+ */
+int core_backup_copy_policy(const char *domain, const char *id, const char *remote,
+                            uint64_t bandwidth, const char *policy, int64_t lock_s,
+                            struct conf_job **ret_job);
+
+/*
+ * A remote prune: applies retention r to the backups of domain (a UUID
+ * or a name) that remote's bucket holds, by the rule of conf/remote_prune.h
+ * (a locked backup is held, never deleted early; a kept backup whose
+ * parent goes is merged by upload into a full or onto its kept ancestor,
+ * its manifest rewritten once the new objects are in the bucket), then
+ * deleting the removed backups (manifests before objects, newest first)
+ * and sweeping objects under the domain's folder that no manifest names
+ * (core/offsite_prune.c). dry_run: *ret_plan is the plan as JSON text (new
+ * string) and nothing changes; else *ret_job is the queued job (kind
+ * offsite_prune) whose result is that JSON. -ENOENT naming /domain when
+ * the bucket holds no backup of domain.
+ */
+int core_offsite_prune(const char *remote, const char *domain, const struct conf_retention *r,
+                       bool dry_run, const char *policy, char **ret_plan,
+                       struct conf_job **ret_job);
 /* Lists the copies of backup id of domain (conf_copy_list_free). */
 int core_backup_copies(const char *domain, const char *id, struct conf_copy **ret, size_t *ret_n);
 

@@ -45,6 +45,7 @@ struct copy_run {
     char *backup_id;
     char *remote;
     uint64_t bandwidth;
+    int64_t lock_s; /* a policy's lock span (seconds); 0: the remote's lock_days */
 };
 
 static void
@@ -172,6 +173,7 @@ struct copy_ctx {
     struct job *job;
     struct offsite_remote *o;
     uint64_t bandwidth;
+    int64_t lock_s;        /* how long new copies are locked when the remote locks; 0: lock_days */
     uint64_t total;        /* image bytes of the whole job */
     _Atomic uint64_t done; /* image bytes confirmed (or found done) */
     _Atomic uint64_t sent; /* bytes sent to the bucket, for the bandwidth */
@@ -629,7 +631,8 @@ copy_backup(struct copy_ctx *cc, const struct conf_backup *b, bool *ret_uploaded
     if (cc->o->r.lock_days) {
         /* Locked (COMPLIANCE) until due: no one can delete its versions before, we neither. */
         char date[40];
-        m.retain_until_ms = text_now_ms() + (int64_t)cc->o->r.lock_days * 86400 * 1000;
+        int64_t span_s = cc->lock_s > 0 ? cc->lock_s : (int64_t)cc->o->r.lock_days * 86400;
+        m.retain_until_ms = text_now_ms() + span_s * 1000;
         text_time_rfc3339(date, sizeof(date), (time_t)(m.retain_until_ms / 1000));
         snprintf(cc->lock_until, sizeof(cc->lock_until), "%s", date);
         snprintf(cc->lock_lines[0], sizeof(cc->lock_lines[0]),
@@ -762,8 +765,8 @@ copy_job_run(struct job *job, void *data)
     struct copy_run *c = data;
     struct offsite_remote o;
     struct conf_backup **chain = NULL;
-    size_t n = 0;
-    struct copy_ctx cc = {.job = job, .o = &o, .bandwidth = c->bandwidth};
+    size_t n = 0, first = 0;
+    struct copy_ctx cc = {.job = job, .o = &o, .bandwidth = c->bandwidth, .lock_s = c->lock_s};
     _cleanup_free_ char *out = NULL;
     size_t out_len = 0;
     FILE *f = NULL;
@@ -773,7 +776,16 @@ copy_job_run(struct job *job, void *data)
     if (r < 0)
         return r;
     job_mark(c->remote, &slot);
-    if (o.r.lock_days) {
+    /* Marked first, then waits: a prune that started before sees the mark and yields. */
+    while (r >= 0 && offsite_prune_running(c->remote)) {
+        if (job_cancelled(job))
+            r = -ECANCELED;
+        else if (job_stopping(job))
+            r = -ESHUTDOWN; /* taken over by the next start */
+        else
+            sleep_ms(200);
+    }
+    if (r >= 0 && o.r.lock_days) {
         bool locked = false;
         struct s3_result res;
         r = s3_bucket_object_lock(o.t, &locked, &res);
@@ -801,14 +813,28 @@ copy_job_run(struct job *job, void *data)
     f = r >= 0 ? open_memstream(&out, &out_len) : NULL;
     if (r >= 0 && !f)
         r = -ENOMEM;
-    for (size_t i = 0; r >= 0 && i < n; i++)
+    /*
+     * A manifest in the bucket stands on a whole chain there (which a remote prune may
+     * have merged): the copy starts at the newest ancestor the bucket holds.
+     */
+    for (size_t j = n; r >= 0 && j-- > 1;) {
+        char mkey[S3_KEY_MAX];
+        struct s3_result res;
+        if (backup_key(&cc, chain[j - 1], "manifest.json", mkey, sizeof(mkey)) >= 0 &&
+            s3_head(o.t, mkey, &res) == 0) {
+            first = j - 1;
+            break;
+        }
+        err_clear();
+    }
+    for (size_t i = first; r >= 0 && i < n; i++)
         cc.total += image_bytes(chain[i]);
     cc.t0_ms = text_now_ms();
     if (r >= 0) {
         job_progress(job, 0, cc.total);
         fprintf(f, "{\"remote\": \"%s\", \"backups\": [", c->remote);
     }
-    for (size_t i = 0; r >= 0 && i < n; i++) {
+    for (size_t i = first; r >= 0 && i < n; i++) {
         bool uploaded = false;
         uint64_t bytes = 0;
         int busy = -1;
@@ -819,7 +845,7 @@ copy_job_run(struct job *job, void *data)
         busy_drop(busy);
         if (r >= 0)
             fprintf(f, "%s{\"id\": \"%s\", \"uploaded\": %s, \"object_bytes\": %" PRIu64 "}",
-                    i ? ", " : "", chain[i]->id, uploaded ? "true" : "false", bytes);
+                    i > first ? ", " : "", chain[i]->id, uploaded ? "true" : "false", bytes);
     }
     if (f) {
         fprintf(f, "], \"bytes_uploaded\": %" PRIu64 "}", cc.uploaded);
@@ -839,23 +865,25 @@ copy_job_run(struct job *job, void *data)
     return r;
 }
 
-/* Reads a copy job's params, "BACKUP_ID REMOTE BANDWIDTH", into a new run record. */
+/* Reads a copy job's params, "BACKUP_ID REMOTE BANDWIDTH [LOCK_S]", into a new run record. */
 static int
 copy_run_parse(const char *params, struct copy_run **ret)
 {
     struct copy_run *c = calloc(1, sizeof(*c));
     char id[128], remote[NAME_MAX_LEN + 1];
     unsigned long long bw = 0;
+    long long lock_s = 0;
 
     if (!c)
         return -ENOMEM;
-    if (!params || sscanf(params, "%127s %64s %llu", id, remote, &bw) != 3) {
+    if (!params || sscanf(params, "%127s %64s %llu %lld", id, remote, &bw, &lock_s) < 3) {
         free(c);
         return -EINVAL;
     }
     c->backup_id = strdup(id);
     c->remote = strdup(remote);
     c->bandwidth = bw;
+    c->lock_s = lock_s > 0 ? lock_s : 0;
     if (!c->backup_id || !c->remote) {
         copy_run_free(c);
         return -ENOMEM;
@@ -888,6 +916,13 @@ const struct job_kind offsite_copy_kind = {
 int
 core_backup_copy(const char *domain, const char *id, const char *remote, uint64_t bandwidth,
                  struct conf_job **ret_job)
+{
+    return core_backup_copy_policy(domain, id, remote, bandwidth, NULL, 0, ret_job);
+}
+
+int
+core_backup_copy_policy(const char *domain, const char *id, const char *remote, uint64_t bandwidth,
+                        const char *policy, int64_t lock_s, struct conf_job **ret_job)
 {
     _cleanup_free_ char *name = NULL, *params = NULL;
     struct conf_backup *b = NULL;
@@ -927,7 +962,8 @@ core_backup_copy(const char *domain, const char *id, const char *remote, uint64_
     }
     err_clear();
     c = calloc(1, sizeof(*c));
-    if (!c || asprintf(&params, "%s %s %" PRIu64, b->id, remote, bandwidth) < 0) {
+    if (!c || asprintf(&params, "%s %s %" PRIu64 " %" PRId64, b->id, remote, bandwidth,
+                       lock_s > 0 ? lock_s : 0) < 0) {
         free(c);
         params = NULL;
         conf_backup_free(b);
@@ -936,12 +972,14 @@ core_backup_copy(const char *domain, const char *id, const char *remote, uint64_
     c->backup_id = strdup(b->id);
     c->remote = strdup(remote);
     c->bandwidth = bandwidth;
+    c->lock_s = lock_s > 0 ? lock_s : 0;
     conf_backup_free(b);
     if (!c->backup_id || !c->remote) {
         copy_run_free(c);
         return -ENOMEM;
     }
     spec.params = params;
+    spec.policy = policy;
     spec.data = c;
     return core_job_submit(&spec, ret_job);
 }
@@ -957,4 +995,26 @@ core_backup_copies(const char *domain, const char *id, struct conf_copy **ret, s
     r = db_copy_list(core_db(), b->id, ret, ret_n);
     conf_backup_free(b);
     return r;
+}
+
+int
+offsite_upload_file(struct job *job, struct offsite_remote *o, const char *path, const char *key,
+                    int64_t lock_until_ms, uint64_t *ret_bytes)
+{
+    struct copy_ctx cc = {.job = job, .o = o, .t0_ms = text_now_ms()};
+    struct stat st;
+
+    if (stat(path, &st) < 0)
+        return err_set(-errno, "cannot read the image %s: %s", path, strerror(errno));
+    cc.total = (uint64_t)st.st_size;
+    if (lock_until_ms > text_now_ms()) {
+        text_time_rfc3339(cc.lock_until, sizeof(cc.lock_until), (time_t)(lock_until_ms / 1000));
+        snprintf(cc.lock_lines[0], sizeof(cc.lock_lines[0]), "x-amz-object-lock-mode: COMPLIANCE");
+        snprintf(cc.lock_lines[1], sizeof(cc.lock_lines[1]),
+                 "x-amz-object-lock-retain-until-date: %s", cc.lock_until);
+        cc.lock[0] = cc.lock_lines[0];
+        cc.lock[1] = cc.lock_lines[1];
+        cc.n_lock = 2;
+    }
+    return upload_image(&cc, path, key, ret_bytes);
 }

@@ -3,6 +3,7 @@
  *   offsite.c          remotes, their secrets, the check, the bucket's listing
  *   offsite_copy.c     the copy job (uploads, resume)
  *   offsite_restore.c  the restore job (downloads)
+ *   offsite_prune.c    the remote prune (a retention applied to a bucket)
  */
 #ifndef VV_CORE_OFFSITE_PRIV_H
 #define VV_CORE_OFFSITE_PRIV_H
@@ -50,6 +51,37 @@ const char *offsite_host(void);
 
 extern const struct job_kind offsite_copy_kind;
 extern const struct job_kind offsite_restore_kind;
+extern const struct job_kind offsite_prune_kind;
+
+/*
+ * Whether a prune of remote name runs. A copy to it waits meanwhile (before it reads the
+ * bucket), and a prune waits for no copy to run and no other prune of it: a copy never
+ * lands on a backup a prune removes.
+ */
+bool offsite_prune_running(const char *remote);
+
+/* Keeps state_dir for the staging folders of remote prunes and removes stale ones. */
+int offsite_prune_init(const char *state_dir);
+void offsite_prune_fini(void);
+
+struct job;
+
+/*
+ * Downloads the chain of the manifest at key (oldest first) into the folder
+ * staging (a descriptor; its path staging_path), each image opened,
+ * decompressed and checked as a restore does (offsite_restore.c). *ret: the
+ * chain's manifests, a new array of *ret_n (free each).
+ */
+int offsite_chain_fetch(struct job *job, struct offsite_remote *o, const char *key, int staging,
+                        const char *staging_path, struct conf_manifest ***ret, size_t *ret_n);
+
+/*
+ * Uploads the image file at path as object key of o, as a copy does
+ * (offsite_copy.c: zstd, the remote's key, resumable parts), locked until
+ * lock_until_ms when that is in the future. *ret_bytes: the object's size.
+ */
+int offsite_upload_file(struct job *job, struct offsite_remote *o, const char *path,
+                        const char *key, int64_t lock_until_ms, uint64_t *ret_bytes);
 
 /* Whether a copy job to remote name is queued or running (a delete waits for none). */
 bool offsite_copy_running(const char *remote);

@@ -283,7 +283,7 @@ restore_job_run(struct job *job, void *data)
 {
     struct restore_run *rr = data;
     struct offsite_remote o;
-    struct conf_manifest **chain = NULL, *m;
+    struct conf_manifest **chain = NULL, *m = NULL;
     size_t n = 0, made = 0;
     _cleanup_close_ int dirfd = -1;
     int staging = -1, r;
@@ -292,23 +292,11 @@ restore_job_run(struct job *job, void *data)
     _cleanup_free_ struct virt_restored_disk *rd = NULL;
     __attribute__((cleanup(virt_clone_changes_clear))) struct virt_clone_changes changes = {0};
     _cleanup_free_ char *out = NULL;
-    uint64_t total = 0, done = 0;
 
     r = offsite_remote_open(rr->remote, &o);
     if (r < 0)
         return r;
-    r = read_chain(&o, rr->key, &chain, &n);
-    if (r < 0) {
-        offsite_remote_close(&o);
-        return r;
-    }
-    m = chain[n - 1];
-    dest = calloc(m->b->n_disks + 1, PATH_MAX);
-    rd = calloc(m->b->n_disks + 1, sizeof(*rd));
-    if (!dest || !rd)
-        r = -ENOMEM;
-    if (r >= 0)
-        r = vault_dir_open(rr->target_dir, backup_ctx.roots, backup_ctx.n_roots, &dirfd);
+    r = vault_dir_open(rr->target_dir, backup_ctx.roots, backup_ctx.n_roots, &dirfd);
     snprintf(sname, sizeof(sname), ".offsite-%s", job_id(job));
     snprintf(spath, sizeof(spath), "%s/%s", rr->target_dir, sname);
     if (r >= 0 && mkdirat(dirfd, sname, 0700) < 0)
@@ -318,13 +306,15 @@ restore_job_run(struct job *job, void *data)
         if (staging < 0)
             r = err_set(-errno, "cannot open %s: %s", spath, strerror(errno));
     }
-    for (size_t c = 0; c < n; c++)
-        for (size_t i = 0; i < chain[c]->b->n_disks; i++)
-            total += chain[c]->object_bytes[i];
-    job_progress(job, 0, total);
-    for (size_t c = 0; r >= 0 && c < n; c++)
-        for (size_t i = 0; r >= 0 && i < chain[c]->b->n_disks; i++)
-            r = fetch_disk(job, &o, chain[c], i, staging, spath, &done, total);
+    if (r >= 0)
+        r = offsite_chain_fetch(job, &o, rr->key, staging, spath, &chain, &n);
+    if (r >= 0) {
+        m = chain[n - 1];
+        dest = calloc(m->b->n_disks + 1, PATH_MAX);
+        rd = calloc(m->b->n_disks + 1, sizeof(*rd));
+        if (!dest || !rd)
+            r = -ENOMEM;
+    }
     for (size_t i = 0; r >= 0 && i < m->b->n_disks; i++) {
         char src[PATH_MAX];
         const struct conf_backup_disk *disk = &m->b->disks[i];
@@ -447,8 +437,37 @@ core_offsite_restore(const char *remote, const char *id, const struct core_resto
     return core_job_submit(&spec, ret_job);
 }
 
-/* --- downloads for a local restore whose chain stands on offsite-only backups --- */
+int
+offsite_chain_fetch(struct job *job, struct offsite_remote *o, const char *key, int staging,
+                    const char *staging_path, struct conf_manifest ***ret, size_t *ret_n)
+{
+    struct conf_manifest **chain = NULL;
+    uint64_t total = 0, done = 0;
+    size_t n = 0;
+    int r;
 
+    r = read_chain(o, key, &chain, &n);
+    if (r < 0)
+        return r;
+    for (size_t c = 0; c < n; c++)
+        for (size_t i = 0; i < chain[c]->b->n_disks; i++)
+            total += chain[c]->object_bytes[i];
+    job_progress(job, 0, total);
+    for (size_t c = 0; r >= 0 && c < n; c++)
+        for (size_t i = 0; r >= 0 && i < chain[c]->b->n_disks; i++)
+            r = fetch_disk(job, o, chain[c], i, staging, staging_path, &done, total);
+    if (r < 0) {
+        for (size_t c = 0; c < n; c++)
+            conf_manifest_free(chain[c]);
+        free(chain);
+        return r;
+    }
+    *ret = chain;
+    *ret_n = n;
+    return 0;
+}
+
+/* Downloads for a local restore whose chain stands on offsite-only backups. */
 int
 offsite_download_chain(struct job *job, const char *remote, const char *id, int staging,
                        const char *staging_path)
@@ -456,7 +475,6 @@ offsite_download_chain(struct job *job, const char *remote, const char *id, int 
     struct offsite_remote o;
     struct conf_manifest **chain = NULL;
     _cleanup_free_ char *key = NULL;
-    uint64_t total = 0, done = 0;
     size_t n = 0;
     int r;
 
@@ -465,13 +483,7 @@ offsite_download_chain(struct job *job, const char *remote, const char *id, int 
         return r;
     r = offsite_manifest_find(&o, id, &key);
     if (r >= 0)
-        r = read_chain(&o, key, &chain, &n);
-    for (size_t c = 0; r >= 0 && c < n; c++)
-        for (size_t i = 0; i < chain[c]->b->n_disks; i++)
-            total += chain[c]->object_bytes[i];
-    for (size_t c = 0; r >= 0 && c < n; c++)
-        for (size_t i = 0; r >= 0 && i < chain[c]->b->n_disks; i++)
-            r = fetch_disk(job, &o, chain[c], i, staging, staging_path, &done, total);
+        r = offsite_chain_fetch(job, &o, key, staging, staging_path, &chain, &n);
     for (size_t c = 0; c < n; c++)
         conf_manifest_free(chain[c]);
     free(chain);

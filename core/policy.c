@@ -14,12 +14,15 @@
 
 #include "backup.h"
 #include "cleanup.h"
+#include "conf/remote_prune.h"
 #include "core.h"
 #include "ctx.h"
 #include "db/policy.h"
+#include "db/remote.h"
 #include "err.h"
 #include "jobs.h"
 #include "log.h"
+#include "offsite.h"
 #include "policy.h"
 #include "text.h"
 #include "webhook.h"
@@ -42,6 +45,12 @@ struct entry {
     char verify_job[CONF_JOB_ID_LEN + 1]; /* a verify job in flight, or "" */
     bool overdue;
     int64_t prune_at_ms; /* the policy's retention is to be applied from then on; 0: not */
+    /* copy_to: the backup to copy once the local prune ended, the jobs in flight, or "" */
+    char prune_job[CONF_JOB_ID_LEN + 1];
+    char copy_backup[64];
+    char copy_job[CONF_JOB_ID_LEN + 1];
+    char copying[64]; /* the backup copy_job copies */
+    int64_t copy_retry_at_ms;
 };
 
 static struct {
@@ -220,8 +229,13 @@ settle(struct conf_policy_member *m, const struct conf_job *job, const char *res
 
         pthread_mutex_lock(&sched.lock);
         e = entry_get(m->policy, m->domain_uuid);
-        if (e)
+        if (e) {
+            const char *id = job && job->result ? strstr(job->result, "\"backup_id\": \"") : NULL;
             e->verify_at_ms = 0; /* a new backup to verify, perhaps */
+            /* A new backup to copy, when the policy copies (maybe_copy() decides). */
+            if (id && sscanf(id + 14, "%63[^\"]", e->copy_backup) != 1)
+                e->copy_backup[0] = '\0';
+        }
         pthread_mutex_unlock(&sched.lock);
         m->last_success_ms = job && job->finished_ms ? job->finished_ms : now;
         prune_after(m, now);
@@ -514,7 +528,155 @@ maybe_prune(const struct conf_policy *p, const struct conf_policy_member *m, int
         err_clear();
         return false;
     }
+    pthread_mutex_lock(&sched.lock);
+    e = entry_get(p->name, m->domain_uuid);
+    if (e)
+        memcpy(e->prune_job, job->id, sizeof(e->prune_job));
+    pthread_mutex_unlock(&sched.lock);
     log_info("policy %s: %s: retention applied by prune job %s", p->name, m->domain, job->id);
+    return true;
+}
+
+/* Whether job id is queued or running (a job that cannot be read is not). */
+static bool
+job_in_flight(const char *id)
+{
+    _cleanup_(conf_job_freep) struct conf_job *job = NULL;
+
+    if (!id[0] || core_job_get(id, &job) < 0) {
+        err_clear();
+        return false;
+    }
+    return job->state == CONF_JOB_QUEUED || job->state == CONF_JOB_RUNNING;
+}
+
+/* Records on m that the copy of its policy's backup failed (result "copy_failed"). */
+static void
+copy_failed(struct conf_policy_member *m, const char *job_id, const char *backup,
+            const char *remote, const char *why)
+{
+    char detail[1024];
+
+    snprintf(detail, sizeof(detail), "the copy of backup %s to remote '%s' failed: %s", backup,
+             remote, why && *why ? why : "unknown error");
+    log_warn("policy %s: %s: %s", m->policy, m->domain, detail);
+    if (set_str(&m->last_result, "copy_failed") < 0 || set_str(&m->last_detail, detail) < 0 ||
+        (job_id && set_str(&m->last_job, job_id) < 0))
+        return;
+    count_run(m->policy, "copy_failed");
+    if (db_policy_member_put(core_ctx.db, m) < 0)
+        log_warn("policy %s: %s: cannot record the copy: %s", m->policy, m->domain, err_detail());
+}
+
+/*
+ * copy_to: once a successful run's local prune has ended, queues the copy
+ * of its backup to the policy's remote (its chain's ancestors first, what
+ * the bucket holds skipped), locked, when the remote locks, for what
+ * remote_retention keeps the newest backup (conf_remote_lock_span). When
+ * that copy succeeded, applies remote_retention to the domain's backups in
+ * the bucket (core_offsite_prune); when it failed, the member says so and
+ * the next run copies again. Returns true when a job started.
+ */
+static bool
+maybe_copy(const struct conf_policy *p, struct conf_policy_member *m, int64_t now, int64_t *wake)
+{
+    _cleanup_(conf_job_freep) struct conf_job *job = NULL;
+    char backup[64], copying[64], copy_job[CONF_JOB_ID_LEN + 1], prune_job[CONF_JOB_ID_LEN + 1];
+    int64_t retry_at = 0, prune_at = 0, lock_s = 0;
+    struct conf_remote rem = {0};
+    struct entry *e;
+    int r;
+
+    pthread_mutex_lock(&sched.lock);
+    e = entry_get(p->name, m->domain_uuid);
+    if (e) {
+        memcpy(backup, e->copy_backup, sizeof(backup));
+        memcpy(copy_job, e->copy_job, sizeof(copy_job));
+        memcpy(copying, e->copying, sizeof(copying));
+        memcpy(prune_job, e->prune_job, sizeof(prune_job));
+        retry_at = e->copy_retry_at_ms;
+        prune_at = e->prune_at_ms;
+    }
+    pthread_mutex_unlock(&sched.lock);
+    if (!e)
+        return false;
+    if (copy_job[0]) {
+        if (job_in_flight(copy_job))
+            return false; /* its end kicks the scheduler */
+        pthread_mutex_lock(&sched.lock);
+        if ((e = entry_get(p->name, m->domain_uuid)))
+            e->copy_job[0] = '\0';
+        pthread_mutex_unlock(&sched.lock);
+        r = core_job_get(copy_job, &job);
+        if (r < 0 || job->state != CONF_JOB_SUCCEEDED) {
+            copy_failed(m, copy_job, copying, p->copy_to ? p->copy_to : "?",
+                        r < 0 ? "the copy job is gone" : job->error_detail);
+            err_clear();
+            return false;
+        }
+        conf_job_free(TAKE_PTR(job));
+        if (!p->copy_to || conf_retention_keeps_all(&p->remote_retention))
+            return false;
+        r = core_offsite_prune(p->copy_to, m->domain_uuid, &p->remote_retention, false, p->name,
+                               NULL, &job);
+        if (r < 0) {
+            log_warn("policy %s: %s: cannot apply the remote retention to remote %s: %s", p->name,
+                     m->domain, p->copy_to, err_detail());
+            err_clear();
+            return false;
+        }
+        log_info("policy %s: %s: remote retention applied to remote %s by job %s", p->name,
+                 m->domain, p->copy_to, job->id);
+        return true;
+    }
+    if (!backup[0])
+        return false;
+    if (!p->copy_to) {
+        pthread_mutex_lock(&sched.lock);
+        if ((e = entry_get(p->name, m->domain_uuid)))
+            e->copy_backup[0] = '\0';
+        pthread_mutex_unlock(&sched.lock);
+        return false;
+    }
+    /* After the local prune: it may merge into the backup to copy. */
+    if (prune_at || job_in_flight(prune_job))
+        return false;
+    if (now < retry_at) {
+        wake_at(wake, retry_at);
+        return false;
+    }
+    r = db_remote_get(core_ctx.db, p->copy_to, &rem);
+    if (r >= 0 && rem.lock_days)
+        lock_s = conf_remote_lock_span(
+            &p->remote_retention, conf_schedule_period(&p->schedule, now / 1000), rem.lock_days);
+    conf_remote_clear(&rem);
+    if (r >= 0)
+        r = core_backup_copy_policy(m->domain_uuid, backup, p->copy_to, 0, p->name, lock_s, &job);
+    pthread_mutex_lock(&sched.lock);
+    e = entry_get(p->name, m->domain_uuid);
+    if (e && r == -EBUSY) {
+        e->copy_retry_at_ms = now + RETRY_BUSY_MS;
+    } else if (e) {
+        e->copy_backup[0] = '\0';
+        e->copy_retry_at_ms = 0;
+        if (r >= 0) {
+            memcpy(e->copy_job, job->id, sizeof(e->copy_job));
+            memcpy(e->copying, backup, sizeof(e->copying));
+        }
+    }
+    pthread_mutex_unlock(&sched.lock);
+    if (r == -EBUSY) {
+        wake_at(wake, now + RETRY_BUSY_MS);
+        err_clear();
+        return false;
+    }
+    if (r < 0) {
+        copy_failed(m, NULL, backup, p->copy_to, err_detail());
+        err_clear();
+        return false;
+    }
+    log_info("policy %s: %s: backup %s is copied to remote %s by job %s", p->name, m->domain,
+             backup, p->copy_to, job->id);
     return true;
 }
 
@@ -567,6 +729,8 @@ schedule_one(const struct conf_policy *p, const struct conf_domain *d,
     }
     if ((!m->last_result || strcmp(m->last_result, "running") != 0) && *running < sched.max_jobs &&
         maybe_prune(p, m, now, wake))
+        ++*running;
+    if ((!m->last_result || strcmp(m->last_result, "running") != 0) && maybe_copy(p, m, now, wake))
         ++*running;
     if (p->verify_after_s >= 0 && (!m->last_result || strcmp(m->last_result, "running") != 0) &&
         *running < sched.max_jobs && maybe_verify(p, m, now, wake))
@@ -805,10 +969,29 @@ check_overlap(const struct conf_policy *p)
     return r;
 }
 
+/* -ENOENT naming /copy_to when p copies to a remote that does not exist. */
+static int
+check_copy_to(const struct conf_policy *p)
+{
+    struct conf_remote rem = {0};
+    int r;
+
+    if (!p->copy_to)
+        return 0;
+    r = db_remote_get(core_ctx.db, p->copy_to, &rem);
+    conf_remote_clear(&rem);
+    if (r == -ENOENT)
+        return err_set_pointer(-ENOENT, "/copy_to", "no remote '%.64s'", p->copy_to);
+    return r;
+}
+
 int
 core_policy_create(struct conf_policy *p)
 {
-    int r = check_overlap(p);
+    int r = check_copy_to(p);
+
+    if (r >= 0)
+        r = check_overlap(p);
 
     if (r < 0)
         return r;
@@ -828,7 +1011,9 @@ core_policy_update(struct conf_policy *p)
     r = db_policy_get(core_ctx.db, p->name, &old);
     if (r < 0)
         return r;
-    r = check_overlap(p);
+    r = check_copy_to(p);
+    if (r >= 0)
+        r = check_overlap(p);
     if (r < 0)
         return r;
     p->created_ms = old->created_ms;

@@ -297,6 +297,13 @@ const char *const db_migrations[] = {
     "CREATE INDEX backups_completed_bytes"
     "  ON backups (state, domain_uuid, stored_bytes, domain_name);",
     /*
+     * 14: a policy's offsite copy: the remote each of its backups is copied
+     * to (NULL: none) and what that remote keeps of each domain (the
+     * retention's text form; NULL keeps all).
+     */
+    ("ALTER TABLE policies ADD COLUMN copy_to TEXT;"
+     "ALTER TABLE policies ADD COLUMN remote_retention TEXT;"),
+    /*
      * 15: where a backup's images are: NULL in this host's vault, else the
      * name of the remote whose bucket alone holds them (a chain adopted from
      * a bucket's manifests, core/offsite_adopt.c).

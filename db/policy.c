@@ -12,7 +12,8 @@
 
 #define POLICY_COLUMNS                                                                             \
     "name, domains, schedule, interval_s, backup_type, backup_mode, backup_to_vault,"              \
-    " backup_bandwidth, backup_disks, retention, verify_after_s, enabled, created_ms, updated_ms"
+    " backup_bandwidth, backup_disks, retention, verify_after_s, enabled, created_ms, updated_ms," \
+    " copy_to, remote_retention"
 
 /* v[0..n) joined with newlines into a new string; NULL for n == 0 or no memory (*oom). */
 static char *
@@ -73,6 +74,27 @@ split_lines(const char *text, char ***ret, size_t *ret_n)
     return 0;
 }
 
+/* Reads retention text "N N N N N N" (keep_last ... keep_yearly); NULL keeps all. */
+static int
+retention_parse(const char *text, struct conf_retention *r)
+{
+    if (!text)
+        return 0;
+    return sscanf(text, "%" SCNu32 " %" SCNu32 " %" SCNu32 " %" SCNu32 " %" SCNu32 " %" SCNu32,
+                  &r->keep[0], &r->keep[1], &r->keep[2], &r->keep[3], &r->keep[4],
+                  &r->keep[5]) == CONF_RETENTION_OPTION_LAST
+               ? 0
+               : -EINVAL;
+}
+
+/* The text form of r into buf. */
+static void
+retention_format(const struct conf_retention *r, char *buf, size_t size)
+{
+    snprintf(buf, size, "%" PRIu32 " %" PRIu32 " %" PRIu32 " %" PRIu32 " %" PRIu32 " %" PRIu32,
+             r->keep[0], r->keep[1], r->keep[2], r->keep[3], r->keep[4], r->keep[5]);
+}
+
 static int
 read_policy(sqlite3_stmt *st, struct conf_policy **ret)
 {
@@ -111,17 +133,17 @@ read_policy(sqlite3_stmt *st, struct conf_policy **ret)
     if (r < 0)
         return r;
     retention = (const char *)sqlite3_column_text(st, 9);
-    if (retention &&
-        sscanf(retention, "%" SCNu32 " %" SCNu32 " %" SCNu32 " %" SCNu32 " %" SCNu32 " %" SCNu32,
-               &p->retention.keep[0], &p->retention.keep[1], &p->retention.keep[2],
-               &p->retention.keep[3], &p->retention.keep[4],
-               &p->retention.keep[5]) != CONF_RETENTION_OPTION_LAST)
+    if (retention_parse(retention, &p->retention) < 0 ||
+        retention_parse((const char *)sqlite3_column_text(st, 15), &p->remote_retention) < 0)
         return err_set(-EIO, "database: policy %s has a bad retention", p->name);
     p->verify_after_s =
         sqlite3_column_type(st, 10) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 10);
     p->enabled = sqlite3_column_int(st, 11) != 0;
     p->created_ms = sqlite3_column_int64(st, 12);
     p->updated_ms = sqlite3_column_int64(st, 13);
+    p->copy_to = db_column_dup(st, 14, &oom);
+    if (oom)
+        return -ENOMEM;
     *ret = TAKE_PTR(p);
     return 0;
 }
@@ -131,16 +153,17 @@ db_policy_put(struct db *db, const struct conf_policy *p, bool create)
 {
     static const char insert[] = "INSERT INTO policies (" POLICY_COLUMNS ")"
                                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
-                                 " ?14)";
+                                 " ?14, ?15, ?16)";
     static const char update[] =
         "UPDATE policies SET domains = ?2, schedule = ?3, interval_s = ?4, backup_type = ?5,"
         " backup_mode = ?6, backup_to_vault = ?7, backup_bandwidth = ?8, backup_disks = ?9,"
-        " retention = ?10, verify_after_s = ?11, enabled = ?12, updated_ms = ?14"
+        " retention = ?10, verify_after_s = ?11, enabled = ?12, updated_ms = ?14, copy_to = ?15,"
+        " remote_retention = ?16"
         " WHERE name = ?1";
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     _cleanup_free_ char *domains = NULL;
     _cleanup_free_ char *disks = NULL;
-    char retention[128];
+    char retention[128], remote_retention[128];
     bool oom = false;
     int r, rc;
 
@@ -148,10 +171,8 @@ db_policy_put(struct db *db, const struct conf_policy *p, bool create)
     disks = join_lines(p->backup.disks, p->backup.n_disks, &oom);
     if (oom)
         return -ENOMEM;
-    snprintf(retention, sizeof(retention),
-             "%" PRIu32 " %" PRIu32 " %" PRIu32 " %" PRIu32 " %" PRIu32 " %" PRIu32,
-             p->retention.keep[0], p->retention.keep[1], p->retention.keep[2], p->retention.keep[3],
-             p->retention.keep[4], p->retention.keep[5]);
+    retention_format(&p->retention, retention, sizeof(retention));
+    retention_format(&p->remote_retention, remote_retention, sizeof(remote_retention));
 
     DB_LOCK_SCOPE(db);
     r = db_prepare(db, create ? insert : update, &st);
@@ -179,6 +200,8 @@ db_policy_put(struct db *db, const struct conf_policy *p, bool create)
     sqlite3_bind_int(st, 12, p->enabled);
     sqlite3_bind_int64(st, 13, p->created_ms);
     sqlite3_bind_int64(st, 14, p->updated_ms);
+    db_bind_text(st, 15, p->copy_to);
+    db_bind_text(st, 16, remote_retention);
     rc = sqlite3_step(st);
     if (create && (rc & 0xff) == SQLITE_CONSTRAINT)
         return err_set(-EEXIST, "a policy named '%s' exists already", p->name);
