@@ -103,6 +103,8 @@ static const struct cli_command cli_commands[] = {
     {"remotes", "delete-backup", "DELETE", "/v1/remotes/%s/backups/%s", 2, false, "NAME ID", false},
     {"backups", "copy", "POST", "/v1/domains/%s/backups/%s/copies", 2, true, "DOMAIN ID", false},
     {"backups", "copies", "GET", "/v1/domains/%s/backups/%s/copies", 2, false, "DOMAIN ID", false},
+    {"remotes", "prune", "POST", "/v1/remotes/%s/backups:prune", 1, true, "NAME", false},
+    {"checkpoints", "adopt", "POST", "/v1/domains/%s/checkpoints:adopt", 1, false, "DOMAIN", false},
 };
 
 /* The fields of a remote a change sends again: PUT replaces them all. */
@@ -183,6 +185,15 @@ static const struct cli_option cli_options_table[] = {
     {"remotes", "backups", "host", "host", CLI_OPT_QUERY, false, "HOST"},
     {"backups", "copy", "remote", "remote", CLI_OPT_TEXT, true, "NAME"},
     {"backups", "copy", "bandwidth", "bandwidth", CLI_OPT_NUMBER, false, "BYTES"},
+    {"remotes", "prune", "domain", "domain", CLI_OPT_TEXT, true, "DOMAIN"},
+    {"remotes", "prune", "keep-last", "retention.keep_last", CLI_OPT_NUMBER, false, "N"},
+    {"remotes", "prune", "keep-hourly", "retention.keep_hourly", CLI_OPT_NUMBER, false, "N"},
+    {"remotes", "prune", "keep-daily", "retention.keep_daily", CLI_OPT_NUMBER, false, "N"},
+    {"remotes", "prune", "keep-weekly", "retention.keep_weekly", CLI_OPT_NUMBER, false, "N"},
+    {"remotes", "prune", "keep-monthly", "retention.keep_monthly", CLI_OPT_NUMBER, false, "N"},
+    {"remotes", "prune", "keep-yearly", "retention.keep_yearly", CLI_OPT_NUMBER, false, "N"},
+    {"remotes", "prune", "dry-run", "dry_run", CLI_OPT_TRUE, false, NULL},
+    {"checkpoints", "adopt", "remote", "remote", CLI_OPT_TEXT, true, "NAME"},
 };
 
 #define CLI_MAX_OPTIONS 16 /* of one command */

@@ -281,13 +281,39 @@ def test_copy_restore_define_and_delete_through_the_cli(vv_qemu, sandbox, objsto
             if clone:
                 virsh('undefine', clone, check=False)
 
-    # delete-backup: children first (the service says so), then gone; again: not found.
-    p = cli('remotes', 'delete-backup', 'off', full['id'])
-    assert p.returncode == 4 and inc['id'] in p.stderr, p
+    # remotes prune: the plan of a retention in the bucket (--dry-run changes nothing), then
+    # the job (--wait) merging the full into the incremental by upload.
+    plan = cli.json('remotes', 'prune', 'off', '--domain', full['domain_uuid'], '--keep-last',
+                    '1', '--dry-run')
+    assert plan['dry_run'] is True and plan['keep'] == [inc['id']], plan
+    assert plan['remove'] == [full['id']], plan
+    assert plan['merge'] == [{'into': inc['id'], 'from': [full['id']], 'onto': None}], plan
+    assert sorted(i['id'] for i in cli.json('remotes', 'backups', 'off')['items']) == sorted(
+        [full['id'], inc['id']])
+    p = cli('remotes', 'prune', 'off', '--keep-last', '1')
+    assert p.returncode == 2 and '--domain' in p.stderr, p
+    p = cli('remotes', 'prune', 'off', '--domain', full['domain_uuid'], '--keep-last', 'x')
+    assert p.returncode == 2 and 'keep-last' in p.stderr, p
+    job = cli.json('remotes', 'prune', 'off', '--domain', full['domain_uuid'], '--keep-last', '1',
+                   '--wait')
+    assert job['kind'] == 'offsite_prune' and job['state'] == 'succeeded', job
+    items = cli.json('remotes', 'backups', 'off')['items']
+    assert [(i['id'], i['type'], i['parent_id']) for i in items] == [
+        (inc['id'], 'full', None)], items
+    target = os.path.join(restore_root, 'cli-merged')
+    job = cli.json('remotes', 'restore', 'off', inc['id'], '--target-dir', target, '--format',
+                   'raw', '--wait')
+    same_disk(job['result']['disks'][0]['path'], str(tmp_path / 'inc.raw'))
+    # checkpoints adopt (the domain is gone by now): the service's 404, and a missing option.
+    p = cli('checkpoints', 'adopt', full['domain_uuid'], '--remote', 'off')
+    assert p.returncode == 3 and 'not found' in p.stderr, p
+    p = cli('checkpoints', 'adopt', full['domain_uuid'])
+    assert p.returncode == 2 and '--remote' in p.stderr, p
+
+    # delete-backup: gone; again: not found.
     assert cli('remotes', 'delete-backup', 'off', inc['id']).returncode == 0
-    assert cli('remotes', 'delete-backup', 'off', full['id']).returncode == 0
     assert cli.json('remotes', 'backups', 'off')['items'] == []
-    p = cli('remotes', 'delete-backup', 'off', full['id'])
+    p = cli('remotes', 'delete-backup', 'off', inc['id'])
     assert p.returncode == 3, p
     assert b.keys() == {}
 
