@@ -315,3 +315,61 @@ test('an overdue domain shows in the metric, on the policies page and on the dom
     await td.stop();
   }
 });
+
+test('a policy copies offsite: copy_to and remote retention set through the form, kept by enable and disable', async () => {
+  const remote = uniqueName('offsite');
+  const made = await apiJson(d.url, 'POST', '/v1/remotes', {
+    name: remote, endpoint: 'http://127.0.0.1:9', bucket: 'bucket', access_key: 'ak', secret: 'sk',
+  });
+  assert.equal(made.status, 201, JSON.stringify(made.data));
+  const page = await newPage(b.browser, d.url);
+  try {
+    await page.goto(`${d.url}/#/policies`);
+    const row = page.locator(`tr[data-policy="${policy}"]`);
+    await row.waitFor();
+    const dialog = page.locator('#policy-dialog');
+
+    // A remote that does not exist: the service's answer names the field; nothing changes.
+    await row.getByRole('button', { name: `Edit policy ${policy}` }).click();
+    await dialog.getByLabel('Copy each backup to remote').fill('no-such-remote');
+    await dialog.getByRole('button', { name: 'Save' }).click();
+    await dialog.getByText(/no-such-remote/).first().waitFor();
+    assert.equal((await apiJson(d.url, 'GET', `/v1/policies/${policy}`)).data.copy_to, null);
+
+    // The remote is offered as the field is typed; saved with a remote retention.
+    const field = dialog.getByLabel('Copy each backup to remote');
+    await until(async () => (await dialog.locator(`#policy-remotes option[value="${remote}"]`).count()) === 1, 'the remotes offered');
+    await field.fill(remote);
+    await dialog.getByLabel('Remote retention: Last').fill('3');
+    await dialog.getByRole('button', { name: 'Save' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    let p = (await apiJson(d.url, 'GET', `/v1/policies/${policy}`)).data;
+    assert.equal(p.copy_to, remote);
+    assert.deepEqual(p.remote_retention, { keep_last: 3 });
+
+    // Disabling and enabling keep them (the change sends the policy whole).
+    await row.getByRole('button', { name: `Disable policy ${policy}` }).click();
+    await row.getByRole('button', { name: `Enable policy ${policy}` }).waitFor();
+    await row.getByRole('button', { name: `Enable policy ${policy}` }).click();
+    await row.getByRole('button', { name: `Disable policy ${policy}` }).waitFor();
+    p = (await apiJson(d.url, 'GET', `/v1/policies/${policy}`)).data;
+    assert.equal(p.enabled, true);
+    assert.equal(p.copy_to, remote);
+    assert.deepEqual(p.remote_retention, { keep_last: 3 });
+
+    // The form shows them again; emptied, the policy copies nowhere.
+    await row.getByRole('button', { name: `Edit policy ${policy}` }).click();
+    assert.equal(await dialog.getByLabel('Copy each backup to remote').inputValue(), remote);
+    assert.equal(await dialog.getByLabel('Remote retention: Last').inputValue(), '3');
+    await dialog.getByLabel('Copy each backup to remote').fill('');
+    await dialog.getByLabel('Remote retention: Last').fill('');
+    await dialog.getByRole('button', { name: 'Save' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    p = (await apiJson(d.url, 'GET', `/v1/policies/${policy}`)).data;
+    assert.equal(p.copy_to, null);
+    assert.deepEqual(p.remote_retention, {});
+  } finally {
+    await page.context().close();
+    await apiJson(d.url, 'DELETE', `/v1/remotes/${remote}`);
+  }
+});

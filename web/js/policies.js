@@ -1,6 +1,7 @@
 // The policies page (#/policies): every protection policy with its schedule, next run, last run
 // and how each of its domains stands (overdue badges); create and edit in a dialog that shows
-// the schedule's next five runs as it is typed; enable, disable, run now, delete.
+// the schedule's next five runs as it is typed, and where copies go offsite and how long the
+// bucket keeps them; enable, disable, run now, delete.
 // Also what other pages need of policies: the list of them all, and the policy of a domain.
 
 import { h, replace, badge, fmtTime, fmtAge, announce } from './dom.js';
@@ -58,7 +59,8 @@ export function definitionOf(p, changes = {}) {
   if (p.backup?.bandwidth) backup.bandwidth = p.backup.bandwidth;
   if (p.backup?.target) backup.target = p.backup.target;
   return { name: p.name, domains: p.domains, schedule: p.schedule, backup, retention: p.retention ?? {},
-    verify_after_days: p.verify_after_days ?? null, enabled: p.enabled, ...changes };
+    verify_after_days: p.verify_after_days ?? null, enabled: p.enabled,
+    copy_to: p.copy_to ?? null, remote_retention: p.remote_retention ?? {}, ...changes };
 }
 
 export function policiesView(main, params, { signal }) {
@@ -250,6 +252,11 @@ function policyForm(p) {
   show();
 
   const ret = p?.retention ?? {};
+  const rret = p?.remote_retention ?? {};
+  // The remotes a copy may go to, offered as the field is typed (read while the dialog opens).
+  const remotes = h('datalist', { id: 'policy-remotes' });
+  api('GET', '/v1/remotes?limit=500').then(({ data }) => replace(remotes,
+    (data.items ?? []).map((x) => h('option', { value: x.name }, `${x.bucket}${x.prefix ? `/${x.prefix}` : ''}`)))).catch(() => {});
   const body = [
     nameF, domainsF,
     h('label', { for: 'policy-schedule-kind' }, 'Schedule kind'), kind,
@@ -265,6 +272,12 @@ function policyForm(p) {
     textField('verify_after_days', 'Verify kept backups again after (days)', { type: 'number', min: '0', step: 'any',
       value: p?.verify_after_days === null || p?.verify_after_days === undefined ? '' : String(p.verify_after_days) },
     'Empty: never; 0: once, right after each backup.'),
+    textField('copy_to', 'Copy each backup to remote', { value: p?.copy_to ?? '', list: 'policy-remotes', autocomplete: 'off' },
+      'A remote’s name: each backup is copied to its bucket after the local retention. Empty: no offsite copy.'), remotes,
+    h('fieldset', { class: 'keeps' }, h('legend', null, 'Remote retention: copies to keep in the bucket (empty: all)'),
+      KEEPS.map(([k, l]) => h('label', { class: 'keep' }, h('span', null, l),
+        h('input', { type: 'number', name: `remote_${k}`, min: '0', max: '4294967295', step: '1', inputmode: 'numeric',
+          value: rret[k] ? String(rret[k]) : '', 'aria-label': `Remote retention: ${l}` })))),
     h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'enabled', checked: p ? p.enabled : true }), ' Enabled'),
   ];
   return {
@@ -273,6 +286,8 @@ function policyForm(p) {
       const f = new FormData(form);
       const retention = {};
       for (const [k] of KEEPS) if (f.get(k) !== '' && f.get(k) !== null) retention[k] = Number(f.get(k));
+      const remoteRetention = {};
+      for (const [k] of KEEPS) if (f.get(`remote_${k}`) !== '' && f.get(`remote_${k}`) !== null) remoteRetention[k] = Number(f.get(`remote_${k}`));
       const v = String(f.get('verify_after_days') ?? '').trim();
       const def = {
         name: String(f.get('name')).trim(),
@@ -282,6 +297,8 @@ function policyForm(p) {
         retention,
         verify_after_days: v === '' ? null : Number(v),
         enabled: f.get('enabled') === 'on',
+        copy_to: String(f.get('copy_to') ?? '').trim() || null,
+        remote_retention: remoteRetention,
       };
       if (p) {
         const keep = definitionOf(p).backup;
