@@ -135,6 +135,13 @@ int api_query_wait(const struct api_request *req, unsigned *ret);
  */
 int api_wait_job(struct api_response *resp, const char *job_id, unsigned seconds, bool renew);
 
+/*
+ * Answers 202 with job (taken) and its Location, then waits up to `wait`
+ * seconds for its end as api_wait_job() does. Returns api_reply()'s result.
+ */
+struct conf_job;
+int api_reply_job(struct api_response *resp, struct conf_job *job, unsigned wait);
+
 /* Sets the Location header. */
 void api_set_location(struct api_response *resp, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -342,8 +342,6 @@ prune_plan_json(const struct core_prune_plan *p)
                      (json_int_t)p->bytes_freed_estimate);
 }
 
-static int reply_job(struct api_response *resp, struct conf_job *job, unsigned wait);
-
 int
 api_backups_prune(const struct api_request *req, struct api_response *resp)
 {
@@ -365,25 +363,7 @@ api_backups_prune(const struct api_request *req, struct api_response *resp)
         return r;
     if (dry)
         return api_reply(resp, 200, prune_plan_json(plan));
-    return reply_job(resp, job, wait);
-}
-
-/*
- * Answers 202 with the job (taken) and its Location; with a wait of
- * seconds, 200 with the ended job instead when it ends in time.
- */
-static int
-reply_job(struct api_response *resp, struct conf_job *job, unsigned wait)
-{
-    json_t *out = api_job_json(job);
-    int r;
-
-    api_set_location(resp, "/v1/jobs/%s", job->id);
-    r = api_reply(resp, 202, out);
-    if (r >= 0 && api_wait_job(resp, job->id, wait, false) < 0)
-        log_warn("job %s: cannot wait for its end; answered at once", job->id);
-    conf_job_free(job);
-    return r;
+    return api_reply_job(resp, job, wait);
 }
 
 int
@@ -403,7 +383,7 @@ api_backup_restore(const struct api_request *req, struct api_response *resp)
     r = core_backup_restore(req->params[0], req->params[1], &body, &job);
     if (r < 0)
         return r;
-    return reply_job(resp, job, wait);
+    return api_reply_job(resp, job, wait);
 }
 
 int
@@ -423,7 +403,7 @@ api_backup_instant_recovery(const struct api_request *req, struct api_response *
     r = core_backup_instant_recovery(req->params[0], req->params[1], &body, &job);
     if (r < 0)
         return r;
-    return reply_job(resp, job, wait);
+    return api_reply_job(resp, job, wait);
 }
 
 int
@@ -442,7 +422,7 @@ api_backup_verify(const struct api_request *req, struct api_response *resp)
     r = core_backup_verify(req->params[0], req->params[1], &job);
     if (r < 0)
         return r;
-    return reply_job(resp, job, wait);
+    return api_reply_job(resp, job, wait);
 }
 
 static int

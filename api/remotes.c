@@ -481,7 +481,6 @@ remote_restore_now(const struct api_request *req, struct api_response *resp)
     struct core_restore_request body;
     struct conf_job *job = NULL;
     unsigned wait;
-    json_t *out;
     int r;
 
     r = api_query_wait(req, &wait);
@@ -493,14 +492,7 @@ remote_restore_now(const struct api_request *req, struct api_response *resp)
     r = core_offsite_restore(req->params[0], req->params[1], &body, &job);
     if (r < 0)
         return r;
-    out = api_job_json(job);
-    api_set_location(resp, "/v1/jobs/%s", job->id);
-    r = api_reply(resp, 202, out);
-    /* With ?wait: the deferred half waits in turn, holding no thread (api_wait_job). */
-    if (r >= 0 && api_wait_job(resp, job->id, wait, false) < 0)
-        log_warn("job %s: cannot wait for its end; answered at once", job->id);
-    conf_job_free(job);
-    return r;
+    return api_reply_job(resp, job, wait);
 }
 
 int
@@ -586,7 +578,6 @@ api_backup_copy(const struct api_request *req, struct api_response *resp)
     json_int_t bandwidth = 0;
     struct conf_job *job = NULL;
     unsigned wait;
-    json_t *out;
     int r;
 
     r = api_query_wait(req, &wait);
@@ -606,13 +597,7 @@ api_backup_copy(const struct api_request *req, struct api_response *resp)
     r = core_backup_copy(req->params[0], req->params[1], remote, (uint64_t)bandwidth, &job);
     if (r < 0)
         return r;
-    out = api_job_json(job);
-    api_set_location(resp, "/v1/jobs/%s", job->id);
-    r = api_reply(resp, 202, out);
-    if (r >= 0 && api_wait_job(resp, job->id, wait, false) < 0)
-        log_warn("job %s: cannot wait for its end; answered at once", job->id);
-    conf_job_free(job);
-    return r;
+    return api_reply_job(resp, job, wait);
 }
 
 int
@@ -656,11 +641,5 @@ api_remote_prune(const struct api_request *req, struct api_response *resp)
         out = json_loads(plan, 0, NULL);
         return out ? api_reply(resp, 200, out) : -ENOMEM;
     }
-    out = api_job_json(job);
-    api_set_location(resp, "/v1/jobs/%s", job->id);
-    r = api_reply(resp, 202, out);
-    if (r >= 0 && api_wait_job(resp, job->id, wait, false) < 0)
-        log_warn("job %s: cannot wait for its end; answered at once", job->id);
-    conf_job_free(job);
-    return r;
+    return api_reply_job(resp, job, wait);
 }

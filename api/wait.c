@@ -13,6 +13,7 @@
 #include "core/jobs.h"
 #include "err.h"
 #include "feed.h"
+#include "log.h"
 
 int
 api_query_wait(const struct api_request *req, unsigned *ret)
@@ -141,4 +142,18 @@ api_job_waiter_free(struct api_job_waiter *w)
         return;
     core_job_unwait(&w->w);
     free(w);
+}
+
+int
+api_reply_job(struct api_response *resp, struct conf_job *job, unsigned wait)
+{
+    int r;
+
+    api_set_location(resp, "/v1/jobs/%s", job->id);
+    r = api_reply(resp, 202, api_job_json(job));
+    /* With a wait: the deferred half waits in turn, holding no thread. */
+    if (r >= 0 && api_wait_job(resp, job->id, wait, false) < 0)
+        log_warn("job %s: cannot wait for its end; answered at once", job->id);
+    conf_job_free(job);
+    return r;
 }

@@ -340,15 +340,6 @@ plan_parent(const struct conf_domain *d, const struct core_backup_request *req,
     return 0;
 }
 
-/* The basename of a relative vault path (borrowed, inside rel). */
-static const char *
-base_name(const char *rel)
-{
-    const char *slash = strrchr(rel, '/');
-
-    return slash ? slash + 1 : rel;
-}
-
 int
 backup_plan(const struct conf_domain *d, const struct core_backup_request *req,
             struct conf_backup **ret, char **ret_note)
@@ -416,7 +407,7 @@ backup_plan(const struct conf_domain *d, const struct core_backup_request *req,
             return r;
         for (size_t p = 0; parent && p < parent->n_disks; p++)
             if (strcmp(parent->disks[p].target, k->target) == 0 &&
-                !(k->backing = strdup(base_name(parent->disks[p].file))))
+                !(k->backing = strdup(backup_base_name(parent->disks[p].file))))
                 return -ENOMEM;
     }
     *ret = TAKE_PTR(b);

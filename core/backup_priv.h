@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "backup.h"
 #include "conf/backup.h"
@@ -116,6 +117,25 @@ struct backup_job {
     unsigned keep;              /* CORE_RESTORE_KEEP_* */
     uint64_t restore_bandwidth; /* bytes per second qemu-img may write, 0 for no limit */
 };
+
+/* The last component of a (vault-relative) path: borrowed, inside path. */
+static inline const char *
+backup_base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+
+    return slash ? slash + 1 : path;
+}
+
+/* The disk of b with target target, or NULL. */
+static inline const struct conf_backup_disk *
+backup_disk_of(const struct conf_backup *b, const char *target)
+{
+    for (size_t i = 0; i < b->n_disks; i++)
+        if (strcmp(b->disks[i].target, target) == 0)
+            return &b->disks[i];
+    return NULL;
+}
 
 /* backup_job.c */
 

@@ -189,25 +189,6 @@ plan_make(const char *uuid, const struct conf_retention *retention, char *const 
     return 0;
 }
 
-/* The file name of a vault path (borrowed, inside rel). */
-static const char *
-base_name(const char *rel)
-{
-    const char *slash = strrchr(rel, '/');
-
-    return slash ? slash + 1 : rel;
-}
-
-/* The image of disk target of b, or NULL. */
-static const struct conf_backup_disk *
-disk_of(const struct conf_backup *b, const char *target)
-{
-    for (size_t i = 0; i < b->n_disks; i++)
-        if (strcmp(b->disks[i].target, target) == 0)
-            return &b->disks[i];
-    return NULL;
-}
-
 static uint64_t
 stored_of(const struct conf_backup *b)
 {
@@ -256,7 +237,8 @@ plan_estimate(const struct plan *p)
             err_clear();
             /* At worst it takes in everything the removed images held. */
             for (size_t f = 0; f < m->n_from; f++) {
-                const struct conf_backup_disk *d = disk_of(p->list[m->from[f]], k->disks[i].target);
+                const struct conf_backup_disk *d =
+                    backup_disk_of(p->list[m->from[f]], k->disks[i].target);
                 grown += d ? d->stored_bytes : 0;
             }
         }
@@ -500,7 +482,7 @@ prune_write(struct job *job, struct prune_job *pj, struct plan *p)
 
         for (size_t i = 0; i < k->n_disks; i++) {
             struct conf_backup_disk *d = &k->disks[i];
-            const struct conf_backup_disk *od = onto ? disk_of(onto, d->target) : NULL;
+            const struct conf_backup_disk *od = onto ? backup_disk_of(onto, d->target) : NULL;
             struct vault_checksum sum = {0};
             int r;
 
@@ -509,7 +491,7 @@ prune_write(struct job *job, struct prune_job *pj, struct plan *p)
                                onto->id, d->target, k->id);
             if (job_cancelled(job))
                 return err_set(-ECANCELED, "the prune was cancelled");
-            r = vault_image_merge(backup_ctx.vault, d->file, od ? base_name(od->file) : NULL,
+            r = vault_image_merge(backup_ctx.vault, d->file, od ? backup_base_name(od->file) : NULL,
                                   &pj->cancel, &d->stored_bytes, &sum);
             if (r < 0)
                 return job_cancelled(job) ? err_set(-ECANCELED, "the prune was cancelled") : r;
@@ -522,7 +504,7 @@ prune_write(struct job *job, struct prune_job *pj, struct plan *p)
             d->n_pieces = sum.n_pieces;
             if (!(d->sha256 = strdup(sum.digest)) ||
                 !(d->checksum_algorithm = strdup(HASH_ALG_PIECES)) ||
-                (od && !(d->backing = strdup(base_name(od->file)))))
+                (od && !(d->backing = strdup(backup_base_name(od->file)))))
                 return -ENOMEM;
             done += d->size;
             job_progress(job, done, total);

@@ -79,15 +79,6 @@ struct stage {
     int fd;
 };
 
-/* The last component of a vault-relative path. */
-static const char *
-base_name(const char *path)
-{
-    const char *s = strrchr(path, '/');
-
-    return s ? s + 1 : path;
-}
-
 /*
  * Makes rr's staging folder in the target (dirfd): the offsite-only backups
  * the chain stands on, downloaded from their remote (offsite_download_chain),
@@ -116,7 +107,7 @@ stage_offsite(struct job *job, struct backup_job *rr, int dirfd, struct stage *s
             r = backup_abs_path(b->disks[i].file, src, sizeof(src));
             if (r < 0)
                 return r;
-            if (symlinkat(src, st->fd, base_name(b->disks[i].file)) < 0)
+            if (symlinkat(src, st->fd, backup_base_name(b->disks[i].file)) < 0)
                 return err_set(-errno, "cannot link %s: %s", src, strerror(errno));
         }
         if (!b->parent_id || strcmp(b->parent_id, rr->offsite_parent) == 0)
@@ -185,7 +176,7 @@ backup_restore_run(struct job *job, void *data)
         const char *name;
 
         if (st.fd >= 0 && (size_t)snprintf(src, sizeof(src), "%s/%s", st.path,
-                                           base_name(b->disks[i].file)) >= sizeof(src))
+                                           backup_base_name(b->disks[i].file)) >= sizeof(src))
             r = err_set(-ENAMETOOLONG, "restore path too long");
         else if (st.fd < 0)
             r = backup_abs_path(b->disks[i].file, src, sizeof(src));

@@ -450,7 +450,7 @@ core_offsite_list(const char *remote, const char *domain, const char *host,
     struct offsite_remote o;
     struct conf_manifest **list = NULL;
     size_t n = 0, plen;
-    char prefix[S3_KEY_MAX];
+    char prefix[S3_KEY_MAX], under[S3_KEY_MAX + 40];
     _cleanup_free_ char *token = NULL;
     int r;
 
@@ -460,11 +460,14 @@ core_offsite_list(const char *remote, const char *domain, const char *host,
     snprintf(prefix, sizeof(prefix), "%s%s", o.r.prefix ? o.r.prefix : "",
              o.r.prefix && o.r.prefix[0] ? "/" : "");
     plen = strlen(prefix);
+    /* A domain's objects are under its UUID: by UUID, only that folder is listed. */
+    snprintf(under, sizeof(under), "%s%s%s", prefix, domain && text_is_uuid(domain) ? domain : "",
+             domain && text_is_uuid(domain) ? "/" : "");
     do {
         struct s3_list page = {0};
         struct s3_result res;
 
-        r = s3_list_objects(o.t, prefix, token, &page, &res);
+        r = s3_list_objects(o.t, under, token, &page, &res);
         if (r < 0) {
             r = offsite_fail(&o, r, "listing the bucket", &res);
             break;

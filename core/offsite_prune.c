@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backup_priv.h"
 #include "cleanup.h"
 #include "conf/remote_prune.h"
 #include "core.h"
@@ -452,25 +453,6 @@ offsite_prune_fini(void)
     prunes.staging = NULL;
 }
 
-/* The last component of a path. */
-static const char *
-base_name(const char *path)
-{
-    const char *s = strrchr(path, '/');
-
-    return s ? s + 1 : path;
-}
-
-/* The disk of b with target target, or NULL. */
-static const struct conf_backup_disk *
-disk_of(const struct conf_backup *b, const char *target)
-{
-    for (size_t i = 0; i < b->n_disks; i++)
-        if (strcmp(b->disks[i].target, target) == 0)
-            return &b->disks[i];
-    return NULL;
-}
-
 /* The lock headers of an object locked until until_ms (none when that has passed). */
 struct lock_headers {
     char lines[2][96];
@@ -557,7 +539,7 @@ merge_one(struct job *job, struct prune_run *pr, struct offsite_remote *o, const
                     onto_id);
     for (size_t i = 0; r >= 0 && i < m->b->n_disks; i++) {
         struct conf_backup_disk *d = &m->b->disks[i];
-        const struct conf_backup_disk *od = onto ? disk_of(onto->b, d->target) : NULL;
+        const struct conf_backup_disk *od = onto ? backup_disk_of(onto->b, d->target) : NULL;
         _cleanup_(vault_checksum_clear) struct vault_checksum sum = {0};
         char path[PATH_MAX], okey[S3_KEY_MAX];
         uint64_t bytes = 0;
@@ -571,12 +553,13 @@ merge_one(struct job *job, struct prune_run *pr, struct offsite_remote *o, const
             r = err_set(-ECANCELED, "the prune was cancelled");
             break;
         }
-        r = vault_image_merge(spath, base_name(d->file), od ? base_name(od->file) : NULL,
-                              &pr->cancel, &d->stored_bytes, &sum);
+        r = vault_image_merge(spath, backup_base_name(d->file),
+                              od ? backup_base_name(od->file) : NULL, &pr->cancel, &d->stored_bytes,
+                              &sum);
         if (r >= 0)
-            r = vault_image_install(spath, base_name(d->file));
-        if (r >= 0 && (size_t)snprintf(path, sizeof(path), "%s/%s", spath, base_name(d->file)) >=
-                          sizeof(path))
+            r = vault_image_install(spath, backup_base_name(d->file));
+        if (r >= 0 && (size_t)snprintf(path, sizeof(path), "%s/%s", spath,
+                                       backup_base_name(d->file)) >= sizeof(path))
             r = err_set(-ENAMETOOLONG, "the staging path is too long");
         /* A new key: the manifest in the bucket names the old object until it is rewritten. */
         snprintf(rel, sizeof(rel), "%s/%s/%s-%s%s", pr->uuid, m->b->id, d->target, job_id(job),
@@ -598,7 +581,7 @@ merge_one(struct job *job, struct prune_run *pr, struct offsite_remote *o, const
         free(d->pieces);
         d->pieces = NULL;
         d->n_pieces = 0;
-        d->backing = od ? strdup(base_name(od->file)) : NULL;
+        d->backing = od ? strdup(backup_base_name(od->file)) : NULL;
         d->sha256 = strdup(sum.digest);
         d->checksum_algorithm = strdup(HASH_ALG_PIECES);
         if (!m->objects[i] || !d->sha256 || !d->checksum_algorithm || (od && !d->backing))

@@ -64,15 +64,6 @@ restore_cancel(struct job *job, void *data)
     return 0;
 }
 
-/* The last component of a vault-relative path. */
-static const char *
-base_name(const char *path)
-{
-    const char *s = strrchr(path, '/');
-
-    return s ? s + 1 : path;
-}
-
 /* Where a download goes: a file, and the job for progress and cancel. */
 struct download {
     int fd;
@@ -140,7 +131,7 @@ fetch_disk(struct job *job, struct offsite_remote *o, const struct conf_manifest
            int staging, const char *staging_path, uint64_t *done, uint64_t total)
 {
     const struct conf_backup_disk *disk = &m->b->disks[i];
-    const char *name = base_name(disk->file);
+    const char *name = backup_base_name(disk->file);
     char path[PATH_MAX], hex[HASH_SHA256_HEX_LEN + 1];
     _cleanup_free_ char *backing = NULL;
     struct download d = {.job = job, .done = done, .total = total};
@@ -326,7 +317,7 @@ restore_job_run(struct job *job, void *data)
             r = err_set(-ENAMETOOLONG, "restore path too long");
             break;
         }
-        if ((size_t)snprintf(src, sizeof(src), "%s/%s", spath, base_name(disk->file)) >=
+        if ((size_t)snprintf(src, sizeof(src), "%s/%s", spath, backup_base_name(disk->file)) >=
             sizeof(src)) {
             r = err_set(-ENAMETOOLONG, "restore path too long");
             break;
