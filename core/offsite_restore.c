@@ -398,6 +398,10 @@ core_offsite_restore(const char *remote, const char *id, const struct core_resto
             return r;
         err_clear();
     }
+    /* The request's own faults first; the folder is made only once the rest holds. */
+    r = vault_dir_valid(req->target_dir, backup_ctx.roots, backup_ctx.n_roots);
+    if (r < 0)
+        return r;
     r = offsite_remote_open(remote, &o);
     if (r < 0)
         return r;

@@ -667,10 +667,26 @@ vault_image_check_alone(const char *path, const struct conf_cancel *cancel)
     return image_check(spec, path, cancel);
 }
 
-int
-vault_dir_inside(const char *path, char *const *roots, size_t n_roots)
+/* The root of roots path names by its text (realpath of the root into root), or -1. */
+static ssize_t
+dir_root_of(const char *path, char *const *roots, size_t n_roots, char root[PATH_MAX])
 {
-    char resolved[PATH_MAX], root[PATH_MAX];
+    for (size_t i = 0; i < n_roots; i++) {
+        size_t rl;
+
+        if (!realpath(roots[i], root))
+            continue;
+        rl = strlen(root);
+        if (strncmp(path, root, rl) == 0 && (path[rl] == '/' || path[rl] == '\0'))
+            return (ssize_t)rl;
+    }
+    return -1;
+}
+
+int
+vault_dir_valid(const char *path, char *const *roots, size_t n_roots)
+{
+    char root[PATH_MAX];
     _cleanup_free_ char *copy = NULL;
     char *save = NULL;
 
@@ -682,39 +698,47 @@ vault_dir_inside(const char *path, char *const *roots, size_t n_roots)
     for (char *seg = strtok_r(copy, "/", &save); seg; seg = strtok_r(NULL, "/", &save))
         if (strcmp(seg, ".") == 0 || strcmp(seg, "..") == 0)
             return err_set_pointer(-EINVAL, "/target_dir", "must not contain '.' or '..'");
+    if (dir_root_of(path, roots, n_roots, root) < 0)
+        return err_set_pointer(-EINVAL, "/target_dir", "%s is not inside a restore root", path);
+    return 0;
+}
 
-    /* Create what is missing only once the path is known to lie inside a root. */
-    for (size_t i = 0; i < n_roots; i++) {
-        size_t rl;
+int
+vault_dir_inside(const char *path, char *const *roots, size_t n_roots)
+{
+    char resolved[PATH_MAX], root[PATH_MAX];
+    _cleanup_free_ char *copy = NULL;
+    ssize_t found;
+    size_t rl;
+    int r;
 
-        if (!realpath(roots[i], root))
+    r = vault_dir_valid(path, roots, n_roots);
+    if (r < 0)
+        return r;
+    /* Create each missing folder, then resolve it: no symlink may lead out. */
+    found = dir_root_of(path, roots, n_roots, root);
+    if (found < 0)
+        return err_set_pointer(-EINVAL, "/target_dir", "%s is not inside a restore root", path);
+    rl = (size_t)found;
+    copy = strdup(path);
+    if (!copy)
+        return -ENOMEM;
+    for (char *p = copy + rl + 1; p <= copy + strlen(path); p++) {
+        if (*p != '/' && *p != '\0')
             continue;
-        rl = strlen(root);
-        if (strncmp(path, root, rl) != 0 || (path[rl] != '/' && path[rl] != '\0'))
-            continue;
-        /* Create each missing folder, then resolve it: no symlink may lead out. */
-        free(copy);
-        copy = strdup(path);
-        if (!copy)
-            return -ENOMEM;
-        for (char *p = copy + rl + 1; p <= copy + strlen(path); p++) {
-            if (*p != '/' && *p != '\0')
-                continue;
-            char c = *p;
-            *p = '\0';
-            if (mkdir(copy, 0750) < 0 && errno != EEXIST)
-                return err_set(-errno, "cannot create %s: %s", copy, strerror(errno));
-            if (!realpath(copy, resolved))
-                return err_set(-errno, "cannot resolve %s: %s", copy, strerror(errno));
-            if (strncmp(resolved, root, rl) != 0 || (resolved[rl] != '/' && resolved[rl] != '\0'))
-                return err_set(-EACCES, "%s leads outside the restore roots", copy);
-            *p = c;
-            if (c == '\0')
-                break;
-        }
-        return 0;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(copy, 0750) < 0 && errno != EEXIST)
+            return err_set(-errno, "cannot create %s: %s", copy, strerror(errno));
+        if (!realpath(copy, resolved))
+            return err_set(-errno, "cannot resolve %s: %s", copy, strerror(errno));
+        if (strncmp(resolved, root, rl) != 0 || (resolved[rl] != '/' && resolved[rl] != '\0'))
+            return err_set(-EACCES, "%s leads outside the restore roots", copy);
+        *p = c;
+        if (c == '\0')
+            break;
     }
-    return err_set_pointer(-EINVAL, "/target_dir", "%s is not inside a restore root", path);
+    return 0;
 }
 
 /* Copies the file src into the new file dst (created 0640, O_EXCL), data only. */

@@ -266,6 +266,9 @@ int vault_image_check_alone(const char *path, const struct conf_cancel *cancel);
  */
 int vault_dir_inside(const char *path, char *const *roots, size_t n_roots);
 
+/* The checks of vault_dir_inside() that need no file system change: nothing is created. */
+int vault_dir_valid(const char *path, char *const *roots, size_t n_roots);
+
 /*
  * vault_dir_inside(), then opens the folder path and checks that what was
  * opened (not what the path names by now) lies inside one of roots. On
