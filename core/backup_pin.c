@@ -18,9 +18,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "backup_priv.h"
+#include "cond.h"
 #include "err.h"
 
 #define PINS_MAX 64
@@ -70,14 +70,7 @@ backup_pin(const char *uuid, const char *id, struct job *job)
             pthread_mutex_unlock(&pins.lock);
             return job_cancelled(job) ? -ECANCELED : -ESHUTDOWN;
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 250 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&pins.changed, &pins.lock, &ts);
+        cond_wait_ms(&pins.changed, &pins.lock, 250);
     }
 }
 

@@ -19,6 +19,7 @@
 
 #include "backup_priv.h"
 #include "cleanup.h"
+#include "cond.h"
 #include "core.h"
 #include "db/backup.h"
 #include "db/checkpoint.h"
@@ -137,16 +138,7 @@ busy_take(struct job *job, const char *remote, const char *backup, int *ret_slot
             pthread_mutex_unlock(&active.lock);
             return job_cancelled(job) ? -ECANCELED : -ESHUTDOWN;
         }
-        {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 250 * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&active.changed, &active.lock, &ts);
-        }
+        cond_wait_ms(&active.changed, &active.lock, 250);
     }
 }
 
