@@ -400,16 +400,12 @@ manifest_key(const char *rel)
 }
 
 int
-offsite_manifest_find(const struct offsite_remote *o, const char *id, char **ret)
+offsite_list_keys(const struct offsite_remote *o, const char *prefix,
+                  int (*fn)(char **key, void *data), void *data)
 {
-    char prefix[S3_KEY_MAX];
     _cleanup_free_ char *token = NULL;
-    size_t plen, idlen = strlen(id);
-    int r;
+    int r = 0;
 
-    snprintf(prefix, sizeof(prefix), "%s%s", o->r.prefix ? o->r.prefix : "",
-             o->r.prefix && o->r.prefix[0] ? "/" : "");
-    plen = strlen(prefix);
     do {
         struct s3_list page = {0};
         struct s3_result res;
@@ -419,18 +415,49 @@ offsite_manifest_find(const struct offsite_remote *o, const char *id, char **ret
             return offsite_fail(o, r, "listing the bucket", &res);
         free(token);
         token = TAKE_PTR(page.next);
-        for (size_t i = 0; i < page.n; i++) {
-            const char *rel = page.keys[i] + plen;
-            if (!text_startswith(page.keys[i], prefix) || !manifest_key(rel) ||
-                strncmp(rel + 37, id, idlen) != 0 || rel[37 + idlen] != '/')
-                continue;
-            *ret = strdup(page.keys[i]);
-            s3_list_clear(&page);
-            return *ret ? 0 : -ENOMEM;
-        }
+        for (size_t i = 0; r == 0 && i < page.n; i++)
+            r = fn(&page.keys[i], data);
         s3_list_clear(&page);
-    } while (token);
-    return err_set(-ENOENT, "remote '%s' holds no backup '%.64s'", o->r.name, id);
+    } while (r == 0 && token);
+    return r < 0 ? r : 0;
+}
+
+struct find_ctx {
+    const char *prefix, *id;
+    size_t plen, idlen;
+    char *found;
+};
+
+static int
+find_one(char **key, void *data)
+{
+    struct find_ctx *c = data;
+    const char *rel = *key + c->plen;
+
+    if (!text_startswith(*key, c->prefix) || !manifest_key(rel) ||
+        strncmp(rel + 37, c->id, c->idlen) != 0 || rel[37 + c->idlen] != '/')
+        return 0;
+    c->found = TAKE_PTR(*key);
+    return 1;
+}
+
+int
+offsite_manifest_find(const struct offsite_remote *o, const char *id, char **ret)
+{
+    char prefix[S3_KEY_MAX];
+    struct find_ctx c = {.prefix = prefix, .id = id, .idlen = strlen(id)};
+    int r;
+
+    snprintf(prefix, sizeof(prefix), "%s%s", o->r.prefix ? o->r.prefix : "",
+             o->r.prefix && o->r.prefix[0] ? "/" : "");
+    c.plen = strlen(prefix);
+    r = offsite_list_keys(o, prefix, find_one, &c);
+    if (r < 0)
+        return r;
+    if (!c.found)
+        return err_set(-ENOENT, "remote '%s' holds no backup '%.64s'", o->r.name, id);
+    *ret = c.found;
+    return 0;
 }
 
 /* By backup id: the order pages follow. */
@@ -443,15 +470,59 @@ manifest_order(const void *a, const void *b)
     return strcmp(x->b->id, y->b->id);
 }
 
+struct list_ctx {
+    const struct offsite_remote *o;
+    const char *prefix, *domain, *host;
+    size_t plen;
+    struct conf_manifest **list;
+    size_t n;
+};
+
+static int
+list_one(char **key, void *data)
+{
+    struct list_ctx *c = data;
+    struct conf_manifest *m = NULL, **nl;
+    int r;
+
+    if (!text_startswith(*key, c->prefix) || !manifest_key(*key + c->plen))
+        return 0;
+    if (c->n >= LIST_MANIFESTS_MAX)
+        return err_set(-EREMOTEIO, "remote '%s' holds more than %d manifests", c->o->r.name,
+                       LIST_MANIFESTS_MAX);
+    r = offsite_manifest_get(c->o, *key, &m);
+    if (r == -EBADMSG) {
+        log_warn("%s", err_detail());
+        err_clear();
+        return 0;
+    }
+    if (r < 0)
+        return r;
+    if ((c->domain && strcmp(m->b->domain_uuid, c->domain) != 0 &&
+         (!m->b->domain_name || strcmp(m->b->domain_name, c->domain) != 0)) ||
+        (c->host && strcmp(m->host, c->host) != 0)) {
+        conf_manifest_free(m);
+        return 0;
+    }
+    nl = realloc(c->list, (c->n + 1) * sizeof(*nl));
+    if (!nl) {
+        conf_manifest_free(m);
+        return -ENOMEM;
+    }
+    c->list = nl;
+    c->list[c->n++] = m;
+    return 0;
+}
+
 int
 core_offsite_list(const char *remote, const char *domain, const char *host,
                   struct conf_manifest ***ret, size_t *ret_n)
 {
     struct offsite_remote o;
-    struct conf_manifest **list = NULL;
-    size_t n = 0, plen;
     char prefix[S3_KEY_MAX], under[S3_KEY_MAX + 40];
-    _cleanup_free_ char *token = NULL;
+    struct list_ctx c = {.o = &o, .prefix = prefix, .domain = domain, .host = host};
+    struct conf_manifest **list;
+    size_t n;
     int r;
 
     r = offsite_remote_open(remote, &o);
@@ -459,56 +530,13 @@ core_offsite_list(const char *remote, const char *domain, const char *host,
         return r;
     snprintf(prefix, sizeof(prefix), "%s%s", o.r.prefix ? o.r.prefix : "",
              o.r.prefix && o.r.prefix[0] ? "/" : "");
-    plen = strlen(prefix);
+    c.plen = strlen(prefix);
     /* A domain's objects are under its UUID: by UUID, only that folder is listed. */
     snprintf(under, sizeof(under), "%s%s%s", prefix, domain && text_is_uuid(domain) ? domain : "",
              domain && text_is_uuid(domain) ? "/" : "");
-    do {
-        struct s3_list page = {0};
-        struct s3_result res;
-
-        r = s3_list_objects(o.t, under, token, &page, &res);
-        if (r < 0) {
-            r = offsite_fail(&o, r, "listing the bucket", &res);
-            break;
-        }
-        free(token);
-        token = TAKE_PTR(page.next);
-        for (size_t i = 0; r >= 0 && i < page.n; i++) {
-            struct conf_manifest *m = NULL, **nl;
-            if (!text_startswith(page.keys[i], prefix) || !manifest_key(page.keys[i] + plen))
-                continue;
-            if (n >= LIST_MANIFESTS_MAX) {
-                r = err_set(-EREMOTEIO, "remote '%s' holds more than %d manifests", remote,
-                            LIST_MANIFESTS_MAX);
-                break;
-            }
-            r = offsite_manifest_get(&o, page.keys[i], &m);
-            if (r == -EBADMSG) {
-                log_warn("%s", err_detail());
-                err_clear();
-                r = 0;
-                continue;
-            }
-            if (r < 0)
-                break;
-            if ((domain && strcmp(m->b->domain_uuid, domain) != 0 &&
-                 (!m->b->domain_name || strcmp(m->b->domain_name, domain) != 0)) ||
-                (host && strcmp(m->host, host) != 0)) {
-                conf_manifest_free(m);
-                continue;
-            }
-            nl = realloc(list, (n + 1) * sizeof(*nl));
-            if (!nl) {
-                conf_manifest_free(m);
-                r = -ENOMEM;
-                break;
-            }
-            list = nl;
-            list[n++] = m;
-        }
-        s3_list_clear(&page);
-    } while (r >= 0 && token);
+    r = offsite_list_keys(&o, under, list_one, &c);
+    list = c.list;
+    n = c.n;
     offsite_remote_close(&o);
     if (r < 0) {
         for (size_t i = 0; i < n; i++)

@@ -41,6 +41,14 @@ int offsite_manifest_get(const struct offsite_remote *o, const char *key,
                          struct conf_manifest **ret);
 
 /*
+ * Lists the objects of o's bucket whose keys start with prefix, page by page, calling
+ * fn(key, data) for each (fn may take *key, leaving NULL). fn's negative return ends the
+ * listing with it, a positive one ends it with 0. A failed listing: offsite_fail's detail.
+ */
+int offsite_list_keys(const struct offsite_remote *o, const char *prefix,
+                      int (*fn)(char **key, void *data), void *data);
+
+/*
  * Finds the manifest of backup id in o's bucket: its key into a new *ret.
  * -ENOENT with a detail when the bucket holds no such backup.
  */

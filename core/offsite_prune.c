@@ -202,6 +202,29 @@ referenced(struct conf_manifest *const *m, size_t n, const char *key)
     return false;
 }
 
+struct sweep_keys {
+    char **keys;
+    size_t n;
+};
+
+/* Keeps the image keys the listing gives (a manifest is never swept). */
+static int
+sweep_collect(char **key, void *data)
+{
+    struct sweep_keys *c = data;
+    size_t len = strlen(*key);
+    char **nk;
+
+    if (len >= 14 && strcmp(*key + len - 14, "/manifest.json") == 0)
+        return 0;
+    nk = realloc(c->keys, (c->n + 1) * sizeof(*nk));
+    if (!nk)
+        return -ENOMEM;
+    c->keys = nk;
+    c->keys[c->n++] = TAKE_PTR(*key);
+    return 0;
+}
+
 /*
  * Deletes the objects under remote's "PREFIX/UUID/" that no manifest of
  * that domain names and no unfinished upload of this host owns, then
@@ -214,6 +237,7 @@ sweep(const char *remote, const char *uuid, FILE *f, unsigned *ret_swept)
 {
     struct offsite_remote o;
     struct conf_manifest **m = NULL;
+    struct sweep_keys c = {0};
     char **keys = NULL;
     size_t n_keys = 0, n_m = 0;
     char rel[64], prefix[S3_KEY_MAX];
@@ -229,35 +253,10 @@ sweep(const char *remote, const char *uuid, FILE *f, unsigned *ret_swept)
         return r;
     snprintf(rel, sizeof(rel), "%s/", uuid);
     r = offsite_key(&o, rel, prefix, sizeof(prefix));
-    do {
-        struct s3_list page = {0};
-        struct s3_result res;
-
-        if (r < 0)
-            break;
-        r = s3_list_objects(o.t, prefix, token, &page, &res);
-        if (r < 0) {
-            r = offsite_fail(&o, r, "listing the bucket", &res);
-            break;
-        }
-        free(token);
-        token = TAKE_PTR(page.next);
-        for (size_t i = 0; r >= 0 && i < page.n; i++) {
-            char **nk;
-            size_t len = strlen(page.keys[i]);
-            if (len >= 14 && strcmp(page.keys[i] + len - 14, "/manifest.json") == 0)
-                continue;
-            nk = realloc(keys, (n_keys + 1) * sizeof(*keys));
-            if (!nk) {
-                r = -ENOMEM;
-                break;
-            }
-            keys = nk;
-            keys[n_keys] = TAKE_PTR(page.keys[i]);
-            n_keys++;
-        }
-        s3_list_clear(&page);
-    } while (r >= 0 && token);
+    if (r >= 0)
+        r = offsite_list_keys(&o, prefix, sweep_collect, &c);
+    keys = c.keys;
+    n_keys = c.n;
     /* A copy that started since has its images listed before its manifest: leave all. */
     if (r >= 0 && !offsite_copy_running(remote)) {
         r = core_offsite_list(remote, uuid, NULL, &m, &n_m);
@@ -283,8 +282,6 @@ sweep(const char *remote, const char *uuid, FILE *f, unsigned *ret_swept)
      * nothing now, and an interrupted prune's upload is never resumed. (A copy that starts
      * meanwhile finds its upload gone and starts it again.)
      */
-    free(token);
-    token = NULL;
     do {
         struct s3_list page = {0};
         struct s3_result res;
