@@ -341,6 +341,17 @@ plan_parent(const struct conf_domain *d, const struct core_backup_request *req,
 }
 
 int
+backup_plan_disks(const struct conf_domain *d, const struct core_backup_request *req,
+                  struct backup_plan_disk *ret, size_t max, size_t *ret_n)
+{
+    int r = backup_plan_select_disks(d, req, ret, max, ret_n);
+
+    for (size_t i = 0; r >= 0 && i < *ret_n; i++)
+        r = virt_disk_capacity(d->uuid, ret[i].target, &ret[i].size);
+    return r;
+}
+
+int
 backup_plan(const struct conf_domain *d, const struct core_backup_request *req,
             struct conf_backup **ret, char **ret_note)
 {
@@ -354,14 +365,9 @@ backup_plan(const struct conf_domain *d, const struct core_backup_request *req,
 
     if (!b)
         return -ENOMEM;
-    r = backup_plan_select_disks(d, req, disks, MAX_DISKS, &n);
+    r = backup_plan_disks(d, req, disks, MAX_DISKS, &n);
     if (r < 0)
         return r;
-    for (size_t i = 0; i < n; i++) {
-        r = virt_disk_capacity(d->uuid, disks[i].target, &disks[i].size);
-        if (r < 0)
-            return r;
-    }
     *ret_note = NULL;
     r = plan_parent(d, req, disks, n, &type, &parent, ret_note);
     if (r < 0)

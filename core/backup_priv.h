@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "backup.h"
+#include "backup_plan.h"
 #include "conf/backup.h"
 #include "conf/checkpoint.h"
 #include "conf/domain.h"
@@ -217,6 +218,13 @@ void backup_wake_jobs(void);
 void backup_job_stop(const char *uuid);
 
 /* backup_plan.c */
+
+/*
+ * backup_plan_select_disks() for domain d, with each disk's virtual size
+ * read from libvirt (virt_disk_capacity).
+ */
+int backup_plan_disks(const struct conf_domain *d, const struct core_backup_request *req,
+                      struct backup_plan_disk *ret, size_t max, size_t *ret_n);
 
 /*
  * Plans a backup of domain d (its definition as libvirt has it now): picks
