@@ -311,28 +311,23 @@ plan_parent(const struct conf_domain *d, const struct core_backup_request *req,
     r = core_checkpoint_reconcile(d, 0, NULL);
     if (r < 0)
         return r;
-    r = catalog_load(d->uuid, &c);
-    if (r < 0)
-        return r;
-    r = backup_plan_choose(&c.view, req, disks, n, type, &parent);
-    if (r < 0)
-        return r;
-    /* A domain new to this catalog may take its chain from a remote's bucket (offsite_adopt.h). */
-    if (req->type == CONF_BACKUP_TYPE_AUTO && !parent && c.view.n_backups == 0 &&
-        request_to_vault(req)) {
-        r = offsite_adopt_any(d, disks, n, ret_note);
+    for (bool adopted = false;; adopted = true) {
+        r = catalog_load(d->uuid, &c);
         if (r < 0)
             return r;
-        if (r > 0) {
-            catalog_clear(&c);
-            c = (struct catalog){0};
-            r = catalog_load(d->uuid, &c);
-            if (r < 0)
-                return r;
-            r = backup_plan_choose(&c.view, req, disks, n, type, &parent);
-            if (r < 0)
-                return r;
-        }
+        r = backup_plan_choose(&c.view, req, disks, n, type, &parent);
+        if (r < 0)
+            return r;
+        /* A domain new to this catalog may take its chain from a remote's bucket
+         * (offsite_adopt.h); once adopted, the catalog is read and chosen from again. */
+        if (adopted || req->type != CONF_BACKUP_TYPE_AUTO || parent || c.view.n_backups > 0 ||
+            !request_to_vault(req))
+            break;
+        r = offsite_adopt_any(d, disks, n, ret_note);
+        if (r <= 0)
+            return r;
+        catalog_clear(&c);
+        c = (struct catalog){0};
     }
     for (size_t i = 0; parent && i < c.view.n_backups; i++)
         if (c.backups[i] == parent)
