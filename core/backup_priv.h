@@ -179,11 +179,12 @@ int backup_find(const char *domain, const char *id, char **ret_name, struct conf
 int backup_completed(const char *domain, const char *id, char **ret_name, struct conf_backup **ret);
 
 /*
- * Whether every backup b stands on has its images in the vault: -EBADFD
- * with a detail naming the remote when one is offsite only (mount, files
- * and instant recovery read the vault alone), else 0.
+ * backup_completed(), and -EBADFD with a detail naming the remote when a
+ * backup the one read stands on is offsite only: for mount, files and
+ * instant recovery, which read the vault alone.
  */
-int backup_chain_local(const struct conf_backup *b);
+int backup_completed_local(const char *domain, const char *id, char **ret_name,
+                           struct conf_backup **ret);
 
 /*
  * The newest backup b stands on that is offsite only: its remote and id
