@@ -462,10 +462,7 @@ core_backup_files_target(const char *domain, const char *id, const char *disk)
     _cleanup_(conf_backup_freep) struct conf_backup *b = NULL;
     int r;
 
-    r = backup_completed(domain, id, &name, &b);
-    if (r < 0)
-        return r;
-    r = backup_chain_local(b);
+    r = backup_completed_local(domain, id, &name, &b);
     if (r < 0)
         return r;
     for (size_t i = 0; i < b->n_disks; i++)
@@ -484,10 +481,7 @@ handle_for(const char *domain, const char *id, const char *disk, struct handle *
 
     if (!virt_gfs_available())
         return err_set(-EOPNOTSUPP, "this build has no file access (built without libguestfs)");
-    r = backup_completed(domain, id, &name, &b);
-    if (r < 0)
-        return r;
-    r = backup_chain_local(b);
+    r = backup_completed_local(domain, id, &name, &b);
     if (r < 0)
         return r;
     return handle_acquire(b, disk, ret);

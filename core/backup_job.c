@@ -357,7 +357,11 @@ backup_chain_offsite(const struct conf_backup *b, char **ret_remote, char **ret_
     return 0;
 }
 
-int
+/*
+ * Whether every backup b stands on has its images in the vault: -EBADFD
+ * with a detail naming the remote when one is offsite only, else 0.
+ */
+static int
 backup_chain_local(const struct conf_backup *b)
 {
     _cleanup_free_ char *remote = NULL, *id = NULL;
@@ -371,4 +375,21 @@ backup_chain_local(const struct conf_backup *b)
                    "downloads what it stands on) or restore it from the remote after a copy "
                    "(POST /v1/remotes/%s/backups/%s/restore)",
                    b->id, id, remote, b->domain_uuid, b->id, remote, b->id);
+}
+
+int
+backup_completed_local(const char *domain, const char *id, char **ret_name,
+                       struct conf_backup **ret)
+{
+    _cleanup_free_ char *name = NULL;
+    _cleanup_(conf_backup_freep) struct conf_backup *b = NULL;
+    int r = backup_completed(domain, id, &name, &b);
+
+    if (r >= 0)
+        r = backup_chain_local(b);
+    if (r < 0)
+        return r;
+    *ret_name = TAKE_PTR(name);
+    *ret = TAKE_PTR(b);
+    return 0;
 }

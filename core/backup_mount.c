@@ -291,10 +291,7 @@ core_backup_mount(const char *domain, const char *id, struct core_mount **ret)
     FILE *f;
     int r;
 
-    r = backup_completed(domain, id, &name, &b);
-    if (r < 0)
-        return r;
-    r = backup_chain_local(b);
+    r = backup_completed_local(domain, id, &name, &b);
     if (r < 0)
         return r;
     if (asprintf(&dir, "%s/%s", backup_ctx.vault, MOUNT_SOCKET_DIR) < 0)

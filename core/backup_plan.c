@@ -311,33 +311,39 @@ plan_parent(const struct conf_domain *d, const struct core_backup_request *req,
     r = core_checkpoint_reconcile(d, 0, NULL);
     if (r < 0)
         return r;
-    r = catalog_load(d->uuid, &c);
-    if (r < 0)
-        return r;
-    r = backup_plan_choose(&c.view, req, disks, n, type, &parent);
-    if (r < 0)
-        return r;
-    /* A domain new to this catalog may take its chain from a remote's bucket (offsite_adopt.h). */
-    if (req->type == CONF_BACKUP_TYPE_AUTO && !parent && c.view.n_backups == 0 &&
-        request_to_vault(req)) {
-        r = offsite_adopt_any(d, disks, n, ret_note);
+    for (bool adopted = false;; adopted = true) {
+        r = catalog_load(d->uuid, &c);
         if (r < 0)
             return r;
-        if (r > 0) {
-            catalog_clear(&c);
-            c = (struct catalog){0};
-            r = catalog_load(d->uuid, &c);
-            if (r < 0)
-                return r;
-            r = backup_plan_choose(&c.view, req, disks, n, type, &parent);
-            if (r < 0)
-                return r;
-        }
+        r = backup_plan_choose(&c.view, req, disks, n, type, &parent);
+        if (r < 0)
+            return r;
+        /* A domain new to this catalog may take its chain from a remote's bucket
+         * (offsite_adopt.h); once adopted, the catalog is read and chosen from again. */
+        if (adopted || req->type != CONF_BACKUP_TYPE_AUTO || parent || c.view.n_backups > 0 ||
+            !request_to_vault(req))
+            break;
+        r = offsite_adopt_any(d, disks, n, ret_note);
+        if (r <= 0)
+            return r;
+        catalog_clear(&c);
+        c = (struct catalog){0};
     }
     for (size_t i = 0; parent && i < c.view.n_backups; i++)
         if (c.backups[i] == parent)
             *ret_parent = TAKE_PTR(c.backups[i]);
     return 0;
+}
+
+int
+backup_plan_disks(const struct conf_domain *d, const struct core_backup_request *req,
+                  struct backup_plan_disk *ret, size_t max, size_t *ret_n)
+{
+    int r = backup_plan_select_disks(d, req, ret, max, ret_n);
+
+    for (size_t i = 0; r >= 0 && i < *ret_n; i++)
+        r = virt_disk_capacity(d->uuid, ret[i].target, &ret[i].size);
+    return r;
 }
 
 int
@@ -354,14 +360,9 @@ backup_plan(const struct conf_domain *d, const struct core_backup_request *req,
 
     if (!b)
         return -ENOMEM;
-    r = backup_plan_select_disks(d, req, disks, MAX_DISKS, &n);
+    r = backup_plan_disks(d, req, disks, MAX_DISKS, &n);
     if (r < 0)
         return r;
-    for (size_t i = 0; i < n; i++) {
-        r = virt_disk_capacity(d->uuid, disks[i].target, &disks[i].size);
-        if (r < 0)
-            return r;
-    }
     *ret_note = NULL;
     r = plan_parent(d, req, disks, n, &type, &parent, ret_note);
     if (r < 0)

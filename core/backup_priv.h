@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "backup.h"
+#include "backup_plan.h"
 #include "conf/backup.h"
 #include "conf/checkpoint.h"
 #include "conf/domain.h"
@@ -178,11 +179,12 @@ int backup_find(const char *domain, const char *id, char **ret_name, struct conf
 int backup_completed(const char *domain, const char *id, char **ret_name, struct conf_backup **ret);
 
 /*
- * Whether every backup b stands on has its images in the vault: -EBADFD
- * with a detail naming the remote when one is offsite only (mount, files
- * and instant recovery read the vault alone), else 0.
+ * backup_completed(), and -EBADFD with a detail naming the remote when a
+ * backup the one read stands on is offsite only: for mount, files and
+ * instant recovery, which read the vault alone.
  */
-int backup_chain_local(const struct conf_backup *b);
+int backup_completed_local(const char *domain, const char *id, char **ret_name,
+                           struct conf_backup **ret);
 
 /*
  * The newest backup b stands on that is offsite only: its remote and id
@@ -217,6 +219,13 @@ void backup_wake_jobs(void);
 void backup_job_stop(const char *uuid);
 
 /* backup_plan.c */
+
+/*
+ * backup_plan_select_disks() for domain d, with each disk's virtual size
+ * read from libvirt (virt_disk_capacity).
+ */
+int backup_plan_disks(const struct conf_domain *d, const struct core_backup_request *req,
+                      struct backup_plan_disk *ret, size_t max, size_t *ret_n);
 
 /*
  * Plans a backup of domain d (its definition as libvirt has it now): picks

@@ -535,10 +535,7 @@ core_backup_instant_recovery(const char *domain, const char *id,
             -EINVAL, "/name", "must be a domain name (1 to %d of A-Z a-z 0-9 . _ -)", NAME_MAX_LEN);
     if (strlen(req->name) > 64)
         return err_set_pointer(-EINVAL, "/name", "must be at most 64 characters long");
-    r = backup_completed(domain, id, &name, &b);
-    if (r < 0)
-        return r;
-    r = backup_chain_local(b);
+    r = backup_completed_local(domain, id, &name, &b);
     if (r < 0)
         return r;
     r = virt_domain_get(req->name, &other);

@@ -466,13 +466,8 @@ core_checkpoints_adopt(const char *domain, const char *remote, struct offsite_ad
                        "the local catalog holds %zu completed backups of domain '%s': its "
                        "chains are this host's own, none is adopted",
                        total, d->name);
-    r = backup_plan_select_disks(d, &req, disks, MAX_DISKS, &n);
+    r = backup_plan_disks(d, &req, disks, MAX_DISKS, &n);
     if (r < 0)
         return r;
-    for (size_t i = 0; i < n; i++) {
-        r = virt_disk_capacity(d->uuid, disks[i].target, &disks[i].size);
-        if (r < 0)
-            return r;
-    }
     return offsite_adopt(d, remote, disks, n, ret);
 }
