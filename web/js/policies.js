@@ -9,6 +9,7 @@ import { api, seg, problemView } from './api.js';
 import { formDialog, textField, selectField } from './dialog.js';
 import { nextRuns, CronError } from './cron.js';
 import { onEvent, jobOf, isFinal } from './events.js';
+import { listRemotes } from './remotes.js';
 
 const KEEPS = [
   ['keep_last', 'Last'], ['keep_hourly', 'Hourly'], ['keep_daily', 'Daily'],
@@ -273,8 +274,8 @@ function policyForm(p) {
   const rret = p?.remote_retention ?? {};
   // The remotes a copy may go to, offered as the field is typed (read while the dialog opens).
   const remotes = h('datalist', { id: 'policy-remotes' });
-  api('GET', '/v1/remotes?limit=500').then(({ data }) => replace(remotes,
-    (data.items ?? []).map((x) => h('option', { value: x.name }, `${x.bucket}${x.prefix ? `/${x.prefix}` : ''}`)))).catch(() => {});
+  listRemotes().then((items) => replace(remotes,
+    items.map((x) => h('option', { value: x.name }, `${x.bucket}${x.prefix ? `/${x.prefix}` : ''}`)))).catch(() => {});
   const body = [
     nameF, domainsF,
     h('label', { for: 'policy-schedule-kind' }, 'Schedule kind'), kind,
