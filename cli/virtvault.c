@@ -574,24 +574,29 @@ cli_wait_job(const char *id, json_t **ret_job)
     }
 }
 
+/*
+ * A secret from the first line of the file at path (at most 4 KiB), or NULL with errno set.
+ * The caller wipes and frees it.
+ */
 static char *
-cli_read_token(const char *path)
+cli_read_secret(const char *path)
 {
+    char buf[4096];
     FILE *f = fopen(path, "re");
-    char buf[512];
-    char *nl;
+    size_t n;
+    char *s;
 
     if (!f)
         return NULL;
-    if (!fgets(buf, sizeof(buf), f)) {
-        fclose(f);
-        return NULL;
-    }
+    n = fread(buf, 1, sizeof(buf) - 1, f);
     fclose(f);
-    nl = strpbrk(buf, "\r\n");
-    if (nl)
-        *nl = '\0';
-    return strdup(buf);
+    buf[n] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+    s = buf[0] ? strdup(buf) : NULL;
+    if (!buf[0])
+        errno = ENODATA;
+    explicit_bzero(buf, sizeof(buf));
+    return s;
 }
 
 /* The command of the table that RESOURCE VERB names, or NULL. */
@@ -742,31 +747,6 @@ cli_body_get(json_t *body, const char *field)
         return json_object_get(body, field);
     snprintf(outer, sizeof(outer), "%.*s", (int)(dot - field), field);
     return json_object_get(json_object_get(body, outer), dot + 1);
-}
-
-/*
- * A secret from the first line of the file at path (at most 4 KiB), or NULL with errno set.
- * The caller wipes and frees it.
- */
-static char *
-cli_read_secret(const char *path)
-{
-    char buf[4096];
-    FILE *f = fopen(path, "re");
-    size_t n;
-    char *s;
-
-    if (!f)
-        return NULL;
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    buf[strcspn(buf, "\r\n")] = '\0';
-    s = buf[0] ? strdup(buf) : NULL;
-    if (!buf[0])
-        errno = ENODATA;
-    explicit_bzero(buf, sizeof(buf));
-    return s;
 }
 
 /* The value of one command option as JSON (new), or NULL after a usage message. */
@@ -1161,15 +1141,15 @@ main(int argc, char **argv)
             cli_base[n - 1] = '\0';
     }
     if (o.token_file) {
-        cli_token = cli_read_token(o.token_file);
+        cli_token = cli_read_secret(o.token_file);
         if (!cli_token) {
             fprintf(stderr, "virtvault: cannot read %s: %s\n", o.token_file, strerror(errno));
             return EXIT_USAGE;
         }
     } else if (!cli_socket) {
-        cli_token = cli_read_token("admin-token");
+        cli_token = cli_read_secret("admin-token");
         if (!cli_token)
-            cli_token = cli_read_token("/var/lib/virtvault/admin-token");
+            cli_token = cli_read_secret("/var/lib/virtvault/admin-token");
     }
 
     curl_global_init(CURL_GLOBAL_DEFAULT);

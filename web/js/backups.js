@@ -6,11 +6,11 @@
 
 import { h, replace, badge, stateBadge, fmtBytes, fmtDuration, fmtTime, fmtAge, secondsBetween, shortId, announce } from './dom.js';
 import { api, getAll, seg, problemView, isUnavailable } from './api.js';
-import { formDialog, textField, radioGroup } from './dialog.js';
+import { formDialog, textField, radioGroup, field, showFieldErrors } from './dialog.js';
 import { followJob, jobIdFrom, percentOf, isFinal, onEvent, jobOf } from './events.js';
 import { sizeDurationChart } from './chart.js';
 import { recoveryArea } from './recovery.js';
-import { listRemotes, showFieldErrors, field } from './remotes.js';
+import { listRemotes } from './remotes.js';
 
 /** The newest completed backups whose copies are read (one request each). */
 const COPIES_MAX = 30;

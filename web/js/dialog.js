@@ -3,7 +3,7 @@
 // gives it back to the element that opened it when it closes.
 
 import { h, replace } from './dom.js';
-import { problemView } from './api.js';
+import { problemView, ApiError } from './api.js';
 
 let seq = 0;
 
@@ -98,6 +98,41 @@ export function textField(name, labelText, attrs = {}, hint) {
     h('input', { type: 'text', id, name, 'aria-describedby': hintId, ...attrs }),
     hint ? h('p', { class: 'hint', id: hintId }, hint) : null,
   ];
+}
+
+/**
+ * A labelled field with a place for its own error: returns {nodes, input, error}. The error
+ * paragraph is named by the input's aria-describedby, so that a screen reader reads it too.
+ */
+export function field(name, labelText, attrs = {}, hint) {
+  const id = `f-${name}-${++seq}`;
+  const hintEl = hint ? h('p', { class: 'hint', id: `${id}-hint` }, hint) : null;
+  const error = h('p', { class: 'field-error', id: `${id}-error`, 'data-error-for': name });
+  const input = h('input', { type: 'text', id, name, 'aria-describedby': [hintEl ? `${id}-hint` : null, `${id}-error`].filter(Boolean).join(' '),
+    'aria-invalid': 'false', ...attrs });
+  return { nodes: [h('label', { for: id }, labelText), input, hintEl, error], input, error };
+}
+
+/**
+ * Puts the problem's field errors (errors[].pointer "/name" or parameter) next to the fields
+ * of form that carry those names; clears the others. Returns true when one was placed.
+ */
+export function showFieldErrors(form, err) {
+  for (const el of form.querySelectorAll('[data-error-for]')) el.textContent = '';
+  for (const el of form.querySelectorAll('[aria-invalid="true"]')) el.setAttribute('aria-invalid', 'false');
+  const errors = err instanceof ApiError ? (err.problem.errors ?? []) : [];
+  let placed = false;
+  for (const e of errors) {
+    const name = (e.pointer ?? e.parameter ?? '').replace(/^\//, '').split('/')[0];
+    const slot = name ? form.querySelector(`[data-error-for="${CSS.escape(name)}"]`) : null;
+    if (!slot) continue;
+    slot.textContent = `${name}: ${e.detail ?? err.problem.detail ?? 'not valid'}`;
+    form.elements.namedItem(name)?.setAttribute?.('aria-invalid', 'true');
+    if (!placed) form.elements.namedItem(name)?.focus?.();
+    placed = true;
+  }
+  if (placed) err.fieldFocused = true;
+  return placed;
 }
 
 /** A fieldset of radio buttons: options are [value, label, {disabled, hint}]. */

@@ -9,6 +9,7 @@ import { api, seg, problemView } from './api.js';
 import { formDialog, textField, selectField } from './dialog.js';
 import { nextRuns, CronError } from './cron.js';
 import { onEvent, jobOf, isFinal } from './events.js';
+import { listRemotes } from './remotes.js';
 
 const KEEPS = [
   ['keep_last', 'Last'], ['keep_hourly', 'Hourly'], ['keep_daily', 'Daily'],
@@ -211,6 +212,24 @@ export function policiesView(main, params, { signal }) {
 }
 
 /** The create/edit dialog's options for formDialog: p is the policy to edit, or null for a new one. */
+/**
+ * The retention inputs of a policy's form (named PREFIX + keep_*, each labelled, and with
+ * ariaPrefix in its accessible name when given), filled from values.
+ */
+function keepsFieldset(legend, values, prefix, ariaPrefix) {
+  return h('fieldset', { class: 'keeps' }, h('legend', null, legend),
+    KEEPS.map(([k, l]) => h('label', { class: 'keep' }, h('span', null, l),
+      h('input', { type: 'number', name: `${prefix}${k}`, min: '0', max: '4294967295', step: '1', inputmode: 'numeric',
+        value: values[k] ? String(values[k]) : '', 'aria-label': ariaPrefix ? `${ariaPrefix}: ${l}` : null }))));
+}
+
+/** The retention object of the form's PREFIX + keep_* inputs: the ones filled in. */
+function keepsOf(f, prefix) {
+  const out = {};
+  for (const [k] of KEEPS) if (f.get(`${prefix}${k}`) !== '' && f.get(`${prefix}${k}`) !== null) out[k] = Number(f.get(`${prefix}${k}`));
+  return out;
+}
+
 function policyForm(p) {
   const interval = p && typeof p.schedule === 'object';
   const nameF = textField('name', 'Name', { required: true, maxlength: '64', pattern: '[A-Za-z0-9_\\-][A-Za-z0-9._\\-]{0,63}',
@@ -255,8 +274,8 @@ function policyForm(p) {
   const rret = p?.remote_retention ?? {};
   // The remotes a copy may go to, offered as the field is typed (read while the dialog opens).
   const remotes = h('datalist', { id: 'policy-remotes' });
-  api('GET', '/v1/remotes?limit=500').then(({ data }) => replace(remotes,
-    (data.items ?? []).map((x) => h('option', { value: x.name }, `${x.bucket}${x.prefix ? `/${x.prefix}` : ''}`)))).catch(() => {});
+  listRemotes().then((items) => replace(remotes,
+    items.map((x) => h('option', { value: x.name }, `${x.bucket}${x.prefix ? `/${x.prefix}` : ''}`)))).catch(() => {});
   const body = [
     nameF, domainsF,
     h('label', { for: 'policy-schedule-kind' }, 'Schedule kind'), kind,
@@ -266,39 +285,30 @@ function policyForm(p) {
     selectField('backup_type', 'Backup type', [['auto', 'Auto'], ['full', 'Full'], ['incremental', 'Incremental'],
       ['differential', 'Differential']], p?.backup?.type ?? 'auto'),
     selectField('backup_mode', 'Mode', [['push', 'Push'], ['pull', 'Pull']], p?.backup?.mode ?? 'push'),
-    h('fieldset', { class: 'keeps' }, h('legend', null, 'Retention: backups to keep per bucket (empty: all)'),
-      KEEPS.map(([k, l]) => h('label', { class: 'keep' }, h('span', null, l),
-        h('input', { type: 'number', name: k, min: '0', max: '4294967295', step: '1', inputmode: 'numeric', value: ret[k] ? String(ret[k]) : '' })))),
+    keepsFieldset('Retention: backups to keep per bucket (empty: all)', ret, ''),
     textField('verify_after_days', 'Verify kept backups again after (days)', { type: 'number', min: '0', step: 'any',
       value: p?.verify_after_days === null || p?.verify_after_days === undefined ? '' : String(p.verify_after_days) },
     'Empty: never; 0: once, right after each backup.'),
     textField('copy_to', 'Copy each backup to remote', { value: p?.copy_to ?? '', list: 'policy-remotes', autocomplete: 'off' },
       'A remote’s name: each backup is copied to its bucket after the local retention. Empty: no offsite copy.'), remotes,
-    h('fieldset', { class: 'keeps' }, h('legend', null, 'Remote retention: copies to keep in the bucket (empty: all)'),
-      KEEPS.map(([k, l]) => h('label', { class: 'keep' }, h('span', null, l),
-        h('input', { type: 'number', name: `remote_${k}`, min: '0', max: '4294967295', step: '1', inputmode: 'numeric',
-          value: rret[k] ? String(rret[k]) : '', 'aria-label': `Remote retention: ${l}` })))),
+    keepsFieldset('Remote retention: copies to keep in the bucket (empty: all)', rret, 'remote_', 'Remote retention'),
     h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'enabled', checked: p ? p.enabled : true }), ' Enabled'),
   ];
   return {
     title: p ? `Edit policy ${p.name}` : 'New policy', body, id: 'policy-dialog', submitLabel: p ? 'Save' : 'Create policy',
     submit: async (form) => {
       const f = new FormData(form);
-      const retention = {};
-      for (const [k] of KEEPS) if (f.get(k) !== '' && f.get(k) !== null) retention[k] = Number(f.get(k));
-      const remoteRetention = {};
-      for (const [k] of KEEPS) if (f.get(`remote_${k}`) !== '' && f.get(`remote_${k}`) !== null) remoteRetention[k] = Number(f.get(`remote_${k}`));
       const v = String(f.get('verify_after_days') ?? '').trim();
       const def = {
         name: String(f.get('name')).trim(),
         domains: String(f.get('domains')).split(/[\s,]+/).filter(Boolean),
         schedule: f.get('schedule_kind') === 'interval' ? { interval_seconds: Number(f.get('schedule')) } : String(f.get('schedule')).trim(),
         backup: { type: f.get('backup_type'), mode: f.get('backup_mode') },
-        retention,
+        retention: keepsOf(f, ''),
         verify_after_days: v === '' ? null : Number(v),
         enabled: f.get('enabled') === 'on',
         copy_to: String(f.get('copy_to') ?? '').trim() || null,
-        remote_retention: remoteRetention,
+        remote_retention: keepsOf(f, 'remote_'),
       };
       if (p) {
         const keep = definitionOf(p).backup;

@@ -6,8 +6,8 @@
 // due date). Also what the backups tab needs: the list of remotes.
 
 import { h, replace, badge, stateBadge, fmtBytes, fmtTime, fmtAge, shortId, announce } from './dom.js';
-import { api, getAll, seg, problemView, ApiError } from './api.js';
-import { formDialog, radioGroup } from './dialog.js';
+import { api, getAll, seg, problemView } from './api.js';
+import { formDialog, radioGroup, field, showFieldErrors } from './dialog.js';
 import { followJob, jobIdFrom, percentOf } from './events.js';
 
 let seq = 0;
@@ -15,41 +15,6 @@ let seq = 0;
 /** Every remote, all pages of GET /v1/remotes. */
 export async function listRemotes(opts = {}) {
   return (await getAll('/v1/remotes', opts)).items ?? [];
-}
-
-/**
- * A labelled field with a place for its own error: returns {nodes, input, error}. The error
- * paragraph is named by the input's aria-describedby, so that a screen reader reads it too.
- */
-export function field(name, labelText, attrs = {}, hint) {
-  const id = `rf-${name}-${++seq}`;
-  const hintEl = hint ? h('p', { class: 'hint', id: `${id}-hint` }, hint) : null;
-  const error = h('p', { class: 'field-error', id: `${id}-error`, 'data-error-for': name });
-  const input = h('input', { type: 'text', id, name, 'aria-describedby': [hintEl ? `${id}-hint` : null, `${id}-error`].filter(Boolean).join(' '),
-    'aria-invalid': 'false', ...attrs });
-  return { nodes: [h('label', { for: id }, labelText), input, hintEl, error], input, error };
-}
-
-/**
- * Puts the problem's field errors (errors[].pointer "/name" or parameter) next to the fields
- * of form that carry those names; clears the others. Returns true when one was placed.
- */
-export function showFieldErrors(form, err) {
-  for (const el of form.querySelectorAll('[data-error-for]')) el.textContent = '';
-  for (const el of form.querySelectorAll('[aria-invalid="true"]')) el.setAttribute('aria-invalid', 'false');
-  const errors = err instanceof ApiError ? (err.problem.errors ?? []) : [];
-  let placed = false;
-  for (const e of errors) {
-    const name = (e.pointer ?? e.parameter ?? '').replace(/^\//, '').split('/')[0];
-    const slot = name ? form.querySelector(`[data-error-for="${CSS.escape(name)}"]`) : null;
-    if (!slot) continue;
-    slot.textContent = `${name}: ${e.detail ?? err.problem.detail ?? 'not valid'}`;
-    form.elements.namedItem(name)?.setAttribute?.('aria-invalid', 'true');
-    if (!placed) form.elements.namedItem(name)?.focus?.();
-    placed = true;
-  }
-  if (placed) err.fieldFocused = true;
-  return placed;
 }
 
 /** The check's answer as a small report: ok and what the bucket allows, or the failed step. */
