@@ -446,9 +446,7 @@ remote_backups_now(const struct api_request *req, struct api_response *resp)
         shown++;
     }
     r = items ? api_reply(resp, 200, api_page_json(items, "remote_backups", next)) : -ENOMEM;
-    for (size_t i = 0; i < n; i++)
-        conf_manifest_free(list[i]);
-    free(list);
+    conf_manifest_list_free(list, n);
     return r;
 }
 

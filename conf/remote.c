@@ -86,6 +86,14 @@ conf_manifest_free(struct conf_manifest *m)
     free(m);
 }
 
+void
+conf_manifest_list_free(struct conf_manifest **list, size_t n)
+{
+    for (size_t i = 0; list && i < n; i++)
+        conf_manifest_free(list[i]);
+    free(list);
+}
+
 #define MANIFEST_FORMAT  "virtvault-offsite-manifest"
 #define MANIFEST_VERSION 1
 /* Optional members are left out when unset (never null): the parser takes them as absent. */

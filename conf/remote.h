@@ -100,6 +100,9 @@ struct conf_manifest {
 };
 
 void conf_manifest_free(struct conf_manifest *m);
+
+/* Frees an array of n manifests and the array. Accepts NULL. */
+void conf_manifest_list_free(struct conf_manifest **list, size_t n);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct conf_manifest *, conf_manifest_free);
 
 /*

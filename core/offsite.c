@@ -539,9 +539,7 @@ core_offsite_list(const char *remote, const char *domain, const char *host,
     n = c.n;
     offsite_remote_close(&o);
     if (r < 0) {
-        for (size_t i = 0; i < n; i++)
-            conf_manifest_free(list[i]);
-        free(list);
+        conf_manifest_list_free(list, n);
         return r;
     }
     if (n > 1)
@@ -581,9 +579,7 @@ core_offsite_delete(const char *remote, const char *id)
         if (all[i]->b->parent_id && strcmp(all[i]->b->parent_id, id) == 0)
             r = err_set(-ENOTEMPTY, "backup %s in remote '%s' stands on it; delete it first",
                         all[i]->b->id, remote);
-    for (size_t i = 0; i < n; i++)
-        conf_manifest_free(all[i]);
-    free(all);
+    conf_manifest_list_free(all, n);
     /* The manifest first: from then on the bucket does not list a copy that is going. */
     if (r >= 0 && (r = s3_delete(o.t, key, &res)) < 0)
         r = offsite_fail(&o, r, "deleting a manifest", &res);

@@ -174,9 +174,7 @@ struct listing {
 static void
 listing_clear(struct listing *l)
 {
-    for (size_t i = 0; i < l->n; i++)
-        conf_manifest_free(l->items[i]);
-    free(l->items);
+    conf_manifest_list_free(l->items, l->n);
 }
 
 /*

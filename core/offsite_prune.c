@@ -71,9 +71,7 @@ struct plan {
 static void
 plan_clear(struct plan *p)
 {
-    for (size_t i = 0; i < p->n; i++)
-        conf_manifest_free(p->m[i]);
-    free(p->m);
+    conf_manifest_list_free(p->m, p->n);
     free(p->it);
     *p = (struct plan){0};
 }
@@ -314,9 +312,7 @@ sweep(const char *remote, const char *uuid, FILE *f, unsigned *ret_swept)
     for (size_t i = 0; i < n_keys; i++)
         free(keys[i]);
     free(keys);
-    for (size_t i = 0; i < n_m; i++)
-        conf_manifest_free(m[i]);
-    free(m);
+    conf_manifest_list_free(m, n_m);
     offsite_remote_close(&o);
     return r;
 }
@@ -626,9 +622,7 @@ merge_one(struct job *job, struct prune_run *pr, struct offsite_remote *o, const
         folder_remove(root, sname);
         err_restore(&saved);
     }
-    for (size_t c = 0; c < n; c++)
-        conf_manifest_free(chain[c]);
-    free(chain);
+    conf_manifest_list_free(chain, n);
     return r;
 }
 

@@ -235,9 +235,7 @@ read_chain(struct offsite_remote *o, const char *key, struct conf_manifest ***re
                         chain[n - 1]->b->parent_id, chain[n - 1]->b->id);
     }
     if (r < 0) {
-        for (size_t i = 0; i < n; i++)
-            conf_manifest_free(chain[i]);
-        free(chain);
+        conf_manifest_list_free(chain, n);
         return r;
     }
     for (size_t i = 0; i < n / 2; i++) {
@@ -356,9 +354,7 @@ restore_job_run(struct job *job, void *data)
     }
     if (staging >= 0)
         close(staging);
-    for (size_t c = 0; c < n; c++)
-        conf_manifest_free(chain[c]);
-    free(chain);
+    conf_manifest_list_free(chain, n);
     offsite_remote_close(&o);
     if (r == -ECANCELED || (r < 0 && job_cancelled(job)))
         return err_set(-ECANCELED, "the restore was cancelled");
@@ -452,9 +448,7 @@ offsite_chain_fetch(struct job *job, struct offsite_remote *o, const char *key, 
         for (size_t i = 0; r >= 0 && i < chain[c]->b->n_disks; i++)
             r = fetch_disk(job, o, chain[c], i, staging, staging_path, &done, total);
     if (r < 0) {
-        for (size_t c = 0; c < n; c++)
-            conf_manifest_free(chain[c]);
-        free(chain);
+        conf_manifest_list_free(chain, n);
         return r;
     }
     *ret = chain;
@@ -479,9 +473,7 @@ offsite_download_chain(struct job *job, const char *remote, const char *id, int 
     r = offsite_manifest_find(&o, id, &key);
     if (r >= 0)
         r = offsite_chain_fetch(job, &o, key, staging, staging_path, &chain, &n);
-    for (size_t c = 0; c < n; c++)
-        conf_manifest_free(chain[c]);
-    free(chain);
+    conf_manifest_list_free(chain, n);
     offsite_remote_close(&o);
     return r;
 }
