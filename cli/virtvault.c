@@ -599,6 +599,13 @@ cli_read_secret(const char *path)
     return s;
 }
 
+/* Why cli_read_secret failed, for a message. */
+static const char *
+cli_secret_error(void)
+{
+    return errno == ENODATA ? "the file is empty" : strerror(errno);
+}
+
 /* The command of the table that RESOURCE VERB names, or NULL. */
 static const struct cli_command *
 cli_find(const char *resource, const char *verb)
@@ -789,8 +796,7 @@ cli_option_value(const struct cli_option *op, const char *val)
         json_t *j;
 
         if (!secret) {
-            fprintf(stderr, "virtvault: --%s %s: %s\n", op->name, val,
-                    errno == ENODATA ? "the file is empty" : strerror(errno));
+            fprintf(stderr, "virtvault: --%s %s: %s\n", op->name, val, cli_secret_error());
             return NULL;
         }
         j = json_string(secret);
@@ -1143,7 +1149,7 @@ main(int argc, char **argv)
     if (o.token_file) {
         cli_token = cli_read_secret(o.token_file);
         if (!cli_token) {
-            fprintf(stderr, "virtvault: cannot read %s: %s\n", o.token_file, strerror(errno));
+            fprintf(stderr, "virtvault: cannot read %s: %s\n", o.token_file, cli_secret_error());
             return EXIT_USAGE;
         }
     } else if (!cli_socket) {

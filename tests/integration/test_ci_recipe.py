@@ -17,7 +17,7 @@ def blocks(lang):
 def run_block(d, domain, text, tmp_path, name):
     token = os.path.join(tmp_path, 'token')
     with open(token, 'w') as f:
-        f.write((d.token or '') + '\n')
+        f.write(d.token + '\n')
     restore_dir = os.path.join(d.vault_dir, 'restore', name)
     env = dict(os.environ, VIRTVAULT_URL=d.url, VIRTVAULT_TOKEN_FILE=token, DOMAIN=domain,
                RESTORE_DIR=restore_dir,
@@ -28,7 +28,11 @@ def run_block(d, domain, text, tmp_path, name):
     return r.stdout.strip().splitlines()[-1].split('=', 1)[1], restore_dir
 
 
-def test_ci_recipe_as_written(vv_qemu, qemu_domain, tmp_path):
+def test_ci_recipe_as_written(make_daemon, qemu_domain, tmp_path):
+    # The recipe holds a token file, so its daemon asks for one, as a deployed daemon does.
+    vv_qemu = make_daemon('qemu:///system', no_auth=False).start()
+    vv_qemu.wait_ready()
+    assert vv_qemu.token
     cli, curl = blocks('sh')
     backup, restore_dir = run_block(vv_qemu, qemu_domain, cli, tmp_path, 'cli')
     assert vv_qemu.client.get(f'/v1/domains/{qemu_domain}/backups/{backup}').json['state'] \

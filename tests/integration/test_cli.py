@@ -71,6 +71,11 @@ def test_exit_usage(vv_test):
     assert r.returncode == 2
     assert 'HTTP 400' in r.stderr
     assert '  /name: must be a string' in r.stderr, r.stderr  # the field the problem names
+    # A token file that is empty or missing: a usage error that says which.
+    r = run(vv_test, '--token-file', '/dev/null', 'domains', 'list', token=False)
+    assert r.returncode == 2 and 'cannot read /dev/null: the file is empty' in r.stderr, r.stderr
+    r = run(vv_test, '--token-file', '/nonexistent', 'domains', 'list', token=False)
+    assert r.returncode == 2 and 'No such file or directory' in r.stderr, r.stderr
 
 
 def test_exit_unreachable(vv_test):
