@@ -338,6 +338,8 @@ conf_policy_member_clear(struct conf_policy_member *m)
     free(m->last_result);
     free(m->last_job);
     free(m->last_detail);
+    free(m->copy_pending);
+    free(m->copy_job);
     memset(m, 0, sizeof(*m));
 }
 

@@ -158,6 +158,9 @@ struct conf_policy_member {
     char *last_detail; /* why it failed, or NULL */
     bool last_catch_up;
     int64_t last_success_ms;
+    /* copy_to: the backup of a successful run whose copy has not ended yet, or NULL */
+    char *copy_pending;
+    char *copy_job; /* the copy job of a backup that was pending, until it is followed */
 };
 
 void conf_policy_member_clear(struct conf_policy_member *m);

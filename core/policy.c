@@ -45,12 +45,8 @@ struct entry {
     char verify_job[CONF_JOB_ID_LEN + 1]; /* a verify job in flight, or "" */
     bool overdue;
     int64_t prune_at_ms; /* the policy's retention is to be applied from then on; 0: not */
-    /* copy_to: the backup to copy once the local prune ended, the jobs in flight, or "" */
-    char prune_job[CONF_JOB_ID_LEN + 1];
-    char copy_backup[64];
-    char copy_job[CONF_JOB_ID_LEN + 1];
-    char copying[64]; /* the backup copy_job copies */
-    int64_t copy_retry_at_ms;
+    char prune_job[CONF_JOB_ID_LEN + 1]; /* the policy's prune in flight, or "" */
+    int64_t copy_retry_at_ms;            /* copy_to: the backup was busy; not before then */
 };
 
 static struct {
@@ -227,16 +223,17 @@ settle(struct conf_policy_member *m, const struct conf_job *job, const char *res
     if (strcmp(result, "succeeded") == 0) {
         struct entry *e;
 
+        const char *id = job && job->result ? strstr(job->result, "\"backup_id\": \"") : NULL;
+        char backup[64];
+
         pthread_mutex_lock(&sched.lock);
         e = entry_get(m->policy, m->domain_uuid);
-        if (e) {
-            const char *id = job && job->result ? strstr(job->result, "\"backup_id\": \"") : NULL;
+        if (e)
             e->verify_at_ms = 0; /* a new backup to verify, perhaps */
-            /* A new backup to copy, when the policy copies (maybe_copy() decides). */
-            if (id && sscanf(id + 14, "%63[^\"]", e->copy_backup) != 1)
-                e->copy_backup[0] = '\0';
-        }
         pthread_mutex_unlock(&sched.lock);
+        /* A new backup to copy, when the policy copies (maybe_copy() decides); stored below. */
+        if (id && sscanf(id + 14, "%63[^\"]", backup) == 1 && set_str(&m->copy_pending, backup) < 0)
+            return;
         m->last_success_ms = job && job->finished_ms ? job->finished_ms : now;
         prune_after(m, now);
     }
@@ -550,7 +547,28 @@ job_in_flight(const char *id)
     return job->state == CONF_JOB_QUEUED || job->state == CONF_JOB_RUNNING;
 }
 
-/* Records on m that the copy of its policy's backup failed (result "copy_failed"). */
+/* Stores m's copy state (copy_pending, copy_job, and what copy_failed() set). */
+static void
+copy_store(struct conf_policy_member *m)
+{
+    if (db_policy_member_put(core_ctx.db, m) < 0) {
+        log_warn("policy %s: %s: cannot record the copy: %s", m->policy, m->domain, err_detail());
+        err_clear();
+    }
+}
+
+/* Forgets that m's backup is to be copied, when it is still the one pending. */
+static void
+copy_ended(struct conf_policy_member *m, const char *backup)
+{
+    if (m->copy_pending && strcmp(m->copy_pending, backup) == 0)
+        set_str(&m->copy_pending, NULL);
+}
+
+/*
+ * Records on m that the copy of its policy's backup failed (result
+ * "copy_failed"); the next run copies it with its own.
+ */
 static void
 copy_failed(struct conf_policy_member *m, const char *job_id, const char *backup,
             const char *remote, const char *why)
@@ -559,40 +577,97 @@ copy_failed(struct conf_policy_member *m, const char *job_id, const char *backup
 
     snprintf(detail, sizeof(detail), "the copy of backup %s to remote '%s' failed: %s", backup,
              remote, why && *why ? why : "unknown error");
+    copy_ended(m, backup); /* backup may be m->copy_pending: not read after this */
     log_warn("policy %s: %s: %s", m->policy, m->domain, detail);
     if (set_str(&m->last_result, "copy_failed") < 0 || set_str(&m->last_detail, detail) < 0 ||
         (job_id && set_str(&m->last_job, job_id) < 0))
         return;
     count_run(m->policy, "copy_failed");
-    if (db_policy_member_put(core_ctx.db, m) < 0)
-        log_warn("policy %s: %s: cannot record the copy: %s", m->policy, m->domain, err_detail());
+    copy_store(m);
+}
+
+/*
+ * m's copy job (m->copy_job) has ended: records how, and when it
+ * succeeded, applies remote_retention to the domain's backups in the
+ * bucket (core_offsite_prune). A job the service's stop interrupted before
+ * it could go on leaves its backup pending: it is copied again. Returns
+ * true when a job started.
+ */
+static bool
+copy_settle(const struct conf_policy *p, struct conf_policy_member *m)
+{
+    _cleanup_(conf_job_freep) struct conf_job *job = NULL;
+    char copied[64] = "", job_id[CONF_JOB_ID_LEN + 1];
+    int r;
+
+    snprintf(job_id, sizeof(job_id), "%s", m->copy_job);
+    set_str(&m->copy_job, NULL);
+    r = core_job_get(job_id, &job);
+    if (r >= 0 && (!job->params || sscanf(job->params, "%63s", copied) != 1))
+        copied[0] = '\0';
+    if (r >= 0 && job->state == CONF_JOB_FAILED && job->error_errno == -EINTR) {
+        log_info("policy %s: %s: copy job %s was interrupted; backup %s is copied again", p->name,
+                 m->domain, job_id, m->copy_pending ? m->copy_pending : "-");
+        copy_store(m);
+        return false;
+    }
+    if (r < 0 || job->state != CONF_JOB_SUCCEEDED) {
+        copy_failed(m, job_id, copied[0] ? copied : "?", p->copy_to ? p->copy_to : "?",
+                    r < 0 ? "the copy job is gone" : job->error_detail);
+        err_clear();
+        return false;
+    }
+    conf_job_free(TAKE_PTR(job));
+    copy_ended(m, copied);
+    copy_store(m);
+    if (!p->copy_to || conf_retention_keeps_all(&p->remote_retention))
+        return false;
+    r = core_offsite_prune(p->copy_to, m->domain_uuid, &p->remote_retention, false, p->name, NULL,
+                           &job);
+    if (r < 0) {
+        log_warn("policy %s: %s: cannot apply the remote retention to remote %s: %s", p->name,
+                 m->domain, p->copy_to, err_detail());
+        err_clear();
+        return false;
+    }
+    log_info("policy %s: %s: remote retention applied to remote %s by job %s", p->name, m->domain,
+             p->copy_to, job->id);
+    return true;
 }
 
 /*
  * copy_to: once a successful run's local prune has ended, queues the copy
- * of its backup to the policy's remote (its chain's ancestors first, what
- * the bucket holds skipped), locked, when the remote locks, for what
- * remote_retention keeps the newest backup (conf_remote_lock_span). When
- * that copy succeeded, applies remote_retention to the domain's backups in
- * the bucket (core_offsite_prune); when it failed, the member says so and
- * the next run copies again. Returns true when a job started.
+ * of its backup (m->copy_pending) to the policy's remote (its chain's
+ * ancestors first, what the bucket holds skipped), locked, when the remote
+ * locks, for what remote_retention keeps the newest backup
+ * (conf_remote_lock_span), then follows that job (m->copy_job) to its end
+ * (copy_settle). Both are stored: after a restart, a pending copy starts at
+ * once and a copy job that goes on is followed. When a copy failed, the
+ * member says so and the next run copies again. Returns true when a job
+ * started.
  */
 static bool
 maybe_copy(const struct conf_policy *p, struct conf_policy_member *m, int64_t now, int64_t *wake)
 {
     _cleanup_(conf_job_freep) struct conf_job *job = NULL;
-    char backup[64], copying[64], copy_job[CONF_JOB_ID_LEN + 1], prune_job[CONF_JOB_ID_LEN + 1];
+    char prune_job[CONF_JOB_ID_LEN + 1];
     int64_t retry_at = 0, prune_at = 0, lock_s = 0;
     struct conf_remote rem = {0};
     struct entry *e;
     int r;
 
+    if (m->copy_job)
+        return !job_in_flight(m->copy_job) && copy_settle(p, m); /* its end kicks the scheduler */
+    if (!m->copy_pending)
+        return false;
+    if (!p->copy_to) { /* copy_to was taken off the policy */
+        set_str(&m->copy_pending, NULL);
+        copy_store(m);
+        return false;
+    }
     pthread_mutex_lock(&sched.lock);
     e = entry_get(p->name, m->domain_uuid);
     if (e) {
-        memcpy(backup, e->copy_backup, sizeof(backup));
-        memcpy(copy_job, e->copy_job, sizeof(copy_job));
-        memcpy(copying, e->copying, sizeof(copying));
         memcpy(prune_job, e->prune_job, sizeof(prune_job));
         retry_at = e->copy_retry_at_ms;
         prune_at = e->prune_at_ms;
@@ -600,44 +675,6 @@ maybe_copy(const struct conf_policy *p, struct conf_policy_member *m, int64_t no
     pthread_mutex_unlock(&sched.lock);
     if (!e)
         return false;
-    if (copy_job[0]) {
-        if (job_in_flight(copy_job))
-            return false; /* its end kicks the scheduler */
-        pthread_mutex_lock(&sched.lock);
-        if ((e = entry_get(p->name, m->domain_uuid)))
-            e->copy_job[0] = '\0';
-        pthread_mutex_unlock(&sched.lock);
-        r = core_job_get(copy_job, &job);
-        if (r < 0 || job->state != CONF_JOB_SUCCEEDED) {
-            copy_failed(m, copy_job, copying, p->copy_to ? p->copy_to : "?",
-                        r < 0 ? "the copy job is gone" : job->error_detail);
-            err_clear();
-            return false;
-        }
-        conf_job_free(TAKE_PTR(job));
-        if (!p->copy_to || conf_retention_keeps_all(&p->remote_retention))
-            return false;
-        r = core_offsite_prune(p->copy_to, m->domain_uuid, &p->remote_retention, false, p->name,
-                               NULL, &job);
-        if (r < 0) {
-            log_warn("policy %s: %s: cannot apply the remote retention to remote %s: %s", p->name,
-                     m->domain, p->copy_to, err_detail());
-            err_clear();
-            return false;
-        }
-        log_info("policy %s: %s: remote retention applied to remote %s by job %s", p->name,
-                 m->domain, p->copy_to, job->id);
-        return true;
-    }
-    if (!backup[0])
-        return false;
-    if (!p->copy_to) {
-        pthread_mutex_lock(&sched.lock);
-        if ((e = entry_get(p->name, m->domain_uuid)))
-            e->copy_backup[0] = '\0';
-        pthread_mutex_unlock(&sched.lock);
-        return false;
-    }
     /* After the local prune: it may merge into the backup to copy. */
     if (prune_at || job_in_flight(prune_job))
         return false;
@@ -651,19 +688,11 @@ maybe_copy(const struct conf_policy *p, struct conf_policy_member *m, int64_t no
             &p->remote_retention, conf_schedule_period(&p->schedule, now / 1000), rem.lock_days);
     conf_remote_clear(&rem);
     if (r >= 0)
-        r = core_backup_copy_policy(m->domain_uuid, backup, p->copy_to, 0, p->name, lock_s, &job);
+        r = core_backup_copy_policy(m->domain_uuid, m->copy_pending, p->copy_to, 0, p->name, lock_s,
+                                    &job);
     pthread_mutex_lock(&sched.lock);
-    e = entry_get(p->name, m->domain_uuid);
-    if (e && r == -EBUSY) {
-        e->copy_retry_at_ms = now + RETRY_BUSY_MS;
-    } else if (e) {
-        e->copy_backup[0] = '\0';
-        e->copy_retry_at_ms = 0;
-        if (r >= 0) {
-            memcpy(e->copy_job, job->id, sizeof(e->copy_job));
-            memcpy(e->copying, backup, sizeof(e->copying));
-        }
-    }
+    if ((e = entry_get(p->name, m->domain_uuid)))
+        e->copy_retry_at_ms = r == -EBUSY ? now + RETRY_BUSY_MS : 0;
     pthread_mutex_unlock(&sched.lock);
     if (r == -EBUSY) {
         wake_at(wake, now + RETRY_BUSY_MS);
@@ -671,12 +700,15 @@ maybe_copy(const struct conf_policy *p, struct conf_policy_member *m, int64_t no
         return false;
     }
     if (r < 0) {
-        copy_failed(m, NULL, backup, p->copy_to, err_detail());
+        copy_failed(m, NULL, m->copy_pending, p->copy_to, err_detail());
         err_clear();
         return false;
     }
     log_info("policy %s: %s: backup %s is copied to remote %s by job %s", p->name, m->domain,
-             backup, p->copy_to, job->id);
+             m->copy_pending, p->copy_to, job->id);
+    if (set_str(&m->copy_job, job->id) < 0)
+        return true; /* not followed: its backup stays pending, copied again next time */
+    copy_store(m);
     return true;
 }
 

@@ -309,6 +309,13 @@ const char *const db_migrations[] = {
      * a bucket's manifests, core/offsite_adopt.c).
      */
     "ALTER TABLE backups ADD COLUMN location TEXT;",
+    /*
+     * 16: a policy's copy to its remote (copy_to) as it stands: the backup
+     * of a run still to be copied and the copy job to follow, so that a
+     * restart copies it at once rather than with the next run.
+     */
+    ("ALTER TABLE policy_members ADD COLUMN copy_pending TEXT;"
+     "ALTER TABLE policy_members ADD COLUMN copy_job TEXT;"),
 };
 
 const int db_migrations_count = (int)(sizeof(db_migrations) / sizeof(db_migrations[0]));

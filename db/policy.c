@@ -290,8 +290,8 @@ db_policy_member_put(struct db *db, const struct conf_policy_member *m)
 {
     static const char sql[] =
         "INSERT OR REPLACE INTO policy_members (policy, domain_uuid, domain, since_ms,"
-        " last_run_ms, last_result, last_job, last_detail, last_catch_up, last_success_ms)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+        " last_run_ms, last_result, last_job, last_detail, last_catch_up, last_success_ms,"
+        " copy_pending, copy_job) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r, rc;
 
@@ -309,6 +309,8 @@ db_policy_member_put(struct db *db, const struct conf_policy_member *m)
     db_bind_text(st, 8, m->last_detail);
     sqlite3_bind_int(st, 9, m->last_catch_up);
     db_bind_opt_int(st, 10, m->last_success_ms);
+    db_bind_text(st, 11, m->copy_pending);
+    db_bind_text(st, 12, m->copy_job);
     rc = sqlite3_step(st);
     if (rc != SQLITE_DONE)
         return db_error(db, rc, "store a policy's run");
@@ -321,7 +323,8 @@ db_policy_member_list(struct db *db, const char *policy, struct conf_policy_memb
 {
     static const char sql[] =
         "SELECT policy, domain_uuid, domain, since_ms, last_run_ms, last_result, last_job,"
-        " last_detail, last_catch_up, last_success_ms FROM policy_members"
+        " last_detail, last_catch_up, last_success_ms, copy_pending, copy_job"
+        " FROM policy_members"
         " WHERE ?1 IS NULL OR policy = ?1 ORDER BY policy, domain";
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     struct conf_policy_member *list = NULL;
@@ -357,6 +360,8 @@ db_policy_member_list(struct db *db, const char *policy, struct conf_policy_memb
         m->last_detail = db_column_dup(st, 7, &oom);
         m->last_catch_up = sqlite3_column_int(st, 8) != 0;
         m->last_success_ms = sqlite3_column_int64(st, 9);
+        m->copy_pending = db_column_dup(st, 10, &oom);
+        m->copy_job = db_column_dup(st, 11, &oom);
         if (oom) {
             conf_policy_member_list_free(list, n);
             return -ENOMEM;

@@ -8,10 +8,15 @@ QEMU through the sandbox:
 - with object lock: policy copies are locked for what the remote retention keeps the newest
   for sure (keep_last x the schedule's period), never deleted early (409 with the due date, a
   prune holds them and says until when), and pruned (merged) once due;
-- bad input names the field and changes nothing.
+- bad input names the field and changes nothing;
+- a policy copy cut by a crash (the store held mid-upload by a relay, the daemon killed) goes
+  on after the restart and is followed to its remote retention; a run's backup stored as
+  pending is copied as soon as the daemon is back.
 """
 import json
 import os
+import re
+import sqlite3
 import time
 
 from helpers import MiB, backup, keep, problem, same_disk, wait_for
@@ -372,3 +377,130 @@ def test_prune_killed_mid_merge_leaves_the_chain_whole(vv_qemu, sandbox, objstor
     res = restore_from(c, 'off', inc['id'], os.path.join(vv_qemu.vault_dir, 'restore', 'b'))
     same_disk(res['disks'][0]['path'], str(tmp_path / 'inc.raw'))
 
+
+
+class HoldingProxy:
+    """A TCP relay to the object store that can hold the requests that write (PUT, POST) from
+    hold() until let_go(): an upload through it then hangs, as to a store that stopped
+    answering, while reads go on."""
+
+    def __init__(self, endpoint):
+        import socket
+        import threading
+        import urllib.parse
+        u = urllib.parse.urlsplit(endpoint)
+        self.upstream = (u.hostname, u.port)
+        self.go = threading.Event()
+        self.go.set()
+        self.held = 0
+        self.srv = socket.create_server(('127.0.0.1', 0))
+        self.endpoint = f'{u.scheme}://127.0.0.1:{self.srv.getsockname()[1]}'
+        self.threading = threading
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _pump(self, src, dst):
+        try:
+            while (data := src.recv(65536)):
+                if not self.go.is_set() and data.startswith((b'PUT ', b'POST ')):
+                    self.held += 1
+                    self.go.wait()
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def _accept(self):
+        import socket
+        while True:
+            try:
+                client, _ = self.srv.accept()
+                up = socket.create_connection(self.upstream)
+            except OSError:
+                return
+            for a, b in ((client, up), (up, client)):
+                self.threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def hold(self):
+        self.held = 0
+        self.go.clear()
+
+    def let_go(self):
+        self.go.set()
+
+    def close(self):
+        self.go.set()
+        self.srv.close()
+
+
+def test_a_policy_copy_cut_by_a_crash_is_followed_after_the_restart(make_daemon, sandbox,
+                                                                     objstore_bucket):
+    """A policy's copy job the daemon did not finish (killed mid-upload) goes on after the
+    restart, and the policy follows it to its end: the remote retention is applied after it,
+    as after any copy, and nothing is copied twice."""
+    b = objstore_bucket
+    proxy = HoldingProxy(b.endpoint)
+    d = make_daemon('qemu:///system').start()
+    d.wait_ready()
+    c = d.client
+    try:
+        assert c.post('/v1/remotes', json=remote_body(b, endpoint=proxy.endpoint)).status == 201
+        with sandbox.domain(size='64M') as dom:
+            sandbox.write(dom, 0, 4 * MiB, 0x5a)
+            r = c.post('/v1/policies', json={
+                'name': 'cc', 'domains': [dom], 'schedule': '0 0 1 1 *',
+                'backup': {'type': 'auto'}, 'copy_to': 'off',
+                'remote_retention': {'keep_last': 5}})
+            assert r.status == 201, r
+            wait_for('the member', lambda: [x for x in c.get('/v1/policies/cc').json['members']
+                                            if x['domain'] == dom], timeout=20)
+            proxy.hold()
+            assert c.post('/v1/policies/cc:run').status == 202
+            (copy,) = wait_for('the copy hanging on the store', lambda: proxy.held and [
+                j for j in jobs(c, 'backup_copy', 'cc') if j['state'] == 'running'], timeout=60)
+            d.kill()
+            proxy.let_go()
+            d.start()
+            d.wait_ready()
+            (local,) = c.get(f'/v1/domains/{dom}/backups?state=completed').json['items']
+            assert c.wait_job(copy['id'])['state'] == 'succeeded'
+            # The policy saw the copy end: its remote retention ran after it.
+            (prune,) = wait_for('the remote retention', lambda: ended(c, 'offsite_prune', 'cc'),
+                                timeout=60)
+            assert prune['state'] == 'succeeded' and prune['result']['keep'] == [local['id']], \
+                prune
+            assert [i['id'] for i in bucket_backups(c, 'off')] == [local['id']]
+            # One run, one copy job.
+            assert [j['state'] for j in jobs(c, 'backup', 'cc')] == ['succeeded']
+            assert [j['id'] for j in jobs(c, 'backup_copy', 'cc')] == [copy['id']]
+            m = [x for x in c.get('/v1/policies/cc').json['members'] if x['domain'] == dom][0]
+            assert m['last_run']['result'] == 'succeeded', m
+            # Once copied, a restart copies nothing again.
+            d.restart()
+            d.wait_ready()
+            wait_for('a pass of the scheduler', lambda: re.search(
+                r'^virtvault_policy_tick_seconds_count [1-9]', c.get('/metrics').raw.decode(),
+                re.M), timeout=60)
+            assert not in_flight(c, 'cc') and len(jobs(c, 'backup_copy', 'cc')) == 1
+            # Stopped after a run stored its backup as pending, before its copy started: the
+            # copy starts as soon as the daemon is back.
+            d.stop()
+            with sqlite3.connect(d.db_path) as db:
+                db.execute('UPDATE policy_members SET copy_pending = ? WHERE policy = ?',
+                           (local['id'], 'cc'))
+            d.start()
+            d.wait_ready()
+            wait_for('a second copy', lambda: len([j for j in ended(c, 'backup_copy', 'cc')
+                                                   if j['state'] == 'succeeded']) == 2,
+                     timeout=60)
+            wait_for('nothing of the policy in flight', lambda: not in_flight(c, 'cc'),
+                     timeout=60)
+            with sqlite3.connect(d.db_path) as db:
+                assert db.execute('SELECT copy_pending, copy_job FROM policy_members WHERE '
+                                  'policy = ?', ('cc',)).fetchall() == [(None, None)]
+        referenced_only(b, c, 'off')
+    finally:
+        proxy.close()
