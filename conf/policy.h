@@ -160,7 +160,7 @@ struct conf_policy_member {
     int64_t last_success_ms;
     /* copy_to: the backup of a successful run whose copy has not ended yet, or NULL */
     char *copy_pending;
-    char *copy_job; /* the copy job of a backup that was pending, until it is followed */
+    char *copy_job; /* the copy job, then its remote retention's, until each has ended */
 };
 
 void conf_policy_member_clear(struct conf_policy_member *m);

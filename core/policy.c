@@ -587,11 +587,33 @@ copy_failed(struct conf_policy_member *m, const char *job_id, const char *backup
 }
 
 /*
+ * The remote retention m's policy applied after a copy (job) has ended:
+ * when it failed, the member says so (result "remote_prune_failed"; the
+ * bucket holds more than the retention keeps until the next copy's prune).
+ */
+static void
+remote_prune_settle(struct conf_policy_member *m, const struct conf_job *job, const char *remote)
+{
+    char detail[1024];
+
+    if (job->state == CONF_JOB_SUCCEEDED || job->error_errno == -EINTR)
+        return;
+    snprintf(detail, sizeof(detail), "the remote retention of remote '%s' failed: %s", remote,
+             job->error_detail && *job->error_detail ? job->error_detail : "unknown error");
+    log_warn("policy %s: %s: %s", m->policy, m->domain, detail);
+    if (set_str(&m->last_result, "remote_prune_failed") < 0 ||
+        set_str(&m->last_detail, detail) < 0 || set_str(&m->last_job, job->id) < 0)
+        return;
+    count_run(m->policy, "remote_prune_failed");
+}
+
+/*
  * m's copy job (m->copy_job) has ended: records how, and when it
  * succeeded, applies remote_retention to the domain's backups in the
- * bucket (core_offsite_prune). A job the service's stop interrupted before
- * it could go on leaves its backup pending: it is copied again. Returns
- * true when a job started.
+ * bucket (core_offsite_prune), whose job m->copy_job then follows
+ * (remote_prune_settle). A copy the service's stop interrupted before it
+ * could go on leaves its backup pending: it is copied again. Returns true
+ * when a job started.
  */
 static bool
 copy_settle(const struct conf_policy *p, struct conf_policy_member *m)
@@ -603,6 +625,11 @@ copy_settle(const struct conf_policy *p, struct conf_policy_member *m)
     snprintf(job_id, sizeof(job_id), "%s", m->copy_job);
     set_str(&m->copy_job, NULL);
     r = core_job_get(job_id, &job);
+    if (r >= 0 && job->kind == CONF_JOB_KIND_OFFSITE_PRUNE) {
+        remote_prune_settle(m, job, p->copy_to ? p->copy_to : "?");
+        copy_store(m);
+        return false;
+    }
     if (r >= 0 && (!job->params || sscanf(job->params, "%63s", copied) != 1))
         copied[0] = '\0';
     if (r >= 0 && job->state == CONF_JOB_FAILED && job->error_errno == -EINTR) {
@@ -632,6 +659,8 @@ copy_settle(const struct conf_policy *p, struct conf_policy_member *m)
     }
     log_info("policy %s: %s: remote retention applied to remote %s by job %s", p->name, m->domain,
              p->copy_to, job->id);
+    if (set_str(&m->copy_job, job->id) >= 0)
+        copy_store(m);
     return true;
 }
 
@@ -640,11 +669,11 @@ copy_settle(const struct conf_policy *p, struct conf_policy_member *m)
  * of its backup (m->copy_pending) to the policy's remote (its chain's
  * ancestors first, what the bucket holds skipped), locked, when the remote
  * locks, for what remote_retention keeps the newest backup
- * (conf_remote_lock_span), then follows that job (m->copy_job) to its end
- * (copy_settle). Both are stored: after a restart, a pending copy starts at
- * once and a copy job that goes on is followed. When a copy failed, the
- * member says so and the next run copies again. Returns true when a job
- * started.
+ * (conf_remote_lock_span), then follows that job and the remote
+ * retention's after it (m->copy_job) to their ends (copy_settle). Both are
+ * stored: after a restart, a pending copy starts at once and a job that
+ * goes on is followed. When a copy failed, the member says so and the next
+ * run copies again. Returns true when a job started.
  */
 static bool
 maybe_copy(const struct conf_policy *p, struct conf_policy_member *m, int64_t now, int64_t *wake)
@@ -1109,9 +1138,13 @@ member_copy(const struct conf_policy_member *m, struct conf_policy_member *out)
 {
     *out = *m;
     out->policy = out->domain = out->last_result = out->last_job = out->last_detail = NULL;
+    out->copy_pending = out->copy_job = NULL;
     if (set_str(&out->policy, m->policy) < 0 || set_str(&out->domain, m->domain) < 0 ||
         set_str(&out->last_result, m->last_result) < 0 ||
-        set_str(&out->last_job, m->last_job) < 0 || set_str(&out->last_detail, m->last_detail) < 0)
+        set_str(&out->last_job, m->last_job) < 0 ||
+        set_str(&out->last_detail, m->last_detail) < 0 ||
+        set_str(&out->copy_pending, m->copy_pending) < 0 ||
+        set_str(&out->copy_job, m->copy_job) < 0)
         return -ENOMEM;
     return 0;
 }

@@ -11,7 +11,9 @@ QEMU through the sandbox:
 - bad input names the field and changes nothing;
 - a policy copy cut by a crash (the store held mid-upload by a relay, the daemon killed) goes
   on after the restart and is followed to its remote retention; a run's backup stored as
-  pending is copied as soon as the daemon is back.
+  pending is copied as soon as the daemon is back;
+- a remote retention that fails (the store refuses deletes) shows on the member, and the next
+  copy's prune does what was left.
 """
 import json
 import os
@@ -382,7 +384,8 @@ def test_prune_killed_mid_merge_leaves_the_chain_whole(vv_qemu, sandbox, objstor
 class HoldingProxy:
     """A TCP relay to the object store that can hold the requests that write (PUT, POST) from
     hold() until let_go(): an upload through it then hangs, as to a store that stopped
-    answering, while reads go on."""
+    answering, while reads go on. With refuse_deletes set, it answers each DELETE itself with
+    403, as a store whose policy forbids deletes."""
 
     def __init__(self, endpoint):
         import socket
@@ -393,15 +396,19 @@ class HoldingProxy:
         self.go = threading.Event()
         self.go.set()
         self.held = 0
+        self.refuse_deletes = False
         self.srv = socket.create_server(('127.0.0.1', 0))
         self.endpoint = f'{u.scheme}://127.0.0.1:{self.srv.getsockname()[1]}'
         self.threading = threading
         threading.Thread(target=self._accept, daemon=True).start()
 
-    def _pump(self, src, dst):
+    def _pump(self, src, dst, to_store):
         try:
             while (data := src.recv(65536)):
-                if not self.go.is_set() and data.startswith((b'PUT ', b'POST ')):
+                if to_store and self.refuse_deletes and data.startswith(b'DELETE '):
+                    src.sendall(b'HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n')
+                    continue
+                if to_store and not self.go.is_set() and data.startswith((b'PUT ', b'POST ')):
                     self.held += 1
                     self.go.wait()
                 dst.sendall(data)
@@ -421,8 +428,9 @@ class HoldingProxy:
                 up = socket.create_connection(self.upstream)
             except OSError:
                 return
-            for a, b in ((client, up), (up, client)):
-                self.threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            for a, b, to_store in ((client, up, True), (up, client, False)):
+                self.threading.Thread(target=self._pump, args=(a, b, to_store),
+                                      daemon=True).start()
 
     def hold(self):
         self.held = 0
@@ -501,6 +509,67 @@ def test_a_policy_copy_cut_by_a_crash_is_followed_after_the_restart(make_daemon,
             with sqlite3.connect(d.db_path) as db:
                 assert db.execute('SELECT copy_pending, copy_job FROM policy_members WHERE '
                                   'policy = ?', ('cc',)).fetchall() == [(None, None)]
+        referenced_only(b, c, 'off')
+    finally:
+        proxy.close()
+
+
+def test_a_failed_remote_retention_shows_on_the_member(make_daemon, sandbox, objstore_bucket):
+    """A remote retention that fails after a policy's copy (the store refuses deletes) reads
+    remote_prune_failed on the member, with its job; the bucket's chain stays whole, and the
+    next copy's prune does what was left."""
+    b = objstore_bucket
+    proxy = HoldingProxy(b.endpoint)
+    d = make_daemon('qemu:///system').start()
+    d.wait_ready()
+    c = d.client
+
+    def last_run():
+        r = c.get('/v1/policies/rp')
+        assert r.status == 200, r
+        return r.json['members'][0]['last_run'] or {}
+    try:
+        assert c.post('/v1/remotes', json=remote_body(b, endpoint=proxy.endpoint)).status == 201
+        with sandbox.domain(size='64M') as dom:
+            r = c.post('/v1/policies', json={
+                'name': 'rp', 'domains': [dom], 'schedule': '0 0 1 1 *',
+                'backup': {'type': 'auto'}, 'copy_to': 'off',
+                'remote_retention': {'keep_last': 1}})
+            assert r.status == 201, r
+            wait_for('the member', lambda: c.get('/v1/policies/rp').json['members'], timeout=20)
+            sandbox.write(dom, 0, 2 * MiB, 0x41)
+            assert c.post('/v1/policies/rp:run').status == 202
+            run_and_settle(c, 'rp', 1)
+            assert last_run()['result'] == 'succeeded', last_run()
+
+            proxy.refuse_deletes = True
+            sandbox.write(dom, 8 * MiB, 2 * MiB, 0x42)
+            assert c.post('/v1/policies/rp:run').status == 202
+            run = wait_for('the failure on the member', lambda: (
+                lambda r: r if r.get('result') == 'remote_prune_failed' else None)(last_run()),
+                timeout=120)
+            assert "the remote retention of remote 'off' failed" in run['detail'], run
+            job = c.get(f'/v1/jobs/{run["job_id"]}').json
+            assert job['kind'] == 'offsite_prune' and job['state'] == 'failed', job
+            assert job['policy'] == 'rp', job
+            local = sorted(c.get(f'/v1/domains/{dom}/backups?state=completed').json['items'],
+                           key=lambda x: x['started_at'])
+            assert len(local) == 2
+            assert sorted(i['id'] for i in bucket_backups(c, 'off')) == \
+                sorted(x['id'] for x in local)
+
+            # Deletes allowed again: the next copy's prune removes what was left.
+            proxy.refuse_deletes = False
+            sandbox.write(dom, 16 * MiB, 2 * MiB, 0x43)
+            assert c.post('/v1/policies/rp:run').status == 202
+            wait_for('the third prune', lambda: len(ended(c, 'offsite_prune', 'rp')) == 3,
+                     timeout=120)
+            wait_for('nothing of the policy in flight', lambda: not in_flight(c, 'rp'),
+                     timeout=60)
+            assert last_run()['result'] == 'succeeded', last_run()
+            newest = max(c.get(f'/v1/domains/{dom}/backups?state=completed').json['items'],
+                         key=lambda x: x['started_at'])
+        assert [i['id'] for i in bucket_backups(c, 'off')] == [newest['id']]
         referenced_only(b, c, 'off')
     finally:
         proxy.close()

@@ -48,7 +48,10 @@ export function scheduleText(s) {
 /** A run's result as a badge with its time ("succeeded 5 min ago"), or "never". */
 export function runView(run) {
   if (!run || !run.started_at) return h('span', { class: 'muted' }, 'never');
-  const tone = { running: 'info', succeeded: 'ok', failed: 'bad', error: 'bad', cancelled: 'warn', busy: 'warn' }[run.result] ?? 'muted';
+  const tone = {
+    running: 'info', succeeded: 'ok', failed: 'bad', error: 'bad', copy_failed: 'bad',
+    cancelled: 'warn', busy: 'warn', unavailable: 'warn', remote_prune_failed: 'warn',
+  }[run.result] ?? 'muted';
   return h('span', { title: fmtTime(run.started_at) }, badge(run.result ?? '—', tone, run.detail ?? ''),
     ` ${fmtAge(run.started_at)}`, run.catch_up ? h('span', { class: 'muted small' }, ' (catch-up)') : null);
 }
