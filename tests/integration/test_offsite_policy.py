@@ -73,6 +73,19 @@ def run_and_settle(c, policy, n_copies):
         assert j['state'] == 'succeeded', j
 
 
+def copy_policy(c, name, dom, **kw):
+    """Makes policy name over dom that copies to remote 'off' on a yearly slot (it runs only
+    when asked to, :run), with kw added to its body; waits for dom to join it."""
+    body = {'name': name, 'domains': [dom], 'schedule': '0 0 1 1 *',
+            'backup': {'type': 'auto'}, 'copy_to': 'off'}
+    body.update(kw)
+    r = c.post('/v1/policies', json=body)
+    assert r.status == 201, r
+    wait_for('the member', lambda: [x for x in c.get(f'/v1/policies/{name}').json['members']
+                                    if x['domain'] == dom], timeout=20)
+    return r.json
+
+
 def test_policy_copies_and_remote_retention(vv_qemu, make_daemon, sandbox, objstore_bucket,
                                             tmp_path):
     b = objstore_bucket
@@ -81,15 +94,8 @@ def test_policy_copies_and_remote_retention(vv_qemu, make_daemon, sandbox, objst
     size = 64 * MiB
     refs = []
     with sandbox.domain(size='64M') as dom:
-        # A yearly slot: the policy runs only when asked to (:run).
-        r = c.post('/v1/policies', json={
-            'name': 'off2', 'domains': [dom], 'schedule': '0 0 1 1 *',
-            'backup': {'type': 'auto'}, 'copy_to': 'off',
-            'remote_retention': {'keep_last': 2}})
-        assert r.status == 201, r
-        assert r.json['copy_to'] == 'off' and r.json['remote_retention'] == {'keep_last': 2}
-        wait_for('the member', lambda: [x for x in c.get('/v1/policies/off2').json['members']
-                                        if x['domain'] == dom], timeout=20)
+        pol = copy_policy(c, 'off2', dom, remote_retention={'keep_last': 2})
+        assert pol['copy_to'] == 'off' and pol['remote_retention'] == {'keep_last': 2}
         for k in range(4):
             sandbox.write(dom, k * 8 * MiB, 2 * MiB, 0x31 + k)
             keep(dom, size, str(tmp_path / f'r{k}.raw'))
@@ -278,12 +284,7 @@ def test_failed_policy_copy_shows_and_the_next_run_copies_again(vv_qemu, sandbox
     assert c.post('/v1/remotes', json=remote_body(b, secret='wrong-secret')).status == 201
     with sandbox.domain(size='64M') as dom:
         sandbox.write(dom, 0, 2 * MiB, 0x55)
-        r = c.post('/v1/policies', json={
-            'name': 'cf', 'domains': [dom], 'schedule': '0 0 1 1 *',
-            'backup': {'type': 'auto'}, 'copy_to': 'off'})
-        assert r.status == 201, r
-        wait_for('the member', lambda: [x for x in c.get('/v1/policies/cf').json['members']
-                                        if x['domain'] == dom], timeout=20)
+        copy_policy(c, 'cf', dom)
         assert c.post('/v1/policies/cf:run').status == 202
 
         def last_run():
@@ -458,13 +459,7 @@ def test_a_policy_copy_cut_by_a_crash_is_followed_after_the_restart(make_daemon,
         assert c.post('/v1/remotes', json=remote_body(b, endpoint=proxy.endpoint)).status == 201
         with sandbox.domain(size='64M') as dom:
             sandbox.write(dom, 0, 4 * MiB, 0x5a)
-            r = c.post('/v1/policies', json={
-                'name': 'cc', 'domains': [dom], 'schedule': '0 0 1 1 *',
-                'backup': {'type': 'auto'}, 'copy_to': 'off',
-                'remote_retention': {'keep_last': 5}})
-            assert r.status == 201, r
-            wait_for('the member', lambda: [x for x in c.get('/v1/policies/cc').json['members']
-                                            if x['domain'] == dom], timeout=20)
+            copy_policy(c, 'cc', dom, remote_retention={'keep_last': 5})
             proxy.hold()
             assert c.post('/v1/policies/cc:run').status == 202
             (copy,) = wait_for('the copy hanging on the store', lambda: proxy.held and [
@@ -531,12 +526,7 @@ def test_a_failed_remote_retention_shows_on_the_member(make_daemon, sandbox, obj
     try:
         assert c.post('/v1/remotes', json=remote_body(b, endpoint=proxy.endpoint)).status == 201
         with sandbox.domain(size='64M') as dom:
-            r = c.post('/v1/policies', json={
-                'name': 'rp', 'domains': [dom], 'schedule': '0 0 1 1 *',
-                'backup': {'type': 'auto'}, 'copy_to': 'off',
-                'remote_retention': {'keep_last': 1}})
-            assert r.status == 201, r
-            wait_for('the member', lambda: c.get('/v1/policies/rp').json['members'], timeout=20)
+            copy_policy(c, 'rp', dom, remote_retention={'keep_last': 1})
             sandbox.write(dom, 0, 2 * MiB, 0x41)
             assert c.post('/v1/policies/rp:run').status == 202
             run_and_settle(c, 'rp', 1)
