@@ -1883,9 +1883,15 @@ http_stop(struct http_server *s)
 
     if (!s)
         return;
+    /*
+     * New connections are refused from now on (shutdown() stops the socket
+     * listening); the descriptor itself is closed only after MHD_stop_daemon:
+     * a thread of MHD may still use it until then, and a number freed early
+     * could be handed to another file meanwhile.
+     */
     fd = MHD_quiesce_daemon(s->daemon);
     if (fd != MHD_INVALID_SOCKET)
-        close(fd);
+        (void)shutdown(fd, SHUT_RDWR);
     /* Event streams never end by themselves: end them, so that their requests finish. */
     events_shutdown();
     /* Slow requests still waiting for a worker are answered 503 now; running ones go on. */
@@ -1936,6 +1942,8 @@ http_stop(struct http_server *s)
         usleep(1000);
     }
     MHD_stop_daemon(s->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
     metrics_watch_deferred(NULL);
     metrics_watch_waits(NULL);
     /* As the HTTP threads did before, the stop waits for work in progress to end. */

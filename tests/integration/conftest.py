@@ -173,9 +173,10 @@ class Daemon:
 def _finish(d):
     code = d.stop()
     reports = d.sanitizer_reports
+    log_tail = d.log()[-6000:] if code not in (0, None) else ''
     d.cleanup()
     assert not reports, 'sanitizer report from virtvaultd:\n' + reports[0][-8000:]
-    assert code in (0, None), f'virtvaultd exited with {code}'
+    assert code in (0, None), f'virtvaultd exited with {code}; its log ends:\n' + log_tail
 
 
 @pytest.fixture
