@@ -3,7 +3,9 @@
 // detail next to the field), "Check" ok with the bucket's object lock, a backup copied from the
 // backups tab with its copy completed, a wrong secret's check failing at its step, the bucket listed on the Remotes page, a restore from
 // it whose disk holds the guest's bytes (qemu-img compare), and a locked copy's delete refused
-// with its due date.
+// with its due date. Then a restore from the bucket with "Define a new domain named" filled in:
+// the domain is there afterwards (the API and virsh), on the restored disk. Last, the backups
+// tab reads a row's copies when it comes into view (the 31st from the top too), a few at a time.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
-import { startDaemon, launchBrowser, newPage, shot, sandbox, uniqueName, apiJson, ROOT } from './harness.mjs';
+import { startDaemon, launchBrowser, newPage, shot, sandbox, uniqueName, apiJson, virsh, ROOT } from './harness.mjs';
 
 const run = promisify(execFile);
 const OBJSTORE = join(ROOT, 'scripts/objstore');
@@ -24,6 +26,7 @@ let dom;
 let store; // {dir, endpoint, accessKey, secretKey}
 let bucket;
 let scratch;
+const defined = []; // domains the tests define, undefined at the end
 
 /** Starts a throw-away Ceph cluster with a RADOS Gateway; resolves with its endpoint and keys. */
 async function objstoreUp() {
@@ -75,6 +78,9 @@ before(async () => {
 });
 after(async () => {
   await b?.close();
+  for (const name of defined) {
+    await virsh('undefine', name, '--nvram').catch(() => virsh('undefine', name)).catch(() => {});
+  }
   await d?.stop();
   if (dom) await sandbox('domain-remove', dom).catch(() => {});
   if (store) await run(OBJSTORE, ['down', store.dir]).catch(() => {});
@@ -245,6 +251,124 @@ test('a remote added in the form, checked, a backup copied to it, restored from 
     await page.keyboard.press('Escape');
     await ddlg.waitFor({ state: 'detached' });
     assert.equal((await apiJson(d.url, 'GET', '/v1/remotes/off/backups')).data.items.length, 1);
+    assert.deepEqual(page.foreign, []);
+    assert.deepEqual(page.consoleErrors, []);
+  } finally {
+    await page.context().close();
+  }
+});
+
+test('a restore from the bucket with "Define a new domain named" filled in defines that domain', async () => {
+  // A remote of its own (no lock) holding a copy of a new full backup, made through the API.
+  const add = await apiJson(d.url, 'POST', '/v1/remotes', { name: 'def', endpoint: store.endpoint, bucket,
+    prefix: 'site/def', access_key: store.accessKey, secret: store.secretKey });
+  assert.equal(add.status, 201, JSON.stringify(add.data));
+  const r = await apiJson(d.url, 'POST', `/v1/domains/${dom}/backups`, { type: 'full' });
+  assert.equal(r.status, 202, JSON.stringify(r.data));
+  const job = await waitJob(r.data.job_id ?? /\/v1\/jobs\/([^/]+)/.exec(r.location)[1]);
+  assert.equal(job.state, 'succeeded', JSON.stringify(job));
+  const backup = r.data;
+  const c = await apiJson(d.url, 'POST', `/v1/domains/${dom}/backups/${backup.id}/copies`, { remote: 'def' });
+  assert.equal(c.status, 202, JSON.stringify(c.data));
+  const copy = await waitJob(c.data.id ?? /\/v1\/jobs\/([^/]+)/.exec(c.location)[1]);
+  assert.equal(copy.state, 'succeeded', JSON.stringify(copy));
+
+  const name = uniqueName('vvb-def');
+  defined.push(name);
+  assert.equal((await apiJson(d.url, 'GET', `/v1/domains/${name}`)).status, 404);
+
+  const page = await newPage(b.browser, d.url);
+  try {
+    await page.goto(`${d.url}/#/remotes?remote=def`);
+    const row = page.locator(`tr[data-remote-backup="${backup.id}"]`);
+    await row.waitFor({ timeout: 30000 });
+    await row.getByRole('button', { name: /^Restore backup/ }).click();
+    const dlg = page.getByRole('dialog', { name: /^Restore backup .* from def$/ });
+    await dlg.waitFor();
+    const target = join(d.dir, 'vault', 'restore', 'defined');
+    await dlg.getByLabel('Target folder').fill(target);
+    await dlg.getByLabel('Define a new domain named').fill(name);
+    await dlg.getByRole('button', { name: 'Restore' }).click();
+    await dlg.waitFor({ state: 'detached' });
+    const result = page.locator('#offsite-restore-result');
+    await result.waitFor({ timeout: 60000 });
+    const path = (await result.locator('dd').first().innerText()).trim();
+    assert.ok(path.startsWith(target) && existsSync(path), path);
+    // The result names the domain and links to it, as the local restore's does.
+    const link = result.getByRole('link', { name, exact: true });
+    assert.equal(await link.getAttribute('href'), `#/d/${encodeURIComponent(name)}`);
+    await shot(page, 'remotes-restored-defined');
+
+    // The domain is there, on the restored disk, and libvirt has it too.
+    const got = await apiJson(d.url, 'GET', `/v1/domains/${name}`);
+    assert.equal(got.status, 200, JSON.stringify(got.data));
+    assert.equal(got.data.name, name);
+    assert.notEqual(got.data.uuid, (await apiJson(d.url, 'GET', `/v1/domains/${dom}`)).data.uuid);
+    assert.ok(got.data.disks.some((x) => x.source === path), JSON.stringify(got.data.disks));
+    assert.match(await virsh('domstate', name), /shut off/);
+
+    // Its link opens the domain's page.
+    await link.click();
+    await page.locator('h1', { hasText: name }).waitFor();
+    assert.deepEqual(page.foreign, []);
+    assert.deepEqual(page.consoleErrors, []);
+  } finally {
+    await page.context().close();
+  }
+});
+
+test('the backups tab reads the copies of a backup 31st from the top when its row comes into view, three requests at a time', async () => {
+  const add = await apiJson(d.url, 'POST', '/v1/remotes', { name: 'lazy', endpoint: store.endpoint, bucket,
+    prefix: 'site/lazy', access_key: store.accessKey, secret: store.secretKey });
+  assert.equal(add.status, 201, JSON.stringify(add.data));
+  const backUp = async (type) => {
+    const r = await apiJson(d.url, 'POST', `/v1/domains/${dom}/backups`, { type });
+    assert.equal(r.status, 202, JSON.stringify(r.data));
+    const job = await waitJob(r.data.job_id ?? /\/v1\/jobs\/([^/]+)/.exec(r.location)[1]);
+    assert.equal(job.state, 'succeeded', JSON.stringify(job));
+    return r.data;
+  };
+  // A full backup copied to the remote, then 30 backups after it: its row is the 31st.
+  const old = await backUp('full');
+  const c = await apiJson(d.url, 'POST', `/v1/domains/${dom}/backups/${old.id}/copies`, { remote: 'lazy' });
+  assert.equal(c.status, 202, JSON.stringify(c.data));
+  const copy = await waitJob(c.data.id ?? /\/v1\/jobs\/([^/]+)/.exec(c.location)[1]);
+  assert.equal(copy.state, 'succeeded', JSON.stringify(copy));
+  for (let i = 0; i < 30; i++) await backUp('incremental');
+  const items = (await apiJson(d.url, 'GET', `/v1/domains/${dom}/backups`)).data.items;
+  const completed = items.filter((x) => x.state === 'completed')
+    .sort((x, y) => String(y.started_at).localeCompare(String(x.started_at)));
+  const place = completed.findIndex((x) => x.id === old.id);
+  assert.ok(place >= 30, `the copied backup is number ${place + 1} from the top`);
+
+  const page = await newPage(b.browser, d.url);
+  // The copies requests the page makes, and the most in flight at once.
+  const asked = [];
+  let inFlight = 0;
+  let most = 0;
+  const isCopies = (req) => req.method() === 'GET' && /\/backups\/[^/]+\/copies$/.test(new URL(req.url()).pathname);
+  page.on('request', (req) => {
+    if (!isCopies(req)) return;
+    asked.push(new URL(req.url()).pathname);
+    most = Math.max(most, ++inFlight);
+  });
+  const ended = (req) => { if (isCopies(req)) inFlight--; };
+  page.on('requestfinished', ended);
+  page.on('requestfailed', ended);
+  try {
+    const first = page.waitForResponse((res) => new URL(res.url()).pathname.endsWith(`/backups/${completed[0].id}/copies`), { timeout: 30000 });
+    await page.goto(`${d.url}/#/d/${dom}/backups`);
+    await first;
+    const row = page.locator(`tr[data-backup="${old.id}"]`);
+    await row.waitFor({ state: 'attached' });
+    // Out of view, its copies are not read yet; nor are those of most rows.
+    assert.ok(!asked.some((p) => p.endsWith(`/${old.id}/copies`)), 'read before it came into view');
+    assert.ok(asked.length < completed.length, `${asked.length} of ${completed.length} read before any scrolling`);
+    await row.scrollIntoViewIfNeeded();
+    await row.locator('li[data-copy="lazy"]', { hasText: 'completed' }).waitFor({ timeout: 30000 });
+    // Never more than three requests at a time.
+    assert.ok(most >= 1 && most <= 3, `${most} copies requests in flight at once`);
+    await shot(page, 'backups-copies-lazy', { fullPage: false });
     assert.deepEqual(page.foreign, []);
     assert.deepEqual(page.consoleErrors, []);
   } finally {

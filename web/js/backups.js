@@ -11,9 +11,10 @@ import { followJob, jobIdFrom, percentOf, isFinal, onEvent, jobOf } from './even
 import { sizeDurationChart } from './chart.js';
 import { recoveryArea } from './recovery.js';
 import { listRemotes } from './remotes.js';
+import { defineField, withDefine, restoreResultView } from './restore.js';
 
-/** The newest completed backups whose copies are read (one request each). */
-const COPIES_MAX = 30;
+/** Copies requests in flight at most: a row's copies are read when it comes into view. */
+const COPIES_PARALLEL = 3;
 const COPY_TONES = { uploading: 'info', completed: 'ok', failed: 'bad' };
 
 /** Every URI a pull backup offers for a disk: NBD exports the API names, whatever the field. */
@@ -53,6 +54,9 @@ export function backupsTab(panel, ctx) {
   let items = [];
   const watching = new Map(); // job id -> progress box
   const copies = new Map(); // backup id -> [BackupCopy]
+  const copiesQueue = []; // backup ids whose rows came into view, to read
+  let copiesBusy = 0; // copies requests in flight
+  let copiesSeen = null; // the IntersectionObserver of the completed backups' rows
 
   async function load() {
     try {
@@ -61,7 +65,7 @@ export function backupsTab(panel, ctx) {
       draw();
       for (const b of items) if ((b.state === 'running') && b.job_id) watch(b.job_id, b);
       recovery.resume(items);
-      loadCopies();
+      watchCopies();
     } catch (e) {
       if (e.name === 'AbortError') return;
       replace(chart);
@@ -71,20 +75,48 @@ export function backupsTab(panel, ctx) {
     }
   }
 
-  /** Reads the copies of the newest completed backups and shows them in their rows. */
-  async function loadCopies() {
-    const done = items.filter((b) => b.state === 'completed')
-      .sort((a, b) => String(b.started_at).localeCompare(String(a.started_at))).slice(0, COPIES_MAX);
-    await Promise.all(done.map(async (b) => {
-      try {
-        const { data } = await api('GET', `${base}/${seg(b.id)}/copies`, undefined, { signal: ctx.signal, noPrompt: true });
-        copies.set(b.id, data.items ?? []);
-      } catch {
-        return; // an older server, or no access: the row shows no copies
+  /**
+   * Reads the copies of each completed backup once its row comes into view (one request
+   * each, COPIES_PARALLEL at a time; a catalog of hundreds asks only for the rows looked at)
+   * and shows them in the row. Called after each draw: rows are read again then.
+   */
+  function watchCopies() {
+    copiesSeen?.disconnect();
+    copiesQueue.length = 0;
+    const completed = new Set(items.filter((b) => b.state === 'completed').map((b) => b.id));
+    const rows = [...table.querySelectorAll('tr[data-backup]')].filter((el) => completed.has(el.dataset.backup));
+    const want = (id) => { copiesQueue.push(id); pumpCopies(); };
+    if (typeof IntersectionObserver !== 'function') {
+      for (const el of rows) want(el.dataset.backup);
+      return;
+    }
+    copiesSeen = new IntersectionObserver((entries, seen) => {
+      for (const e of entries) {
+        if (!e.isIntersecting) continue;
+        seen.unobserve(e.target);
+        want(e.target.dataset.backup);
       }
-      const el = table.querySelector(`[data-copies="${CSS.escape(b.id)}"]`);
-      if (el) replace(el, copiesView(b.id));
-    }));
+    }, { rootMargin: '200px 0px' });
+    for (const el of rows) copiesSeen.observe(el);
+  }
+
+  function pumpCopies() {
+    while (copiesBusy < COPIES_PARALLEL && copiesQueue.length && !ctx.signal?.aborted) {
+      const id = copiesQueue.shift();
+      copiesBusy++;
+      readCopies(id).finally(() => { copiesBusy--; pumpCopies(); });
+    }
+  }
+
+  async function readCopies(id) {
+    try {
+      const { data } = await api('GET', `${base}/${seg(id)}/copies`, undefined, { signal: ctx.signal, noPrompt: true });
+      copies.set(id, data.items ?? []);
+    } catch {
+      return; // an older server, or no access: the row shows no copies
+    }
+    const el = table.querySelector(`[data-copies="${CSS.escape(id)}"]`);
+    if (el) replace(el, copiesView(id));
   }
 
   function copiesView(id) {
@@ -298,7 +330,7 @@ export function backupsTab(panel, ctx) {
         }
         result = final.result;
       }
-      showResult('Verification', b, result);
+      showVerification(b, result);
     } catch (e) {
       replace(msg, problemView(e, { context: `Backup ${shortId(b.id)} could not be verified.` }));
     }
@@ -311,15 +343,20 @@ export function backupsTab(panel, ctx) {
       textField('target_dir', 'Target folder', { required: true, placeholder: '/var/lib/virtvault/vault/restore/…' },
         'An absolute folder on the server inside a restore root (--restore-roots; default <vault>/restore). Missing folders are made; existing files are never replaced.'),
       radioGroup('format', 'Format', [['qcow2', 'qcow2'], ['raw', 'raw']], 'qcow2'),
-      textField('define', 'Define a new domain named', { maxlength: '64' }, 'Optional: a domain from the backup’s XML with the restored disks.'),
+      defineField(),
     ];
     const r = await formDialog({
       title: `Restore backup ${shortId(b.id)}`, body, submitLabel: 'Restore', id: 'restore-dialog',
       submit: async (form) => {
         const f = new FormData(form);
-        const req = { target_dir: f.get('target_dir'), format: f.get('format') };
-        if (f.get('define')) req.define = { name: f.get('define') };
-        return api('POST', `${base}/${seg(b.id)}/restore`, req);
+        const req = withDefine({ target_dir: f.get('target_dir'), format: f.get('format') }, form);
+        showFieldErrors(form, null);
+        try {
+          return await api('POST', `${base}/${seg(b.id)}/restore`, req);
+        } catch (e) {
+          showFieldErrors(form, e);
+          throw e;
+        }
       },
     });
     if (!r) return;
@@ -334,32 +371,21 @@ export function backupsTab(panel, ctx) {
       }
       result = final.result;
     }
-    showResult('Restore', b, result);
+    const text = `Restore of backup ${shortId(b.id)} succeeded.`;
+    replace(msg, restoreResultView('restore-result', text, result));
+    announce(text);
   }
 
-  function showResult(what, b, result) {
-    const disks = result?.disks ?? [];
-    if (what === 'Verification') {
-      const ok = result?.ok === true;
-      const problems = result?.problems ?? [];
-      const text = ok ? `Backup ${shortId(b.id)} verified: ${result.files ?? '?'} files of ${result.backups ?? '?'} backups match.`
-        : `Backup ${shortId(b.id)} failed verification.`;
-      replace(msg, h('div', { class: ok ? 'result' : 'problem', role: 'status', id: 'verification-result' },
-        h('h3', null, 'Verification result'), h('p', null, text),
-        result?.checked_at ? h('p', { class: 'small muted' }, `checked ${fmtTime(result.checked_at)}`) : null,
-        problems.length ? h('ul', null, problems.map((p) => h('li', null, p))) : null));
-      announce(text);
-      return;
-    }
-    const text = `${what} of backup ${shortId(b.id)} succeeded.`;
-    replace(msg, h('div', { class: 'result', role: 'status', id: `${what.toLowerCase()}-result` },
-      h('h3', null, `${what} result`), h('p', null, text),
-      disks.length ? h('dl', { class: 'kv' }, disks.map((d) => [h('dt', null, d.target ?? 'disk'),
-        h('dd', { class: 'mono' }, [d.path ?? d.file ?? '', d.ok === false ? ' — mismatch' : '',
-          d.sha256 ? ` sha256 ${d.sha256.slice(0, 16)}…` : '', d.detail ? ` ${d.detail}` : ''].join(''))])) : null,
-      result?.domain ? h('p', null, 'Defined domain: ', h('a', { href: `#/d/${encodeURIComponent(result.domain.name ?? result.domain)}` },
-        String(result.domain.name ?? result.domain))) : null,
-      result && !disks.length && !result.domain ? h('pre', { class: 'small mono' }, JSON.stringify(result, null, 2)) : null));
+  /** The verification's answer ({ok, files, backups, checked_at, problems}) as a status box. */
+  function showVerification(b, result) {
+    const ok = result?.ok === true;
+    const problems = result?.problems ?? [];
+    const text = ok ? `Backup ${shortId(b.id)} verified: ${result.files ?? '?'} files of ${result.backups ?? '?'} backups match.`
+      : `Backup ${shortId(b.id)} failed verification.`;
+    replace(msg, h('div', { class: ok ? 'result' : 'problem', role: 'status', id: 'verification-result' },
+      h('h3', null, 'Verification result'), h('p', null, text),
+      result?.checked_at ? h('p', { class: 'small muted' }, `checked ${fmtTime(result.checked_at)}`) : null,
+      problems.length ? h('ul', null, problems.map((p) => h('li', null, p))) : null));
     announce(text);
   }
 
@@ -427,5 +453,5 @@ export function backupsTab(panel, ctx) {
 
   load();
   recovery.load();
-  return () => off();
+  return () => { off(); copiesSeen?.disconnect(); };
 }

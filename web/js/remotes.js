@@ -2,13 +2,15 @@
 // them; adds, edits and deletes one in a dialog (the secret is write-only: the API answers
 // secret_set, the form never shows it back); "Check" shows what the bucket allows (versioning,
 // object lock) or the step that failed. A remote's bucket contents come from its manifests:
-// restore one on this host (followed to its end) or delete it (a lock answers 409 with its
-// due date). Also what the backups tab needs: the list of remotes.
+// restore one on this host (followed to its end; optionally defining a new domain on the
+// restored disks) or delete it (a lock answers 409 with its due date). Also what the backups
+// tab needs: the list of remotes.
 
 import { h, replace, badge, stateBadge, fmtBytes, fmtTime, fmtAge, shortId, announce } from './dom.js';
 import { api, getAll, seg, problemView } from './api.js';
 import { formDialog, radioGroup, field, showFieldErrors } from './dialog.js';
 import { followJob, jobIdFrom, percentOf } from './events.js';
+import { defineField, withDefine, restoreResultView } from './restore.js';
 
 let seq = 0;
 
@@ -202,13 +204,13 @@ export function remotesView(main, params, { signal }) {
     const r = await formDialog({
       title: `Restore backup ${shortId(x.id)} from ${name}`, submitLabel: 'Restore', id: 'remote-restore-dialog',
       body: [h('p', null, `Downloads the chain of backup ${shortId(x.id)} of ${x.domain_name ?? x.domain_uuid} (${x.type}, ${fmtTime(x.started_at)}) from the bucket and writes its disks as new files.`),
-        target.nodes, radioGroup('format', 'Format', [['qcow2', 'qcow2'], ['raw', 'raw']], 'qcow2'), fmtErr],
+        target.nodes, radioGroup('format', 'Format', [['qcow2', 'qcow2'], ['raw', 'raw']], 'qcow2'), fmtErr, defineField()],
       submit: async (form) => {
         const f = new FormData(form);
         try {
           showFieldErrors(form, null);
           return await api('POST', `/v1/remotes/${seg(name)}/backups/${seg(x.id)}/restore`,
-            { target_dir: String(f.get('target_dir') ?? '').trim(), format: f.get('format') });
+            withDefine({ target_dir: String(f.get('target_dir') ?? '').trim(), format: f.get('format') }, form));
         } catch (e) {
           showFieldErrors(form, e);
           throw e;
@@ -223,13 +225,8 @@ export function remotesView(main, params, { signal }) {
         { context: `Backup ${shortId(x.id)} was not restored from ${name}.` }));
       return;
     }
-    const disks = final.result?.disks ?? [];
     const text = `Backup ${shortId(x.id)} restored from ${name}.`;
-    replace(contentsMsg, h('div', { class: 'result', role: 'status', id: 'offsite-restore-result' },
-      h('h3', null, 'Restore result'), h('p', null, text),
-      disks.length ? h('dl', { class: 'kv' }, disks.map((d) => [h('dt', null, d.target ?? 'disk'), h('dd', { class: 'mono' }, d.path ?? '')])) : null,
-      final.result?.domain ? h('p', null, 'Defined domain: ', h('a', { href: `#/d/${encodeURIComponent(final.result.domain.name ?? final.result.domain)}` },
-        String(final.result.domain.name ?? final.result.domain))) : null));
+    replace(contentsMsg, restoreResultView('offsite-restore-result', text, final.result));
     announce(text);
   }
 
