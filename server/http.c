@@ -1774,7 +1774,16 @@ http_start(const struct http_config *cfg, struct http_server **ret, unsigned *re
     socklen_t addr_len;
     bool loopback = false;
     bool is_unix = strncmp(cfg->listen, "unix:", 5) == 0;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+    /*
+     * poll(), not epoll: http_stop() quiesces the daemon, and with an epoll
+     * thread pool the removal of the listening socket from each thread's
+     * epoll set races with that thread's own removal of it; when it loses,
+     * epoll_ctl() fails and libmicrohttpd (0.9.75) aborts the process.  A
+     * poll() thread only stops asking for the socket.  A thread holds its
+     * share of --conn-limit (128 of the default 512): poll() over them is
+     * cheap.
+     */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     int unix_fd = -1;
     gid_t unix_gid = 0;

@@ -1,5 +1,5 @@
 /*
- * http.h - the HTTP transport: libmicrohttpd with an internal epoll thread
+ * http.h - the HTTP transport: libmicrohttpd with an internal poll() thread
  * pool, limits on connections, time and memory, a capped body, the router,
  * authentication and problem+json answers.
  */
