@@ -85,7 +85,8 @@ db_checkpoint_put(struct db *db, const struct db_checkpoint *c)
     DB_LOCK_SCOPE(db);
     r = db_prepare(db,
                    "INSERT INTO checkpoints (" COLUMNS
-                   ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)"
+                   ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, MAX(?8, COALESCE((SELECT MAX(stored) + 1"
+                   " FROM checkpoints WHERE domain_uuid = ?1), 0)), ?8)"
                    " ON CONFLICT (domain_uuid, name) DO UPDATE SET parent = excluded.parent,"
                    " xml = excluded.xml, state = excluded.state, reason = excluded.reason,"
                    " created = excluded.created, updated = excluded.updated",

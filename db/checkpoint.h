@@ -26,13 +26,17 @@ struct db_checkpoint {
     enum conf_checkpoint_state state;
     char *reason;    /* why the state is what it is, or NULL */
     int64_t created; /* libvirt's creationTime, seconds since the epoch */
-    int64_t stored;  /* when the row was first written, ms since the epoch */
+    int64_t stored;  /* when the row was first written, ms since the epoch; later
+                        than every row of its domain stored before it */
     int64_t updated; /* when the row last changed, ms since the epoch */
 };
 
 /*
  * Inserts c, or replaces the row of the same domain and name (keeping its
- * first-stored time and its place in the order). Borrows c.
+ * first-stored time and its place in the order). A new row's stored time is
+ * at least one ms after the domain's latest, so that rows stored in one ms
+ * (a chain's checkpoints, parents first) keep the order they were stored in.
+ * Borrows c.
  */
 int db_checkpoint_put(struct db *db, const struct db_checkpoint *c);
 

@@ -1,5 +1,7 @@
 /* Unit tests: the checkpoints table. */
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +93,35 @@ main(void)
     struct db_checkpoint evil = row(DOM, "x'); DROP TABLE checkpoints; --", NULL, 1, "ok");
     ok(db_checkpoint_put(db, &evil) == 0 && db_checkpoint_list(db, DOM, &list, &n) == 0 && n == 3,
        "values are bound, never formatted into SQL");
+    db_checkpoint_list_free(list, n);
+
+    /*
+     * A chain stored in one go (parents first, all created in one second, as
+     * an adoption or a reconcile stores them) keeps that order in `stored`,
+     * however fast the puts: the list's key (created, stored, name) puts
+     * parents first even when the names sort the other way.
+     */
+    enum { CHAIN = 40 };
+    char names[CHAIN][8];
+    for (int i = 0; i < CHAIN; i++) {
+        struct db_checkpoint c = row(OTHER, names[i], i ? names[i - 1] : NULL, 30, "ok");
+
+        snprintf(names[i], sizeof(names[i]), "n%02d", CHAIN - i);
+        c.name = names[i];
+        ok(db_checkpoint_put(db, &c) == 0, "put %s after its parent", names[i]);
+    }
+    ok(db_checkpoint_list(db, OTHER, &list, &n) == 0 && n == CHAIN + 1, "the chain is listed");
+    int64_t last = 0;
+    bool rising = true;
+    for (int i = 0; i < CHAIN; i++) {
+        for (size_t k = 0; k < n; k++) {
+            if (strcmp(list[k].name, names[i]) != 0)
+                continue;
+            rising = rising && list[k].stored > last;
+            last = list[k].stored;
+        }
+    }
+    ok(rising, "each checkpoint's stored time is later than its parent's");
     db_checkpoint_list_free(list, n);
 
     db_close(db);
