@@ -37,6 +37,8 @@ async function backUp(page, type) {
       }
     }).observe(document.getElementById('backup-jobs'), { subtree: true, childList: true, attributes: true });
   });
+  // The box of an earlier backup may still be there (finished boxes fade out): follow the new one.
+  const before = await page.locator('#backup-jobs [data-job]').evaluateAll((els) => els.map((el) => el.dataset.job));
   await page.getByRole('button', { name: 'Back up now' }).click();
   const dlg = page.getByRole('dialog', { name: `Back up ${dom} now` });
   await dlg.waitFor();
@@ -44,8 +46,11 @@ async function backUp(page, type) {
   await dlg.locator('input[name=mode][value=push]').check();
   await dlg.getByRole('button', { name: 'Start backup' }).click();
   await dlg.waitFor({ state: 'detached' });
-  await page.locator('[data-job] [role=progressbar][aria-valuenow="100"]').waitFor({ timeout: 120000 });
-  await page.locator('[data-job]', { hasText: 'succeeded · 100%' }).waitFor();
+  const id = await (await page.waitForFunction((old) => [...document.querySelectorAll('#backup-jobs [data-job]')]
+    .map((el) => el.dataset.job).find((x) => !old.includes(x)), before)).jsonValue();
+  const box = page.locator(`#backup-jobs [data-job="${id}"]`);
+  await box.locator('[role=progressbar][aria-valuenow="100"]').waitFor({ timeout: 120000 });
+  await box.filter({ hasText: 'succeeded · 100%' }).waitFor();
   return page.evaluate(() => window.seenProgress);
 }
 
