@@ -21,13 +21,12 @@ struct db;
 struct db_checkpoint {
     char domain_uuid[37];
     char *name;
-    char *parent;    /* NULL for a root */
-    char *xml;       /* full checkpoint XML */
+    char *parent; /* NULL for a root */
+    char *xml;    /* full checkpoint XML */
     enum conf_checkpoint_state state;
     char *reason;    /* why the state is what it is, or NULL */
     int64_t created; /* libvirt's creationTime, seconds since the epoch */
-    int64_t stored;  /* when the row was first written, ms since the epoch; later
-                        than every row of its domain stored before it */
+    int64_t stored;  /* first written, ms since the epoch (after its domain's earlier rows) */
     int64_t updated; /* when the row last changed, ms since the epoch */
 };
 
