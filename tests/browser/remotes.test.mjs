@@ -57,6 +57,30 @@ async function waitJob(id) {
   }
 }
 
+/** Adds remote `name` (no lock) over the test's bucket under its own prefix, through the API. */
+async function addRemote(name) {
+  const add = await apiJson(d.url, 'POST', '/v1/remotes', { name, endpoint: store.endpoint, bucket,
+    prefix: `site/${name}`, access_key: store.accessKey, secret: store.secretKey });
+  assert.equal(add.status, 201, JSON.stringify(add.data));
+}
+
+/** A backup of the test's domain through the API, waited for to succeed; returns the backup. */
+async function backUp(type) {
+  const r = await apiJson(d.url, 'POST', `/v1/domains/${dom}/backups`, { type });
+  assert.equal(r.status, 202, JSON.stringify(r.data));
+  const job = await waitJob(r.data.job_id ?? /\/v1\/jobs\/([^/]+)/.exec(r.location)[1]);
+  assert.equal(job.state, 'succeeded', JSON.stringify(job));
+  return r.data;
+}
+
+/** Copies backup `id` to `remote` through the API and waits for the copy to succeed. */
+async function copyTo(id, remote) {
+  const c = await apiJson(d.url, 'POST', `/v1/domains/${dom}/backups/${id}/copies`, { remote });
+  assert.equal(c.status, 202, JSON.stringify(c.data));
+  const copy = await waitJob(c.data.id ?? /\/v1\/jobs\/([^/]+)/.exec(c.location)[1]);
+  assert.equal(copy.state, 'succeeded', JSON.stringify(copy));
+}
+
 before(async () => {
   scratch = mkdtempSync(join(tmpdir(), 'vv-browser-remotes-'));
   dom = uniqueName('vvb-rem');
@@ -260,18 +284,9 @@ test('a remote added in the form, checked, a backup copied to it, restored from 
 
 test('a restore from the bucket with "Define a new domain named" filled in defines that domain', async () => {
   // A remote of its own (no lock) holding a copy of a new full backup, made through the API.
-  const add = await apiJson(d.url, 'POST', '/v1/remotes', { name: 'def', endpoint: store.endpoint, bucket,
-    prefix: 'site/def', access_key: store.accessKey, secret: store.secretKey });
-  assert.equal(add.status, 201, JSON.stringify(add.data));
-  const r = await apiJson(d.url, 'POST', `/v1/domains/${dom}/backups`, { type: 'full' });
-  assert.equal(r.status, 202, JSON.stringify(r.data));
-  const job = await waitJob(r.data.job_id ?? /\/v1\/jobs\/([^/]+)/.exec(r.location)[1]);
-  assert.equal(job.state, 'succeeded', JSON.stringify(job));
-  const backup = r.data;
-  const c = await apiJson(d.url, 'POST', `/v1/domains/${dom}/backups/${backup.id}/copies`, { remote: 'def' });
-  assert.equal(c.status, 202, JSON.stringify(c.data));
-  const copy = await waitJob(c.data.id ?? /\/v1\/jobs\/([^/]+)/.exec(c.location)[1]);
-  assert.equal(copy.state, 'succeeded', JSON.stringify(copy));
+  await addRemote('def');
+  const backup = await backUp('full');
+  await copyTo(backup.id, 'def');
 
   const name = uniqueName('vvb-def');
   defined.push(name);
@@ -318,22 +333,10 @@ test('a restore from the bucket with "Define a new domain named" filled in defin
 });
 
 test('the backups tab reads the copies of a backup 31st from the top when its row comes into view, three requests at a time', async () => {
-  const add = await apiJson(d.url, 'POST', '/v1/remotes', { name: 'lazy', endpoint: store.endpoint, bucket,
-    prefix: 'site/lazy', access_key: store.accessKey, secret: store.secretKey });
-  assert.equal(add.status, 201, JSON.stringify(add.data));
-  const backUp = async (type) => {
-    const r = await apiJson(d.url, 'POST', `/v1/domains/${dom}/backups`, { type });
-    assert.equal(r.status, 202, JSON.stringify(r.data));
-    const job = await waitJob(r.data.job_id ?? /\/v1\/jobs\/([^/]+)/.exec(r.location)[1]);
-    assert.equal(job.state, 'succeeded', JSON.stringify(job));
-    return r.data;
-  };
+  await addRemote('lazy');
   // A full backup copied to the remote, then 30 backups after it: its row is the 31st.
   const old = await backUp('full');
-  const c = await apiJson(d.url, 'POST', `/v1/domains/${dom}/backups/${old.id}/copies`, { remote: 'lazy' });
-  assert.equal(c.status, 202, JSON.stringify(c.data));
-  const copy = await waitJob(c.data.id ?? /\/v1\/jobs\/([^/]+)/.exec(c.location)[1]);
-  assert.equal(copy.state, 'succeeded', JSON.stringify(copy));
+  await copyTo(old.id, 'lazy');
   for (let i = 0; i < 30; i++) await backUp('incremental');
   const items = (await apiJson(d.url, 'GET', `/v1/domains/${dom}/backups`)).data.items;
   const completed = items.filter((x) => x.state === 'completed')

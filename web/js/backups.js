@@ -6,7 +6,7 @@
 
 import { h, replace, badge, stateBadge, fmtBytes, fmtDuration, fmtTime, fmtAge, secondsBetween, shortId, announce } from './dom.js';
 import { api, getAll, seg, problemView, isUnavailable } from './api.js';
-import { formDialog, textField, radioGroup, field, showFieldErrors } from './dialog.js';
+import { formDialog, textField, radioGroup, field, withFieldErrors } from './dialog.js';
 import { followJob, jobIdFrom, percentOf, isFinal, onEvent, jobOf } from './events.js';
 import { sizeDurationChart } from './chart.js';
 import { recoveryArea } from './recovery.js';
@@ -78,7 +78,7 @@ export function backupsTab(panel, ctx) {
   /**
    * Reads the copies of each completed backup once its row comes into view (one request
    * each, COPIES_PARALLEL at a time; a catalog of hundreds asks only for the rows looked at)
-   * and shows them in the row. Called after each draw: rows are read again then.
+   * and shows them in the row. Called after each load's draw: rows are read again then.
    */
   function watchCopies() {
     copiesSeen?.disconnect();
@@ -86,10 +86,6 @@ export function backupsTab(panel, ctx) {
     const completed = new Set(items.filter((b) => b.state === 'completed').map((b) => b.id));
     const rows = [...table.querySelectorAll('tr[data-backup]')].filter((el) => completed.has(el.dataset.backup));
     const want = (id) => { copiesQueue.push(id); pumpCopies(); };
-    if (typeof IntersectionObserver !== 'function') {
-      for (const el of rows) want(el.dataset.backup);
-      return;
-    }
     copiesSeen = new IntersectionObserver((entries, seen) => {
       for (const e of entries) {
         if (!e.isIntersecting) continue;
@@ -350,13 +346,7 @@ export function backupsTab(panel, ctx) {
       submit: async (form) => {
         const f = new FormData(form);
         const req = withDefine({ target_dir: f.get('target_dir'), format: f.get('format') }, form);
-        showFieldErrors(form, null);
-        try {
-          return await api('POST', `${base}/${seg(b.id)}/restore`, req);
-        } catch (e) {
-          showFieldErrors(form, e);
-          throw e;
-        }
+        return withFieldErrors(form, () => api('POST', `${base}/${seg(b.id)}/restore`, req));
       },
     });
     if (!r) return;
@@ -416,13 +406,7 @@ export function backupsTab(panel, ctx) {
         remote = req.remote;
         const bw = String(f.get('bandwidth') ?? '').trim();
         if (bw) req.bandwidth = /^[0-9]+(\.[0-9]+)?$/.test(bw) ? Math.round(Number(bw) * 1048576) : bw;
-        showFieldErrors(form, null);
-        try {
-          return await api('POST', `${base}/${seg(b.id)}/copies`, req);
-        } catch (e) {
-          showFieldErrors(form, e);
-          throw e;
-        }
+        return withFieldErrors(form, () => api('POST', `${base}/${seg(b.id)}/copies`, req));
       },
     });
     if (!r) return;

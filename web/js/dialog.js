@@ -114,6 +114,20 @@ export function field(name, labelText, attrs = {}, hint) {
 }
 
 /**
+ * Runs call() (a dialog's request) with form's field errors cleared first, and the API's
+ * field errors placed next to their fields when it fails; the error is thrown on.
+ */
+export async function withFieldErrors(form, call) {
+  showFieldErrors(form, null);
+  try {
+    return await call();
+  } catch (e) {
+    showFieldErrors(form, e);
+    throw e;
+  }
+}
+
+/**
  * Puts the problem's field errors (errors[].pointer "/name" or parameter) next to the fields
  * of form that carry those names; clears the others. Returns true when one was placed.
  */

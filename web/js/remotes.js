@@ -8,7 +8,7 @@
 
 import { h, replace, badge, stateBadge, fmtBytes, fmtTime, fmtAge, shortId, announce } from './dom.js';
 import { api, getAll, seg, problemView } from './api.js';
-import { formDialog, radioGroup, field, showFieldErrors } from './dialog.js';
+import { formDialog, radioGroup, field, showFieldErrors, withFieldErrors } from './dialog.js';
 import { followJob, jobIdFrom, percentOf } from './events.js';
 import { defineField, withDefine, restoreResultView } from './restore.js';
 
@@ -207,14 +207,8 @@ export function remotesView(main, params, { signal }) {
         target.nodes, radioGroup('format', 'Format', [['qcow2', 'qcow2'], ['raw', 'raw']], 'qcow2'), fmtErr, defineField()],
       submit: async (form) => {
         const f = new FormData(form);
-        try {
-          showFieldErrors(form, null);
-          return await api('POST', `/v1/remotes/${seg(name)}/backups/${seg(x.id)}/restore`,
-            withDefine({ target_dir: String(f.get('target_dir') ?? '').trim(), format: f.get('format') }, form));
-        } catch (e) {
-          showFieldErrors(form, e);
-          throw e;
-        }
+        const req = withDefine({ target_dir: String(f.get('target_dir') ?? '').trim(), format: f.get('format') }, form);
+        return withFieldErrors(form, () => api('POST', `/v1/remotes/${seg(name)}/backups/${seg(x.id)}/restore`, req));
       },
     });
     if (!r) return;
@@ -314,14 +308,8 @@ function remoteForm(r) {
       def.lock_days = days === '' ? 0 : (/^-?[0-9]+$/.test(days) ? Number(days) : days);
       const secret = String(new FormData(form).get('secret') ?? '');
       if (secret || !r) def.secret = secret;
-      showFieldErrors(form, null);
-      try {
-        if (r) return await api('PUT', `/v1/remotes/${seg(r.name)}`, def);
-        return await api('POST', '/v1/remotes', { name: v('name'), ...def });
-      } catch (e) {
-        showFieldErrors(form, e);
-        throw e;
-      }
+      return withFieldErrors(form, () => (r ? api('PUT', `/v1/remotes/${seg(r.name)}`, def)
+        : api('POST', '/v1/remotes', { name: v('name'), ...def })));
     },
   };
 }
